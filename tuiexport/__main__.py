@@ -1,0 +1,3 @@
+from tuiexport.cli import main
+
+raise SystemExit(main())

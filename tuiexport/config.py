@@ -1,0 +1,116 @@
+"""Settings and locations.
+
+Settings come from a TOML file (``config.toml`` in the user config directory, or the file named by
+``TUIEXPORT_CONFIG``) with environment overrides. ``TUIEXPORT_HOME`` moves every location (database,
+artifacts, downloads, config) under one folder, which tests and portable installs use.
+"""
+
+from __future__ import annotations
+
+from tuiexport.errors import UserError
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+import platformdirs
+
+APP_NAME = "tuiexport"
+API_VERSION = "1.0"
+
+
+class ConfigError(UserError):
+    """The configuration file cannot be used; the message is one sentence for the user."""
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: Contract limit: the most products one export may hold.
+    contract_limit: int = 200_000
+    #: How many artifacts per export are kept on disk (history rows stay).
+    keep_artifacts: int = 5
+    #: Catalog default language: the fallback for texts missing in an export's language.
+    default_language: str = "de"
+    #: Share server.
+    server_host: str = "127.0.0.1"
+    server_port: int = 8421
+    base_url: str = ""
+    max_concurrent_runs: int = 4
+    #: Folders; empty means the platform default (or under TUIEXPORT_HOME).
+    artifacts_dir: str = ""
+    downloads_dir: str = ""
+    #: Who is named as producer of definitions created here; empty means the login name.
+    producer: str = ""
+
+
+def _home() -> Path | None:
+    home = os.environ.get("TUIEXPORT_HOME")
+    return Path(home).expanduser() if home else None
+
+
+def data_dir() -> Path:
+    home = _home()
+    return home if home else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_path() -> Path:
+    explicit = os.environ.get("TUIEXPORT_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    home = _home()
+    base = home if home else Path(platformdirs.user_config_dir(APP_NAME))
+    return base / "config.toml"
+
+
+def default_db_path() -> Path:
+    return data_dir() / "tuiexport.sqlite"
+
+
+def load_settings() -> Settings:
+    """Read the config file (if any), then apply ``TUIEXPORT_*`` environment overrides."""
+    raw: dict = {}
+    path = config_path()
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"Cannot read the configuration file {path}: {exc}.") from exc
+    for field in Settings.__struct_fields__:
+        value = os.environ.get(f"TUIEXPORT_{field.upper()}")
+        if value is not None:
+            raw[field] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"The configuration in {path} is invalid: {exc}.") from exc
+
+
+_settings: Settings | None = None
+
+
+def settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def reset_settings(value: Settings | None = None) -> None:
+    """Forget cached settings (tests, or after the environment changed)."""
+    global _settings
+    _settings = value
+
+
+def artifacts_dir() -> Path:
+    configured = settings().artifacts_dir
+    return Path(configured).expanduser() if configured else data_dir() / "artifacts"
+
+
+def downloads_dir() -> Path:
+    configured = settings().downloads_dir
+    if configured:
+        return Path(configured).expanduser()
+    home = _home()
+    if home:
+        return home / "downloads"
+    return Path(platformdirs.user_downloads_dir())

@@ -1,0 +1,120 @@
+"""The one place that opens the database.
+
+SQLite file (the embedded default: WAL, a busy timeout, IMMEDIATE write transactions so several
+processes can share it) or a PostgreSQL URL (``postgresql://…``) for big installations. The target
+comes from ``--db``, else ``TUIEXPORT_DB``, else the SQLite file in the user data directory.
+"""
+
+from __future__ import annotations
+
+from tuiexport.errors import UserError
+
+import os
+from pathlib import Path
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+from tuiexport import config
+
+#: Every model binds to this proxy; :func:`open_database` points it at a real database.
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 60_000,
+    "foreign_keys": 1,
+    "cache_size": -64_000,
+    "temp_store": "memory",
+}
+
+
+class DatabaseError(UserError):
+    """The database cannot be opened or used; the message is one sentence for the user."""
+
+
+def resolve_target(target: str | os.PathLike | None = None) -> str:
+    if target:
+        return str(target)
+    env = os.environ.get("TUIEXPORT_DB")
+    if env:
+        return env
+    return str(config.default_db_path())
+
+
+def is_url(target: str) -> bool:
+    return "://" in target
+
+
+def make_database(target: str) -> peewee.Database:
+    if is_url(target):
+        if target.startswith("sqlite:///"):
+            return make_database(target[len("sqlite:///") :] or ":memory:")
+        try:
+            return connect_url(target)
+        except Exception as exc:  # unknown scheme, missing driver
+            raise DatabaseError(f"Cannot use the database URL {redact(target)}: {exc}.") from exc
+    path = Path(target).expanduser()
+    if str(path) != ":memory:":
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"Cannot create the folder for the database {path}: {exc.strerror}.") from exc
+    return peewee.SqliteDatabase(
+        str(path), pragmas=SQLITE_PRAGMAS, timeout=60, lock_type="IMMEDIATE", check_same_thread=False
+    )
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def is_sqlite(db: peewee.Database | None = None) -> bool:
+    db = db or database.obj
+    return isinstance(db, peewee.SqliteDatabase)
+
+
+def describe(db: peewee.Database | None = None) -> str:
+    """Where the data lives, for status lines."""
+    db = db or database.obj
+    if db is None:
+        return "(not open)"
+    if is_sqlite(db):
+        return db.database
+    return redact(f"{type(db).__name__}:{db.database}")
+
+
+def open_database(
+    target: str | os.PathLike | None = None, *, load_sample: bool = True
+) -> peewee.Database:
+    """Open (and on first use create) the database; bind every model to it.
+
+    A fresh database gets the schema, and, when ``load_sample`` is true and the catalog is empty,
+    the bundled sample catalog and a few example export definitions.
+    """
+    from tuiexport import schema
+
+    resolved = resolve_target(target)
+    db = make_database(resolved)
+    database.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.OperationalError as exc:
+        raise DatabaseError(f"Cannot open the database {describe(db)}: {exc}.") from exc
+    schema.ensure_schema(db)
+    if load_sample:
+        schema.ensure_sample(db)
+    return db
+
+
+def close_database() -> None:
+    db = database.obj
+    if db is not None and not db.is_closed():
+        db.close()

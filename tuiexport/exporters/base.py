@@ -1,0 +1,75 @@
+"""What the engine hands a writer, and what a writer hands back.
+
+Data flows one way: the engine materialises the selected puids (first N by puid) into the
+temporary table ``sel(puid INTEGER PRIMARY KEY)`` on the job's connection, then calls the writer,
+which reads rows with raw cursors (``job.db.execute_sql``) joined to ``sel`` and encodes them into
+``out``. Writers know nothing about definitions or history; the engine knows nothing about formats
+beyond the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+import peewee as pw
+
+#: Name of the temporary table holding the selected puids, ordered, already cut to the limit.
+SELECTION_TABLE = "sel"
+#: Name of the temporary table holding puids that matched but were cut by the limit.
+OMITTED_TABLE = "sel_omitted"
+
+
+class Cancelled(Exception):
+    """Raised by a writer (via :meth:`ExportJob.check`) when the run was cancelled."""
+
+
+@dataclass
+class ExportJob:
+    db: pw.Database
+    export_id: str
+    export_name: str
+    log_id: str
+    started: datetime
+    profile: str
+    output: str
+    language: str
+    fallback_language: str
+    long_descriptions: bool
+    #: Products in ``sel`` (what will be written).
+    total: int
+    #: Products that matched but were cut by the limit (their puids are in ``sel_omitted``).
+    omitted: int
+    limit: int
+    options: dict = field(default_factory=dict)
+    #: ``progress(products_written)``; cheap to call, but call it every few thousand rows only.
+    progress: Callable[[int], None] = lambda n: None
+    cancelled: Callable[[], bool] = lambda: False
+    #: Writers append human-readable warnings/errors here; the engine stores them with the run.
+    messages: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def check(self, written: int) -> None:
+        """Report progress and stop if cancelled; writers call it every few thousand products."""
+        self.progress(written)
+        if self.cancelled():
+            raise Cancelled()
+
+
+@dataclass
+class WriteStats:
+    product_count: int
+    #: Products per supplier name (for the history's "share of products per supplier").
+    supplier_shares: dict[str, int] = field(default_factory=dict)
+
+
+class Writer(Protocol):
+    profile: str
+    output: str
+    #: File name extension, e.g. "zip", "json", "xml", "jsonl".
+    extension: str
+    media_type: str
+
+    def write(self, job: ExportJob, out: BinaryIO) -> WriteStats: ...

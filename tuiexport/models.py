@@ -1,0 +1,178 @@
+"""Peewee models: the product catalog and the export management state.
+
+Timestamps are stored in UTC (naive ``datetime``); SQLite keeps them as ``YYYY-MM-DD HH:MM:SS``
+text, which is what the exporters format in SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import peewee as pw
+
+from tuiexport.db import database
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+# --- catalog -------------------------------------------------------------------------------
+
+
+class Manufacturer(BaseModel):
+    id = pw.IntegerField(primary_key=True)
+    name = pw.CharField()
+    short_name = pw.CharField(default="")
+
+
+class ProductType(BaseModel):
+    id = pw.IntegerField(primary_key=True)
+    name = pw.CharField()
+    group_code = pw.CharField(max_length=3)
+
+
+class Supplier(BaseModel):
+    id = pw.IntegerField(primary_key=True)
+    name = pw.CharField()
+    partner = pw.BooleanField(default=False, index=True)
+
+
+CONDITIONS = ("new", "used", "refurbished")
+STOCK_STATUSES = ("in_stock", "low_stock", "out_of_stock", "on_order", "unknown")
+LANGUAGES = ("de", "en", "fr", "it", "nl", "es")
+
+
+class Product(BaseModel):
+    puid = pw.BigIntegerField(primary_key=True)
+    ean = pw.CharField(null=True, index=True)
+    manufacturer_sku = pw.CharField(null=True, index=True)
+    manufacturer = pw.ForeignKeyField(Manufacturer, null=True, index=True, on_delete="SET NULL")
+    product_type = pw.ForeignKeyField(ProductType, null=True, index=True, on_delete="SET NULL")
+    #: 0–3; >= 1 means the product has a catalogue id.
+    qualification = pw.SmallIntegerField(default=0)
+    condition = pw.CharField(default="new")
+    image_url = pw.CharField(null=True)
+    image_exportable = pw.BooleanField(default=False)
+    weight = pw.FloatField(null=True)
+    eclass = pw.CharField(null=True)
+    created = pw.DateTimeField(default=utcnow)
+    updated = pw.DateTimeField(default=utcnow, index=True)
+
+
+class ProductText(BaseModel):
+    product = pw.ForeignKeyField(Product, on_delete="CASCADE", backref="texts")
+    lang = pw.CharField(max_length=2)
+    name = pw.TextField(default="")
+    short_description = pw.TextField(default="")
+    long_description = pw.TextField(default="")
+
+    class Meta:
+        primary_key = pw.CompositeKey("product", "lang")
+
+
+class SupplierItem(BaseModel):
+    id = pw.AutoField()
+    product = pw.ForeignKeyField(Product, on_delete="CASCADE", backref="offers")
+    supplier = pw.ForeignKeyField(Supplier, on_delete="CASCADE")
+    supplier_sku = pw.CharField(default="")
+    #: Net price; NULL when the supplier gives none.
+    price = pw.FloatField(null=True)
+    currency = pw.CharField(max_length=3, default="EUR")
+    stock = pw.IntegerField(null=True)
+    stock_status = pw.CharField(default="unknown")
+    condition = pw.CharField(default="new")
+    updated = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("product", "supplier"), True),)
+
+
+CATALOG_MODELS = [Manufacturer, ProductType, Supplier, Product, ProductText, SupplierItem]
+
+
+# --- management ----------------------------------------------------------------------------
+
+
+class Meta(BaseModel):
+    key = pw.CharField(primary_key=True)
+    value = pw.TextField()
+
+
+class Selection(BaseModel):
+    id = pw.AutoField()
+    name = pw.CharField()
+    #: False while the name is generated from the rules; True once the user named it.
+    name_custom = pw.BooleanField(default=False)
+    #: Criteria as JSON (tuiexport.selection.Criteria).
+    criteria = pw.TextField(default="{}")
+    created = pw.DateTimeField(default=utcnow)
+    updated = pw.DateTimeField(default=utcnow)
+
+
+class ExportDefinition(BaseModel):
+    id = pw.AutoField()
+    export_id = pw.CharField(unique=True)
+    name = pw.CharField()
+    selection = pw.ForeignKeyField(Selection, null=True, on_delete="SET NULL", backref="exports")
+    profile = pw.CharField(default="standard")
+    output = pw.CharField(default="csv")
+    language = pw.CharField(max_length=2, default="de")
+    long_descriptions = pw.BooleanField(default=True)
+    product_limit = pw.IntegerField(null=True)
+    #: Extra options as JSON (e.g. {"csv_variant": "excel"}).
+    options = pw.TextField(default="{}")
+    producer = pw.CharField(default="")
+    share_token = pw.CharField()
+    created = pw.DateTimeField(default=utcnow)
+    updated = pw.DateTimeField(default=utcnow)
+
+
+class Run(BaseModel):
+    id = pw.AutoField()
+    log_id = pw.CharField(unique=True)
+    export_id = pw.CharField(index=True)
+    export_name = pw.CharField()
+    trigger = pw.CharField()  # tui / cli / api
+    status = pw.CharField(index=True)  # running, success, warning, failed, cancelled, interrupted
+    started = pw.DateTimeField(default=utcnow, index=True)
+    finished = pw.DateTimeField(null=True)
+    heartbeat = pw.DateTimeField(default=utcnow)
+    api_version = pw.CharField(default="")
+    profile = pw.CharField()
+    output = pw.CharField()
+    file_format = pw.CharField()
+    product_count = pw.IntegerField(default=0)
+    omitted_count = pw.IntegerField(default=0)
+    size = pw.BigIntegerField(null=True)
+    sha256 = pw.CharField(null=True)
+    artifact_path = pw.TextField(null=True)
+    #: True while artifact_path still exists (retention removes old artifacts, the row stays).
+    artifact_kept = pw.BooleanField(default=False)
+    #: JSON list of message strings.
+    messages = pw.TextField(default="[]")
+    #: JSON object: products per supplier in this run.
+    supplier_shares = pw.TextField(default="{}")
+    fingerprint = pw.CharField(default="", index=True)
+    host = pw.CharField(default="")
+    pid = pw.IntegerField(default=0)
+
+
+class ApiKey(BaseModel):
+    id = pw.AutoField()
+    name = pw.CharField()
+    prefix = pw.CharField(index=True)
+    key_hash = pw.CharField(unique=True)
+    created = pw.DateTimeField(default=utcnow)
+    last_used = pw.DateTimeField(null=True)
+    revoked = pw.DateTimeField(null=True)
+
+
+MANAGEMENT_MODELS = [Meta, Selection, ExportDefinition, Run, ApiKey]
+ALL_MODELS = CATALOG_MODELS + MANAGEMENT_MODELS

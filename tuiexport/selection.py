@@ -1,0 +1,259 @@
+"""Product selection criteria: the rules, their validation, their name, and their one SQL query."""
+
+from __future__ import annotations
+
+from tuiexport.errors import UserError
+
+import re
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+import peewee as pw
+
+from tuiexport import db as dbmod
+from tuiexport.models import (
+    Manufacturer,
+    Product,
+    ProductText,
+    ProductType,
+    Supplier,
+    SupplierItem,
+)
+from tuiexport.schema import FTS_TABLE
+
+
+class Criteria(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """The rules of a product selection. Empty lists mean "all"."""
+
+    #: "partners": offered by one of my partner suppliers; "all": no supplier rule;
+    #: "list": offered by one of ``supplier_ids``.
+    suppliers: Literal["partners", "all", "list"] = "partners"
+    supplier_ids: list[int] = []
+    manufacturer_ids: list[int] = []
+    product_type_ids: list[int] = []
+    # The five quality switches of the original.
+    only_with_catalog_id: bool = False
+    only_in_stock: bool = False
+    only_new: bool = False
+    only_exportable_images: bool = False
+    only_with_price: bool = False
+    #: Free text matched against names (every language), manufacturer SKU and EAN.
+    search: str = ""
+    #: When not empty, only products whose puid, EAN or manufacturer SKU is listed.
+    include: list[str] = []
+    #: Products whose puid, EAN or manufacturer SKU is listed are never selected.
+    exclude: list[str] = []
+    #: Net price range of a matching offer (from a selected supplier).
+    price_min: float | None = None
+    price_max: float | None = None
+    #: Only products changed at or after this time (UTC).
+    changed_since: datetime | None = None
+
+
+class CriteriaError(UserError):
+    """Criteria JSON that cannot be read; the message is one sentence."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Criteria)
+
+
+def criteria_to_json(criteria: Criteria) -> str:
+    return _encoder.encode(criteria).decode()
+
+
+def criteria_from_json(text: str | bytes) -> Criteria:
+    """Parse criteria JSON; raises :class:`CriteriaError` with a readable sentence."""
+    try:
+        return _decoder.decode(text or b"{}")
+    except msgspec.ValidationError as exc:
+        raise CriteriaError(f"The selection criteria are invalid: {exc}.") from exc
+    except msgspec.DecodeError as exc:
+        raise CriteriaError(f"The selection criteria are not valid JSON: {exc}.") from exc
+
+
+# --- validation ----------------------------------------------------------------------------
+
+_IDENT = re.compile(r"^\S{1,64}$")
+
+
+def _missing(model: type[pw.Model], ids: list[int]) -> list[int]:
+    if not ids:
+        return []
+    found = {row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples()}
+    return sorted(set(ids) - found)
+
+
+def validate_criteria(c: Criteria) -> list[str]:
+    """Reasons why these criteria cannot select products; empty when they are valid."""
+    reasons: list[str] = []
+    if c.suppliers == "list" and not c.supplier_ids:
+        reasons.append("The supplier rule is 'chosen suppliers' but no supplier is chosen.")
+    for label, model, ids in (
+        ("supplier", Supplier, c.supplier_ids if c.suppliers == "list" else []),
+        ("manufacturer", Manufacturer, c.manufacturer_ids),
+        ("product type", ProductType, c.product_type_ids),
+    ):
+        missing = _missing(model, ids)
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            listed = ", ".join(map(str, missing[:10]))
+            reasons.append(f"Unknown {label}{plural} {listed} (deleted from the catalog?).")
+    if c.price_min is not None and c.price_min < 0:
+        reasons.append("The minimum price is negative.")
+    if c.price_min is not None and c.price_max is not None and c.price_min > c.price_max:
+        reasons.append(f"The minimum price {c.price_min:g} is above the maximum {c.price_max:g}.")
+    for label, items in (("include", c.include), ("exclude", c.exclude)):
+        bad = [item for item in items if not _IDENT.match(item)]
+        if bad:
+            reasons.append(
+                f"The {label} list has {len(bad)} malformed entr{'y' if len(bad) == 1 else 'ies'} "
+                f"(first: {bad[0]!r}); use one puid, EAN or SKU per entry, without spaces."
+            )
+    if c.search and not _search_terms(c.search):
+        reasons.append("The search text has no searchable word.")
+    return reasons
+
+
+# --- the query -----------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _search_terms(text: str) -> list[str]:
+    return _WORD.findall(text)[:16]
+
+
+def _ident_match(items: list[str]) -> pw.Expression:
+    puids = [int(item) for item in items if item.isdigit() and len(item) <= 18]
+    expr = Product.ean.in_(items) | Product.manufacturer_sku.in_(items)
+    if puids:
+        expr = expr | Product.puid.in_(puids)
+    return expr
+
+
+def _search_expr(text: str) -> pw.Expression:
+    terms = _search_terms(text)
+    if dbmod.is_sqlite():
+        match = " AND ".join('"' + t.replace('"', '""') + '"*' for t in terms)
+        fts = pw.Table(FTS_TABLE)
+        sub = fts.select(pw.SQL("rowid")).where(pw.SQL(f"{FTS_TABLE} MATCH ?", [match]))
+        return Product.puid.in_(sub)
+    expr = None
+    for term in terms:
+        like = f"%{term}%"
+        text_hit = ProductText.select(ProductText.product).where(ProductText.name ** like)
+        one = (Product.manufacturer_sku ** like) | (Product.ean ** like) | Product.puid.in_(text_hit)
+        expr = one if expr is None else expr & one
+    return expr
+
+
+def offer_conditions(c: Criteria) -> list[pw.Expression]:
+    """Conditions an offer must meet to count for this selection (supplier, stock, price)."""
+    conds: list[pw.Expression] = []
+    if c.suppliers == "partners":
+        conds.append(SupplierItem.supplier.in_(Supplier.select(Supplier.id).where(Supplier.partner)))
+    elif c.suppliers == "list":
+        conds.append(SupplierItem.supplier.in_(c.supplier_ids))
+    if c.only_in_stock:
+        conds.append(SupplierItem.stock > 0)
+    if c.only_with_price or c.price_min is not None or c.price_max is not None:
+        conds.append(SupplierItem.price.is_null(False) & (SupplierItem.price > 0))
+    if c.price_min is not None:
+        conds.append(SupplierItem.price >= c.price_min)
+    if c.price_max is not None:
+        conds.append(SupplierItem.price <= c.price_max)
+    return conds
+
+
+def product_conditions(c: Criteria) -> list[pw.Expression]:
+    conds: list[pw.Expression] = []
+    if c.manufacturer_ids:
+        conds.append(Product.manufacturer.in_(c.manufacturer_ids))
+    if c.product_type_ids:
+        conds.append(Product.product_type.in_(c.product_type_ids))
+    if c.only_with_catalog_id:
+        conds.append(Product.qualification >= 1)
+    if c.only_new:
+        conds.append(Product.condition == "new")
+    if c.only_exportable_images:
+        conds.append(Product.image_exportable & Product.image_url.is_null(False))
+    if c.changed_since is not None:
+        conds.append(Product.updated >= c.changed_since.replace(tzinfo=None))
+    offers = offer_conditions(c)
+    if offers:
+        sub = SupplierItem.select(SupplierItem.product).where(*offers)
+        conds.append(Product.puid.in_(sub))
+    if c.search and _search_terms(c.search):
+        conds.append(_search_expr(c.search))
+    if c.include:
+        conds.append(_ident_match(c.include))
+    if c.exclude:
+        conds.append(~_ident_match(c.exclude))
+    return conds
+
+
+def product_query(c: Criteria, limit: int | None = None) -> pw.Select:
+    """``SELECT puid FROM product WHERE …rules… ORDER BY puid [LIMIT n]``: the one query."""
+    query = Product.select(Product.puid)
+    conds = product_conditions(c)
+    if conds:
+        query = query.where(*conds)
+    query = query.order_by(Product.puid)
+    if limit is not None:
+        query = query.limit(limit)
+    return query
+
+
+def count(c: Criteria) -> int:
+    conds = product_conditions(c)
+    query = Product.select(pw.fn.COUNT(pw.SQL("*")))
+    if conds:
+        query = query.where(*conds)
+    return query.scalar() or 0
+
+
+# --- the generated name --------------------------------------------------------------------
+
+
+def _names(model: type[pw.Model], ids: list[int], most: int = 2) -> str:
+    rows = dict(model.select(model.id, model.name).where(model.id.in_(ids[:most])).tuples())
+    names = [rows.get(i, f"#{i}") for i in ids[:most]]
+    more = len(ids) - most
+    return ", ".join(names) + (f" +{more}" if more > 0 else "")
+
+
+def auto_name(c: Criteria) -> str:
+    """A name that says what the rules select, used until the user renames the selection."""
+    parts: list[str] = []
+    parts.append(
+        {"partners": "Partners", "all": "All suppliers"}.get(c.suppliers)
+        or (_names(Supplier, c.supplier_ids) if c.supplier_ids else "No supplier")
+    )
+    if c.manufacturer_ids:
+        parts.append(_names(Manufacturer, c.manufacturer_ids))
+    if c.product_type_ids:
+        parts.append(_names(ProductType, c.product_type_ids))
+    flags = [
+        ("catalogued", c.only_with_catalog_id),
+        ("in stock", c.only_in_stock),
+        ("new", c.only_new),
+        ("images", c.only_exportable_images),
+        ("priced", c.only_with_price),
+    ]
+    parts.extend(label for label, on in flags if on)
+    if c.price_min is not None or c.price_max is not None:
+        low = f"{c.price_min:g}" if c.price_min is not None else ""
+        high = f"{c.price_max:g}" if c.price_max is not None else ""
+        parts.append(f"€{low}–{high}")
+    if c.search:
+        parts.append(f"“{c.search.strip()[:20]}”")
+    if c.include:
+        parts.append(f"{len(c.include)} listed")
+    if c.exclude:
+        parts.append(f"−{len(c.exclude)}")
+    if c.changed_since is not None:
+        parts.append(f"since {c.changed_since:%Y-%m-%d}")
+    name = " · ".join(parts)
+    return name if len(name) <= 80 else name[:79] + "…"
