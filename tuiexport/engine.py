@@ -1,0 +1,358 @@
+"""Run one export: validate, open the history entry, stream into a temporary file, finish atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+
+import peewee as pw
+
+from tuiexport import config
+from tuiexport.db import database
+from tuiexport.errors import InvalidDefinition, UserError
+from tuiexport.exporters import registry
+from tuiexport.exporters.base import OMITTED_TABLE, SELECTION_TABLE, Cancelled, ExportJob
+from tuiexport.management import definitions, history
+from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.models import ExportDefinition, Run, utcnow
+from tuiexport.selection import Criteria, criteria_from_json, product_query
+
+
+def prepare_selection(db: pw.Database, criteria: Criteria, limit: int) -> tuple[int, int]:
+    """Materialise the selection on this connection: ``sel`` holds the first ``limit`` puids,
+    ``sel_omitted`` the rest. Returns ``(selected, omitted)``.
+
+    Writers join ``sel`` (``INTEGER PRIMARY KEY``, so ``ORDER BY puid`` is free).
+    """
+    drop_selection(db)
+    for table in (SELECTION_TABLE, OMITTED_TABLE):
+        db.execute_sql(f"CREATE TEMPORARY TABLE {table} (puid BIGINT PRIMARY KEY)")
+    sql, params = product_query(criteria, limit=limit).sql()
+    db.execute_sql(f"INSERT INTO {SELECTION_TABLE} (puid) {sql}", params)
+    selected = db.execute_sql(f"SELECT COUNT(*) FROM {SELECTION_TABLE}").fetchone()[0]
+    if selected < limit:
+        return selected, 0
+    sql, params = product_query(criteria).sql()
+    db.execute_sql(
+        f"INSERT INTO {OMITTED_TABLE} (puid) SELECT q.puid FROM ({sql}) AS q "
+        f"WHERE q.puid > (SELECT MAX(puid) FROM {SELECTION_TABLE})",
+        params,
+    )
+    omitted = db.execute_sql(f"SELECT COUNT(*) FROM {OMITTED_TABLE}").fetchone()[0]
+    return selected, omitted
+
+
+def drop_selection(db: pw.Database) -> None:
+    for table in (SELECTION_TABLE, OMITTED_TABLE):
+        db.execute_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+# --- running -------------------------------------------------------------------------------
+
+HEARTBEAT_EVERY = 5.0  # seconds
+
+
+def new_log_id() -> str:
+    """Short, unique, easy to read aloud in a support call: 10 Crockford base32 characters."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")
+    return slug[:60] or "export"
+
+
+def download_name(export_name: str, when: datetime, extension: str) -> str:
+    """A sensible file name: ``<export-name>_<yyyymmdd-HHMMSS>.<ext>``."""
+    return f"{_slug(export_name)}_{when:%Y%m%d-%H%M%S}.{extension}"
+
+
+class PreparedRun:
+    """A run with its history entry already written (``status=running``); :meth:`execute` does it.
+
+    Split in two so that a front end can show (or answer with) the log ID before the work starts.
+    """
+
+    def __init__(self, row: ExportDefinition, run: Run, target: Path, limit: int, criteria: Criteria):
+        self.definition = row
+        self.run = run
+        self.target = target
+        self.limit = limit
+        self.criteria = criteria
+        self.writer = registry.get_writer(row.profile, row.output)
+        self.done = threading.Event()
+
+    @property
+    def log_id(self) -> str:
+        return self.run.log_id
+
+    @property
+    def part_path(self) -> Path:
+        return history.part_path(self.target, self.run.log_id)
+
+    def execute(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | threading.Event | None = None,
+    ) -> RunView:
+        """Stream the export into the part file, rename it atomically, finish the history entry.
+
+        Never raises for a failure of the run itself: the returned view says ``failed``."""
+        try:
+            return self._execute(progress, cancel)
+        finally:
+            self.done.set()
+
+    def _execute(self, progress, cancel) -> RunView:
+        run, row = self.run, self.definition
+        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
+        settings = config.settings()
+        messages: list[str] = []
+        db = database.obj
+        last_beat = [time.monotonic()]
+        total = [0]
+
+        def on_progress(written: int) -> None:
+            if progress is not None:
+                progress(written, total[0])
+            now = time.monotonic()
+            if now - last_beat[0] >= HEARTBEAT_EVERY:
+                last_beat[0] = now
+                Run.update(heartbeat=utcnow()).where(Run.id == run.id).execute()
+
+        part = self.part_path
+        try:
+            with db.connection_context() if db.is_closed() else nullcontext():
+                selected, omitted = prepare_selection(db, self.criteria, self.limit)
+                total[0] = selected
+                if progress is not None:
+                    progress(0, selected)
+                job = ExportJob(
+                    db=db,
+                    export_id=row.export_id,
+                    export_name=row.name,
+                    log_id=run.log_id,
+                    started=run.started,
+                    profile=row.profile,
+                    output=row.output,
+                    language=row.language,
+                    fallback_language=settings.default_language,
+                    long_descriptions=row.long_descriptions,
+                    total=selected,
+                    omitted=omitted,
+                    limit=self.limit,
+                    options=json.loads(row.options or "{}"),
+                    progress=on_progress,
+                    cancelled=is_cancelled,
+                )
+                part.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with open(part, "wb", buffering=1 << 20) as out:
+                        stats = self.writer.write(job, out)
+                        out.flush()
+                        os.fsync(out.fileno())
+                finally:
+                    drop_selection(db)
+                digest, size = _sha256(part)
+                os.replace(part, self.target)
+                _fsync_dir(self.target.parent)
+        except Cancelled:
+            _unlink(part)
+            return self._finish("cancelled", messages + ["Cancelled before it finished."])
+        except OSError as exc:
+            _unlink(part)
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            where = exc.filename or part
+            return self._finish("failed", messages + [f"Could not write {where}: {reason}."])
+        except Exception as exc:  # the run failed; the history says why, the caller decides
+            _unlink(part)
+            return self._finish("failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."])
+
+        messages.extend(job.messages)
+        messages.extend(job.errors)
+        status = "success"
+        if omitted:
+            status = "warning"
+            messages.append(
+                f"{omitted:,} of {selected + omitted:,} products were left out: "
+                f"over the product limit of {self.limit:,} (first {self.limit:,} by puid exported)."
+            )
+        if job.errors:
+            status = "warning"
+        messages.insert(0, f"{stats.product_count:,} products written to {self.target}.")
+        view = self._finish(
+            status,
+            messages,
+            product_count=stats.product_count,
+            omitted_count=omitted,
+            size=size,
+            sha256=digest,
+            artifact_kept=True,
+            supplier_shares=json.dumps(stats.supplier_shares),
+        )
+        if _inside(self.target, config.artifacts_dir()):
+            apply_retention(row.export_id, settings.keep_artifacts)
+        return view
+
+    def _finish(self, status: str, messages: list[str], **fields) -> RunView:
+        with database.atomic():
+            Run.update(
+                status=status,
+                finished=utcnow(),
+                heartbeat=utcnow(),
+                messages=json.dumps(messages, ensure_ascii=False),
+                **fields,
+            ).where(Run.id == self.run.id).execute()
+        return history.get_run(self.run.log_id)
+
+
+def begin_run(
+    ref: str,
+    *,
+    trigger: str = "cli",
+    output_path: str | os.PathLike | None = None,
+    api_version: str = "",
+) -> PreparedRun:
+    """Validate the definition and open its history entry. Raises InvalidDefinition / NotFound
+    (nothing recorded then: a refused run is not a run)."""
+    row = definitions.get_row(ref)
+    reasons = definitions.reasons_for(row)
+    if reasons:
+        raise InvalidDefinition(row.name, reasons)
+    criteria = criteria_from_json(row.selection.criteria)
+    writer = registry.get_writer(row.profile, row.output)
+    log_id = new_log_id()
+    started = utcnow()
+    if output_path is not None:
+        target = Path(output_path).expanduser().resolve()
+        if target.is_dir():
+            target = target / download_name(row.name, started, writer.extension)
+        if not target.parent.is_dir():
+            raise UserError(f"The folder {target.parent} does not exist.")
+        if not os.access(target.parent, os.W_OK):
+            raise UserError(f"The folder {target.parent} is not writable.")
+    else:
+        target = config.artifacts_dir() / row.export_id / (
+            f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}.{writer.extension}"
+        )
+    with database.atomic():
+        run = Run.create(
+            log_id=log_id,
+            export_id=row.export_id,
+            export_name=row.name,
+            trigger=trigger,
+            status="running",
+            started=started,
+            heartbeat=started,
+            api_version=api_version,
+            profile=row.profile,
+            output=row.output,
+            file_format=registry.file_format(row.profile, row.output),
+            artifact_path=str(target),
+            fingerprint=definitions.fingerprint(row),
+            host=history.HOST,
+            pid=os.getpid(),
+        )
+    return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
+
+
+def run_export(
+    ref: str,
+    *,
+    trigger: str = "cli",
+    output_path: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | threading.Event | None = None,
+    api_version: str = "",
+) -> RunView:
+    """Run one export start to finish (see :func:`begin_run` and :meth:`PreparedRun.execute`)."""
+    prepared = begin_run(ref, trigger=trigger, output_path=output_path, api_version=api_version)
+    return prepared.execute(progress=progress, cancel=cancel)
+
+
+def apply_retention(export_id: str, keep: int) -> int:
+    """Delete artifacts beyond the newest ``keep`` of this export (inside the artifacts folder);
+    their history rows stay. Returns how many files were removed."""
+    root = config.artifacts_dir()
+    kept = (
+        Run.select()
+        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712
+        .order_by(Run.id.desc())
+    )
+    removed = 0
+    for row in list(kept)[max(keep, 1):]:
+        path = Path(row.artifact_path or "")
+        if not _inside(path, root):
+            continue
+        _unlink(path)
+        Run.update(artifact_kept=False).where(Run.id == row.id).execute()
+        removed += 1
+    return removed
+
+
+def reusable_artifact(ref: str) -> RunView | None:
+    """The newest successful run whose artifact is still on disk and still current (same
+    definition, selection and catalog): serving it is the same as running again."""
+    row = definitions.get_row(ref)
+    last = (
+        Run.select()
+        .where(
+            Run.export_id == row.export_id,
+            Run.status.in_(["success", "warning"]),
+            Run.artifact_kept == True,  # noqa: E712
+        )
+        .order_by(Run.id.desc())
+        .first()
+    )
+    if last is None or last.fingerprint != definitions.fingerprint(row):
+        return None
+    if not Path(last.artifact_path or "").is_file():
+        return None
+    return history.view(last)
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False

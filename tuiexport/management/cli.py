@@ -1,0 +1,385 @@
+"""CLI for export definitions, product selections, history, and headless ``--run``."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from tuiexport import service
+from tuiexport.errors import RunFailed, UserError
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _emit(args, data, text: str) -> None:
+    from tuiexport.cli import print_json
+
+    if args.json:
+        print_json(data)
+    else:
+        print(text)
+
+
+# --- exports -------------------------------------------------------------------------------
+
+
+def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
+    p.add_argument("--name", required=False)
+    p.add_argument("--selection", metavar="ID|NAME", help="product selection to use")
+    if not creating:
+        p.add_argument("--no-selection", action="store_true", help="remove the selection")
+    p.add_argument("--profile", choices=service.PROFILES)
+    p.add_argument("--output", choices=service.OUTPUTS, dest="output_format")
+    p.add_argument("--language", choices=service.LANGUAGES)
+    p.add_argument("--long-descriptions", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--limit", type=int, metavar="N", help="product limit (0: the contract limit)")
+    p.add_argument("--excel", action=argparse.BooleanOptionalAction, default=None,
+                   help="CSV for Excel: BOM, semicolon, decimal comma")
+    _json_flag(p)
+
+
+def _changes(args, current_options: dict | None = None) -> dict:
+    changes: dict = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    if args.selection is not None:
+        changes["selection_id"] = service.get_selection(args.selection).id
+    if getattr(args, "no_selection", False):
+        changes["selection_id"] = None
+    if args.profile is not None:
+        changes["profile"] = args.profile
+    if args.output_format is not None:
+        changes["output"] = args.output_format
+    if args.language is not None:
+        changes["language"] = args.language
+    if args.long_descriptions is not None:
+        changes["long_descriptions"] = args.long_descriptions
+    if args.limit is not None:
+        changes["product_limit"] = args.limit or None
+    if args.excel is not None:
+        options = dict(current_options or {})
+        if args.excel:
+            options["csv_variant"] = "excel"
+        else:
+            options.pop("csv_variant", None)
+        changes["options"] = options
+    return changes
+
+
+def _describe(d: service.DefinitionView) -> str:
+    lines = [
+        f"{d.name}  [{'valid' if d.valid else 'INVALID'}]",
+        f"  export ID     {d.export_id}",
+        f"  selection     {d.selection_name or '(none)'}" + (f" (#{d.selection_id})" if d.selection_id else ""),
+        f"  data format   {d.file_format}",
+        f"  language      {d.language}   long descriptions: {'yes' if d.long_descriptions else 'no'}",
+        f"  limit         {d.effective_limit:,}" + ("" if d.product_limit else " (contract limit)"),
+        f"  producer      {d.producer}",
+        f"  created       {d.created:%Y-%m-%d %H:%M}   changed {d.updated:%Y-%m-%d %H:%M} (UTC)",
+    ]
+    if d.options:
+        lines.append(f"  options       {d.options}")
+    if d.last_run:
+        r = d.last_run
+        lines.append(f"  last run      {r.started:%Y-%m-%d %H:%M} {r.status} ({r.product_count:,} products, {r.log_id})")
+    lines.extend(f"  ! {reason}" for reason in d.reasons)
+    return "\n".join(lines)
+
+
+def exports_list(args) -> int:
+    views = service.list_definitions(sort=args.sort, filter_text=args.filter or "")
+    rows = [
+        f"{'!' if not v.valid else ' '} {v.export_id}  {v.name[:34]:<34}  {v.file_format[:26]:<26}  "
+        + (f"{v.last_run.started:%Y-%m-%d %H:%M} {v.last_run.status}" if v.last_run else "never run")
+        for v in views
+    ]
+    _emit(args, views, "\n".join(rows) if rows else "No export definitions yet ('tuiexport exports create').")
+    return 0
+
+
+def exports_show(args) -> int:
+    view = service.get_definition(args.export)
+    _emit(args, view, _describe(view))
+    return 0
+
+
+def exports_create(args) -> int:
+    changes = _changes(args)
+    name = changes.pop("name", None) or "New export"
+    view = service.create_definition(name, **changes)
+    _emit(args, view, _describe(view))
+    return 0
+
+
+def exports_update(args) -> int:
+    current = service.get_definition(args.export)
+    changes = _changes(args, current.options)
+    if not changes:
+        raise UserError("Nothing to change: give at least one option (see 'tuiexport exports update --help').")
+    view = service.update_definition(current.export_id, **changes)
+    _emit(args, view, _describe(view))
+    return 0
+
+
+def exports_delete(args) -> int:
+    name = service.delete_definition(args.export)
+    _emit(args, {"deleted": name}, f"Deleted the export '{name}' (its history stays).")
+    return 0
+
+
+def exports_rotate(args) -> int:
+    view = service.rotate_share_token(args.export)
+    url = service.share_url(view.export_id, args.base_url)
+    _emit(args, {"exportId": view.export_id, "shareUrl": url}, f"New share URL (the old one no longer works):\n{url}")
+    return 0
+
+
+def exports_share_url(args) -> int:
+    view = service.get_definition(args.export)
+    url = service.share_url(view.export_id, args.base_url)
+    _emit(args, {"exportId": view.export_id, "shareUrl": url}, url)
+    return 0
+
+
+# --- selections ----------------------------------------------------------------------------
+
+
+def _read_criteria(text: str | None) -> service.Criteria | None:
+    if text is None:
+        return None
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"Cannot read the criteria file {text[1:]}: {exc.strerror}.") from exc
+    return service.criteria_from_json(text)
+
+
+def _describe_selection(s: service.SelectionView, count: int | None) -> str:
+    lines = [
+        f"#{s.id} {s.name}" + ("" if s.name_custom else " (generated name)") + ("" if s.valid else "  [INVALID]"),
+        f"  criteria  {service.criteria_to_json(s.criteria)}",
+        f"  used by   {', '.join(s.used_by) if s.used_by else '(no export)'}",
+    ]
+    if count is not None:
+        lines.append(f"  products  {count:,}")
+    lines.extend(f"  ! {reason}" for reason in s.reasons)
+    return "\n".join(lines)
+
+
+def selections_list(args) -> int:
+    views = service.list_selections()
+    rows = [f"{'!' if not v.valid else ' '} #{v.id:<5} {v.name}  ({len(v.used_by)} exports)" for v in views]
+    _emit(args, views, "\n".join(rows) if rows else "No product selections yet ('tuiexport selections create').")
+    return 0
+
+
+def selections_show(args) -> int:
+    view = service.get_selection(args.selection)
+    count = service.count_products(view.criteria) if view.valid else None
+    if args.json:
+        _emit(args, {"selection": view, "count": count}, "")
+        return 0
+    text = _describe_selection(view, count)
+    if args.preview:
+        rows = service.preview(view.criteria, n=args.preview)
+        text += "\n" + "\n".join(
+            f"  {r.puid:>12}  {(r.ean or ''):<13}  {r.name[:40]:<40}  "
+            + (f"{r.price:>9.2f}" if r.price is not None else "        –")
+            for r in rows
+        )
+    print(text)
+    return 0
+
+
+def selections_create(args) -> int:
+    criteria = _read_criteria(args.criteria) or service.Criteria()
+    view = service.create_selection(criteria, args.name)
+    _emit(args, view, _describe_selection(view, None))
+    return 0
+
+
+def selections_update(args) -> int:
+    criteria = _read_criteria(args.criteria)
+    if criteria is None and args.name is None:
+        raise UserError("Nothing to change: give --criteria and/or --name.")
+    view = service.update_selection(args.selection, criteria=criteria, name=args.name)
+    _emit(args, view, _describe_selection(view, None))
+    return 0
+
+
+def selections_delete(args) -> int:
+    name = service.get_selection(args.selection).name
+    service.delete_selection(args.selection, force=args.force)
+    _emit(args, {"deleted": name}, f"Deleted the selection '{name}'.")
+    return 0
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def history_cmd(args) -> int:
+    if args.log_id:
+        run = service.get_run(args.log_id)
+        text = "\n".join(
+            [
+                f"{run.log_id}  {run.status}  {run.export_name}  ({run.export_id})",
+                f"  trigger {run.trigger}   API version {run.api_version or '–'}   format {run.file_format}",
+                f"  started {run.started:%Y-%m-%d %H:%M:%S}   finished "
+                + (f"{run.finished:%Y-%m-%d %H:%M:%S}" if run.finished else "–") + " (UTC)",
+                f"  products {run.product_count:,} (left out: {run.omitted_count:,})   size {_size(run.size)}",
+                f"  file {run.artifact_path or '–'}" + ("" if run.artifact_kept else " (not kept)"),
+                f"  sha256 {run.sha256 or '–'}",
+                *(f"  - {m}" for m in run.messages),
+            ]
+        )
+        _emit(args, run, text)
+        return 0
+    export_id = service.get_definition(args.export).export_id if args.export else None
+    runs = service.list_history(limit=args.limit, export_id=export_id, status=args.status)
+    rows = [
+        f"{r.log_id}  {r.status:<11} {r.started:%Y-%m-%d %H:%M}  {r.export_name[:30]:<30}  "
+        f"{r.api_version or '-':<4} {r.file_format[:24]:<24} {r.product_count:>9,}  {_size(r.size):>8}"
+        for r in runs
+    ]
+    _emit(args, runs, "\n".join(rows) if rows else "No runs yet.")
+    return 0
+
+
+# --- headless run --------------------------------------------------------------------------
+
+
+class _Progress:
+    """Progress on stderr when it is a terminal; silent otherwise (cron mails stay short)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and done < total):
+            return
+        self.last = now
+        pct = done / total * 100 if total else 100.0
+        rate = done / max(now - self.start, 1e-6)
+        eta = (total - done) / rate if rate and total else 0
+        sys.stderr.write(f"\r  {done:,}/{total:,} products  {pct:5.1f}%  ETA {eta:4.0f}s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def run_command(args) -> int:
+    """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage."""
+    to_stdout = args.output == "-"
+    output_path = None if to_stdout or not args.output else args.output
+    progress = _Progress(sys.stderr.isatty() and not args.quiet)
+    try:
+        run = service.run_export(args.run, trigger="cli", output_path=output_path, progress=progress)
+    finally:
+        progress.close()
+    if run.status in ("failed", "cancelled"):
+        raise RunFailed(f"The export '{run.export_name}' {run.status} (log ID {run.log_id}): {run.messages[-1]}")
+    if run.status == "warning":
+        for message in run.messages[1:]:
+            print(f"tuiexport: warning: {message}", file=sys.stderr)
+    if to_stdout:
+        with open(run.artifact_path, "rb") as src:
+            shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
+        sys.stdout.buffer.flush()
+    else:
+        print(run.artifact_path)
+    return 0
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def register(sub) -> None:
+    exports = sub.add_parser("exports", help="export definitions").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    p = exports.add_parser("list", help="list definitions")
+    p.add_argument("--sort", choices=list(service.SORTS), default="name")
+    p.add_argument("--filter", metavar="TEXT")
+    _json_flag(p)
+    p.set_defaults(handler=exports_list)
+    for name, handler, helptext in (
+        ("show", exports_show, "show one definition"),
+        ("delete", exports_delete, "delete a definition (history stays)"),
+    ):
+        p = exports.add_parser(name, help=helptext)
+        p.add_argument("export", metavar="EXPORT", help="export ID or unique name")
+        _json_flag(p)
+        p.set_defaults(handler=handler)
+    p = exports.add_parser("create", help="create a definition")
+    _definition_options(p, creating=True)
+    p.set_defaults(handler=exports_create)
+    p = exports.add_parser("update", help="change a definition")
+    p.add_argument("export", metavar="EXPORT")
+    _definition_options(p, creating=False)
+    p.set_defaults(handler=exports_update)
+    for name, handler, helptext in (
+        ("rotate-token", exports_rotate, "new share token (old share URL stops working)"),
+        ("share-url", exports_share_url, "print the share URL"),
+    ):
+        p = exports.add_parser(name, help=helptext)
+        p.add_argument("export", metavar="EXPORT")
+        p.add_argument("--base-url", metavar="URL", help="e.g. https://feeds.example.com")
+        _json_flag(p)
+        p.set_defaults(handler=handler)
+
+    selections = sub.add_parser("selections", help="product selections").add_subparsers(
+        dest="action", metavar="ACTION", required=True
+    )
+    p = selections.add_parser("list", help="list selections")
+    _json_flag(p)
+    p.set_defaults(handler=selections_list)
+    p = selections.add_parser("show", help="show a selection with its product count")
+    p.add_argument("selection", metavar="SELECTION", help="number or unique name")
+    p.add_argument("--preview", type=int, metavar="N", default=0, help="list the first N products")
+    _json_flag(p)
+    p.set_defaults(handler=selections_show)
+    for name, handler in (("create", selections_create), ("update", selections_update)):
+        p = selections.add_parser(name, help=f"{name} a selection")
+        if name == "update":
+            p.add_argument("selection", metavar="SELECTION")
+        p.add_argument("--criteria", metavar="JSON|@FILE|-", help="criteria as JSON (see README)")
+        p.add_argument("--name", help="name ('' = generated from the rules)")
+        _json_flag(p)
+        p.set_defaults(handler=handler)
+    p = selections.add_parser("delete", help="delete a selection")
+    p.add_argument("selection", metavar="SELECTION")
+    p.add_argument("--force", action="store_true", help="also if exports use it")
+    _json_flag(p)
+    p.set_defaults(handler=selections_delete)
+
+    p = sub.add_parser("history", help="runs, newest first; with a log ID: one run in full")
+    p.add_argument("log_id", nargs="?", metavar="LOGID")
+    p.add_argument("--export", metavar="EXPORT")
+    p.add_argument("--status", choices=["running", "success", "warning", "failed", "cancelled", "interrupted"])
+    p.add_argument("--limit", type=int, default=50)
+    _json_flag(p)
+    p.set_defaults(handler=history_cmd)

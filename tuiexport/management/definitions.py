@@ -1,0 +1,271 @@
+"""Export definitions: create, update, delete, validate, share tokens."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import secrets
+import uuid
+
+import peewee as pw
+
+from tuiexport import config
+from tuiexport import selection as sel
+from tuiexport.db import database
+from tuiexport.errors import InvalidDefinition, NotFound, UserError
+from tuiexport.exporters import registry
+from tuiexport.management import history
+from tuiexport.management.views import DefinitionView
+from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, utcnow
+from tuiexport.schema import catalog_version
+
+_UNSET = object()
+
+SORTS = {
+    "name": lambda d: (d.name.casefold(), d.export_id),
+    "last_run": lambda d: (d.last_run.started.timestamp() if d.last_run else 0.0) * -1,
+    "created": lambda d: d.created,
+    "format": lambda d: (d.profile, d.output, d.name.casefold()),
+}
+
+
+def new_share_token() -> str:
+    """128+ random bits, URL-safe."""
+    return secrets.token_urlsafe(24)
+
+
+def _producer() -> str:
+    configured = config.settings().producer
+    if configured:
+        return configured
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers)
+        return "unknown"
+
+
+def effective_limit(own: int | None) -> int:
+    contract = config.settings().contract_limit
+    return min(own, contract) if own else contract
+
+
+def reasons_for(row: ExportDefinition, criteria_reasons: list[str] | None = None) -> list[str]:
+    """Why this definition cannot run (PRODUCT.md §2); empty when it is valid."""
+    reasons: list[str] = []
+    if not row.name or not row.name.strip():
+        reasons.append("The name is empty.")
+    if row.selection_id is None:
+        reasons.append("No product selection is assigned.")
+    else:
+        if criteria_reasons is None:
+            selection = Selection.get_or_none(Selection.id == row.selection_id)
+            criteria_reasons = (
+                sel.validate_criteria(sel.criteria_from_json(selection.criteria))
+                if selection
+                else ["The assigned product selection no longer exists."]
+            )
+        reasons.extend(f"Selection: {r}" for r in criteria_reasons)
+    if not registry.is_valid_pair(row.profile, row.output):
+        reasons.append(
+            f"The data format {row.profile} as {row.output.upper()} does not exist "
+            f"(choose one of: {', '.join(f'{p}/{o}' for p, o in registry.valid_pairs())})."
+        )
+    return reasons
+
+
+def _view(row: ExportDefinition, *, selection_name=None, criteria_reasons=None, last_run=_UNSET) -> DefinitionView:
+    if row.selection_id is not None and selection_name is None:
+        selection_name = row.selection.name
+    if last_run is _UNSET:
+        last = Run.select().where(Run.export_id == row.export_id).order_by(Run.id.desc()).first()
+        last_run = history.view(last) if last else None
+    reasons = reasons_for(row, criteria_reasons)
+    return DefinitionView(
+        export_id=row.export_id,
+        name=row.name,
+        selection_id=row.selection_id,
+        selection_name=selection_name,
+        profile=row.profile,
+        output=row.output,
+        file_format=registry.file_format(row.profile, row.output),
+        language=row.language,
+        long_descriptions=row.long_descriptions,
+        product_limit=row.product_limit,
+        effective_limit=effective_limit(row.product_limit),
+        options=json.loads(row.options or "{}"),
+        producer=row.producer,
+        share_token=row.share_token,
+        created=row.created,
+        updated=row.updated,
+        valid=not reasons,
+        reasons=reasons,
+        last_run=last_run,
+    )
+
+
+def get_row(ref: str) -> ExportDefinition:
+    """A definition by export ID, or by its name when that is unique."""
+    ref = (ref or "").strip()
+    row = ExportDefinition.get_or_none(ExportDefinition.export_id == ref.lower())
+    if row is None:
+        rows = list(ExportDefinition.select().where(ExportDefinition.name == ref).limit(2))
+        if len(rows) > 1:
+            raise UserError(f"Several exports are named '{ref}'; use the export ID instead.")
+        row = rows[0] if rows else None
+    if row is None:
+        raise NotFound(f"There is no export '{ref}' (see 'tuiexport exports list').")
+    return row
+
+
+def get_definition(ref: str) -> DefinitionView:
+    return _view(get_row(ref))
+
+
+def list_definitions(sort: str = "name", filter_text: str = "") -> list[DefinitionView]:
+    """Every definition with validity and last run, in three queries whatever their number."""
+    selections = {
+        s.id: (s.name, sel.validate_criteria(sel.criteria_from_json(s.criteria)))
+        for s in Selection.select()
+    }
+    last_ids = Run.select(pw.fn.MAX(Run.id)).group_by(Run.export_id)
+    last_runs = {r.export_id: history.view(r) for r in Run.select().where(Run.id.in_(last_ids))}
+    needle = filter_text.casefold().strip()
+    views = []
+    for row in ExportDefinition.select():
+        name, reasons = selections.get(row.selection_id, (None, None))
+        view = _view(row, selection_name=name, criteria_reasons=reasons, last_run=last_runs.get(row.export_id))
+        if needle and needle not in f"{view.name} {view.file_format} {view.export_id} {name or ''}".casefold():
+            continue
+        views.append(view)
+    views.sort(key=SORTS.get(sort, SORTS["name"]))
+    return views
+
+
+def _check_fields(fields: dict) -> dict:
+    """Refuse values that cannot even be stored; everything else may be invalid but is kept."""
+    if "name" in fields:
+        fields["name"] = " ".join((fields["name"] or "").split())
+        if len(fields["name"]) > 120:
+            raise UserError("An export name may have at most 120 characters.")
+    if "profile" in fields and fields["profile"] not in registry.PROFILES:
+        raise UserError(f"Unknown profile '{fields['profile']}'; use one of {', '.join(registry.PROFILES)}.")
+    if "output" in fields and fields["output"] not in registry.OUTPUTS:
+        raise UserError(f"Unknown output '{fields['output']}'; use one of {', '.join(registry.OUTPUTS)}.")
+    if "language" in fields and fields["language"] not in LANGUAGES:
+        raise UserError(f"Unknown language '{fields['language']}'; use one of {', '.join(LANGUAGES)}.")
+    if fields.get("product_limit") is not None:
+        limit = fields["product_limit"]
+        contract = config.settings().contract_limit
+        if not isinstance(limit, int) or limit < 1:
+            raise UserError("The product limit must be a whole number of at least 1.")
+        if limit > contract:
+            raise UserError(f"The product limit {limit:,} is above the contract limit of {contract:,}.")
+    if fields.get("selection_id") is not None:
+        if Selection.get_or_none(Selection.id == fields["selection_id"]) is None:
+            raise NotFound(f"There is no product selection {fields['selection_id']}.")
+        fields["selection"] = fields.pop("selection_id")
+    elif "selection_id" in fields:
+        fields["selection"] = fields.pop("selection_id")
+    if "options" in fields:
+        if not isinstance(fields["options"], dict):
+            raise UserError("Options must be a JSON object.")
+        fields["options"] = json.dumps(fields["options"], sort_keys=True)
+    return fields
+
+
+def create_definition(
+    name: str = "New export",
+    *,
+    selection_id: int | None = None,
+    profile: str = "standard",
+    output: str = "csv",
+    language: str | None = None,
+    long_descriptions: bool = True,
+    product_limit: int | None = None,
+    options: dict | None = None,
+    producer: str | None = None,
+) -> DefinitionView:
+    """Create a definition. It may be invalid (e.g. no selection yet); it is marked, not refused."""
+    fields = _check_fields(
+        dict(
+            name=name,
+            selection_id=selection_id,
+            profile=profile,
+            output=output,
+            language=language or config.settings().default_language,
+            long_descriptions=long_descriptions,
+            product_limit=product_limit,
+            options=options or {},
+        )
+    )
+    with database.atomic():
+        row = ExportDefinition.create(
+            export_id=str(uuid.uuid4()),
+            share_token=new_share_token(),
+            producer=producer or _producer(),
+            **fields,
+        )
+    return _view(row)
+
+
+EDITABLE = ("name", "selection_id", "profile", "output", "language", "long_descriptions", "product_limit", "options")
+
+
+def update_definition(ref: str, **changes) -> DefinitionView:
+    """Change fields of a definition: any of :data:`EDITABLE`."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise UserError(f"Cannot change {', '.join(sorted(unknown))} of an export.")
+    fields = _check_fields(dict(changes))
+    with database.atomic():
+        row = get_row(ref)
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.updated = utcnow()
+        row.save()
+    return _view(row)
+
+
+def delete_definition(ref: str) -> str:
+    """Delete a definition; its history rows and artifacts stay. Returns its name."""
+    with database.atomic():
+        row = get_row(ref)
+        name = row.name
+        row.delete_instance()
+    return name
+
+
+def rotate_share_token(ref: str) -> DefinitionView:
+    """Give the export a new share token; the old share URL stops working at once."""
+    with database.atomic():
+        row = get_row(ref)
+        row.share_token = new_share_token()
+        row.save()
+    return _view(row)
+
+
+def share_path(view: DefinitionView) -> str:
+    return f"/api/v1/exports/{view.export_id}/download?token={view.share_token}"
+
+
+def share_url(ref: str, base_url: str | None = None) -> str:
+    """The URL other hosts fetch: ``base_url`` (or the configured one) + the share path."""
+    settings = config.settings()
+    base = base_url or settings.base_url or f"http://{settings.server_host}:{settings.server_port}"
+    return base.rstrip("/") + share_path(get_definition(ref))
+
+
+def validate(ref: str) -> list[str]:
+    return reasons_for(get_row(ref))
+
+
+def fingerprint(row: ExportDefinition) -> str:
+    """Changes whenever the definition, its selection or the catalog changes."""
+    selection = row.selection.criteria if row.selection_id is not None else ""
+    parts = [
+        row.export_id, row.profile, row.output, row.language, str(row.long_descriptions),
+        str(effective_limit(row.product_limit)), row.options, selection,
+        str(catalog_version()), row.updated.isoformat() if row.updated else "",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

@@ -1,0 +1,190 @@
+"""Product selections: create, update, delete, validate, count and preview."""
+
+from __future__ import annotations
+
+import peewee as pw
+
+from tuiexport import selection as sel
+from tuiexport.db import database
+from tuiexport.errors import Conflict, NotFound, UserError
+from tuiexport.management.views import PreviewRow, SelectionView
+from tuiexport.models import (
+    ExportDefinition,
+    Manufacturer,
+    Product,
+    ProductText,
+    ProductType,
+    Selection,
+    SupplierItem,
+    utcnow,
+)
+from tuiexport.selection import Criteria
+
+
+def _view(row: Selection, used_by: list[str] | None = None) -> SelectionView:
+    criteria = sel.criteria_from_json(row.criteria)
+    if used_by is None:
+        used_by = [
+            name
+            for (name,) in ExportDefinition.select(ExportDefinition.name)
+            .where(ExportDefinition.selection == row.id)
+            .order_by(ExportDefinition.name)
+            .tuples()
+        ]
+    reasons = sel.validate_criteria(criteria)
+    return SelectionView(
+        id=row.id,
+        name=row.name,
+        name_custom=row.name_custom,
+        criteria=criteria,
+        created=row.created,
+        updated=row.updated,
+        used_by=used_by,
+        valid=not reasons,
+        reasons=reasons,
+    )
+
+
+def _get(ref: int | str) -> Selection:
+    row = None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        row = Selection.get_or_none(Selection.id == int(ref))
+    if row is None and isinstance(ref, str):
+        rows = list(Selection.select().where(Selection.name == ref).limit(2))
+        if len(rows) > 1:
+            raise UserError(f"Several selections are named '{ref}'; use the selection's number.")
+        row = rows[0] if rows else None
+    if row is None:
+        raise NotFound(f"There is no product selection '{ref}' (see 'tuiexport selections list').")
+    return row
+
+
+def list_selections() -> list[SelectionView]:
+    users: dict[int, list[str]] = {}
+    for sid, name in (
+        ExportDefinition.select(ExportDefinition.selection, ExportDefinition.name)
+        .where(ExportDefinition.selection.is_null(False))
+        .order_by(ExportDefinition.name)
+        .tuples()
+    ):
+        users.setdefault(sid, []).append(name)
+    return [_view(row, users.get(row.id, [])) for row in Selection.select().order_by(Selection.name)]
+
+
+def get_selection(ref: int | str) -> SelectionView:
+    return _view(_get(ref))
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if len(name) > 120:
+        raise UserError("A selection name may have at most 120 characters.")
+    return name
+
+
+def create_selection(criteria: Criteria | None = None, name: str | None = None) -> SelectionView:
+    """Create a selection; without a name it is named after its rules until renamed."""
+    criteria = criteria or Criteria()
+    custom = bool(name and name.strip())
+    with database.atomic():
+        row = Selection.create(
+            name=_clean_name(name) if custom else sel.auto_name(criteria),
+            name_custom=custom,
+            criteria=sel.criteria_to_json(criteria),
+        )
+    return _view(row, [])
+
+
+def update_selection(
+    ref: int | str, *, criteria: Criteria | None = None, name: str | None = None
+) -> SelectionView:
+    """Change rules and/or name. ``name=""`` goes back to the generated name.
+
+    Every definition that uses the selection sees the change (they refer to it)."""
+    with database.atomic():
+        row = _get(ref)
+        if criteria is not None:
+            row.criteria = sel.criteria_to_json(criteria)
+        if name is not None:
+            row.name_custom = bool(name.strip())
+            if row.name_custom:
+                row.name = _clean_name(name)
+        if not row.name_custom:
+            row.name = sel.auto_name(sel.criteria_from_json(row.criteria))
+        row.updated = utcnow()
+        row.save()
+        # The definitions' content changed with it: their cached artifacts are stale.
+        ExportDefinition.update(updated=row.updated).where(
+            ExportDefinition.selection == row.id
+        ).execute()
+    return _view(row)
+
+
+def delete_selection(ref: int | str, *, force: bool = False) -> None:
+    """Delete a selection. One still used by exports is refused unless ``force`` (they then
+    have no selection and are invalid until one is assigned)."""
+    with database.atomic():
+        row = _get(ref)
+        users = [d.name for d in ExportDefinition.select().where(ExportDefinition.selection == row.id)]
+        if users and not force:
+            raise Conflict(
+                f"The selection '{row.name}' is used by {len(users)} export(s) "
+                f"({', '.join(users[:3])}); remove it there first or use --force."
+            )
+        ExportDefinition.update(selection=None, updated=utcnow()).where(
+            ExportDefinition.selection == row.id
+        ).execute()
+        row.delete_instance()
+
+
+def count_products(criteria: Criteria) -> int:
+    """How many products these rules select (before any limit)."""
+    return sel.count(criteria)
+
+
+def preview(criteria: Criteria, n: int = 50, language: str = "de", fallback: str = "de") -> list[PreviewRow]:
+    """The first ``n`` products by puid, with their best matching offer."""
+    puids = [p for (p,) in sel.product_query(criteria, limit=n).tuples()]
+    if not puids:
+        return []
+    texts: dict[int, dict[str, str]] = {}
+    for pid, lang, name in (
+        ProductText.select(ProductText.product, ProductText.lang, ProductText.name)
+        .where(ProductText.product.in_(puids), ProductText.lang.in_([language, fallback]))
+        .tuples()
+    ):
+        texts.setdefault(pid, {})[lang] = name
+    names = {pid: t.get(language) or t.get(fallback) or "" for pid, t in texts.items()}
+    offers: dict[int, tuple] = {}
+    conds = [SupplierItem.product.in_(puids), *sel.offer_conditions(criteria)]
+    for pid, price, stock, n_offers in (
+        SupplierItem.select(
+            SupplierItem.product,
+            pw.fn.MIN(SupplierItem.price),
+            pw.fn.SUM(SupplierItem.stock),
+            pw.fn.COUNT(SupplierItem.id),
+        )
+        .where(*conds)
+        .group_by(SupplierItem.product)
+        .tuples()
+    ):
+        offers[pid] = (price, stock, n_offers)
+    rows = (
+        Product.select(
+            Product.puid,
+            Product.ean,
+            Product.manufacturer_sku,
+            Manufacturer.name,
+            ProductType.name,
+        )
+        .join(Manufacturer, pw.JOIN.LEFT_OUTER, on=(Product.manufacturer == Manufacturer.id))
+        .switch(Product)
+        .join(ProductType, pw.JOIN.LEFT_OUTER, on=(Product.product_type == ProductType.id))
+        .where(Product.puid.in_(puids))
+        .order_by(Product.puid)
+        .tuples()
+    )
+    return [
+        PreviewRow(puid, ean, sku, names.get(puid, ""), mfr, ptype, *offers.get(puid, (None, None, 0)))
+        for puid, ean, sku, mfr, ptype in rows
+    ]

@@ -1,0 +1,92 @@
+"""What the service API hands the front ends: plain msgspec Structs, never Peewee models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from tuiexport.selection import Criteria
+
+
+class SelectionView(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    name_custom: bool
+    criteria: Criteria
+    created: datetime
+    updated: datetime
+    #: Names of the export definitions that use this selection.
+    used_by: list[str] = []
+    valid: bool = True
+    reasons: list[str] = []
+
+
+class RunView(msgspec.Struct, kw_only=True):
+    log_id: str
+    export_id: str
+    export_name: str
+    trigger: str
+    status: str
+    started: datetime
+    finished: datetime | None
+    api_version: str
+    profile: str
+    output: str
+    file_format: str
+    product_count: int
+    omitted_count: int
+    size: int | None
+    sha256: str | None
+    artifact_path: str | None
+    artifact_kept: bool
+    messages: list[str]
+    supplier_shares: dict[str, int]
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ("running",)
+
+
+class DefinitionView(msgspec.Struct, kw_only=True):
+    export_id: str
+    name: str
+    selection_id: int | None
+    selection_name: str | None
+    profile: str
+    output: str
+    file_format: str
+    language: str
+    long_descriptions: bool
+    #: The definition's own limit (None: the contract limit applies).
+    product_limit: int | None
+    #: The limit that applies: min(own limit, contract limit).
+    effective_limit: int
+    options: dict
+    producer: str
+    share_token: str
+    created: datetime
+    updated: datetime
+    valid: bool
+    reasons: list[str]
+    last_run: RunView | None = None
+
+
+class PreviewRow(msgspec.Struct, array_like=True):
+    puid: int
+    ean: str | None
+    manufacturer_sku: str | None
+    name: str
+    manufacturer: str | None
+    product_type: str | None
+    #: Lowest net price among the offers that match the selection (None: no price).
+    price: float | None
+    #: Total stock over the offers that match the selection.
+    stock: int | None
+    offers: int

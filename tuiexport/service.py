@@ -1,0 +1,53 @@
+"""The service API: the one set of functions the CLI, the share server and the TUI call.
+
+None of the front ends builds queries or runs export logic itself; a bug fixed here is fixed
+everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.management.views`).
+"""
+
+from __future__ import annotations
+
+from tuiexport.db import close_database, describe as database_location, open_database
+from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
+from tuiexport.exporters.registry import (
+    OUTPUTS,
+    PROFILES,
+    file_format,
+    is_valid_pair,
+    valid_pairs,
+)
+from tuiexport.management.definitions import (
+    EDITABLE,
+    SORTS,
+    create_definition,
+    delete_definition,
+    effective_limit,
+    get_definition,
+    list_definitions,
+    rotate_share_token,
+    share_path,
+    share_url,
+    update_definition,
+    validate as validate_definition,
+)
+from tuiexport.management.history import count_history, get_run, list_history, mark_interrupted
+from tuiexport.management.selections import (
+    count_products,
+    create_selection,
+    delete_selection,
+    get_selection,
+    list_selections,
+    preview,
+    update_selection,
+)
+from tuiexport.management.views import DefinitionView, PreviewRow, RunView, SelectionView
+from tuiexport.models import LANGUAGES
+from tuiexport.selection import (
+    Criteria,
+    CriteriaError,
+    auto_name,
+    criteria_from_json,
+    criteria_to_json,
+    validate_criteria,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]
