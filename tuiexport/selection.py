@@ -190,7 +190,8 @@ def product_conditions(c: Criteria) -> list[pw.Expression]:
     if c.include:
         conds.append(_ident_match(c.include))
     if c.exclude:
-        conds.append(~_ident_match(c.exclude))
+        # NOT IN over a subquery: a NULL EAN must not turn "not listed" into "unknown".
+        conds.append(Product.puid.not_in(Product.select(Product.puid).where(_ident_match(c.exclude))))
     return conds
 
 

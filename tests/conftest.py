@@ -1,0 +1,29 @@
+"""Shared fixtures: every test gets its own TUIEXPORT_HOME (database, artifacts, downloads)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuiexport import config, db as dbmod
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """No test ever touches the user's real data or config."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("TUIEXPORT_HOME", str(home))
+    for var in ("TUIEXPORT_DB", "TUIEXPORT_CONFIG", "TUIEXPORT_CONTRACT_LIMIT", "TUIEXPORT_KEEP_ARTIFACTS"):
+        monkeypatch.delenv(var, raising=False)
+    config.reset_settings()
+    yield home
+    config.reset_settings()
+    dbmod.close_database()
+
+
+@pytest.fixture
+def empty_db(tmp_path):
+    """A fresh, empty database file (schema only)."""
+    database = dbmod.open_database(tmp_path / "t.sqlite", load_sample=False)
+    yield database
+    dbmod.close_database()
