@@ -1,0 +1,46 @@
+"""The Textual application: one main screen, errors as notifications, the palette's commands."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from tuiexport.screens.guard import report
+from tuiexport.screens.palette import ExportCommands
+
+
+class ExportApp(App[int]):
+    """``server_url``: the running share server's base URL, or "" when it is off."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tuiexport"
+    COMMANDS = App.COMMANDS | {ExportCommands}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        Binding("f10", "command_palette", "Commands", id="palette", show=False),
+    ]
+
+    def __init__(self, *, server_url: str = "", server_note: str = "") -> None:
+        super().__init__()
+        self.server_url = server_url
+        self.server_note = server_note
+
+    def on_mount(self) -> None:
+        from tuiexport.screens.main import MainScreen
+
+        # Pushed, not returned by get_default_screen: only pushed screens load their CSS_PATH.
+        self.push_screen(MainScreen())
+        if not self.server_url and self.server_note:
+            self.notify(f"The share server is off{self.server_note}.", severity="warning", markup=False)
+
+    def action_help(self) -> None:
+        from tuiexport.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker errors end up: a notification, never a traceback."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            report(self, event.worker.error)

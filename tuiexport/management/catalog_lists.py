@@ -1,0 +1,26 @@
+"""Small read-only lists of the catalog's reference data, for pickers in the front ends."""
+
+from __future__ import annotations
+
+from tuiexport.models import Manufacturer, ProductType, Supplier
+
+
+def list_suppliers() -> list[tuple[int, str, bool]]:
+    """``(id, name, partner)`` of every supplier, by name."""
+    return list(
+        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.name).tuples()
+    )
+
+
+def list_manufacturers() -> list[tuple[int, str]]:
+    """``(id, name)`` of every manufacturer, by name."""
+    return list(Manufacturer.select(Manufacturer.id, Manufacturer.name).order_by(Manufacturer.name).tuples())
+
+
+def list_product_types() -> list[tuple[int, str, str]]:
+    """``(id, name, group code)`` of every product type, by name."""
+    return list(
+        ProductType.select(ProductType.id, ProductType.name, ProductType.group_code)
+        .order_by(ProductType.name)
+        .tuples()
+    )

@@ -1,0 +1,62 @@
+"""The `?` screen: every key, generated from the bindings so it never drifts from them."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+def _keys(binding: Binding) -> str:
+    names = {
+        "question_mark": "?", "slash": "/", "right_square_bracket": "]", "left_square_bracket": "[",
+        "space": "space", "delete": "del",
+    }
+    return " ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
+
+
+def key_table() -> Table:
+    from tuiexport.app import ExportApp
+    from tuiexport.screens.main import BINDINGS
+    from tuiexport.screens.run_details import RunDetailsScreen
+    from tuiexport.widgets.definition_list import DefinitionList
+    from tuiexport.widgets.history_table import HistoryTable
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+
+    def section(title: str, bindings, extra=()) -> None:
+        table.add_row(Text(title, style="underline"), "")
+        for binding in bindings:
+            if isinstance(binding, Binding) and binding.description:
+                table.add_row(_keys(binding), binding.description)
+        for keys, text in extra:
+            table.add_row(keys, text)
+        table.add_row("", "")
+
+    section("Everywhere", [*BINDINGS, *ExportApp.BINDINGS], [("ctrl+p", "Command palette"), ("tab", "Exports ⇄ history pane")])
+    section(
+        "Exports list",
+        [b for b in DefinitionList.BINDINGS if b.description in ("Open/close",)],
+        [("↑ ↓ pgup pgdn home end", "Move"), ("other letters", "Start the filter")],
+    )
+    section("Expanded export", [], [("tab / shift+tab", "Next / previous field"), ("esc", "Close (asks about unsaved changes)")])
+    section("History", [b for b in HistoryTable.BINDINGS if b.key == "enter"])
+    section("Run details", RunDetailsScreen.BINDINGS)
+    section("Selection tab", [], [("space", "Tick a list entry"), ("ctrl+s f2", "Save"), ("ctrl+w f12", "Close")])
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    CSS_PATH = "help.tcss"
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close")]
+
+    def compose(self):
+        with VerticalScroll(id="help-box") as box:
+            box.border_title = "Keys"
+            box.border_subtitle = "Esc closes"
+            yield Static(key_table())

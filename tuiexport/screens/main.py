@@ -1,0 +1,343 @@
+"""The main screen: an "Exports" tab (definitions | history) beside the selection editor tabs."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+
+from tuiexport import config, service
+from tuiexport.errors import UserError
+from tuiexport.management.views import DefinitionView
+from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
+from tuiexport.screens.guard import guarded
+from tuiexport.screens.run_details import RunDetailsScreen
+from tuiexport.screens.selection_tabs import SelectionTabsMixin
+from tuiexport.widgets.definition_list import DefinitionList
+from tuiexport.widgets.download_bar import DownloadBar
+from tuiexport.widgets.exports_pane import ExportsPane
+from tuiexport.widgets.history_table import HistoryTable
+
+EXPORTS_TAB = "exports-tab"
+#: Printable keys with a binding on the list; any other printable key starts the filter.
+BOUND_CHARACTERS = set("nduetoq/?[] ")
+
+#: Actions that only make sense on the Exports tab.
+EXPORT_ACTIONS = {
+    "new_definition", "download", "share", "rotate", "delete", "cycle_sort", "filter",
+    "edit_selection", "new_selection", "remove_selection", "discard", "toggle", "focus_history",
+    "focus_definitions",
+}
+
+BINDINGS = [
+    Binding("n,ctrl+n", "new_definition", "New", id="new"),
+    Binding("d,f5", "download", "Download", id="download"),
+    Binding("u,f6", "share", "Share URL", id="share"),
+    Binding("ctrl+s,f2", "save", "Save", id="save"),
+    Binding("ctrl+r,f3", "discard", "Discard", id="discard", show=False),
+    Binding("e,f4", "edit_selection", "Selection", id="edit_selection"),
+    Binding("t,f7", "rotate", "New token", id="rotate", show=False),
+    Binding("delete,f8", "delete", "Delete", id="delete"),
+    Binding("o,f9", "cycle_sort", "Sort", id="sort"),
+    Binding("slash", "filter", "Filter", id="filter"),
+    Binding("ctrl+w,f12", "close_tab", "Close tab", id="close_tab"),
+    Binding("right_square_bracket,ctrl+pagedown", "next_tab", "Next tab", id="next_tab", show=False),
+    Binding("left_square_bracket,ctrl+pageup", "previous_tab", "Prev tab", id="previous_tab", show=False),
+    Binding("question_mark,f1", "app.help", "Help", id="help"),
+    Binding("q", "app.quit", "Quit", id="quit_q", show=False),
+    Binding("escape", "escape", "Close", id="escape", show=False),
+    Binding("escape", "cancel_download", "Cancel download", id="cancel_download", priority=True),
+]
+
+
+class MainScreen(SelectionTabsMixin, Screen):
+    CSS_PATH = ["main.tcss", "editor.tcss", "selection.tcss"]
+    BINDINGS = BINDINGS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exports = ExportsPane(id="exports")
+
+    def compose(self):
+        with TabbedContent(id="tabs"):
+            with TabPane("Exports", id=EXPORTS_TAB):
+                yield self.exports
+        yield DownloadBar(id="download")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.exports.definitions.focus()
+        self.show_status()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#tabs", TabbedContent)
+
+    @property
+    def on_exports_tab(self) -> bool:
+        return self.tabs.active == EXPORTS_TAB
+
+    @property
+    def downloads(self) -> DownloadBar:
+        return self.query_one(DownloadBar)
+
+    def current(self) -> DefinitionView | None:
+        """The definition actions apply to: the expanded one while editing, else the cursor row."""
+        lst = self.exports.definitions
+        if lst.expanded is not None and (lst.cursor == lst.expanded or self._editor_has_focus()):
+            return lst.expanded_view
+        return lst.cursor_view
+
+    def _editor_has_focus(self) -> bool:
+        focused = self.focused
+        return focused is not None and self.exports.editor in focused.ancestors_with_self
+
+    def share_url(self, view: DefinitionView) -> str:
+        return service.share_url(view.export_id, base_url=self.app.server_url or None)
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action in EXPORT_ACTIONS:
+            return self.on_exports_tab
+        if action == "close_tab":
+            return not self.on_exports_tab
+        if action == "cancel_download":
+            return self.is_mounted and self.downloads.running
+        return True
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def show_status(self) -> None:
+        try:
+            from tuiexport.catalog.stats import catalog_stats
+        except ImportError:
+            catalog = "catalog: ?"
+        else:
+            stats = catalog_stats()
+            products = getattr(stats, "products", None)
+            if products is None and isinstance(stats, dict):
+                products = stats.get("products")
+            catalog = f"catalog: {products:,} products" if isinstance(products, int) else "catalog: ?"
+        server = f"share: {self.app.server_url}" if self.app.server_url else f"share server off{self.app.server_note}"
+        line = f"{server} · {catalog} · db: {service.database_location()}"
+        self.app.call_from_thread(self.query_one("#status", Static).update, Text(line, no_wrap=True, overflow="ellipsis"))
+
+    # --- the definition list ---------------------------------------------------------------
+
+    @guarded
+    def action_toggle(self) -> None:
+        lst = self.exports.definitions
+        if lst.cursor_view is None:
+            return
+        if lst.expanded == lst.cursor:
+            self.close_editor()
+        else:
+            self.close_editor(then=lambda: self.open_editor(lst.cursor))
+
+    def open_editor(self, index: int, *, focus_name: bool = True) -> None:
+        lst = self.exports.definitions
+        view = lst.views[index]
+        lst.expand(index)
+        self.exports.editor.load(view, service.list_selections(), self.share_url(view))
+        if focus_name:
+            self.exports.editor.focus_name()
+
+    def close_editor(self, then=None) -> None:
+        """Collapse the expanded row, asking first about unsaved changes; then run ``then``."""
+        lst, editor = self.exports.definitions, self.exports.editor
+        if lst.expanded is None:
+            if then:
+                then()
+            return
+
+        def finish(answer: str | None) -> None:
+            if answer == "cancel":
+                return
+            if answer == "save" and not self.save_definition():
+                return
+            lst.collapse()
+            lst.focus()
+            if then:
+                then()
+
+        if editor.dirty:
+            self.app.push_screen(UnsavedScreen(f"The export '{editor.view.name}'"), finish)
+        else:
+            finish("discard")
+
+    def save_definition(self) -> bool:
+        editor = self.exports.editor
+        try:
+            changes = editor.changes()
+            if "name" in changes and not changes["name"]:
+                raise UserError("Give the export a name before saving.")
+            if not changes:
+                self.notify("Nothing to save.", timeout=2)
+                return True
+            view = service.update_definition(editor.view.export_id, **changes)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return False
+        editor.load(view, service.list_selections(), self.share_url(view))
+        self.exports.definitions.replace_view(view)
+        self.exports.reload(cursor_id=view.export_id)
+        self.notify(f"Saved '{view.name}'." + ("" if view.valid else " It is still invalid."), markup=False)
+        return True
+
+    def action_escape(self) -> None:
+        if isinstance(self.focused, Input) and self.focused.id == "filter":
+            self.exports.definitions.focus()
+        elif self.on_exports_tab and self.exports.definitions.expanded is not None:
+            self.close_editor()
+
+    def action_cancel_download(self) -> None:
+        self.downloads.cancel()
+
+    def action_focus_history(self) -> None:
+        self.exports.history.focus()
+
+    def action_focus_definitions(self) -> None:
+        self.exports.definitions.focus()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_cycle_sort(self) -> None:
+        self.exports.cycle_sort()
+
+    def on_key(self, event) -> None:
+        # Type to filter: a printable key without a binding, typed on the list, starts the filter.
+        if isinstance(self.focused, DefinitionList) and event.is_printable and event.character:
+            if event.character not in BOUND_CHARACTERS:
+                filter_input = self.query_one("#filter", Input)
+                filter_input.focus()
+                filter_input.insert_text_at_cursor(event.character)
+                event.stop()
+
+    # --- definition actions ----------------------------------------------------------------
+
+    @guarded
+    def action_new_definition(self) -> None:
+        def create() -> None:
+            view = service.create_definition("New export")
+            self.query_one("#filter", Input).value = ""
+            self.exports.reload(cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id))
+
+        self.close_editor(then=create)
+
+    def _expand_new(self, export_id: str) -> None:
+        index = self.exports.definitions.index_of(export_id)
+        if index is not None:
+            self.open_editor(index)
+            self.query_one("#ed-name", Input).action_select_all()
+
+    @guarded
+    def action_save(self) -> None:
+        if self.on_exports_tab:
+            if self.exports.definitions.expanded is not None:
+                self.save_definition()
+            else:
+                self.notify("Open an export with Enter to edit it.", timeout=3)
+        else:
+            self.save_selection_tab()
+
+    def action_discard(self) -> None:
+        lst = self.exports.definitions
+        if lst.expanded_view is not None:
+            self.open_editor(lst.expanded, focus_name=False)
+            self.notify("Changes discarded.", timeout=2)
+
+    @guarded
+    def action_download(self) -> None:
+        view = self.current()
+        if view is None:
+            return
+        if self.exports.editor.view is not None and view.export_id == self.exports.editor.view.export_id and self.exports.editor.dirty:
+            raise UserError("Save or discard your changes first (ctrl+s / ctrl+r).")
+        if not view.valid:
+            raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
+        if not self.downloads.start(view.export_id, view.name):
+            raise UserError("A download is already running; Esc cancels it.")
+
+    def on_download_bar_started(self, message: DownloadBar.Started) -> None:
+        self.exports.history.reload()
+
+    def on_download_bar_finished(self, message: DownloadBar.Finished) -> None:
+        run = message.run
+        self.exports.history.update_run(run)
+        self.exports.reload()
+        if run.status in ("success", "warning"):
+            self.notify(
+                f"{run.product_count:,} products saved to {run.artifact_path}"
+                + (f"\n{run.messages[-1]}" if run.status == "warning" and run.messages else ""),
+                title=f"Download {run.status}", severity="warning" if run.status == "warning" else "information",
+                markup=False, timeout=10,
+            )
+        elif run.status == "cancelled":
+            self.notify(f"Download of '{run.export_name}' cancelled.", markup=False)
+        else:
+            self.notify(" ".join(run.messages) or "The download failed.", title="Download failed", severity="error", markup=False, timeout=10)
+
+    @guarded
+    def action_share(self) -> None:
+        view = self.current()
+        if view is None:
+            return
+        url = self.share_url(view)
+        self.app.copy_to_clipboard(url)
+        note = "" if self.app.server_url else "\n(the share server is off in this TUI)"
+        self.notify(url + note, title="Share URL copied", markup=False, timeout=10)
+
+    def action_rotate(self) -> None:
+        view = self.current()
+        if view is None:
+            return
+
+        @guarded
+        def done(self, yes: bool | None) -> None:
+            if yes:
+                fresh = service.rotate_share_token(view.export_id)
+                self._refresh_after_change(fresh)
+                self.notify("New share token: the old URL no longer works.", markup=False)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Give '{view.name}' a new share token? The current share URL stops working at once.", yes="New token"),
+            lambda yes: done(self, yes),
+        )
+
+    def action_delete(self) -> None:
+        view = self.current()
+        if view is None:
+            return
+
+        @guarded
+        def done(self, yes: bool | None) -> None:
+            if yes:
+                name = service.delete_definition(view.export_id)
+                if self.exports.definitions.expanded_view and self.exports.definitions.expanded_view.export_id == view.export_id:
+                    self.exports.definitions.collapse()
+                self.exports.reload()
+                self.exports.definitions.focus()
+                self.notify(f"Deleted '{name}'. Its history stays.", markup=False)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete the export '{view.name}'? Its history rows stay."), lambda yes: done(self, yes)
+        )
+
+    def _refresh_after_change(self, view: DefinitionView) -> None:
+        self.exports.definitions.replace_view(view)
+        editor = self.exports.editor
+        if editor.view is not None and editor.view.export_id == view.export_id:
+            editor.rebase(view, self.share_url(view))
+        self.exports.reload()
+
+    # --- history ---------------------------------------------------------------------------
+
+    @on(HistoryTable.RowSelected)
+    def open_run(self, event: HistoryTable.RowSelected) -> None:
+        run = self.exports.history.runs.get(event.row_key.value)
+        if run is not None:
+            self.app.push_screen(RunDetailsScreen(run))

@@ -1,0 +1,78 @@
+"""One run's details: log ID, status, times, counts, file, messages, products per supplier."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from tuiexport.management.views import RunView
+from tuiexport.widgets import fmt
+
+
+def details(run: RunView) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="fold")
+    rows = [
+        ("Log ID", Text(run.log_id, style="bold")),
+        ("Status", fmt.status(run.status)),
+        ("Export", Text(f"{run.export_name}  ({run.export_id})")),
+        ("Trigger", Text(run.trigger)),
+        ("Started", Text(fmt.when(run.started))),
+        ("Finished", Text(fmt.when(run.finished) or "—")),
+        ("Duration", Text(fmt.duration(run.duration) or "—")),
+        ("API", Text(run.api_version or "—")),
+        ("Format", Text(f"{run.file_format}  ({run.profile}/{run.output})")),
+        ("Products", Text(f"{run.product_count:,}" + (f"  ({run.omitted_count:,} left out)" if run.omitted_count else ""))),
+        ("Size", Text(fmt.size(run.size) or "—")),
+        ("SHA-256", Text(run.sha256 or "—")),
+        ("File", Text((run.artifact_path or "—") + ("" if run.artifact_kept or not run.artifact_path else "  (removed)"))),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    table.add_row("Messages", Text("\n".join(run.messages) or "—"))
+    if run.supplier_shares:
+        total = sum(run.supplier_shares.values()) or 1
+        shares = Text()
+        for name, count in sorted(run.supplier_shares.items(), key=lambda kv: -kv[1]):
+            shares.append(f"{count / total:6.1%}  {count:>9,}  {name}\n")
+        table.add_row("Suppliers", shares)
+    return table
+
+
+class RunDetailsScreen(ModalScreen[None]):
+    CSS_PATH = "run_details.tcss"
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Close", id="run.close"),
+        Binding("l", "copy('log')", "Copy log ID", id="run.copy_log"),
+        Binding("p", "copy('path')", "Copy file path", id="run.copy_path"),
+        Binding("m", "copy('messages')", "Copy messages", id="run.copy_messages"),
+    ]
+
+    def __init__(self, run: RunView) -> None:
+        super().__init__()
+        self.run = run
+
+    def compose(self):
+        with VerticalScroll(id="run-box") as box:
+            box.border_title = f"Run {self.run.log_id}"
+            yield Static(details(self.run), id="run-details")
+        yield Footer()
+
+    def action_copy(self, what: str) -> None:
+        run = self.run
+        value = {
+            "log": run.log_id,
+            "path": run.artifact_path or "",
+            "messages": "\n".join(run.messages),
+        }[what]
+        if not value:
+            self.notify("There is nothing to copy.", severity="warning")
+            return
+        self.app.copy_to_clipboard(value)
+        shown = value if len(value) < 80 else value[:77] + "…"
+        self.notify(f"Copied: {shown}", title="Clipboard", markup=False)

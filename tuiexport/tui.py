@@ -1,0 +1,42 @@
+"""Start the TUI: open the database, mark dead runs, start the share server, run the App.
+
+The only module the CLI imports for the TUI; importing it does not import Textual until
+:func:`run_tui` runs, so ``tuiexport --run`` and ``tuiexport serve`` never load Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tuiexport import config, service
+from tuiexport.errors import UserError
+
+
+def start_share_server():
+    """Start the share server in a background thread. Returns ``(handle, note)``: the handle
+    (or None) and, when it is off, why (shown in the status line)."""
+    try:
+        from tuiexport.server import start_server
+    except ImportError:
+        return None, " (not installed)"
+    settings = config.settings()
+    try:
+        return start_server(settings.server_host, settings.server_port), ""
+    except UserError as exc:
+        return None, f" ({exc})"
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    service.open_database(getattr(args, "db", None))
+    service.mark_interrupted()
+    handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
+    from tuiexport.app import ExportApp
+
+    app = ExportApp(server_url=handle.url if handle else "", server_note=note)
+    try:
+        app.run()
+    finally:
+        if handle is not None:
+            handle.stop()
+        service.close_database()
+    return app.return_code or 0

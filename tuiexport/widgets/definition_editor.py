@@ -1,0 +1,249 @@
+"""The detail editor that opens under an expanded definition row.
+
+It holds the edits until they are saved: :meth:`changes` says what differs from the stored
+definition, in the keyword arguments ``service.update_definition`` takes.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+
+from tuiexport import config, service
+from tuiexport.errors import UserError
+from tuiexport.management.views import DefinitionView, SelectionView
+from tuiexport.widgets import fmt
+
+
+def format_pairs() -> list[tuple[str, str]]:
+    """The (profile, output) pairs that exist; every combination while the writers are missing."""
+    try:
+        return service.valid_pairs()
+    except ImportError:
+        return [(p, o) for p in service.PROFILES for o in service.OUTPUTS]
+
+
+class DefinitionEditor(Vertical):
+    """Name, selection, format, language, options, limit, IDs, share URL, reasons, actions."""
+
+    class CountWanted(Message):
+        def __init__(self, selection_id: int) -> None:
+            super().__init__()
+            self.selection_id = selection_id
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view: DefinitionView | None = None
+        self.selection_id: int | None = None
+        self.selection_name: str | None = None
+        self.selections: list[SelectionView] = []
+        self.share_url = ""
+        #: Product count per selection id, shared with the list (filled by a worker).
+        self.counts: dict[int, int] = {}
+        self._loading = False
+        self._pairs = format_pairs()
+
+    def compose(self):
+        with Horizontal(classes="field"):
+            yield Label("Name", classes="label")
+            yield Input(id="ed-name", compact=True, placeholder="Export name", max_length=120)
+        yield Static("", id="ed-name-error", classes="error")
+        with Horizontal(classes="field", id="ed-sel-none"):
+            yield Label("Selection", classes="label")
+            yield Select([], id="ed-sel-choose", compact=True, prompt="choose…")
+            yield Button("New", id="ed-sel-new", compact=True, action="screen.new_selection")
+        with Horizontal(classes="field", id="ed-sel-some"):
+            yield Label("Selection", classes="label")
+            yield Static("", id="ed-sel-name")
+            yield Button("Edit", id="ed-sel-edit", compact=True, action="screen.edit_selection")
+            yield Button("✕", id="ed-sel-remove", compact=True, action="screen.remove_selection")
+        with Horizontal(classes="field"):
+            yield Label("Format", classes="label")
+            profiles = list(dict.fromkeys(p for p, _ in self._pairs))
+            yield Select([(p, p) for p in profiles], id="ed-profile", compact=True, allow_blank=False)
+            yield Select([("csv", "csv")], id="ed-output", compact=True, allow_blank=False)
+        with Horizontal(classes="field"):
+            yield Label("Language", classes="label")
+            yield Select([(lang, lang) for lang in service.LANGUAGES], id="ed-language", compact=True, allow_blank=False)
+            yield Checkbox("Long texts", id="ed-long", compact=True)
+        with Horizontal(classes="field"):
+            yield Label("Limit", classes="label")
+            yield Input(id="ed-limit", compact=True, placeholder="contract", type="integer")
+            yield Static("", id="ed-count")
+        yield Static("", id="ed-meta")
+        yield Static("", id="ed-reasons", classes="error")
+        with Horizontal(classes="buttons"):
+            yield Button("Save", id="ed-save", compact=True, variant="primary", action="screen.save")
+            yield Button("Discard", id="ed-discard", compact=True, action="screen.discard")
+            yield Button("Delete", id="ed-delete", compact=True, variant="error", action="screen.delete")
+        with Horizontal(classes="buttons"):
+            yield Button("Download", id="ed-download", compact=True, action="screen.download")
+            yield Button("Share", id="ed-share", compact=True, action="screen.share")
+            yield Button("New token", id="ed-rotate", compact=True, action="screen.rotate")
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def load(self, view: DefinitionView, selections: list[SelectionView], share_url: str) -> None:
+        """Show a stored definition; any unsaved edits are dropped."""
+        self._loading = True
+        self.view = view
+        self.selections = selections
+        self.share_url = share_url
+        self.selection_id = view.selection_id
+        self.selection_name = view.selection_name
+        self.query_one("#ed-name", Input).value = view.name
+        self.query_one("#ed-sel-choose", Select).set_options(
+            [(Text(s.name), s.id) for s in selections]
+        )
+        self._set_profile(view.profile, view.output)
+        self.query_one("#ed-language", Select).value = view.language
+        self.query_one("#ed-long", Checkbox).value = view.long_descriptions
+        self.query_one("#ed-limit", Input).value = str(view.product_limit) if view.product_limit else ""
+        self._show_selection()
+        self._show_meta()
+        self.call_after_refresh(self._done_loading)
+
+    def rebase(self, view: DefinitionView, share_url: str) -> None:
+        """The stored definition changed underneath (token, assignment): keep the edits."""
+        self.view = view
+        self.share_url = share_url
+        self.selection_id = view.selection_id
+        self.selection_name = view.selection_name
+        self._show_selection()
+        self._show_meta()
+
+    def refresh_choices(self) -> None:
+        self._loading = True
+        self.query_one("#ed-sel-choose", Select).set_options([(Text(s.name), s.id) for s in self.selections])
+        self.call_after_refresh(self._done_loading)
+
+    def _done_loading(self) -> None:
+        self._loading = False
+
+    def _set_profile(self, profile: str, output: str) -> None:
+        profiles = list(dict.fromkeys(p for p, _ in self._pairs))
+        profile_select = self.query_one("#ed-profile", Select)
+        if profile not in profiles:  # a stored pair that does not exist: show it anyway
+            profiles.append(profile)
+            profile_select.set_options([(p, p) for p in profiles])
+        profile_select.value = profile
+        self._set_outputs(profile, output)
+
+    def _set_outputs(self, profile: str, output: str | None) -> None:
+        outputs = [o for p, o in self._pairs if p == profile]
+        if output and output not in outputs and self.view and (profile, output) == (self.view.profile, self.view.output):
+            outputs.append(output)
+        select = self.query_one("#ed-output", Select)
+        select.set_options([(o, o) for o in outputs])
+        if outputs:
+            select.value = output if output in outputs else outputs[0]
+
+    def _show_selection(self) -> None:
+        assigned = self.selection_id is not None
+        self.query_one("#ed-sel-none").display = not assigned
+        self.query_one("#ed-sel-some").display = assigned
+        self.query_one("#ed-sel-name", Static).update(Text(self.selection_name or ""))
+        if assigned:
+            self.post_message(self.CountWanted(self.selection_id))
+        self.update_count(None)
+
+    def update_count(self, counts: dict[int, int] | None) -> None:
+        view = self.view
+        if view is None:
+            return
+        own = self._limit_value(quiet=True)
+        contract = config.settings().contract_limit
+        limit = min(own, contract) if own else contract
+        if self.selection_id is None:
+            text = Text(f"no selection / {limit:,}", style="dim")
+        elif counts is None or self.selection_id not in counts:
+            text = Text(f"counting… / {limit:,}", style="dim")
+        else:
+            count = counts[self.selection_id]
+            text = Text(f"{count:,} / {limit:,}")
+            if count > limit:
+                text.stylize("bold yellow")
+                text.append(" over", style="yellow")
+        self.query_one("#ed-count", Static).update(text)
+
+    def _show_meta(self) -> None:
+        view = self.view
+        assert view is not None
+        meta = Text()
+        meta.append("ID ", style="dim")
+        meta.append(view.export_id)
+        meta.append("\nby ", style="dim")
+        meta.append(view.producer)
+        meta.append(f" · created {fmt.when(view.created)}", style="dim")
+        meta.append("\nURL ", style="dim")
+        meta.append(self.share_url)
+        self.query_one("#ed-meta", Static).update(meta)
+        reasons = Text("\n".join(f"✗ {r}" for r in view.reasons))
+        reasons_widget = self.query_one("#ed-reasons", Static)
+        reasons_widget.update(reasons)
+        reasons_widget.display = bool(view.reasons)
+
+    # --- editing ---------------------------------------------------------------------------
+
+    def assign(self, selection: SelectionView | None) -> None:
+        self.selection_id = selection.id if selection else None
+        self.selection_name = selection.name if selection else None
+        self._show_selection()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if self._loading:
+            return
+        if event.select.id == "ed-sel-choose" and isinstance(event.value, int):
+            chosen = next((s for s in self.selections if s.id == event.value), None)
+            self.assign(chosen)
+        elif event.select.id == "ed-profile" and isinstance(event.value, str):
+            self._set_outputs(event.value, self.query_one("#ed-output", Select).value)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "ed-name":
+            empty = not event.value.strip()
+            self.query_one("#ed-name-error", Static).update("The name must not be empty." if empty else "")
+        elif event.input.id == "ed-limit" and self.view is not None:
+            self.update_count(self.counts)
+
+    def _limit_value(self, quiet: bool = False) -> int | None:
+        raw = self.query_one("#ed-limit", Input).value.strip()
+        if not raw:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            if quiet:
+                return None
+            raise UserError("The product limit must be a whole number (or empty for the contract limit).") from None
+
+    def changes(self) -> dict:
+        """What differs from the stored definition (raises UserError for values that cannot be)."""
+        view = self.view
+        if view is None:
+            return {}
+        name = " ".join(self.query_one("#ed-name", Input).value.split())
+        values = {
+            "name": name,
+            "selection_id": self.selection_id,
+            "profile": self.query_one("#ed-profile", Select).value,
+            "output": self.query_one("#ed-output", Select).value,
+            "language": self.query_one("#ed-language", Select).value,
+            "long_descriptions": self.query_one("#ed-long", Checkbox).value,
+            "product_limit": self._limit_value(),
+        }
+        return {key: value for key, value in values.items() if getattr(view, key) != value}
+
+    @property
+    def dirty(self) -> bool:
+        if self.view is None:
+            return False
+        try:
+            return bool(self.changes())
+        except UserError:
+            return True
+
+    def focus_name(self) -> None:
+        self.query_one("#ed-name", Input).focus()

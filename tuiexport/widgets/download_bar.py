@@ -1,0 +1,119 @@
+"""Runs one download at a time in a worker and shows its progress bar with ETA; Esc cancels."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.text import Text
+from textual import work
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import ProgressBar, Static
+from textual.worker import get_current_worker
+
+from tuiexport import config, service
+from tuiexport.management.views import RunView
+
+#: Progress messages per second at most: the writer reports far more often than a screen needs.
+PROGRESS_HZ = 10
+
+
+class DownloadBar(Horizontal):
+    DEFAULT_CSS = """
+    DownloadBar { height: 1; display: none; background: $boost; }
+    DownloadBar.-running { display: block; }
+    DownloadBar #download-label { width: 1fr; height: 1; }
+    DownloadBar ProgressBar { width: auto; height: 1; }
+    """
+
+    class Started(Message):
+        """The history row exists (status running)."""
+
+        def __init__(self, log_id: str, export_name: str) -> None:
+            super().__init__()
+            self.log_id, self.export_name = log_id, export_name
+
+    class Progress(Message):
+        def __init__(self, done: int, total: int) -> None:
+            super().__init__()
+            self.done, self.total = done, total
+
+    class Finished(Message):
+        def __init__(self, run: RunView) -> None:
+            super().__init__()
+            self.run = run
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.cancel_event: threading.Event | None = None
+        self.export_name = ""
+
+    def compose(self):
+        yield Static("", id="download-label")
+        yield ProgressBar(total=None, show_eta=True, id="download-progress")
+
+    @property
+    def running(self) -> bool:
+        return self.cancel_event is not None
+
+    def start(self, export_id: str, export_name: str) -> bool:
+        """Start a download; False when one is already running."""
+        if self.running:
+            return False
+        self.cancel_event = threading.Event()
+        self.export_name = export_name
+        self.query_one(ProgressBar).update(total=None, progress=0)
+        self._label(Text(f"Preparing '{export_name}'…  Esc cancels"))
+        self.add_class("-running")
+        self._download(export_id, self.cancel_event)
+        return True
+
+    def cancel(self) -> None:
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+            self._label(Text(f"Cancelling '{self.export_name}'…"))
+
+    def _label(self, text: Text) -> None:
+        self.query_one("#download-label", Static).update(text)
+
+    @work(thread=True, exclusive=True, group="download", exit_on_error=False)
+    def _download(self, export_id: str, cancel: threading.Event) -> None:
+        worker = get_current_worker()
+        try:
+            folder = config.downloads_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
+        except BaseException:
+            self.app.call_from_thread(self._reset)
+            raise
+        self.post_message(self.Started(prepared.log_id, prepared.definition.name))
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 1 / PROGRESS_HZ or done >= total:
+                last[0] = now
+                self.post_message(self.Progress(done, total))
+            if worker.is_cancelled:
+                cancel.set()
+
+        run = prepared.execute(progress=progress, cancel=cancel)
+        self.post_message(self.Finished(run))
+
+    def on_download_bar_progress(self, message: Progress) -> None:
+        message.stop()
+        if self.cancel_event is None or self.cancel_event.is_set():
+            return
+        self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
+        self._label(
+            Text(f"'{self.export_name}' {message.done:,}/{message.total:,} · Esc cancels")
+        )
+
+    def on_download_bar_finished(self, message: Finished) -> None:
+        # Not stopped: the screen refreshes history and definitions and notifies.
+        self._reset()
+
+    def _reset(self) -> None:
+        self.cancel_event = None
+        self.remove_class("-running")

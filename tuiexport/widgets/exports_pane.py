@@ -1,0 +1,149 @@
+"""The Exports tab: definitions (sort, filter, expandable rows) on the left, history on the right."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Input, Select
+from textual.worker import get_current_worker
+
+from tuiexport import service
+from tuiexport.errors import UserError
+from tuiexport.management.views import DefinitionView
+from tuiexport.widgets.definition_editor import DefinitionEditor
+from tuiexport.widgets.definition_list import DefinitionList
+from tuiexport.widgets.history_table import HistoryTable
+
+SORT_LABELS = {"name": "Name", "last_run": "Last run", "created": "Created", "format": "Format"}
+
+
+class ExportsPane(Horizontal):
+    """Loads definitions and selection counts in workers; the screen runs the actions."""
+
+    class DefinitionsLoaded(Message):
+        def __init__(self, views: list[DefinitionView], cursor_id: str | None) -> None:
+            super().__init__()
+            self.views, self.cursor_id = views, cursor_id
+
+    class CountsReady(Message):
+        def __init__(self, counts: dict[int, int]) -> None:
+            super().__init__()
+            self.counts = counts
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.editor = DefinitionEditor(id="editor")
+        self.definitions = DefinitionList(self.editor, id="definitions")
+        self.history = HistoryTable(id="history")
+        self.counts: dict[int, int] = {}
+        self.editor.counts = self.counts
+        self.sort = "name"
+        self._filter_timer: Timer | None = None
+        self._then = None
+        self.loaded = False
+
+    def compose(self):
+        with Vertical(id="definitions-pane"):
+            with Horizontal(id="definitions-head"):
+                yield Select(
+                    [(label, key) for key, label in SORT_LABELS.items()],
+                    value="name",
+                    allow_blank=False,
+                    compact=True,
+                    id="sort",
+                )
+                yield Input(placeholder="type to filter…", compact=True, id="filter")
+            yield self.definitions
+        yield self.history
+
+    def on_mount(self) -> None:
+        self.query_one("#definitions-pane").border_title = "Exports"
+        self.history.border_title = "History"
+        self.reload()
+        self.history.reload()
+
+    # --- definitions -----------------------------------------------------------------------
+
+    def reload(self, cursor_id: str | None = None, then=None) -> None:
+        """Load the definitions again (in a worker); ``then`` runs once they are shown."""
+        self._then = then
+        self._load(self.sort, self.query_one("#filter", Input).value, cursor_id)
+
+    @work(thread=True, exclusive=True, group="definitions-load", exit_on_error=False)
+    def _load(self, sort: str, filter_text: str, cursor_id: str | None) -> None:
+        views = service.list_definitions(sort=sort, filter_text=filter_text)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.DefinitionsLoaded(views, cursor_id))
+
+    def on_exports_pane_definitions_loaded(self, message: DefinitionsLoaded) -> None:
+        message.stop()
+        self.definitions.set_views(message.views, cursor_id=message.cursor_id)
+        total = len(message.views)
+        invalid = sum(1 for v in message.views if not v.valid)
+        title = f"Exports ({total:,})" + (f" · {invalid} invalid" if invalid else "")
+        self.query_one("#definitions-pane").border_title = title
+        self.loaded = True
+        then, self._then = self._then, None
+        if then is not None:
+            then()
+        wanted = {v.selection_id for v in message.views if v.selection_id is not None} - set(self.counts)
+        if wanted:
+            self.count(wanted)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "sort" and isinstance(event.value, str) and event.value != self.sort:
+            event.stop()
+            self.sort = event.value
+            self.reload()
+
+    def cycle_sort(self) -> None:
+        keys = list(SORT_LABELS)
+        self.query_one("#sort", Select).value = keys[(keys.index(self.sort) + 1) % len(keys)]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            if self._filter_timer is not None:
+                self._filter_timer.stop()
+            self._filter_timer = self.set_timer(0.15, self.reload)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.stop()
+            self.definitions.focus()
+
+    # --- counts ----------------------------------------------------------------------------
+
+    def count(self, selection_ids: set[int]) -> None:
+        self._count(sorted(selection_ids))
+
+    @work(thread=True, group="definitions-count", exit_on_error=False)
+    def _count(self, selection_ids: list[int]) -> None:
+        worker = get_current_worker()
+        for sid in selection_ids:
+            if worker.is_cancelled:
+                return
+            try:
+                criteria = service.get_selection(sid).criteria
+            except UserError:  # deleted meanwhile
+                continue
+            self.post_message(self.CountsReady({sid: service.count_products(criteria)}))
+
+    def on_exports_pane_counts_ready(self, message: CountsReady) -> None:
+        message.stop()
+        self.counts.update(message.counts)
+        self.definitions.set_counts(message.counts)
+        self.editor.update_count(self.counts)
+
+    def on_definition_editor_count_wanted(self, message: DefinitionEditor.CountWanted) -> None:
+        message.stop()
+        if message.selection_id in self.counts:
+            self.editor.update_count(self.counts)
+        else:
+            self.count({message.selection_id})
+
+    def forget_count(self, selection_id: int) -> None:
+        self.counts.pop(selection_id, None)
+        self.count({selection_id})

@@ -1,0 +1,85 @@
+"""How values look on screen: dates, sizes, durations, counts, status colours.
+
+Times are stored in UTC and shown in local time. Tests fix the zone (TZ=UTC) for snapshots.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from rich.text import Text
+
+STATUS_STYLES = {
+    "running": "bold cyan",
+    "success": "green",
+    "warning": "yellow",
+    "failed": "bold red",
+    "cancelled": "magenta",
+    "interrupted": "red",
+}
+STATUS_MARKS = {
+    "running": "…",
+    "success": "✓",
+    "warning": "!",
+    "failed": "✗",
+    "cancelled": "-",
+    "interrupted": "✗",
+}
+
+SHORT_PROFILES = {"standard": "std", "standardUpdate": "upd", "developer": "dev", "bmecat12": "BMEcat"}
+
+
+def local(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
+
+
+def when(value: datetime | None, *, short: bool = False) -> str:
+    value = local(value)
+    if value is None:
+        return ""
+    return value.strftime("%d.%m. %H:%M" if short else "%Y-%m-%d %H:%M")
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    minutes, sec = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+
+
+def compact(n: int | None) -> str:
+    """12 / 1.2k / 12k / 1.2M: counts that must fit narrow columns."""
+    if n is None:
+        return "—"
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def short_format(profile: str, output: str) -> str:
+    if profile == "bmecat12":
+        return "BMEcat XML" if output == "xml" else f"BMEcat {output.upper()}"
+    return f"{SHORT_PROFILES.get(profile, profile)} {output.upper()}"
+
+
+def status(value: str) -> Text:
+    return Text(f"{STATUS_MARKS.get(value, '?')} {value}", style=STATUS_STYLES.get(value, ""))

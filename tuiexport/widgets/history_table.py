@@ -1,0 +1,124 @@
+"""The run history, newest first, loaded a page at a time as the cursor nears the end."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from tuiexport import service
+from tuiexport.management.views import RunView
+from tuiexport.widgets import fmt
+
+PAGE = 200
+COLUMNS = (
+    ("status", "Status"),
+    ("date", "Date"),
+    ("name", "Name"),
+    ("api", "API"),
+    ("format", "File format"),
+    ("products", "Products"),
+    ("duration", "Time"),
+    ("size", "Size"),
+    ("trigger", "By"),
+    ("log", "Log ID"),
+)
+
+
+def cells(run: RunView) -> list:
+    return [
+        fmt.status(run.status),
+        fmt.when(run.started),
+        Text(run.export_name),
+        run.api_version or "—",
+        Text(run.file_format),
+        Text(f"{run.product_count:,}", justify="right"),
+        Text(fmt.duration(run.duration), justify="right"),
+        Text(fmt.size(run.size), justify="right"),
+        run.trigger,
+        run.log_id,
+    ]
+
+
+class HistoryTable(DataTable):
+    """Every run; Enter opens its details (the screen decides how)."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Details", id="history.details"),
+        Binding("tab,shift+tab", "screen.focus_definitions", "Exports pane", show=False),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, runs: list[RunView], total: int, offset: int) -> None:
+            super().__init__()
+            self.runs, self.total, self.offset = runs, total, offset
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.total = 0
+        self.runs: dict[str, RunView] = {}
+        self._loading = False
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def current(self) -> RunView | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        return self.runs.get(key)
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the newest page again (a new run appears at the top)."""
+        self._load(0, max(PAGE, min(len(self.runs), 2000)))
+
+    @work(thread=True, exclusive=True, group="history-load", exit_on_error=False)
+    def _load(self, offset: int, limit: int) -> None:
+        runs = service.list_history(limit=limit, offset=offset)
+        total = service.count_history()
+        self.post_message(self.Loaded(runs, total, offset))
+
+    def on_history_table_loaded(self, message: Loaded) -> None:
+        message.stop()
+        self._loading = False
+        self.total = message.total
+        if message.offset == 0:
+            key = self.current.log_id if self.current else None
+            self.clear()
+            self.runs = {}
+            self._add(message.runs)
+            if key and key in self.runs:
+                self.move_cursor(row=self.get_row_index(key), animate=False)
+        else:
+            self._add([r for r in message.runs if r.log_id not in self.runs])
+        self.border_title = f"History ({self.total:,})"
+
+    def _add(self, runs: list[RunView]) -> None:
+        for run in runs:
+            self.runs[run.log_id] = run
+            self.add_row(*cells(run), key=run.log_id)
+
+    def watch_cursor_coordinate(self, old, new) -> None:
+        super().watch_cursor_coordinate(old, new)
+        if not self._loading and len(self.runs) < self.total and new.row >= self.row_count - 20:
+            self._loading = True
+            self._load(len(self.runs), PAGE)
+
+    def update_run(self, run: RunView) -> None:
+        """Refresh one row in place (a running export finished, failed or was cancelled)."""
+        if run.log_id not in self.runs:
+            self.reload()
+            return
+        self.runs[run.log_id] = run
+        try:
+            for (key, _), value in zip(COLUMNS, cells(run)):
+                self.update_cell(run.log_id, key, value)
+        except RowDoesNotExist:
+            self.reload()

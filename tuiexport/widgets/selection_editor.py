@@ -1,0 +1,280 @@
+"""The product selection editor shown in a "Selection: <name>" tab.
+
+Rules on the left, the live count against the limit and a preview of the first 50 products on the
+right, recomputed in a debounced worker whenever a rule changes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from rich.text import Text
+from textual import work
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
+from textual.worker import get_current_worker
+
+from tuiexport import service
+from tuiexport.errors import UserError
+from tuiexport.management.views import PreviewRow, SelectionView
+from tuiexport.widgets.checklist import FilterableChecklist
+
+SUPPLIER_MODES = ("partners", "all", "list")
+SWITCHES = (
+    ("only_with_catalog_id", "only with catalogue id"),
+    ("only_in_stock", "only in stock"),
+    ("only_new", "only new goods"),
+    ("only_exportable_images", "only with exportable images"),
+    ("only_with_price", "only with a price"),
+)
+DEBOUNCE = 0.3
+
+
+def _idents(text: str) -> list[str]:
+    return [item for item in re.split(r"[\s,;]+", text) if item]
+
+
+def _price(text: str, label: str) -> float | None:
+    text = text.strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"The {label} price '{text}' is not a number.") from None
+
+
+class SelectionEditor(Vertical):
+    """Edits one selection (``selection`` None: a new one, created on save)."""
+
+    class Computed(Message):
+        def __init__(self, count: int, rows: list[PreviewRow], auto_name: str, reasons: list[str]) -> None:
+            super().__init__()
+            self.count, self.rows, self.auto_name, self.reasons = count, rows, auto_name, reasons
+
+    class Saved(Message):
+        def __init__(self, editor: "SelectionEditor", view: SelectionView, created: bool) -> None:
+            super().__init__()
+            self.editor, self.view, self.created = editor, view, created
+
+    class TitleChanged(Message):
+        def __init__(self, editor: "SelectionEditor") -> None:
+            super().__init__()
+            self.editor = editor
+
+    def __init__(
+        self, selection: SelectionView | None, *, limit: int, for_export: str | None = None,
+        language: str = "de", **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.selection = selection
+        self.original = selection.criteria if selection else service.Criteria()
+        self.original_name = selection.name if selection and selection.name_custom else ""
+        self.limit = limit
+        self.for_export = for_export
+        self.language = language
+        self.count: int | None = None
+        self.auto_name = selection.name if selection else ""
+        self._timer: Timer | None = None
+        self._ready = False
+
+    @property
+    def title(self) -> str:
+        name = self.query_one("#sel-name", Input).value.strip() if self.is_mounted else ""
+        name = name or (self.selection.name if self.selection and self._ready is False else "") or self.auto_name or "new"
+        return f"Selection: {name}{' *' if self.dirty else ''}"
+
+    def compose(self):
+        c = self.original
+        suppliers = service.list_suppliers()
+        with Horizontal(id="sel-head"):
+            yield Label("Name", classes="label")
+            yield Input(self.original_name, id="sel-name", compact=True, max_length=120, placeholder="(generated from the rules)")
+        yield Static("", id="sel-count")
+        yield Static("", id="sel-reasons", classes="error")
+        with Horizontal(id="sel-body"):
+            with VerticalScroll(id="sel-rules"):
+                yield Label("Suppliers", classes="section")
+                with RadioSet(id="sel-suppliers", compact=True):
+                    for mode, label in zip(SUPPLIER_MODES, ("my partners", "all suppliers", "chosen suppliers")):
+                        yield RadioButton(label, value=c.suppliers == mode, compact=True)
+                yield FilterableChecklist(
+                    "suppliers", [(i, f"{n}{' ★' if p else ''}") for i, n, p in suppliers], c.supplier_ids, id="sel-supplier-ids"
+                )
+                yield Label("Manufacturers", classes="section")
+                yield FilterableChecklist("manufacturers", service.list_manufacturers(), c.manufacturer_ids, id="sel-manufacturers")
+                yield Label("Product types", classes="section")
+                yield FilterableChecklist(
+                    "types", [(i, f"{n} ({code})") for i, n, code in service.list_product_types()], c.product_type_ids, id="sel-types"
+                )
+                yield Label("Quality", classes="section")
+                for key, label in SWITCHES:
+                    yield Checkbox(label, getattr(c, key), id=f"sel-{key}", compact=True)
+                for key, label, value, hint in (
+                    ("search", "Search", c.search, "name, SKU or EAN words"),
+                    ("include", "Include", " ".join(c.include), "only these puid/EAN/SKU"),
+                    ("exclude", "Exclude", " ".join(c.exclude), "never these puid/EAN/SKU"),
+                    ("price_min", "Price from", "" if c.price_min is None else f"{c.price_min:g}", "net, e.g. 10"),
+                    ("price_max", "Price to", "" if c.price_max is None else f"{c.price_max:g}", "net, e.g. 999.99"),
+                    ("changed_since", "Changed since", f"{c.changed_since:%Y-%m-%d}" if c.changed_since else "", "YYYY-MM-DD"),
+                ):
+                    with Horizontal(classes="field"):
+                        yield Label(label, classes="label")
+                        yield Input(value, id=f"sel-{key}", compact=True, placeholder=hint)
+            yield DataTable(id="sel-preview", cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sel-preview", DataTable)
+        table.border_title = "Preview (first 50)"
+        for label in ("puid", "Name", "Manufacturer", "Price", "Stock", "EAN"):
+            table.add_column(label, key=label)
+        self.query_one("#sel-supplier-ids").display = self.original.suppliers == "list"
+        self._ready = True
+        self.recompute(now=True)
+
+    # --- reading the rules -----------------------------------------------------------------
+
+    def criteria(self) -> service.Criteria:
+        """The rules as shown (raises UserError for a value that is not a number or a date)."""
+        mode = SUPPLIER_MODES[max(self.query_one("#sel-suppliers", RadioSet).pressed_index, 0)]
+        text = {key: self.query_one(f"#sel-{key}", Input).value for key in ("search", "include", "exclude", "price_min", "price_max", "changed_since")}
+        since = None
+        if text["changed_since"].strip():
+            try:
+                since = datetime.strptime(text["changed_since"].strip(), "%Y-%m-%d")
+            except ValueError:
+                raise UserError("'Changed since' must be a date like 2026-01-31.") from None
+        return service.Criteria(
+            suppliers=mode,
+            supplier_ids=self.query_one("#sel-supplier-ids", FilterableChecklist).values if mode == "list" else [],
+            manufacturer_ids=self.query_one("#sel-manufacturers", FilterableChecklist).values,
+            product_type_ids=self.query_one("#sel-types", FilterableChecklist).values,
+            search=text["search"].strip(),
+            include=_idents(text["include"]),
+            exclude=_idents(text["exclude"]),
+            price_min=_price(text["price_min"], "minimum"),
+            price_max=_price(text["price_max"], "maximum"),
+            changed_since=since,
+            **{key: self.query_one(f"#sel-{key}", Checkbox).value for key, _ in SWITCHES},
+        )
+
+    @property
+    def name_value(self) -> str:
+        return " ".join(self.query_one("#sel-name", Input).value.split())
+
+    @property
+    def dirty(self) -> bool:
+        if not self._ready:
+            return False
+        if self.selection is None:
+            return True
+        try:
+            criteria = self.criteria()
+        except UserError:
+            return True
+        return criteria != self.original or self.name_value != self.original_name
+
+    # --- live count and preview ------------------------------------------------------------
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        self.query_one("#sel-supplier-ids").display = event.index == 2
+        self.recompute()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        self.recompute()
+
+    def on_filterable_checklist_changed(self, event: FilterableChecklist.Changed) -> None:
+        event.stop()
+        self.recompute()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id and event.input.id.startswith("sel-"):
+            event.stop()
+            if event.input.id == "sel-name":
+                self.post_message(self.TitleChanged(self))
+            else:
+                self.recompute()
+
+    def recompute(self, now: bool = False) -> None:
+        if not self._ready:
+            return
+        self.post_message(self.TitleChanged(self))
+        if self._timer is not None:
+            self._timer.stop()
+        if now:
+            self._start_compute()
+        else:
+            self._timer = self.set_timer(DEBOUNCE, self._start_compute)
+
+    def _start_compute(self) -> None:
+        try:
+            criteria = self.criteria()
+        except UserError as exc:
+            self._show_reasons([str(exc)])
+            return
+        self.query_one("#sel-count", Static).update(Text("counting…", style="dim"))
+        self._compute(criteria)
+
+    @work(thread=True, exclusive=True, group="selection-preview", exit_on_error=False)
+    def _compute(self, criteria: service.Criteria) -> None:
+        reasons = service.validate_criteria(criteria)
+        name = service.auto_name(criteria)
+        count, rows = 0, []
+        if not reasons:
+            count = service.count_products(criteria)
+            if not get_current_worker().is_cancelled:
+                rows = service.preview(criteria, n=50, language=self.language)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Computed(count, rows, name, reasons))
+
+    def on_selection_editor_computed(self, message: Computed) -> None:
+        message.stop()
+        self.count, self.auto_name = message.count, message.auto_name
+        self.query_one("#sel-name", Input).placeholder = message.auto_name
+        self._show_reasons(message.reasons)
+        text = Text()
+        if message.reasons:
+            text.append("no count: the rules are invalid", style="dim")
+        else:
+            text.append(f"{message.count:,}", style="bold")
+            text.append(f" products / limit {self.limit:,}")
+            if message.count > self.limit:
+                text.append(f"  (first {self.limit:,} by puid exported)", style="yellow")
+        self.query_one("#sel-count", Static).update(text)
+        table = self.query_one("#sel-preview", DataTable)
+        table.clear()
+        for row in message.rows:
+            table.add_row(
+                str(row.puid), Text(row.name), Text(row.manufacturer or ""),
+                Text("" if row.price is None else f"{row.price:,.2f}", justify="right"),
+                Text("" if row.stock is None else f"{row.stock:,}", justify="right"),
+                Text(row.ean or ""),
+            )
+        self.post_message(self.TitleChanged(self))
+
+    def _show_reasons(self, reasons: list[str]) -> None:
+        widget = self.query_one("#sel-reasons", Static)
+        widget.update(Text("\n".join(f"✗ {r}" for r in reasons)))
+        widget.display = bool(reasons)
+
+    # --- saving ----------------------------------------------------------------------------
+
+    def save(self) -> SelectionView:
+        """Store the rules (and name; empty = generated); every definition using it follows."""
+        criteria = self.criteria()
+        created = self.selection is None
+        if created:
+            view = service.create_selection(criteria, self.name_value or None)
+        else:
+            view = service.update_selection(self.selection.id, criteria=criteria, name=self.name_value)
+        self.selection, self.original = view, view.criteria
+        self.original_name = view.name if view.name_custom else ""
+        self.auto_name = view.name
+        self.post_message(self.Saved(self, view, created))
+        self.post_message(self.TitleChanged(self))
+        return view
