@@ -15,6 +15,7 @@ from tuiexport.exporters.registry import (
     is_valid_pair,
     valid_pairs,
 )
+from tuiexport.management.catalog_lists import list_manufacturers, list_product_types, list_suppliers
 from tuiexport.management.definitions import (
     EDITABLE,
     SORTS,
