@@ -1,0 +1,190 @@
+"""BMEcat 1.2 T_NEW_CATALOG, valid against the official XML Schema.
+
+Order as the standard wants it: HEADER (GENERATOR_INFO, CATALOG, BUYER, SUPPLIER), then
+T_NEW_CATALOG with CATALOG_GROUP_SYSTEM (a root and one leaf per product type), one ARTICLE per
+product, and ARTICLE_TO_CATALOGGROUP_MAP. The schema requires ARTICLE_PRICE_DETAILS in every
+ARTICLE, so a product without any net price is left out and the run's messages say how many.
+
+One SQL query (portable: SQLite and PostgreSQL) gives the raw values per article; Python writes
+the markup, cuts texts to the schema's lengths and strips what XML 1.0 forbids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from tuiexport.exporters import encode
+from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
+
+NAMESPACE = "http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog"
+LANGUAGES = {"de": "deu", "en": "eng", "fr": "fra", "it": "ita", "nl": "nld", "es": "spa"}
+CATALOG_CURRENCY = "EUR"
+#: Currencies of offers we may quote: those our catalog uses that BMEcat 1.2's list knows.
+CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "HUF", "JPY", "CNY", "CAD", "AUD")
+ROOT_GROUP = "root"
+
+_escape = encode.XmlFormat.escape
+_strip = encode.strip_xml_forbidden
+
+
+def _text(value, most: int) -> str | None:
+    """Schema-fit text: forbidden characters gone, at most ``most`` characters, never blank."""
+    if value is None:
+        return None
+    value = _strip(str(value))
+    if not value.strip():
+        return None
+    return _escape(value[:most])
+
+
+def _el(tag: str, text: str | None) -> str:
+    return "" if text is None else f"<{tag}>{text}</{tag}>"
+
+
+def _price_sql(job: ExportJob, column: str) -> str:
+    currencies = ", ".join(f"'{c}'" for c in CURRENCIES)
+    # The lowest net price, preferring offers in the catalog currency.
+    return (
+        f"(SELECT si.{column} FROM supplier_item si WHERE si.product_id = p.puid "
+        f"AND si.price > 0 AND si.currency IN ({currencies}) "
+        f"ORDER BY CASE WHEN si.currency = '{CATALOG_CURRENCY}' THEN 0 ELSE 1 END, si.price, "
+        f"si.supplier_id LIMIT 1)"
+    )
+
+
+@dataclass
+class BmecatWriter:
+    profile: str = "bmecat12"
+    output: str = "xml"
+    extension: str = "xml"
+    media_type: str = "application/xml"
+
+    def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
+        lang, fallback = encode._languages(job)
+        opts = job.options
+        priced = (
+            f"EXISTS (SELECT 1 FROM supplier_item si WHERE si.product_id = p.puid AND si.price > 0 "
+            f"AND si.currency IN ({', '.join(repr(c) for c in CURRENCIES)}))"
+        )
+        sel = SELECTION_TABLE
+
+        out.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
+        out.write(f'<BMECAT version="1.2" xmlns="{NAMESPACE}">\n<HEADER>\n'.encode())
+        started = job.started
+        header = (
+            _el("GENERATOR_INFO", _text(encode.GENERATOR, 250))
+            + "\n<CATALOG>"
+            + _el("LANGUAGE", LANGUAGES.get(lang, "deu"))
+            + _el("CATALOG_ID", _text(job.export_id, 20) or "tuiexport")
+            + _el("CATALOG_VERSION", "1.0")
+            + _el("CATALOG_NAME", _text(job.export_name, 100))
+            + f'<DATETIME type="generation_date"><DATE>{started:%Y-%m-%d}</DATE>'
+            + f"<TIME>{started:%H:%M:%S}</TIME><TIMEZONE>Z</TIMEZONE></DATETIME>"
+            + _el("CURRENCY", CATALOG_CURRENCY)
+            + "</CATALOG>\n<BUYER>"
+            + _el("BUYER_NAME", _text(opts.get("bmecat_buyer"), 50) or "Catalog recipient")
+            + "</BUYER>\n<SUPPLIER>"
+            + _el("SUPPLIER_NAME", _text(opts.get("bmecat_supplier"), 50) or "tuiexport")
+            + "</SUPPLIER>\n</HEADER>\n<T_NEW_CATALOG>\n"
+        )
+        out.write(header.encode())
+
+        # CATALOG_GROUP_SYSTEM: the product types of the articles written.
+        out.write(
+            (
+                "<CATALOG_GROUP_SYSTEM><GROUP_SYSTEM_ID>tuiexport-product-types</GROUP_SYSTEM_ID>"
+                "<GROUP_SYSTEM_NAME>Product types</GROUP_SYSTEM_NAME>\n"
+                f'<CATALOG_STRUCTURE type="root"><GROUP_ID>{ROOT_GROUP}</GROUP_ID>'
+                "<GROUP_NAME>Catalog</GROUP_NAME><PARENT_ID>0</PARENT_ID></CATALOG_STRUCTURE>\n"
+            ).encode()
+        )
+        types = job.db.execute_sql(
+            f"SELECT pt.id, pt.name, pt.group_code FROM product_type pt WHERE pt.id IN "
+            f"(SELECT p.product_type_id FROM {sel} JOIN product p ON p.puid = {sel}.puid "
+            f"WHERE {priced}) ORDER BY pt.id"
+        ).fetchall()
+        for type_id, name, code in types:
+            out.write(
+                (
+                    f'<CATALOG_STRUCTURE type="leaf"><GROUP_ID>{type_id}</GROUP_ID>'
+                    + _el("GROUP_NAME", _text(name, 50) or str(type_id))
+                    + _el("GROUP_DESCRIPTION", _text(code, 250))
+                    + f"<PARENT_ID>{ROOT_GROUP}</PARENT_ID></CATALOG_STRUCTURE>\n"
+                ).encode()
+            )
+        out.write(b"</CATALOG_GROUP_SYSTEM>\n")
+
+        def text(col: str) -> str:
+            if lang == fallback:
+                return f"NULLIF(t.{col}, '')"
+            return f"COALESCE(NULLIF(t.{col}, ''), NULLIF(f.{col}, ''))"
+
+        joins = f"LEFT JOIN product_text t ON t.product_id = p.puid AND t.lang = '{lang}'"
+        if fallback != lang:
+            joins += f" LEFT JOIN product_text f ON f.product_id = p.puid AND f.lang = '{fallback}'"
+        long_sql = text("long_description") if job.long_descriptions else "NULL"
+        cursor = job.db.execute_sql(
+            f"SELECT p.puid, {text('name')}, {long_sql}, {text('short_description')}, p.ean, "
+            f"p.manufacturer_sku, m.name, CASE WHEN p.image_exportable THEN p.image_url END, "
+            f"{_price_sql(job, 'price')}, {_price_sql(job, 'currency')} "
+            f"FROM {sel} JOIN product p ON p.puid = {sel}.puid "
+            f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {joins} "
+            f"ORDER BY {sel}.puid"
+        )
+        written = skipped = seen = 0
+        while rows := cursor.fetchmany(encode.CHUNK):
+            parts = []
+            for puid, name, long, short, ean, sku, mname, image, price, currency in rows:
+                if price is None:
+                    skipped += 1
+                    continue
+                ean = _text(ean, 14) if ean is not None and len(ean) <= 14 else None
+                image = _text(image, 250) if image and len(image) <= 250 else None
+                parts.append(
+                    f"<ARTICLE><SUPPLIER_AID>{puid}</SUPPLIER_AID><ARTICLE_DETAILS>"
+                    f"<DESCRIPTION_SHORT>{_text(name, 80) or _text(sku, 80) or puid}</DESCRIPTION_SHORT>"
+                    + _el("DESCRIPTION_LONG", _text(long, 64000) or _text(short, 64000))
+                    + _el("EAN", ean)
+                    + _el("MANUFACTURER_AID", _text(sku, 50))
+                    + _el("MANUFACTURER_NAME", _text(mname, 50))
+                    + "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
+                    "</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS>"
+                    f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{encode._round(price, "0.01")}'
+                    f"</PRICE_AMOUNT><PRICE_CURRENCY>{currency}</PRICE_CURRENCY></ARTICLE_PRICE>"
+                    "</ARTICLE_PRICE_DETAILS>"
+                    + (
+                        "<MIME_INFO><MIME><MIME_TYPE>image/jpeg</MIME_TYPE>"
+                        f"<MIME_SOURCE>{image}</MIME_SOURCE><MIME_PURPOSE>normal</MIME_PURPOSE>"
+                        "</MIME></MIME_INFO>"
+                        if image
+                        else ""
+                    )
+                    + "</ARTICLE>\n"
+                )
+            written += len(parts)
+            seen += len(rows)
+            out.write("".join(parts).encode())
+            job.check(seen)
+
+        cursor = job.db.execute_sql(
+            f"SELECT p.puid, p.product_type_id FROM {sel} JOIN product p ON p.puid = {sel}.puid "
+            f"WHERE p.product_type_id IS NOT NULL AND {priced} ORDER BY {sel}.puid"
+        )
+        while rows := cursor.fetchmany(encode.CHUNK * 5):
+            out.write(
+                "".join(
+                    f"<ARTICLE_TO_CATALOGGROUP_MAP><ART_ID>{puid}</ART_ID>"
+                    f"<CATALOG_GROUP_ID>{type_id}</CATALOG_GROUP_ID></ARTICLE_TO_CATALOGGROUP_MAP>\n"
+                    for puid, type_id in rows
+                ).encode()
+            )
+        out.write(b"</T_NEW_CATALOG>\n</BMECAT>\n")
+        if skipped:
+            job.messages.append(
+                f"{skipped:,} product{'s' if skipped != 1 else ''} without a net price "
+                f"{'were' if skipped != 1 else 'was'} left out of the BMEcat file "
+                f"(BMEcat 1.2 requires a price for every article)."
+            )
+        shares, _ = encode.supplier_shares(job)
+        return WriteStats(written, shares)

@@ -1,0 +1,139 @@
+"""CSV exports: a ZIP holding one CSV per element, ``Log.csv``, and ``ERROR.txt`` when needed.
+
+The CSV lines come out of SQLite ready-made (see :mod:`encode`); deflating runs on a second
+thread fed through a bounded queue — zlib and crc32 release the GIL, so the database and the
+compressor use both cores while memory stays flat.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from tuiexport.exporters import encode
+from tuiexport.exporters.base import ExportJob, WriteStats
+from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES
+
+#: Deflate level: 1 like ``gzip -1``; the files are text and compress well even so.
+ZIP_LEVEL = 1
+#: Members above this many products may pass 4 GiB: write them with ZIP64 sizes.
+ZIP64_FROM = 400_000
+_BOM = "\ufeff"
+
+
+class ZipPump:
+    """Writes ZIP members from a second thread; :meth:`write` blocks when it is 8 chunks behind."""
+
+    def __init__(self, out: BinaryIO, when, zip64: bool, level: int = ZIP_LEVEL):
+        self.zf = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level)
+        self.when = when.timetuple()[:6]
+        self.zip64 = zip64
+        self.level = level
+        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="zip-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        member = None
+        try:
+            while (item := self.queue.get()) is not None:
+                kind, payload = item
+                if kind == "open":
+                    info = zipfile.ZipInfo(payload, date_time=self.when)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    try:
+                        info.compress_level = self.level  # Python 3.13+
+                    except AttributeError:
+                        info._compresslevel = self.level  # 3.11, 3.12
+                    info.external_attr = 0o644 << 16
+                    member = self.zf.open(info, "w", force_zip64=self.zip64)
+                elif kind == "data":
+                    member.write(payload)
+                else:
+                    member.close()
+                    member = None
+        except BaseException as exc:  # reported to the producer on its next put / at the end
+            self.error = exc
+            while self.queue.get() is not None:
+                pass
+
+    def _put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def member(self, name: str) -> None:
+        self._put(("open", name))
+
+    def write(self, data: bytes) -> None:
+        self._put(("data", data))
+
+    def end_member(self) -> None:
+        self._put(("close", None))
+
+    def finish(self, ok: bool = True) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        if ok:
+            self.zf.close()
+        else:
+            try:  # the file is thrown away; just release the handles
+                self.zf.close()
+            except Exception:
+                pass
+
+
+@dataclass
+class CsvZipWriter:
+    profile: str
+    output: str = "csv"
+    extension: str = "zip"
+    media_type: str = "application/zip"
+
+    def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
+        profile = PROFILES[self.profile]
+        excel = job.options.get("csv_variant") == "excel"
+        fmt = encode.CsvFormat(excel=excel)
+        prefix = _BOM if excel else ""
+        nl = fmt.newline
+        fl = encode.flags(job)
+        shares, offers = encode.supplier_shares(job)
+        # Progress in products, spread over the rows of every file.
+        rows_total = max(1, job.total + offers)
+        done_rows = 0
+
+        pump = ZipPump(out, job.started, zip64=job.total > ZIP64_FROM)
+        ok = False
+        try:
+            for element in profile.elements:
+                pump.member(f"{element.name}.csv")
+                pump.write((prefix + fmt.header(element.fields_for(fl)) + nl).encode())
+                for lines, n in encode.csv_lines(job, element, fmt):
+                    pump.write((nl.join(lines) + nl).encode())
+                    if element.role != "reference":
+                        done_rows += n
+                        job.check(job.total * done_rows // rows_total)
+                pump.end_member()
+
+            pump.member("Log.csv")
+            pump.write((prefix + fmt.header(LOG_FIELDS) + nl).encode())
+            reason = fmt.text(encode.limit_reason(job))
+            for puids in encode.omitted_puids(job):
+                pump.write("".join(f"{p}{fmt.sep}{reason}{nl}" for p in puids).encode())
+            pump.end_member()
+
+            if job.errors:
+                pump.member("ERROR.txt")
+                pump.write((nl.join(job.errors) + nl).encode())
+                pump.end_member()
+            ok = True
+        finally:
+            pump.finish(ok)
+        job.check(job.total)
+        return WriteStats(job.total, shares)
