@@ -1,0 +1,163 @@
+"""The share server: standard library HTTP(S) in front of the service API.
+
+The TUI runs it in a background thread and ``tuiexport serve`` in the foreground; both call
+:func:`start_server` and keep the :class:`ServerHandle`::
+
+    handle = start_server("127.0.0.1", 0)   # port 0: any free port
+    print(handle.url)                        # where it actually listens
+    handle.stop()                            # runs end as cancelled, sockets close
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from tuiexport import config
+from tuiexport.db import database
+from tuiexport.errors import UserError
+from tuiexport.server import openapi
+from tuiexport.server.routes import App, ShareHandler
+from tuiexport.server.transport import Limits, ShareHTTPServer, redact
+
+__all__ = ["Limits", "ServerHandle", "start_server", "redact"]
+
+
+def _stderr_line(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class ServerHandle:
+    """A running server. ``url`` is where it listens; ``base_url`` is what share URLs start with."""
+
+    def __init__(self, server: ShareHTTPServer, app: App, url: str):
+        self.server = server
+        self.app = app
+        self.url = url
+        self.host, self.port = server.server_address[:2]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="tuiexport-http", daemon=True
+        )
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self.app.base_url
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopped.is_set()
+
+    def share_url(self, ref: str) -> str:
+        """The share URL of an export as this server answers it."""
+        from tuiexport import service
+
+        return service.share_url(ref, self.base_url)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop cleanly: accept nothing new, cancel running exports (they end as ``cancelled`` and
+        leave no partial file), let downloads finish for ``grace`` seconds, then close what is left."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            grace = self.server.limits.stop_grace if grace is None else grace
+            self.server.stopping.set()
+            if self._thread.is_alive():
+                self.server.shutdown()
+            self.app.runs.close()
+            deadline = time.monotonic() + grace
+            while self.server.active and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.server.cut_all()
+            deadline = time.monotonic() + 2.0
+            while self.server.active and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.server.server_close()
+            self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stopped (or ``timeout`` passed); True when it stopped."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_server(
+    host: str = "127.0.0.1",
+    port: int = 8421,
+    *,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    base_url: str | None = None,
+    access_log: Callable[[str], None] | None = _stderr_line,
+    limits: Limits | None = None,
+) -> ServerHandle:
+    """Listen on ``host:port`` (port 0: a free one) and serve in a background thread.
+
+    ``access_log`` gets one redacted line per request (None: no log; the TUI passes its own
+    sink, since stderr is its screen). Raises :class:`UserError` with one sentence when the port
+    is taken, the address is unusable or the TLS files cannot be loaded."""
+    if database.obj is None:
+        database_open()
+    context = _tls_context(tls_cert, tls_key)
+    limits = limits or Limits()
+    handler = type("Handler", (ShareHandler,), {})
+    try:
+        server = ShareHTTPServer((host, port), handler, limits=limits, ssl_context=context, access_log=access_log)
+    except OSError as exc:
+        raise _bind_error(exc, host, port) from exc
+    bound_host, bound_port = server.server_address[:2]
+    scheme = "https" if context else "http"
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"{scheme}://{shown}:{bound_port}"
+    public = base_url or config.settings().base_url or url
+    if bound_host in ("0.0.0.0", "::") and not (base_url or config.settings().base_url):
+        public = f"{scheme}://{socket.gethostname()}:{bound_port}"
+    app = App(public, msgspec.json.encode(openapi.document()))
+    handler.app = app
+    handle = ServerHandle(server, app, url)
+    handle._thread.start()
+    return handle
+
+
+def database_open() -> None:
+    from tuiexport import service
+
+    service.open_database()
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise UserError("HTTPS needs both --tls-cert and --tls-key.")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise UserError(f"Cannot use the TLS certificate {cert} with key {key}: {reason}.") from exc
+    return context
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> UserError:
+    if exc.errno == errno.EADDRINUSE:
+        return UserError(f"Port {port} is in use; stop the program using it or choose another port with --port.")
+    if exc.errno == errno.EACCES:
+        return UserError(f"Port {port} needs administrator rights; choose a port above 1023 with --port.")
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return UserError(f"Cannot listen on '{host}': it is not an address of this machine.")
+    return UserError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.")

@@ -1,0 +1,464 @@
+"""The routes of API 1.0: share downloads, the management API, OpenAPI, health."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import time
+import zlib
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tuiexport import config, service
+from tuiexport.engine import new_log_id
+from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
+from tuiexport.exporters import registry
+from tuiexport.management import apikeys
+from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.server.runs import RETRY_AFTER, ActiveRun, RunManager, artifact_file, record_served
+from tuiexport.server.transport import PROBLEM_TYPE, BaseHandler, ClientGone, http_date
+
+_EXPORT_ID = r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
+_LOG_ID = r"(?P<log_id>[0-9A-Za-z]{4,32})"
+
+#: (path pattern, {method: handler method name}). HEAD is allowed wherever GET is.
+ROUTES = [
+    (re.compile(r"/healthz"), {"GET": "healthz"}),
+    (re.compile(r"/api/v1/openapi\.json"), {"GET": "openapi"}),
+    (re.compile(r"/api/v1/exports"), {"GET": "list_exports"}),
+    (re.compile(rf"/api/v1/exports/{_EXPORT_ID}/download"), {"GET": "share_download"}),
+    (re.compile(rf"/api/v1/exports/{_EXPORT_ID}/runs"), {"POST": "trigger_run"}),
+    (re.compile(rf"/api/v1/runs/{_LOG_ID}"), {"GET": "run_status"}),
+    (re.compile(rf"/api/v1/runs/{_LOG_ID}/file"), {"GET": "run_file"}),
+]
+
+#: Stream pieces of this size; big enough for few syscalls, small enough for a quick first byte.
+CHUNK = 256 * 1024
+#: While a run has produced nothing yet, answer with headers after this long anyway, so that
+#: clients and proxies see the response begin.
+HEADERS_AFTER = 0.5
+#: zlib level for on-the-fly gzip: level 1 keeps most of the ratio at several times the speed.
+GZIP_LEVEL = 1
+
+NOT_SHARED = "There is no export at this address, or its share token is wrong or was rotated."
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class App:
+    """What every request of one server shares."""
+
+    def __init__(self, base_url: str, openapi: bytes):
+        self.base_url = base_url.rstrip("/")
+        self.openapi = openapi
+        self.runs = RunManager()
+
+
+class ShareHandler(BaseHandler):
+    app: App  # set on the subclass start_server creates
+
+    # --- routing ------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        # Decode per segment: an encoded "/" (%2F) never creates a new segment, ".." is just text.
+        path = "/".join(unquote(segment, errors="replace") for segment in parts.path.split("/"))
+        try:
+            self.query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=16)
+        except ValueError:
+            self.send_problem(400, "The query string has too many parameters.")
+            return
+        for pattern, methods in ROUTES:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            method = "GET" if self.command == "HEAD" and "GET" in methods else self.command
+            name = methods.get(method)
+            if name is None:
+                allow = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
+                self.send_problem(
+                    405, f"{self.command} is not allowed here; use {allow}.", headers=[("Allow", allow)]
+                )
+                return
+            try:
+                getattr(self, name)(**match.groupdict())
+            except Busy as exc:
+                self.send_problem(503, str(exc), headers=[("Retry-After", str(RETRY_AFTER))],
+                                  type=PROBLEM_TYPE + "busy")
+            except UserError as exc:
+                if self.headers_sent:
+                    raise ClientGone() from exc
+                extra = {"reasons": exc.reasons} if hasattr(exc, "reasons") else {}
+                kind = "invalid-definition" if extra else "not-found" if isinstance(exc, NotFound) else "error"
+                self.send_problem(exc.http_status, str(exc), type=PROBLEM_TYPE + kind, **extra)
+            return
+        self.send_problem(404, "There is nothing at this address; see /api/v1/openapi.json.")
+
+    def param(self, name: str) -> str:
+        values = self.query.get(name)
+        return values[0] if values else ""
+
+    def authorized(self) -> bool:
+        """Management endpoints: a valid, unrevoked API key as ``Authorization: Bearer``."""
+        scheme, _, key = (self.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and apikeys.verify_key(key.strip()) is not None:
+            return True
+        detail = (
+            "This API key is not valid or was revoked." if key else
+            "Send an API key as 'Authorization: Bearer <key>' (create one with 'tuiexport apikey create NAME')."
+        )
+        self.send_problem(401, detail, headers=[("WWW-Authenticate", 'Bearer realm="tuiexport"')],
+                          type=PROBLEM_TYPE + "unauthorized")
+        return False
+
+    # --- small endpoints ----------------------------------------------------------------
+
+    def healthz(self) -> None:
+        self.send_json(200, {"status": "ok", "apiVersion": config.API_VERSION,
+                             "runningExports": len(self.app.runs.running())})
+
+    def openapi(self) -> None:
+        self.send_bytes(200, self.app.openapi, "application/json", [("Cache-Control", "no-cache")])
+
+    def list_exports(self) -> None:
+        if not self.authorized():
+            return
+        self.send_json(200, {"apiVersion": config.API_VERSION,
+                             "exports": [self.definition_json(d) for d in service.list_definitions()]})
+
+    def trigger_run(self, export_id: str) -> None:
+        if not self.authorized():
+            return
+        definition = service.get_definition(export_id)
+        if not definition.valid:
+            raise_invalid(definition)
+        active = self.app.runs.start(definition)
+        status_url = f"{self.app.base_url}/api/v1/runs/{active.log_id}"
+        self.send_json(202, {"logId": active.log_id, "status": "running", "statusUrl": status_url,
+                             "fileUrl": status_url + "/file"}, [("Location", status_url)])
+
+    def run_status(self, log_id: str) -> None:
+        if not self.authorized():
+            return
+        self.send_json(200, self.run_json(service.get_run(log_id)))
+
+    def run_file(self, log_id: str) -> None:
+        if not self.authorized():
+            return
+        run = service.get_run(log_id)
+        if run.status == "running":
+            self.send_problem(409, f"The run {run.log_id} is still running; fetch its file when its status "
+                              "is success.", headers=[("Retry-After", str(RETRY_AFTER))],
+                              type=PROBLEM_TYPE + "running")
+            return
+        if run.status not in ("success", "warning"):
+            self.send_problem(409, f"The run {run.log_id} ended as {run.status}; it has no file.",
+                              type=PROBLEM_TYPE + "no-file")
+            return
+        path = artifact_file(run)
+        if path is None:
+            self.send_problem(410, f"The file of run {run.log_id} was removed (only the newest "
+                              f"{config.settings().keep_artifacts} per export are kept); start a new run.",
+                              type=PROBLEM_TYPE + "gone")
+            return
+        self.serve_artifact(run, path, record=True)
+
+    # --- the share URL ------------------------------------------------------------------
+
+    def share_download(self, export_id: str) -> None:
+        token = self.param("token")
+        try:
+            definition = service.get_definition(export_id)
+        except NotFound:
+            definition = None
+        if definition is None or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), definition.share_token.encode()
+        ):
+            self.send_problem(404, NOT_SHARED, type=PROBLEM_TYPE + "not-found")
+            return
+        if not definition.valid:
+            raise_invalid(definition)
+        current = service.reusable_artifact(definition.export_id)
+        path = artifact_file(current) if current is not None else None
+        if path is not None:
+            self.serve_artifact(current, path, record=True)
+            return
+        if self.command == "HEAD":
+            # Answering HEAD must not start a run; the length and ETag are known only after one.
+            writer = registry.get_writer(definition.profile, definition.output)
+            self.start_response(200, [
+                ("Content-Type", writer.media_type),
+                ("Content-Disposition", disposition(definition.name, datetime.now(timezone.utc), writer.extension)),
+                ("Cache-Control", "private, no-cache"),
+            ])
+            return
+        active, started_here = self.app.runs.follow_or_start(definition)
+        self.stream_run(active, record=not started_here)
+
+    # --- sending files ------------------------------------------------------------------
+
+    def serve_artifact(self, run: RunView, path: Path, *, record: bool) -> None:
+        """A finished artifact: conditional GET, HEAD, gzip, or sendfile of the bytes as they are."""
+        writer = registry.get_writer(run.profile, run.output)
+        gzip = self.accepts_gzip() and not is_zip(writer)
+        etag = f'"{run.sha256}-gz"' if gzip else f'"{run.sha256}"'
+        when = run.finished or run.started
+        common = [
+            ("ETag", etag),
+            ("Last-Modified", http_date(_utc(when))),
+            ("Cache-Control", "private, no-cache"),
+            ("Vary", "Accept-Encoding"),
+        ]
+        if self.not_modified(run.sha256, when):
+            self.start_response(304, common)
+            return
+        log_id = None
+        if record and self.command != "HEAD":
+            log_id = new_log_id()
+        try:
+            f = open(path, "rb")
+        except OSError:
+            self.send_problem(410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone")
+            return
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            headers = [
+                ("Content-Type", writer.media_type),
+                ("Content-Disposition", disposition(run.export_name, when, writer.extension)),
+                *common,
+                ("X-Log-Id", log_id or run.log_id),
+            ]
+            if gzip:
+                headers.append(("Content-Encoding", "gzip"))
+            else:
+                headers.append(("Content-Length", str(size)))
+            complete = False
+            try:
+                if self.command == "HEAD":
+                    self.start_response(200, headers)
+                    return
+                if gzip:
+                    self.begin_stream(200, headers)
+                    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+                    while chunk := f.read(CHUNK):
+                        self.write_chunk(compressor.compress(chunk))
+                    self.write_chunk(compressor.flush())
+                    self.end_stream()
+                else:
+                    self.start_response(200, headers)
+                    self.send_file(f, size)
+                complete = True
+            finally:
+                if log_id is not None:
+                    record_served(run, log_id=log_id, complete=complete, sent=self.bytes_sent)
+
+    def send_file(self, f, size: int) -> None:
+        try:
+            sent = self.connection.sendfile(f, 0, size)
+        except (OSError, ValueError) as exc:
+            raise ClientGone() from exc
+        self.bytes_sent += sent
+        if sent != size:
+            raise ClientGone()
+
+    def stream_run(self, active: ActiveRun, *, record: bool) -> None:
+        """Answer with a run in progress: follow its part file while it grows (not for ZIPs, whose
+        directory is written last), and end the response cleanly only when the run succeeded."""
+        prepared = active.prepared
+        writer = prepared.writer
+        if is_zip(writer):
+            prepared.done.wait()
+            self.after_run(active, record=record)
+            return
+        source = self.open_growing(active)
+        if source is None:
+            self.after_run(active, record=record)
+            return
+        gzip = self.accepts_gzip()
+        headers = [
+            ("Content-Type", writer.media_type),
+            ("Content-Disposition", disposition(prepared.definition.name, _utc(prepared.run.started), writer.extension)),
+            ("Cache-Control", "private, no-cache"),
+            ("Vary", "Accept-Encoding"),
+            ("X-Log-Id", active.log_id),
+        ]
+        if gzip:
+            headers.append(("Content-Encoding", "gzip"))
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
+        digest = hashlib.sha256()
+        try:
+            with source as f:
+                self.begin_stream(200, headers)
+                while True:
+                    finished = prepared.done.is_set()
+                    chunk = f.read(CHUNK)
+                    if chunk:
+                        digest.update(chunk)
+                        self.write_chunk(compressor.compress(chunk) if compressor else chunk)
+                        continue
+                    if finished:
+                        break
+                    prepared.done.wait(0.02)
+        except ClientGone:
+            if record:  # the run goes on (its artifact serves the next request); this download ended
+                record_served(service.get_run(active.log_id), complete=False, sent=self.bytes_sent,
+                              note=f"Followed run {active.log_id} while it was running.")
+            raise
+        outcome = active.outcome()
+        if outcome.status not in ("success", "warning") or outcome.sha256 != digest.hexdigest():
+            # Cut the response without its last chunk: the client sees a broken transfer, never a
+            # file that looks complete. The run's own history entry says what went wrong.
+            self.close_connection = True
+            raise ClientGone()
+        if compressor:
+            self.write_chunk(compressor.flush())
+        self.end_stream()
+        if record:
+            record_served(outcome, note=f"Served run {outcome.log_id} while it was running (the same "
+                          "export was requested again before it finished).")
+
+    def open_growing(self, active: ActiveRun):
+        """The run's part file, opened as soon as it has data (or HEADERS_AFTER passed); None when
+        the run finished first (serve its result instead)."""
+        prepared = active.prepared
+        root = config.artifacts_dir().resolve()
+        part = prepared.part_path
+        if not part.resolve().is_relative_to(root):
+            prepared.done.wait()
+            return None
+        give_up = time.monotonic() + HEADERS_AFTER
+        f = None
+        while not prepared.done.is_set():
+            if f is None:
+                try:
+                    f = open(part, "rb")
+                except FileNotFoundError:
+                    pass
+            if f is not None and (os.fstat(f.fileno()).st_size > 0 or time.monotonic() > give_up):
+                return f
+            prepared.done.wait(0.01)
+        if f is not None:
+            f.close()
+        return None
+
+    def after_run(self, active: ActiveRun, *, record: bool) -> None:
+        outcome = active.outcome()
+        path = artifact_file(outcome) if outcome.status in ("success", "warning") else None
+        if path is not None:
+            self.serve_artifact(outcome, path, record=record)
+        elif outcome.status == "cancelled":
+            self.send_problem(503, f"The run {outcome.log_id} was cancelled (the server is stopping); try again.",
+                              headers=[("Retry-After", str(RETRY_AFTER))], type=PROBLEM_TYPE + "cancelled")
+        else:
+            detail = " ".join(outcome.messages[-1:]) or "The export failed."
+            self.send_problem(500, f"The run {outcome.log_id} failed: {detail}", type=PROBLEM_TYPE + "run-failed",
+                              logId=outcome.log_id)
+
+    # --- HTTP details -------------------------------------------------------------------
+
+    def begin_stream(self, status: int, headers: list) -> None:
+        self.chunked = self.request_version != "HTTP/1.0"
+        if self.chunked:
+            headers = [*headers, ("Transfer-Encoding", "chunked")]
+        else:
+            self.close_connection = True  # the end of the body is the end of the connection
+        self.start_response(status, headers)
+
+    def write_chunk(self, data: bytes) -> None:
+        if not data:  # an empty chunk would end the body
+            return
+        if self.chunked:
+            self.write(b"%X\r\n%b\r\n" % (len(data), data))
+        else:
+            self.write(data)
+
+    def end_stream(self) -> None:
+        if self.chunked:
+            self.write(b"0\r\n\r\n")
+
+    def accepts_gzip(self) -> bool:
+        for item in (self.headers.get("accept-encoding") or "").split(","):
+            coding, _, params = item.strip().partition(";")
+            if coding.strip().lower() in ("gzip", "x-gzip"):
+                q = params.strip().lower()
+                return not (q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"))
+        return False
+
+    def not_modified(self, sha256: str | None, when: datetime) -> bool:
+        inm = self.headers.get("if-none-match")
+        if inm is not None:
+            if inm.strip() == "*":
+                return True
+            tags = {t.strip().removeprefix("W/").strip('"') for t in inm.split(",")}
+            return bool(sha256) and bool(tags & {sha256, f"{sha256}-gz"})
+        ims = self.headers.get("if-modified-since")
+        if ims:
+            try:
+                since = parsedate_to_datetime(ims)
+            except (TypeError, ValueError):
+                return False
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=timezone.utc)
+            return _utc(when).replace(microsecond=0) <= since
+        return False
+
+    # --- JSON shapes --------------------------------------------------------------------
+
+    def run_json(self, run: RunView) -> dict:
+        status_url = f"{self.app.base_url}/api/v1/runs/{run.log_id}"
+        return {
+            "logId": run.log_id,
+            "exportId": run.export_id,
+            "exportName": run.export_name,
+            "trigger": run.trigger,
+            "status": run.status,
+            "started": _utc(run.started),
+            "finished": _utc(run.finished),
+            "apiVersion": run.api_version,
+            "profile": run.profile,
+            "output": run.output,
+            "fileFormat": run.file_format,
+            "productCount": run.product_count,
+            "omittedCount": run.omitted_count,
+            "size": run.size,
+            "sha256": run.sha256,
+            "messages": run.messages,
+            "statusUrl": status_url,
+            "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
+        }
+
+    def definition_json(self, d: DefinitionView) -> dict:
+        return {
+            "exportId": d.export_id,
+            "name": d.name,
+            "profile": d.profile,
+            "output": d.output,
+            "fileFormat": d.file_format,
+            "language": d.language,
+            "selection": d.selection_name,
+            "productLimit": d.effective_limit,
+            "valid": d.valid,
+            "reasons": d.reasons,
+            "shareUrl": self.app.base_url + service.share_path(d),
+            "created": _utc(d.created),
+            "updated": _utc(d.updated),
+            "lastRun": self.run_json(d.last_run) if d.last_run else None,
+        }
+
+
+def raise_invalid(definition: DefinitionView):
+    raise InvalidDefinition(definition.name, definition.reasons)
+
+
+def is_zip(writer) -> bool:
+    return writer.extension == "zip" or writer.media_type == "application/zip"
+
+
+def disposition(name: str, when: datetime, extension: str) -> str:
+    return f'attachment; filename="{service.download_name(name, when, extension)}"'

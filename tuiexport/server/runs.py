@@ -1,0 +1,171 @@
+"""Runs the server starts: background threads, the concurrency cap, sharing one run among
+downloads of the same export, cancellation at stop, and the history rows of served artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+from tuiexport import config, service
+from tuiexport.db import database
+from tuiexport.engine import PreparedRun, new_log_id
+from tuiexport.errors import Busy
+from tuiexport.management import history
+from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.models import Run, utcnow
+
+#: Seconds a client is told to wait when every run slot is taken.
+RETRY_AFTER = 5
+
+
+class ActiveRun:
+    """One run in a background thread; any number of downloads may follow it."""
+
+    def __init__(self, prepared: PreparedRun, definition: DefinitionView, on_end=lambda run: None):
+        self.prepared = prepared
+        self._on_end = on_end
+        self.definition_updated = definition.updated
+        self.export_id = definition.export_id
+        self.cancel = threading.Event()
+        self.result: RunView | None = None
+        self.thread = threading.Thread(target=self._run, name=f"tuiexport-run-{prepared.log_id}", daemon=True)
+
+    @property
+    def log_id(self) -> str:
+        return self.prepared.log_id
+
+    def _run(self) -> None:
+        try:
+            with database.connection_context():
+                self.result = self.prepared.execute(cancel=self.cancel)
+        except Exception as exc:  # execute() records failures itself; this is the last resort
+            self.result = None
+            print(f"tuiexport serve: run {self.log_id} crashed: {exc!r}", file=sys.stderr, flush=True)
+        finally:
+            self.prepared.done.set()
+            self._on_end(self)
+
+    def outcome(self) -> RunView:
+        """The finished run as the history has it (call after ``prepared.done`` is set)."""
+        if self.result is not None:
+            return self.result
+        return service.get_run(self.log_id)
+
+
+class RunManager:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[str, ActiveRun] = {}  # log_id -> run
+        self._closing = False
+
+    def running(self) -> list[ActiveRun]:
+        with self._lock:
+            return list(self._active.values())
+
+    def follow_or_start(self, definition: DefinitionView) -> tuple[ActiveRun, bool]:
+        """For a share download: join a run of this export already under way (same definition),
+        else start one. Returns ``(run, started_here)``."""
+        with self._lock:
+            for active in self._active.values():
+                if (
+                    active.export_id == definition.export_id
+                    and active.definition_updated == definition.updated
+                    and not active.prepared.done.is_set()
+                    and not active.cancel.is_set()
+                ):
+                    return active, False
+            return self._start_locked(definition), True
+
+    def start(self, definition: DefinitionView) -> ActiveRun:
+        with self._lock:
+            return self._start_locked(definition)
+
+    def _start_locked(self, definition: DefinitionView) -> ActiveRun:
+        if self._closing:
+            raise Busy("The server is stopping; try again in a moment.")
+        limit = max(1, config.settings().max_concurrent_runs)
+        if len(self._active) >= limit:
+            raise Busy(f"{len(self._active)} exports are running, the most this server runs at once; "
+                       f"try again in {RETRY_AFTER} seconds.")
+        prepared = service.begin_run(definition.export_id, trigger="api", api_version=config.API_VERSION)
+        active = ActiveRun(prepared, definition, on_end=self._ended)
+        self._active[active.log_id] = active
+        active.thread.start()
+        return active
+
+    def _ended(self, active: ActiveRun) -> None:
+        with self._lock:
+            self._active.pop(active.log_id, None)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new runs, cancel the running ones and wait for them to end as ``cancelled``."""
+        with self._lock:
+            self._closing = True
+            runs = list(self._active.values())
+        for active in runs:
+            active.cancel.set()
+        for active in runs:
+            active.thread.join(timeout)
+
+
+def record_served(
+    source: RunView, *, log_id: str | None = None, complete: bool = True, sent: int = 0, note: str = ""
+) -> RunView:
+    """The history entry of a request that served an existing artifact instead of running.
+
+    It copies the source run's figures and points at the same file, but never owns it
+    (``artifact_kept`` stays false, so retention counts the file once, by its source run).
+    A download the client broke off is recorded as ``cancelled``."""
+    now = utcnow()
+    messages = [note or f"Served the artifact of run {source.log_id}; the definition and the "
+                "catalog had not changed, so nothing was run again."]
+    status = source.status
+    if not complete:
+        status = "cancelled"
+        messages.append(f"The client closed the connection after {sent:,} of {source.size or 0:,} bytes.")
+    with database.atomic():
+        row = Run.create(
+            log_id=log_id or new_log_id(),
+            export_id=source.export_id,
+            export_name=source.export_name,
+            trigger="api",
+            status=status,
+            started=now,
+            finished=now,
+            heartbeat=now,
+            api_version=config.API_VERSION,
+            profile=source.profile,
+            output=source.output,
+            file_format=source.file_format,
+            product_count=source.product_count,
+            omitted_count=source.omitted_count,
+            size=source.size,
+            sha256=source.sha256,
+            artifact_path=source.artifact_path,
+            artifact_kept=False,
+            messages=json.dumps(messages, ensure_ascii=False),
+            supplier_shares=json.dumps(source.supplier_shares),
+            host=history.HOST,
+            pid=os.getpid(),
+        )
+    return history.view(row)
+
+
+def artifact_file(run: RunView) -> Path | None:
+    """The run's file when it exists inside the artifacts folder; None otherwise.
+
+    The one gate between the history and the file system: a path from the database is resolved
+    (symlinks too) and must lie under the artifacts folder, whatever the row says."""
+    if not run.artifact_path:
+        return None
+    root = config.artifacts_dir().resolve()
+    try:
+        path = Path(run.artifact_path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
