@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import count
 
 from rich.text import Text
+from textual.content import Content
 from textual.widgets import TabbedContent, TabPane
 
 from tuiexport import config, service
@@ -41,7 +42,7 @@ class SelectionTabsMixin:
         language = view.language if view is not None else config.settings().default_language
         editor = SelectionEditor(selection, limit=limit, for_export=for_export, language=language)
         pane_id = f"selection-{next(_tab_ids)}"
-        title = Text(f"Selection: {selection.name if selection else 'new'}")
+        title = Content(f"Selection: {selection.name if selection else 'new'}")
         pane = TabPane(title, editor, id=pane_id)
 
         await self.tabs.add_pane(pane)
@@ -108,7 +109,7 @@ class SelectionTabsMixin:
         pane = message.editor.parent
         if pane is not None and pane.id:
             try:
-                self.tabs.get_tab(pane.id).label = Text(message.editor.title)
+                self.tabs.get_tab(pane.id).label = Content(message.editor.title)
             except Exception:  # the tab is being removed
                 pass
 

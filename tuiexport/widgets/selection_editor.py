@@ -83,8 +83,8 @@ class SelectionEditor(Vertical):
 
     @property
     def title(self) -> str:
-        name = self.query_one("#sel-name", Input).value.strip() if self.is_mounted else ""
-        name = name or (self.selection.name if self.selection and self._ready is False else "") or self.auto_name or "new"
+        name = self.name_value if self._ready else ""
+        name = name or self.auto_name or "new"
         return f"Selection: {name}{' *' if self.dirty else ''}"
 
     def compose(self):
