@@ -57,3 +57,42 @@ def bmecat_schema_dir() -> Path:
         "The BMEcat 1.2 schema was not found; put shared/formats/bmecat-1.2 beside the clone or "
         "set TUIEXPORT_BMECAT_XSD. Looked in: " + ", ".join(map(str, candidates))
     )
+
+
+# --- independent readers -------------------------------------------------------------------
+
+
+def read_zip_csv(data: bytes, excel: bool = False) -> dict[str, list[dict]]:
+    """Every CSV member of a ZIP, parsed by the csv module (header row -> dicts)."""
+    import csv
+    import zipfile
+
+    members = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        for name in zf.namelist():
+            if not name.endswith(".csv"):
+                continue
+            text = zf.read(name).decode("utf-8-sig" if excel else "utf-8")
+            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=";" if excel else ",")
+            members[name] = list(reader)
+    return members
+
+
+def xml_records(data: bytes, tag: str = "product") -> list[dict]:
+    """Records of an XML export, parsed by lxml: child elements -> dict; nested repeated
+    elements -> lists under their tag."""
+    from lxml import etree
+
+    root = etree.fromstring(data)
+    assert root.tag == "export"
+    out = []
+    for el in root.findall(tag):
+        rec: dict = {}
+        for child in el:
+            if len(child):
+                rec.setdefault(child.tag, []).append({c.tag: c.text or "" for c in child})
+            else:
+                rec[child.tag] = child.text or ""
+        out.append(rec)
+    return out

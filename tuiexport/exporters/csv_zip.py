@@ -105,7 +105,11 @@ class CsvZipWriter:
         fl = encode.flags(job)
         shares, offers = encode.supplier_shares(job)
         # Progress in products, spread over the rows of every file.
-        rows_total = max(1, job.total + offers)
+        rows_total = job.total + sum(
+            offers if element.name == "supplierItem" else encode.child_count(job, element)
+            for element in profile.children
+        )
+        rows_total = max(1, rows_total)
         done_rows = 0
 
         pump = ZipPump(out, job.started, zip64=job.total > ZIP64_FROM)
@@ -118,7 +122,7 @@ class CsvZipWriter:
                     pump.write((nl.join(lines) + nl).encode())
                     if element.role != "reference":
                         done_rows += n
-                        job.check(job.total * done_rows // rows_total)
+                        job.check(min(job.total, job.total * done_rows // rows_total))
                 pump.end_member()
 
             pump.member("Log.csv")

@@ -478,6 +478,12 @@ def _generator() -> str:
 GENERATOR = _generator()
 
 
+def child_count(job: ExportJob, element: Element) -> int:
+    return job.db.execute_sql(
+        f"SELECT COUNT(*) FROM {child_flat_from(element)} WHERE {element.link} = {SELECTION_TABLE}.puid"
+    ).fetchone()[0]
+
+
 def iso(dt: datetime) -> str:
     if dt.tzinfo is not None:
         dt = dt.astimezone(timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,121 @@
+"""BMEcat 1.2: valid against the official XML Schema, in the standard's order, with our data."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pytest
+from lxml import etree
+
+from tests import tiny_catalog
+from tests.exporters_harness import bmecat_schema_dir, run
+from tuiexport.models import Product, ProductText, SupplierItem
+from tuiexport.selection import Criteria
+
+NS = "{http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog}"
+
+
+@lru_cache(maxsize=1)
+def schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(bmecat_schema_dir() / "bmecat_new_catalog_1_2.xsd")))
+
+
+def validated(data: bytes) -> etree._Element:
+    doc = etree.fromstring(data)
+    s = schema()
+    assert s.validate(doc), "\n".join(str(e) for e in s.error_log)
+    return doc
+
+
+def local(el) -> str:
+    return etree.QName(el).localname
+
+
+def articles(doc) -> dict[str, etree._Element]:
+    return {a.findtext(f"{NS}SUPPLIER_AID"): a for a in doc.iter(f"{NS}ARTICLE")}
+
+
+@pytest.fixture
+def catalog(empty_db):
+    tiny_catalog.build()
+    return empty_db
+
+
+def test_the_schema_is_found_and_rejects_a_broken_document():
+    bad = etree.fromstring(
+        b'<BMECAT version="1.2" xmlns="http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog">'
+        b"<T_NEW_CATALOG/></BMECAT>"
+    )
+    assert not schema().validate(bad)
+
+
+def test_valid_and_in_the_standards_order(catalog):
+    data, stats, job = run(catalog, "bmecat12", "xml", language="en")
+    doc = validated(data)
+    assert local(doc) == "BMECAT" and doc.get("version") == "1.2"
+    assert [local(c) for c in doc] == ["HEADER", "T_NEW_CATALOG"]
+    assert [local(c) for c in doc[0]] == ["GENERATOR_INFO", "CATALOG", "BUYER", "SUPPLIER"]
+    assert doc.findtext(f"{NS}HEADER/{NS}CATALOG/{NS}LANGUAGE") == "eng"
+    body = [local(c) for c in doc[1]]
+    first_map = body.index("ARTICLE_TO_CATALOGGROUP_MAP")
+    assert body[0] == "CATALOG_GROUP_SYSTEM"
+    assert set(body[1:first_map]) == {"ARTICLE"}
+    assert set(body[first_map:]) == {"ARTICLE_TO_CATALOGGROUP_MAP"}
+    # 1020 has no offer, 1007 no price: BMEcat needs a price per article.
+    assert sorted(articles(doc)) == sorted(str(p) for p in range(1001, 1021) if p not in (1007, 1020))
+    assert stats.product_count == 18
+    assert any("2 products without a net price were left out" in m for m in job.messages)
+    groups = {s.findtext(f"{NS}GROUP_ID"): s.get("type") for s in doc.iter(f"{NS}CATALOG_STRUCTURE")}
+    assert groups == {"root": "root", "1": "leaf", "2": "leaf"}
+    maps = {(m.findtext(f"{NS}ART_ID"), m.findtext(f"{NS}CATALOG_GROUP_ID")) for m in doc.iter(f"{NS}ARTICLE_TO_CATALOGGROUP_MAP")}
+    assert ("1001", "2") in maps and ("1002", "1") in maps and len(maps) == 18
+
+
+def test_article_content(catalog):
+    doc = validated(run(catalog, "bmecat12", "xml", language="en")[0])
+    a = articles(doc)
+    d = a["1004"].find(f"{NS}ARTICLE_DETAILS")
+    assert d.findtext(f"{NS}DESCRIPTION_SHORT") == "Mouse 4"
+    assert d.findtext(f"{NS}DESCRIPTION_LONG") == "Lang 4\nmit Zeilenumbruch"  # German fallback
+    assert d.findtext(f"{NS}EAN") == "4000000000004"
+    assert d.findtext(f"{NS}MANUFACTURER_AID") == "SKU-4"
+    assert d.findtext(f"{NS}MANUFACTURER_NAME") == "Hewlett-Packard"
+    price = a["1004"].find(f"{NS}ARTICLE_PRICE_DETAILS/{NS}ARTICLE_PRICE")
+    assert price.get("price_type") == "net_list"
+    assert price.findtext(f"{NS}PRICE_AMOUNT") == "20.00"  # the lower of 40.00 and 20.00
+    assert price.findtext(f"{NS}PRICE_CURRENCY") == "EUR"
+    # Images only where they may be exported (even puids in the tiny catalog).
+    assert a["1004"].findtext(f"{NS}MIME_INFO/{NS}MIME/{NS}MIME_SOURCE") == "https://img.example.com/1004.jpg"
+    assert a["1003"].find(f"{NS}MIME_INFO") is None
+
+
+def test_long_texts_are_cut_and_empty_ones_replaced(catalog):
+    ProductText.update(name="Ä" * 200, long_description="x" * 70_000).where(
+        ProductText.product == 1001, ProductText.lang == "de"
+    ).execute()
+    ProductText.update(name="\x01\x02 ", short_description="").where(ProductText.product == 1002).execute()
+    Product.update(ean="12345678901234567").where(Product.puid == 1003).execute()
+    doc = validated(run(catalog, "bmecat12", "xml")[0])
+    a = articles(doc)
+    assert a["1001"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_SHORT") == "Ä" * 80
+    assert len(a["1001"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_LONG")) == 64_000
+    assert a["1002"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_SHORT") == "SKU-2"
+    assert a["1003"].find(f"{NS}ARTICLE_DETAILS/{NS}EAN") is None
+
+
+def test_long_descriptions_off_uses_the_short_description(catalog):
+    doc = validated(run(catalog, "bmecat12", "xml", long_descriptions=False)[0])
+    assert articles(doc)["1005"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_LONG") == "Kurz 5"
+
+
+def test_unknown_currencies_are_not_quoted(catalog):
+    SupplierItem.update(currency="XYZ").where(SupplierItem.product == 1001).execute()
+    SupplierItem.update(currency="USD").where(SupplierItem.product == 1002).execute()
+    doc = validated(run(catalog, "bmecat12", "xml")[0])
+    a = articles(doc)
+    assert "1001" not in a
+    assert a["1002"].findtext(f"{NS}ARTICLE_PRICE_DETAILS/{NS}ARTICLE_PRICE/{NS}PRICE_CURRENCY") == "USD"
+
+
+def test_empty_selection_is_still_valid(catalog):
+    validated(run(catalog, "bmecat12", "xml", criteria=Criteria(suppliers="all", include=["nothing"]))[0])

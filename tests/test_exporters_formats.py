@@ -1,0 +1,280 @@
+"""Every writer's output, read back by an independent reader and compared with the catalog."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests import tiny_catalog
+from tests.exporters_harness import make_job, read_zip_csv, run, xml_records
+from tuiexport.exporters import profiles, registry
+from tuiexport.exporters.base import Cancelled
+from tuiexport.models import Product, ProductText, SupplierItem
+from tuiexport.selection import Criteria
+
+PROFILES = ("standard", "standardUpdate", "developer")
+OUTPUTS = ("csv", "json", "jsonl", "xml")
+ALL_PAIRS = [(p, o) for p in PROFILES for o in OUTPUTS] + [("bmecat12", "xml")]
+
+
+@pytest.fixture
+def catalog(empty_db):
+    tiny_catalog.build()
+    return empty_db
+
+
+# --- what the catalog says, computed with the ORM (not with the exporters' SQL) ------------
+
+
+def texts_of(puid: int) -> dict[str, ProductText]:
+    return {t.lang: t for t in ProductText.select().where(ProductText.product == puid)}
+
+
+def pick(texts, attr, lang, fallback):
+    for code in (lang, fallback):
+        value = getattr(texts[code], attr) if code in texts else ""
+        if value:
+            return value
+    return None
+
+
+def expected_products(lang="de", fallback="de", limit=None):
+    rows = []
+    for p in Product.select().order_by(Product.puid).limit(limit):
+        t = texts_of(p.puid)
+        offers = (
+            SupplierItem.select().where(SupplierItem.product == p.puid).order_by(SupplierItem.supplier)
+        )
+        rows.append(
+            {
+                "puid": p.puid,
+                "ean": p.ean,
+                "manufacturer": p.manufacturer.name,
+                "name": pick(t, "name", lang, fallback),
+                "shortDescription": pick(t, "short_description", lang, fallback),
+                "longDescription": pick(t, "long_description", lang, fallback),
+                "imageUrl": p.image_url if p.image_exportable else None,
+                "updated": p.updated,
+                "offers": [
+                    (o.supplier.name, o.supplier_sku, None if o.price is None else round(o.price, 2), o.stock)
+                    for o in offers
+                ],
+            }
+        )
+    return rows
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def test_every_pair_has_a_writer_and_no_other():
+    assert sorted(registry.valid_pairs()) == sorted(ALL_PAIRS)
+    assert not registry.is_valid_pair("bmecat12", "csv")
+    for pair in ALL_PAIRS:
+        writer = registry.get_writer(*pair)
+        assert (writer.profile, writer.output) == pair
+        assert writer.extension and "/" in writer.media_type
+    assert registry.get_writer("standard", "csv").extension == "zip"
+
+
+def test_docs_show_the_field_lists_of_the_code():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    assert profiles.markdown() in docs, "run: python -m tuiexport.exporters.docs to refresh docs/formats.md"
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def test_standard_csv_holds_the_selected_products_and_their_offers(catalog):
+    data, stats, _ = run(catalog, "standard", "csv", language="en", fallback="de")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.namelist() == ["product.csv", "supplierItem.csv", "Log.csv"]
+    files = read_zip_csv(data)
+    want = expected_products("en", "de")
+    got = files["product.csv"]
+    assert list(got[0]) == [f.name for f in profiles.STANDARD_PRODUCT.fields]
+    assert [int(r["puid"]) for r in got] == [w["puid"] for w in want]
+    for row, w in zip(got, want):
+        assert row["name"] == (w["name"] or "")
+        assert row["shortDescription"] == (w["shortDescription"] or "")
+        assert row["longDescription"] == (w["longDescription"] or "")
+        assert row["manufacturer"] == w["manufacturer"]
+        assert row["imageUrl"] == (w["imageUrl"] or "")
+        assert row["updated"] == w["updated"].strftime("%d.%m.%Y %H:%M")
+    offers = [
+        (int(r["puid"]), r["supplier"], r["supplierSku"], r["price"], r["stock"])
+        for r in files["supplierItem.csv"]
+    ]
+    assert offers == [
+        (w["puid"], s, sku, "" if price is None else f"{price:.2f}", "" if stock is None else str(stock))
+        for w in want
+        for s, sku, price, stock in w["offers"]
+    ]
+    assert files["Log.csv"] == []
+    assert stats.product_count == 20
+    assert stats.supplier_shares == {"Alpha Distribution": 19, "Gamma Großhandel": 4}
+
+
+def test_csv_dialect_byte_for_byte(catalog):
+    ProductText.update(name='Kabel, 2 m "lang"\r\nzweite Zeile', short_description=" Rand ").where(
+        ProductText.product == 1001, ProductText.lang == "de"
+    ).execute()
+    data, _, _ = run(catalog, "standardUpdate", "csv", criteria=Criteria(suppliers="all", include=["1001"]))
+    member = zipfile.ZipFile(io.BytesIO(data)).read("supplierItem.csv")
+    assert member == (
+        b"puid,supplier,supplierSku,price,currency,stock,stockStatus,updated\r\n"
+        b"1001,Alpha Distribution,A-1,10.00,EUR,1,in_stock,01.01.2026 08:00\r\n"
+    )
+    data, _, _ = run(catalog, "standard", "csv", criteria=Criteria(suppliers="all", include=["1001"]))
+    line = zipfile.ZipFile(io.BytesIO(data)).read("product.csv").split(b"\r\n", 1)[1]
+    assert line == (
+        '1001,4000000000001,SKU-1,Hewlett-Packard,Mäuse,MOU,"Kabel, 2 m ""lang""\r\nzweite Zeile",'
+        ' Rand ,"Lang 1\nmit Zeilenumbruch",1,new,,0.100,19010203,01.01.2026 08:00,01.01.2026 08:00\r\n'
+    ).encode()
+
+
+def test_csv_excel_variant(catalog):
+    data, _, _ = run(catalog, "standard", "csv", options={"csv_variant": "excel"})
+    raw = zipfile.ZipFile(io.BytesIO(data)).read("supplierItem.csv")
+    assert raw.startswith(b"\xef\xbb\xbfpuid;supplier;")
+    assert b"\r\n1001;Alpha Distribution;A-1;10,00;EUR;1;in_stock;new;01.01.2026 08:00\r\n" in raw
+    files = read_zip_csv(data, excel=True)
+    assert files["product.csv"][0]["weight"] == "0,100"
+    assert files["product.csv"][0]["name"] == 'ThinkPad 1, "Büro" Modell'
+
+
+def test_limit_cut_is_listed_in_log_csv(catalog):
+    data, stats, job = run(catalog, "standard", "csv", limit=5)
+    files = read_zip_csv(data)
+    assert [int(r["puid"]) for r in files["product.csv"]] == [1001, 1002, 1003, 1004, 1005]
+    assert {int(r["puid"]) for r in files["supplierItem.csv"]} == {1001, 1002, 1003, 1004, 1005}
+    assert [(int(r["puid"]), r["reason"]) for r in files["Log.csv"]] == [
+        (p, "over the product limit of 5") for p in range(1006, 1021)
+    ]
+    assert stats.product_count == 5 and job.omitted == 15
+
+
+def test_error_txt_only_when_errors_occurred(catalog):
+    import tuiexport.exporters.writers as w
+
+    job = make_job(catalog, "standard", "csv")
+    job.errors.append("Image host unreachable; image URLs left empty.")
+    buf = io.BytesIO()
+    w.WRITERS[("standard", "csv")].write(job, buf)
+    with zipfile.ZipFile(buf) as zf:
+        assert zf.namelist()[-1] == "ERROR.txt"
+        assert zf.read("ERROR.txt") == b"Image host unreachable; image URLs left empty.\r\n"
+    data, _, _ = run(catalog, "standard", "csv")
+    assert "ERROR.txt" not in zipfile.ZipFile(io.BytesIO(data)).namelist()
+
+
+def test_developer_csv_has_every_entity(catalog):
+    files = read_zip_csv(run(catalog, "developer", "csv")[0])
+    assert list(files) == [
+        "product.csv", "productText.csv", "supplierItem.csv", "manufacturer.csv",
+        "productType.csv", "supplier.csv", "Log.csv",
+    ]
+    assert len(files["product.csv"]) == 20
+    assert len(files["productText.csv"]) == ProductText.select().count() == 30
+    assert len(files["supplierItem.csv"]) == SupplierItem.select().count()
+    assert [r["name"] for r in files["supplier.csv"]] == ["Alpha Distribution", "Gamma Großhandel"]
+    assert [r["groupCode"] for r in files["productType.csv"]] == ["NBK", "MOU"]
+    assert files["product.csv"][1]["imageExportable"] == "true"
+
+
+def test_long_descriptions_switch(catalog):
+    files = read_zip_csv(run(catalog, "standard", "csv", long_descriptions=False)[0])
+    assert "longDescription" not in files["product.csv"][0]
+    product = json.loads(run(catalog, "standard", "jsonl", long_descriptions=False)[0].splitlines()[0])
+    assert "longDescription" not in product and product["shortDescription"] == "Kurz 1"
+
+
+# --- JSON, JSON Lines, XML -----------------------------------------------------------------
+
+
+def test_json_document_streams_the_same_products(catalog):
+    data, _, _ = run(catalog, "standard", "json", limit=12, language="en")
+    doc = json.loads(data)
+    assert doc["meta"]["productCount"] == 12 and doc["meta"]["omittedCount"] == 8
+    assert doc["meta"]["created"] == "2026-01-02T03:04:05Z"
+    assert [entry["puid"] for entry in doc["log"]] == list(range(1013, 1021))
+    want = expected_products("en", "de", limit=12)
+    assert [p["puid"] for p in doc["product"]] == [w["puid"] for w in want]
+    for p, w in zip(doc["product"], want):
+        assert (p["name"], p["shortDescription"], p["imageUrl"]) == (w["name"], w["shortDescription"], w["imageUrl"])
+        assert p["updated"] == w["updated"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert [(o["supplier"], o["supplierSku"], o["price"], o["stock"]) for o in p["supplierItem"]] == w["offers"]
+        assert all("puid" not in o for o in p["supplierItem"])
+
+
+def test_json_lines_one_product_per_line(catalog):
+    data, _, _ = run(catalog, "standardUpdate", "jsonl")
+    lines = data.decode().splitlines()
+    assert len(lines) == 20 and data.endswith(b"\n")
+    decoded = [msgspec.json.decode(line) for line in lines]
+    assert [d["puid"] for d in decoded] == list(range(1001, 1021))
+    assert decoded[19]["supplierItem"] == []
+    assert set(decoded[0]) == {"puid", "ean", "manufacturerSku", "supplierItem"}
+
+
+def test_developer_json_lines_wrap_each_entity(catalog):
+    lines = [json.loads(x) for x in run(catalog, "developer", "jsonl")[0].splitlines()]
+    kinds = [next(iter(x)) for x in lines]
+    assert kinds == ["manufacturer"] * 3 + ["productType"] * 2 + ["supplier"] * 2 + ["product"] * 20
+    first = lines[7]["product"]
+    assert [t["lang"] for t in lines[8]["product"]["productText"]] == ["de", "en"]
+    assert first["supplierItem"][0]["supplierId"] == 1
+
+
+def test_xml_parses_and_matches(catalog):
+    data, _, _ = run(catalog, "standard", "xml", language="en")
+    records = xml_records(data)
+    want = expected_products("en", "de")
+    assert [int(r["puid"]) for r in records] == [w["puid"] for w in want]
+    for r, w in zip(records, want):
+        assert r["name"] == w["name"]
+        assert r.get("imageUrl") == w["imageUrl"]
+        assert r["longDescription"] == w["longDescription"]
+        got = [(o["supplier"], o["supplierSku"], o.get("price"), o["stock"]) for o in r.get("supplierItem", [])]
+        assert got == [(s, k, None if p is None else f"{p:.2f}", str(st)) for s, k, p, st in w["offers"]]
+
+
+@pytest.mark.parametrize("profile,output", ALL_PAIRS)
+def test_fast_and_generic_paths_write_the_same_bytes(catalog, profile, output):
+    ProductText.update(name="Tab\tNUL\x00 & <b> \r\n 😀").where(ProductText.product == 1003).execute()
+    fast = run(catalog, profile, output, limit=17, language="en")[0]
+    generic = run(catalog, profile, output, limit=17, language="en", options={"generic_path": True})[0]
+    if output == "csv":
+        fz, gz = zipfile.ZipFile(io.BytesIO(fast)), zipfile.ZipFile(io.BytesIO(generic))
+        assert fz.namelist() == gz.namelist()
+        for name in fz.namelist():
+            assert fz.read(name) == gz.read(name), name
+    else:
+        assert fast == generic
+
+
+@pytest.mark.parametrize("profile,output", ALL_PAIRS)
+def test_cancel_stops_every_writer(catalog, profile, output):
+    job = make_job(catalog, profile, output, cancelled=lambda: True)
+    with pytest.raises(Cancelled):
+        registry.get_writer(profile, output).write(job, io.BytesIO())
+
+
+@pytest.mark.parametrize("profile,output", ALL_PAIRS)
+def test_progress_reaches_the_total(catalog, profile, output):
+    seen = []
+    run(catalog, profile, output, progress=seen.append)
+    assert seen and seen[-1] == 20 and seen == sorted(seen)
+
+
+def test_empty_selection_still_writes_valid_files(catalog):
+    nothing = Criteria(suppliers="all", include=["no-such-sku"])
+    assert read_zip_csv(run(catalog, "standard", "csv", criteria=nothing)[0])["product.csv"] == []
+    assert json.loads(run(catalog, "developer", "json", criteria=nothing)[0])["product"] == []
+    assert run(catalog, "standard", "jsonl", criteria=nothing)[0] == b""
+    assert xml_records(run(catalog, "standard", "xml", criteria=nothing)[0]) == []
