@@ -25,8 +25,12 @@ def serve(args: argparse.Namespace) -> int:
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    print(f"tuiexport: serving on {handle.url} (share URLs start with {handle.base_url}); "
-          "Ctrl+C stops.", file=sys.stderr, flush=True)
+    print(
+        f"tuiexport: serving on {handle.url} (share URLs start with {handle.base_url}); "
+        "Ctrl+C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while not stop.wait(0.5):
             pass
@@ -45,11 +49,16 @@ def apikey_create(args) -> int:
 
     view, secret = apikeys.create_key(args.name)
     if args.json:
-        print_json({"name": view.name, "prefix": view.prefix, "key": secret, "created": view.created})
+        print_json(
+            {"name": view.name, "prefix": view.prefix, "key": secret, "created": view.created}
+        )
     else:
         print(secret)
-        print(f"API key '{view.name}' created. It is shown only now: store it; the server keeps only "
-              "a hash. Send it as 'Authorization: Bearer <key>'.", file=sys.stderr)
+        print(
+            f"API key '{view.name}' created. It is shown only now: store it; the server keeps only "
+            "a hash. Send it as 'Authorization: Bearer <key>'.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -59,8 +68,18 @@ def apikey_list(args) -> int:
 
     keys = apikeys.list_keys(include_revoked=args.all)
     if args.json:
-        print_json([{"name": k.name, "prefix": k.prefix, "created": k.created, "lastUsed": k.last_used,
-                     "revoked": k.revoked} for k in keys])
+        print_json(
+            [
+                {
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "created": k.created,
+                    "lastUsed": k.last_used,
+                    "revoked": k.revoked,
+                }
+                for k in keys
+            ]
+        )
         return 0
     if not keys:
         print("No API keys; create one with 'tuiexport apikey create NAME'.")
@@ -88,11 +107,15 @@ def apikey_revoke(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the share server in the foreground")
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares on the network)")
+    p.add_argument(
+        "--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares on the network)"
+    )
     p.add_argument("--port", type=int, help="port (default 8421; 0 picks a free one)")
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
-    p.add_argument("--base-url", metavar="URL", help="public URL share links start with (behind a proxy)")
+    p.add_argument(
+        "--base-url", metavar="URL", help="public URL share links start with (behind a proxy)"
+    )
     p.set_defaults(handler=serve)
 
     keys = sub.add_parser("apikey", help="API keys for the management API").add_subparsers(

@@ -43,7 +43,11 @@ def _hash(secret: str) -> str:
 
 def _view(row: ApiKey) -> ApiKeyView:
     return ApiKeyView(
-        name=row.name, prefix=row.prefix, created=row.created, last_used=row.last_used, revoked=row.revoked
+        name=row.name,
+        prefix=row.prefix,
+        created=row.created,
+        last_used=row.last_used,
+        revoked=row.revoked,
     )
 
 
@@ -58,7 +62,9 @@ def create_key(name: str) -> tuple[ApiKeyView, str]:
     prefix = secret[: len(KEY_PREFIX) + _PREFIX_CHARS]
     with database.atomic():
         if ApiKey.select().where(ApiKey.name == name, ApiKey.revoked.is_null()).exists():
-            raise UserError(f"An active API key named '{name}' exists; choose another name or revoke it.")
+            raise UserError(
+                f"An active API key named '{name}' exists; choose another name or revoke it."
+            )
         row = ApiKey.create(name=name, prefix=prefix, key_hash=_hash(secret))
     return _view(row), secret
 
@@ -82,7 +88,9 @@ def revoke_key(ref: str) -> ApiKeyView:
         if not rows:
             raise NotFound(f"There is no active API key '{ref}' (see 'tuiexport apikey list').")
         if len(rows) > 1:
-            raise UserError(f"Several API keys match '{ref}'; use the prefix shown by 'tuiexport apikey list'.")
+            raise UserError(
+                f"Several API keys match '{ref}'; use the prefix shown by 'tuiexport apikey list'."
+            )
         row = rows[0]
         row.revoked = utcnow()
         row.save()

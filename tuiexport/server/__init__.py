@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 import msgspec
 
@@ -27,7 +28,7 @@ from tuiexport.server import openapi
 from tuiexport.server.routes import App, ShareHandler
 from tuiexport.server.transport import Limits, ShareHTTPServer, redact
 
-__all__ = ["Limits", "ServerHandle", "start_server", "redact"]
+__all__ = ["Limits", "ServerHandle", "redact", "start_server"]
 
 
 def _stderr_line(line: str) -> None:
@@ -44,7 +45,10 @@ class ServerHandle:
         self.url = url
         self.host, self.port = server.server_address[:2]
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="tuiexport-http", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="tuiexport-http",
+            daemon=True,
         )
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
@@ -88,7 +92,7 @@ class ServerHandle:
         """Block until the server stopped (or ``timeout`` passed); True when it stopped."""
         return self._stopped.wait(timeout)
 
-    def __enter__(self) -> ServerHandle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -116,7 +120,9 @@ def start_server(
     limits = limits or Limits()
     handler = type("Handler", (ShareHandler,), {})
     try:
-        server = ShareHTTPServer((host, port), handler, limits=limits, ssl_context=context, access_log=access_log)
+        server = ShareHTTPServer(
+            (host, port), handler, limits=limits, ssl_context=context, access_log=access_log
+        )
     except OSError as exc:
         raise _bind_error(exc, host, port) from exc
     bound_host, bound_port = server.server_address[:2]
@@ -155,9 +161,13 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 def _bind_error(exc: OSError, host: str, port: int) -> UserError:
     if exc.errno == errno.EADDRINUSE:
-        return UserError(f"Port {port} is in use; stop the program using it or choose another port with --port.")
+        return UserError(
+            f"Port {port} is in use; stop the program using it or choose another port with --port."
+        )
     if exc.errno == errno.EACCES:
-        return UserError(f"Port {port} needs administrator rights; choose a port above 1023 with --port.")
+        return UserError(
+            f"Port {port} needs administrator rights; choose a port above 1023 with --port."
+        )
     if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
         return UserError(f"Cannot listen on '{host}': it is not an address of this machine.")
     return UserError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.")

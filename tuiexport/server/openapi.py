@@ -6,22 +6,42 @@ from tuiexport.config import API_VERSION
 
 
 def _problem(description: str) -> dict:
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
 
 
-_EXPORT_ID = {"name": "export_id", "in": "path", "required": True,
-              "schema": {"type": "string", "format": "uuid"}, "description": "The export ID."}
-_LOG_ID = {"name": "log_id", "in": "path", "required": True,
-           "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{4,32}$"}, "description": "A run's log ID."}
+_EXPORT_ID = {
+    "name": "export_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+    "description": "The export ID.",
+}
+_LOG_ID = {
+    "name": "log_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{4,32}$"},
+    "description": "A run's log ID.",
+}
 _AUTH = [{"apiKey": []}]
 _FILE = {
     "description": "The export file (gzip-encoded when accepted and the file is not a ZIP).",
     "headers": {
-        "ETag": {"schema": {"type": "string"}, "description": "SHA-256 of the file (\"-gz\" when gzipped)."},
+        "ETag": {
+            "schema": {"type": "string"},
+            "description": 'SHA-256 of the file ("-gz" when gzipped).',
+        },
         "Content-Disposition": {"schema": {"type": "string"}},
         "Last-Modified": {"schema": {"type": "string"}},
-        "X-Log-Id": {"schema": {"type": "string"}, "description": "The history entry of this request."},
+        "X-Log-Id": {
+            "schema": {"type": "string"},
+            "description": "The history entry of this request.",
+        },
     },
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
 }
@@ -40,15 +60,22 @@ def document() -> dict:
             "Errors are RFC 9457 problem details (application/problem+json).",
         },
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
-                                           "description": "Create a key with 'tuiexport apikey create NAME'."}},
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Create a key with 'tuiexport apikey create NAME'.",
+                }
+            },
             "schemas": {
                 "Problem": {
                     "type": "object",
                     "required": ["type", "title", "status", "detail"],
                     "properties": {
-                        "type": {"type": "string"}, "title": {"type": "string"},
-                        "status": {"type": "integer"}, "detail": {"type": "string"},
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
                         "reasons": {"type": "array", "items": {"type": "string"}},
                     },
                 },
@@ -56,111 +83,205 @@ def document() -> dict:
                     "type": "object",
                     "required": ["logId", "exportId", "status", "trigger", "started", "statusUrl"],
                     "properties": {
-                        "logId": {"type": "string"}, "exportId": {"type": "string"},
-                        "exportName": {"type": "string"}, "trigger": {"enum": ["tui", "cli", "api"]},
-                        "status": {"enum": ["running", "success", "warning", "failed", "cancelled", "interrupted"]},
+                        "logId": {"type": "string"},
+                        "exportId": {"type": "string"},
+                        "exportName": {"type": "string"},
+                        "trigger": {"enum": ["tui", "cli", "api"]},
+                        "status": {
+                            "enum": [
+                                "running",
+                                "success",
+                                "warning",
+                                "failed",
+                                "cancelled",
+                                "interrupted",
+                            ]
+                        },
                         "started": {"type": "string", "format": "date-time"},
                         "finished": {"type": ["string", "null"], "format": "date-time"},
-                        "apiVersion": {"type": "string"}, "profile": {"type": "string"},
-                        "output": {"type": "string"}, "fileFormat": {"type": "string"},
-                        "productCount": {"type": "integer"}, "omittedCount": {"type": "integer"},
-                        "size": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
+                        "apiVersion": {"type": "string"},
+                        "profile": {"type": "string"},
+                        "output": {"type": "string"},
+                        "fileFormat": {"type": "string"},
+                        "productCount": {"type": "integer"},
+                        "omittedCount": {"type": "integer"},
+                        "size": {"type": ["integer", "null"]},
+                        "sha256": {"type": ["string", "null"]},
                         "messages": {"type": "array", "items": {"type": "string"}},
-                        "statusUrl": {"type": "string"}, "fileUrl": {"type": ["string", "null"]},
+                        "statusUrl": {"type": "string"},
+                        "fileUrl": {"type": ["string", "null"]},
                     },
                 },
                 "Export": {
                     "type": "object",
                     "required": ["exportId", "name", "valid", "reasons"],
                     "properties": {
-                        "exportId": {"type": "string"}, "name": {"type": "string"},
-                        "profile": {"type": "string"}, "output": {"type": "string"},
-                        "fileFormat": {"type": "string"}, "language": {"type": "string"},
-                        "selection": {"type": ["string", "null"]}, "productLimit": {"type": "integer"},
+                        "exportId": {"type": "string"},
+                        "name": {"type": "string"},
+                        "profile": {"type": "string"},
+                        "output": {"type": "string"},
+                        "fileFormat": {"type": "string"},
+                        "language": {"type": "string"},
+                        "selection": {"type": ["string", "null"]},
+                        "productLimit": {"type": "integer"},
                         "valid": {"type": "boolean"},
                         "reasons": {"type": "array", "items": {"type": "string"}},
                         "shareUrl": {"type": "string"},
                         "created": {"type": "string", "format": "date-time"},
                         "updated": {"type": "string", "format": "date-time"},
-                        "lastRun": {"oneOf": [{"$ref": "#/components/schemas/Run"}, {"type": "null"}]},
+                        "lastRun": {
+                            "oneOf": [{"$ref": "#/components/schemas/Run"}, {"type": "null"}]
+                        },
                     },
                 },
             },
         },
         "paths": {
-            "/healthz": {"get": {
-                "summary": "Liveness check",
-                "responses": {"200": {"description": "The server answers.", "content": {"application/json": {
-                    "schema": {"type": "object", "properties": {"status": {"const": "ok"}}}}}}},
-            }},
-            "/api/v1/openapi.json": {"get": {
-                "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
-            }},
-            "/api/v1/exports": {"get": {
-                "summary": "Export definitions with validity, reasons and last run",
-                "security": _AUTH,
-                "responses": {
-                    "200": {"description": "All definitions.", "content": {"application/json": {"schema": {
-                        "type": "object", "properties": {
-                            "apiVersion": {"type": "string"},
-                            "exports": {"type": "array", "items": {"$ref": "#/components/schemas/Export"}}}}}}},
-                    "401": _401,
-                },
-            }},
-            "/api/v1/exports/{export_id}/download": {"get": {
-                "summary": "Share URL: the export's current file (the last artifact when nothing "
-                "changed since it was made, else a new run, streamed while it is produced)",
-                "parameters": [_EXPORT_ID, {"name": "token", "in": "query", "required": True,
-                                            "schema": {"type": "string"}, "description": "The share token."},
-                               {"name": "If-None-Match", "in": "header", "required": False,
-                                "schema": {"type": "string"}}],
-                "responses": {
-                    "200": _FILE,
-                    "304": {"description": "Unchanged since the ETag given in If-None-Match."},
-                    "404": _404,
-                    "409": _problem("The definition is invalid; 'reasons' says why."),
-                    "500": _problem("The run failed; its history entry says why."),
-                    "503": _503,
-                },
-            }},
-            "/api/v1/exports/{export_id}/runs": {"post": {
-                "summary": "Start a run; it continues in the background",
-                "security": _AUTH,
-                "parameters": [_EXPORT_ID],
-                "responses": {
-                    "202": {"description": "Started.", "headers": {"Location": {"schema": {"type": "string"}}},
-                            "content": {"application/json": {"schema": {
-                                "type": "object", "required": ["logId", "status", "statusUrl"],
-                                "properties": {"logId": {"type": "string"}, "status": {"const": "running"},
-                                               "statusUrl": {"type": "string"}, "fileUrl": {"type": "string"}}}}}},
-                    "401": _401, "404": _404,
-                    "409": _problem("The definition is invalid; 'reasons' says why."),
-                    "413": _problem("The request body is too large."),
-                    "503": _503,
-                },
-            }},
-            "/api/v1/runs/{log_id}": {"get": {
-                "summary": "A run's status",
-                "security": _AUTH,
-                "parameters": [_LOG_ID],
-                "responses": {
-                    "200": {"description": "The run.",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}},
-                    "401": _401, "404": _404,
-                },
-            }},
-            "/api/v1/runs/{log_id}/file": {"get": {
-                "summary": "A finished run's file",
-                "security": _AUTH,
-                "parameters": [_LOG_ID],
-                "responses": {
-                    "200": _FILE,
-                    "304": {"description": "Unchanged since the ETag given in If-None-Match."},
-                    "401": _401, "404": _404,
-                    "409": _problem("The run is still running, or ended without a file."),
-                    "410": _problem("Retention removed the file."),
-                },
-            }},
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness check",
+                    "responses": {
+                        "200": {
+                            "description": "The server answers.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {"status": {"const": "ok"}},
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+                    },
+                }
+            },
+            "/api/v1/exports": {
+                "get": {
+                    "summary": "Export definitions with validity, reasons and last run",
+                    "security": _AUTH,
+                    "responses": {
+                        "200": {
+                            "description": "All definitions.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "apiVersion": {"type": "string"},
+                                            "exports": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Export"},
+                                            },
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _401,
+                    },
+                }
+            },
+            "/api/v1/exports/{export_id}/download": {
+                "get": {
+                    "summary": "Share URL: the export's current file (the last artifact when nothing "
+                    "changed since it was made, else a new run, streamed while it is produced)",
+                    "parameters": [
+                        _EXPORT_ID,
+                        {
+                            "name": "token",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The share token.",
+                        },
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _FILE,
+                        "304": {"description": "Unchanged since the ETag given in If-None-Match."},
+                        "404": _404,
+                        "409": _problem("The definition is invalid; 'reasons' says why."),
+                        "500": _problem("The run failed; its history entry says why."),
+                        "503": _503,
+                    },
+                }
+            },
+            "/api/v1/exports/{export_id}/runs": {
+                "post": {
+                    "summary": "Start a run; it continues in the background",
+                    "security": _AUTH,
+                    "parameters": [_EXPORT_ID],
+                    "responses": {
+                        "202": {
+                            "description": "Started.",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["logId", "status", "statusUrl"],
+                                        "properties": {
+                                            "logId": {"type": "string"},
+                                            "status": {"const": "running"},
+                                            "statusUrl": {"type": "string"},
+                                            "fileUrl": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _401,
+                        "404": _404,
+                        "409": _problem("The definition is invalid; 'reasons' says why."),
+                        "413": _problem("The request body is too large."),
+                        "503": _503,
+                    },
+                }
+            },
+            "/api/v1/runs/{log_id}": {
+                "get": {
+                    "summary": "A run's status",
+                    "security": _AUTH,
+                    "parameters": [_LOG_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The run.",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Run"}}
+                            },
+                        },
+                        "401": _401,
+                        "404": _404,
+                    },
+                }
+            },
+            "/api/v1/runs/{log_id}/file": {
+                "get": {
+                    "summary": "A finished run's file",
+                    "security": _AUTH,
+                    "parameters": [_LOG_ID],
+                    "responses": {
+                        "200": _FILE,
+                        "304": {"description": "Unchanged since the ETag given in If-None-Match."},
+                        "401": _401,
+                        "404": _404,
+                        "409": _problem("The run is still running, or ended without a file."),
+                        "410": _problem("Retention removed the file."),
+                    },
+                }
+            },
         },
     }

@@ -8,7 +8,7 @@ import os
 import re
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -19,10 +19,19 @@ from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.management import apikeys
 from tuiexport.management.views import DefinitionView, RunView
-from tuiexport.server.runs import RETRY_AFTER, ActiveRun, RunManager, artifact_file, record_served
+from tuiexport.server.runs import (
+    RETRY_AFTER,
+    ActiveRun,
+    RunManager,
+    artifact_file,
+    record_served,
+    served_incomplete,
+)
 from tuiexport.server.transport import PROBLEM_TYPE, BaseHandler, ClientGone, http_date
 
-_EXPORT_ID = r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
+_EXPORT_ID = (
+    r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
+)
 _LOG_ID = r"(?P<log_id>[0-9A-Za-z]{4,32})"
 
 #: (path pattern, {method: handler method name}). HEAD is allowed wherever GET is.
@@ -48,7 +57,7 @@ NOT_SHARED = "There is no export at this address, or its share token is wrong or
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class App:
@@ -83,19 +92,31 @@ class ShareHandler(BaseHandler):
             if name is None:
                 allow = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
                 self.send_problem(
-                    405, f"{self.command} is not allowed here; use {allow}.", headers=[("Allow", allow)]
+                    405,
+                    f"{self.command} is not allowed here; use {allow}.",
+                    headers=[("Allow", allow)],
                 )
                 return
             try:
                 getattr(self, name)(**match.groupdict())
             except Busy as exc:
-                self.send_problem(503, str(exc), headers=[("Retry-After", str(RETRY_AFTER))],
-                                  type=PROBLEM_TYPE + "busy")
+                self.send_problem(
+                    503,
+                    str(exc),
+                    headers=[("Retry-After", str(RETRY_AFTER))],
+                    type=PROBLEM_TYPE + "busy",
+                )
             except UserError as exc:
                 if self.headers_sent:
                     raise ClientGone() from exc
                 extra = {"reasons": exc.reasons} if hasattr(exc, "reasons") else {}
-                kind = "invalid-definition" if extra else "not-found" if isinstance(exc, NotFound) else "error"
+                kind = (
+                    "invalid-definition"
+                    if extra
+                    else "not-found"
+                    if isinstance(exc, NotFound)
+                    else "error"
+                )
                 self.send_problem(exc.http_status, str(exc), type=PROBLEM_TYPE + kind, **extra)
             return
         self.send_problem(404, "There is nothing at this address; see /api/v1/openapi.json.")
@@ -110,18 +131,29 @@ class ShareHandler(BaseHandler):
         if scheme.lower() == "bearer" and apikeys.verify_key(key.strip()) is not None:
             return True
         detail = (
-            "This API key is not valid or was revoked." if key else
-            "Send an API key as 'Authorization: Bearer <key>' (create one with 'tuiexport apikey create NAME')."
+            "This API key is not valid or was revoked."
+            if key
+            else "Send an API key as 'Authorization: Bearer <key>' (create one with 'tuiexport apikey create NAME')."
         )
-        self.send_problem(401, detail, headers=[("WWW-Authenticate", 'Bearer realm="tuiexport"')],
-                          type=PROBLEM_TYPE + "unauthorized")
+        self.send_problem(
+            401,
+            detail,
+            headers=[("WWW-Authenticate", 'Bearer realm="tuiexport"')],
+            type=PROBLEM_TYPE + "unauthorized",
+        )
         return False
 
     # --- small endpoints ----------------------------------------------------------------
 
     def healthz(self) -> None:
-        self.send_json(200, {"status": "ok", "apiVersion": config.API_VERSION,
-                             "runningExports": len(self.app.runs.running())})
+        self.send_json(
+            200,
+            {
+                "status": "ok",
+                "apiVersion": config.API_VERSION,
+                "runningExports": len(self.app.runs.running()),
+            },
+        )
 
     def openapi(self) -> None:
         self.send_bytes(200, self.app.openapi, "application/json", [("Cache-Control", "no-cache")])
@@ -129,8 +161,13 @@ class ShareHandler(BaseHandler):
     def list_exports(self) -> None:
         if not self.authorized():
             return
-        self.send_json(200, {"apiVersion": config.API_VERSION,
-                             "exports": [self.definition_json(d) for d in service.list_definitions()]})
+        self.send_json(
+            200,
+            {
+                "apiVersion": config.API_VERSION,
+                "exports": [self.definition_json(d) for d in service.list_definitions()],
+            },
+        )
 
     def trigger_run(self, export_id: str) -> None:
         if not self.authorized():
@@ -140,8 +177,16 @@ class ShareHandler(BaseHandler):
             raise_invalid(definition)
         active = self.app.runs.start(definition)
         status_url = f"{self.app.base_url}/api/v1/runs/{active.log_id}"
-        self.send_json(202, {"logId": active.log_id, "status": "running", "statusUrl": status_url,
-                             "fileUrl": status_url + "/file"}, [("Location", status_url)])
+        self.send_json(
+            202,
+            {
+                "logId": active.log_id,
+                "status": "running",
+                "statusUrl": status_url,
+                "fileUrl": status_url + "/file",
+            },
+            [("Location", status_url)],
+        )
 
     def run_status(self, log_id: str) -> None:
         if not self.authorized():
@@ -153,19 +198,29 @@ class ShareHandler(BaseHandler):
             return
         run = service.get_run(log_id)
         if run.status == "running":
-            self.send_problem(409, f"The run {run.log_id} is still running; fetch its file when its status "
-                              "is success.", headers=[("Retry-After", str(RETRY_AFTER))],
-                              type=PROBLEM_TYPE + "running")
+            self.send_problem(
+                409,
+                f"The run {run.log_id} is still running; fetch its file when its status "
+                "is success.",
+                headers=[("Retry-After", str(RETRY_AFTER))],
+                type=PROBLEM_TYPE + "running",
+            )
             return
         if run.status not in ("success", "warning"):
-            self.send_problem(409, f"The run {run.log_id} ended as {run.status}; it has no file.",
-                              type=PROBLEM_TYPE + "no-file")
+            self.send_problem(
+                409,
+                f"The run {run.log_id} ended as {run.status}; it has no file.",
+                type=PROBLEM_TYPE + "no-file",
+            )
             return
         path = artifact_file(run)
         if path is None:
-            self.send_problem(410, f"The file of run {run.log_id} was removed (only the newest "
-                              f"{config.settings().keep_artifacts} per export are kept); start a new run.",
-                              type=PROBLEM_TYPE + "gone")
+            self.send_problem(
+                410,
+                f"The file of run {run.log_id} was removed (only the newest "
+                f"{config.settings().keep_artifacts} per export are kept); start a new run.",
+                type=PROBLEM_TYPE + "gone",
+            )
             return
         self.serve_artifact(run, path, record=True)
 
@@ -192,11 +247,17 @@ class ShareHandler(BaseHandler):
         if self.command == "HEAD":
             # Answering HEAD must not start a run; the length and ETag are known only after one.
             writer = registry.get_writer(definition.profile, definition.output)
-            self.start_response(200, [
-                ("Content-Type", writer.media_type),
-                ("Content-Disposition", disposition(definition.name, datetime.now(timezone.utc), writer.extension)),
-                ("Cache-Control", "private, no-cache"),
-            ])
+            self.start_response(
+                200,
+                [
+                    ("Content-Type", writer.media_type),
+                    (
+                        "Content-Disposition",
+                        disposition(definition.name, datetime.now(UTC), writer.extension),
+                    ),
+                    ("Cache-Control", "private, no-cache"),
+                ],
+            )
             return
         active, started_here = self.app.runs.follow_or_start(definition)
         self.stream_run(active, record=not started_here)
@@ -222,9 +283,11 @@ class ShareHandler(BaseHandler):
         if record and self.command != "HEAD":
             log_id = new_log_id()
         try:
-            f = open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except OSError:
-            self.send_problem(410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone")
+            self.send_problem(
+                410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone"
+            )
             return
         with f:
             size = os.fstat(f.fileno()).st_size
@@ -238,11 +301,15 @@ class ShareHandler(BaseHandler):
                 headers.append(("Content-Encoding", "gzip"))
             else:
                 headers.append(("Content-Length", str(size)))
+            if self.command == "HEAD":
+                self.start_response(200, headers)
+                return
+            if log_id is not None:
+                # Recorded before the bytes go out, so a client that has the file also finds its
+                # history entry; a broken-off download is corrected to "cancelled" below.
+                record_served(run, log_id=log_id)
             complete = False
             try:
-                if self.command == "HEAD":
-                    self.start_response(200, headers)
-                    return
                 if gzip:
                     self.begin_stream(200, headers)
                     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
@@ -255,8 +322,8 @@ class ShareHandler(BaseHandler):
                     self.send_file(f, size)
                 complete = True
             finally:
-                if log_id is not None:
-                    record_served(run, log_id=log_id, complete=complete, sent=self.bytes_sent)
+                if log_id is not None and not complete:
+                    served_incomplete(log_id, self.bytes_sent, size)
 
     def send_file(self, f, size: int) -> None:
         try:
@@ -283,7 +350,10 @@ class ShareHandler(BaseHandler):
         gzip = self.accepts_gzip()
         headers = [
             ("Content-Type", writer.media_type),
-            ("Content-Disposition", disposition(prepared.definition.name, _utc(prepared.run.started), writer.extension)),
+            (
+                "Content-Disposition",
+                disposition(prepared.definition.name, _utc(prepared.run.started), writer.extension),
+            ),
             ("Cache-Control", "private, no-cache"),
             ("Vary", "Accept-Encoding"),
             ("X-Log-Id", active.log_id),
@@ -306,9 +376,15 @@ class ShareHandler(BaseHandler):
                         break
                     prepared.done.wait(0.02)
         except ClientGone:
-            if record:  # the run goes on (its artifact serves the next request); this download ended
-                record_served(service.get_run(active.log_id), complete=False, sent=self.bytes_sent,
-                              note=f"Followed run {active.log_id} while it was running.")
+            if (
+                record
+            ):  # the run goes on (its artifact serves the next request); this download ended
+                record_served(
+                    service.get_run(active.log_id),
+                    complete=False,
+                    sent=self.bytes_sent,
+                    note=f"Followed run {active.log_id} while it was running.",
+                )
             raise
         outcome = active.outcome()
         if outcome.status not in ("success", "warning") or outcome.sha256 != digest.hexdigest():
@@ -316,12 +392,21 @@ class ShareHandler(BaseHandler):
             # file that looks complete. The run's own history entry says what went wrong.
             self.close_connection = True
             raise ClientGone()
-        if compressor:
-            self.write_chunk(compressor.flush())
-        self.end_stream()
+        served = None
         if record:
-            record_served(outcome, note=f"Served run {outcome.log_id} while it was running (the same "
-                          "export was requested again before it finished).")
+            served = record_served(
+                outcome,
+                note=f"Served run {outcome.log_id} while it was running "
+                "(the same export was requested again before it finished).",
+            )
+        try:
+            if compressor:
+                self.write_chunk(compressor.flush())
+            self.end_stream()
+        except ClientGone:
+            if served is not None:
+                served_incomplete(served.log_id, self.bytes_sent, outcome.size)
+            raise
 
     def open_growing(self, active: ActiveRun):
         """The run's part file, opened as soon as it has data (or HEADERS_AFTER passed); None when
@@ -337,7 +422,7 @@ class ShareHandler(BaseHandler):
         while not prepared.done.is_set():
             if f is None:
                 try:
-                    f = open(part, "rb")
+                    f = open(part, "rb")  # noqa: SIM115 - the caller closes it
                 except FileNotFoundError:
                     pass
             if f is not None and (os.fstat(f.fileno()).st_size > 0 or time.monotonic() > give_up):
@@ -353,12 +438,20 @@ class ShareHandler(BaseHandler):
         if path is not None:
             self.serve_artifact(outcome, path, record=record)
         elif outcome.status == "cancelled":
-            self.send_problem(503, f"The run {outcome.log_id} was cancelled (the server is stopping); try again.",
-                              headers=[("Retry-After", str(RETRY_AFTER))], type=PROBLEM_TYPE + "cancelled")
+            self.send_problem(
+                503,
+                f"The run {outcome.log_id} was cancelled (the server is stopping); try again.",
+                headers=[("Retry-After", str(RETRY_AFTER))],
+                type=PROBLEM_TYPE + "cancelled",
+            )
         else:
             detail = " ".join(outcome.messages[-1:]) or "The export failed."
-            self.send_problem(500, f"The run {outcome.log_id} failed: {detail}", type=PROBLEM_TYPE + "run-failed",
-                              logId=outcome.log_id)
+            self.send_problem(
+                500,
+                f"The run {outcome.log_id} failed: {detail}",
+                type=PROBLEM_TYPE + "run-failed",
+                logId=outcome.log_id,
+            )
 
     # --- HTTP details -------------------------------------------------------------------
 
@@ -404,7 +497,7 @@ class ShareHandler(BaseHandler):
             except (TypeError, ValueError):
                 return False
             if since.tzinfo is None:
-                since = since.replace(tzinfo=timezone.utc)
+                since = since.replace(tzinfo=UTC)
             return _utc(when).replace(microsecond=0) <= since
         return False
 

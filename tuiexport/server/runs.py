@@ -31,7 +31,9 @@ class ActiveRun:
         self.export_id = definition.export_id
         self.cancel = threading.Event()
         self.result: RunView | None = None
-        self.thread = threading.Thread(target=self._run, name=f"tuiexport-run-{prepared.log_id}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, name=f"tuiexport-run-{prepared.log_id}", daemon=True
+        )
 
     @property
     def log_id(self) -> str:
@@ -41,9 +43,11 @@ class ActiveRun:
         try:
             with database.connection_context():
                 self.result = self.prepared.execute(cancel=self.cancel)
-        except Exception as exc:  # execute() records failures itself; this is the last resort
+        except Exception as exc:  # noqa: BLE001 - execute() records failures itself; this is the last resort
             self.result = None
-            print(f"tuiexport serve: run {self.log_id} crashed: {exc!r}", file=sys.stderr, flush=True)
+            print(
+                f"tuiexport serve: run {self.log_id} crashed: {exc!r}", file=sys.stderr, flush=True
+            )
         finally:
             self.prepared.done.set()
             self._on_end(self)
@@ -88,9 +92,13 @@ class RunManager:
             raise Busy("The server is stopping; try again in a moment.")
         limit = max(1, config.settings().max_concurrent_runs)
         if len(self._active) >= limit:
-            raise Busy(f"{len(self._active)} exports are running, the most this server runs at once; "
-                       f"try again in {RETRY_AFTER} seconds.")
-        prepared = service.begin_run(definition.export_id, trigger="api", api_version=config.API_VERSION)
+            raise Busy(
+                f"{len(self._active)} exports are running, the most this server runs at once; "
+                f"try again in {RETRY_AFTER} seconds."
+            )
+        prepared = service.begin_run(
+            definition.export_id, trigger="api", api_version=config.API_VERSION
+        )
         active = ActiveRun(prepared, definition, on_end=self._ended)
         self._active[active.log_id] = active
         active.thread.start()
@@ -112,7 +120,12 @@ class RunManager:
 
 
 def record_served(
-    source: RunView, *, log_id: str | None = None, complete: bool = True, sent: int = 0, note: str = ""
+    source: RunView,
+    *,
+    log_id: str | None = None,
+    complete: bool = True,
+    sent: int = 0,
+    note: str = "",
 ) -> RunView:
     """The history entry of a request that served an existing artifact instead of running.
 
@@ -120,12 +133,17 @@ def record_served(
     (``artifact_kept`` stays false, so retention counts the file once, by its source run).
     A download the client broke off is recorded as ``cancelled``."""
     now = utcnow()
-    messages = [note or f"Served the artifact of run {source.log_id}; the definition and the "
-                "catalog had not changed, so nothing was run again."]
+    messages = [
+        note
+        or f"Served the artifact of run {source.log_id}; the definition and the "
+        "catalog had not changed, so nothing was run again."
+    ]
     status = source.status
     if not complete:
         status = "cancelled"
-        messages.append(f"The client closed the connection after {sent:,} of {source.size or 0:,} bytes.")
+        messages.append(
+            f"The client closed the connection after {sent:,} of {source.size or 0:,} bytes."
+        )
     with database.atomic():
         row = Run.create(
             log_id=log_id or new_log_id(),
@@ -152,6 +170,18 @@ def record_served(
             pid=os.getpid(),
         )
     return history.view(row)
+
+
+def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
+    """The client broke off a download that :func:`record_served` had recorded up front."""
+    row = Run.get_or_none(Run.log_id == log_id)
+    if row is None:
+        return
+    messages = json.loads(row.messages or "[]")
+    messages.append(f"The client closed the connection after {sent:,} of {size or 0:,} bytes.")
+    Run.update(status="cancelled", messages=json.dumps(messages, ensure_ascii=False)).where(
+        Run.id == row.id
+    ).execute()
 
 
 def artifact_file(run: RunView) -> Path | None:

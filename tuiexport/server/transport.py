@@ -105,7 +105,9 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
         self.active_lock = threading.Lock()
         self.stopping = threading.Event()
         super().__init__(address, handler)
-        self._watchdog = threading.Thread(target=self._watch, name="tuiexport-http-watchdog", daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._watch, name="tuiexport-http-watchdog", daemon=True
+        )
         self._watchdog.start()
 
     def server_bind(self) -> None:
@@ -123,7 +125,9 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def _refuse(self, request: socket.socket) -> None:
-        body = problem_body(503, "Service Unavailable", "The server is busy; try again in a few seconds.")
+        body = problem_body(
+            503, "Service Unavailable", "The server is busy; try again in a few seconds."
+        )
         head = (
             f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
             f"Content-Length: {len(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
@@ -171,7 +175,12 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
 
 
 def problem_body(status: int, title: str, detail: str, **extra) -> bytes:
-    doc = {"type": extra.pop("type", "about:blank"), "title": title, "status": status, "detail": detail}
+    doc = {
+        "type": extra.pop("type", "about:blank"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     doc.update(extra)
     return msgspec.json.encode(doc)
 
@@ -270,7 +279,7 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             self.dispatch()
         except (BrokenPipeError, ConnectionResetError, ClientGone, TimeoutError):
             self.close_connection = True
-        except Exception:  # a bug: the client gets a 500 problem, the operator a traceback
+        except Exception:  # noqa: BLE001 - a bug: the client gets a 500 problem, the operator a traceback
             self.close_connection = True
             sys.stderr.write(f"tuiexport serve: error handling {redact(self.requestline)!s}:\n")
             traceback.print_exc(file=sys.stderr)
@@ -317,11 +326,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             self.send_problem(400, "The HTTP version in the request line is not valid.")
             return False
-        if number >= (2, 0):
-            self.send_problem(505, "Use HTTP/1.1.")
-            return False
-        if number < (1, 0):
-            self.request_version = "HTTP/1.0"
+        if not (1, 0) <= number < (2, 0):
+            # 400, not 505: HTTP/2 arrives via ALPN/upgrade, never in an HTTP/1 request line.
+            self.request_version = "HTTP/1.1"
             self.send_problem(400, "Use HTTP/1.1.")
             return False
         self.request_version, self.command, self.path = version, command, target
@@ -345,7 +352,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
                 line = b""
             used += len(line)
             if used > self.limits.head_bytes:
-                self.send_problem(431, f"The request headers are larger than {self.limits.head_bytes:,} bytes.")
+                self.send_problem(
+                    431, f"The request headers are larger than {self.limits.head_bytes:,} bytes."
+                )
                 return False
             if not line or not line.endswith(b"\n"):
                 if self.timed_out:
@@ -355,7 +364,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
                 break
             count += 1
             if count > self.limits.header_count:
-                self.send_problem(431, f"The request has more than {self.limits.header_count} headers.")
+                self.send_problem(
+                    431, f"The request has more than {self.limits.header_count} headers."
+                )
                 return False
             name, sep, value = line.decode("iso-8859-1").partition(":")
             if not sep or not name or name != name.strip() or " " in name:
@@ -378,7 +389,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             return None
         length = int(raw)
         if length > self.limits.body_bytes:
-            self.send_problem(413, f"The request body is larger than {self.limits.body_bytes:,} bytes.")
+            self.send_problem(
+                413, f"The request body is larger than {self.limits.body_bytes:,} bytes."
+            )
             return None
         if length and (self.headers.get("expect") or "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -410,16 +423,25 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.headers_sent = True
 
-    def send_bytes(self, status: int, body: bytes, content_type: str, headers: list | tuple = ()) -> None:
+    def send_bytes(
+        self, status: int, body: bytes, content_type: str, headers: list | tuple = ()
+    ) -> None:
         head = [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
         self.start_response(status, head)
         if self.command != "HEAD" and status not in (204, 304) and body:
             self.write(body)
 
     def send_json(self, status: int, data: object, headers: list | tuple = ()) -> None:
-        self.send_bytes(status, msgspec.json.encode(data), "application/json", [("Cache-Control", "no-store"), *headers])
+        self.send_bytes(
+            status,
+            msgspec.json.encode(data),
+            "application/json",
+            [("Cache-Control", "no-store"), *headers],
+        )
 
-    def send_problem(self, status: int, detail: str, *, headers: list | tuple = (), **extra) -> None:
+    def send_problem(
+        self, status: int, detail: str, *, headers: list | tuple = (), **extra
+    ) -> None:
         title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         if status in _CLOSING:
             self.close_connection = True
@@ -463,5 +485,5 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         line = f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}"
         try:
             sink(redact(line))
-        except Exception:  # a broken log sink must not break serving
+        except Exception:  # noqa: BLE001, S110 - a broken log sink must not break serving
             pass
