@@ -1,0 +1,281 @@
+"""Catalog import (JSON Lines, CSV, gzip), the export in the import schema, and the catalog CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from tuiexport import db as dbmod
+from tuiexport import schema
+from tuiexport.catalog.demo import generate_demo
+from tuiexport.catalog.importer import export_jsonl, import_file
+from tuiexport.cli import main
+from tuiexport.errors import UserError
+from tuiexport.models import Manufacturer, Product, ProductText, ProductType, Supplier, SupplierItem
+from tuiexport.selection import Criteria, count
+
+from tests.catalog_fixtures import catalog_rows, demo  # noqa: F401 - fixture
+
+REFS = [
+    {"kind": "supplier", "id": 1, "name": "Nordwind Distribution GmbH", "partner": True},
+    {"kind": "supplier", "id": 2, "name": "Ostsee Office Supply"},
+    {"kind": "manufacturer", "id": 10, "name": "Lenovo", "shortName": "LEN"},
+    {"kind": "productType", "id": 20, "name": "Notebooks", "groupCode": "NBK"},
+]
+
+
+def product(puid: int, name: str = "ThinkPad E14", **extra) -> dict:
+    record = {
+        "kind": "product", "puid": puid, "ean": "4006381333931", "manufacturerSku": f"21JK-{puid}",
+        "manufacturerId": 10, "productTypeId": 20, "qualification": 2,
+        "updated": "2025-03-01T10:00:00Z",
+        "texts": {"de": {"name": f'{name} 35,6 cm (14"), Größe "M"',
+                         "longDescription": "Zeile 1\nZeile 2, mit Komma"},
+                  "en": {"name": f"{name} notebook"}},
+        "offers": [{"supplierId": 1, "supplierSku": "NW-1", "price": 899.5, "stock": 3,
+                    "stockStatus": "in_stock"},
+                   {"supplierId": 2, "price": 910}],
+    }
+    record.update(extra)
+    return record
+
+
+def write_jsonl(path, records) -> None:
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+
+
+def fts_count() -> int:
+    return dbmod.database.execute_sql(f"SELECT COUNT(*) FROM {schema.FTS_TABLE}").fetchone()[0]
+
+
+def test_jsonl_good_rows_kept_bad_rows_reported_with_line_numbers(empty_db, tmp_path):
+    path = tmp_path / "cat.jsonl"
+    write_jsonl(path, [
+        *REFS,                                                     # lines 1-4
+        product(100),                                              # 5
+        '{"kind": "product", "puid": 101,',                        # 6 broken JSON
+        product(102, ean="4006381333932"),                         # 7 wrong check digit
+        product(103, manufacturerId=99),                           # 8 unknown manufacturer
+        "",                                                        # 9 blank: ignored
+        product(104, qualification=7),                             # 10 out of range
+        product(105, offers=[{"supplierId": 1, "price": "cheap"}]),  # 11 wrong type
+        {"kind": "warehouse", "id": 1},                            # 12 unknown kind
+        product(106, texts={"xx": {"name": "?"}}),                 # 13 unknown language
+        product(107, offers=[{"supplierId": 1}, {"supplierId": 1}]),  # 14 duplicate offer
+        product(108, colour="red"),                                # 15 unknown field
+        product(109, ean=None),                                    # 16 good, no EAN
+    ])
+    report = import_file(path)
+    assert (report.added, report.updated, report.skipped, report.references) == (2, 0, 9, 4)
+    lines = [line for line, _ in report.errors]
+    assert lines == [6, 7, 8, 10, 11, 12, 13, 14, 15]
+    reasons = dict(report.errors)
+    assert "JSON" in reasons[6]
+    assert reasons[7].startswith("ean:") and "check digit" in reasons[7]
+    assert reasons[8] == "manufacturerId: unknown manufacturer 99"
+    assert reasons[10].startswith("qualification:")
+    assert reasons[11].startswith("offers[0].price:")
+    assert "kind" in reasons[12]
+    assert reasons[13] == "texts: Invalid enum value 'xx' (as a key)"
+    assert "two offers" in reasons[14]
+    assert "colour" in reasons[15]
+    assert all("\n" not in reason for reason in reasons.values())
+    assert sorted(p.puid for p in Product.select()) == [100, 109]
+    assert fts_count() == 2
+    saved = ProductText.get(product=100, lang="de")
+    assert saved.name == 'ThinkPad E14 35,6 cm (14"), Größe "M"'
+    assert saved.long_description == "Zeile 1\nZeile 2, mit Komma"
+    assert SupplierItem.select().where(SupplierItem.product == 100).count() == 2
+    assert Supplier.get_by_id(1).partner and not Supplier.get_by_id(2).partner
+    assert schema.catalog_version() == 1
+
+
+def test_reimport_updates_by_puid_and_replaces_texts_offers_and_search(empty_db, tmp_path):
+    path = tmp_path / "cat.jsonl.gz"
+    write_jsonl(path, [*REFS, product(100), product(101), product(102)])
+    assert import_file(path).added == 3
+    created = Product.get_by_id(100).created
+    changed = product(100, name="Yoga Slim", offers=[{"supplierId": 2, "price": 1.5}])
+    del changed["texts"]["en"]
+    write_jsonl(path, [*REFS[:2], changed, product(101), product(103), product(101, name="Again")])
+    report = import_file(path)
+    assert (report.added, report.updated, report.skipped) == (1, 3, 0)
+    assert Product.select().count() == 4 and fts_count() == 4
+    assert [t.lang for t in ProductText.select().where(ProductText.product == 100)] == ["de"]
+    assert ProductText.get(product=100, lang="de").name.startswith("Yoga Slim")
+    assert [(o.supplier_id, o.price) for o in SupplierItem.select().where(SupplierItem.product == 100)] == [(2, 1.5)]
+    assert ProductText.get(product=101, lang="de").name.startswith("Again")
+    assert Product.get_by_id(100).created == created  # not given in the file: kept
+    assert count(Criteria(suppliers="all", search="Yoga")) == 1
+    assert count(Criteria(suppliers="all", search="ThinkPad")) == 2  # 102, 103; 100 is renamed
+    assert schema.catalog_version() == 2
+
+
+CSV_TEXT = (
+    "puid,ean,manufacturerSku,manufacturer,productType,groupCode,qualification,updated,"
+    "name.de,longDescription.de,name.en,supplier,supplierPartner,supplierSku,price,stock,stockStatus\r\n"
+    # lines 2-5: one product, multi-line long description (lines 2-3), three offers
+    '7001,4006381333931,SKU-1,Lenovo,Notebooks,NBK,2,01.03.2025 10:30,'
+    '"ThinkPad ""E14"", 14 Zoll","Erste Zeile\r\nzweite, mit Komma",ThinkPad E14,Nordwind,1,NW-1,899.00,5,in_stock\r\n'
+    "7001,,,,,,,,,,,Elbtal,,ET-1,905.5,0,out_of_stock\r\n"
+    "7001,,,,,,,,,,,Bavaria,,BT-1,,,unknown\r\n"
+    # line 6: bad price; line 7: new product type without group code; line 8: good, no offers
+    "7002,,SKU-2,Lenovo,Notebooks,NBK,1,,Maus,,,Nordwind,,NW-2,zehn,1,in_stock\r\n"
+    "7003,,SKU-3,Logitech,Mäuse,,1,,Maus,,,,,,,,\r\n"
+    "7004,,SKU-4,Logitech,Notebooks,,0,2025-02-01T08:00:00,Ärger-Maus,,,,,,,,\r\n"
+    # line 9: wrong field count; line 11: repeated offer of a supplier
+    "7005,1,2\r\n"
+    "7004,,,,,,,,,,,Nordwind,,NW-4,3,3,in_stock\r\n"
+    "7004,,,,,,,,,,,Nordwind,,NW-4,3,3,in_stock\r\n"
+)
+
+
+@pytest.mark.parametrize("name", ["cat.csv", "cat.csv.gz"])
+def test_csv_rows_per_offer_names_create_reference_rows(empty_db, tmp_path, name):
+    path = tmp_path / name
+    data = ("\ufeff" + CSV_TEXT).encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    report = import_file(path)
+    assert [line for line, _ in report.errors] == [6, 7, 9, 11]
+    reasons = dict(report.errors)
+    assert reasons[6].startswith("price:")
+    assert "group code" in reasons[7]
+    assert "3 fields" in reasons[9]
+    assert "two offers" in reasons[11]
+    assert (report.added, report.updated, report.skipped) == (2, 0, 4)
+    p = Product.get_by_id(7001)
+    assert p.manufacturer.name == "Lenovo" and p.product_type.group_code == "NBK"
+    assert p.qualification == 2 and str(p.updated) == "2025-03-01 10:30:00"
+    de = ProductText.get(product=7001, lang="de")
+    assert de.name == 'ThinkPad "E14", 14 Zoll'
+    assert de.long_description == "Erste Zeile\r\nzweite, mit Komma"
+    offers = {o.supplier.name: o for o in SupplierItem.select().where(SupplierItem.product == 7001)}
+    assert sorted(offers) == ["Bavaria", "Elbtal", "Nordwind"]
+    assert offers["Elbtal"].price == 905.5 and offers["Elbtal"].stock == 0
+    assert offers["Bavaria"].price is None and offers["Bavaria"].stock is None
+    assert Supplier.get(Supplier.name == "Nordwind").partner
+    assert not Supplier.get(Supplier.name == "Elbtal").partner
+    assert ProductText.get(product=7004, lang="de").name == "Ärger-Maus"
+    assert [o.supplier_sku for o in SupplierItem.select().where(SupplierItem.product == 7004)] == ["NW-4"]
+    assert Manufacturer.select().count() == 2 and ProductType.select().count() == 1
+    assert fts_count() == 2
+
+
+def test_export_and_reimport_round_trip_is_exact(demo, tmp_path):
+    first = tmp_path / "a.jsonl.gz"
+    export_jsonl(first)
+    before = catalog_rows(dbmod.database)
+    dbmod.close_database()
+    dbmod.open_database(tmp_path / "copy.sqlite", load_sample=False)
+    report = import_file(first)
+    assert (report.added, report.skipped) == (400, 0)
+    assert catalog_rows(dbmod.database) == before
+    second = tmp_path / "b.jsonl.gz"
+    export_jsonl(second)
+    assert first.read_bytes() == second.read_bytes()
+    assert import_file(second).updated == 400
+    assert catalog_rows(dbmod.database) == before
+
+
+def test_bundled_sample_is_small_reproducible_and_loads_on_first_start(tmp_path):
+    assert schema.SAMPLE_CATALOG.stat().st_size < 3_000_000
+    dbmod.open_database(tmp_path / "demo.sqlite", load_sample=False)
+    generate_demo(2_500, seed=1)
+    export_jsonl(tmp_path / "sample.jsonl.gz")
+    dbmod.close_database()
+    assert (tmp_path / "sample.jsonl.gz").read_bytes() == schema.SAMPLE_CATALOG.read_bytes(), (
+        "data/sample-catalog.jsonl.gz is stale: run bench/make_sample.py"
+    )
+    dbmod.open_database(tmp_path / "fresh.sqlite")
+    assert Product.select().count() == 2_500
+    assert fts_count() == 2_500
+
+
+def test_unreadable_files_are_one_sentence_user_errors(empty_db, tmp_path):
+    with pytest.raises(UserError, match=r"Cannot tell the format of cat\.xlsx"):
+        import_file(tmp_path / "cat.xlsx")
+    with pytest.raises(UserError, match="Cannot read"):
+        import_file(tmp_path / "missing.jsonl")
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(gzip.compress(b"\n".join(json.dumps(r).encode() for r in REFS))[:-12])
+    with pytest.raises(UserError, match="not a complete gzip file"):
+        import_file(broken)
+    header = tmp_path / "header.csv"
+    header.write_text("puid,prize\n1,2\n")
+    with pytest.raises(UserError, match=r"unknown CSV columns \(prize\)"):
+        import_file(header)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("puid,name.de\n1,Gr\xf6\xdfe\n".encode("latin-1"))
+    with pytest.raises(UserError, match="not UTF-8"):
+        import_file(latin)
+    assert Product.select().count() == 0
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_import_reports_bad_lines_on_stderr_and_exits_0(tmp_path, capsys):
+    path = tmp_path / "cat.jsonl"
+    write_jsonl(path, [*REFS, product(1), product(2, ean="123"), product(3)])
+    db = str(tmp_path / "cli.sqlite")
+    assert main(["--db", db, "catalog", "import", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "line 6: ean: '123' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)"
+    ]
+    assert "2 added, 0 updated, 1 skipped" in out
+    assert main(["--db", db, "catalog", "import", str(path), "--json"]) == 0
+    out, _ = capsys.readouterr()
+    assert json.loads(out) == {
+        "added": 0, "updated": 2, "skipped": 1, "references": 4,
+        "errors": [[6, "ean: '123' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)"]],
+    }
+    # An imported catalog is never mixed with the bundled sample.
+    assert main(["--db", db, "catalog", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["products"] == 2
+
+
+def test_cli_import_of_only_bad_rows_exits_2(tmp_path, capsys):
+    path = tmp_path / "bad.jsonl"
+    write_jsonl(path, ["not json", {"kind": "product"}])
+    assert main(["--db", str(tmp_path / "cli.sqlite"), "catalog", "import", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("line 1: not valid JSON")
+    assert err[1] == "line 2: Object missing required field `puid`"
+    assert err[2] == (f"tuiexport: No row of {path} could be imported (2 bad rows); "
+                      "fix the lines listed above and import again.")
+
+
+def test_cli_import_errors_are_one_sentence(tmp_path, capsys):
+    db = str(tmp_path / "cli.sqlite")
+    assert main(["--db", db, "catalog", "import", str(tmp_path / "x.txt")]) == 2
+    assert capsys.readouterr().err == (
+        "tuiexport: Cannot tell the format of x.txt: name it .jsonl, .jsonl.gz, .csv or .csv.gz.\n"
+    )
+    assert main(["--db", db, "catalog", "import", str(tmp_path / "gone.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tuiexport: Cannot read ") and err.count("\n") == 1
+    assert main(["--db", db, "catalog", "demo", "--products", "0"]) == 2
+    assert capsys.readouterr().err == "tuiexport: --products must be at least 1.\n"
+    assert main(["--db", db, "catalog", "demo"]) == 2
+    assert "--products" in capsys.readouterr().err
+
+
+def test_cli_demo_and_stats(tmp_path, capsys):
+    db = str(tmp_path / "cli.sqlite")
+    assert main(["--db", db, "catalog", "demo", "--products", "300", "--seed", "5", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["products"] == 300 and stats["seed"] == 5
+    assert main(["--db", db, "catalog", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["products"] == 300  # no sample mixed in
+    assert main(["--db", db, "exports", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out), "a fresh demo database gets the example exports"
+    assert main(["--db", db, "catalog", "demo", "--products", "20"]) == 0
+    assert capsys.readouterr().out.startswith("Added 20 demo products")
+    assert main(["--db", db, "catalog", "stats"]) == 0
+    out = capsys.readouterr().out
+    assert "products" in out and "320" in out and "partners" in out

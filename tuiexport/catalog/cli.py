@@ -1,0 +1,180 @@
+"""``tuiexport catalog demo|import|stats``.
+
+``demo`` and ``import`` open the database without the bundled sample: a user who builds a demo
+catalog or imports their own wants exactly that catalog, not the sample mixed into it. When such a
+command fills a fresh database, the example export definitions are created as on first start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tuiexport.errors import UserError
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+class _Progress:
+    """A one-line progress display on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, unit: str, enabled: bool):
+        self.unit = unit
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.2 and done < total):
+            return
+        self.last = now
+        pct = done / total * 100 if total else 100.0
+        if self.unit == "bytes":
+            text = f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB read"
+        else:
+            text = f"{done:,}/{total:,} {self.unit}"
+        sys.stderr.write(f"\r  {text}  {pct:5.1f}%  {now - self.start:5.0f}s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _open_for_writing(args):
+    """Open the database without the sample; return whether it was fresh (never loaded a catalog)."""
+    from tuiexport import db, schema
+    from tuiexport.models import Product
+
+    db.open_database(args.db, load_sample=False)
+    return schema.get_meta("sample_loaded") is None and not Product.select().limit(1).exists()
+
+
+def _finish_fresh(fresh: bool) -> None:
+    """A fresh database that now has a catalog gets the examples and never loads the sample."""
+    from tuiexport import schema
+    from tuiexport.models import Product
+
+    if not fresh or not Product.select().limit(1).exists():
+        return
+    try:
+        from tuiexport.management.examples import create_examples
+    except ImportError:  # pragma: no cover - examples are optional while they are built
+        create_examples = None
+    if create_examples is not None:
+        create_examples()
+    schema.set_meta("sample_loaded", "own catalog")
+
+
+def demo_command(args) -> int:
+    from tuiexport.catalog.demo import generate_demo
+    from tuiexport.cli import print_json
+
+    if args.products < 1:
+        raise UserError("--products must be at least 1.")
+    fresh = _open_for_writing(args)
+    progress = _Progress("products", sys.stderr.isatty() and not args.json)
+    try:
+        stats = generate_demo(args.products, seed=args.seed, progress=progress)
+    finally:
+        progress.close()
+    _finish_fresh(fresh)
+    if args.json:
+        print_json(stats)
+    else:
+        print(
+            f"Added {stats.products:,} demo products (puid {stats.first_puid}–{stats.last_puid}) "
+            f"with {stats.supplier_items:,} supplier items in {stats.seconds:.1f} s (seed {stats.seed})."
+        )
+    return 0
+
+
+def import_command(args) -> int:
+    from tuiexport.catalog.importer import MAX_REPORTED_ERRORS, import_file
+    from tuiexport.cli import print_json
+
+    fresh = _open_for_writing(args)
+    progress = _Progress("bytes", sys.stderr.isatty() and not args.json)
+    try:
+        report = import_file(args.file, progress=progress)
+    finally:
+        progress.close()
+    _finish_fresh(fresh)
+    for line, reason in report.errors:
+        print(f"line {line}: {reason}", file=sys.stderr)
+    if report.skipped > len(report.errors):
+        print(
+            f"… and {report.skipped - len(report.errors):,} more bad rows "
+            f"(only the first {MAX_REPORTED_ERRORS:,} are listed).",
+            file=sys.stderr,
+        )
+    summary = (
+        f"Imported {args.file}: {report.added:,} added, {report.updated:,} updated, "
+        f"{report.skipped:,} skipped."
+    )
+    if args.json:
+        print_json(report)
+    else:
+        print(summary)
+    if report.skipped and not (report.added or report.updated):
+        raise UserError(
+            f"No row of {args.file} could be imported ({report.skipped:,} bad rows); "
+            "fix the lines listed above and import again."
+        )
+    return 0
+
+
+def stats_command(args) -> int:
+    from tuiexport.catalog.stats import catalog_stats
+    from tuiexport.cli import print_json
+
+    stats = catalog_stats()
+    if args.json:
+        print_json(stats)
+        return 0
+    last = f"{stats.last_update:%Y-%m-%d %H:%M} UTC" if stats.last_update else "-"
+
+    def share(n: int) -> str:
+        return f"{n:>12,}  ({n / stats.products * 100:5.1f}%)" if stats.products else f"{n:>12,}"
+
+    print(
+        "\n".join(
+            [
+                f"products                 {stats.products:>12,}",
+                f"supplier items           {stats.supplier_items:>12,}",
+                f"manufacturers            {stats.manufacturers:>12,}",
+                f"product types            {stats.product_types:>12,}",
+                f"suppliers                {stats.suppliers:>12,}  ({stats.partners} partners)",
+                f"with a price             {share(stats.products_with_price)}",
+                f"in stock                 {share(stats.products_in_stock)}",
+                f"with exportable image    {share(stats.products_with_exportable_image)}",
+                f"last update              {last:>12}",
+            ]
+        )
+    )
+    return 0
+
+
+def register(sub) -> None:
+    catalog = sub.add_parser("catalog", help="the product catalog: demo, import, stats")
+    actions = catalog.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = actions.add_parser("demo", help="add a deterministic demo catalog")
+    p.add_argument("--products", type=int, required=True, metavar="N", help="how many products")
+    p.add_argument("--seed", type=int, default=1, metavar="S", help="same seed, same catalog (default 1)")
+    _json_flag(p)
+    p.set_defaults(handler=demo_command, needs_db=False)
+
+    p = actions.add_parser("import", help="import a catalog file (.jsonl, .jsonl.gz, .csv, .csv.gz)")
+    p.add_argument("file", metavar="FILE")
+    _json_flag(p)
+    p.set_defaults(handler=import_command, needs_db=False)
+
+    p = actions.add_parser("stats", help="count what the catalog holds")
+    _json_flag(p)
+    p.set_defaults(handler=stats_command)

@@ -1,0 +1,669 @@
+"""Catalog import (JSON Lines or CSV) and the matching JSON Lines export.
+
+The file format is documented in ``docs/catalog.md``; the Structs below are its definition.
+Every row is decoded and checked on its own: a bad row is reported with its line number and a
+one-line reason and skipped, good rows are kept. Products are upserted by puid (a re-imported
+product's texts and offers are replaced, not added to), reference rows (suppliers,
+manufacturers, product types) by id. Writes happen in chunks of :data:`CHUNK` rows, one
+transaction each, so exports reading the same SQLite file are never blocked for long.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from tuiexport import db as dbmod
+from tuiexport import schema
+from tuiexport.errors import UserError
+from tuiexport.models import LANGUAGES, Manufacturer, ProductType, Supplier
+
+#: Rows per transaction.
+CHUNK = 2_000
+#: The report lists at most this many bad rows (``skipped`` counts them all).
+MAX_REPORTED_ERRORS = 1_000
+
+Condition = Literal["new", "used", "refurbished"]
+StockStatus = Literal["in_stock", "low_stock", "out_of_stock", "on_order", "unknown"]
+Language = Literal["de", "en", "fr", "it", "nl", "es"]
+Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+Name = Annotated[str, Meta(min_length=1)]
+
+
+class _Record(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True,
+              tag_field="kind"):
+    pass
+
+
+class SupplierRecord(_Record, tag="supplier"):
+    id: Id
+    name: Name
+    partner: bool = False
+
+
+class ManufacturerRecord(_Record, tag="manufacturer"):
+    id: Id
+    name: Name
+    short_name: str = ""
+
+
+class ProductTypeRecord(_Record, tag="productType"):
+    id: Id
+    name: Name
+    group_code: Annotated[str, Meta(pattern=r"^[A-Z0-9]{3}$")]
+
+
+class Text(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    name: str = ""
+    short_description: str = ""
+    long_description: str = ""
+
+
+class Offer(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    supplier_id: Id
+    supplier_sku: str = ""
+    price: Annotated[float, Meta(ge=0)] | None = None
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    stock: Annotated[int, Meta(ge=0)] | None = None
+    stock_status: StockStatus = "unknown"
+    condition: Condition = "new"
+    updated: datetime | None = None
+
+
+class ProductRecord(_Record, tag="product"):
+    puid: Id
+    ean: str | None = None
+    manufacturer_sku: str | None = None
+    manufacturer_id: Id | None = None
+    product_type_id: Id | None = None
+    qualification: Annotated[int, Meta(ge=0, le=3)] = 0
+    condition: Condition = "new"
+    image_url: str | None = None
+    image_exportable: bool = False
+    weight: Annotated[float, Meta(ge=0)] | None = None
+    eclass: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    texts: dict[Language, Text] = {}
+    offers: list[Offer] = []
+
+
+Record = SupplierRecord | ManufacturerRecord | ProductTypeRecord | ProductRecord
+
+
+class ImportReport(msgspec.Struct, kw_only=True):
+    #: Products that were new / already there (by puid).
+    added: int = 0
+    updated: int = 0
+    #: Bad rows, all of them; ``errors`` lists the first MAX_REPORTED_ERRORS.
+    skipped: int = 0
+    #: Supplier, manufacturer and product-type rows written (inserted or updated).
+    references: int = 0
+    errors: list[tuple[int, str]] = []
+
+
+class RowError(Exception):
+    """A row that cannot be imported; the message is its one-line reason."""
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+def gtin_valid(code: str) -> bool:
+    """EAN-8, UPC-A (12), EAN-13 or GTIN-14 with a correct check digit."""
+    if not code.isdigit() or len(code) not in (8, 12, 13, 14) or not code.isascii():
+        return False
+    digits = [int(d) for d in code]
+    body, check = digits[:-1], digits[-1]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == check
+
+
+_PATH = re.compile(r"^(.*) - at (`key` in )?`\$\.?(.*)`$")
+
+
+def _reason(exc: msgspec.MsgspecError) -> str:
+    """msgspec's message as one line: ``field: what is wrong``."""
+    text = str(exc).replace("\n", " ")
+    match = _PATH.match(text)
+    if match:
+        message, key, path = match.groups()
+        if key:
+            message += " (as a key)"
+        return f"{path}: {message}" if path else message
+    return text
+
+
+def search_text(names: Iterable[str], sku: str | None, ean: str | None) -> str:
+    """What the full-text index holds for a product: its names in every language, SKU, EAN."""
+    return " ".join(part for part in (*names, sku, ean) if part)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.replace(microsecond=0)
+
+
+# --- the writer --------------------------------------------------------------------------
+
+
+class _Writer:
+    """Checks decoded records against the catalog and writes them in chunks."""
+
+    def __init__(self, report: ImportReport):
+        self.report = report
+        self.db = dbmod.database.obj
+        self.sqlite = dbmod.is_sqlite(self.db)
+        self.mark = "?" if self.sqlite else "%s"
+        self.suppliers = {i: n for i, n in Supplier.select(Supplier.id, Supplier.name).tuples()}
+        self.manufacturers = {i: n for i, n in Manufacturer.select(Manufacturer.id, Manufacturer.name).tuples()}
+        self.types = {i: n for i, n in ProductType.select(ProductType.id, ProductType.name).tuples()}
+        self.refs: list[_Record] = []
+        self.products: dict[int, ProductRecord] = {}
+        self.replaced = 0
+        self.now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        self.changed = False
+
+    def error(self, line: int, reason: str) -> None:
+        self.report.skipped += 1
+        if len(self.report.errors) < MAX_REPORTED_ERRORS:
+            self.report.errors.append((line, reason))
+
+    def add(self, record: Record) -> None:
+        """Check one decoded record (raises RowError) and queue it."""
+        if isinstance(record, ProductRecord):
+            self.check_product(record)
+            if record.puid in self.products:
+                self.replaced += 1
+            self.products[record.puid] = record
+        else:
+            # A reference row is usable by the rows after it, even before it is written.
+            if isinstance(record, SupplierRecord):
+                self.suppliers[record.id] = record.name
+            elif isinstance(record, ManufacturerRecord):
+                self.manufacturers[record.id] = record.name
+            else:
+                self.types[record.id] = record.name
+            self.refs.append(record)
+        if len(self.products) + len(self.refs) >= CHUNK:
+            self.flush()
+
+    def check_product(self, p: ProductRecord) -> None:
+        if p.ean is not None:
+            p.ean = p.ean.strip() or None
+        if p.ean is not None and not gtin_valid(p.ean):
+            raise RowError(f"ean: '{p.ean}' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)")
+        if p.manufacturer_id is not None and p.manufacturer_id not in self.manufacturers:
+            raise RowError(f"manufacturerId: unknown manufacturer {p.manufacturer_id}")
+        if p.product_type_id is not None and p.product_type_id not in self.types:
+            raise RowError(f"productTypeId: unknown product type {p.product_type_id}")
+        seen: set[int] = set()
+        for i, offer in enumerate(p.offers):
+            if offer.supplier_id not in self.suppliers:
+                raise RowError(f"offers[{i}].supplierId: unknown supplier {offer.supplier_id}")
+            if offer.supplier_id in seen:
+                raise RowError(f"offers[{i}].supplierId: supplier {offer.supplier_id} has two offers")
+            seen.add(offer.supplier_id)
+
+    def _time(self, value: datetime | None):
+        value = _utc(value) or self.now
+        return value.strftime("%Y-%m-%d %H:%M:%S") if self.sqlite else value
+
+    def flush(self) -> None:
+        if not self.refs and not self.products:
+            return
+        m = self.mark
+        with self.db.atomic():
+            cursor = self.db.cursor()
+            for record in self.refs:
+                if isinstance(record, SupplierRecord):
+                    table, cols, values = "supplier", ("name", "partner"), (record.name, record.partner)
+                elif isinstance(record, ManufacturerRecord):
+                    table, cols, values = "manufacturer", ("name", "short_name"), (record.name, record.short_name)
+                else:
+                    table, cols, values = "product_type", ("name", "group_code"), (record.name, record.group_code)
+                cursor.execute(
+                    f"INSERT INTO {table} (id, {', '.join(cols)}) VALUES ({m}, {m}, {m}) "
+                    f"ON CONFLICT (id) DO UPDATE SET "
+                    + ", ".join(f"{c} = excluded.{c}" for c in cols),
+                    (record.id, *values),
+                )
+            self.report.references += len(self.refs)
+            if self.products:
+                self._write_products(cursor)
+        self.changed = True
+        self.refs = []
+        self.products = {}
+        self.replaced = 0
+
+    def _write_products(self, cursor) -> None:
+        m = self.mark
+        puids = list(self.products)
+        marks = ", ".join([m] * len(puids))
+        cursor.execute(f"SELECT puid FROM product WHERE puid IN ({marks})", puids)
+        existing = {row[0] for row in cursor.fetchall()}
+        self.report.updated += len(existing) + self.replaced
+        self.report.added += len(puids) - len(existing)
+
+        columns = ("puid, ean, manufacturer_sku, manufacturer_id, product_type_id, qualification, "
+                   "condition, image_url, image_exportable, weight, eclass, created, updated")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:-2])
+        product_sql = (
+            f"INSERT INTO product ({columns}) VALUES ({', '.join([m] * 13)}) "
+            f"ON CONFLICT (puid) DO UPDATE SET {updates}, "
+            f"created = COALESCE({m}, product.created), updated = excluded.updated"
+        )
+        rows, texts, offers, search = [], [], [], []
+        for p in self.products.values():
+            created = self._time(p.created) if p.created else None
+            rows.append(
+                (p.puid, p.ean, p.manufacturer_sku, p.manufacturer_id, p.product_type_id,
+                 p.qualification, p.condition, p.image_url, p.image_exportable, p.weight, p.eclass,
+                 created or self._time(None), self._time(p.updated), created)
+            )
+            for lang, t in p.texts.items():
+                texts.append((p.puid, lang, t.name, t.short_description, t.long_description))
+            for o in p.offers:
+                offers.append(
+                    (p.puid, o.supplier_id, o.supplier_sku, o.price, o.currency, o.stock,
+                     o.stock_status, o.condition, self._time(o.updated))
+                )
+            search.append((p.puid, search_text((t.name for t in p.texts.values()), p.manufacturer_sku, p.ean)))
+        cursor.executemany(product_sql, rows)
+        cursor.execute(f"DELETE FROM product_text WHERE product_id IN ({marks})", puids)
+        cursor.execute(f"DELETE FROM supplier_item WHERE product_id IN ({marks})", puids)
+        cursor.executemany(
+            f"INSERT INTO product_text (product_id, lang, name, short_description, long_description) "
+            f"VALUES ({m}, {m}, {m}, {m}, {m})",
+            texts,
+        )
+        cursor.executemany(
+            "INSERT INTO supplier_item (product_id, supplier_id, supplier_sku, price, currency, "
+            f"stock, stock_status, condition, updated) VALUES ({', '.join([m] * 9)})",
+            offers,
+        )
+        if self.sqlite:
+            cursor.execute(f"DELETE FROM {schema.FTS_TABLE} WHERE rowid IN ({marks})", puids)
+            cursor.executemany(f"INSERT INTO {schema.FTS_TABLE} (rowid, text) VALUES (?, ?)", search)
+
+
+# --- readers -----------------------------------------------------------------------------
+
+_json_decoder = msgspec.json.Decoder(Record)
+
+
+def _read_jsonl(stream: io.BufferedIOBase, writer: _Writer) -> None:
+    for number, line in enumerate(stream, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            writer.add(_json_decoder.decode(line))
+        except msgspec.ValidationError as exc:
+            writer.error(number, _reason(exc))
+        except msgspec.DecodeError as exc:
+            writer.error(number, f"not valid JSON ({exc})")
+        except RowError as exc:
+            writer.error(number, str(exc))
+
+
+#: CSV columns besides the per-language text columns ``name.de``, ``shortDescription.de``, ….
+CSV_PRODUCT_COLUMNS = (
+    "puid", "ean", "manufacturerSku", "manufacturer", "manufacturerShortName", "productType",
+    "groupCode", "qualification", "condition", "imageUrl", "imageExportable", "weight", "eclass",
+    "created", "updated",
+)
+CSV_OFFER_COLUMNS = (
+    "supplier", "supplierPartner", "supplierSku", "price", "currency", "stock", "stockStatus",
+    "offerCondition", "offerUpdated",
+)
+CSV_TEXT_FIELDS = ("name", "shortDescription", "longDescription")
+CSV_COLUMNS = (
+    CSV_PRODUCT_COLUMNS
+    + tuple(f"{f}.{lang}" for lang in LANGUAGES for f in CSV_TEXT_FIELDS)
+    + CSV_OFFER_COLUMNS
+)
+
+
+class _CsvRow(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    puid: Id
+    ean: str | None = None
+    manufacturer_sku: str | None = None
+    manufacturer: str | None = None
+    manufacturer_short_name: str = ""
+    product_type: str | None = None
+    group_code: Annotated[str, Meta(pattern=r"^[A-Z0-9]{3}$")] | None = None
+    qualification: Annotated[int, Meta(ge=0, le=3)] = 0
+    condition: Condition = "new"
+    image_url: str | None = None
+    image_exportable: bool = False
+    weight: Annotated[float, Meta(ge=0)] | None = None
+    eclass: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    supplier: str | None = None
+    supplier_partner: bool = False
+    supplier_sku: str = ""
+    price: Annotated[float, Meta(ge=0)] | None = None
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    stock: Annotated[int, Meta(ge=0)] | None = None
+    stock_status: StockStatus = "unknown"
+    offer_condition: Condition = "new"
+    offer_updated: datetime | None = None
+
+
+_GERMAN_TIME = re.compile(r"^(\d\d)\.(\d\d)\.(\d{4})(?: (\d\d):(\d\d)(?::(\d\d))?)?$")
+_TIME_COLUMNS = ("created", "updated", "offerUpdated")
+
+
+def _csv_time(value: str) -> str:
+    """Also accept the platform's ``dd.MM.yyyy HH:mm`` besides ISO 8601."""
+    match = _GERMAN_TIME.match(value)
+    if not match:
+        return value
+    d, mo, y, h, mi, s = match.groups()
+    return f"{y}-{mo}-{d}T{h or '00'}:{mi or '00'}:{s or '00'}"
+
+
+class _CsvProducts:
+    """Turns CSV rows (one per offer, adjacent rows per product) into product records."""
+
+    def __init__(self, writer: _Writer):
+        self.writer = writer
+        self.by_name = {
+            "manufacturer": {n: i for i, n in writer.manufacturers.items()},
+            "productType": {n: i for i, n in writer.types.items()},
+            "supplier": {n: i for i, n in writer.suppliers.items()},
+        }
+        self.current: ProductRecord | None = None
+        self.current_line = 0
+
+    def _ref(self, kind: str, name: str, make: Callable[[int], _Record]) -> int:
+        known = self.by_name[kind]
+        if name in known:
+            return known[name]
+        pool = {"manufacturer": self.writer.manufacturers, "productType": self.writer.types,
+                "supplier": self.writer.suppliers}[kind]
+        new_id = max(pool, default=0) + 1
+        self.writer.add(make(new_id))
+        known[name] = new_id
+        return new_id
+
+    def row(self, line: int, values: dict[str, str]) -> None:
+        texts: dict[str, Text] = {}
+        fields: dict[str, str] = {}
+        for key, value in values.items():
+            if value == "":
+                continue
+            if "." in key:
+                field, lang = key.split(".", 1)
+                text = texts.setdefault(lang, Text())
+                setattr(text, {"name": "name", "shortDescription": "short_description",
+                               "longDescription": "long_description"}[field], value)
+            else:
+                fields[key] = _csv_time(value) if key in _TIME_COLUMNS else value
+        try:
+            row = msgspec.convert(fields, _CsvRow, strict=False)
+        except msgspec.ValidationError as exc:
+            raise RowError(_reason(exc)) from None
+        if self.current is not None and self.current.puid == row.puid:
+            product = self.current
+        else:
+            self.finish()
+            product = self._product(row, texts)
+        if row.supplier:
+            supplier_id = self._ref(
+                "supplier", row.supplier,
+                lambda i: SupplierRecord(id=i, name=row.supplier, partner=row.supplier_partner),
+            )
+            if any(o.supplier_id == supplier_id for o in product.offers):
+                raise RowError(f"supplier: '{row.supplier}' has two offers for puid {row.puid}")
+            product.offers.append(
+                Offer(supplier_id=supplier_id, supplier_sku=row.supplier_sku, price=row.price,
+                      currency=row.currency, stock=row.stock, stock_status=row.stock_status,
+                      condition=row.offer_condition, updated=row.offer_updated)
+            )
+        if product is not self.current:
+            self.current, self.current_line = product, line
+
+    def _product(self, row: _CsvRow, texts: dict[str, Text]) -> ProductRecord:
+        manufacturer_id = type_id = None
+        if row.product_type:
+            if row.product_type not in self.by_name["productType"] and not row.group_code:
+                raise RowError(f"groupCode: the new product type '{row.product_type}' needs a group code")
+        if row.manufacturer:
+            manufacturer_id = self._ref(
+                "manufacturer", row.manufacturer,
+                lambda i: ManufacturerRecord(id=i, name=row.manufacturer,
+                                             short_name=row.manufacturer_short_name),
+            )
+        if row.product_type:
+            type_id = self._ref(
+                "productType", row.product_type,
+                lambda i: ProductTypeRecord(id=i, name=row.product_type, group_code=row.group_code),
+            )
+        product = ProductRecord(
+            puid=row.puid, ean=row.ean, manufacturer_sku=row.manufacturer_sku,
+            manufacturer_id=manufacturer_id, product_type_id=type_id,
+            qualification=row.qualification, condition=row.condition, image_url=row.image_url,
+            image_exportable=row.image_exportable, weight=row.weight, eclass=row.eclass,
+            created=row.created, updated=row.updated, texts=texts, offers=[],
+        )
+        self.writer.check_product(product)
+        return product
+
+    def finish(self) -> None:
+        """Hand the product collected so far to the writer."""
+        if self.current is None:
+            return
+        product, self.current = self.current, None
+        try:
+            self.writer.add(product)
+        except RowError as exc:
+            self.writer.error(self.current_line, str(exc))
+
+
+def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+    except UnicodeDecodeError:
+        raise UserError(f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again.") from None
+    if not header:
+        return
+    header = [h.strip() for h in header]
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown:
+        raise UserError(
+            f"{name} has unknown CSV columns ({', '.join(unknown[:5])}); "
+            "the column names are listed in docs/catalog.md."
+        )
+    if "puid" not in header:
+        raise UserError(f"{name} has no 'puid' column; every CSV row needs one.")
+    products = _CsvProducts(writer)
+    line = reader.line_num
+    try:
+        for values in reader:
+            start, line = line + 1, reader.line_num
+            if not values or values == [""]:
+                continue
+            if len(values) != len(header):
+                writer.error(start, f"{len(values)} fields where the header has {len(header)}")
+                continue
+            try:
+                products.row(start, dict(zip(header, values)))
+            except RowError as exc:
+                writer.error(start, str(exc))
+    except UnicodeDecodeError:
+        raise UserError(
+            f"{name} is not UTF-8 text (after line {line}); the rows before it were imported."
+        ) from None
+    except csv.Error as exc:
+        raise UserError(f"{name} cannot be read as CSV after line {line} ({exc}).") from None
+    finally:
+        products.finish()
+
+
+# --- entry points --------------------------------------------------------------------------
+
+
+class _Counting(io.RawIOBase):
+    """A file wrapper that reports how many bytes of the (maybe compressed) file were read."""
+
+    def __init__(self, raw, total: int, progress: Callable[[int, int], None] | None):
+        self.raw, self.total, self.progress, self.done, self.next_report = raw, total, progress, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        self.done += n or 0
+        if self.progress is not None and self.done >= self.next_report:
+            self.next_report = self.done + (1 << 20)
+            self.progress(self.done, self.total)
+        return n
+
+
+def _format(path: Path) -> tuple[str, bool]:
+    name = path.name.lower()
+    gz = name.endswith(".gz")
+    if gz:
+        name = name[:-3]
+    for ext in ("jsonl", "csv"):
+        if name.endswith("." + ext):
+            return ext, gz
+    raise UserError(
+        f"Cannot tell the format of {path.name}: name it .jsonl, .jsonl.gz, .csv or .csv.gz."
+    )
+
+
+def import_file(path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None) -> ImportReport:
+    """Import a catalog file; ``progress(bytes_read, file_size)`` is called as it goes."""
+    path = Path(path)
+    kind, gz = _format(path)
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    report = ImportReport()
+    writer = _Writer(report)
+    try:
+        total = os.fstat(raw.fileno()).st_size
+        counted = io.BufferedReader(_Counting(raw, total, progress), 1 << 16)
+        stream = gzip.GzipFile(fileobj=counted, mode="rb") if gz else counted
+        try:
+            if kind == "jsonl":
+                _read_jsonl(stream, writer)
+            else:
+                _read_csv(stream, writer, path.name)
+        except (gzip.BadGzipFile, EOFError, zlib.error):
+            raise UserError(
+                f"{path.name} is not a complete gzip file; the rows before the damage were imported."
+            ) from None
+        except IsADirectoryError:
+            raise UserError(f"Cannot read {path}: it is a folder.") from None
+        except OSError as exc:
+            raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+        writer.flush()
+        if progress is not None:
+            progress(total, total)
+    finally:
+        raw.close()
+        if writer.changed:
+            schema.bump_catalog_version()
+    return report
+
+
+# --- export in the import schema -----------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+
+
+def _aware(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc)
+
+
+def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
+    """The whole catalog as import records: suppliers, manufacturers, types, then products by puid."""
+    from tuiexport.models import Product, ProductText, SupplierItem
+
+    for id_, name, partner in Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id).tuples():
+        yield SupplierRecord(id=id_, name=name, partner=bool(partner))
+    for id_, name, short in Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name).order_by(Manufacturer.id).tuples():
+        yield ManufacturerRecord(id=id_, name=name, short_name=short)
+    for id_, name, code in ProductType.select(ProductType.id, ProductType.name, ProductType.group_code).order_by(ProductType.id).tuples():
+        yield ProductTypeRecord(id=id_, name=name, group_code=code)
+    after = -1
+    while True:
+        rows = list(
+            Product.select().where(Product.puid > after).order_by(Product.puid).limit(chunk).tuples()
+        )
+        if not rows:
+            return
+        after = rows[-1][0]
+        puids = [r[0] for r in rows]
+        texts: dict[int, dict[str, Text]] = {}
+        for pid, lang, name, short, long in (
+            ProductText.select(ProductText.product, ProductText.lang, ProductText.name,
+                               ProductText.short_description, ProductText.long_description)
+            .where(ProductText.product.in_(puids)).order_by(ProductText.product, ProductText.lang).tuples()
+        ):
+            texts.setdefault(pid, {})[lang] = Text(name=name, short_description=short, long_description=long)
+        offers: dict[int, list[Offer]] = {}
+        for pid, sid, sku, price, cur, stock, status, cond, upd in (
+            SupplierItem.select(SupplierItem.product, SupplierItem.supplier, SupplierItem.supplier_sku,
+                                SupplierItem.price, SupplierItem.currency, SupplierItem.stock,
+                                SupplierItem.stock_status, SupplierItem.condition, SupplierItem.updated)
+            .where(SupplierItem.product.in_(puids)).order_by(SupplierItem.product, SupplierItem.supplier).tuples()
+        ):
+            offers.setdefault(pid, []).append(
+                Offer(supplier_id=sid, supplier_sku=sku, price=price, currency=cur, stock=stock,
+                      stock_status=status, condition=cond, updated=_aware(upd))
+            )
+        for (puid, ean, sku, mfr, ptype, qual, cond, img, img_ok, weight, eclass, created, updated) in rows:
+            yield ProductRecord(
+                puid=puid, ean=ean, manufacturer_sku=sku, manufacturer_id=mfr, product_type_id=ptype,
+                qualification=qual, condition=cond, image_url=img, image_exportable=bool(img_ok),
+                weight=weight, eclass=eclass, created=_aware(created), updated=_aware(updated),
+                texts=texts.get(puid, {}), offers=offers.get(puid, []),
+            )
+
+
+def export_jsonl(path: str | os.PathLike, records: Iterable[Record] | None = None) -> int:
+    """Write the catalog (or ``records``) as JSON Lines in the import schema; ``.gz`` compresses.
+
+    The gzip header carries no file name or time, so the same catalog gives the same bytes.
+    Returns the number of records written.
+    """
+    path = Path(path)
+    count = 0
+    with open(path, "wb") as raw:
+        out = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
+        try:
+            for record in records if records is not None else iter_catalog_records():
+                out.write(_encoder.encode(record) + b"\n")
+                count += 1
+        finally:
+            if out is not raw:
+                out.close()
+    return count
