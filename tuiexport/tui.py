@@ -21,7 +21,8 @@ def start_share_server():
         return None, " (not installed)"
     settings = config.settings()
     try:
-        return start_server(settings.server_host, settings.server_port), ""
+        # No access log: stderr is the TUI's screen.
+        return start_server(settings.server_host, settings.server_port, access_log=None), ""
     except UserError as exc:
         return None, f" ({exc})"
 
@@ -32,7 +33,7 @@ def run_tui(args: argparse.Namespace) -> int:
     handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
     from tuiexport.app import ExportApp
 
-    app = ExportApp(server_url=handle.url if handle else "", server_note=note)
+    app = ExportApp(server_url=handle.base_url if handle else "", server_note=note)
     try:
         app.run()
     finally:

@@ -72,7 +72,15 @@ class DefinitionEditor(Vertical):
             yield Label("Limit", classes="label")
             yield Input(id="ed-limit", compact=True, placeholder="contract", type="integer")
             yield Static("", id="ed-count")
-        yield Static("", id="ed-meta")
+        with Horizontal(classes="field"):
+            yield Label("Export ID", classes="label")
+            yield Static("", id="ed-export-id")
+        with Horizontal(classes="field"):
+            yield Label("Producer", classes="label")
+            yield Static("", id="ed-producer")
+        with Horizontal(classes="field", id="ed-url-row"):
+            yield Label("Share URL", classes="label")
+            yield Static("", id="ed-url")
         yield Static("", id="ed-reasons", classes="error")
         with Horizontal(classes="buttons"):
             yield Button("Save", id="ed-save", compact=True, variant="primary", action="screen.save")
@@ -101,6 +109,7 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-language", Select).value = view.language
         self.query_one("#ed-long", Checkbox).value = view.long_descriptions
         self.query_one("#ed-limit", Input).value = str(view.product_limit) if view.product_limit else ""
+        self.query_one("#ed-name-error").display = False
         self._show_selection()
         self._show_meta()
         self.call_after_refresh(self._done_loading)
@@ -171,15 +180,11 @@ class DefinitionEditor(Vertical):
     def _show_meta(self) -> None:
         view = self.view
         assert view is not None
-        meta = Text()
-        meta.append("ID ", style="dim")
-        meta.append(view.export_id)
-        meta.append("\nby ", style="dim")
-        meta.append(view.producer)
-        meta.append(f" · created {fmt.when(view.created)}", style="dim")
-        meta.append("\nURL ", style="dim")
-        meta.append(self.share_url)
-        self.query_one("#ed-meta", Static).update(meta)
+        self.query_one("#ed-export-id", Static).update(Text(view.export_id))
+        producer = Text(view.producer)
+        producer.append(f" · created {fmt.when(view.created)}", style="dim")
+        self.query_one("#ed-producer", Static).update(producer)
+        self.query_one("#ed-url", Static).update(Text(self.share_url))
         reasons = Text("\n".join(f"✗ {r}" for r in view.reasons))
         reasons_widget = self.query_one("#ed-reasons", Static)
         reasons_widget.update(reasons)
@@ -204,7 +209,9 @@ class DefinitionEditor(Vertical):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "ed-name":
             empty = not event.value.strip()
-            self.query_one("#ed-name-error", Static).update("The name must not be empty." if empty else "")
+            error = self.query_one("#ed-name-error", Static)
+            error.update("The name must not be empty." if empty else "")
+            error.display = empty
         elif event.input.id == "ed-limit" and self.view is not None:
             self.update_count(self.counts)
 

@@ -84,7 +84,7 @@ class DefinitionRows(Widget):
         count = owner.counts.get(view.selection_id) if view.selection_id is not None else None
         count_text = f"{fmt.compact(count) if count is not None else '…' if view.selection_id else '—'}/{fmt.compact(view.effective_limit)}"
         fmt_w, count_w = 10, 11
-        last_w = 12 if width >= 60 else 0
+        last_w = 15 if width >= 60 else 0
         name_w = max(width - 3 - fmt_w - count_w - last_w - 3, 6)
         segments = [
             Segment(f"{mark}", base),
@@ -167,6 +167,7 @@ class DefinitionList(VerticalScroll, can_focus=True):
         self.expanded = self.index_of(old_expanded) if old_expanded else None
         if old_expanded and self.expanded is None:
             self.editor.display = False
+            self._mark_editing(False)
         self._layout_rows()
         self.post_message(self.Highlighted(self.cursor_view))
 
@@ -188,14 +189,22 @@ class DefinitionList(VerticalScroll, can_focus=True):
         self.expanded = index
         self.cursor = index
         self.editor.display = True
+        self._mark_editing(True)
         self._layout_rows()
         self.call_after_refresh(self.scroll_to_cursor, True)
 
     def collapse(self) -> None:
         self.expanded = None
         self.editor.display = False
+        self._mark_editing(False)
         self._layout_rows()
         self.call_after_refresh(self.scroll_to_cursor)
+
+    def _mark_editing(self, editing: bool) -> None:
+        # The pane around the list gives the editor more room (see main.tcss).
+        for ancestor in self.ancestors:
+            if ancestor.id == "exports":
+                ancestor.set_class(editing, "-editing")
 
     def _layout_rows(self) -> None:
         n = len(self.views)

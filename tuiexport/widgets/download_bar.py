@@ -25,6 +25,7 @@ class DownloadBar(Horizontal):
     DownloadBar.-running { display: block; }
     DownloadBar #download-label { width: 1fr; height: 1; }
     DownloadBar ProgressBar { width: auto; height: 1; }
+    DownloadBar Bar { width: 20; }
     """
 
     class Started(Message):
@@ -64,7 +65,7 @@ class DownloadBar(Horizontal):
         self.cancel_event = threading.Event()
         self.export_name = export_name
         self.query_one(ProgressBar).update(total=None, progress=0)
-        self._label(Text(f"Preparing '{export_name}'…  Esc cancels"))
+        self._label(Text(f" ↓ {export_name}: selecting products… (esc cancels)", no_wrap=True, overflow="ellipsis"))
         self.add_class("-running")
         self._download(export_id, self.cancel_event)
         return True
@@ -107,7 +108,7 @@ class DownloadBar(Horizontal):
             return
         self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
         self._label(
-            Text(f"'{self.export_name}' {message.done:,}/{message.total:,} · Esc cancels")
+            Text(f" ↓ {self.export_name} {message.done:,}/{message.total:,} (esc cancels)", no_wrap=True, overflow="ellipsis")
         )
 
     def on_download_bar_finished(self, message: Finished) -> None:

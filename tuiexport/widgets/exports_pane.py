@@ -16,7 +16,7 @@ from tuiexport.widgets.definition_editor import DefinitionEditor
 from tuiexport.widgets.definition_list import DefinitionList
 from tuiexport.widgets.history_table import HistoryTable
 
-SORT_LABELS = {"name": "Name", "last_run": "Last run", "created": "Created", "format": "Format"}
+SORT_LABELS = {"name": "by name", "last_run": "by last run", "created": "by created", "format": "by format"}
 
 
 class ExportsPane(Horizontal):

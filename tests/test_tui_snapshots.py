@@ -1,0 +1,45 @@
+"""Snapshots of the TUI at 80×24 (pytest-textual-snapshot). Update with --snapshot-update.
+
+Deterministic: fixed IDs, tokens and times in the database (see test_tui_helpers), TZ=UTC, no
+cursor blink, a fixed share server URL and no user configuration (TUIEXPORT_HOME is a tmp dir).
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from tests.test_tui_helpers import make_app, settle, tui_db  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("tui_db")
+
+
+def prepare(*keys: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+        for widget in pilot.app.screen.query(Input):
+            widget.cursor_blink = False
+        await pilot.pause()
+
+    return run_before
+
+
+def test_main_collapsed(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare())
+
+
+def test_main_expanded(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare("down", "enter"))
+
+
+def test_selection_tab(snap_compare):
+    # Row 5 is "Shop feed" (sorted by name): its selection opens in a tab.
+    keys = ("down", "down", "down", "down", "e")
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare(*keys))
+
+
+def test_help_screen(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare("question_mark"))
