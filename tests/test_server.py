@@ -19,7 +19,7 @@ from tuiexport.errors import UserError
 from tuiexport.exporters.base import ExportJob
 from tuiexport.management import apikeys
 from tuiexport.models import Run
-from tuiexport.server import start_server
+from tuiexport.server import routes, start_server
 
 FORMATS = ["standard-jsonl", "standard-csv", "standard-xml", "standard-json", "bmecat12-xml"]
 
@@ -112,7 +112,7 @@ def test_a_running_export_streams_chunked_to_every_follower(served, monkeypatch)
     original = ExportJob.check
 
     def slow_check(self, written):
-        time.sleep(0.3)
+        time.sleep(routes.HEADERS_AFTER + 0.4)  # longer than the server waits before it answers
         original(self, written)
 
     monkeypatch.setattr(ExportJob, "check", slow_check)
