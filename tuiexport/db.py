@@ -25,8 +25,8 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "busy_timeout": 60_000,
     "foreign_keys": 1,
-    "cache_size": -64_000,
-    "temp_store": "memory",
+    # 32 MB page cache per connection: exports stream through it, so more only grows memory.
+    "cache_size": -32_000,
 }
 
 
