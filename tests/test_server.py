@@ -392,3 +392,35 @@ def test_tls(empty_db, tmp_path):
         assert hashlib.sha256(body).hexdigest() == run.sha256
     with pytest.raises(UserError, match="both --tls-cert and --tls-key"):
         start_server("127.0.0.1", 0, tls_cert=str(cert))
+
+
+def test_a_changed_catalog_definition_or_token_is_seen_on_a_kept_alive_connection(served):
+    """The share lookup is cached per database change; every change must reach the next request."""
+    import http.client
+
+    from tuiexport.schema import bump_catalog_version
+
+    export_id = served.exports["standard-jsonl"].export_id
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+
+    def get(path):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("X-Log-Id"), resp.read()
+
+    def produced():
+        return sum(r.artifact_kept for r in history_of(export_id))
+
+    path = served.share("standard-jsonl")
+    assert get(path)[0] == 200 and get(path)[0] == 200 and produced() == 1
+    bump_catalog_version()  # e.g. a catalog import in another process
+    assert get(path)[0] == 200 and produced() == 2
+    assert get(path)[0] == 200 and produced() == 2
+    service.update_definition(export_id, language="en")
+    assert get(path)[0] == 200 and produced() == 3
+    service.rotate_share_token(export_id)
+    assert get(path)[0] == 404
+    assert get(served.share("standard-jsonl"))[0] == 200
+    service.update_definition(export_id, selection_id=None)
+    assert get(served.share("standard-jsonl"))[0] == 409
+    conn.close()

@@ -19,6 +19,7 @@ from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.management import apikeys
 from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.server.cache import ShareCache
 from tuiexport.server.runs import (
     RETRY_AFTER,
     ActiveRun,
@@ -66,11 +67,17 @@ class App:
     def __init__(self, base_url: str, openapi: bytes):
         self.base_url = base_url.rstrip("/")
         self.openapi = openapi
-        self.runs = RunManager()
+        self.shares = ShareCache()
+        self.runs = RunManager(on_end=lambda run: self.shares.invalidate())
 
 
 class ShareHandler(BaseHandler):
     app: App  # set on the subclass start_server creates
+
+    def setup(self) -> None:
+        #: Per connection (so per database connection): the data_version it saw last.
+        self.seen: dict = {}
+        super().setup()
 
     # --- routing ------------------------------------------------------------------------
 
@@ -228,21 +235,17 @@ class ShareHandler(BaseHandler):
 
     def share_download(self, export_id: str) -> None:
         token = self.param("token")
-        try:
-            definition = service.get_definition(export_id)
-        except NotFound:
-            definition = None
-        if definition is None or not hmac.compare_digest(
-            token.encode("utf-8", "surrogateescape"), definition.share_token.encode()
+        state = self.app.shares.resolve(export_id.lower(), self.seen)
+        if state is None or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
         ):
             self.send_problem(404, NOT_SHARED, type=PROBLEM_TYPE + "not-found")
             return
+        definition = state.definition
         if not definition.valid:
             raise_invalid(definition)
-        current = service.reusable_artifact(definition.export_id)
-        path = artifact_file(current) if current is not None else None
-        if path is not None:
-            self.serve_artifact(current, path, record=True)
+        if state.path is not None and state.path.is_file():
+            self.serve_artifact(state.current, state.path, record=True)
             return
         if self.command == "HEAD":
             # Answering HEAD must not start a run; the length and ETag are known only after one.

@@ -60,7 +60,8 @@ class ActiveRun:
 
 
 class RunManager:
-    def __init__(self) -> None:
+    def __init__(self, on_end=lambda run: None) -> None:
+        self._notify = on_end
         self._lock = threading.Lock()
         self._active: dict[str, ActiveRun] = {}  # log_id -> run
         self._closing = False
@@ -107,6 +108,7 @@ class RunManager:
     def _ended(self, active: ActiveRun) -> None:
         with self._lock:
             self._active.pop(active.log_id, None)
+        self._notify(active)
 
     def close(self, timeout: float = 30.0) -> None:
         """Refuse new runs, cancel the running ones and wait for them to end as ``cancelled``."""
