@@ -10,16 +10,22 @@ from tuiexport.catalog.demo import generate_demo
 
 def ean13_ok(code: str) -> bool:
     """An independent EAN-13 check: weights 1,3,1,3,… over all 13 digits sum to a multiple of 10."""
-    return len(code) == 13 and code.isdigit() and sum(
-        int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(code)
-    ) % 10 == 0
+    return (
+        len(code) == 13
+        and code.isdigit()
+        and sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(code)) % 10 == 0
+    )
 
 
 def catalog_rows(database) -> dict[str, list[tuple]]:
     """Every catalog table's rows (FTS included), for comparing two catalogs."""
     tables = {
-        "manufacturer": "id", "product_type": "id", "supplier": "id", "product": "puid",
-        "product_text": "product_id, lang", "supplier_item": "product_id, supplier_id",
+        "manufacturer": "id",
+        "product_type": "id",
+        "supplier": "id",
+        "product": "puid",
+        "product_text": "product_id, lang",
+        "supplier_item": "product_id, supplier_id",
         "product_search": "rowid",
     }
     out = {}
@@ -31,8 +37,8 @@ def catalog_rows(database) -> dict[str, list[tuple]]:
     return out
 
 
-@pytest.fixture
-def demo(tmp_path):
+@pytest.fixture(name="demo")
+def demo_fixture(tmp_path):
     """A fresh database (the open one) with 400 demo products, seed 7; yields the DemoStats."""
     dbmod.open_database(tmp_path / "demo.sqlite", load_sample=False)
     yield generate_demo(400, seed=7)

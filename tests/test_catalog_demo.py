@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import datetime, timedelta
 
+from tests.catalog_fixtures import catalog_rows, demo_fixture, ean13_ok  # noqa: F401 - fixture
 from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog.demo import FIRST_PUID, base_date, generate_demo
@@ -21,8 +23,6 @@ from tuiexport.models import (
     SupplierItem,
 )
 from tuiexport.selection import Criteria, count
-
-from tests.catalog_fixtures import catalog_rows, demo, ean13_ok  # noqa: F401 - fixture
 
 
 def sql(query: str, *params):
@@ -47,25 +47,37 @@ def test_reference_data_looks_like_an_it_catalog(demo):
     manufacturers = list(Manufacturer.select())
     assert 55 <= len(manufacturers) <= 70
     names = {m.name for m in manufacturers}
-    assert {"Lenovo", "HP Inc.", "Dell Technologies", "Apple", "Samsung", "Logitech", "Kingston Technology"} <= names
+    assert {
+        "Lenovo",
+        "HP Inc.",
+        "Dell Technologies",
+        "Apple",
+        "Samsung",
+        "Logitech",
+        "Kingston Technology",
+    } <= names
     assert all(m.short_name and len(m.short_name) <= 4 for m in manufacturers)
     types = list(ProductType.select())
     assert 35 <= len(types) <= 50
     assert all(re.fullmatch(r"[A-Z]{3}", t.group_code) for t in types)
-    assert {("Notebooks", "NBK"), ("Monitore", "MON"), ("Mäuse", "MOU")} <= {(t.name, t.group_code) for t in types}
+    assert {("Notebooks", "NBK"), ("Monitore", "MON"), ("Mäuse", "MOU")} <= {
+        (t.name, t.group_code) for t in types
+    }
     suppliers = list(Supplier.select())
     assert len(suppliers) == 12
     assert 1 <= sum(s.partner for s in suppliers) < 12
 
 
 def test_products_have_valid_eans_and_realistic_fields(demo):
-    rows = sql("SELECT puid, ean, manufacturer_sku, qualification, condition, image_url, "
-               "image_exportable, weight, eclass, created, updated FROM product ORDER BY puid")
+    rows = sql(
+        "SELECT puid, ean, manufacturer_sku, qualification, condition, image_url, "
+        "image_exportable, weight, eclass, created, updated FROM product ORDER BY puid"
+    )
     assert len(rows) == demo.products == 400
     puids = [r[0] for r in rows]
     assert puids[0] == FIRST_PUID > 2**32 and puids[-1] == demo.last_puid
-    assert all(b > a for a, b in zip(puids, puids[1:]))
-    assert any(b - a > 1 for a, b in zip(puids, puids[1:])), "puids are not contiguous"
+    assert all(b > a for a, b in itertools.pairwise(puids))
+    assert any(b - a > 1 for a, b in itertools.pairwise(puids)), "puids are not contiguous"
     eans = [r[1] for r in rows if r[1] is not None]
     assert len(eans) > 380 and all(ean13_ok(e) for e in eans)
     assert len(set(eans)) == len(eans)
@@ -88,10 +100,14 @@ def test_offers_one_to_six_per_product_some_without_price_or_stock(demo):
     assert len(per_product) == 400
     assert set(per_product.values()) == {1, 2, 3, 4, 5, 6}
     assert sum(per_product.values()) == demo.supplier_items == SupplierItem.select().count()
-    (no_price,) = sql("SELECT COUNT(*) FROM product WHERE puid NOT IN "
-                      "(SELECT product_id FROM supplier_item WHERE price IS NOT NULL)")[0]
-    (no_stock,) = sql("SELECT COUNT(*) FROM product WHERE puid NOT IN "
-                      "(SELECT product_id FROM supplier_item WHERE stock > 0)")[0]
+    (no_price,) = sql(
+        "SELECT COUNT(*) FROM product WHERE puid NOT IN "
+        "(SELECT product_id FROM supplier_item WHERE price IS NOT NULL)"
+    )[0]
+    (no_stock,) = sql(
+        "SELECT COUNT(*) FROM product WHERE puid NOT IN "
+        "(SELECT product_id FROM supplier_item WHERE stock > 0)"
+    )[0]
     assert 0 < no_price < 60 and 0 < no_stock < 150
     offers = list(SupplierItem.select())
     assert {o.stock_status for o in offers} == set(STOCK_STATUSES)
@@ -111,7 +127,7 @@ def test_texts_in_german_and_english_with_nasty_characters(demo):
     german = [t for t in texts if t.lang == "de"]
     assert all(t.name for t in texts)
     everything = "".join(t.name + t.short_description + t.long_description for t in german)
-    for char in "äöüß,\"\n":
+    for char in 'äöüß,"\n':
         assert char in everything, repr(char)
     assert any('"' in t.name for t in german)
     assert any("\n" in t.long_description for t in texts)
@@ -123,8 +139,12 @@ def test_search_index_has_one_row_per_product_and_finds_names_skus_eans(demo):
     product = Product.select().where(Product.ean.is_null(False)).order_by(Product.puid).first()
     name = ProductText.get(product=product, lang="de").name
     word = re.findall(r"\w{4,}", name)[1]
-    assert product.puid in {r[0] for r in sql(
-        f"SELECT rowid FROM {schema.FTS_TABLE} WHERE {schema.FTS_TABLE} MATCH ?", f'"{word}"')}
+    assert product.puid in {
+        r[0]
+        for r in sql(
+            f"SELECT rowid FROM {schema.FTS_TABLE} WHERE {schema.FTS_TABLE} MATCH ?", f'"{word}"'
+        )
+    }
     for term in (product.ean, product.manufacturer_sku):
         assert count(Criteria(suppliers="all", search=term)) >= 1
 
@@ -151,14 +171,28 @@ def test_stats_match_the_tables(demo):
     assert stats.supplier_items == demo.supplier_items
     assert stats.manufacturers == Manufacturer.select().count()
     assert stats.product_types == ProductType.select().count()
-    assert (stats.suppliers, stats.partners) == (12, Supplier.select().where(Supplier.partner).count())
-    assert stats.products_with_price == sql(
-        "SELECT COUNT(DISTINCT product_id) FROM supplier_item WHERE price IS NOT NULL")[0][0]
-    assert stats.products_in_stock == sql(
-        "SELECT COUNT(DISTINCT product_id) FROM supplier_item WHERE stock > 0")[0][0]
-    assert stats.products_with_exportable_image == Product.select().where(
-        Product.image_exportable & Product.image_url.is_null(False)).count()
-    assert stats.last_update == Product.select(Product.updated).order_by(Product.updated.desc()).scalar()
+    assert (stats.suppliers, stats.partners) == (
+        12,
+        Supplier.select().where(Supplier.partner).count(),
+    )
+    assert (
+        stats.products_with_price
+        == sql("SELECT COUNT(DISTINCT product_id) FROM supplier_item WHERE price IS NOT NULL")[0][0]
+    )
+    assert (
+        stats.products_in_stock
+        == sql("SELECT COUNT(DISTINCT product_id) FROM supplier_item WHERE stock > 0")[0][0]
+    )
+    assert (
+        stats.products_with_exportable_image
+        == Product.select()
+        .where(Product.image_exportable & Product.image_url.is_null(False))
+        .count()
+    )
+    assert (
+        stats.last_update
+        == Product.select(Product.updated).order_by(Product.updated.desc()).scalar()
+    )
     assert catalog_stats() == stats  # kept for this catalog version
     generate_demo(10, seed=1)
     assert catalog_stats().products == 410

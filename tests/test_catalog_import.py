@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.catalog_fixtures import catalog_rows, demo_fixture  # noqa: F401 - fixture
 from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog.demo import generate_demo
@@ -15,8 +16,6 @@ from tuiexport.cli import main
 from tuiexport.errors import UserError
 from tuiexport.models import Manufacturer, Product, ProductText, ProductType, Supplier, SupplierItem
 from tuiexport.selection import Criteria, count
-
-from tests.catalog_fixtures import catalog_rows, demo  # noqa: F401 - fixture
 
 REFS = [
     {"kind": "supplier", "id": 1, "name": "Nordwind Distribution GmbH", "partner": True},
@@ -28,15 +27,31 @@ REFS = [
 
 def product(puid: int, name: str = "ThinkPad E14", **extra) -> dict:
     record = {
-        "kind": "product", "puid": puid, "ean": "4006381333931", "manufacturerSku": f"21JK-{puid}",
-        "manufacturerId": 10, "productTypeId": 20, "qualification": 2,
+        "kind": "product",
+        "puid": puid,
+        "ean": "4006381333931",
+        "manufacturerSku": f"21JK-{puid}",
+        "manufacturerId": 10,
+        "productTypeId": 20,
+        "qualification": 2,
         "updated": "2025-03-01T10:00:00Z",
-        "texts": {"de": {"name": f'{name} 35,6 cm (14"), Größe "M"',
-                         "longDescription": "Zeile 1\nZeile 2, mit Komma"},
-                  "en": {"name": f"{name} notebook"}},
-        "offers": [{"supplierId": 1, "supplierSku": "NW-1", "price": 899.5, "stock": 3,
-                    "stockStatus": "in_stock"},
-                   {"supplierId": 2, "price": 910}],
+        "texts": {
+            "de": {
+                "name": f'{name} 35,6 cm (14"), Größe "M"',
+                "longDescription": "Zeile 1\nZeile 2, mit Komma",
+            },
+            "en": {"name": f"{name} notebook"},
+        },
+        "offers": [
+            {
+                "supplierId": 1,
+                "supplierSku": "NW-1",
+                "price": 899.5,
+                "stock": 3,
+                "stockStatus": "in_stock",
+            },
+            {"supplierId": 2, "price": 910},
+        ],
     }
     record.update(extra)
     return record
@@ -54,21 +69,24 @@ def fts_count() -> int:
 
 def test_jsonl_good_rows_kept_bad_rows_reported_with_line_numbers(empty_db, tmp_path):
     path = tmp_path / "cat.jsonl"
-    write_jsonl(path, [
-        *REFS,                                                     # lines 1-4
-        product(100),                                              # 5
-        '{"kind": "product", "puid": 101,',                        # 6 broken JSON
-        product(102, ean="4006381333932"),                         # 7 wrong check digit
-        product(103, manufacturerId=99),                           # 8 unknown manufacturer
-        "",                                                        # 9 blank: ignored
-        product(104, qualification=7),                             # 10 out of range
-        product(105, offers=[{"supplierId": 1, "price": "cheap"}]),  # 11 wrong type
-        {"kind": "warehouse", "id": 1},                            # 12 unknown kind
-        product(106, texts={"xx": {"name": "?"}}),                 # 13 unknown language
-        product(107, offers=[{"supplierId": 1}, {"supplierId": 1}]),  # 14 duplicate offer
-        product(108, colour="red"),                                # 15 unknown field
-        product(109, ean=None),                                    # 16 good, no EAN
-    ])
+    write_jsonl(
+        path,
+        [
+            *REFS,  # lines 1-4
+            product(100),  # 5
+            '{"kind": "product", "puid": 101,',  # 6 broken JSON
+            product(102, ean="4006381333932"),  # 7 wrong check digit
+            product(103, manufacturerId=99),  # 8 unknown manufacturer
+            "",  # 9 blank: ignored
+            product(104, qualification=7),  # 10 out of range
+            product(105, offers=[{"supplierId": 1, "price": "cheap"}]),  # 11 wrong type
+            {"kind": "warehouse", "id": 1},  # 12 unknown kind
+            product(106, texts={"xx": {"name": "?"}}),  # 13 unknown language
+            product(107, offers=[{"supplierId": 1}, {"supplierId": 1}]),  # 14 duplicate offer
+            product(108, colour="red"),  # 15 unknown field
+            product(109, ean=None),  # 16 good, no EAN
+        ],
+    )
     report = import_file(path)
     assert (report.added, report.updated, report.skipped, report.references) == (2, 0, 9, 4)
     lines = [line for line, _ in report.errors]
@@ -107,7 +125,9 @@ def test_reimport_updates_by_puid_and_replaces_texts_offers_and_search(empty_db,
     assert Product.select().count() == 4 and fts_count() == 4
     assert [t.lang for t in ProductText.select().where(ProductText.product == 100)] == ["de"]
     assert ProductText.get(product=100, lang="de").name.startswith("Yoga Slim")
-    assert [(o.supplier_id, o.price) for o in SupplierItem.select().where(SupplierItem.product == 100)] == [(2, 1.5)]
+    assert [
+        (o.supplier_id, o.price) for o in SupplierItem.select().where(SupplierItem.product == 100)
+    ] == [(2, 1.5)]
     assert ProductText.get(product=101, lang="de").name.startswith("Again")
     assert Product.get_by_id(100).created == created  # not given in the file: kept
     assert count(Criteria(suppliers="all", search="Yoga")) == 1
@@ -119,15 +139,16 @@ CSV_TEXT = (
     "puid,ean,manufacturerSku,manufacturer,productType,groupCode,qualification,updated,"
     "name.de,longDescription.de,name.en,supplier,supplierPartner,supplierSku,price,stock,stockStatus\r\n"
     # lines 2-5: one product, multi-line long description (lines 2-3), three offers
-    '7001,4006381333931,SKU-1,Lenovo,Notebooks,NBK,2,01.03.2025 10:30,'
+    "7001,4006381333931,SKU-1,Lenovo,Notebooks,NBK,2,01.03.2025 10:30,"
     '"ThinkPad ""E14"", 14 Zoll","Erste Zeile\r\nzweite, mit Komma",ThinkPad E14,Nordwind,1,NW-1,899.00,5,in_stock\r\n'
     "7001,,,,,,,,,,,Elbtal,,ET-1,905.5,0,out_of_stock\r\n"
     "7001,,,,,,,,,,,Bavaria,,BT-1,,,unknown\r\n"
-    # line 6: bad price; line 7: new product type without group code; line 8: good, no offers
+    # line 6: bad price; line 8: new product type without group code; line 9: good, no offers
     "7002,,SKU-2,Lenovo,Notebooks,NBK,1,,Maus,,,Nordwind,,NW-2,zehn,1,in_stock\r\n"
+    "7002,,,,,,,,,,,Elbtal,,ET-2,5.0,1,in_stock\r\n"  # line 7: goes with its bad first row
     "7003,,SKU-3,Logitech,Mäuse,,1,,Maus,,,,,,,,\r\n"
     "7004,,SKU-4,Logitech,Notebooks,,0,2025-02-01T08:00:00,Ärger-Maus,,,,,,,,\r\n"
-    # line 9: wrong field count; line 11: repeated offer of a supplier
+    # line 10: wrong field count; line 12: repeated offer of a supplier
     "7005,1,2\r\n"
     "7004,,,,,,,,,,,Nordwind,,NW-4,3,3,in_stock\r\n"
     "7004,,,,,,,,,,,Nordwind,,NW-4,3,3,in_stock\r\n"
@@ -140,13 +161,14 @@ def test_csv_rows_per_offer_names_create_reference_rows(empty_db, tmp_path, name
     data = ("\ufeff" + CSV_TEXT).encode()
     path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     report = import_file(path)
-    assert [line for line, _ in report.errors] == [6, 7, 9, 11]
+    assert [line for line, _ in report.errors] == [6, 7, 8, 10, 12]
     reasons = dict(report.errors)
     assert reasons[6].startswith("price:")
-    assert "group code" in reasons[7]
-    assert "3 fields" in reasons[9]
-    assert "two offers" in reasons[11]
-    assert (report.added, report.updated, report.skipped) == (2, 0, 4)
+    assert reasons[7] == "puid 7002: skipped because its first row (line 6) was bad"
+    assert "group code" in reasons[8]
+    assert "3 fields" in reasons[10]
+    assert "two offers" in reasons[12]
+    assert (report.added, report.updated, report.skipped) == (2, 0, 5)
     p = Product.get_by_id(7001)
     assert p.manufacturer.name == "Lenovo" and p.product_type.group_code == "NBK"
     assert p.qualification == 2 and str(p.updated) == "2025-03-01 10:30:00"
@@ -160,7 +182,9 @@ def test_csv_rows_per_offer_names_create_reference_rows(empty_db, tmp_path, name
     assert Supplier.get(Supplier.name == "Nordwind").partner
     assert not Supplier.get(Supplier.name == "Elbtal").partner
     assert ProductText.get(product=7004, lang="de").name == "Ärger-Maus"
-    assert [o.supplier_sku for o in SupplierItem.select().where(SupplierItem.product == 7004)] == ["NW-4"]
+    assert [o.supplier_sku for o in SupplierItem.select().where(SupplierItem.product == 7004)] == [
+        "NW-4"
+    ]
     assert Manufacturer.select().count() == 2 and ProductType.select().count() == 1
     assert fts_count() == 2
 
@@ -231,8 +255,13 @@ def test_cli_import_reports_bad_lines_on_stderr_and_exits_0(tmp_path, capsys):
     assert main(["--db", db, "catalog", "import", str(path), "--json"]) == 0
     out, _ = capsys.readouterr()
     assert json.loads(out) == {
-        "added": 0, "updated": 2, "skipped": 1, "references": 4,
-        "errors": [[6, "ean: '123' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)"]],
+        "added": 0,
+        "updated": 2,
+        "skipped": 1,
+        "references": 4,
+        "errors": [
+            [6, "ean: '123' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)"]
+        ],
     }
     # An imported catalog is never mixed with the bundled sample.
     assert main(["--db", db, "catalog", "stats", "--json"]) == 0
@@ -246,8 +275,10 @@ def test_cli_import_of_only_bad_rows_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("line 1: not valid JSON")
     assert err[1] == "line 2: Object missing required field `puid`"
-    assert err[2] == (f"tuiexport: No row of {path} could be imported (2 bad rows); "
-                      "fix the lines listed above and import again.")
+    assert err[2] == (
+        f"tuiexport: No row of {path} could be imported (2 bad rows); "
+        "fix the lines listed above and import again."
+    )
 
 
 def test_cli_import_errors_are_one_sentence(tmp_path, capsys):

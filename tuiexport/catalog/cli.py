@@ -121,9 +121,10 @@ def import_command(args) -> int:
         print_json(report)
     else:
         print(summary)
-    if report.skipped and not (report.added or report.updated):
+    if report.skipped and not (report.added or report.updated or report.references):
+        rows = "row" if report.skipped == 1 else "rows"
         raise UserError(
-            f"No row of {args.file} could be imported ({report.skipped:,} bad rows); "
+            f"No row of {args.file} could be imported ({report.skipped:,} bad {rows}); "
             "fix the lines listed above and import again."
         )
     return 0
@@ -149,7 +150,7 @@ def stats_command(args) -> int:
                 f"supplier items           {stats.supplier_items:>12,}",
                 f"manufacturers            {stats.manufacturers:>12,}",
                 f"product types            {stats.product_types:>12,}",
-                f"suppliers                {stats.suppliers:>12,}  ({stats.partners} partners)",
+                f"suppliers                {stats.suppliers:>12,}  (partners: {stats.partners:,})",
                 f"with a price             {share(stats.products_with_price)}",
                 f"in stock                 {share(stats.products_in_stock)}",
                 f"with exportable image    {share(stats.products_with_exportable_image)}",
@@ -166,11 +167,15 @@ def register(sub) -> None:
 
     p = actions.add_parser("demo", help="add a deterministic demo catalog")
     p.add_argument("--products", type=int, required=True, metavar="N", help="how many products")
-    p.add_argument("--seed", type=int, default=1, metavar="S", help="same seed, same catalog (default 1)")
+    p.add_argument(
+        "--seed", type=int, default=1, metavar="S", help="same seed, same catalog (default 1)"
+    )
     _json_flag(p)
     p.set_defaults(handler=demo_command, needs_db=False)
 
-    p = actions.add_parser("import", help="import a catalog file (.jsonl, .jsonl.gz, .csv, .csv.gz)")
+    p = actions.add_parser(
+        "import", help="import a catalog file (.jsonl, .jsonl.gz, .csv, .csv.gz)"
+    )
     p.add_argument("file", metavar="FILE")
     _json_flag(p)
     p.set_defaults(handler=import_command, needs_db=False)

@@ -83,7 +83,9 @@ def _reference_rows() -> tuple[list[int], list[int], list[int]]:
     type_ids, new_t = _ensure_by_name(
         ProductType, ProductType.name, [(t[1], t[0]) for t in data.PRODUCT_TYPES]
     )
-    sup_ids, new_s = _ensure_by_name(Supplier, Supplier.name, [(s[0], s[2]) for s in data.SUPPLIERS])
+    sup_ids, new_s = _ensure_by_name(
+        Supplier, Supplier.name, [(s[0], s[2]) for s in data.SUPPLIERS]
+    )
     with dbmod.database.atomic():
         if new_m:
             Manufacturer.insert_many(
@@ -94,7 +96,9 @@ def _reference_rows() -> tuple[list[int], list[int], list[int]]:
                 new_t, fields=[ProductType.id, ProductType.name, ProductType.group_code]
             ).execute()
         if new_s:
-            Supplier.insert_many(new_s, fields=[Supplier.id, Supplier.name, Supplier.partner]).execute()
+            Supplier.insert_many(
+                new_s, fields=[Supplier.id, Supplier.name, Supplier.partner]
+            ).execute()
     return mfr_ids, type_ids, sup_ids
 
 
@@ -103,7 +107,15 @@ def _reference_rows() -> tuple[list[int], list[int], list[int]]:
 _SKU_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 _MODEL_LETTERS = "ABCEGKLMPSTVXZ"
 _MODEL_SUFFIX = ["", "", "", " Gen 2", " Gen 3", " Pro", " Plus", " G4", " Max"]
-_SKU_PATTERNS = ["##@@####@@", "@@###@@#", "###-####", "@###@@@#@", "#####-###", "@@-####-@@", "@#@##@@/##"]
+_SKU_PATTERNS = [
+    "##@@####@@",
+    "@@###@@#",
+    "###-####",
+    "@###@@@#@",
+    "#####-###",
+    "@@-####-@@",
+    "@#@##@@/##",
+]
 _OFFER_COUNT_CUM = [30, 55, 75, 87, 95, 100]  # 1..6 offers
 _STEPS = (1, 5, 7, 11)  # coprime to 12: a start and a step pick distinct suppliers
 
@@ -117,18 +129,37 @@ class _Pools:
         for i, (code, name, noun_en, eclass, price, weight, specs) in enumerate(data.PRODUCT_TYPES):
             type_index[code] = i
             self.types.append(
-                (type_ids[i], data.NOUN_DE[code], noun_en, eclass, math.log(price[0]),
-                 math.log(price[1]) - math.log(price[0]), weight[0], weight[1] - weight[0], specs)
+                (
+                    type_ids[i],
+                    data.NOUN_DE[code],
+                    noun_en,
+                    eclass,
+                    math.log(price[0]),
+                    math.log(price[1]) - math.log(price[0]),
+                    weight[0],
+                    weight[1] - weight[0],
+                    specs,
+                )
             )
         self.mfrs = []
         for i, (name, short, prefix, _weight, codes, series) in enumerate(data.MANUFACTURERS):
             by_type = dict(part.split("=") for part in series.split(";"))
             prefix_sum = sum(int(d) * (3 if k % 2 else 1) for k, d in enumerate(prefix))
             # (type index, series names): a type the brand has no series for gets a bare model.
-            kinds = [(type_index[c], by_type[c].split("|") if c in by_type else [""]) for c in codes.split()]
+            kinds = [
+                (type_index[c], by_type[c].split("|") if c in by_type else [""])
+                for c in codes.split()
+            ]
             self.mfrs.append(
-                (mfr_ids[i], data.BRAND.get(name, name), short.lower(), prefix, prefix_sum, kinds,
-                 rng.choice(_SKU_PATTERNS))
+                (
+                    mfr_ids[i],
+                    data.BRAND.get(name, name),
+                    short.lower(),
+                    prefix,
+                    prefix_sum,
+                    kinds,
+                    rng.choice(_SKU_PATTERNS),
+                )
             )
         self.mfr_cum = []
         acc = 0
@@ -172,7 +203,9 @@ def _batches(
             t_index, m_series = kinds[int(r() * len(kinds))]
             t_id, noun_de, noun_en, eclass, lp0, lpw, w0, ww, specs = types[t_index]
             series = m_series[int(r() * len(m_series))]
-            model = f"{_MODEL_LETTERS[int(r() * 14)]}{int(r() * 990) + 10}{_MODEL_SUFFIX[int(r() * 9)]}"
+            model = (
+                f"{_MODEL_LETTERS[int(r() * 14)]}{int(r() * 990) + 10}{_MODEL_SUFFIX[int(r() * 9)]}"
+            )
             if series:
                 model = f"{series} {model}"
             else:
@@ -188,19 +221,38 @@ def _batches(
             sku = _sku(rng, sku_pattern)
 
             qual_r = r()
-            qualification = 0 if qual_r < 0.10 else 1 if qual_r < 0.40 else 2 if qual_r < 0.75 else 3
+            qualification = (
+                0 if qual_r < 0.10 else 1 if qual_r < 0.40 else 2 if qual_r < 0.75 else 3
+            )
             cond_r = r()
             condition = "new" if cond_r < 0.92 else "refurbished" if cond_r < 0.97 else "used"
             img_r = r()
-            image_url = f"https://media.demo-catalog.example/{m_short}/{puid}.jpg" if img_r >= 0.06 else None
+            image_url = (
+                f"https://media.demo-catalog.example/{m_short}/{puid}.jpg"
+                if img_r >= 0.06
+                else None
+            )
             exportable = 1 if img_r >= 0.06 + 0.94 * 0.2 else 0
             created_day = int(r() * 1095) + 1
             updated_day = int(r() * created_day)
             created = f"{days[created_day]} {clock[int(r() * 86400)]}"
             updated = f"{days[updated_day]} {clock[int(r() * 86400)]}"
             products.append(
-                (puid, ean, sku, m_id, t_id, qualification, condition, image_url, exportable,
-                 round(w0 + r() * ww, 3), eclass, created, updated)
+                (
+                    puid,
+                    ean,
+                    sku,
+                    m_id,
+                    t_id,
+                    qualification,
+                    condition,
+                    image_url,
+                    exportable,
+                    round(w0 + r() * ww, 3),
+                    eclass,
+                    created,
+                    updated,
+                )
             )
 
             name_de = f"{m_name} {model} {noun_de}, " + ", ".join(c[0] for c in chosen[:2])
@@ -230,7 +282,9 @@ def _batches(
             has_en = r() < 0.8
             if has_en:
                 texts.append((puid, "en", name_en, short_en, long_en))
-            search.append((puid, search_text((name_de, name_en) if has_en else (name_de,), sku, ean)))
+            search.append(
+                (puid, search_text((name_de, name_en) if has_en else (name_de,), sku, ean))
+            )
 
             # Offers: 1-6 distinct suppliers; some products have no price anywhere.
             k_r = r() * 100
@@ -243,7 +297,9 @@ def _batches(
             base_price = math.exp(lp0 + r() * lpw)
             for j in range(k):
                 s_id, s_prefix = sups[(start + j * step) % nsup]
-                price = None if no_price or r() < 0.03 else round(base_price * (0.94 + r() * 0.12), 2)
+                price = (
+                    None if no_price or r() < 0.03 else round(base_price * (0.94 + r() * 0.12), 2)
+                )
                 st_r = r()
                 if st_r < 0.55:
                     status, stock = statuses[0], int(r() * 496) + 5
@@ -256,8 +312,17 @@ def _batches(
                 else:
                     status, stock = statuses[4], None
                 offers.append(
-                    (puid, s_id, f"{s_prefix}{int(r() * 90_000_000) + 10_000_000}", price, "EUR",
-                     stock, status, condition, f"{days[int(r() * 15)]} {clock[int(r() * 86400)]}")
+                    (
+                        puid,
+                        s_id,
+                        f"{s_prefix}{int(r() * 90_000_000) + 10_000_000}",
+                        price,
+                        "EUR",
+                        stock,
+                        status,
+                        condition,
+                        f"{days[int(r() * 15)]} {clock[int(r() * 86400)]}",
+                    )
                 )
             puid += 1 + int(r() * 9)  # increasing, not contiguous
         done += n
@@ -273,11 +338,17 @@ def _statements(param: str) -> tuple[str, str, str, str]:
         return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
 
     return (
-        insert("product", "puid, ean, manufacturer_sku, manufacturer_id, product_type_id, "
-               "qualification, condition, image_url, image_exportable, weight, eclass, created, updated"),
+        insert(
+            "product",
+            "puid, ean, manufacturer_sku, manufacturer_id, product_type_id, "
+            "qualification, condition, image_url, image_exportable, weight, eclass, created, updated",
+        ),
         insert("product_text", "product_id, lang, name, short_description, long_description"),
-        insert("supplier_item", "product_id, supplier_id, supplier_sku, price, currency, stock, "
-               "stock_status, condition, updated"),
+        insert(
+            "supplier_item",
+            "product_id, supplier_id, supplier_sku, price, currency, stock, "
+            "stock_status, condition, updated",
+        ),
         insert(schema.FTS_TABLE, "rowid, text"),
     )
 
@@ -294,7 +365,7 @@ def _produce(gen: Iterator, out: queue.Queue, stop: threading.Event) -> None:
             if stop.is_set():
                 return
         out.put(None)
-    except BaseException as exc:  # handed to the writer, which re-raises it
+    except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
         out.put(exc)
 
 
@@ -321,8 +392,10 @@ def generate_demo(
     work: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     producer = threading.Thread(
-        target=_produce, args=(_batches(rng, pools, products, first_puid, ean_offset), work, stop),
-        name="demo-generator", daemon=True,
+        target=_produce,
+        args=(_batches(rng, pools, products, first_puid, ean_offset), work, stop),
+        name="demo-generator",
+        daemon=True,
     )
     producer.start()
     done = n_texts = n_offers = 0
@@ -353,8 +426,9 @@ def generate_demo(
     finally:
         stop.set()
         producer.join()
+        if done:  # interrupted or not, the batches written so far are catalog changes
+            schema.bump_catalog_version()
     db.execute_sql("ANALYZE")
-    schema.bump_catalog_version()
     return DemoStats(
         products=done,
         texts=n_texts,

@@ -17,7 +17,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -41,8 +41,9 @@ Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 Name = Annotated[str, Meta(min_length=1)]
 
 
-class _Record(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True,
-              tag_field="kind"):
+class _Record(
+    msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True, tag_field="kind"
+):
     pass
 
 
@@ -154,7 +155,7 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.replace(microsecond=0)
 
 
@@ -170,12 +171,16 @@ class _Writer:
         self.sqlite = dbmod.is_sqlite(self.db)
         self.mark = "?" if self.sqlite else "%s"
         self.suppliers = {i: n for i, n in Supplier.select(Supplier.id, Supplier.name).tuples()}
-        self.manufacturers = {i: n for i, n in Manufacturer.select(Manufacturer.id, Manufacturer.name).tuples()}
-        self.types = {i: n for i, n in ProductType.select(ProductType.id, ProductType.name).tuples()}
+        self.manufacturers = {
+            i: n for i, n in Manufacturer.select(Manufacturer.id, Manufacturer.name).tuples()
+        }
+        self.types = {
+            i: n for i, n in ProductType.select(ProductType.id, ProductType.name).tuples()
+        }
         self.refs: list[_Record] = []
         self.products: dict[int, ProductRecord] = {}
         self.replaced = 0
-        self.now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         self.changed = False
 
     def error(self, line: int, reason: str) -> None:
@@ -206,7 +211,9 @@ class _Writer:
         if p.ean is not None:
             p.ean = p.ean.strip() or None
         if p.ean is not None and not gtin_valid(p.ean):
-            raise RowError(f"ean: '{p.ean}' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)")
+            raise RowError(
+                f"ean: '{p.ean}' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)"
+            )
         if p.manufacturer_id is not None and p.manufacturer_id not in self.manufacturers:
             raise RowError(f"manufacturerId: unknown manufacturer {p.manufacturer_id}")
         if p.product_type_id is not None and p.product_type_id not in self.types:
@@ -216,12 +223,17 @@ class _Writer:
             if offer.supplier_id not in self.suppliers:
                 raise RowError(f"offers[{i}].supplierId: unknown supplier {offer.supplier_id}")
             if offer.supplier_id in seen:
-                raise RowError(f"offers[{i}].supplierId: supplier {offer.supplier_id} has two offers")
+                raise RowError(
+                    f"offers[{i}].supplierId: supplier {offer.supplier_id} has two offers"
+                )
             seen.add(offer.supplier_id)
 
     def _time(self, value: datetime | None):
-        value = _utc(value) or self.now
-        return value.strftime("%Y-%m-%d %H:%M:%S") if self.sqlite else value
+        if value is None:
+            value = self.now
+        elif value.tzinfo is not None or value.microsecond:
+            value = _utc(value)
+        return value.isoformat(" ") if self.sqlite else value
 
     def flush(self) -> None:
         if not self.refs and not self.products:
@@ -231,11 +243,23 @@ class _Writer:
             cursor = self.db.cursor()
             for record in self.refs:
                 if isinstance(record, SupplierRecord):
-                    table, cols, values = "supplier", ("name", "partner"), (record.name, record.partner)
+                    table, cols, values = (
+                        "supplier",
+                        ("name", "partner"),
+                        (record.name, record.partner),
+                    )
                 elif isinstance(record, ManufacturerRecord):
-                    table, cols, values = "manufacturer", ("name", "short_name"), (record.name, record.short_name)
+                    table, cols, values = (
+                        "manufacturer",
+                        ("name", "short_name"),
+                        (record.name, record.short_name),
+                    )
                 else:
-                    table, cols, values = "product_type", ("name", "group_code"), (record.name, record.group_code)
+                    table, cols, values = (
+                        "product_type",
+                        ("name", "group_code"),
+                        (record.name, record.group_code),
+                    )
                 cursor.execute(
                     f"INSERT INTO {table} (id, {', '.join(cols)}) VALUES ({m}, {m}, {m}) "
                     f"ON CONFLICT (id) DO UPDATE SET "
@@ -259,8 +283,10 @@ class _Writer:
         self.report.updated += len(existing) + self.replaced
         self.report.added += len(puids) - len(existing)
 
-        columns = ("puid, ean, manufacturer_sku, manufacturer_id, product_type_id, qualification, "
-                   "condition, image_url, image_exportable, weight, eclass, created, updated")
+        columns = (
+            "puid, ean, manufacturer_sku, manufacturer_id, product_type_id, qualification, "
+            "condition, image_url, image_exportable, weight, eclass, created, updated"
+        )
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:-2])
         product_sql = (
             f"INSERT INTO product ({columns}) VALUES ({', '.join([m] * 13)}) "
@@ -271,21 +297,49 @@ class _Writer:
         for p in self.products.values():
             created = self._time(p.created) if p.created else None
             rows.append(
-                (p.puid, p.ean, p.manufacturer_sku, p.manufacturer_id, p.product_type_id,
-                 p.qualification, p.condition, p.image_url, p.image_exportable, p.weight, p.eclass,
-                 created or self._time(None), self._time(p.updated), created)
+                (
+                    p.puid,
+                    p.ean,
+                    p.manufacturer_sku,
+                    p.manufacturer_id,
+                    p.product_type_id,
+                    p.qualification,
+                    p.condition,
+                    p.image_url,
+                    p.image_exportable,
+                    p.weight,
+                    p.eclass,
+                    created or self._time(None),
+                    self._time(p.updated),
+                    created,
+                )
             )
             for lang, t in p.texts.items():
                 texts.append((p.puid, lang, t.name, t.short_description, t.long_description))
             for o in p.offers:
                 offers.append(
-                    (p.puid, o.supplier_id, o.supplier_sku, o.price, o.currency, o.stock,
-                     o.stock_status, o.condition, self._time(o.updated))
+                    (
+                        p.puid,
+                        o.supplier_id,
+                        o.supplier_sku,
+                        o.price,
+                        o.currency,
+                        o.stock,
+                        o.stock_status,
+                        o.condition,
+                        self._time(o.updated),
+                    )
                 )
-            search.append((p.puid, search_text((t.name for t in p.texts.values()), p.manufacturer_sku, p.ean)))
+            search.append(
+                (p.puid, search_text((t.name for t in p.texts.values()), p.manufacturer_sku, p.ean))
+            )
         cursor.executemany(product_sql, rows)
-        cursor.execute(f"DELETE FROM product_text WHERE product_id IN ({marks})", puids)
-        cursor.execute(f"DELETE FROM supplier_item WHERE product_id IN ({marks})", puids)
+        # Texts, offers and index entries of products already there are replaced, not merged.
+        replaced = [puid for puid in puids if puid in existing]
+        old_marks = ", ".join([m] * len(replaced))
+        if replaced:
+            cursor.execute(f"DELETE FROM product_text WHERE product_id IN ({old_marks})", replaced)
+            cursor.execute(f"DELETE FROM supplier_item WHERE product_id IN ({old_marks})", replaced)
         cursor.executemany(
             f"INSERT INTO product_text (product_id, lang, name, short_description, long_description) "
             f"VALUES ({m}, {m}, {m}, {m}, {m})",
@@ -297,8 +351,11 @@ class _Writer:
             offers,
         )
         if self.sqlite:
+            # Every puid, not just the replaced ones: no stray index row may block the insert.
             cursor.execute(f"DELETE FROM {schema.FTS_TABLE} WHERE rowid IN ({marks})", puids)
-            cursor.executemany(f"INSERT INTO {schema.FTS_TABLE} (rowid, text) VALUES (?, ?)", search)
+            cursor.executemany(
+                f"INSERT INTO {schema.FTS_TABLE} (rowid, text) VALUES (?, ?)", search
+            )
 
 
 # --- readers -----------------------------------------------------------------------------
@@ -323,13 +380,32 @@ def _read_jsonl(stream: io.BufferedIOBase, writer: _Writer) -> None:
 
 #: CSV columns besides the per-language text columns ``name.de``, ``shortDescription.de``, ….
 CSV_PRODUCT_COLUMNS = (
-    "puid", "ean", "manufacturerSku", "manufacturer", "manufacturerShortName", "productType",
-    "groupCode", "qualification", "condition", "imageUrl", "imageExportable", "weight", "eclass",
-    "created", "updated",
+    "puid",
+    "ean",
+    "manufacturerSku",
+    "manufacturer",
+    "manufacturerShortName",
+    "productType",
+    "groupCode",
+    "qualification",
+    "condition",
+    "imageUrl",
+    "imageExportable",
+    "weight",
+    "eclass",
+    "created",
+    "updated",
 )
 CSV_OFFER_COLUMNS = (
-    "supplier", "supplierPartner", "supplierSku", "price", "currency", "stock", "stockStatus",
-    "offerCondition", "offerUpdated",
+    "supplier",
+    "supplierPartner",
+    "supplierSku",
+    "price",
+    "currency",
+    "stock",
+    "stockStatus",
+    "offerCondition",
+    "offerUpdated",
 )
 CSV_TEXT_FIELDS = ("name", "shortDescription", "longDescription")
 CSV_COLUMNS = (
@@ -391,19 +467,39 @@ class _CsvProducts:
         }
         self.current: ProductRecord | None = None
         self.current_line = 0
+        #: (puid text, line) of a product whose first row was bad: its other rows go too.
+        self.failed: tuple[str, int] | None = None
 
     def _ref(self, kind: str, name: str, make: Callable[[int], _Record]) -> int:
         known = self.by_name[kind]
         if name in known:
             return known[name]
-        pool = {"manufacturer": self.writer.manufacturers, "productType": self.writer.types,
-                "supplier": self.writer.suppliers}[kind]
+        pool = {
+            "manufacturer": self.writer.manufacturers,
+            "productType": self.writer.types,
+            "supplier": self.writer.suppliers,
+        }[kind]
         new_id = max(pool, default=0) + 1
         self.writer.add(make(new_id))
         known[name] = new_id
         return new_id
 
     def row(self, line: int, values: dict[str, str]) -> None:
+        puid = values.get("puid", "").strip()
+        if self.failed is not None and self.failed[0] == puid:
+            raise RowError(
+                f"puid {puid}: skipped because its first row (line {self.failed[1]}) was bad"
+            )
+        self.failed = None
+        continuing = self.current is not None and str(self.current.puid) == puid
+        try:
+            self._row(line, values)
+        except RowError:
+            if not continuing:
+                self.failed = (puid, line)
+            raise
+
+    def _row(self, line: int, values: dict[str, str]) -> None:
         texts: dict[str, Text] = {}
         fields: dict[str, str] = {}
         for key, value in values.items():
@@ -412,8 +508,15 @@ class _CsvProducts:
             if "." in key:
                 field, lang = key.split(".", 1)
                 text = texts.setdefault(lang, Text())
-                setattr(text, {"name": "name", "shortDescription": "short_description",
-                               "longDescription": "long_description"}[field], value)
+                setattr(
+                    text,
+                    {
+                        "name": "name",
+                        "shortDescription": "short_description",
+                        "longDescription": "long_description",
+                    }[field],
+                    value,
+                )
             else:
                 fields[key] = _csv_time(value) if key in _TIME_COLUMNS else value
         try:
@@ -427,41 +530,64 @@ class _CsvProducts:
             product = self._product(row, texts)
         if row.supplier:
             supplier_id = self._ref(
-                "supplier", row.supplier,
+                "supplier",
+                row.supplier,
                 lambda i: SupplierRecord(id=i, name=row.supplier, partner=row.supplier_partner),
             )
             if any(o.supplier_id == supplier_id for o in product.offers):
                 raise RowError(f"supplier: '{row.supplier}' has two offers for puid {row.puid}")
             product.offers.append(
-                Offer(supplier_id=supplier_id, supplier_sku=row.supplier_sku, price=row.price,
-                      currency=row.currency, stock=row.stock, stock_status=row.stock_status,
-                      condition=row.offer_condition, updated=row.offer_updated)
+                Offer(
+                    supplier_id=supplier_id,
+                    supplier_sku=row.supplier_sku,
+                    price=row.price,
+                    currency=row.currency,
+                    stock=row.stock,
+                    stock_status=row.stock_status,
+                    condition=row.offer_condition,
+                    updated=row.offer_updated,
+                )
             )
         if product is not self.current:
             self.current, self.current_line = product, line
 
     def _product(self, row: _CsvRow, texts: dict[str, Text]) -> ProductRecord:
         manufacturer_id = type_id = None
-        if row.product_type:
-            if row.product_type not in self.by_name["productType"] and not row.group_code:
-                raise RowError(f"groupCode: the new product type '{row.product_type}' needs a group code")
+        new_type = row.product_type and row.product_type not in self.by_name["productType"]
+        if new_type and not row.group_code:
+            raise RowError(
+                f"groupCode: the new product type '{row.product_type}' needs a group code"
+            )
         if row.manufacturer:
             manufacturer_id = self._ref(
-                "manufacturer", row.manufacturer,
-                lambda i: ManufacturerRecord(id=i, name=row.manufacturer,
-                                             short_name=row.manufacturer_short_name),
+                "manufacturer",
+                row.manufacturer,
+                lambda i: ManufacturerRecord(
+                    id=i, name=row.manufacturer, short_name=row.manufacturer_short_name
+                ),
             )
         if row.product_type:
             type_id = self._ref(
-                "productType", row.product_type,
+                "productType",
+                row.product_type,
                 lambda i: ProductTypeRecord(id=i, name=row.product_type, group_code=row.group_code),
             )
         product = ProductRecord(
-            puid=row.puid, ean=row.ean, manufacturer_sku=row.manufacturer_sku,
-            manufacturer_id=manufacturer_id, product_type_id=type_id,
-            qualification=row.qualification, condition=row.condition, image_url=row.image_url,
-            image_exportable=row.image_exportable, weight=row.weight, eclass=row.eclass,
-            created=row.created, updated=row.updated, texts=texts, offers=[],
+            puid=row.puid,
+            ean=row.ean,
+            manufacturer_sku=row.manufacturer_sku,
+            manufacturer_id=manufacturer_id,
+            product_type_id=type_id,
+            qualification=row.qualification,
+            condition=row.condition,
+            image_url=row.image_url,
+            image_exportable=row.image_exportable,
+            weight=row.weight,
+            eclass=row.eclass,
+            created=row.created,
+            updated=row.updated,
+            texts=texts,
+            offers=[],
         )
         self.writer.check_product(product)
         return product
@@ -483,7 +609,9 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
     try:
         header = next(reader, None)
     except UnicodeDecodeError:
-        raise UserError(f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again.") from None
+        raise UserError(
+            f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again."
+        ) from None
     if not header:
         return
     header = [h.strip() for h in header]
@@ -526,7 +654,13 @@ class _Counting(io.RawIOBase):
     """A file wrapper that reports how many bytes of the (maybe compressed) file were read."""
 
     def __init__(self, raw, total: int, progress: Callable[[int, int], None] | None):
-        self.raw, self.total, self.progress, self.done, self.next_report = raw, total, progress, 0, 0
+        self.raw, self.total, self.progress, self.done, self.next_report = (
+            raw,
+            total,
+            progress,
+            0,
+            0,
+        )
 
     def readable(self) -> bool:
         return True
@@ -553,7 +687,9 @@ def _format(path: Path) -> tuple[str, bool]:
     )
 
 
-def import_file(path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None) -> ImportReport:
+def import_file(
+    path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
     """Import a catalog file; ``progress(bytes_read, file_size)`` is called as it goes."""
     path = Path(path)
     kind, gz = _format(path)
@@ -600,23 +736,37 @@ def _aware(value) -> datetime | None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
     """The whole catalog as import records: suppliers, manufacturers, types, then products by puid."""
     from tuiexport.models import Product, ProductText, SupplierItem
 
-    for id_, name, partner in Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id).tuples():
+    for id_, name, partner in (
+        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id).tuples()
+    ):
         yield SupplierRecord(id=id_, name=name, partner=bool(partner))
-    for id_, name, short in Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name).order_by(Manufacturer.id).tuples():
+    for id_, name, short in (
+        Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name)
+        .order_by(Manufacturer.id)
+        .tuples()
+    ):
         yield ManufacturerRecord(id=id_, name=name, short_name=short)
-    for id_, name, code in ProductType.select(ProductType.id, ProductType.name, ProductType.group_code).order_by(ProductType.id).tuples():
+    for id_, name, code in (
+        ProductType.select(ProductType.id, ProductType.name, ProductType.group_code)
+        .order_by(ProductType.id)
+        .tuples()
+    ):
         yield ProductTypeRecord(id=id_, name=name, group_code=code)
     after = -1
     while True:
         rows = list(
-            Product.select().where(Product.puid > after).order_by(Product.puid).limit(chunk).tuples()
+            Product.select()
+            .where(Product.puid > after)
+            .order_by(Product.puid)
+            .limit(chunk)
+            .tuples()
         )
         if not rows:
             return
@@ -624,28 +774,80 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
         puids = [r[0] for r in rows]
         texts: dict[int, dict[str, Text]] = {}
         for pid, lang, name, short, long in (
-            ProductText.select(ProductText.product, ProductText.lang, ProductText.name,
-                               ProductText.short_description, ProductText.long_description)
-            .where(ProductText.product.in_(puids)).order_by(ProductText.product, ProductText.lang).tuples()
+            ProductText.select(
+                ProductText.product,
+                ProductText.lang,
+                ProductText.name,
+                ProductText.short_description,
+                ProductText.long_description,
+            )
+            .where(ProductText.product.in_(puids))
+            .order_by(ProductText.product, ProductText.lang)
+            .tuples()
         ):
-            texts.setdefault(pid, {})[lang] = Text(name=name, short_description=short, long_description=long)
+            texts.setdefault(pid, {})[lang] = Text(
+                name=name, short_description=short, long_description=long
+            )
         offers: dict[int, list[Offer]] = {}
         for pid, sid, sku, price, cur, stock, status, cond, upd in (
-            SupplierItem.select(SupplierItem.product, SupplierItem.supplier, SupplierItem.supplier_sku,
-                                SupplierItem.price, SupplierItem.currency, SupplierItem.stock,
-                                SupplierItem.stock_status, SupplierItem.condition, SupplierItem.updated)
-            .where(SupplierItem.product.in_(puids)).order_by(SupplierItem.product, SupplierItem.supplier).tuples()
+            SupplierItem.select(
+                SupplierItem.product,
+                SupplierItem.supplier,
+                SupplierItem.supplier_sku,
+                SupplierItem.price,
+                SupplierItem.currency,
+                SupplierItem.stock,
+                SupplierItem.stock_status,
+                SupplierItem.condition,
+                SupplierItem.updated,
+            )
+            .where(SupplierItem.product.in_(puids))
+            .order_by(SupplierItem.product, SupplierItem.supplier)
+            .tuples()
         ):
             offers.setdefault(pid, []).append(
-                Offer(supplier_id=sid, supplier_sku=sku, price=price, currency=cur, stock=stock,
-                      stock_status=status, condition=cond, updated=_aware(upd))
+                Offer(
+                    supplier_id=sid,
+                    supplier_sku=sku,
+                    price=price,
+                    currency=cur,
+                    stock=stock,
+                    stock_status=status,
+                    condition=cond,
+                    updated=_aware(upd),
+                )
             )
-        for (puid, ean, sku, mfr, ptype, qual, cond, img, img_ok, weight, eclass, created, updated) in rows:
+        for (
+            puid,
+            ean,
+            sku,
+            mfr,
+            ptype,
+            qual,
+            cond,
+            img,
+            img_ok,
+            weight,
+            eclass,
+            created,
+            updated,
+        ) in rows:
             yield ProductRecord(
-                puid=puid, ean=ean, manufacturer_sku=sku, manufacturer_id=mfr, product_type_id=ptype,
-                qualification=qual, condition=cond, image_url=img, image_exportable=bool(img_ok),
-                weight=weight, eclass=eclass, created=_aware(created), updated=_aware(updated),
-                texts=texts.get(puid, {}), offers=offers.get(puid, []),
+                puid=puid,
+                ean=ean,
+                manufacturer_sku=sku,
+                manufacturer_id=mfr,
+                product_type_id=ptype,
+                qualification=qual,
+                condition=cond,
+                image_url=img,
+                image_exportable=bool(img_ok),
+                weight=weight,
+                eclass=eclass,
+                created=_aware(created),
+                updated=_aware(updated),
+                texts=texts.get(puid, {}),
+                offers=offers.get(puid, []),
             )
 
 
@@ -658,7 +860,11 @@ def export_jsonl(path: str | os.PathLike, records: Iterable[Record] | None = Non
     path = Path(path)
     count = 0
     with open(path, "wb") as raw:
-        out = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.name.endswith(".gz") else raw
+        out = (
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)
+            if path.name.endswith(".gz")
+            else raw
+        )
         try:
             for record in records if records is not None else iter_catalog_records():
                 out.write(_encoder.encode(record) + b"\n")
