@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import os
 import re
+import socket
+import struct
 import time
 import zlib
 from datetime import UTC, datetime
@@ -262,7 +264,14 @@ class ShareHandler(BaseHandler):
                 ],
             )
             return
-        active, started_here = self.app.runs.follow_or_start(definition)
+        active, current, started_here = self.app.runs.follow_or_start(definition)
+        if active is None:
+            path = artifact_file(current)
+            if path is None:  # removed by retention in this very moment
+                raise Busy("The export's file is being replaced; try again in a moment.")
+            self.serve_artifact(current, path, record=True)
+            return
+        # The request that started the run is recorded by the run itself; followers get a row.
         self.stream_run(active, record=not started_here)
 
     # --- sending files ------------------------------------------------------------------
@@ -329,25 +338,69 @@ class ShareHandler(BaseHandler):
                     served_incomplete(log_id, self.bytes_sent, size)
 
     def send_file(self, f, size: int) -> None:
+        """os.sendfile on a blocking socket, bounded by SO_SNDTIMEO: socket.sendfile() with a
+        Python timeout polls a non-blocking socket instead, and loses a quarter of the throughput
+        with several clients on two cores."""
+        sock = self.connection
+        if not hasattr(os, "sendfile") or type(sock) is not socket.socket:
+            try:  # TLS: plain sends
+                sent = sock.sendfile(f, 0, size)
+            except (OSError, ValueError) as exc:
+                raise ClientGone() from exc
+            self.bytes_sent += sent
+            if sent != size:
+                raise ClientGone()
+            return
+        timeout = self.limits.send_timeout
+        seconds = int(timeout)
+        timeval = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        offset, fd, out = 0, f.fileno(), sock.fileno()
         try:
-            sent = self.connection.sendfile(f, 0, size)
-        except (OSError, ValueError) as exc:
-            raise ClientGone() from exc
-        self.bytes_sent += sent
-        if sent != size:
-            raise ClientGone()
+            while offset < size:
+                try:
+                    sent = os.sendfile(out, fd, offset, size - offset)
+                except BlockingIOError as exc:  # SO_SNDTIMEO passed: the client stopped reading
+                    raise ClientGone() from exc
+                except OSError as exc:
+                    raise ClientGone() from exc
+                if sent == 0:  # the file shrank under us
+                    raise ClientGone()
+                offset += sent
+                self.bytes_sent += sent
+        finally:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 0))
+                sock.settimeout(timeout)
+            except OSError:
+                pass
 
     def stream_run(self, active: ActiveRun, *, record: bool) -> None:
         """Answer with a run in progress: follow its part file while it grows (not for ZIPs, whose
-        directory is written last), and end the response cleanly only when the run succeeded."""
+        directory is written last), and end the response cleanly only when the run succeeded.
+
+        The head goes out as soon as there is data, or after HEADERS_AFTER seconds at most (the
+        selection of a big catalog takes a moment before the first byte is written)."""
         prepared = active.prepared
         writer = prepared.writer
-        if is_zip(writer):
+        if is_zip(writer) or not prepared.part_path.resolve().is_relative_to(
+            config.artifacts_dir().resolve()
+        ):
             prepared.done.wait()
             self.after_run(active, record=record)
             return
-        source = self.open_growing(active)
-        if source is None:
+        f = None
+        give_up = time.monotonic() + HEADERS_AFTER
+        while not prepared.done.is_set() and time.monotonic() < give_up:
+            f = f or _open_or_none(prepared.part_path)
+            if f is not None and os.fstat(f.fileno()).st_size > 0:
+                break
+            prepared.done.wait(0.01)
+        if prepared.done.is_set():
+            # Finished before we began: answer with the whole file (length, ETag, sendfile).
+            if f is not None:
+                f.close()
             self.after_run(active, record=record)
             return
         gzip = self.accepts_gzip()
@@ -366,18 +419,31 @@ class ShareHandler(BaseHandler):
         compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         digest = hashlib.sha256()
         try:
-            with source as f:
-                self.begin_stream(200, headers)
-                while True:
-                    finished = prepared.done.is_set()
-                    chunk = f.read(CHUNK)
-                    if chunk:
-                        digest.update(chunk)
-                        self.write_chunk(compressor.compress(chunk) if compressor else chunk)
-                        continue
-                    if finished:
-                        break
-                    prepared.done.wait(0.02)
+            self.begin_stream(200, headers)
+            while True:
+                finished = prepared.done.is_set()
+                if f is None:
+                    f = _open_or_none(prepared.part_path)
+                    if f is None and finished:
+                        # Renamed before we opened it: read the finished file from the start.
+                        outcome = active.outcome()
+                        path = (
+                            artifact_file(outcome)
+                            if outcome.status in ("success", "warning")
+                            else None
+                        )
+                        f = _open_or_none(path) if path else None
+                        if f is None:
+                            break
+                        finished = True
+                chunk = f.read(CHUNK) if f is not None else b""
+                if chunk:
+                    digest.update(chunk)
+                    self.write_chunk(compressor.compress(chunk) if compressor else chunk)
+                    continue
+                if finished:
+                    break
+                prepared.done.wait(0.02)
         except ClientGone:
             if (
                 record
@@ -389,6 +455,9 @@ class ShareHandler(BaseHandler):
                     note=f"Followed run {active.log_id} while it was running.",
                 )
             raise
+        finally:
+            if f is not None:
+                f.close()
         outcome = active.outcome()
         if outcome.status not in ("success", "warning") or outcome.sha256 != digest.hexdigest():
             # Cut the response without its last chunk: the client sees a broken transfer, never a
@@ -410,30 +479,6 @@ class ShareHandler(BaseHandler):
             if served is not None:
                 served_incomplete(served.log_id, self.bytes_sent, outcome.size)
             raise
-
-    def open_growing(self, active: ActiveRun):
-        """The run's part file, opened as soon as it has data (or HEADERS_AFTER passed); None when
-        the run finished first (serve its result instead)."""
-        prepared = active.prepared
-        root = config.artifacts_dir().resolve()
-        part = prepared.part_path
-        if not part.resolve().is_relative_to(root):
-            prepared.done.wait()
-            return None
-        give_up = time.monotonic() + HEADERS_AFTER
-        f = None
-        while not prepared.done.is_set():
-            if f is None:
-                try:
-                    f = open(part, "rb")  # noqa: SIM115 - the caller closes it
-                except FileNotFoundError:
-                    pass
-            if f is not None and (os.fstat(f.fileno()).st_size > 0 or time.monotonic() > give_up):
-                return f
-            prepared.done.wait(0.01)
-        if f is not None:
-            f.close()
-        return None
 
     def after_run(self, active: ActiveRun, *, record: bool) -> None:
         outcome = active.outcome()
@@ -546,6 +591,13 @@ class ShareHandler(BaseHandler):
             "updated": _utc(d.updated),
             "lastRun": self.run_json(d.last_run) if d.last_run else None,
         }
+
+
+def _open_or_none(path):
+    try:
+        return open(path, "rb")
+    except OSError:
+        return None
 
 
 def raise_invalid(definition: DefinitionView):

@@ -70,19 +70,25 @@ class RunManager:
         with self._lock:
             return list(self._active.values())
 
-    def follow_or_start(self, definition: DefinitionView) -> tuple[ActiveRun, bool]:
-        """For a share download: join a run of this export already under way (same definition),
-        else start one. Returns ``(run, started_here)``."""
+    def follow_or_start(
+        self, definition: DefinitionView
+    ) -> tuple[ActiveRun | None, RunView | None, bool]:
+        """For a share download: join a run of this export under way (same definition; it may
+        have just finished), or serve an artifact that became current since the caller looked,
+        or start a run. Returns ``(run, None, started_here)`` or ``(None, current run, False)``."""
         with self._lock:
             for active in self._active.values():
                 if (
                     active.export_id == definition.export_id
                     and active.definition_updated == definition.updated
-                    and not active.prepared.done.is_set()
                     and not active.cancel.is_set()
                 ):
-                    return active, False
-            return self._start_locked(definition), True
+                    return active, None, False
+            # Checked again under the lock: a run that ended a moment ago left a current file.
+            current = service.reusable_artifact(definition.export_id)
+            if current is not None and artifact_file(current) is not None:
+                return None, current, False
+            return self._start_locked(definition), None, True
 
     def start(self, definition: DefinitionView) -> ActiveRun:
         with self._lock:
@@ -106,9 +112,11 @@ class RunManager:
         return active
 
     def _ended(self, active: ActiveRun) -> None:
+        # Notify (the share cache forgets) before the run leaves the table: a request that
+        # looked up the export just before sees either this run here or its artifact there.
+        self._notify(active)
         with self._lock:
             self._active.pop(active.log_id, None)
-        self._notify(active)
 
     def close(self, timeout: float = 30.0) -> None:
         """Refuse new runs, cancel the running ones and wait for them to end as ``cancelled``."""
