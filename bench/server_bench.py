@@ -165,7 +165,7 @@ def requests_per_second(
         for h in headers:
             args += ["-H", h]
         out = subprocess.run(
-            args + [url], capture_output=True, text=True, timeout=seconds + 30
+            args + [url], capture_output=True, text=True, timeout=seconds + 30, check=False
         ).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -193,6 +193,7 @@ def requests_per_second(
         capture_output=True,
         text=True,
         timeout=seconds + 60,
+        check=False,
     ).stdout
     return float(out.strip()), "python http.client load generator (wrk not installed)"
 
