@@ -19,6 +19,12 @@ from tuiexport.widgets.selection_editor import SelectionEditor
 pytestmark = pytest.mark.usefixtures("tui_db")
 
 
+def rendered(renderable) -> str:
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
 def names(app) -> list[str]:
     return [v.name for v in app.screen.exports.definitions.views]
 
@@ -46,8 +52,7 @@ async def test_create_definition():
         assert row.selection_id is None
         assert "Nightly [ERP] feed" in names(app)
         assert screen.exports.definitions.expanded_view.name == "Nightly [ERP] feed"
-        reasons = str(screen.query_one("#ed-reasons", Static).render())
-        assert "No product selection" in reasons
+        assert "No product selection" in rendered(screen.exports.editor.info_table())
 
 
 @sync
@@ -119,7 +124,7 @@ async def test_invalid_definition_shows_reasons_and_refuses_download():
         assert any("No product selection is assigned" in n for n in notifications(app))
         await pilot.press("enter")
         await settle(pilot)
-        assert "No product selection is assigned" in str(app.screen.query_one("#ed-reasons", Static).render())
+        assert "No product selection is assigned" in rendered(app.screen.exports.editor.info_table())
 
 
 @sync
@@ -157,7 +162,7 @@ async def test_sort_and_filter():
         await settle(pilot)
         assert names(app) == ["Shop feed"]
         await pilot.press("escape")
-        assert app.focused is app.screen.exports.definitions
+        assert app.screen.exports.definitions.rows_focused
         app.screen.query_one("#filter", Input).value = ""
         await pilot.press("m")  # an unbound letter starts the filter
         await pilot.pause(0.3)
@@ -176,9 +181,7 @@ async def test_run_details_and_copy():
         await pilot.press("enter")
         assert isinstance(app.screen, RunDetailsScreen)
         assert app.screen.run.log_id == "LOG0000002"  # newest first
-        console = Console(width=100, record=True, file=io.StringIO())
-        console.print(details(app.screen.run))
-        text = console.export_text()
+        text = rendered(details(app.screen.run))
         assert "15 of 20 products were left out" in text and "Gamma Großhandel" in text
         await pilot.press("l")
         assert app.clipboard == "LOG0000002"

@@ -22,7 +22,7 @@ def key_table() -> Table:
     from tuiexport.app import ExportApp
     from tuiexport.screens.main import BINDINGS
     from tuiexport.screens.run_details import RunDetailsScreen
-    from tuiexport.widgets.definition_list import DefinitionList
+    from tuiexport.widgets.definition_list import DefinitionRows
     from tuiexport.widgets.history_table import HistoryTable
 
     table = Table.grid(padding=(0, 2))
@@ -41,7 +41,7 @@ def key_table() -> Table:
     section("Everywhere", [*BINDINGS, *ExportApp.BINDINGS], [("ctrl+p", "Command palette"), ("tab", "Exports ⇄ history pane")])
     section(
         "Exports list",
-        [b for b in DefinitionList.BINDINGS if b.description in ("Open/close",)],
+        [b for b in DefinitionRows.BINDINGS if b.description in ("Open/close",)],
         [("↑ ↓ pgup pgdn home end", "Move"), ("other letters", "Start the filter")],
     )
     section("Expanded export", [], [("tab / shift+tab", "Next / previous field"), ("esc", "Close (asks about unsaved changes)")])

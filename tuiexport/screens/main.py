@@ -6,7 +6,7 @@ from rich.text import Text
 from textual import on, work
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from tuiexport import config, service
 from tuiexport.errors import UserError
@@ -15,10 +15,11 @@ from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
 from tuiexport.screens.guard import guarded
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
-from tuiexport.widgets.definition_list import DefinitionList
+from tuiexport.widgets.definition_list import DefinitionRows
 from tuiexport.widgets.download_bar import DownloadBar
 from tuiexport.widgets.exports_pane import ExportsPane
 from tuiexport.widgets.history_table import HistoryTable
+from tuiexport.widgets.key_bar import KeyBar
 
 EXPORTS_TAB = "exports-tab"
 #: Printable keys with a binding on the list; any other printable key starts the filter.
@@ -66,7 +67,7 @@ class MainScreen(SelectionTabsMixin, Screen):
                 yield self.exports
         yield DownloadBar(id="download")
         yield Static("", id="status")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.exports.definitions.focus()
@@ -210,7 +211,7 @@ class MainScreen(SelectionTabsMixin, Screen):
 
     def on_key(self, event) -> None:
         # Type to filter: a printable key without a binding, typed on the list, starts the filter.
-        if isinstance(self.focused, DefinitionList) and event.is_printable and event.character:
+        if isinstance(self.focused, DefinitionRows) and event.is_printable and event.character:
             if event.character not in BOUND_CHARACTERS:
                 filter_input = self.query_one("#filter", Input)
                 filter_input.focus()

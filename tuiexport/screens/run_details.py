@@ -7,10 +7,11 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tuiexport.management.views import RunView
 from tuiexport.widgets import fmt
+from tuiexport.widgets.key_bar import KeyBar
 
 
 def details(run: RunView) -> Table:
@@ -61,7 +62,7 @@ class RunDetailsScreen(ModalScreen[None]):
         with VerticalScroll(id="run-box") as box:
             box.border_title = f"Run {self.run.log_id}"
             yield Static(details(self.run), id="run-details")
-        yield Footer()
+        yield KeyBar()
 
     def action_copy(self, what: str) -> None:
         run = self.run

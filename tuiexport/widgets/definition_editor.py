@@ -6,6 +6,7 @@ definition, in the keyword arguments ``service.update_definition`` takes.
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -50,20 +51,17 @@ class DefinitionEditor(Vertical):
             yield Label("Name", classes="label")
             yield Input(id="ed-name", compact=True, placeholder="Export name", max_length=120)
         yield Static("", id="ed-name-error", classes="error")
-        with Horizontal(classes="field", id="ed-sel-none"):
+        with Horizontal(classes="field", id="ed-sel-row"):
             yield Label("Selection", classes="label")
             yield Select([], id="ed-sel-choose", compact=True, prompt="choose…")
-            yield Button("New", id="ed-sel-new", compact=True, action="screen.new_selection")
-        with Horizontal(classes="field", id="ed-sel-some"):
-            yield Label("Selection", classes="label")
             yield Static("", id="ed-sel-name")
+            yield Button("New", id="ed-sel-new", compact=True, action="screen.new_selection")
             yield Button("Edit", id="ed-sel-edit", compact=True, action="screen.edit_selection")
             yield Button("✕", id="ed-sel-remove", compact=True, action="screen.remove_selection")
         with Horizontal(classes="field"):
             yield Label("Format", classes="label")
-            profiles = list(dict.fromkeys(p for p, _ in self._pairs))
-            yield Select([(p, p) for p in profiles], id="ed-profile", compact=True, allow_blank=False)
-            yield Select([("csv", "csv")], id="ed-output", compact=True, allow_blank=False)
+            # One list of the pairs that exist: a profile/output that does not cannot be chosen.
+            yield Select(self._format_options(None), id="ed-format", compact=True, allow_blank=False)
         with Horizontal(classes="field"):
             yield Label("Language", classes="label")
             yield Select([(lang, lang) for lang in service.LANGUAGES], id="ed-language", compact=True, allow_blank=False)
@@ -72,16 +70,7 @@ class DefinitionEditor(Vertical):
             yield Label("Limit", classes="label")
             yield Input(id="ed-limit", compact=True, placeholder="contract", type="integer")
             yield Static("", id="ed-count")
-        with Horizontal(classes="field"):
-            yield Label("Export ID", classes="label")
-            yield Static("", id="ed-export-id")
-        with Horizontal(classes="field"):
-            yield Label("Producer", classes="label")
-            yield Static("", id="ed-producer")
-        with Horizontal(classes="field", id="ed-url-row"):
-            yield Label("Share URL", classes="label")
-            yield Static("", id="ed-url")
-        yield Static("", id="ed-reasons", classes="error")
+        yield Static("", id="ed-info")
         with Horizontal(classes="buttons"):
             yield Button("Save", id="ed-save", compact=True, variant="primary", action="screen.save")
             yield Button("Discard", id="ed-discard", compact=True, action="screen.discard")
@@ -105,7 +94,7 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-sel-choose", Select).set_options(
             [(Text(s.name), s.id) for s in selections]
         )
-        self._set_profile(view.profile, view.output)
+        self._set_format(view.profile, view.output)
         self.query_one("#ed-language", Select).value = view.language
         self.query_one("#ed-long", Checkbox).value = view.long_descriptions
         self.query_one("#ed-limit", Input).value = str(view.product_limit) if view.product_limit else ""
@@ -131,28 +120,25 @@ class DefinitionEditor(Vertical):
     def _done_loading(self) -> None:
         self._loading = False
 
-    def _set_profile(self, profile: str, output: str) -> None:
-        profiles = list(dict.fromkeys(p for p, _ in self._pairs))
-        profile_select = self.query_one("#ed-profile", Select)
-        if profile not in profiles:  # a stored pair that does not exist: show it anyway
-            profiles.append(profile)
-            profile_select.set_options([(p, p) for p in profiles])
-        profile_select.value = profile
-        self._set_outputs(profile, output)
+    def _format_options(self, stored: tuple[str, str] | None) -> list[tuple[str, tuple[str, str]]]:
+        pairs = list(self._pairs)
+        options = [(service.file_format(p, o), (p, o)) for p, o in pairs]
+        if stored is not None and stored not in pairs:  # stored by another front end: show it
+            options.append((f"{stored[0]} · {stored[1]} (does not exist)", stored))
+        return options
 
-    def _set_outputs(self, profile: str, output: str | None) -> None:
-        outputs = [o for p, o in self._pairs if p == profile]
-        if output and output not in outputs and self.view and (profile, output) == (self.view.profile, self.view.output):
-            outputs.append(output)
-        select = self.query_one("#ed-output", Select)
-        select.set_options([(o, o) for o in outputs])
-        if outputs:
-            select.value = output if output in outputs else outputs[0]
+    def _set_format(self, profile: str, output: str) -> None:
+        select = self.query_one("#ed-format", Select)
+        select.set_options(self._format_options((profile, output)))
+        select.value = (profile, output)
 
     def _show_selection(self) -> None:
         assigned = self.selection_id is not None
-        self.query_one("#ed-sel-none").display = not assigned
-        self.query_one("#ed-sel-some").display = assigned
+        for widget_id, show in (
+            ("#ed-sel-choose", not assigned), ("#ed-sel-new", not assigned),
+            ("#ed-sel-name", assigned), ("#ed-sel-edit", assigned), ("#ed-sel-remove", assigned),
+        ):
+            self.query_one(widget_id).display = show
         self.query_one("#ed-sel-name", Static).update(Text(self.selection_name or ""))
         if assigned:
             self.post_message(self.CountWanted(self.selection_id))
@@ -178,17 +164,21 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-count", Static).update(text)
 
     def _show_meta(self) -> None:
+        self.query_one("#ed-info", Static).update(self.info_table())
+
+    def info_table(self) -> Table:
+        """Export ID, producer, share URL and, when invalid, the reasons."""
         view = self.view
         assert view is not None
-        self.query_one("#ed-export-id", Static).update(Text(view.export_id))
-        producer = Text(view.producer)
-        producer.append(f" · created {fmt.when(view.created)}", style="dim")
-        self.query_one("#ed-producer", Static).update(producer)
-        self.query_one("#ed-url", Static).update(Text(self.share_url))
-        reasons = Text("\n".join(f"✗ {r}" for r in view.reasons))
-        reasons_widget = self.query_one("#ed-reasons", Static)
-        reasons_widget.update(reasons)
-        reasons_widget.display = bool(view.reasons)
+        info = Table.grid(padding=(0, 1))
+        info.add_column(width=9, style="dim", no_wrap=True)
+        info.add_column(overflow="fold")
+        info.add_row("Export ID", Text(view.export_id))
+        info.add_row("Producer", Text.assemble(view.producer, (f" · created {fmt.when(view.created)}", "dim")))
+        info.add_row("Share URL", Text(self.share_url))
+        if view.reasons:
+            info.add_row(Text("Invalid", style="bold red"), Text("\n".join(f"✗ {r}" for r in view.reasons), style="red"))
+        return info
 
     # --- editing ---------------------------------------------------------------------------
 
@@ -203,8 +193,6 @@ class DefinitionEditor(Vertical):
         if event.select.id == "ed-sel-choose" and isinstance(event.value, int):
             chosen = next((s for s in self.selections if s.id == event.value), None)
             self.assign(chosen)
-        elif event.select.id == "ed-profile" and isinstance(event.value, str):
-            self._set_outputs(event.value, self.query_one("#ed-output", Select).value)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "ed-name":
@@ -235,8 +223,8 @@ class DefinitionEditor(Vertical):
         values = {
             "name": name,
             "selection_id": self.selection_id,
-            "profile": self.query_one("#ed-profile", Select).value,
-            "output": self.query_one("#ed-output", Select).value,
+            "profile": self.query_one("#ed-format", Select).value[0],
+            "output": self.query_one("#ed-format", Select).value[1],
             "language": self.query_one("#ed-language", Select).value,
             "long_descriptions": self.query_one("#ed-long", Checkbox).value,
             "product_limit": self._limit_value(),

@@ -28,8 +28,23 @@ def _cell(text: str, width: int, *, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-class DefinitionRows(Widget):
-    """Draws ``views[start:end]`` of its :class:`DefinitionList`, one line each."""
+class DefinitionRows(Widget, can_focus=True):
+    """Draws ``views[start:end]`` of its :class:`DefinitionList`, one line each.
+
+    The rows, not the list, take focus: a focus change restyles the focused widget and all its
+    descendants, and the list contains the editor with its dozens of fields.
+    """
+
+    BINDINGS = [
+        Binding("enter,space", "screen.toggle", "Open/close", id="toggle"),
+        Binding("tab", "screen.focus_history", "History pane", show=False),
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "cursor(-10)", "Page up", show=False),
+        Binding("pagedown", "cursor(10)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
+    ]
 
     COMPONENT_CLASSES = {
         "definition-rows--cursor",
@@ -63,6 +78,18 @@ class DefinitionRows(Widget):
         if self.start <= index < self.end:
             self.refresh(Region(0, index - self.start, self.size.width, 1))
 
+    def action_cursor(self, delta: int) -> None:
+        self.owner.move_cursor(self.owner.cursor + delta)
+
+    def action_cursor_to(self, index: int) -> None:
+        self.owner.move_cursor(index if index >= 0 else len(self.owner.views) - 1)
+
+    def on_focus(self) -> None:
+        self.owner.refresh_cursor()
+
+    def on_blur(self) -> None:
+        self.owner.refresh_cursor()
+
     def render_line(self, y: int) -> Strip:
         index = self.start + y
         width = self.size.width
@@ -71,7 +98,7 @@ class DefinitionRows(Widget):
             return Strip.blank(width)
         view = owner.views[index]
         base = self.rich_style
-        cursor = index == owner.cursor and owner.has_focus
+        cursor = index == owner.cursor and owner.rows_focused
         if cursor:
             base = base + self.get_component_rich_style("definition-rows--cursor")
         elif index == owner.expanded:
@@ -104,19 +131,8 @@ class DefinitionRows(Widget):
         return Strip(segments).adjust_cell_length(width, base)
 
 
-class DefinitionList(VerticalScroll, can_focus=True):
+class DefinitionList(VerticalScroll, can_focus=False):
     """Cursor, expansion and scrolling over the definitions; the screen decides what keys mean."""
-
-    BINDINGS = [
-        Binding("enter,space", "screen.toggle", "Open/close", id="toggle"),
-        Binding("tab", "screen.focus_history", "History pane", show=False),
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "cursor(-10)", "Page up", show=False),
-        Binding("pagedown", "cursor(10)", "Page down", show=False),
-        Binding("home", "cursor_to(0)", "First", show=False),
-        Binding("end", "cursor_to(-1)", "Last", show=False),
-    ]
 
     class Highlighted(Message):
         def __init__(self, view: DefinitionView | None) -> None:
@@ -203,7 +219,7 @@ class DefinitionList(VerticalScroll, can_focus=True):
     def _mark_editing(self, editing: bool) -> None:
         # The pane around the list gives the editor more room (see main.tcss).
         for ancestor in self.ancestors:
-            if ancestor.id == "exports":
+            if ancestor.id == "exports" and False:
                 ancestor.set_class(editing, "-editing")
 
     def _layout_rows(self) -> None:
@@ -237,21 +253,26 @@ class DefinitionList(VerticalScroll, can_focus=True):
         for i in (old, index):
             self.top.refresh_index(i)
             self.bottom.refresh_index(i)
+        if self.rows_focused and not self._rows_for_cursor().has_focus:
+            self._rows_for_cursor().focus(scroll_visible=False)
         self.scroll_to_cursor()
         self.post_message(self.Highlighted(self.cursor_view))
 
-    def action_cursor(self, delta: int) -> None:
-        self.move_cursor(self.cursor + delta)
+    @property
+    def rows_focused(self) -> bool:
+        return self.top.has_focus or self.bottom.has_focus
 
-    def action_cursor_to(self, index: int) -> None:
-        self.move_cursor(index if index >= 0 else len(self.views) - 1)
+    def _rows_for_cursor(self) -> DefinitionRows:
+        return self.bottom if self.expanded is not None and self.cursor > self.expanded else self.top
 
-    def on_focus(self) -> None:
+    def focus(self, scroll_visible: bool = True) -> "DefinitionList":
+        """Focus the rows that hold the cursor (the list itself never takes focus)."""
+        self._rows_for_cursor().focus(scroll_visible=False)
+        return self
+
+    def refresh_cursor(self) -> None:
         self.top.refresh_index(self.cursor)
         self.bottom.refresh_index(self.cursor)
-
-    def on_blur(self) -> None:
-        self.on_focus()
 
     def on_click(self, event) -> None:
         widget = event.widget

@@ -1,0 +1,39 @@
+"""A one-line footer of the active key bindings.
+
+Textual's Footer recomposes a widget per binding on every focus change; with the editor's many
+fields that cost more than the key press itself. This draws the same keys as one line of text.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class KeyBar(Static):
+    DEFAULT_CSS = """
+    KeyBar { height: 1; width: 1fr; background: $footer-background; color: $footer-foreground; }
+    """
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self._bindings_changed(self.screen)
+
+    def _bindings_changed(self, screen) -> None:
+        if self.is_attached and screen is self.screen:
+            self.update(self.line())
+
+    def line(self) -> Text:
+        key_style = "bold " + str(self.app.theme_variables.get("footer-key-foreground", "") or "")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        seen: set[str] = set()
+        for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            if not binding.show or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            text.append(f" {self.app.get_key_display(binding)} ", style=key_style if enabled else "dim")
+            text.append(f"{binding.description} ", style="" if enabled else "dim")
+        if self.app.ENABLE_COMMAND_PALETTE:
+            text.append(" ^p ", style=key_style)
+            text.append("Commands ")
+        return text
