@@ -6,6 +6,8 @@ import itertools
 import re
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.catalog_fixtures import catalog_rows, demo_fixture, ean13_ok  # noqa: F401 - fixture
 from tuiexport import db as dbmod
 from tuiexport import schema
@@ -202,3 +204,15 @@ def test_stats_of_an_empty_catalog(empty_db):
     stats = catalog_stats()
     assert stats.products == stats.supplier_items == stats.products_with_price == 0
     assert stats.last_update is None
+
+
+def test_an_interrupted_demo_keeps_whole_batches_and_bumps_the_version(empty_db):
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_demo(25_000, seed=2, progress=interrupt)
+    written = Product.select().count()
+    assert 0 < written < 25_000
+    assert sql(f"SELECT COUNT(*) FROM {schema.FTS_TABLE}")[0][0] == written
+    assert schema.catalog_version() == 1

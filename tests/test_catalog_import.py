@@ -310,3 +310,11 @@ def test_cli_demo_and_stats(tmp_path, capsys):
     assert main(["--db", db, "catalog", "stats"]) == 0
     out = capsys.readouterr().out
     assert "products" in out and "320" in out and "partners" in out
+
+
+def test_jsonl_with_byte_order_mark_and_crlf(empty_db, tmp_path):
+    path = tmp_path / "windows.jsonl"
+    lines = [json.dumps(r) for r in [*REFS, product(1)]]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    report = import_file(path)
+    assert (report.added, report.skipped, report.references) == (1, 0, 4)

@@ -55,19 +55,21 @@ def _open_for_writing(args):
     return schema.get_meta("sample_loaded") is None and not Product.select().limit(1).exists()
 
 
-def _finish_fresh(fresh: bool) -> None:
-    """A fresh database that now has a catalog gets the examples and never loads the sample."""
+def _finish_fresh(fresh: bool, changed: bool) -> None:
+    """A fresh database that got a catalog never loads the sample; with products, it gets the
+    example export definitions that the sample would have brought."""
     from tuiexport import schema
     from tuiexport.models import Product
 
-    if not fresh or not Product.select().limit(1).exists():
+    if not fresh or not changed:
         return
-    try:
-        from tuiexport.management.examples import create_examples
-    except ImportError:  # pragma: no cover - examples are optional while they are built
-        create_examples = None
-    if create_examples is not None:
-        create_examples()
+    if Product.select().limit(1).exists():
+        try:
+            from tuiexport.management.examples import create_examples
+        except ImportError:  # pragma: no cover - examples are optional while they are built
+            create_examples = None
+        if create_examples is not None:
+            create_examples()
     schema.set_meta("sample_loaded", "own catalog")
 
 
@@ -83,7 +85,7 @@ def demo_command(args) -> int:
         stats = generate_demo(args.products, seed=args.seed, progress=progress)
     finally:
         progress.close()
-    _finish_fresh(fresh)
+    _finish_fresh(fresh, stats.products > 0)
     if args.json:
         print_json(stats)
     else:
@@ -104,7 +106,7 @@ def import_command(args) -> int:
         report = import_file(args.file, progress=progress)
     finally:
         progress.close()
-    _finish_fresh(fresh)
+    _finish_fresh(fresh, bool(report.added or report.updated or report.references))
     for line, reason in report.errors:
         print(f"line {line}: {reason}", file=sys.stderr)
     if report.skipped > len(report.errors):

@@ -354,19 +354,24 @@ def _statements(param: str) -> tuple[str, str, str, str]:
 
 
 def _produce(gen: Iterator, out: queue.Queue, stop: threading.Event) -> None:
+    """Generate batches into ``out``, then None (or the exception); give up once ``stop`` is set."""
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     try:
         for batch in gen:
-            while not stop.is_set():
-                try:
-                    out.put(batch, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not put(batch):
                 return
-        out.put(None)
+        put(None)
     except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises it
-        out.put(exc)
+        put(exc)
 
 
 def generate_demo(

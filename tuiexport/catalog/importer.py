@@ -366,6 +366,8 @@ _json_decoder = msgspec.json.Decoder(Record)
 def _read_jsonl(stream: io.BufferedIOBase, writer: _Writer) -> None:
     for number, line in enumerate(stream, 1):
         line = line.strip()
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
+            line = line[3:]
         if not line:
             continue
         try:
