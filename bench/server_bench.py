@@ -235,7 +235,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0, help="per requests/s measurement")
     parser.add_argument("--repeat", type=int, default=3, help="downloads: best of this many")
-    args = parser.parse_args(argv)
+    # parse_known_args: bench/run.py may call main() with its own command line in sys.argv.
+    args, _ = parser.parse_known_args(argv)
+    saved = {k: os.environ.get(k) for k in ("TUIEXPORT_HOME", "TUIEXPORT_CONTRACT_LIMIT")}
+    try:
+        return _run(args)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        from tuiexport import config
+
+        config.reset_settings()
+
+
+def _run(args: argparse.Namespace) -> int:
 
     definition = prepare(args.products)
     from tuiexport import service
