@@ -424,3 +424,42 @@ def test_a_changed_catalog_definition_or_token_is_seen_on_a_kept_alive_connectio
     service.update_definition(export_id, selection_id=None)
     assert get(served.share("standard-jsonl"))[0] == 409
     conn.close()
+
+
+def test_stop_closes_idle_kept_alive_connections_at_once(served):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().read()
+    started = time.monotonic()
+    served.handle.stop(grace=3.0)
+    assert time.monotonic() - started < 1.5
+    assert not served.handle.running
+    conn.close()
+
+
+def test_a_run_that_fails_while_streaming_never_looks_complete(served, monkeypatch):
+    import http.client
+
+    delay = [routes.HEADERS_AFTER + 0.3]  # first: fail once the head is out
+
+    def failing_check(self, written):
+        time.sleep(delay[0])
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ExportJob, "check", failing_check)
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    conn.request("GET", served.share("standard-jsonl"))
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+        resp.read()
+    conn.close()
+    run = service.get_run(resp.getheader("X-Log-Id"))
+    assert run.status == "failed" and "disk on fire" in " ".join(run.messages)
+    folder = config.artifacts_dir() / run.export_id
+    assert not folder.exists() or list(folder.iterdir()) == []
+    delay[0] = 0.0
+    status, _, problem = served.request("GET", served.share("standard-jsonl"))
+    assert status == 500 and b"disk on fire" in problem  # a run that fails before any byte: 500

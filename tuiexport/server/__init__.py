@@ -80,6 +80,7 @@ class ServerHandle:
             self.app.runs.close()
             deadline = time.monotonic() + grace
             while self.server.active and time.monotonic() < deadline:
+                self.server.cut_idle()
                 time.sleep(0.02)
             self.server.cut_all()
             deadline = time.monotonic() + 2.0

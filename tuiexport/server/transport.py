@@ -163,6 +163,16 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
                 except OSError:
                     pass
 
+    def cut_idle(self) -> None:
+        """Close kept-alive connections that wait for their next request (stop: no grace needed)."""
+        with self.active_lock:
+            handlers = [h for h in self.active if getattr(h, "idle", False)]
+        for handler in handlers:
+            try:
+                handler.connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
     def cut_all(self) -> None:
         """Close every connection now (stop, after the grace period)."""
         with self.active_lock:
@@ -207,6 +217,7 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.deadline: float | None = None
         self.timed_out = False
+        self.idle = False
         self.limits = self.server.limits
         self.connection = self.request
         with self.server.active_lock:
@@ -256,10 +267,15 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             return
         self.connection.settimeout(self.limits.idle_timeout)
         self.deadline = time.monotonic() + self.limits.idle_timeout
+        self.idle = True
         try:
-            line = self.rfile.readline(self.limits.head_bytes + 1)
+            if self.server.stopping.is_set():
+                line = b""
+            else:
+                line = self.rfile.readline(self.limits.head_bytes + 1)
         except (OSError, ValueError):
             line = b""
+        self.idle = False
         if not line:
             self.close_connection = True
             self.deadline = None
