@@ -280,3 +280,14 @@ def test_fuzz_the_routes(served, data):
 
 def test_after_the_fuzzing_everything_still_answers(served):
     healthy(served)
+
+
+def test_http_1_0_clients(served):
+    response = raw(served.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200") and b"Connection: close" in response
+    path = served.share("standard-jsonl")
+    response = raw(served.port, f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    head, body = response.split(b"\r\n\r\n", 1)
+    assert b" 200 " in head and b"chunked" not in head.lower()
+    run = service.list_history(export_id=served.exports["standard-jsonl"].export_id)[0]
+    assert body.count(b"\n") == 20 and len(body) == run.size
