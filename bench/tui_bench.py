@@ -75,8 +75,13 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
+    from textual import events
+
     from tuiexport.app import ExportApp
 
+    from tuiexport.tui import SWITCH_INTERVAL
+
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as run_tui sets it
     frames: list[float] = []
     app = ExportApp(server_url="http://127.0.0.1:8421")
     original = app._display
@@ -100,13 +105,20 @@ async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
         result["data_on_screen_s"] = time.perf_counter() - started
 
         async def latency(key: str) -> float:
+            """Key event in (as the terminal driver delivers it) → next frame out.
+
+            Not Pilot.press: it waits until the process is idle by CPU time, which a running
+            export in another thread never is."""
             before = len(frames)
+            char = key if len(key) == 1 else None
             t = time.perf_counter()
-            await pilot.press(key)
-            deadline = t + 2.0
+            app._driver.send_message(events.Key(key, char))
+            deadline = t + 5.0
             while len(frames) == before and time.perf_counter() < deadline:
                 await asyncio.sleep(0.0005)
-            return (frames[before] if len(frames) > before else time.perf_counter()) - t
+            latency = (frames[before] if len(frames) > before else time.perf_counter()) - t
+            await asyncio.sleep(0.02)  # a fast typist's gap; lets follow-up frames finish
+            return latency
 
         async def series(pattern: list[str], n: int) -> list[float]:
             return [await latency(pattern[i % len(pattern)]) for i in range(n)]
@@ -117,15 +129,14 @@ async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
         expand = []
         for i in range(max(keys // 4, 10)):
             expand.append(await latency("enter"))
-            await pilot.press("escape")
-            await pilot.pause()
-            await pilot.press("down")
+            await latency("escape")
+            await latency("down")
         result["idle_expand"] = expand
 
         lst = screen.exports.definitions
         lst.move_cursor(lst.index_of(big_export))
         await pilot.pause()
-        await pilot.press("d")
+        await latency("d")
         bar = screen.downloads
         during, t_run = [], time.perf_counter()
         while bar.running and len(during) < keys:

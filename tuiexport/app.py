@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from textual.app import App
 from textual.binding import Binding
-from textual.worker import Worker, WorkerState
 
-from tuiexport.screens.guard import report
+from tuiexport import service
 from tuiexport.screens.palette import ExportCommands
 
 
@@ -21,10 +20,12 @@ class ExportApp(App[int]):
         Binding("f10", "command_palette", "Commands", id="palette", show=False),
     ]
 
-    def __init__(self, *, server_url: str = "", server_note: str = "") -> None:
+    def __init__(self, *, server_url: str = "", server_note: str = "", db_target: str | None = None) -> None:
         super().__init__()
         self.server_url = server_url
         self.server_note = server_note
+        #: What the download child process opens: the --db argument, else the open SQLite file.
+        self.db_target = db_target or service.database_location()
 
     def on_mount(self) -> None:
         from tuiexport.screens.main import MainScreen
@@ -39,8 +40,3 @@ class ExportApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place worker errors end up: a notification, never a traceback."""
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            report(self, event.worker.error)

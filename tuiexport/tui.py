@@ -7,6 +7,7 @@ The only module the CLI imports for the TUI; importing it does not import Textua
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tuiexport import config, service
 from tuiexport.errors import UserError
@@ -27,13 +28,24 @@ def start_share_server():
         return None, f" ({exc})"
 
 
+#: GIL switch interval while the TUI runs. An export runs in a thread of this process; with the
+#: default 5 ms every hand-back of the GIL to the UI thread can cost 5 ms, and a frame needs many.
+SWITCH_INTERVAL = 0.0005
+
+
 def run_tui(args: argparse.Namespace) -> int:
     service.open_database(getattr(args, "db", None))
     service.mark_interrupted()
     handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
     from tuiexport.app import ExportApp
 
-    app = ExportApp(server_url=handle.base_url if handle else "", server_note=note)
+    from tuiexport.db import resolve_target
+
+    app = ExportApp(
+        server_url=handle.base_url if handle else "", server_note=note,
+        db_target=resolve_target(getattr(args, "db", None)),
+    )
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         app.run()
     finally:

@@ -49,3 +49,24 @@ def guarded(method):
             report(self.app, exc)
 
     return wrapper
+
+
+def background(group: str, *, exclusive: bool = True):
+    """``@work`` in a thread whose errors become notifications (Textual does not bubble a worker's
+    state change, so every worker goes through here instead of a handler per widget)."""
+    from textual import work
+
+    def decorate(method):
+        @functools.wraps(method)
+        def run(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                try:
+                    self.app.call_from_thread(report, self.app, exc)
+                except RuntimeError:  # the app is closing
+                    log.exception("error in a worker while the app closed", exc_info=exc)
+
+        return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(run)
+
+    return decorate

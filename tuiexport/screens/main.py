@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent, TabPane
@@ -12,7 +12,7 @@ from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
-from tuiexport.screens.guard import guarded
+from tuiexport.screens.guard import background, guarded
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
 from tuiexport.widgets.definition_list import DefinitionRows
@@ -110,7 +110,7 @@ class MainScreen(SelectionTabsMixin, Screen):
             return self.is_mounted and self.downloads.running
         return True
 
-    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    @background("status")
     def show_status(self) -> None:
         try:
             from tuiexport.catalog.stats import catalog_stats

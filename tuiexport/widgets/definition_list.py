@@ -217,10 +217,18 @@ class DefinitionList(VerticalScroll, can_focus=False):
         self.call_after_refresh(self.scroll_to_cursor)
 
     def _mark_editing(self, editing: bool) -> None:
-        # The pane around the list gives the editor more room (see main.tcss).
-        for ancestor in self.ancestors:
-            if ancestor.id == "exports" and False:
-                ancestor.set_class(editing, "-editing")
+        """Give the editor more room while a row is expanded.
+
+        Inline widths, not a CSS class on the pane: a class change restyles every descendant."""
+        pane = self.parent
+        exports = pane.parent if pane is not None else None
+        if exports is None:
+            return
+        for child in exports.children:
+            if child is pane:
+                child.styles.width = "2fr" if editing else "11fr"
+            elif child.id == "history":
+                child.styles.width = "1fr" if editing else "9fr"
 
     def _layout_rows(self) -> None:
         n = len(self.views)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from rich.text import Text
-from textual import work
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 from textual.worker import get_current_worker
 
+from tuiexport.screens.guard import background
 from tuiexport import config, service
+from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
-
-#: Progress messages per second at most: the writer reports far more often than a screen needs.
-PROGRESS_HZ = 10
+from tuiexport.widgets.run_process import ChildRun
 
 
 class DownloadBar(Horizontal):
@@ -67,7 +65,7 @@ class DownloadBar(Horizontal):
         self.query_one(ProgressBar).update(total=None, progress=0)
         self._label(Text(f" ↓ {export_name}: selecting products… (esc cancels)", no_wrap=True, overflow="ellipsis"))
         self.add_class("-running")
-        self._download(export_id, self.cancel_event)
+        self.worker = self._download(export_id, self.cancel_event)
         return True
 
     def cancel(self) -> None:
@@ -78,29 +76,35 @@ class DownloadBar(Horizontal):
     def _label(self, text: Text) -> None:
         self.query_one("#download-label", Static).update(text)
 
-    @work(thread=True, exclusive=True, group="download", exit_on_error=False)
+    @background("download")
     def _download(self, export_id: str, cancel: threading.Event) -> None:
+        """Start the child process and relay what it reports (see run_process)."""
         worker = get_current_worker()
         try:
             folder = config.downloads_dir()
             folder.mkdir(parents=True, exist_ok=True)
-            prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
+            child = ChildRun(self.app.db_target, export_id, str(folder))
         except BaseException:
             self.app.call_from_thread(self._reset)
             raise
-        self.post_message(self.Started(prepared.log_id, prepared.definition.name))
-        last = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= 1 / PROGRESS_HZ or done >= total:
-                last[0] = now
-                self.post_message(self.Progress(done, total))
-            if worker.is_cancelled:
-                cancel.set()
-
-        run = prepared.execute(progress=progress, cancel=cancel)
-        self.post_message(self.Finished(run))
+        log_id = None
+        for message in child.messages(lambda: cancel.is_set() or worker.is_cancelled):
+            kind = message[0]
+            if kind == "started":
+                log_id = message[1]
+                self.post_message(self.Started(message[1], message[2]))
+            elif kind == "progress":
+                self.post_message(self.Progress(message[1], message[2]))
+            elif kind == "error":
+                self.app.call_from_thread(self._reset)
+                raise UserError(message[1])
+        if log_id is None:
+            self.app.call_from_thread(self._reset)
+            raise UserError(f"The download stopped before it started (exit code {child.exitcode}).")
+        # A child that died mid-run left its row "running": mark it as the next start would.
+        if child.exitcode not in (0, None):
+            service.mark_interrupted()
+        self.post_message(self.Finished(service.get_run(log_id)))
 
     def on_download_bar_progress(self, message: Progress) -> None:
         message.stop()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Select
 from textual.worker import get_current_worker
 
+from tuiexport.screens.guard import background
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
@@ -71,7 +71,7 @@ class ExportsPane(Horizontal):
         self._then = then
         self._load(self.sort, self.query_one("#filter", Input).value, cursor_id)
 
-    @work(thread=True, exclusive=True, group="definitions-load", exit_on_error=False)
+    @background("definitions-load")
     def _load(self, sort: str, filter_text: str, cursor_id: str | None) -> None:
         views = service.list_definitions(sort=sort, filter_text=filter_text)
         if not get_current_worker().is_cancelled:
@@ -119,7 +119,7 @@ class ExportsPane(Horizontal):
     def count(self, selection_ids: set[int]) -> None:
         self._count(sorted(selection_ids))
 
-    @work(thread=True, group="definitions-count", exit_on_error=False)
+    @background("definitions-count", exclusive=False)
     def _count(self, selection_ids: list[int]) -> None:
         worker = get_current_worker()
         for sid in selection_ids:

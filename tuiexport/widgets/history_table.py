@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
+from tuiexport.screens.guard import background
 from tuiexport import service
 from tuiexport.management.views import RunView
 from tuiexport.widgets import fmt
@@ -79,7 +79,7 @@ class HistoryTable(DataTable):
         """Load the newest page again (a new run appears at the top)."""
         self._load(0, max(PAGE, min(len(self.runs), 2000)))
 
-    @work(thread=True, exclusive=True, group="history-load", exit_on_error=False)
+    @background("history-load")
     def _load(self, offset: int, limit: int) -> None:
         runs = service.list_history(limit=limit, offset=offset)
         total = service.count_history()

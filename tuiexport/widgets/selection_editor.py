@@ -10,13 +10,13 @@ import re
 from datetime import datetime
 
 from rich.text import Text
-from textual import work
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
 from textual.worker import get_current_worker
 
+from tuiexport.screens.guard import background
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import PreviewRow, SelectionView
@@ -220,7 +220,7 @@ class SelectionEditor(Vertical):
         self.query_one("#sel-count", Static).update(Text("counting…", style="dim"))
         self._compute(criteria)
 
-    @work(thread=True, exclusive=True, group="selection-preview", exit_on_error=False)
+    @background("selection-preview")
     def _compute(self, criteria: service.Criteria) -> None:
         reasons = service.validate_criteria(criteria)
         name = service.auto_name(criteria)

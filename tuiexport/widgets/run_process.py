@@ -1,0 +1,105 @@
+"""Run one download in a child process, so that the export never competes with the UI for the GIL.
+
+An export in a thread of the TUI's process holds the GIL in long C calls (cursor batches, encoding)
+and made key presses wait for seconds. The child calls the same service functions
+(``begin_run`` with ``trigger="tui"``, then ``PreparedRun.execute``) and reports over a pipe:
+``("started", log_id, name)``, ``("progress", done, total)``, ``("done", log_id)`` or
+``("error", sentence)``. Its history row carries the child's pid, so a child that dies is marked
+``interrupted`` like any other dead run. This module must not import Textual.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+#: Progress messages per second at most: the writer reports far more often than a screen needs.
+PROGRESS_HZ = 10
+
+
+def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
+    # The terminal belongs to the TUI: nothing the child might print may reach it.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    from tuiexport import config, service
+    from tuiexport.errors import UserError
+
+    try:
+        config.reset_settings()
+        service.open_database(db_target, load_sample=False)
+        prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
+    except UserError as exc:
+        conn.send(("error", str(exc)))
+        return
+    except Exception as exc:  # the parent shows it as one sentence
+        conn.send(("error", f"The download could not start: {type(exc).__name__}: {exc}."))
+        return
+    conn.send(("started", prepared.log_id, prepared.definition.name))
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1 / PROGRESS_HZ or done >= total:
+            last[0] = now
+            conn.send(("progress", done, total))
+
+    prepared.execute(progress=progress, cancel=cancel.is_set)
+    conn.send(("done", prepared.log_id))
+    service.close_database()
+
+
+class ChildRun:
+    """A download running in a child process; iterate :meth:`messages` until it ends."""
+
+    def __init__(self, db_target: str, export_id: str, folder: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        # Textual replaces sys.stderr with an object whose fileno() is -1, which multiprocessing
+        # (its resource tracker) passes on to the processes it starts: hand it the real one.
+        saved = sys.stderr
+        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")
+        try:
+            self._recv, send = context.Pipe(duplex=False)
+            self.cancel_event = context.Event()
+            self.process = context.Process(
+                target=_child, args=(db_target, export_id, folder, send, self.cancel_event),
+                name="tuiexport-download", daemon=True,
+            )
+            self.process.start()
+        finally:
+            sys.stderr = saved
+        send.close()
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def messages(self, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple]:
+        """Messages from the child until it exits; ``cancelled()`` true sets the cancel event."""
+        while True:
+            if cancelled():
+                self.cancel()
+            if self._recv.poll(0.1):
+                try:
+                    message = self._recv.recv()
+                except EOFError:
+                    break
+                yield message
+                if message[0] in ("done", "error"):
+                    break
+            elif not self.process.is_alive():
+                # Drain what it sent just before exiting.
+                while self._recv.poll(0):
+                    try:
+                        yield self._recv.recv()
+                    except EOFError:
+                        break
+                break
+        self.process.join(timeout=5)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
