@@ -19,7 +19,7 @@ from tuiexport.errors import UserError
 from tuiexport.exporters.base import ExportJob
 from tuiexport.management import apikeys
 from tuiexport.models import Run
-from tuiexport.server import routes, start_server
+from tuiexport.server import files, start_server
 
 FORMATS = ["standard-jsonl", "standard-csv", "standard-xml", "standard-json", "bmecat12-xml"]
 
@@ -112,7 +112,7 @@ def test_a_running_export_streams_chunked_to_every_follower(served, monkeypatch)
     original = ExportJob.check
 
     def slow_check(self, written):
-        time.sleep(routes.HEADERS_AFTER + 0.4)  # longer than the server waits before it answers
+        time.sleep(files.HEADERS_AFTER + 0.4)  # longer than the server waits before it answers
         original(self, written)
 
     monkeypatch.setattr(ExportJob, "check", slow_check)
@@ -442,7 +442,7 @@ def test_stop_closes_idle_kept_alive_connections_at_once(served):
 def test_a_run_that_fails_while_streaming_never_looks_complete(served, monkeypatch):
     import http.client
 
-    delay = [routes.HEADERS_AFTER + 0.3]  # first: fail once the head is out
+    delay = [files.HEADERS_AFTER + 0.3]  # first: fail once the head is out
 
     def failing_check(self, written):
         time.sleep(delay[0])
