@@ -48,11 +48,6 @@ class DemoStats(msgspec.Struct, kw_only=True):
     seconds: float
 
 
-def ean13_check_digit(first12: str) -> int:
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(first12))
-    return (10 - total % 10) % 10
-
-
 def base_date(seed: int) -> datetime:
     """The demo catalog's "now": a fixed day derived from the seed (not the wall clock)."""
     return datetime(2025, 1, 1) + timedelta(days=seed % 365)
@@ -117,7 +112,8 @@ _SKU_PATTERNS = [
     "@#@##@@/##",
 ]
 _OFFER_COUNT_CUM = [30, 55, 75, 87, 95, 100]  # 1..6 offers
-_STEPS = (1, 5, 7, 11)  # coprime to 12: a start and a step pick distinct suppliers
+# Coprime to the 12 demo suppliers: a start and a step pick distinct suppliers.
+_STEPS = (1, 5, 7, 11)
 
 
 class _Pools:
