@@ -44,8 +44,10 @@ def build(home: Path, products: int, definitions: int, runs: int) -> dict:
     for i in range(definitions):
         profile, output = pairs[i % len(pairs)]
         view = service.create_definition(
-            f"Export {i:03d} [{profile}]", selection_id=(everything if i % 2 else partners).id,
-            profile=profile, output=output,
+            f"Export {i:03d} [{profile}]",
+            selection_id=(everything if i % 2 else partners).id,
+            profile=profile,
+            output=output,
         )
         ids.append((view.export_id, view.name))
     start = datetime(2025, 1, 1)
@@ -54,31 +56,44 @@ def build(home: Path, products: int, definitions: int, runs: int) -> dict:
     for i in range(runs):
         export_id, name = ids[i % len(ids)]
         began = start + timedelta(minutes=5 * i)
-        batch.append(dict(
-            log_id=f"B{i:09d}", export_id=export_id, export_name=name, trigger="cli",
-            status=statuses[i % len(statuses)], started=began, finished=began + timedelta(seconds=30),
-            heartbeat=began, api_version="", profile="standard", output="csv",
-            file_format="standard CSV (ZIP)", product_count=1000 + i % 5000, size=10_000 + i,
-        ))
+        batch.append(
+            {
+                "log_id": f"B{i:09d}",
+                "export_id": export_id,
+                "export_name": name,
+                "trigger": "cli",
+                "status": statuses[i % len(statuses)],
+                "started": began,
+                "finished": began + timedelta(seconds=30),
+                "heartbeat": began,
+                "api_version": "",
+                "profile": "standard",
+                "output": "csv",
+                "file_format": "standard CSV (ZIP)",
+                "product_count": 1000 + i % 5000,
+                "size": 10_000 + i,
+            }
+        )
         if len(batch) == 5000:
             Run.insert_many(batch).execute()
             batch = []
     if batch:
         Run.insert_many(batch).execute()
-    big = service.create_definition("Whole catalog run", selection_id=everything.id, profile="standard", output="jsonl")
+    big = service.create_definition(
+        "Whole catalog run", selection_id=everything.id, profile="standard", output="jsonl"
+    )
     return {"demo_seconds": round(demo_s, 1), "big_export": big.export_id}
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
     from textual import events
 
     from tuiexport.app import ExportApp
-
     from tuiexport.tui import SWITCH_INTERVAL
 
     sys.setswitchinterval(SWITCH_INTERVAL)  # as run_tui sets it
@@ -177,14 +192,18 @@ def main(argv: list[str] | None = None) -> dict:
     during = summarise("during", raw["during_run_move"])
     figures = {
         "terminal": args.size,
-        "products": args.products, "definitions": args.definitions, "history_rows": args.runs,
+        "products": args.products,
+        "definitions": args.definitions,
+        "history_rows": args.runs,
         **setup,
         "first_frame_s": round(raw["first_frame_s"], 3),
         "data_on_screen_s": round(raw["data_on_screen_s"], 3),
         "cursor_move": idle,
         "expand": summarise("expand", raw["idle_expand"]),
         "cursor_move_during_export": during,
-        "during_vs_idle_median": round(during["median_ms"] / idle["median_ms"], 2) if during["n"] else None,
+        "during_vs_idle_median": round(during["median_ms"] / idle["median_ms"], 2)
+        if during["n"]
+        else None,
         "export_seconds": round(raw["export_seconds"], 1),
         "notifications": raw["notes"],
     }

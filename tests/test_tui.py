@@ -6,7 +6,7 @@ import io
 
 import pytest
 from rich.console import Console
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from tests.test_tui_helpers import BASE_URL, make_app, notifications, settle, sync, tui_db  # noqa: F401
 from tuiexport import service
@@ -71,7 +71,9 @@ async def test_selection_tab_create_save_assign():
         editor.query_one("#sel-search", Input).value = "Maus"
         await pilot.pause(0.4)
         await settle(pilot)
-        assert editor.count == service.count_products(service.Criteria(only_new=True, search="Maus"))
+        assert editor.count == service.count_products(
+            service.Criteria(only_new=True, search="Maus")
+        )
         assert "Selection:" in str(app.screen.tabs.get_tab(editor.parent.id).label)
         await pilot.press("f2")
         await settle(pilot)
@@ -92,7 +94,9 @@ async def test_download_adds_history_row_with_product_count():
         await pilot.press("d")
         await settle(pilot, 0.2)
         run = Run.select().where(Run.trigger == "tui").get()
-        expected = service.count_products(service.get_selection(service.get_definition("Shop feed").selection_id).criteria)
+        expected = service.count_products(
+            service.get_selection(service.get_definition("Shop feed").selection_id).criteria
+        )
         assert run.status == "success" and run.product_count == expected
         history = app.screen.exports.history
         assert history.runs[run.log_id].product_count == expected
@@ -108,7 +112,10 @@ async def test_share_copies_url():
         await move_to(pilot, "Marketplace BMEcat")
         await pilot.press("u")
         view = service.get_definition("Marketplace BMEcat")
-        assert app.clipboard == f"{BASE_URL}/api/v1/exports/{view.export_id}/download?token={view.share_token}"
+        assert (
+            app.clipboard
+            == f"{BASE_URL}/api/v1/exports/{view.export_id}/download?token={view.share_token}"
+        )
         assert any(app.clipboard in n for n in notifications(app))
 
 
@@ -124,7 +131,9 @@ async def test_invalid_definition_shows_reasons_and_refuses_download():
         assert any("No product selection is assigned" in n for n in notifications(app))
         await pilot.press("enter")
         await settle(pilot)
-        assert "No product selection is assigned" in rendered(app.screen.exports.editor.info_table())
+        assert "No product selection is assigned" in rendered(
+            app.screen.exports.editor.info_table()
+        )
 
 
 @sync
@@ -136,11 +145,19 @@ async def test_delete_asks_first():
         await pilot.press("delete")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
-        assert ExportDefinition.select().where(ExportDefinition.name == "Price and stock update").exists()
+        assert (
+            ExportDefinition.select()
+            .where(ExportDefinition.name == "Price and stock update")
+            .exists()
+        )
         await pilot.press("delete")
         await pilot.press("y")
         await settle(pilot)
-        assert not ExportDefinition.select().where(ExportDefinition.name == "Price and stock update").exists()
+        assert (
+            not ExportDefinition.select()
+            .where(ExportDefinition.name == "Price and stock update")
+            .exists()
+        )
         assert "Price and stock update" not in names(app)
 
 
@@ -229,3 +246,18 @@ async def test_help_and_palette_list_the_actions():
         provider = ExportCommands(app.screen)
         titles = [hit.text async for hit in provider.search("download")]
         assert "Download export" in titles
+
+
+@sync
+async def test_quit_with_unsaved_changes_asks():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("x")  # typed into the focused name field
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.is_running
+        assert app.screen.exports.editor.dirty

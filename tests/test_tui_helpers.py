@@ -47,11 +47,30 @@ def build_tui_db(path, monkeypatch) -> None:
     tiny_catalog.build()
     partners = service.create_selection(Criteria(suppliers="partners", only_in_stock=True))
     everything = service.create_selection(Criteria(suppliers="all"), name="Whole catalog")
-    service.create_selection(Criteria(suppliers="all", manufacturer_ids=[1], search="ThinkPad"), name="Lenovo [Büro] notebooks")
-    service.create_definition("Shop feed", selection_id=partners.id, profile="standard", output="csv")
-    service.create_definition("Price and stock update", selection_id=partners.id, profile="standardUpdate", output="json")
-    service.create_definition("Marketplace BMEcat", selection_id=everything.id, profile="bmecat12", output="xml", language="en")
-    service.create_definition("Developer dump [all]", selection_id=everything.id, profile="developer", output="json", product_limit=5)
+    service.create_selection(
+        Criteria(suppliers="all", manufacturer_ids=[1], search="ThinkPad"),
+        name="Lenovo [Büro] notebooks",
+    )
+    service.create_definition(
+        "Shop feed", selection_id=partners.id, profile="standard", output="csv"
+    )
+    service.create_definition(
+        "Price and stock update", selection_id=partners.id, profile="standardUpdate", output="json"
+    )
+    service.create_definition(
+        "Marketplace BMEcat",
+        selection_id=everything.id,
+        profile="bmecat12",
+        output="xml",
+        language="en",
+    )
+    service.create_definition(
+        "Developer dump [all]",
+        selection_id=everything.id,
+        profile="developer",
+        output="json",
+        product_limit=5,
+    )
     service.create_definition("Draft without selection", profile="standard", output="xml")
     for i, row in enumerate(ExportDefinition.select().order_by(ExportDefinition.id)):
         row.created = row.updated = CREATED + timedelta(days=i)
@@ -65,13 +84,27 @@ def build_tui_db(path, monkeypatch) -> None:
     ):
         started = CREATED + timedelta(days=10 + i, hours=2)
         Run.create(
-            log_id=f"LOG{i + 1:07d}", export_id=export_id, export_name=name, trigger="cli",
-            status=status, started=started, finished=started + timedelta(seconds=42),
-            heartbeat=started, api_version="", profile="standard", output="csv",
-            file_format="standard CSV (ZIP)", product_count=count, omitted_count=15 if status == "warning" else 0,
-            size=12_345 * (i + 1), sha256="ab" * 32, artifact_path=f"/srv/exports/run{i + 1}.zip",
+            log_id=f"LOG{i + 1:07d}",
+            export_id=export_id,
+            export_name=name,
+            trigger="cli",
+            status=status,
+            started=started,
+            finished=started + timedelta(seconds=42),
+            heartbeat=started,
+            api_version="",
+            profile="standard",
+            output="csv",
+            file_format="standard CSV (ZIP)",
+            product_count=count,
+            omitted_count=15 if status == "warning" else 0,
+            size=12_345 * (i + 1),
+            sha256="ab" * 32,
+            artifact_path=f"/srv/exports/run{i + 1}.zip",
             artifact_kept=True,
-            messages=json.dumps([f"{count} products written.", *(["15 of 20 products were left out."] if i else [])]),
+            messages=json.dumps(
+                [f"{count} products written.", *(["15 of 20 products were left out."] if i else [])]
+            ),
             supplier_shares=json.dumps({"Alpha Distribution": count - 2, "Gamma Großhandel": 2}),
         )
 

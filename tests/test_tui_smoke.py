@@ -37,16 +37,36 @@ def wait_for(session: str, predicate, timeout: float = 20.0) -> str:
 @pytest.mark.slow
 def test_tuiexport_in_tmux_downloads(tmp_path, isolated_home):
     env = env_for_subprocess(isolated_home)
-    subprocess.run([TUIEXPORT, "catalog", "demo", "--products", "3000"], env=env, check=True, capture_output=True)
-    session = f"tuiexport-smoke-{tmp_path.name}"
-    env_args = [arg for key in ("TUIEXPORT_HOME", "TZ", "PATH") for arg in ("-e", f"{key}={env[key]}")]
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", *env_args,
-         f"{TUIEXPORT} --no-server; sleep 5"],
+        [TUIEXPORT, "catalog", "demo", "--products", "3000"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    session = f"tuiexport-smoke-{tmp_path.name}"
+    env_args = [
+        arg for key in ("TUIEXPORT_HOME", "TZ", "PATH") for arg in ("-e", f"{key}={env[key]}")
+    ]
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            *env_args,
+            f"{TUIEXPORT} --no-server; sleep 5",
+        ],
         check=True,
     )
     try:
-        screen = wait_for(session, lambda s: "Exports (" in s and "History (" in s and "Shop feed" in s)
+        screen = wait_for(
+            session, lambda s: "Exports (" in s and "History (" in s and "Shop feed" in s
+        )
         assert "Developer dump" in screen and "History (0)" in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "Home", "d"], check=True)
         screen = wait_for(session, lambda s: "History (1)" in s and "success" in s)
@@ -55,4 +75,4 @@ def test_tuiexport_in_tmux_downloads(tmp_path, isolated_home):
         subprocess.run(["tmux", "send-keys", "-t", session, "C-q"], check=True)
         wait_for(session, lambda s: "Exports (" not in s, timeout=10)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)

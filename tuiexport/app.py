@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from tuiexport import service
 from tuiexport.screens.palette import ExportCommands
@@ -15,12 +17,14 @@ class ExportApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tuiexport"
     COMMANDS = App.COMMANDS | {ExportCommands}
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("f10", "command_palette", "Commands", id="palette", show=False),
     ]
 
-    def __init__(self, *, server_url: str = "", server_note: str = "", db_target: str | None = None) -> None:
+    def __init__(
+        self, *, server_url: str = "", server_note: str = "", db_target: str | None = None
+    ) -> None:
         super().__init__()
         self.server_url = server_url
         self.server_note = server_note
@@ -33,7 +37,27 @@ class ExportApp(App[int]):
         # Pushed, not returned by get_default_screen: only pushed screens load their CSS_PATH.
         self.push_screen(MainScreen())
         if not self.server_url and self.server_note:
-            self.notify(f"The share server is off{self.server_note}.", severity="warning", markup=False)
+            self.notify(
+                f"The share server is off{self.server_note}.", severity="warning", markup=False
+            )
+
+    async def action_quit(self) -> None:
+        """Quit; with unsaved edits (an open export or a selection tab) ask first."""
+        from tuiexport.screens.dialogs import ConfirmScreen
+        from tuiexport.screens.main import MainScreen
+
+        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        unsaved = main.unsaved() if main is not None else []
+        if not unsaved:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        question = "Quit without saving " + ", ".join(unsaved) + "?"
+        self.push_screen(ConfirmScreen(question, yes="Quit"), answer)
 
     def action_help(self) -> None:
         from tuiexport.screens.help import HelpScreen

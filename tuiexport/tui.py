@@ -38,11 +38,11 @@ def run_tui(args: argparse.Namespace) -> int:
     service.mark_interrupted()
     handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
     from tuiexport.app import ExportApp
-
     from tuiexport.db import resolve_target
 
     app = ExportApp(
-        server_url=handle.base_url if handle else "", server_note=note,
+        server_url=handle.base_url if handle else "",
+        server_note=note,
         db_target=resolve_target(getattr(args, "db", None)),
     )
     sys.setswitchinterval(SWITCH_INTERVAL)

@@ -8,13 +8,17 @@ from tuiexport.models import Manufacturer, ProductType, Supplier
 def list_suppliers() -> list[tuple[int, str, bool]]:
     """``(id, name, partner)`` of every supplier, by name."""
     return list(
-        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.name).tuples()
+        Supplier.select(Supplier.id, Supplier.name, Supplier.partner)
+        .order_by(Supplier.name)
+        .tuples()
     )
 
 
 def list_manufacturers() -> list[tuple[int, str]]:
     """``(id, name)`` of every manufacturer, by name."""
-    return list(Manufacturer.select(Manufacturer.id, Manufacturer.name).order_by(Manufacturer.name).tuples())
+    return list(
+        Manufacturer.select(Manufacturer.id, Manufacturer.name).order_by(Manufacturer.name).tuples()
+    )
 
 
 def list_product_types() -> list[tuple[int, str, str]]:

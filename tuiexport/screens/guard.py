@@ -36,7 +36,7 @@ def guarded(method):
         async def async_wrapper(self, *args, **kwargs):
             try:
                 return await method(self, *args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the one place every error ends up
                 report(self.app, exc)
 
         return async_wrapper
@@ -45,7 +45,7 @@ def guarded(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the one place every error ends up
             report(self.app, exc)
 
     return wrapper
@@ -61,7 +61,7 @@ def background(group: str, *, exclusive: bool = True):
         def run(self, *args, **kwargs):
             try:
                 return method(self, *args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the one place every error ends up
                 try:
                     self.app.call_from_thread(report, self.app, exc)
                 except RuntimeError:  # the app is closing

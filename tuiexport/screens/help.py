@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -12,8 +14,12 @@ from textual.widgets import Static
 
 def _keys(binding: Binding) -> str:
     names = {
-        "question_mark": "?", "slash": "/", "right_square_bracket": "]", "left_square_bracket": "[",
-        "space": "space", "delete": "del",
+        "question_mark": "?",
+        "slash": "/",
+        "right_square_bracket": "]",
+        "left_square_bracket": "[",
+        "space": "space",
+        "delete": "del",
     }
     return " ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
@@ -38,22 +44,39 @@ def key_table() -> Table:
             table.add_row(keys, text)
         table.add_row("", "")
 
-    section("Everywhere", [*BINDINGS, *ExportApp.BINDINGS], [("ctrl+p", "Command palette"), ("tab", "Exports ⇄ history pane")])
+    section(
+        "Everywhere",
+        [*BINDINGS, *ExportApp.BINDINGS],
+        [("ctrl+p", "Command palette"), ("tab", "Exports ⇄ history pane")],
+    )
     section(
         "Exports list",
         [b for b in DefinitionRows.BINDINGS if b.description in ("Open/close",)],
         [("↑ ↓ pgup pgdn home end", "Move"), ("other letters", "Start the filter")],
     )
-    section("Expanded export", [], [("tab / shift+tab", "Next / previous field"), ("esc", "Close (asks about unsaved changes)")])
+    section(
+        "Expanded export",
+        [],
+        [
+            ("tab / shift+tab", "Next / previous field"),
+            ("esc", "Close (asks about unsaved changes)"),
+        ],
+    )
     section("History", [b for b in HistoryTable.BINDINGS if b.key == "enter"])
     section("Run details", RunDetailsScreen.BINDINGS)
-    section("Selection tab", [], [("space", "Tick a list entry"), ("ctrl+s f2", "Save"), ("ctrl+w f12", "Close")])
+    section(
+        "Selection tab",
+        [],
+        [("space", "Tick a list entry"), ("ctrl+s f2", "Save"), ("ctrl+w f12", "Close")],
+    )
     return table
 
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help.tcss"
-    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close")
+    ]
 
     def compose(self):
         with VerticalScroll(id="help-box") as box:

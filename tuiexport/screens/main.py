@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual import on
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from tuiexport import config, service
+from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
@@ -27,8 +29,19 @@ BOUND_CHARACTERS = set("nduetoq/?[] ")
 
 #: Actions that only make sense on the Exports tab.
 EXPORT_ACTIONS = {
-    "new_definition", "download", "share", "rotate", "delete", "cycle_sort", "filter",
-    "edit_selection", "new_selection", "remove_selection", "discard", "toggle", "focus_history",
+    "new_definition",
+    "download",
+    "share",
+    "rotate",
+    "delete",
+    "cycle_sort",
+    "filter",
+    "edit_selection",
+    "new_selection",
+    "remove_selection",
+    "discard",
+    "toggle",
+    "focus_history",
     "focus_definitions",
 }
 
@@ -44,8 +57,12 @@ BINDINGS = [
     Binding("o,f9", "cycle_sort", "Sort", id="sort"),
     Binding("slash", "filter", "Filter", id="filter"),
     Binding("ctrl+w,f12", "close_tab", "Close tab", id="close_tab"),
-    Binding("right_square_bracket,ctrl+pagedown", "next_tab", "Next tab", id="next_tab", show=False),
-    Binding("left_square_bracket,ctrl+pageup", "previous_tab", "Prev tab", id="previous_tab", show=False),
+    Binding(
+        "right_square_bracket,ctrl+pagedown", "next_tab", "Next tab", id="next_tab", show=False
+    ),
+    Binding(
+        "left_square_bracket,ctrl+pageup", "previous_tab", "Prev tab", id="previous_tab", show=False
+    ),
     Binding("question_mark,f1", "app.help", "Help", id="help"),
     Binding("q", "app.quit", "Quit", id="quit_q", show=False),
     Binding("escape", "escape", "Close", id="escape", show=False),
@@ -54,17 +71,16 @@ BINDINGS = [
 
 
 class MainScreen(SelectionTabsMixin, Screen):
-    CSS_PATH = ["main.tcss", "editor.tcss", "selection.tcss"]
-    BINDINGS = BINDINGS
+    CSS_PATH: ClassVar[list[str]] = ["main.tcss", "editor.tcss", "selection.tcss"]
+    BINDINGS: ClassVar[list[BindingType]] = BINDINGS
 
     def __init__(self) -> None:
         super().__init__()
         self.exports = ExportsPane(id="exports")
 
     def compose(self):
-        with TabbedContent(id="tabs"):
-            with TabPane("Exports", id=EXPORTS_TAB):
-                yield self.exports
+        with TabbedContent(id="tabs"), TabPane("Exports", id=EXPORTS_TAB):
+            yield self.exports
         yield DownloadBar(id="download")
         yield Static("", id="status")
         yield KeyBar()
@@ -98,6 +114,15 @@ class MainScreen(SelectionTabsMixin, Screen):
         focused = self.focused
         return focused is not None and self.exports.editor in focused.ancestors_with_self
 
+    def unsaved(self) -> list[str]:
+        """What would be lost by quitting now."""
+        names = []
+        editor = self.exports.editor
+        if self.exports.definitions.expanded is not None and editor.dirty:
+            names.append(f"the export '{editor.view.name}'")
+        names.extend(f"'{e.title.rstrip(' *')}'" for e in self.selection_editors() if e.dirty)
+        return names
+
     def share_url(self, view: DefinitionView) -> str:
         return service.share_url(view.export_id, base_url=self.app.server_url or None)
 
@@ -121,10 +146,18 @@ class MainScreen(SelectionTabsMixin, Screen):
             products = getattr(stats, "products", None)
             if products is None and isinstance(stats, dict):
                 products = stats.get("products")
-            catalog = f"catalog: {products:,} products" if isinstance(products, int) else "catalog: ?"
-        server = f"share: {self.app.server_url}" if self.app.server_url else f"share server off{self.app.server_note}"
+            catalog = (
+                f"catalog: {products:,} products" if isinstance(products, int) else "catalog: ?"
+            )
+        server = (
+            f"share: {self.app.server_url}"
+            if self.app.server_url
+            else f"share server off{self.app.server_note}"
+        )
         line = f"{server} · {catalog} · db: {service.database_location()}"
-        self.app.call_from_thread(self.query_one("#status", Static).update, Text(line, no_wrap=True, overflow="ellipsis"))
+        self.app.call_from_thread(
+            self.query_one("#status", Static).update, Text(line, no_wrap=True, overflow="ellipsis")
+        )
 
     # --- the definition list ---------------------------------------------------------------
 
@@ -185,7 +218,9 @@ class MainScreen(SelectionTabsMixin, Screen):
         editor.load(view, service.list_selections(), self.share_url(view))
         self.exports.definitions.replace_view(view)
         self.exports.reload(cursor_id=view.export_id)
-        self.notify(f"Saved '{view.name}'." + ("" if view.valid else " It is still invalid."), markup=False)
+        self.notify(
+            f"Saved '{view.name}'." + ("" if view.valid else " It is still invalid."), markup=False
+        )
         return True
 
     def action_escape(self) -> None:
@@ -211,12 +246,16 @@ class MainScreen(SelectionTabsMixin, Screen):
 
     def on_key(self, event) -> None:
         # Type to filter: a printable key without a binding, typed on the list, starts the filter.
-        if isinstance(self.focused, DefinitionRows) and event.is_printable and event.character:
-            if event.character not in BOUND_CHARACTERS:
-                filter_input = self.query_one("#filter", Input)
-                filter_input.focus()
-                filter_input.insert_text_at_cursor(event.character)
-                event.stop()
+        if (
+            isinstance(self.focused, DefinitionRows)
+            and event.is_printable
+            and event.character
+            and event.character not in BOUND_CHARACTERS
+        ):
+            filter_input = self.query_one("#filter", Input)
+            filter_input.focus()
+            filter_input.insert_text_at_cursor(event.character)
+            event.stop()
 
     # --- definition actions ----------------------------------------------------------------
 
@@ -225,7 +264,9 @@ class MainScreen(SelectionTabsMixin, Screen):
         def create() -> None:
             view = service.create_definition("New export")
             self.query_one("#filter", Input).value = ""
-            self.exports.reload(cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id))
+            self.exports.reload(
+                cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id)
+            )
 
         self.close_editor(then=create)
 
@@ -256,7 +297,11 @@ class MainScreen(SelectionTabsMixin, Screen):
         view = self.current()
         if view is None:
             return
-        if self.exports.editor.view is not None and view.export_id == self.exports.editor.view.export_id and self.exports.editor.dirty:
+        if (
+            self.exports.editor.view is not None
+            and view.export_id == self.exports.editor.view.export_id
+            and self.exports.editor.dirty
+        ):
             raise UserError("Save or discard your changes first (ctrl+s / ctrl+r).")
         if not view.valid:
             raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
@@ -274,13 +319,21 @@ class MainScreen(SelectionTabsMixin, Screen):
             self.notify(
                 f"{run.product_count:,} products saved to {run.artifact_path}"
                 + (f"\n{run.messages[-1]}" if run.status == "warning" and run.messages else ""),
-                title=f"Download {run.status}", severity="warning" if run.status == "warning" else "information",
-                markup=False, timeout=10,
+                title=f"Download {run.status}",
+                severity="warning" if run.status == "warning" else "information",
+                markup=False,
+                timeout=10,
             )
         elif run.status == "cancelled":
             self.notify(f"Download of '{run.export_name}' cancelled.", markup=False)
         else:
-            self.notify(" ".join(run.messages) or "The download failed.", title="Download failed", severity="error", markup=False, timeout=10)
+            self.notify(
+                " ".join(run.messages) or "The download failed.",
+                title="Download failed",
+                severity="error",
+                markup=False,
+                timeout=10,
+            )
 
     @guarded
     def action_share(self) -> None:
@@ -305,7 +358,10 @@ class MainScreen(SelectionTabsMixin, Screen):
                 self.notify("New share token: the old URL no longer works.", markup=False)
 
         self.app.push_screen(
-            ConfirmScreen(f"Give '{view.name}' a new share token? The current share URL stops working at once.", yes="New token"),
+            ConfirmScreen(
+                f"Give '{view.name}' a new share token? The current share URL stops working at once.",
+                yes="New token",
+            ),
             lambda yes: done(self, yes),
         )
 
@@ -318,14 +374,18 @@ class MainScreen(SelectionTabsMixin, Screen):
         def done(self, yes: bool | None) -> None:
             if yes:
                 name = service.delete_definition(view.export_id)
-                if self.exports.definitions.expanded_view and self.exports.definitions.expanded_view.export_id == view.export_id:
+                if (
+                    self.exports.definitions.expanded_view
+                    and self.exports.definitions.expanded_view.export_id == view.export_id
+                ):
                     self.exports.definitions.collapse()
                 self.exports.reload()
                 self.exports.definitions.focus()
                 self.notify(f"Deleted '{name}'. Its history stays.", markup=False)
 
         self.app.push_screen(
-            ConfirmScreen(f"Delete the export '{view.name}'? Its history rows stay."), lambda yes: done(self, yes)
+            ConfirmScreen(f"Delete the export '{view.name}'? Its history rows stay."),
+            lambda yes: done(self, yes),
         )
 
     def _refresh_after_change(self, view: DefinitionView) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -28,10 +30,22 @@ def details(run: RunView) -> Table:
         ("Duration", Text(fmt.duration(run.duration) or "—")),
         ("API", Text(run.api_version or "—")),
         ("Format", Text(f"{run.file_format}  ({run.profile}/{run.output})")),
-        ("Products", Text(f"{run.product_count:,}" + (f"  ({run.omitted_count:,} left out)" if run.omitted_count else ""))),
+        (
+            "Products",
+            Text(
+                f"{run.product_count:,}"
+                + (f"  ({run.omitted_count:,} left out)" if run.omitted_count else "")
+            ),
+        ),
         ("Size", Text(fmt.size(run.size) or "—")),
         ("SHA-256", Text(run.sha256 or "—")),
-        ("File", Text((run.artifact_path or "—") + ("" if run.artifact_kept or not run.artifact_path else "  (removed)"))),
+        (
+            "File",
+            Text(
+                (run.artifact_path or "—")
+                + ("" if run.artifact_kept or not run.artifact_path else "  (removed)")
+            ),
+        ),
     ]
     for label, value in rows:
         table.add_row(label, value)
@@ -47,7 +61,7 @@ def details(run: RunView) -> Table:
 
 class RunDetailsScreen(ModalScreen[None]):
     CSS_PATH = "run_details.tcss"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "Close", id="run.close"),
         Binding("l", "copy('log')", "Copy log ID", id="run.copy_log"),
         Binding("p", "copy('path')", "Copy file path", id="run.copy_path"),

@@ -6,7 +6,8 @@ from itertools import count
 
 from rich.text import Text
 from textual.content import Content
-from textual.widgets import TabbedContent, TabPane
+from textual.css.query import NoMatches
+from textual.widgets import TabbedContent, TabPane, Tabs
 
 from tuiexport import config, service
 from tuiexport.errors import UserError
@@ -31,7 +32,9 @@ class SelectionTabsMixin:
         pane = tabs.get_pane(tabs.active)
         return pane.query_one(SelectionEditor)
 
-    async def open_selection_tab(self, selection: SelectionView | None, *, for_export: str | None = None) -> None:
+    async def open_selection_tab(
+        self, selection: SelectionView | None, *, for_export: str | None = None
+    ) -> None:
         if selection is not None:
             for editor in self.selection_editors():
                 if editor.selection is not None and editor.selection.id == selection.id:
@@ -57,7 +60,11 @@ class SelectionTabsMixin:
         view = self.current()
         if view is None:
             return
-        if editor.view is not None and editor.view.export_id == view.export_id and self.exports.definitions.expanded is not None:
+        if (
+            editor.view is not None
+            and editor.view.export_id == view.export_id
+            and self.exports.definitions.expanded is not None
+        ):
             selection_id = editor.selection_id
         else:
             selection_id = view.selection_id
@@ -110,7 +117,7 @@ class SelectionTabsMixin:
         if pane is not None and pane.id:
             try:
                 self.tabs.get_tab(pane.id).label = Content(message.editor.title)
-            except Exception:  # the tab is being removed
+            except (NoMatches, Tabs.TabError):  # the tab is being removed
                 pass
 
     def action_close_tab(self) -> None:

@@ -17,15 +17,17 @@ class FilterableChecklist(Vertical):
     """
 
     class Changed(Message):
-        def __init__(self, checklist: "FilterableChecklist") -> None:
+        def __init__(self, checklist: FilterableChecklist) -> None:
             super().__init__()
             self.checklist = checklist
 
         @property
-        def control(self) -> "FilterableChecklist":
+        def control(self) -> FilterableChecklist:
             return self.checklist
 
-    def __init__(self, noun: str, items: list[tuple[int, str]], selected: list[int], **kwargs) -> None:
+    def __init__(
+        self, noun: str, items: list[tuple[int, str]], selected: list[int], **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.noun = noun
         self.items = items
@@ -77,4 +79,3 @@ class FilterableChecklist(Vertical):
         self.selected = (self.selected - set(self._visible)) | checked
         self._update_title()
         self.post_message(self.Changed(self))
-

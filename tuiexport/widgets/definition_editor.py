@@ -61,10 +61,17 @@ class DefinitionEditor(Vertical):
         with Horizontal(classes="field"):
             yield Label("Format", classes="label")
             # One list of the pairs that exist: a profile/output that does not cannot be chosen.
-            yield Select(self._format_options(None), id="ed-format", compact=True, allow_blank=False)
+            yield Select(
+                self._format_options(None), id="ed-format", compact=True, allow_blank=False
+            )
         with Horizontal(classes="field"):
             yield Label("Language", classes="label")
-            yield Select([(lang, lang) for lang in service.LANGUAGES], id="ed-language", compact=True, allow_blank=False)
+            yield Select(
+                [(lang, lang) for lang in service.LANGUAGES],
+                id="ed-language",
+                compact=True,
+                allow_blank=False,
+            )
             yield Checkbox("Long texts", id="ed-long", compact=True)
         with Horizontal(classes="field"):
             yield Label("Limit", classes="label")
@@ -72,9 +79,13 @@ class DefinitionEditor(Vertical):
             yield Static("", id="ed-count")
         yield Static("", id="ed-info")
         with Horizontal(classes="buttons"):
-            yield Button("Save", id="ed-save", compact=True, variant="primary", action="screen.save")
+            yield Button(
+                "Save", id="ed-save", compact=True, variant="primary", action="screen.save"
+            )
             yield Button("Discard", id="ed-discard", compact=True, action="screen.discard")
-            yield Button("Delete", id="ed-delete", compact=True, variant="error", action="screen.delete")
+            yield Button(
+                "Delete", id="ed-delete", compact=True, variant="error", action="screen.delete"
+            )
         with Horizontal(classes="buttons"):
             yield Button("Download", id="ed-download", compact=True, action="screen.download")
             yield Button("Share", id="ed-share", compact=True, action="screen.share")
@@ -97,7 +108,9 @@ class DefinitionEditor(Vertical):
         self._set_format(view.profile, view.output)
         self.query_one("#ed-language", Select).value = view.language
         self.query_one("#ed-long", Checkbox).value = view.long_descriptions
-        self.query_one("#ed-limit", Input).value = str(view.product_limit) if view.product_limit else ""
+        self.query_one("#ed-limit", Input).value = (
+            str(view.product_limit) if view.product_limit else ""
+        )
         self.query_one("#ed-name-error").display = False
         self._show_selection()
         self._show_meta()
@@ -114,7 +127,9 @@ class DefinitionEditor(Vertical):
 
     def refresh_choices(self) -> None:
         self._loading = True
-        self.query_one("#ed-sel-choose", Select).set_options([(Text(s.name), s.id) for s in self.selections])
+        self.query_one("#ed-sel-choose", Select).set_options(
+            [(Text(s.name), s.id) for s in self.selections]
+        )
         self.call_after_refresh(self._done_loading)
 
     def _done_loading(self) -> None:
@@ -135,8 +150,11 @@ class DefinitionEditor(Vertical):
     def _show_selection(self) -> None:
         assigned = self.selection_id is not None
         for widget_id, show in (
-            ("#ed-sel-choose", not assigned), ("#ed-sel-new", not assigned),
-            ("#ed-sel-name", assigned), ("#ed-sel-edit", assigned), ("#ed-sel-remove", assigned),
+            ("#ed-sel-choose", not assigned),
+            ("#ed-sel-new", not assigned),
+            ("#ed-sel-name", assigned),
+            ("#ed-sel-edit", assigned),
+            ("#ed-sel-remove", assigned),
         ):
             self.query_one(widget_id).display = show
         self.query_one("#ed-sel-name", Static).update(Text(self.selection_name or ""))
@@ -174,10 +192,16 @@ class DefinitionEditor(Vertical):
         info.add_column(width=9, style="dim", no_wrap=True)
         info.add_column(overflow="fold")
         info.add_row("Export ID", Text(view.export_id))
-        info.add_row("Producer", Text.assemble(view.producer, (f" · created {fmt.when(view.created)}", "dim")))
+        info.add_row(
+            "Producer",
+            Text.assemble(view.producer, (f" · created {fmt.when(view.created)}", "dim")),
+        )
         info.add_row("Share URL", Text(self.share_url))
         if view.reasons:
-            info.add_row(Text("Invalid", style="bold red"), Text("\n".join(f"✗ {r}" for r in view.reasons), style="red"))
+            info.add_row(
+                Text("Invalid", style="bold red"),
+                Text("\n".join(f"✗ {r}" for r in view.reasons), style="red"),
+            )
         return info
 
     # --- editing ---------------------------------------------------------------------------
@@ -212,7 +236,9 @@ class DefinitionEditor(Vertical):
         except ValueError:
             if quiet:
                 return None
-            raise UserError("The product limit must be a whole number (or empty for the contract limit).") from None
+            raise UserError(
+                "The product limit must be a whole number (or empty for the contract limit)."
+            ) from None
 
     def changes(self) -> dict:
         """What differs from the stored definition (raises UserError for values that cannot be)."""

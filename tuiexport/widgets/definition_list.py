@@ -7,9 +7,11 @@ the lines on screen, so 500 definitions cost what 20 cost.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from textual.message import Message
@@ -28,6 +30,10 @@ def _cell(text: str, width: int, *, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+#: From this terminal width on, the editor has room enough without narrowing the history.
+WIDE = 120
+
+
 class DefinitionRows(Widget, can_focus=True):
     """Draws ``views[start:end]`` of its :class:`DefinitionList`, one line each.
 
@@ -35,7 +41,7 @@ class DefinitionRows(Widget, can_focus=True):
     descendants, and the list contains the editor with its dozens of fields.
     """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,space", "screen.toggle", "Open/close", id="toggle"),
         Binding("tab", "screen.focus_history", "History pane", show=False),
         Binding("up", "cursor(-1)", "Up", show=False),
@@ -46,7 +52,7 @@ class DefinitionRows(Widget, can_focus=True):
         Binding("end", "cursor_to(-1)", "Last", show=False),
     ]
 
-    COMPONENT_CLASSES = {
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
         "definition-rows--cursor",
         "definition-rows--invalid",
         "definition-rows--dim",
@@ -60,7 +66,7 @@ class DefinitionRows(Widget, can_focus=True):
     DefinitionRows > .definition-rows--expanded { background: $boost; text-style: bold; }
     """
 
-    def __init__(self, owner: "DefinitionList", **kwargs) -> None:
+    def __init__(self, owner: DefinitionList, **kwargs) -> None:
         super().__init__(**kwargs)
         self.owner = owner
         self.start = 0
@@ -117,7 +123,10 @@ class DefinitionRows(Widget, can_focus=True):
             Segment(f"{mark}", base),
             Segment("!" if not view.valid else " ", invalid if not view.valid else base),
             Segment(" " + _cell(view.name or "(no name)", name_w), base),
-            Segment(" " + _cell(fmt.short_format(view.profile, view.output), fmt_w), dim if view.valid else invalid),
+            Segment(
+                " " + _cell(fmt.short_format(view.profile, view.output), fmt_w),
+                dim if view.valid else invalid,
+            ),
             Segment(" " + _cell(count_text, count_w, right=True), base),
         ]
         if last_w:
@@ -127,7 +136,9 @@ class DefinitionRows(Widget, can_focus=True):
             else:
                 style = base + Style.parse(fmt.STATUS_STYLES.get(run.status, ""))
                 segments.append(Segment(" " + fmt.STATUS_MARKS.get(run.status, "?"), style))
-                segments.append(Segment(_cell(fmt.when(run.started, short=True), last_w - 2, right=True), dim))
+                segments.append(
+                    Segment(_cell(fmt.when(run.started, short=True), last_w - 2, right=True), dim)
+                )
         return Strip(segments).adjust_cell_length(width, base)
 
 
@@ -217,12 +228,13 @@ class DefinitionList(VerticalScroll, can_focus=False):
         self.call_after_refresh(self.scroll_to_cursor)
 
     def _mark_editing(self, editing: bool) -> None:
-        """Give the editor more room while a row is expanded.
+        """On narrow terminals, give the editor more room while a row is expanded.
 
-        Inline widths, not a CSS class on the pane: a class change restyles every descendant."""
+        Inline widths, not a CSS class on the pane: a class change restyles every descendant.
+        Wide terminals keep the layout, so expanding does not re-lay out the history."""
         pane = self.parent
         exports = pane.parent if pane is not None else None
-        if exports is None:
+        if exports is None or (editing and self.app.size.width >= WIDE):
             return
         for child in exports.children:
             if child is pane:
@@ -249,7 +261,11 @@ class DefinitionList(VerticalScroll, can_focus=False):
     def scroll_to_cursor(self, with_editor: bool = False) -> None:
         y = self._row_y(self.cursor)
         height = 1 + (self.editor.outer_size.height if with_editor else 0)
-        self.scroll_to_region(Region(0, y, 1, min(height, self.scrollable_content_region.height)), animate=False, immediate=True)
+        self.scroll_to_region(
+            Region(0, y, 1, min(height, self.scrollable_content_region.height)),
+            animate=False,
+            immediate=True,
+        )
 
     def move_cursor(self, index: int) -> None:
         if not self.views:
@@ -271,9 +287,11 @@ class DefinitionList(VerticalScroll, can_focus=False):
         return self.top.has_focus or self.bottom.has_focus
 
     def _rows_for_cursor(self) -> DefinitionRows:
-        return self.bottom if self.expanded is not None and self.cursor > self.expanded else self.top
+        return (
+            self.bottom if self.expanded is not None and self.cursor > self.expanded else self.top
+        )
 
-    def focus(self, scroll_visible: bool = True) -> "DefinitionList":
+    def focus(self, scroll_visible: bool = True) -> DefinitionList:
         """Focus the rows that hold the cursor (the list itself never takes focus)."""
         self._rows_for_cursor().focus(scroll_visible=False)
         return self

@@ -10,10 +10,10 @@ from textual.message import Message
 from textual.widgets import ProgressBar, Static
 from textual.worker import get_current_worker
 
-from tuiexport.screens.guard import background
 from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
+from tuiexport.screens.guard import background
 from tuiexport.widgets.run_process import ChildRun
 
 
@@ -63,7 +63,13 @@ class DownloadBar(Horizontal):
         self.cancel_event = threading.Event()
         self.export_name = export_name
         self.query_one(ProgressBar).update(total=None, progress=0)
-        self._label(Text(f" ↓ {export_name}: selecting products… (esc cancels)", no_wrap=True, overflow="ellipsis"))
+        self._label(
+            Text(
+                f" ↓ {export_name}: selecting products… (esc cancels)",
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+        )
         self.add_class("-running")
         self.worker = self._download(export_id, self.cancel_event)
         return True
@@ -112,7 +118,11 @@ class DownloadBar(Horizontal):
             return
         self.query_one(ProgressBar).update(total=max(message.total, 1), progress=message.done)
         self._label(
-            Text(f" ↓ {self.export_name} {message.done:,}/{message.total:,} (esc cancels)", no_wrap=True, overflow="ellipsis")
+            Text(
+                f" ↓ {self.export_name} {message.done:,}/{message.total:,} (esc cancels)",
+                no_wrap=True,
+                overflow="ellipsis",
+            )
         )
 
     def on_download_bar_finished(self, message: Finished) -> None:

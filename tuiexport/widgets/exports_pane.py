@@ -8,15 +8,20 @@ from textual.timer import Timer
 from textual.widgets import Input, Select
 from textual.worker import get_current_worker
 
-from tuiexport.screens.guard import background
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
+from tuiexport.screens.guard import background
 from tuiexport.widgets.definition_editor import DefinitionEditor
 from tuiexport.widgets.definition_list import DefinitionList
 from tuiexport.widgets.history_table import HistoryTable
 
-SORT_LABELS = {"name": "by name", "last_run": "by last run", "created": "by created", "format": "by format"}
+SORT_LABELS = {
+    "name": "by name",
+    "last_run": "by last run",
+    "created": "by created",
+    "format": "by format",
+}
 
 
 class ExportsPane(Horizontal):
@@ -88,7 +93,9 @@ class ExportsPane(Horizontal):
         then, self._then = self._then, None
         if then is not None:
             then()
-        wanted = {v.selection_id for v in message.views if v.selection_id is not None} - set(self.counts)
+        wanted = {v.selection_id for v in message.views if v.selection_id is not None} - set(
+            self.counts
+        )
         if wanted:
             self.count(wanted)
 

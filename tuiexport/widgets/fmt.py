@@ -5,7 +5,7 @@ Times are stored in UTC and shown in local time. Tests fix the zone (TZ=UTC) for
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rich.text import Text
 
@@ -26,13 +26,18 @@ STATUS_MARKS = {
     "interrupted": "✗",
 }
 
-SHORT_PROFILES = {"standard": "std", "standardUpdate": "upd", "developer": "dev", "bmecat12": "BMEcat"}
+SHORT_PROFILES = {
+    "standard": "std",
+    "standardUpdate": "upd",
+    "developer": "dev",
+    "bmecat12": "BMEcat",
+}
 
 
 def local(when: datetime | None) -> datetime | None:
     if when is None:
         return None
-    return when.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
+    return when.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
 
 
 def when(value: datetime | None, *, short: bool = False) -> str:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from tuiexport.screens.guard import background
 from tuiexport import service
 from tuiexport.management.views import RunView
+from tuiexport.screens.guard import background
 from tuiexport.widgets import fmt
 
 PAGE = 200
+POLL_SECONDS = 5.0
 COLUMNS = (
     ("status", "Status"),
     ("date", "Date"),
@@ -46,7 +49,7 @@ def cells(run: RunView) -> list:
 class HistoryTable(DataTable):
     """Every run; Enter opens its details (the screen decides how)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Details", id="history.details"),
         Binding("tab,shift+tab", "screen.focus_definitions", "Exports pane", show=False),
     ]
@@ -62,9 +65,34 @@ class HistoryTable(DataTable):
         self.runs: dict[str, RunView] = {}
         self._loading = False
 
+    class Polled(Message):
+        def __init__(self, newest: str | None, changed: list[RunView]) -> None:
+            super().__init__()
+            self.newest, self.changed = newest, changed
+
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+        # Runs started elsewhere (cron, the API, another TUI) appear without a key press.
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    def poll(self) -> None:
+        running = [log_id for log_id, run in self.runs.items() if run.status == "running"]
+        self._poll(running)
+
+    @background("history-poll")
+    def _poll(self, running: list[str]) -> None:
+        newest = service.list_history(limit=1)
+        changed = [run for run in map(service.get_run, running) if run.status != "running"]
+        self.post_message(self.Polled(newest[0].log_id if newest else None, changed))
+
+    def on_history_table_polled(self, message: Polled) -> None:
+        message.stop()
+        top = self.coordinate_to_cell_key((0, 0)).row_key.value if self.row_count else None
+        if message.newest != top:
+            self.reload()
+        for run in message.changed:
+            self.update_run(run)
 
     @property
     def current(self) -> RunView | None:

@@ -31,7 +31,9 @@ class KeyBar(Static):
             if not binding.show or binding.action in seen:
                 continue
             seen.add(binding.action)
-            text.append(f" {self.app.get_key_display(binding)} ", style=key_style if enabled else "dim")
+            text.append(
+                f" {self.app.get_key_display(binding)} ", style=key_style if enabled else "dim"
+            )
             text.append(f"{binding.description} ", style="" if enabled else "dim")
         if self.app.ENABLE_COMMAND_PALETTE:
             text.append(" ^p ", style=key_style)

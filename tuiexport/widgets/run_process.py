@@ -16,6 +16,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+#: Niceness of the child: the person at the keyboard wins when both want the CPU.
+NICE = 10
 #: Progress messages per second at most: the writer reports far more often than a screen needs.
 PROGRESS_HZ = 10
 
@@ -25,6 +27,11 @@ def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    # On a busy machine the screen goes first; the export only slows when the CPU is short.
+    try:
+        os.nice(NICE)
+    except (AttributeError, OSError):
+        pass
     from tuiexport import config, service
     from tuiexport.errors import UserError
 
@@ -35,7 +42,7 @@ def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
     except UserError as exc:
         conn.send(("error", str(exc)))
         return
-    except Exception as exc:  # the parent shows it as one sentence
+    except Exception as exc:  # noqa: BLE001 - the parent shows it as one sentence
         conn.send(("error", f"The download could not start: {type(exc).__name__}: {exc}."))
         return
     conn.send(("started", prepared.log_id, prepared.definition.name))
@@ -60,13 +67,15 @@ class ChildRun:
         # Textual replaces sys.stderr with an object whose fileno() is -1, which multiprocessing
         # (its resource tracker) passes on to the processes it starts: hand it the real one.
         saved = sys.stderr
-        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")
+        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")  # noqa: SIM115
         try:
             self._recv, send = context.Pipe(duplex=False)
             self.cancel_event = context.Event()
             self.process = context.Process(
-                target=_child, args=(db_target, export_id, folder, send, self.cancel_event),
-                name="tuiexport-download", daemon=True,
+                target=_child,
+                args=(db_target, export_id, folder, send, self.cancel_event),
+                name="tuiexport-download",
+                daemon=True,
             )
             self.process.start()
         finally:
@@ -102,4 +111,3 @@ class ChildRun:
     @property
     def exitcode(self) -> int | None:
         return self.process.exitcode
-

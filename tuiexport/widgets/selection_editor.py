@@ -16,10 +16,10 @@ from textual.timer import Timer
 from textual.widgets import Checkbox, DataTable, Input, Label, RadioButton, RadioSet, Static
 from textual.worker import get_current_worker
 
-from tuiexport.screens.guard import background
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import PreviewRow, SelectionView
+from tuiexport.screens.guard import background
 from tuiexport.widgets.checklist import FilterableChecklist
 
 SUPPLIER_MODES = ("partners", "all", "list")
@@ -51,23 +51,30 @@ class SelectionEditor(Vertical):
     """Edits one selection (``selection`` None: a new one, created on save)."""
 
     class Computed(Message):
-        def __init__(self, count: int, rows: list[PreviewRow], auto_name: str, reasons: list[str]) -> None:
+        def __init__(
+            self, count: int, rows: list[PreviewRow], auto_name: str, reasons: list[str]
+        ) -> None:
             super().__init__()
             self.count, self.rows, self.auto_name, self.reasons = count, rows, auto_name, reasons
 
     class Saved(Message):
-        def __init__(self, editor: "SelectionEditor", view: SelectionView, created: bool) -> None:
+        def __init__(self, editor: SelectionEditor, view: SelectionView, created: bool) -> None:
             super().__init__()
             self.editor, self.view, self.created = editor, view, created
 
     class TitleChanged(Message):
-        def __init__(self, editor: "SelectionEditor") -> None:
+        def __init__(self, editor: SelectionEditor) -> None:
             super().__init__()
             self.editor = editor
 
     def __init__(
-        self, selection: SelectionView | None, *, limit: int, for_export: str | None = None,
-        language: str = "de", **kwargs,
+        self,
+        selection: SelectionView | None,
+        *,
+        limit: int,
+        for_export: str | None = None,
+        language: str = "de",
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.selection = selection
@@ -92,23 +99,42 @@ class SelectionEditor(Vertical):
         suppliers = service.list_suppliers()
         with Horizontal(id="sel-head"):
             yield Label("Name", classes="label")
-            yield Input(self.original_name, id="sel-name", compact=True, max_length=120, placeholder="(generated from the rules)")
+            yield Input(
+                self.original_name,
+                id="sel-name",
+                compact=True,
+                max_length=120,
+                placeholder="(generated from the rules)",
+            )
         yield Static("", id="sel-count")
         yield Static("", id="sel-reasons", classes="error")
         with Horizontal(id="sel-body"):
             with VerticalScroll(id="sel-rules"):
                 yield Label("Suppliers", classes="section")
                 with RadioSet(id="sel-suppliers", compact=True):
-                    for mode, label in zip(SUPPLIER_MODES, ("my partners", "all suppliers", "chosen suppliers")):
+                    for mode, label in zip(
+                        SUPPLIER_MODES, ("my partners", "all suppliers", "chosen suppliers")
+                    ):
                         yield RadioButton(label, value=c.suppliers == mode, compact=True)
                 yield FilterableChecklist(
-                    "suppliers", [(i, f"{n}{' ★' if p else ''}") for i, n, p in suppliers], c.supplier_ids, id="sel-supplier-ids"
+                    "suppliers",
+                    [(i, f"{n}{' ★' if p else ''}") for i, n, p in suppliers],
+                    c.supplier_ids,
+                    id="sel-supplier-ids",
                 )
                 yield Label("Manufacturers", classes="section")
-                yield FilterableChecklist("manufacturers", service.list_manufacturers(), c.manufacturer_ids, id="sel-manufacturers")
+                yield FilterableChecklist(
+                    "manufacturers",
+                    service.list_manufacturers(),
+                    c.manufacturer_ids,
+                    id="sel-manufacturers",
+                )
                 yield Label("Product types", classes="section")
                 yield FilterableChecklist(
-                    "types", [(i, f"{n} ({code})") for i, n, code in service.list_product_types()], c.product_type_ids, id="sel-types"
+                    "types",
+                    [(i, f"{n} ({code})") for i, n, code in service.list_product_types()],
+                    c.product_type_ids,
+                    id="sel-types",
                 )
                 yield Label("Quality", classes="section")
                 for key, label in SWITCHES:
@@ -117,9 +143,24 @@ class SelectionEditor(Vertical):
                     ("search", "Search", c.search, "name, SKU or EAN words"),
                     ("include", "Include", " ".join(c.include), "only these puid/EAN/SKU"),
                     ("exclude", "Exclude", " ".join(c.exclude), "never these puid/EAN/SKU"),
-                    ("price_min", "Price from", "" if c.price_min is None else f"{c.price_min:g}", "net, e.g. 10"),
-                    ("price_max", "Price to", "" if c.price_max is None else f"{c.price_max:g}", "net, e.g. 999.99"),
-                    ("changed_since", "Changed since", f"{c.changed_since:%Y-%m-%d}" if c.changed_since else "", "YYYY-MM-DD"),
+                    (
+                        "price_min",
+                        "Price from",
+                        "" if c.price_min is None else f"{c.price_min:g}",
+                        "net, e.g. 10",
+                    ),
+                    (
+                        "price_max",
+                        "Price to",
+                        "" if c.price_max is None else f"{c.price_max:g}",
+                        "net, e.g. 999.99",
+                    ),
+                    (
+                        "changed_since",
+                        "Changed since",
+                        f"{c.changed_since:%Y-%m-%d}" if c.changed_since else "",
+                        "YYYY-MM-DD",
+                    ),
                 ):
                     with Horizontal(classes="field"):
                         yield Label(label, classes="label")
@@ -140,7 +181,10 @@ class SelectionEditor(Vertical):
     def criteria(self) -> service.Criteria:
         """The rules as shown (raises UserError for a value that is not a number or a date)."""
         mode = SUPPLIER_MODES[max(self.query_one("#sel-suppliers", RadioSet).pressed_index, 0)]
-        text = {key: self.query_one(f"#sel-{key}", Input).value for key in ("search", "include", "exclude", "price_min", "price_max", "changed_since")}
+        text = {
+            key: self.query_one(f"#sel-{key}", Input).value
+            for key in ("search", "include", "exclude", "price_min", "price_max", "changed_since")
+        }
         since = None
         if text["changed_since"].strip():
             try:
@@ -149,7 +193,9 @@ class SelectionEditor(Vertical):
                 raise UserError("'Changed since' must be a date like 2026-01-31.") from None
         return service.Criteria(
             suppliers=mode,
-            supplier_ids=self.query_one("#sel-supplier-ids", FilterableChecklist).values if mode == "list" else [],
+            supplier_ids=self.query_one("#sel-supplier-ids", FilterableChecklist).values
+            if mode == "list"
+            else [],
             manufacturer_ids=self.query_one("#sel-manufacturers", FilterableChecklist).values,
             product_type_ids=self.query_one("#sel-types", FilterableChecklist).values,
             search=text["search"].strip(),
@@ -250,7 +296,9 @@ class SelectionEditor(Vertical):
         table.clear()
         for row in message.rows:
             table.add_row(
-                str(row.puid), Text(row.name), Text(row.manufacturer or ""),
+                str(row.puid),
+                Text(row.name),
+                Text(row.manufacturer or ""),
                 Text("" if row.price is None else f"{row.price:,.2f}", justify="right"),
                 Text("" if row.stock is None else f"{row.stock:,}", justify="right"),
                 Text(row.ean or ""),
@@ -271,7 +319,9 @@ class SelectionEditor(Vertical):
         if created:
             view = service.create_selection(criteria, self.name_value or None)
         else:
-            view = service.update_selection(self.selection.id, criteria=criteria, name=self.name_value)
+            view = service.update_selection(
+                self.selection.id, criteria=criteria, name=self.name_value
+            )
         self.selection, self.original = view, view.criteria
         self.original_name = view.name if view.name_custom else ""
         self.auto_name = view.name
