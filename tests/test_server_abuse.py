@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -291,3 +292,40 @@ def test_http_1_0_clients(served):
     assert b" 200 " in head and b"chunked" not in head.lower()
     run = service.list_history(export_id=served.exports["standard-jsonl"].export_id)[0]
     assert body.count(b"\n") == 20 and len(body) == run.size
+
+
+def test_schemathesis_against_the_served_openapi_document(served):
+    """Optional: runs when the schemathesis CLI is installed (it is not a project dependency)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
+    if not Path(cli).exists():
+        pytest.skip("schemathesis is not installed")
+    done = subprocess.run(
+        [
+            cli,
+            "run",
+            served.url("/api/v1/openapi.json"),
+            "-H",
+            f"Authorization: Bearer {served.key}",
+            "--max-examples",
+            "25",
+            "--checks",
+            (
+                "not_a_server_error,status_code_conformance,"
+                "content_type_conformance,response_schema_conformance"
+            ),
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert not [line for line in served.log if '" 5' in line and '" 503 ' not in line]
+    healthy(served)

@@ -43,7 +43,14 @@ _FILE = {
             "description": "The history entry of this request.",
         },
     },
-    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    "content": {
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"description": "The export as one JSON document."}},
+        "application/jsonl": {
+            "schema": {"type": "string", "description": "One JSON object per line."}
+        },
+        "application/xml": {"schema": {"type": "string", "description": "XML or BMEcat 1.2."}},
+    },
 }
 _401 = _problem("No API key, or one that is unknown or revoked.")
 _404 = _problem("Unknown export or run, or a wrong share token (indistinguishable on purpose).")
