@@ -64,6 +64,12 @@ class Product(BaseModel):
     eclass = pw.CharField(null=True)
     created = pw.DateTimeField(default=utcnow)
     updated = pw.DateTimeField(default=utcnow, index=True)
+    # Offer summary, derived from supplier_item by schema.refresh_offer_summary(): bit s is set
+    # when supplier s (ids 0..62) has an offer / an offer in stock / an offer with a price. It lets
+    # selections count a million products by scanning one narrow index instead of probing offers.
+    offer_mask = pw.BigIntegerField(default=0)
+    stock_mask = pw.BigIntegerField(default=0)
+    price_mask = pw.BigIntegerField(default=0)
 
 
 class ProductText(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import peewee as pw
@@ -9,19 +10,107 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, Meta, Product
 
-SCHEMA_VERSION = 1
-
-#: Migrations: version reached -> function(db). A schema at version N runs every step above N.
-MIGRATIONS: dict[int, object] = {}
+SCHEMA_VERSION = 2
 
 SAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "data" / "sample-catalog.jsonl.gz"
+
+#: Suppliers with an id below this have a bit in the product's offer masks.
+MASK_BITS = 63
 
 # Indexes the selection queries and exporters rely on (beyond the ones the models declare).
 EXTRA_INDEXES = [
     "CREATE INDEX IF NOT EXISTS supplier_item_supplier_product ON supplier_item (supplier_id, product_id)",
+    "CREATE INDEX IF NOT EXISTS supplier_item_price ON supplier_item (price, product_id, supplier_id, stock)",
     "CREATE INDEX IF NOT EXISTS product_mfr_puid ON product (manufacturer_id, puid)",
     "CREATE INDEX IF NOT EXISTS product_type_puid ON product (product_type_id, puid)",
+    # Covers every product-level rule: counting scans this narrow index, not the wide table.
+    "CREATE INDEX IF NOT EXISTS product_filter ON product (offer_mask, stock_mask, price_mask, "
+    "qualification, condition, image_exportable, manufacturer_id, product_type_id, updated)",
 ]
+
+_BIT = "(CASE WHEN {row}.supplier_id < 63 THEN CAST(1 AS BIGINT) << {row}.supplier_id ELSE 0 END)"
+_SUMMARY = (
+    "SELECT CAST(COALESCE(SUM({bit}), 0) AS BIGINT), "
+    "CAST(COALESCE(SUM(CASE WHEN s.stock > 0 THEN {bit} ELSE 0 END), 0) AS BIGINT), "
+    "CAST(COALESCE(SUM(CASE WHEN s.price > 0 THEN {bit} ELSE 0 END), 0) AS BIGINT) "
+    "FROM supplier_item AS s WHERE s.product_id = product.puid"
+).format(bit=_BIT.format(row="s"))
+
+# Triggers keep the masks exact whoever writes supplier items (import, demo, SQL by hand): as a
+# product has at most one offer per supplier, clearing or setting that supplier's bit is exact.
+_SET = (
+    "UPDATE product SET offer_mask = offer_mask | {bit}, "
+    "stock_mask = stock_mask | (CASE WHEN NEW.stock > 0 THEN {bit} ELSE 0 END), "
+    "price_mask = price_mask | (CASE WHEN NEW.price > 0 THEN {bit} ELSE 0 END) "
+    "WHERE puid = NEW.product_id"
+).format(bit=_BIT.format(row="NEW"))
+_CLEAR = (
+    "UPDATE product SET offer_mask = offer_mask & ~{bit}, stock_mask = stock_mask & ~{bit}, "
+    "price_mask = price_mask & ~{bit} WHERE puid = OLD.product_id"
+).format(bit=_BIT.format(row="OLD"))
+SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS supplier_item_mask_ins AFTER INSERT ON supplier_item BEGIN {_SET}; END",
+    f"CREATE TRIGGER IF NOT EXISTS supplier_item_mask_del AFTER DELETE ON supplier_item BEGIN {_CLEAR}; END",
+    "CREATE TRIGGER IF NOT EXISTS supplier_item_mask_upd AFTER UPDATE OF product_id, supplier_id, stock, "
+    f"price ON supplier_item BEGIN {_CLEAR}; {_SET}; END",
+]
+POSTGRES_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION supplier_item_mask() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"IF TG_OP IN ('DELETE', 'UPDATE') THEN {_CLEAR}; END IF; "
+    f"IF TG_OP IN ('INSERT', 'UPDATE') THEN {_SET}; END IF; "
+    "RETURN NULL; END $$",
+    "DROP TRIGGER IF EXISTS supplier_item_mask ON supplier_item",
+    "CREATE TRIGGER supplier_item_mask AFTER INSERT OR UPDATE OR DELETE ON supplier_item "
+    "FOR EACH ROW EXECUTE FUNCTION supplier_item_mask()",
+]
+
+
+def refresh_offer_summary() -> None:
+    """Recompute every product's offer masks from its supplier items (the triggers keep them
+    current afterwards)."""
+    dbmod.database.execute_sql(f"UPDATE product SET (offer_mask, stock_mask, price_mask) = ({_SUMMARY})")
+
+
+@contextmanager
+def bulk_offer_load():
+    """For loading millions of offers at once (the demo generator): the mask triggers are
+    suspended and every product's masks are recomputed in one pass at the end, which is several
+    times faster than a trigger per offer. Writers in other processes meanwhile are covered by
+    that final pass as long as they finish before it."""
+    db = dbmod.database
+    if not dbmod.is_sqlite(db):
+        yield
+        return
+    for sql in SQLITE_TRIGGERS:
+        db.execute_sql("DROP TRIGGER IF EXISTS " + sql.split("EXISTS ", 1)[1].split(" ", 1)[0])
+    try:
+        yield
+    finally:
+        with db.atomic():
+            refresh_offer_summary()
+            _ensure_triggers(db)
+
+
+def _ensure_triggers(db: pw.Database) -> None:
+    if dbmod.is_sqlite(db):
+        for sql in SQLITE_TRIGGERS:
+            db.execute_sql(sql)
+    elif not db.execute_sql(
+        "SELECT 1 FROM pg_trigger WHERE tgname = 'supplier_item_mask'"
+    ).fetchone():
+        for sql in POSTGRES_TRIGGERS:
+            db.execute_sql(sql)
+
+
+def _migrate_2(db: pw.Database) -> None:
+    """Version 2: offer masks on products (see Product.offer_mask)."""
+    for column in ("offer_mask", "stock_mask", "price_mask"):
+        db.execute_sql(f"ALTER TABLE product ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0")
+    refresh_offer_summary()
+
+
+#: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
+MIGRATIONS = {2: _migrate_2}
 
 FTS_TABLE = "product_search"
 
@@ -40,27 +129,28 @@ def set_meta(key: str, value: str) -> None:
 def ensure_schema(db: pw.Database) -> None:
     """Create the schema on first use; migrate an older one; refuse a newer one."""
     with db.atomic():
+        fresh = Meta._meta.table_name not in db.get_tables()
         db.create_tables(ALL_MODELS, safe=True)
+        current = SCHEMA_VERSION if fresh else int(get_meta("schema_version", "0") or 0)
+        if current > SCHEMA_VERSION:
+            raise dbmod.DatabaseError(
+                f"The database has schema version {current}, newer than this tuiexport "
+                f"({SCHEMA_VERSION}); upgrade tuiexport."
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](db)
+        if fresh or current < SCHEMA_VERSION:
+            set_meta("schema_version", str(SCHEMA_VERSION))
+        if fresh:
+            set_meta("catalog_version", "0")
         for sql in EXTRA_INDEXES:
             db.execute_sql(sql)
+        _ensure_triggers(db)
         if dbmod.is_sqlite(db):
             db.execute_sql(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
                 "text, tokenize=\"unicode61 remove_diacritics 2\")"
             )
-        current = int(get_meta("schema_version", "0") or 0)
-        if current == 0:
-            set_meta("schema_version", str(SCHEMA_VERSION))
-            set_meta("catalog_version", "0")
-        elif current > SCHEMA_VERSION:
-            raise dbmod.DatabaseError(
-                f"The database has schema version {current}, newer than this tuiexport "
-                f"({SCHEMA_VERSION}); upgrade tuiexport."
-            )
-        else:
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[version](db)  # type: ignore[operator]
-                set_meta("schema_version", str(version))
 
 
 def catalog_version() -> int:

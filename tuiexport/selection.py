@@ -20,7 +20,7 @@ from tuiexport.models import (
     Supplier,
     SupplierItem,
 )
-from tuiexport.schema import FTS_TABLE
+from tuiexport.schema import FTS_TABLE, MASK_BITS
 
 
 class Criteria(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -149,21 +149,59 @@ def _search_expr(text: str) -> pw.Expression:
     return expr
 
 
-def offer_conditions(c: Criteria) -> list[pw.Expression]:
-    """Conditions an offer must meet to count for this selection (supplier, stock, price)."""
-    conds: list[pw.Expression] = []
+def selected_supplier_ids(c: Criteria) -> list[int] | None:
+    """The suppliers whose offers count (None: every supplier)."""
     if c.suppliers == "partners":
-        conds.append(SupplierItem.supplier.in_(Supplier.select(Supplier.id).where(Supplier.partner)))
-    elif c.suppliers == "list":
-        conds.append(SupplierItem.supplier.in_(c.supplier_ids))
+        return [i for (i,) in Supplier.select(Supplier.id).where(Supplier.partner).tuples()]
+    if c.suppliers == "list":
+        return list(c.supplier_ids)
+    return None
+
+
+def offer_conditions(c: Criteria) -> list[pw.Expression]:
+    """Conditions one offer must meet to count for this selection (supplier, stock, price)."""
+    conds: list[pw.Expression] = []
+    suppliers = selected_supplier_ids(c)
+    if suppliers is not None:
+        conds.append(SupplierItem.supplier.in_(suppliers))
     if c.only_in_stock:
         conds.append(SupplierItem.stock > 0)
     if c.only_with_price or c.price_min is not None or c.price_max is not None:
-        conds.append(SupplierItem.price.is_null(False) & (SupplierItem.price > 0))
+        conds.append(SupplierItem.price > 0)
     if c.price_min is not None:
         conds.append(SupplierItem.price >= c.price_min)
     if c.price_max is not None:
         conds.append(SupplierItem.price <= c.price_max)
+    return conds
+
+
+def _offer_rule(c: Criteria) -> list[pw.Expression]:
+    """The offer rules as product conditions.
+
+    Supplier, stock and price presence use the product's offer masks (one bit per supplier, kept
+    by triggers; exact, as a product has one offer per supplier), so a count scans one narrow
+    index. A price range needs the offers themselves: a subquery over the price index."""
+    suppliers = selected_supplier_ids(c)
+    wants_offer = suppliers is not None or c.only_in_stock or c.only_with_price
+    ranged = c.price_min is not None or c.price_max is not None
+    if not wants_offer and not ranged:
+        return []
+    ids = suppliers if suppliers is not None else [i for (i,) in Supplier.select(Supplier.id).tuples()]
+    conds: list[pw.Expression] = []
+    if all(0 <= i < MASK_BITS for i in ids):
+        mask = sum(1 << i for i in set(ids))
+        column = Product.offer_mask
+        if c.only_in_stock and (c.only_with_price or ranged):
+            column = Product.stock_mask.bin_and(Product.price_mask)
+        elif c.only_in_stock:
+            column = Product.stock_mask
+        elif c.only_with_price or ranged:
+            column = Product.price_mask
+        conds.append(column.bin_and(mask) != 0)
+        if not ranged:
+            return conds
+    sub = SupplierItem.select(SupplierItem.product).where(*offer_conditions(c))
+    conds.append(Product.puid.in_(sub))
     return conds
 
 
@@ -178,13 +216,10 @@ def product_conditions(c: Criteria) -> list[pw.Expression]:
     if c.only_new:
         conds.append(Product.condition == "new")
     if c.only_exportable_images:
-        conds.append(Product.image_exportable & Product.image_url.is_null(False))
+        conds.append(Product.image_exportable)
     if c.changed_since is not None:
         conds.append(Product.updated >= c.changed_since.replace(tzinfo=None))
-    offers = offer_conditions(c)
-    if offers:
-        sub = SupplierItem.select(SupplierItem.product).where(*offers)
-        conds.append(Product.puid.in_(sub))
+    conds.extend(_offer_rule(c))
     if c.search and _search_terms(c.search):
         conds.append(_search_expr(c.search))
     if c.include:

@@ -1,0 +1,84 @@
+"""Schema versioning and the derived offer masks."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tests import tiny_catalog
+from tuiexport import db as dbmod, schema, service
+from tuiexport.models import SupplierItem
+from tuiexport.selection import Criteria
+
+
+def masks(database) -> list[tuple]:
+    return database.execute_sql("SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid").fetchall()
+
+
+def recomputed(database) -> list[tuple]:
+    schema.refresh_offer_summary()
+    return masks(database)
+
+
+def test_triggers_keep_masks_exact_through_every_kind_of_write(empty_db):
+    tiny_catalog.build()
+    assert masks(empty_db) == recomputed(empty_db)
+    assert dict((p, m) for p, m, *_ in masks(empty_db))[1004] == (1 << 1) | (1 << 3)
+    SupplierItem.update(stock=0).where(SupplierItem.product == 1004).execute()
+    SupplierItem.delete().where(SupplierItem.product == 1008, SupplierItem.supplier == 3).execute()
+    SupplierItem.update(supplier=2).where(SupplierItem.product == 1001).execute()
+    SupplierItem.create(product=1020, supplier=2, price=None, stock=5)
+    after = masks(empty_db)
+    assert after == recomputed(empty_db)
+    by_puid = {p: rest for p, *rest in after}
+    assert by_puid[1004][1] == 0 and by_puid[1008][0] == 1 << 1 and by_puid[1001][0] == 1 << 2
+    assert by_puid[1020] == [1 << 2, 1 << 2, 0]
+
+
+def test_suppliers_beyond_the_mask_bits_still_select_exactly(empty_db):
+    tiny_catalog.build()
+    from tuiexport.models import Supplier
+
+    Supplier.create(id=500, name="Far Away", partner=True)
+    SupplierItem.create(product=1020, supplier=500, price=99.0, stock=3)
+    assert service.count_products(Criteria()) == 20  # partners now include 1020 via supplier 500
+    assert service.count_products(Criteria(suppliers="list", supplier_ids=[500], only_in_stock=True)) == 1
+    assert service.count_products(Criteria(suppliers="all", only_with_price=True, price_max=100)) == 12
+
+
+def test_bulk_load_suspends_triggers_and_recomputes(empty_db):
+    tiny_catalog.build()
+    with schema.bulk_offer_load():
+        SupplierItem.update(stock=0).execute()
+    assert all(stock == 0 for _, _, stock, _ in masks(empty_db))
+    SupplierItem.update(stock=4).where(SupplierItem.product == 1002).execute()  # triggers are back
+    assert masks(empty_db) == recomputed(empty_db)
+
+
+def test_a_version_1_database_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite"
+    dbmod.open_database(path, load_sample=False)
+    tiny_catalog.build()
+    dbmod.close_database()
+    with sqlite3.connect(path) as con:  # make it look like version 1
+        con.execute("DROP INDEX product_filter")
+        for name in ("ins", "del", "upd"):
+            con.execute(f"DROP TRIGGER supplier_item_mask_{name}")
+        for column in ("offer_mask", "stock_mask", "price_mask"):
+            con.execute(f"ALTER TABLE product DROP COLUMN {column}")
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    database = dbmod.open_database(path, load_sample=False)
+    assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+    migrated = masks(database)
+    assert migrated == recomputed(database) and any(m for _, m, *_ in migrated)
+    assert service.count_products(Criteria(only_in_stock=True)) == 13
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    dbmod.open_database(path, load_sample=False)
+    schema.set_meta("schema_version", "99")
+    dbmod.close_database()
+    with pytest.raises(dbmod.DatabaseError, match="schema version 99, newer than this tuiexport"):
+        dbmod.open_database(path, load_sample=False)
