@@ -97,10 +97,15 @@ def first_byte(port: int, path: str) -> dict:
     data = sock.recv(65536)
     head_at = time.perf_counter()
     while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
+        more = sock.recv(65536)
+        if not more:
+            raise SystemExit(f"the server closed the connection after {data[:300]!r}")
+        data += more
     head, body = data.split(b"\r\n\r\n", 1)
     while not body:
         body = sock.recv(65536)
+        if not body:
+            raise SystemExit(f"the server sent no body: {head.decode(errors='replace')}")
     body_at = time.perf_counter()
     total = len(body)
     buffer = bytearray(1 << 20)
@@ -263,6 +268,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         fb = first_byte(handle.port, share)
         run = service.list_history(export_id=definition.export_id)[0]
+        if run.status not in ("success", "warning"):
+            raise SystemExit(f"the export run {run.log_id} ended {run.status}: {run.messages}")
         print(
             f"first byte, share URL running a {run.product_count:,}-product JSON Lines export "
             f"({fb['bytes'] / 1e6:,.0f} MB, {'chunked while produced' if fb['chunked'] else 'after the run'}): "
