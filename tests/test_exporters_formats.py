@@ -247,15 +247,34 @@ def test_xml_parses_and_matches(catalog):
 @pytest.mark.parametrize("profile,output", ALL_PAIRS)
 def test_fast_and_generic_paths_write_the_same_bytes(catalog, profile, output):
     ProductText.update(name="Tab\tNUL\x00 & <b> \r\n 😀").where(ProductText.product == 1003).execute()
-    fast = run(catalog, profile, output, limit=17, language="en")[0]
     generic = run(catalog, profile, output, limit=17, language="en", options={"generic_path": True})[0]
-    if output == "csv":
-        fz, gz = zipfile.ZipFile(io.BytesIO(fast)), zipfile.ZipFile(io.BytesIO(generic))
-        assert fz.namelist() == gz.namelist()
-        for name in fz.namelist():
-            assert fz.read(name) == gz.read(name), name
-    else:
-        assert fast == generic
+    for options in (
+        {"workers": 1},
+        {"workers": 2, "parallel_chunk": 3},
+        {"workers": 1, "no_index_order": True},
+    ):
+        fast = run(catalog, profile, output, limit=17, language="en", options=options)[0]
+        if output == "csv":
+            fz, gz = zipfile.ZipFile(io.BytesIO(fast)), zipfile.ZipFile(io.BytesIO(generic))
+            assert fz.namelist() == gz.namelist()
+            for name in fz.namelist():
+                assert fz.read(name) == gz.read(name), (name, options)
+        else:
+            assert fast == generic, options
+
+
+@pytest.mark.parametrize("output", ["csv", "jsonl"])
+def test_cancel_stops_the_parallel_path(catalog, output):
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 2
+
+    job = make_job(catalog, "standard", output, cancelled=cancelled,
+                   options={"workers": 2, "parallel_chunk": 2})
+    with pytest.raises(Cancelled):
+        registry.get_writer("standard", output).write(job, io.BytesIO())
 
 
 @pytest.mark.parametrize("profile,output", ALL_PAIRS)

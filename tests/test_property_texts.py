@@ -24,7 +24,8 @@ tricky = st.sampled_from(
     list('",;\'\r\n\t äöüßÄÖÜ€😀👩‍💻<>&]]>\x00\x01\x08\x0b\x0c\x1b\x1f\x7f\x85\u2028\ufeff\ufffe\uffff')
     + ["\r\n", '""', "&amp;", "]]>", "<![CDATA[", "-->"]
 )
-texts = st.lists(st.one_of(tricky, st.characters()), max_size=40).map("".join)
+# Lone surrogates cannot be stored (not UTF-8), so they cannot reach an export.
+texts = st.lists(st.one_of(tricky, st.characters(codec="utf-8")), max_size=40).map("".join)
 
 PROFILE_OUTPUTS = [(p, o) for p in ("standard", "developer") for o in ("csv", "json", "jsonl", "xml")]
 

@@ -186,5 +186,5 @@ class BmecatWriter:
                 f"{'were' if skipped != 1 else 'was'} left out of the BMEcat file "
                 f"(BMEcat 1.2 requires a price for every article)."
             )
-        shares, _ = encode.supplier_shares(job)
+        shares = encode.supplier_shares(job)
         return WriteStats(written, shares)

@@ -8,6 +8,7 @@ compressor use both cores while memory stays flat.
 from __future__ import annotations
 
 import queue
+from collections import Counter
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -103,27 +104,30 @@ class CsvZipWriter:
         prefix = _BOM if excel else ""
         nl = fmt.newline
         fl = encode.flags(job)
-        shares, offers = encode.supplier_shares(job)
-        # Progress in products, spread over the rows of every file.
-        rows_total = job.total + sum(
-            offers if element.name == "supplierItem" else encode.child_count(job, element)
-            for element in profile.children
-        )
-        rows_total = max(1, rows_total)
-        done_rows = 0
+        suppliers: Counter[int] = Counter()
+        # Progress in products: each per-product file (product, then its children) is an
+        # equal share of the run.
+        phases = 1 + len(profile.children)
+        total = job.total
 
-        pump = ZipPump(out, job.started, zip64=job.total > ZIP64_FROM)
+        pump = ZipPump(out, job.started, zip64=total > ZIP64_FROM)
         ok = False
         try:
+            phase = 0
             for element in profile.elements:
                 pump.member(f"{element.name}.csv")
                 pump.write((prefix + fmt.header(element.fields_for(fl)) + nl).encode())
-                for lines, n in encode.csv_lines(job, element, fmt):
-                    pump.write((nl.join(lines) + nl).encode())
+                done = 0
+                for chunk in encode.csv_chunks(job, element, fmt):
+                    pump.write(chunk.data)
+                    if chunk.suppliers is not None:
+                        suppliers.update(chunk.suppliers)
                     if element.role != "reference":
-                        done_rows += n
-                        job.check(min(job.total, job.total * done_rows // rows_total))
+                        done += chunk.products
+                        job.check(min(total, (phase * total + min(done, total)) // phases))
                 pump.end_member()
+                if element.role != "reference":
+                    phase += 1
 
             pump.member("Log.csv")
             pump.write((prefix + fmt.header(LOG_FIELDS) + nl).encode())
@@ -139,5 +143,5 @@ class CsvZipWriter:
             ok = True
         finally:
             pump.finish(ok)
-        job.check(job.total)
-        return WriteStats(job.total, shares)
+        job.check(total)
+        return WriteStats(total, encode.supplier_names(job, suppliers))

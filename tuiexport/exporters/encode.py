@@ -13,8 +13,14 @@ Tests run both on the same catalog and compare the output byte for byte.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import sqlite3
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from operator import itemgetter
@@ -69,8 +75,11 @@ def field_sql(field: Field, job: ExportJob) -> str:
     return sql
 
 
-def main_from(element: Element, job: ExportJob) -> str:
-    sql = f"{SELECTION_TABLE} JOIN product p ON p.puid = {SELECTION_TABLE}.puid"
+def main_from(element: Element, job: ExportJob, sel: str = SELECTION_TABLE) -> str:
+    # SQLite: CROSS JOIN makes sel the outer loop, so rows come out in puid order without a
+    # sort; left alone, the planner may scan product and sort every finished record.
+    join = "CROSS JOIN" if dbmod.is_sqlite(job.db) else "JOIN"
+    sql = f"{sel} {join} product p ON p.puid = {SELECTION_TABLE}.puid"
     if element.source:
         sql += " " + element.source
     if element.texts:
@@ -81,9 +90,26 @@ def main_from(element: Element, job: ExportJob) -> str:
     return sql
 
 
-def child_flat_from(element: Element) -> str:
+def child_flat_from(element: Element, sel: str = SELECTION_TABLE) -> str:
     # CROSS JOIN keeps sel as the outer loop in SQLite: rows come out in puid order, no sort.
-    return f"{SELECTION_TABLE} CROSS JOIN {element.source}"
+    return f"{sel} CROSS JOIN {element.source}"
+
+
+def ordered_index(job: ExportJob, child: Element) -> str:
+    """The child's ordering index if the database has it (fast path only), else ''."""
+    if not child.index or job.options.get("no_index_order"):
+        return ""
+    found = job.db.execute_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (child.index,)
+    ).fetchone()
+    return child.index if found else ""
+
+
+def _indexed(source: str, index: str) -> str:
+    """``supplier_item si JOIN …`` -> ``supplier_item si INDEXED BY <index> JOIN …``: a scan of
+    this index for one product returns its rows in (product, order) order."""
+    table, alias, *rest = source.split(" ", 2)
+    return " ".join([table, alias, f"INDEXED BY {index}", *rest])
 
 
 # --- formats -------------------------------------------------------------------------------
@@ -161,6 +187,7 @@ class CsvFormat:
         raise ValueError(kind)
 
     def record_sql(self, fields: tuple[Field, ...], job: ExportJob) -> str:
+        # A chain of || rather than one printf('%s,…'): printf's %s stops at a NUL character.
         sep = f" || '{self.sep}' || "
         return sep.join(self.sql(f.kind, field_sql(f, job)) for f in fields)
 
@@ -177,22 +204,24 @@ _json_str = msgspec.json.Encoder().encode
 
 
 class JsonFormat:
-    """Objects whose keys are the field names; ISO 8601 UTC timestamps; null for NULL."""
+    """Objects whose keys are the field names; ISO 8601 UTC timestamps; null for NULL.
+
+    The fast path uses SQLite's ``json_object``: numbers come out as SQLite prints doubles
+    (``12.5``, ``10.0``), which the generic path reproduces with ``repr`` of the rounded value."""
 
     name = "json"
 
     def sql(self, kind: str, v: str) -> str:
-        if kind == "int":
-            return f"IFNULL({v}, 'null')"
-        if kind == "text":
-            return f"json_quote({v})"
-        if kind in ("price", "weight"):
-            places = 2 if kind == "price" else 3
-            return f"CASE WHEN {v} IS NULL THEN 'null' ELSE printf('%.{places}f', {v}) END"
+        if kind in ("int", "text"):
+            return v
+        if kind == "price":
+            return f"round({v}, 2)"
+        if kind == "weight":
+            return f"round({v}, 3)"
         if kind == "datetime":
-            return f"IFNULL('\"' || strftime('%Y-%m-%dT%H:%M:%SZ', {v}) || '\"', 'null')"
+            return f"strftime('%Y-%m-%dT%H:%M:%SZ', {v})"
         if kind == "bool":
-            return f"CASE WHEN {v} IS NULL THEN 'null' WHEN {v} THEN 'true' ELSE 'false' END"
+            return f"CASE WHEN {v} IS NULL THEN NULL WHEN {v} THEN json('true') ELSE json('false') END"
         raise ValueError(kind)
 
     def py(self, kind: str) -> Callable[[object], str]:
@@ -202,7 +231,7 @@ class JsonFormat:
             return lambda v: "null" if v is None else _json_str(str(v)).decode()
         if kind in ("price", "weight"):
             places = "0.01" if kind == "price" else "0.001"
-            return lambda v: "null" if v is None else _round(v, places)
+            return lambda v: "null" if v is None else repr(float(_round(v, places)))
         if kind == "datetime":
             return lambda v: "null" if v is None else _parse_dt(v).strftime('"%Y-%m-%dT%H:%M:%SZ"')
         if kind == "bool":
@@ -210,9 +239,24 @@ class JsonFormat:
         raise ValueError(kind)
 
     def record_sql(self, fields, job, children: list[tuple[str, str]] = ()) -> str:
-        parts = [f"'\"{f.name}\":' || {self.sql(f.kind, field_sql(f, job))}" for f in fields]
-        parts += [f"'\"{name}\":[' || IFNULL({sub}, '') || ']'" for name, sub in children]
-        return "'{' || " + " || ',' || ".join(parts) + " || '}'"
+        args = [f"'{f.name}', {self.sql(f.kind, field_sql(f, job))}" for f in fields]
+        args += [f"'{name}', {sub}" for name, sub in children]
+        return f"json_object({', '.join(args)})"
+
+    def child_sql(self, child: Element, fields, job) -> str:
+        index = ordered_index(job, child)
+        if index:
+            source = _indexed(child.source, index)
+            return (
+                f"(SELECT json_group_array({self.record_sql(fields, job)}) FROM {source} "
+                f"WHERE {child.link} = p.puid)"
+            )
+        # Ordered in a subquery; json() gives the objects back their JSON subtype, which a
+        # subquery's column does not keep.
+        return (
+            f"(SELECT json_group_array(json(r)) FROM (SELECT {self.record_sql(fields, job)} AS r "
+            f"FROM {child.source} WHERE {child.link} = p.puid ORDER BY {child.order}))"
+        )
 
     def record_py(self, fields) -> Callable[[tuple], list[str]]:
         encoders = [(f'"{f.name}":', self.py(f.kind)) for f in fields]
@@ -221,10 +265,6 @@ class JsonFormat:
     def join_record(self, parts: list[str], children: list[tuple[str, list[str]]]) -> str:
         parts = parts + [f'"{name}":[' + ",".join(items) + "]" for name, items in children]
         return "{" + ",".join(parts) + "}"
-
-    @property
-    def child_separator(self) -> str:
-        return ","
 
 
 class XmlFormat:
@@ -237,9 +277,11 @@ class XmlFormat:
         if kind == "int":
             return f"{v}"
         if kind == "text":
+            # instr() only scans; each replace() copies the text, so replace only when needed.
             return (
-                f"replace(replace(replace(replace({v}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
-                f"char(13), '&#13;')"
+                f"CASE WHEN instr({v}, '&') OR instr({v}, '<') OR instr({v}, '>') "
+                f"OR instr({v}, char(13)) THEN replace(replace(replace(replace({v}, '&', '&amp;'), "
+                f"'<', '&lt;'), '>', '&gt;'), char(13), '&#13;') ELSE {v} END"
             )
         if kind in ("price", "weight"):
             places = 2 if kind == "price" else 3
@@ -277,7 +319,20 @@ class XmlFormat:
             for f in fields
         ]
         parts += [f"IFNULL({sub}, '')" for _, sub in children]
+        # || rather than printf('%s…'), which would cut a text at a NUL character.
         return f"'<{tag}>' || " + " || ".join(parts) + f" || '</{tag}>'"
+
+    def child_sql(self, child: Element, fields, job) -> str:
+        index = ordered_index(job, child)
+        if index:
+            return (
+                f"(SELECT group_concat({self.record_sql(fields, job, tag=child.name)}, '') "
+                f"FROM {_indexed(child.source, index)} WHERE {child.link} = p.puid)"
+            )
+        return (
+            f"(SELECT group_concat(r, '') FROM (SELECT {self.record_sql(fields, job, tag=child.name)} "
+            f"AS r FROM {child.source} WHERE {child.link} = p.puid ORDER BY {child.order}))"
+        )
 
     def record_py(self, fields) -> Callable[[tuple], list[str]]:
         encoders = [(f.name, self.py(f.kind)) for f in fields]
@@ -295,34 +350,164 @@ class XmlFormat:
 
 # --- streams -------------------------------------------------------------------------------
 
+#: The forbidden C0 controls as bytes: in UTF-8 they are single bytes that never occur inside a
+#: multi-byte sequence, so deleting them byte-wise is safe (and far faster than a regex).
+_C0_FORBIDDEN = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_NONCHARS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF
+
+
+def strip_xml_forbidden_utf8(data: bytes) -> bytes:
+    """Remove what XML 1.0 forbids from UTF-8 text (surrogates cannot occur in valid UTF-8)."""
+    data = data.translate(None, _C0_FORBIDDEN)
+    for seq in _NONCHARS:
+        if seq in data:
+            data = data.replace(seq, b"")
+    return data
+
 
 def _chunks(cursor, size: int = CHUNK) -> Iterator[list[tuple]]:
     while rows := cursor.fetchmany(size):
         yield rows
 
 
-def csv_lines(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[tuple[list[str], int]]:
-    """CSV lines of one element (flat), in chunks, each with the number of source rows."""
+def _blob(sql: str) -> str:
+    # Text out of SQLite as bytes: no UTF-8 decoding into str and encoding back.
+    return f"CAST({sql} AS BLOB)"
+
+
+class CsvChunk:
+    """CSV lines of one chunk, with what the writer needs for progress and statistics."""
+
+    __slots__ = ("data", "rows", "products", "suppliers")
+
+    def __init__(self, data: bytes, rows: int, products: int, suppliers: list[int] | None):
+        self.data, self.rows, self.products, self.suppliers = data, rows, products, suppliers
+
+
+def _counts_suppliers(element: Element) -> bool:
+    return element.role == "child" and element.link == "si.product_id"
+
+
+def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[CsvChunk]:
+    """One element as CSV lines (CRLF after each), in chunks.
+
+    Child rows carry their puid (progress counts products) and, for supplier items, the
+    supplier id (the run's supplier shares), so no extra pass over the offers is needed."""
     fields = element.fields_for(flags(job))
-    fast = use_fast_path(job)
+    nl = fmt.newline.encode()
+    extra: list[str] = []
     if element.role == "main":
         from_sql, order = main_from(element, job), f"{SELECTION_TABLE}.puid"
     elif element.role == "child":
         from_sql = child_flat_from(element) + f" WHERE {element.link} = {SELECTION_TABLE}.puid"
         order = f"{SELECTION_TABLE}.puid, {element.order}"
+        extra.append(f"{SELECTION_TABLE}.puid")
+        if _counts_suppliers(element):
+            extra.append("si.supplier_id")
     else:
         from_sql, order = element.source, element.order
-    if fast:
-        sql = f"SELECT {fmt.record_sql(fields, job)} FROM {from_sql} ORDER BY {order}"
-        first = itemgetter(0)
-        for rows in _chunks(job.db.execute_sql(sql)):
-            yield list(map(first, rows)), len(rows)
+    k = len(extra)
+    head = ", ".join(extra) + (", " if extra else "")
+    encode = None
+    if use_fast_path(job):
+        line = itemgetter(k)
+        record = _blob(fmt.record_sql(fields, job))
     else:
-        columns = ", ".join(field_sql(f, job) for f in fields)
+        record = ", ".join(field_sql(f, job) for f in fields)
         encode = fmt.record_py(fields)
-        sql = f"SELECT {columns} FROM {from_sql} ORDER BY {order}"
-        for rows in _chunks(job.db.execute_sql(sql)):
-            yield [encode(row) for row in rows], len(rows)
+
+    def chunk(rows: list[tuple]) -> CsvChunk:
+        if encode is None:
+            data = nl.join(map(line, rows)) + nl
+        else:
+            data = (fmt.newline.join(encode(row[k:]) for row in rows) + fmt.newline).encode()
+        if element.role == "child":
+            products = len(set(map(itemgetter(0), rows)))
+            suppliers = list(map(itemgetter(1), rows)) if k == 2 else None
+        else:
+            products, suppliers = len(rows), None
+        return CsvChunk(data, len(rows), products, suppliers)
+
+    if element.role != "reference" and parallel_workers(job):
+        from_par = from_sql.replace(SELECTION_TABLE + " ", PAR_SELECTION + " ", 1)
+        order_par = f" ORDER BY {order}" if element.role == "child" else ""
+        yield from run_parallel(job, f"SELECT {head}{record} FROM {from_par}{order_par}", chunk)
+        return
+    cursor = job.db.execute_sql(f"SELECT {head}{record} FROM {from_sql} ORDER BY {order}")
+    for rows in _chunks(cursor):
+        yield chunk(rows)
+
+
+# --- both cores ----------------------------------------------------------------------------
+
+#: Extra read connections that build records while the caller writes (SQLite releases the GIL).
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: Products per parallel task.
+PAR_CHUNK = 4000
+#: The selection as seen by a worker connection: one chunk of puids, bound as a JSON array
+#: (temporary tables belong to the connection that made them).
+PAR_SELECTION = f"(SELECT value AS puid FROM json_each(?)) AS {SELECTION_TABLE}"
+
+
+def parallel_workers(job: ExportJob) -> int:
+    """How many worker connections to use; 0 means "one connection, the job's own"."""
+    if not use_fast_path(job):
+        return 0
+    workers = int(job.options.get("workers", WORKERS))
+    chunk = int(job.options.get("parallel_chunk", PAR_CHUNK))
+    path = getattr(job.db, "database", "") or ""
+    if workers < 2 or path in ("", ":memory:") or path.startswith("file::memory:"):
+        return 0
+    if job.total <= chunk:
+        return 0
+    return workers
+
+
+def _connect(job: ExportJob) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        f"file:{job.db.database}?mode=ro", uri=True, timeout=60, check_same_thread=False
+    )
+    conn.execute("PRAGMA busy_timeout = 60000")
+    conn.execute("PRAGMA cache_size = -16000")
+    return conn
+
+
+def run_parallel(job: ExportJob, sql: str, process: Callable[[list[tuple]], object]) -> Iterator:
+    """Run ``sql`` (its one ``?`` is a chunk of selected puids, see PAR_SELECTION) on worker
+    connections, chunk after chunk; yields ``process(rows)`` of each chunk in puid order.
+
+    At most ``workers + 1`` chunks are in flight, so memory stays flat."""
+    workers = parallel_workers(job)
+    size = int(job.options.get("parallel_chunk", PAR_CHUNK))
+    local = threading.local()
+    conns: list[sqlite3.Connection] = []
+    lock = threading.Lock()
+
+    def task(puids: list[int]):
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = _connect(job)
+            with lock:
+                conns.append(conn)
+        rows = conn.execute(sql, (json.dumps(puids),)).fetchall()
+        return process(rows)
+
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="export")
+    try:
+        cursor = job.db.execute_sql(f"SELECT puid FROM {SELECTION_TABLE} ORDER BY puid")
+        while rows := cursor.fetchmany(size):
+            pending.append(pool.submit(task, [r[0] for r in rows]))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for conn in conns:
+            conn.close()
 
 
 def omitted_puids(job: ExportJob) -> Iterator[list[int]]:
@@ -346,35 +531,30 @@ def reference_records(job: ExportJob, element: Element, fmt) -> Iterator[str]:
             yield f"<{element.name}>" + "".join(parts) + f"</{element.name}>"
 
 
-def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[str]]:
-    """One encoded record per product (JSON object or XML element), children nested; chunked.
-
-    Calls ``job.check`` once per chunk (raises Cancelled)."""
+def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[bytes]]:
+    """One encoded record per product (JSON object or XML element, UTF-8), children nested;
+    chunked. Calls ``job.check`` once per chunk (raises Cancelled)."""
     main = profile.main
     fl = flags(job)
     fields = main.fields_for(fl)
     written = 0
+    is_json = isinstance(fmt, JsonFormat)
     if use_fast_path(job):
-        subs = []
-        for child in profile.children:
-            cf = child.fields_for(fl, nested=True)
-            if isinstance(fmt, JsonFormat):
-                rec, sep = fmt.record_sql(cf, job), ","
-            else:
-                rec, sep = fmt.record_sql(cf, job, tag=child.name), ""
-            subs.append(
-                (
-                    child.name,
-                    f"(SELECT group_concat(r, '{sep}') FROM (SELECT {rec} AS r FROM {child.source} "
-                    f"WHERE {child.link} = p.puid ORDER BY {child.order}))",
-                )
-            )
-        if isinstance(fmt, JsonFormat):
+        subs = [(c.name, fmt.child_sql(c, c.fields_for(fl, nested=True), job)) for c in profile.children]
+        if is_json:
             record = fmt.record_sql(fields, job, subs)
         else:
             record = fmt.record_sql(fields, job, subs, tag=main.name)
-        sql = f"SELECT {record} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
         first = itemgetter(0)
+        if parallel_workers(job):
+            # CROSS JOIN keeps the puid list (in order) as the outer loop: no ORDER BY needed.
+            sql = f"SELECT {_blob(record)} FROM {main_from(main, job, PAR_SELECTION)}"
+            for records in run_parallel(job, sql, lambda rows: list(map(first, rows))):
+                written += len(records)
+                yield records
+                job.check(written)
+            return
+        sql = f"SELECT {_blob(record)} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
         for rows in _chunks(job.db.execute_sql(sql)):
             written += len(rows)
             yield list(map(first, rows))
@@ -397,7 +577,6 @@ def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[str]
         )
         kids.append([child, fmt.record_py(cf), _Merge(ccur)])
     encode = fmt.record_py(fields)
-    is_json = isinstance(fmt, JsonFormat)
     for rows in _chunks(cursor):
         out = []
         for row in rows:
@@ -411,11 +590,13 @@ def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[str]
                 else:
                     nested.append((child.name, [f"<{child.name}>{''.join(i)}</{child.name}>" for i in items]))
             if is_json:
-                out.append(fmt.join_record(parts, nested))
+                out.append(fmt.join_record(parts, nested).encode())
             else:
                 out.append(
-                    f"<{main.name}>" + "".join(parts) + "".join("".join(n[1]) for n in nested)
-                    + f"</{main.name}>"
+                    (
+                        f"<{main.name}>" + "".join(parts) + "".join("".join(n[1]) for n in nested)
+                        + f"</{main.name}>"
+                    ).encode()
                 )
         written += len(rows)
         yield out
@@ -451,19 +632,24 @@ class _Merge:
         return rows
 
 
-def supplier_shares(job: ExportJob) -> tuple[dict[str, int], int]:
-    """Products per supplier name, and the number of offers, of the selected products."""
+def supplier_names(job: ExportJob, counts: dict[int, int]) -> dict[str, int]:
+    """Supplier id -> count, turned into supplier name -> count."""
+    names = dict(job.db.execute_sql("SELECT id, name FROM supplier").fetchall())
     shares: dict[str, int] = {}
-    offers = 0
+    for sid, n in sorted(counts.items()):
+        name = names.get(sid, f"#{sid}")
+        shares[name] = shares.get(name, 0) + n
+    return dict(sorted(shares.items()))
+
+
+def supplier_shares(job: ExportJob) -> dict[str, int]:
+    """Products per supplier name among the selected products (one offer per product and
+    supplier, so counting offers per supplier counts products)."""
     cursor = job.db.execute_sql(
-        f"SELECT s.name, COUNT(DISTINCT si.product_id), COUNT(*) FROM {SELECTION_TABLE} "
-        f"CROSS JOIN supplier_item si JOIN supplier s ON s.id = si.supplier_id "
-        f"WHERE si.product_id = {SELECTION_TABLE}.puid GROUP BY s.name ORDER BY s.name"
+        f"SELECT si.supplier_id, COUNT(*) FROM {SELECTION_TABLE} CROSS JOIN supplier_item si "
+        f"WHERE si.product_id = {SELECTION_TABLE}.puid GROUP BY si.supplier_id"
     )
-    for name, products, rows in cursor.fetchall():
-        shares[name] = shares.get(name, 0) + products
-        offers += rows
-    return shares, offers
+    return supplier_names(job, dict(cursor.fetchall()))
 
 
 def _generator() -> str:
@@ -476,12 +662,6 @@ def _generator() -> str:
 
 
 GENERATOR = _generator()
-
-
-def child_count(job: ExportJob, element: Element) -> int:
-    return job.db.execute_sql(
-        f"SELECT COUNT(*) FROM {child_flat_from(element)} WHERE {element.link} = {SELECTION_TABLE}.puid"
-    ).fetchone()[0]
 
 
 def iso(dt: datetime) -> str:

@@ -38,7 +38,7 @@ class JsonWriter:
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
         fmt = encode.JsonFormat()
-        shares, _ = encode.supplier_shares(job)
+        shares = encode.supplier_shares(job)
         out.write(b'{"meta":' + _enc.encode(encode.meta(job)))
         for element in profile.references:
             out.write(f',\n"{element.name}":[\n'.encode())
@@ -47,7 +47,7 @@ class JsonWriter:
         out.write(f',\n"{profile.main.name}":['.encode())
         first = True
         for records in encode.product_records(job, profile, fmt):
-            out.write(((",\n" if not first else "\n") + ",\n".join(records)).encode())
+            out.write((b",\n" if not first else b"\n") + b",\n".join(records))
             first = False
         out.write(b'\n],\n"log":[')
         reason = _enc.encode(encode.limit_reason(job)).decode()
@@ -69,15 +69,15 @@ class JsonLinesWriter:
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
         fmt = encode.JsonFormat()
-        shares, _ = encode.supplier_shares(job)
+        shares = encode.supplier_shares(job)
         wrap = bool(profile.references)
         for element in profile.references:
             for record in encode.reference_records(job, element, fmt):
                 out.write(f'{{"{element.name}":{record}}}\n'.encode())
-        head, tail = (f'{{"{profile.main.name}":', "}\n") if wrap else ("", "\n")
+        head = f'{{"{profile.main.name}":'.encode()
         for records in encode.product_records(job, profile, fmt):
             if wrap:
-                out.write("".join(f"{head}{r}{tail}" for r in records).encode())
+                out.write(b"".join(head + r + b"}\n" for r in records))
             else:
-                out.write(("\n".join(records) + "\n").encode())
+                out.write(b"\n".join(records) + b"\n")
         return WriteStats(job.total, shares)

@@ -57,6 +57,9 @@ class Element:
     link: str = ""
     #: Main element only: join the product texts (``t``/``f``).
     texts: bool = False
+    #: Child, SQLite fast path: an index on (link, order) that yields the rows of one product
+    #: already in order, so the nested records need no sort (used only when it exists).
+    index: str = ""
 
     def fields_for(self, flags: dict[str, bool], nested: bool = False) -> tuple[Field, ...]:
         return tuple(
@@ -95,6 +98,8 @@ _MAIN_JOINS = (
     "LEFT JOIN product_type pt ON pt.id = p.product_type_id"
 )
 _OFFERS = "supplier_item si JOIN supplier s ON s.id = si.supplier_id"
+#: The unique (product, supplier) index the SupplierItem model declares.
+_OFFER_INDEX = "supplier_item_product_id_supplier_id"
 _IN_SEL = "(SELECT p.{col} FROM sel JOIN product p ON p.puid = sel.puid)"
 
 # --- standard ------------------------------------------------------------------------------
@@ -144,6 +149,7 @@ STANDARD_OFFER = Element(
     link="si.product_id",
     order="si.supplier_id",
     doc="One row per supplier offer of an exported product, ordered by puid, then supplier id.",
+    index=_OFFER_INDEX,
 )
 
 # --- standardUpdate ------------------------------------------------------------------------
@@ -178,6 +184,7 @@ UPDATE_OFFER = Element(
     link="si.product_id",
     order="si.supplier_id",
     doc="Price and stock per offer.",
+    index=_OFFER_INDEX,
 )
 
 # --- developer -----------------------------------------------------------------------------
@@ -240,6 +247,7 @@ DEV_OFFER = Element(
     link="si.product_id",
     order="si.supplier_id",
     doc="Every offer of every exported product.",
+    index=_OFFER_INDEX,
 )
 
 DEV_MANUFACTURER = Element(

@@ -44,15 +44,16 @@ class XmlWriter:
         profile = PROFILES[self.profile]
         fmt = encode.XmlFormat()
         strip = encode.strip_xml_forbidden
-        shares, _ = encode.supplier_shares(job)
+        shares = encode.supplier_shares(job)
         out.write(XML_DECLARATION + b"<export>\n<meta>")
         out.write("".join(f"<{k}>{xml_value(v)}</{k}>" for k, v in encode.meta(job).items()).encode())
         out.write(b"</meta>\n")
         for element in profile.references:
             for record in encode.reference_records(job, element, fmt):
                 out.write((strip(record) + "\n").encode())
+        strip_utf8 = encode.strip_xml_forbidden_utf8
         for records in encode.product_records(job, profile, fmt):
-            out.write(strip("\n".join(records) + "\n").encode())
+            out.write(strip_utf8(b"\n".join(records) + b"\n"))
         if job.omitted:
             out.write(b"<log>")
             reason = xml_value(encode.limit_reason(job))

@@ -1,0 +1,323 @@
+"""Export benchmark: our formats against the sqlite3 shell on the same catalog, in one run.
+
+    python bench/run.py                 # 100k and 1M demo products (builds them once)
+    python bench/run.py --quick         # 100k only
+    python bench/run.py --products 250000 --formats standard/csv,standard/jsonl
+
+Catalogs live in bench/out/ (git-ignored) and are reused. Every measurement runs in its own
+process: wall time is measured around the whole process (interpreter start included for ours),
+peak RSS is the process's own ``ru_maxrss``. The baselines are the sqlite3 command-line shell
+exporting the equivalent query (the standard profile's columns, raw) with ``-csv -header``, and
+the same piped through ``gzip -1``. Ratios compare against those; the targets come from issue 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+
+FORMATS = ["standard/csv", "standard/json", "standard/jsonl", "standard/xml", "bmecat12/xml"]
+EXTRA_FORMATS = ["standardUpdate/csv", "developer/csv", "developer/jsonl"]
+#: (baseline, max ratio) per format, from issue 2.
+TARGETS = {
+    "standard/csv": ("shell|gzip -1", 2.0),
+    "standard/json": ("shell", 1.5),
+    "standard/jsonl": ("shell", 1.5),
+    "standard/xml": ("shell", 3.0),
+    "bmecat12/xml": ("shell", 3.0),
+}
+RSS_LIMIT_MB = 150
+COUNT_LIMIT_S = 0.5
+
+# The standard profile's product and supplier-item columns, raw: what "rows out of SQLite into a
+# file" costs without any formatting of ours.
+BASELINE_SQL = """
+SELECT p.puid, p.ean, p.manufacturer_sku, m.name, pt.name, pt.group_code,
+       NULLIF(t.name, ''), NULLIF(t.short_description, ''), NULLIF(t.long_description, ''),
+       p.qualification, p.condition, CASE WHEN p.image_exportable THEN p.image_url END,
+       p.weight, p.eclass, p.created, p.updated
+FROM product p
+LEFT JOIN manufacturer m ON m.id = p.manufacturer_id
+LEFT JOIN product_type pt ON pt.id = p.product_type_id
+LEFT JOIN product_text t ON t.product_id = p.puid AND t.lang = 'de'
+ORDER BY p.puid;
+SELECT si.product_id, s.name, si.supplier_sku, si.price, si.currency, si.stock, si.stock_status,
+       si.condition, si.updated
+FROM supplier_item si JOIN supplier s ON s.id = si.supplier_id
+ORDER BY si.product_id, si.supplier_id;
+"""
+
+
+# --- children (each measurement in a fresh process) ----------------------------------------
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_export(db: str, export_id: str, target: str) -> dict:
+    from tuiexport import db as dbmod
+    from tuiexport.engine import run_export
+
+    dbmod.open_database(db, load_sample=False)
+    run = run_export(export_id, trigger="cli", output_path=target)
+    return {
+        "status": run.status,
+        "products": run.product_count,
+        "size": run.size,
+        "messages": run.messages[:3],
+        "peak_mb": _peak_mb(),
+    }
+
+
+def child_count(db: str) -> dict:
+    from tuiexport import db as dbmod
+    from tuiexport.selection import count
+
+    dbmod.open_database(db, load_sample=False)
+    criteria = count_criteria()
+    times, n = [], 0
+    for _ in range(3):
+        t = time.perf_counter()
+        n = count(criteria)
+        times.append(time.perf_counter() - t)
+    return {"count": n, "first_s": times[0], "best_s": min(times), "peak_mb": _peak_mb()}
+
+
+def count_criteria():
+    from tuiexport.selection import Criteria
+
+    # Five rules, text search included.
+    return Criteria(
+        suppliers="partners",
+        manufacturer_ids=[1, 2, 3, 4, 5],
+        only_in_stock=True,
+        only_with_price=True,
+        search="adapter",
+    )
+
+
+def child_shell(command: str) -> dict:
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True)
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def child_generate(db: str, products: int) -> dict:
+    from tuiexport import db as dbmod
+    from tuiexport.catalog.demo import generate_demo
+
+    dbmod.open_database(db, load_sample=False)
+    stats = generate_demo(products, seed=1)
+    dbmod.close_database()
+    return {"seconds": stats.seconds, "supplier_items": stats.supplier_items}
+
+
+def child_setup(db: str, products: int) -> dict:
+    """Create (once) a selection of every product and one definition per format."""
+    from tuiexport import db as dbmod, service
+    from tuiexport.selection import Criteria
+
+    dbmod.open_database(db, load_sample=False)
+    by_name = {d.name: d.export_id for d in service.list_definitions()}
+    selection = None
+    ids = {}
+    for fmt in FORMATS + EXTRA_FORMATS:
+        name = f"bench {fmt}"
+        if name not in by_name:
+            if selection is None:
+                selection = service.create_selection(Criteria(suppliers="all"), name="bench: all")
+            profile, output = fmt.split("/")
+            by_name[name] = service.create_definition(
+                name, selection_id=selection.id, profile=profile, output=output, language="de"
+            ).export_id
+        ids[fmt] = by_name[name]
+    return {"ids": ids}
+
+
+CHILDREN = {
+    "export": child_export,
+    "count": child_count,
+    "shell": child_shell,
+    "generate": child_generate,
+    "setup": child_setup,
+}
+
+
+# --- the parent ----------------------------------------------------------------------------
+
+
+def spawn(kind: str, *args, env: dict | None = None) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, *map(str, args)]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"bench child {kind} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = wall
+    return result
+
+
+def ensure_catalog(products: int) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"demo-{products}.sqlite"
+    if not path.exists():
+        tmp = path.with_suffix(".building.sqlite")
+        for leftover in OUT.glob(tmp.name + "*"):
+            leftover.unlink()
+        print(f"building a demo catalog of {products:,} products in {path} …", flush=True)
+        r = spawn("generate", tmp, products)
+        print(f"  built in {r['wall_s']:.1f} s ({r['supplier_items']:,} supplier items)", flush=True)
+        os.replace(tmp, path)
+    return path
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    sqlite = subprocess.run(["sqlite3", "--version"], capture_output=True, text=True).stdout.split()
+    return (
+        f"{os.cpu_count()} × {model}, Python {platform.python_version()}, "
+        f"sqlite3 shell {sqlite[0] if sqlite else '?'}, load average {os.getloadavg()[0]:.1f} at start"
+    )
+
+
+def bench_size(products: int, formats: list[str], keep: bool) -> list[dict]:
+    db = ensure_catalog(products)
+    work = OUT / f"run-{products}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    env = dict(os.environ)
+    env.update(
+        TUIEXPORT_HOME=str(work / "home"),
+        TUIEXPORT_DB=str(db),
+        TUIEXPORT_CONTRACT_LIMIT=str(max(products, 200_000) * 2),
+    )
+    env.pop("TUIEXPORT_CONFIG", None)
+    ids = spawn("setup", db, products, env=env)["ids"]
+
+    rows: list[dict] = []
+    sql_file = work / "baseline.sql"
+    sql_file.write_text(BASELINE_SQL)
+    shell_csv = f"sqlite3 -csv -header {db} < {sql_file} > {work / 'shell.csv'}"
+    shell_gz = f"sqlite3 -csv -header {db} < {sql_file} | gzip -1 > {work / 'shell.csv.gz'}"
+    # Warm the page cache once so that neither side pays for the first read of the file.
+    subprocess.run(f"cat {db} > /dev/null", shell=True, check=True)
+    base = spawn("shell", shell_csv, env=env)
+    base["size"] = (work / "shell.csv").stat().st_size
+    gz = spawn("shell", shell_gz, env=env)
+    gz["size"] = (work / "shell.csv.gz").stat().st_size
+    rows.append({"what": "sqlite3 -csv -header", **base})
+    rows.append({"what": "sqlite3 -csv -header | gzip -1", **gz})
+    baselines = {"shell": base["wall_s"], "shell|gzip -1": gz["wall_s"]}
+    for p in work.glob("shell.csv*"):
+        p.unlink()
+
+    for fmt in formats:
+        profile, output = fmt.split("/")
+        target = work / f"{profile}.{ 'zip' if output == 'csv' else output}"
+        r = spawn("export", db, ids[fmt], target, env=env)
+        r["what"] = fmt
+        baseline, limit = TARGETS.get(fmt, ("shell", None))
+        r["ratio"] = r["wall_s"] / baselines[baseline]
+        r["baseline"] = baseline
+        r["target"] = limit
+        rows.append(r)
+        print(f"  {fmt:22s} {r['wall_s']:7.2f} s  {r['ratio']:5.2f}× {baseline}  "
+              f"{r['peak_mb']:6.1f} MB  {r['status']}", flush=True)
+        if not keep:
+            target.unlink(missing_ok=True)
+
+    c = spawn("count", db, env=env)
+    rows.append({"what": "count: 5 rules + text search", **c})
+    if not keep:
+        shutil.rmtree(work / "home", ignore_errors=True)
+    return rows
+
+
+def report(results: dict[int, list[dict]]) -> str:
+    lines = []
+    for products, rows in results.items():
+        lines.append(f"\n### {products:,} products\n")
+        lines.append("| What | Wall s | Ratio | Target | Peak RSS MB | Output MB | Status |")
+        lines.append("|---|---:|---:|---|---:|---:|---|")
+        for r in rows:
+            if r["what"].startswith("count"):
+                ok = "ok" if r["best_s"] <= COUNT_LIMIT_S else "MISSED"
+                lines.append(
+                    f"| {r['what']} ({r['count']:,} products) | {r['best_s']:.3f} (first {r['first_s']:.3f}) "
+                    f"| | ≤ {COUNT_LIMIT_S} s: {ok} | | | |"
+                )
+                continue
+            ratio = f"{r['ratio']:.2f}× {r['baseline']}" if "ratio" in r else "1.00×"
+            target = ""
+            if r.get("target"):
+                target = f"≤ {r['target']}×: {'ok' if r['ratio'] <= r['target'] else 'MISSED'}"
+            size = f"{r['size'] / 1e6:.0f}" if r.get("size") else ""
+            lines.append(
+                f"| {r['what']} | {r['wall_s']:.2f} | {ratio} | {target} | {r['peak_mb']:.0f} | "
+                f"{size} | {r.get('status', '')} |"
+            )
+    sizes = sorted(results)
+    if len(sizes) >= 2:
+        small, big = results[sizes[0]], results[sizes[-1]]
+        lines.append(f"\nPeak RSS at {sizes[-1]:,} / at {sizes[0]:,} (target ≤ 1.2, and ≤ {RSS_LIMIT_MB} MB):\n")
+        for a, b in zip(small, big):
+            if a["what"] in FORMATS + EXTRA_FORMATS:
+                ratio = b["peak_mb"] / a["peak_mb"]
+                ok = ratio <= 1.2 and b["peak_mb"] <= RSS_LIMIT_MB
+                lines.append(f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {'ok' if ok else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--products", type=int, action="append", help="catalog size (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="100k products only")
+    parser.add_argument("--formats", help="comma-separated profile/output list")
+    parser.add_argument("--all", action="store_true", help="also standardUpdate and developer")
+    parser.add_argument("--keep", action="store_true", help="keep the exported files in bench/out")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, *rest = args.child
+        fn = CHILDREN[kind]
+        params = [int(x) if x.isdigit() and kind in ("generate", "setup") else x for x in rest]
+        print(json.dumps(fn(*params)))
+        return 0
+    if not shutil.which("sqlite3"):
+        print("bench: the sqlite3 command-line shell is needed for the baselines.", file=sys.stderr)
+        return 2
+    sizes = args.products or ([100_000] if args.quick else [100_000, 1_000_000])
+    formats = args.formats.split(",") if args.formats else FORMATS + (EXTRA_FORMATS if args.all else [])
+    print(f"machine: {machine()}", flush=True)
+    print(f"command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    results = {}
+    for n in sizes:
+        print(f"\n{n:,} products", flush=True)
+        results[n] = bench_size(n, formats, args.keep)
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
