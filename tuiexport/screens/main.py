@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -137,27 +138,22 @@ class MainScreen(SelectionTabsMixin, Screen):
 
     @background("status")
     def show_status(self) -> None:
-        try:
-            from tuiexport.catalog.stats import catalog_stats
-        except ImportError:
-            catalog = "catalog: ?"
-        else:
-            stats = catalog_stats()
-            products = getattr(stats, "products", None)
-            if products is None and isinstance(stats, dict):
-                products = stats.get("products")
-            catalog = (
-                f"catalog: {products:,} products" if isinstance(products, int) else "catalog: ?"
-            )
+        from tuiexport.catalog.stats import catalog_stats
+
+        stats = catalog_stats()
         server = (
-            f"share: {self.app.server_url}"
+            f"share {self.app.server_url}"
             if self.app.server_url
             else f"share server off{self.app.server_note}"
         )
-        line = f"{server} · {catalog} · db: {service.database_location()}"
-        self.app.call_from_thread(
-            self.query_one("#status", Static).update, Text(line, no_wrap=True, overflow="ellipsis")
-        )
+        where = service.database_location()
+        home = str(Path.home())
+        if where.startswith(home + "/"):
+            where = "~" + where[len(home) :]
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(server, style="bold" if self.app.server_url else "")
+        line.append(f" · {stats.products:,} products, {stats.suppliers:,} suppliers · {where}")
+        self.app.call_from_thread(self.query_one("#status", Static).update, line)
 
     # --- the definition list ---------------------------------------------------------------
 
