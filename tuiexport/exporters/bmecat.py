@@ -62,6 +62,7 @@ class BmecatWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         lang, fallback = encode._languages(job)
+        encode.release_memory(job)
         opts = job.options
         priced = (
             f"EXISTS (SELECT 1 FROM supplier_item si WHERE si.product_id = p.puid AND si.price > 0 "

@@ -99,6 +99,7 @@ class CsvZipWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
+        encode.release_memory(job)
         excel = job.options.get("csv_variant") == "excel"
         fmt = encode.CsvFormat(excel=excel)
         prefix = _BOM if excel else ""

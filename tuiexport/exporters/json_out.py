@@ -37,6 +37,7 @@ class JsonWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
+        encode.release_memory(job)
         fmt = encode.JsonFormat()
         shares = encode.supplier_shares(job)
         out.write(b'{"meta":' + _enc.encode(encode.meta(job)))
@@ -68,6 +69,7 @@ class JsonLinesWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
+        encode.release_memory(job)
         fmt = encode.JsonFormat()
         shares = encode.supplier_shares(job)
         wrap = bool(profile.references)

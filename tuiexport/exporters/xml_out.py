@@ -42,6 +42,7 @@ class XmlWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
+        encode.release_memory(job)
         fmt = encode.XmlFormat()
         strip = encode.strip_xml_forbidden
         shares = encode.supplier_shares(job)
