@@ -216,3 +216,12 @@ def test_an_interrupted_demo_keeps_whole_batches_and_bumps_the_version(empty_db)
     assert 0 < written < 25_000
     assert sql(f"SELECT COUNT(*) FROM {schema.FTS_TABLE}")[0][0] == written
     assert schema.catalog_version() == 1
+
+
+def test_offer_masks_are_exact_after_a_demo_and_triggers_are_back(demo):
+    query = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    after_demo = sql(query)
+    assert any(row[1] for row in after_demo)
+    schema.refresh_offer_summary()
+    assert sql(query) == after_demo
+    assert sql("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'")[0][0] >= 3

@@ -233,10 +233,40 @@ def test_unreadable_files_are_one_sentence_user_errors(empty_db, tmp_path):
     with pytest.raises(UserError, match=r"unknown CSV columns \(prize\)"):
         import_file(header)
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("puid,name.de\n1,Gr\xf6\xdfe\n".encode("latin-1"))
+    latin.write_bytes("puid,n\xe4me.de\n1,x\n".encode("latin-1"))
     with pytest.raises(UserError, match="not UTF-8"):
         import_file(latin)
     assert Product.select().count() == 0
+
+
+def test_csv_rows_that_are_not_utf8_are_bad_rows(empty_db, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b'puid,name.de\n1,Maus\n2,Gr\xf6\xdfe\n3,"Gr\xc3\xb6\xc3\x9fe"\n')
+    report = import_file(path)
+    assert (report.added, report.errors) == (2, [(3, "not UTF-8 text (save the file as UTF-8)")])
+    assert ProductText.get(product=3).name == "Größe"
+
+
+def test_database_failures_are_one_sentence(tmp_path, capsys):
+    db = tmp_path / "cli.sqlite"
+    database = dbmod.open_database(db, load_sample=False)
+    database.execute_sql(
+        "CREATE TRIGGER no_products BEFORE INSERT ON product "
+        "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"
+    )
+    dbmod.close_database()
+    path = tmp_path / "cat.jsonl"
+    write_jsonl(path, [*REFS, product(1)])
+    assert main(["--db", str(db), "catalog", "import", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"tuiexport: Writing {path} to the catalog failed (disk quota exceeded); "
+        "the chunks before it were kept.\n"
+    )
+    assert main(["--db", str(db), "catalog", "demo", "--products", "5"]) == 2
+    assert capsys.readouterr().err == (
+        "tuiexport: Writing the demo catalog failed (disk quota exceeded); "
+        "the batches before it were kept.\n"
+    )
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -318,3 +348,14 @@ def test_jsonl_with_byte_order_mark_and_crlf(empty_db, tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
     report = import_file(path)
     assert (report.added, report.skipped, report.references) == (1, 0, 4)
+
+
+def test_offer_masks_follow_imported_and_replaced_offers(empty_db, tmp_path):
+    path = tmp_path / "cat.jsonl"
+    write_jsonl(path, [*REFS, product(1), product(2, offers=[])])
+    import_file(path)
+    query = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    assert dbmod.database.execute_sql(query).fetchall() == [(1, 0b110, 0b010, 0b110), (2, 0, 0, 0)]
+    write_jsonl(path, [product(1, offers=[{"supplierId": 2, "stock": 4}])])
+    import_file(path)
+    assert dbmod.database.execute_sql(query).fetchall() == [(1, 0b100, 0b100, 0), (2, 0, 0, 0)]

@@ -11,6 +11,9 @@ import argparse
 import sys
 import time
 
+import peewee
+
+from tuiexport.db import DatabaseError
 from tuiexport.errors import UserError
 
 
@@ -83,6 +86,10 @@ def demo_command(args) -> int:
     progress = _Progress("products", sys.stderr.isatty() and not args.json)
     try:
         stats = generate_demo(args.products, seed=args.seed, progress=progress)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(
+            f"Writing the demo catalog failed ({exc}); the batches before it were kept."
+        ) from None
     finally:
         progress.close()
     _finish_fresh(fresh, stats.products > 0)
@@ -104,6 +111,10 @@ def import_command(args) -> int:
     progress = _Progress("bytes", sys.stderr.isatty() and not args.json)
     try:
         report = import_file(args.file, progress=progress)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(
+            f"Writing {args.file} to the catalog failed ({exc}); the chunks before it were kept."
+        ) from None
     finally:
         progress.close()
     _finish_fresh(fresh, bool(report.added or report.updated or report.references))

@@ -10,7 +10,8 @@ catalog, and a demo catalog can sit beside an imported one.
 
 Speed comes from generating plain tuples from precomputed pools in one thread while the main
 thread writes the previous batch with ``executemany`` (SQLite releases the GIL while it works),
-one transaction per batch so other processes get the database in between.
+one transaction per batch so other processes get the database in between. The products' offer
+masks are computed once at the end (``schema.bulk_offer_load``), not by a trigger per offer.
 """
 
 from __future__ import annotations
@@ -24,12 +25,26 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import msgspec
+import peewee as pw
 
 from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog import demo_data as data
-from tuiexport.catalog.importer import search_text
-from tuiexport.models import Manufacturer, Product, ProductType, Supplier
+from tuiexport.catalog.importer import (
+    OFFER_COLUMNS,
+    PRODUCT_COLUMNS,
+    TEXT_COLUMNS,
+    insert_sql,
+    search_text,
+)
+from tuiexport.models import (
+    Manufacturer,
+    Product,
+    ProductText,
+    ProductType,
+    Supplier,
+    SupplierItem,
+)
 
 #: The first demo puid in an empty catalog: beyond 32 bits on purpose, as real puids are.
 FIRST_PUID = 5_000_000_000
@@ -329,23 +344,11 @@ def _batches(
 
 
 def _statements(param: str) -> tuple[str, str, str, str]:
-    def insert(table: str, columns: str) -> str:
-        marks = ", ".join([param] * (columns.count(",") + 1))
-        return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
-
     return (
-        insert(
-            "product",
-            "puid, ean, manufacturer_sku, manufacturer_id, product_type_id, "
-            "qualification, condition, image_url, image_exportable, weight, eclass, created, updated",
-        ),
-        insert("product_text", "product_id, lang, name, short_description, long_description"),
-        insert(
-            "supplier_item",
-            "product_id, supplier_id, supplier_sku, price, currency, stock, "
-            "stock_status, condition, updated",
-        ),
-        insert(schema.FTS_TABLE, "rowid, text"),
+        insert_sql(Product, PRODUCT_COLUMNS, param),
+        insert_sql(ProductText, TEXT_COLUMNS, param),
+        insert_sql(SupplierItem, OFFER_COLUMNS, param),
+        f"INSERT INTO {schema.FTS_TABLE} (rowid, text) VALUES (?, ?)",
     )
 
 
@@ -402,28 +405,32 @@ def generate_demo(
     done = n_texts = n_offers = 0
     last_puid = first_puid
     try:
-        while True:
-            batch = work.get()
-            if batch is None:
-                break
-            if isinstance(batch, BaseException):
-                raise batch
-            p_rows, t_rows, o_rows, s_rows = batch
-            if not sqlite:  # PostgreSQL has real booleans
-                p_rows = [(*row[:8], bool(row[8]), *row[9:]) for row in p_rows]
-            with db.atomic():
-                cursor = db.cursor()
-                cursor.executemany(p_sql, p_rows)
-                cursor.executemany(t_sql, t_rows)
-                cursor.executemany(o_sql, o_rows)
-                if sqlite:
-                    cursor.executemany(s_sql, s_rows)
-            done += len(p_rows)
-            n_texts += len(t_rows)
-            n_offers += len(o_rows)
-            last_puid = p_rows[-1][0]
-            if progress is not None:
-                progress(done, products)
+        # Offer masks (schema.bulk_offer_load) are computed in one pass at the end, not by a
+        # trigger per offer.
+        with schema.bulk_offer_load():
+            while True:
+                batch = work.get()
+                if batch is None:
+                    break
+                if isinstance(batch, BaseException):
+                    raise batch
+                p_rows, t_rows, o_rows, s_rows = batch
+                if not sqlite:  # PostgreSQL has real booleans
+                    p_rows = [(*row[:8], bool(row[8]), *row[9:]) for row in p_rows]
+                # Raw cursors raise the driver's errors; the wrapper turns them into peewee's.
+                with pw.__exception_wrapper__, db.atomic():
+                    cursor = db.cursor()
+                    cursor.executemany(p_sql, p_rows)
+                    cursor.executemany(t_sql, t_rows)
+                    cursor.executemany(o_sql, o_rows)
+                    if sqlite:
+                        cursor.executemany(s_sql, s_rows)
+                done += len(p_rows)
+                n_texts += len(t_rows)
+                n_offers += len(o_rows)
+                last_puid = p_rows[-1][0]
+                if progress is not None:
+                    progress(done, products)
     finally:
         stop.set()
         producer.join()

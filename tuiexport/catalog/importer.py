@@ -22,15 +22,31 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+import peewee as pw
 from msgspec import Meta
 
 from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.errors import UserError
-from tuiexport.models import LANGUAGES, Manufacturer, ProductType, Supplier
+from tuiexport.models import (
+    LANGUAGES,
+    Manufacturer,
+    Product,
+    ProductText,
+    ProductType,
+    Supplier,
+    SupplierItem,
+)
 
 #: Rows per transaction.
 CHUNK = 2_000
+#: The columns the bulk writers (import and demo) fill, in their row tuples' order.
+PRODUCT_COLUMNS = (
+    "puid, ean, manufacturer_sku, manufacturer_id, product_type_id, qualification, "
+    "condition, image_url, image_exportable, weight, eclass, created, updated"
+)
+TEXT_COLUMNS = "product_id, lang, name, short_description, long_description"
+OFFER_COLUMNS = "product_id, supplier_id, supplier_sku, price, currency, stock, stock_status, condition, updated"
 #: The report lists at most this many bad rows (``skipped`` counts them all).
 MAX_REPORTED_ERRORS = 1_000
 
@@ -146,6 +162,32 @@ def _reason(exc: msgspec.MsgspecError) -> str:
     return text
 
 
+def insert_sql(model: type[pw.Model], columns: str, mark: str) -> str:
+    """``INSERT INTO table (columns) VALUES (marks)`` for raw ``executemany``.
+
+    Columns of the model that are not listed get their constant default as a literal, so a
+    column added to the model later (with a default) does not break the bulk writers.
+    """
+    names = [c.strip() for c in columns.split(",")]
+    values = [mark] * len(names)
+    for field in model._meta.sorted_fields:
+        if field.column_name in names or isinstance(field, pw.AutoField):
+            continue
+        default = field.default
+        if default is None or callable(default):
+            continue
+        if isinstance(default, bool):
+            literal = "TRUE" if default else "FALSE"
+        elif isinstance(default, (int, float)):
+            literal = repr(default)
+        else:
+            literal = "'" + str(default).replace("'", "''") + "'"
+        names.append(field.column_name)
+        values.append(literal)
+    table = model._meta.table_name
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(values)})"
+
+
 def search_text(names: Iterable[str], sku: str | None, ean: str | None) -> str:
     """What the full-text index holds for a product: its names in every language, SKU, EAN."""
     return " ".join(part for part in (*names, sku, ean) if part)
@@ -239,7 +281,8 @@ class _Writer:
         if not self.refs and not self.products:
             return
         m = self.mark
-        with self.db.atomic():
+        # Raw cursors raise the driver's errors; the wrapper turns them into peewee's.
+        with pw.__exception_wrapper__, self.db.atomic():
             cursor = self.db.cursor()
             for record in self.refs:
                 if isinstance(record, SupplierRecord):
@@ -283,13 +326,10 @@ class _Writer:
         self.report.updated += len(existing) + self.replaced
         self.report.added += len(puids) - len(existing)
 
-        columns = (
-            "puid, ean, manufacturer_sku, manufacturer_id, product_type_id, qualification, "
-            "condition, image_url, image_exportable, weight, eclass, created, updated"
-        )
+        columns = PRODUCT_COLUMNS
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:-2])
         product_sql = (
-            f"INSERT INTO product ({columns}) VALUES ({', '.join([m] * 13)}) "
+            insert_sql(Product, columns, m) + " "
             f"ON CONFLICT (puid) DO UPDATE SET {updates}, "
             f"created = COALESCE({m}, product.created), updated = excluded.updated"
         )
@@ -340,16 +380,8 @@ class _Writer:
         if replaced:
             cursor.execute(f"DELETE FROM product_text WHERE product_id IN ({old_marks})", replaced)
             cursor.execute(f"DELETE FROM supplier_item WHERE product_id IN ({old_marks})", replaced)
-        cursor.executemany(
-            f"INSERT INTO product_text (product_id, lang, name, short_description, long_description) "
-            f"VALUES ({m}, {m}, {m}, {m}, {m})",
-            texts,
-        )
-        cursor.executemany(
-            "INSERT INTO supplier_item (product_id, supplier_id, supplier_sku, price, currency, "
-            f"stock, stock_status, condition, updated) VALUES ({', '.join([m] * 9)})",
-            offers,
-        )
+        cursor.executemany(insert_sql(ProductText, TEXT_COLUMNS, m), texts)
+        cursor.executemany(insert_sql(SupplierItem, OFFER_COLUMNS, m), offers)
         if self.sqlite:
             # Every puid, not just the replaced ones: no stray index row may block the insert.
             cursor.execute(f"DELETE FROM {schema.FTS_TABLE} WHERE rowid IN ({marks})", puids)
@@ -605,17 +637,24 @@ class _CsvProducts:
             self.writer.error(self.current_line, str(exc))
 
 
-def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
+def _utf8(values: list[str]) -> bool:
+    """False when the row held bytes that are not UTF-8 (decoded as lone surrogates)."""
     try:
-        header = next(reader, None)
-    except UnicodeDecodeError:
-        raise UserError(
-            f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again."
-        ) from None
+        "".join(values).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
+    # Bytes that are not UTF-8 make their row bad, not the whole file.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text)
+    header = next(reader, None)
     if not header:
         return
+    if not _utf8(header):
+        raise UserError(f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again.")
     header = [h.strip() for h in header]
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
@@ -635,16 +674,17 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
             if len(values) != len(header):
                 writer.error(start, f"{len(values)} fields where the header has {len(header)}")
                 continue
+            if not _utf8(values):
+                writer.error(start, "not UTF-8 text (save the file as UTF-8)")
+                continue
             try:
                 products.row(start, dict(zip(header, values)))
             except RowError as exc:
                 writer.error(start, str(exc))
-    except UnicodeDecodeError:
-        raise UserError(
-            f"{name} is not UTF-8 text (after line {line}); the rows before it were imported."
-        ) from None
     except csv.Error as exc:
-        raise UserError(f"{name} cannot be read as CSV after line {line} ({exc}).") from None
+        raise UserError(
+            f"{name} cannot be read as CSV after line {line} ({exc}); the rows before it were imported."
+        ) from None
     finally:
         products.finish()
 
@@ -710,7 +750,11 @@ def import_file(
                 _read_jsonl(stream, writer)
             else:
                 _read_csv(stream, writer, path.name)
+        except UserError:
+            writer.flush()  # the good rows before the damage are kept, as the message says
+            raise
         except (gzip.BadGzipFile, EOFError, zlib.error):
+            writer.flush()
             raise UserError(
                 f"{path.name} is not a complete gzip file; the rows before the damage were imported."
             ) from None
@@ -741,6 +785,12 @@ def _aware(value) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+_PRODUCT_FIELDS = [
+    c.removesuffix("_id") if c in ("manufacturer_id", "product_type_id") else c
+    for c in PRODUCT_COLUMNS.split(", ")
+]
+
+
 def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
     """The whole catalog as import records: suppliers, manufacturers, types, then products by puid."""
     from tuiexport.models import Product, ProductText, SupplierItem
@@ -764,7 +814,7 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
     after = -1
     while True:
         rows = list(
-            Product.select()
+            Product.select(*(getattr(Product, c) for c in _PRODUCT_FIELDS))
             .where(Product.puid > after)
             .order_by(Product.puid)
             .limit(chunk)
