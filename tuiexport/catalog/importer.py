@@ -587,6 +587,8 @@ class _CsvProducts:
 
     def _product(self, row: _CsvRow, texts: dict[str, Text]) -> ProductRecord:
         manufacturer_id = type_id = None
+        # Check first what can fail, so a bad row creates no manufacturer or product type.
+        self.writer.check_product(ProductRecord(puid=row.puid, ean=row.ean))
         new_type = row.product_type and row.product_type not in self.by_name["productType"]
         if new_type and not row.group_code:
             raise RowError(
