@@ -87,6 +87,7 @@ class ServerHandle:
             while self.server.active and time.monotonic() < deadline:
                 time.sleep(0.02)
             self.server.server_close()
+            self.app.shares.close()
             self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

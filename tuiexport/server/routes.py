@@ -53,11 +53,6 @@ class App:
 class ShareHandler(FileResponses):
     app: App  # set on the subclass start_server creates
 
-    def setup(self) -> None:
-        #: Per connection (so per database connection): the data_version it saw last.
-        self.seen: dict = {}
-        super().setup()
-
     # --- routing ------------------------------------------------------------------------
 
     def dispatch(self) -> None:
@@ -214,7 +209,7 @@ class ShareHandler(FileResponses):
 
     def share_download(self, export_id: str) -> None:
         token = self.param("token")
-        state = self.app.shares.resolve(export_id.lower(), self.seen)
+        state = self.app.shares.resolve(export_id.lower())
         if state is None or not hmac.compare_digest(
             token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
         ):
