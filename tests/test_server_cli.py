@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -40,6 +41,23 @@ def test_serve_in_the_foreground_and_stop_on_signal(tmp_path, signum):
         assert urllib.request.urlopen(url + "/healthz", timeout=10).status == 200
         body = urllib.request.urlopen(url + service.share_path(export), timeout=30).read()
         assert body.count(b"\n") == 20
+        # Another process rotates the token: the running server refuses the old URL at once.
+        cli = [sys.executable, "-m", "tuiexport", "--db", str(db_path), "exports"]
+        subprocess.run(
+            [*cli, "rotate-token", export.export_id], check=True, capture_output=True, timeout=30
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + service.share_path(export), timeout=30)
+        assert refused.value.code == 404
+        new_url = subprocess.run(
+            [*cli, "share-url", export.export_id],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        path = new_url[new_url.index("/api/v1/") :]
+        assert urllib.request.urlopen(url + path, timeout=30).read() == body
     finally:
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=20)
