@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from tuiexport import db as dbmod
 from tuiexport.exporters import encode
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
 
@@ -53,6 +54,38 @@ def _price_sql(job: ExportJob, column: str) -> str:
     )
 
 
+def _articles(rows: list[tuple]) -> tuple[bytes, int, int]:
+    """ARTICLE elements for one chunk of rows: (UTF-8 text, rows, articles written)."""
+    parts = []
+    for puid, name, long, short, ean, sku, mname, image, price, currency in rows:
+        if price is None:
+            continue
+        ean = _text(ean, 14) if ean is not None and len(ean) <= 14 else None
+        image = _text(image, 250) if image and len(image) <= 250 else None
+        parts.append(
+            f"<ARTICLE><SUPPLIER_AID>{puid}</SUPPLIER_AID><ARTICLE_DETAILS>"
+            f"<DESCRIPTION_SHORT>{_text(name, 80) or _text(sku, 80) or puid}</DESCRIPTION_SHORT>"
+            + _el("DESCRIPTION_LONG", _text(long, 64000) or _text(short, 64000))
+            + _el("EAN", ean)
+            + _el("MANUFACTURER_AID", _text(sku, 50))
+            + _el("MANUFACTURER_NAME", _text(mname, 50))
+            + "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
+            "</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS>"
+            f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{encode._round(price, "0.01")}'
+            f"</PRICE_AMOUNT><PRICE_CURRENCY>{currency}</PRICE_CURRENCY></ARTICLE_PRICE>"
+            "</ARTICLE_PRICE_DETAILS>"
+            + (
+                "<MIME_INFO><MIME><MIME_TYPE>image/jpeg</MIME_TYPE>"
+                f"<MIME_SOURCE>{image}</MIME_SOURCE><MIME_PURPOSE>normal</MIME_PURPOSE>"
+                "</MIME></MIME_INFO>"
+                if image
+                else ""
+            )
+            + "</ARTICLE>\n"
+        )
+    return "".join(parts).encode(), len(rows), len(parts)
+
+
 @dataclass
 class BmecatWriter:
     profile: str = "bmecat12"
@@ -69,6 +102,8 @@ class BmecatWriter:
             f"AND si.currency IN ({', '.join(repr(c) for c in CURRENCIES)}))"
         )
         sel = SELECTION_TABLE
+        # SQLite: keep sel as the outer loop (puid order without a sort).
+        cross = "CROSS JOIN" if dbmod.is_sqlite(job.db) else "JOIN"
 
         out.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
         out.write(f'<BMECAT version="1.2" xmlns="{NAMESPACE}">\n<HEADER>\n'.encode())
@@ -102,7 +137,7 @@ class BmecatWriter:
         )
         types = job.db.execute_sql(
             f"SELECT pt.id, pt.name, pt.group_code FROM product_type pt WHERE pt.id IN "
-            f"(SELECT p.product_type_id FROM {sel} JOIN product p ON p.puid = {sel}.puid "
+            f"(SELECT p.product_type_id FROM {sel} {cross} product p ON p.puid = {sel}.puid "
             f"WHERE {priced}) ORDER BY pt.id"
         ).fetchall()
         for type_id, name, code in types:
@@ -125,51 +160,33 @@ class BmecatWriter:
         if fallback != lang:
             joins += f" LEFT JOIN product_text f ON f.product_id = p.puid AND f.lang = '{fallback}'"
         long_sql = text("long_description") if job.long_descriptions else "NULL"
-        cursor = job.db.execute_sql(
-            f"SELECT p.puid, {text('name')}, {long_sql}, {text('short_description')}, p.ean, "
+        columns = (
+            f"p.puid, {text('name')}, {long_sql}, {text('short_description')}, p.ean, "
             f"p.manufacturer_sku, m.name, CASE WHEN p.image_exportable THEN p.image_url END, "
-            f"{_price_sql(job, 'price')}, {_price_sql(job, 'currency')} "
-            f"FROM {sel} JOIN product p ON p.puid = {sel}.puid "
-            f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {joins} "
-            f"ORDER BY {sel}.puid"
+            f"{_price_sql(job, 'price')}, {_price_sql(job, 'currency')}"
         )
+        joins = f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {joins}"
         written = skipped = seen = 0
-        while rows := cursor.fetchmany(encode.CHUNK):
-            parts = []
-            for puid, name, long, short, ean, sku, mname, image, price, currency in rows:
-                if price is None:
-                    skipped += 1
-                    continue
-                ean = _text(ean, 14) if ean is not None and len(ean) <= 14 else None
-                image = _text(image, 250) if image and len(image) <= 250 else None
-                parts.append(
-                    f"<ARTICLE><SUPPLIER_AID>{puid}</SUPPLIER_AID><ARTICLE_DETAILS>"
-                    f"<DESCRIPTION_SHORT>{_text(name, 80) or _text(sku, 80) or puid}</DESCRIPTION_SHORT>"
-                    + _el("DESCRIPTION_LONG", _text(long, 64000) or _text(short, 64000))
-                    + _el("EAN", ean)
-                    + _el("MANUFACTURER_AID", _text(sku, 50))
-                    + _el("MANUFACTURER_NAME", _text(mname, 50))
-                    + "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
-                    "</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS>"
-                    f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{encode._round(price, "0.01")}'
-                    f"</PRICE_AMOUNT><PRICE_CURRENCY>{currency}</PRICE_CURRENCY></ARTICLE_PRICE>"
-                    "</ARTICLE_PRICE_DETAILS>"
-                    + (
-                        "<MIME_INFO><MIME><MIME_TYPE>image/jpeg</MIME_TYPE>"
-                        f"<MIME_SOURCE>{image}</MIME_SOURCE><MIME_PURPOSE>normal</MIME_PURPOSE>"
-                        "</MIME></MIME_INFO>"
-                        if image
-                        else ""
-                    )
-                    + "</ARTICLE>\n"
-                )
-            written += len(parts)
-            seen += len(rows)
-            out.write("".join(parts).encode())
+        if encode.parallel_workers(job):
+            # CROSS JOIN: the puid list (in order) is the outer loop, no ORDER BY needed.
+            sql = (
+                f"SELECT {columns} FROM {encode.PAR_SELECTION} CROSS JOIN product p "
+                f"ON p.puid = {sel}.puid {joins}"
+            )
+            chunks = encode.run_parallel(job, sql, _articles)
+        else:
+            sql = f"SELECT {columns} FROM {sel} {cross} product p ON p.puid = {sel}.puid {joins} ORDER BY {sel}.puid"
+            cursor = job.db.execute_sql(sql)
+            chunks = (_articles(rows) for rows in iter(lambda: cursor.fetchmany(encode.CHUNK), []))
+        for data, rows, articles in chunks:
+            out.write(data)
+            written += articles
+            skipped += rows - articles
+            seen += rows
             job.check(seen)
 
         cursor = job.db.execute_sql(
-            f"SELECT p.puid, p.product_type_id FROM {sel} JOIN product p ON p.puid = {sel}.puid "
+            f"SELECT p.puid, p.product_type_id FROM {sel} {cross} product p ON p.puid = {sel}.puid "
             f"WHERE p.product_type_id IS NOT NULL AND {priced} ORDER BY {sel}.puid"
         )
         while rows := cursor.fetchmany(encode.CHUNK * 5):

@@ -131,8 +131,13 @@ def _parse_dt(value) -> datetime:
 
 
 def _round(value: float, places: str) -> str:
-    # Round half up on the shortest decimal form, as SQLite's printf does: 2.675 -> 2.68.
-    return str(Decimal(repr(float(value))).quantize(Decimal(places), rounding=ROUND_HALF_UP))
+    """Round half up on the shortest decimal form, as SQLite's printf does: 2.675 -> 2.68."""
+    text = repr(float(value))
+    digits = len(places) - 2
+    _, _, decimals = text.partition(".")
+    if "e" not in text and decimals[digits:] != "5":
+        return f"{float(value):.{digits}f}"  # not a tie: nearest is half-up
+    return str(Decimal(text).quantize(Decimal(places), rounding=ROUND_HALF_UP))
 
 
 class CsvFormat:
