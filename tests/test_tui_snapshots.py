@@ -1,7 +1,7 @@
 """Snapshots of the TUI at 80×24 (pytest-textual-snapshot). Update with --snapshot-update.
 
 Deterministic: fixed IDs, tokens and times in the database (see test_tui_helpers), TZ=UTC, no
-cursor blink, a fixed share server URL and no user configuration (TUIEXPORT_HOME is a tmp dir).
+cursor blink, no animations, a fixed share server URL and no user configuration (TUIEXPORT_HOME is a tmp dir).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ pytestmark = pytest.mark.usefixtures("tui_db")
 
 def prepare(*keys: str):
     async def run_before(pilot) -> None:
+        pilot.app.animation_level = "none"  # the tab underline slides otherwise
         await settle(pilot)
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
         for widget in pilot.app.screen.query(Input):
             widget.cursor_blink = False
+        await pilot.wait_for_scheduled_animations()
         await pilot.pause()
 
     return run_before

@@ -152,7 +152,7 @@ class MainScreen(SelectionTabsMixin, Screen):
             where = "~" + where[len(home) :]
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(server, style="bold" if self.app.server_url else "")
-        line.append(f" · {stats.products:,} products, {stats.suppliers:,} suppliers · {where}")
+        line.append(f" · {stats.products:,} products · {where}")
         self.app.call_from_thread(self.query_one("#status", Static).update, line)
 
     # --- the definition list ---------------------------------------------------------------
