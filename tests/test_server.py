@@ -390,6 +390,17 @@ def test_tls(empty_db, tmp_path):
         body = urllib.request.urlopen(url, context=context, timeout=10).read()
         run = service.list_history()[0]
         assert hashlib.sha256(body).hexdigest() == run.sha256
+        # Plain HTTP and a silent client on the TLS port cost a handshake timeout at most.
+        import socket
+
+        with socket.create_connection(("127.0.0.1", handle.port), timeout=5) as plain:
+            plain.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+            try:
+                assert b"200" not in plain.recv(1000)
+            except ConnectionResetError:
+                pass  # the TLS handshake failed; the server drops the connection
+        health = urllib.request.urlopen(handle.url + "/healthz", context=context, timeout=10)
+        assert health.status == 200
     with pytest.raises(UserError, match="both --tls-cert and --tls-key"):
         start_server("127.0.0.1", 0, tls_cert=str(cert))
 
