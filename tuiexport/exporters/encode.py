@@ -18,7 +18,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -408,11 +408,16 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
     fields = element.fields_for(flags(job))
     nl = fmt.newline.encode()
     extra: list[str] = []
+    index = ""
     if element.role == "main":
         from_sql, order = main_from(element, job), f"{SELECTION_TABLE}.puid"
     elif element.role == "child":
-        from_sql = child_flat_from(element) + f" WHERE {element.link} = {SELECTION_TABLE}.puid"
-        order = f"{SELECTION_TABLE}.puid, {element.order}"
+        source = child_flat_from(element)
+        index = ordered_index(job, element) if use_fast_path(job) else ""
+        if index:  # rows of one product come in order: no sort at all
+            source = f"{SELECTION_TABLE} CROSS JOIN {_indexed(element.source, index)}"
+        from_sql = source + f" WHERE {element.link} = {SELECTION_TABLE}.puid"
+        order = f"{SELECTION_TABLE}.puid" + ("" if index else f", {element.order}")
         extra.append(f"{SELECTION_TABLE}.puid")
         if _counts_suppliers(element):
             extra.append("si.supplier_id")
@@ -442,7 +447,8 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
 
     if element.role != "reference" and parallel_workers(job):
         from_par = from_sql.replace(SELECTION_TABLE + " ", PAR_SELECTION + " ", 1)
-        order_par = f" ORDER BY {order}" if element.role == "child" else ""
+        # The puid list is the outer loop (in order); an ordering index orders each product's rows.
+        order_par = f" ORDER BY {order}" if element.role == "child" and not index else ""
         yield from run_parallel(job, f"SELECT {head}{record} FROM {from_par}{order_par}", chunk)
         return
     cursor = job.db.execute_sql(f"SELECT {head}{record} FROM {from_sql} ORDER BY {order}")
@@ -656,12 +662,18 @@ def supplier_names(job: ExportJob, counts: dict[int, int]) -> dict[str, int]:
 
 def supplier_shares(job: ExportJob) -> dict[str, int]:
     """Products per supplier name among the selected products (one offer per product and
-    supplier, so counting offers per supplier counts products)."""
+    supplier, so counting offers per supplier counts products).
+
+    Counted in Python over an index-only scan: a GROUP BY would sort every offer in memory."""
+    counts: Counter[int] = Counter()
     cursor = job.db.execute_sql(
-        f"SELECT si.supplier_id, COUNT(*) FROM {SELECTION_TABLE} CROSS JOIN supplier_item si "
-        f"WHERE si.product_id = {SELECTION_TABLE}.puid GROUP BY si.supplier_id"
+        f"SELECT si.supplier_id FROM {SELECTION_TABLE} CROSS JOIN supplier_item si "
+        f"WHERE si.product_id = {SELECTION_TABLE}.puid"
     )
-    return supplier_names(job, dict(cursor.fetchall()))
+    first = itemgetter(0)
+    for rows in _chunks(cursor, 20_000):
+        counts.update(map(first, rows))
+    return supplier_names(job, counts)
 
 
 def _generator() -> str:
