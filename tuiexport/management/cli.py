@@ -176,7 +176,11 @@ def _describe_selection(s: service.SelectionView, count: int | None) -> str:
 
 def selections_list(args) -> int:
     views = service.list_selections()
-    rows = [f"{'!' if not v.valid else ' '} #{v.id:<5} {v.name}  ({len(v.used_by)} exports)" for v in views]
+    rows = [
+        f"{'!' if not v.valid else ' '} #{v.id:<5} {v.name}  "
+        f"({len(v.used_by)} export{'' if len(v.used_by) == 1 else 's'})"
+        for v in views
+    ]
     _emit(args, views, "\n".join(rows) if rows else "No product selections yet ('tuiexport selections create').")
     return 0
 
