@@ -225,3 +225,19 @@ def test_offer_masks_are_exact_after_a_demo_and_triggers_are_back(demo):
     schema.refresh_offer_summary()
     assert sql(query) == after_demo
     assert sql("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'")[0][0] >= 3
+
+
+def test_a_big_demo_rebuilds_the_indexes_it_dropped(empty_db, monkeypatch):
+    from tuiexport.catalog import demo as demo_module
+
+    query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    before = sql(query)
+    monkeypatch.setattr(demo_module, "REBUILD_INDEXES_FROM", 100)
+    generate_demo(300, seed=3)
+    assert sql(query) == before
+    assert sql("PRAGMA integrity_check") == [("ok",)]
+    assert count(Criteria(suppliers="partners", only_in_stock=True)) > 0
+    masks = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    after = sql(masks)
+    schema.refresh_offer_summary()
+    assert sql(masks) == after

@@ -11,7 +11,9 @@ catalog, and a demo catalog can sit beside an imported one.
 Speed comes from generating plain tuples from precomputed pools in one thread while the main
 thread writes the previous batch with ``executemany`` (SQLite releases the GIL while it works),
 one transaction per batch so other processes get the database in between. The products' offer
-masks are computed once at the end (``schema.bulk_offer_load``), not by a trigger per offer.
+masks are computed once at the end (``schema.bulk_offer_load``), not by a trigger per offer, and
+a big demo into a small catalog builds the secondary indexes once at the end instead of inserting
+into them row by row (queries from other processes are slow meanwhile).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 import math
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import msgspec
@@ -373,6 +377,43 @@ def _produce(gen: Iterator, out: queue.Queue, stop: threading.Event) -> None:
         put(exc)
 
 
+_IF_NOT_EXISTS = re.compile(r"^CREATE (UNIQUE )?INDEX (?!IF NOT EXISTS)", re.IGNORECASE)
+#: Below this many new products (or when adding to a bigger catalog) indexes are kept live.
+REBUILD_INDEXES_FROM = 100_000
+
+
+@contextmanager
+def _indexes_rebuilt_after(db, products: int):
+    """Drop the catalog tables' secondary indexes for a big load into a small catalog and
+    build them again at the end: sorting a million keys once is several times faster than a
+    million random inserts into each index. A run that dies meanwhile leaves them missing, and
+    the next ``open_database`` creates them again (``ensure_schema``)."""
+    if (
+        not dbmod.is_sqlite(db)
+        or products < REBUILD_INDEXES_FROM
+        or (Product.select().count() > products)
+    ):
+        yield
+        return
+    tables = ("product", "product_text", "supplier_item")
+    marks = ", ".join("?" * len(tables))
+    indexes = db.execute_sql(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        f"AND tbl_name IN ({marks})",
+        tables,
+    ).fetchall()
+    with db.atomic():
+        for name, _ in indexes:
+            db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+    try:
+        yield
+    finally:
+        with db.atomic():
+            for _, sql in indexes:
+                # Another process opening the database meanwhile may have created some again.
+                db.execute_sql(_IF_NOT_EXISTS.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1))
+
+
 def generate_demo(
     products: int, seed: int = 1, progress: Callable[[int, int], None] | None = None
 ) -> DemoStats:
@@ -407,7 +448,7 @@ def generate_demo(
     try:
         # Offer masks (schema.bulk_offer_load) are computed in one pass at the end, not by a
         # trigger per offer.
-        with schema.bulk_offer_load():
+        with schema.bulk_offer_load(), _indexes_rebuilt_after(db, products):
             while True:
                 batch = work.get()
                 if batch is None:
