@@ -461,7 +461,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
 #: Extra read connections that build records while the caller writes (SQLite releases the GIL).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: Products per parallel task.
-PAR_CHUNK = 4000
+PAR_CHUNK = 2000
 #: The selection as seen by a worker connection: one chunk of puids, bound as a JSON array
 #: (temporary tables belong to the connection that made them).
 PAR_SELECTION = f"(SELECT value AS puid FROM json_each(?)) AS {SELECTION_TABLE}"
@@ -549,9 +549,19 @@ def reference_records(job: ExportJob, element: Element, fmt) -> Iterator[str]:
             yield f"<{element.name}>" + "".join(parts) + f"</{element.name}>"
 
 
-def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[bytes]]:
+def product_chunks(
+    job: ExportJob, profile: Profile, fmt, join: Callable[[list[bytes]], bytes]
+) -> Iterator[bytes]:
+    """The products as ``join(records)`` per chunk, see :func:`product_records`. On the worker
+    connections ``join`` runs in the worker, so the main thread only writes finished bytes."""
+    yield from product_records(job, profile, fmt, join)
+
+
+def product_records(job: ExportJob, profile: Profile, fmt, join=None) -> Iterator:
     """One encoded record per product (JSON object or XML element, UTF-8), children nested;
-    chunked. Calls ``job.check`` once per chunk (raises Cancelled)."""
+    chunked (a list per chunk, or ``join(list)``). Calls ``job.check`` once per chunk
+    (raises Cancelled)."""
+    finish = join or (lambda records: records)
     main = profile.main
     fl = flags(job)
     fields = main.fields_for(fl)
@@ -567,15 +577,17 @@ def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[byte
         if parallel_workers(job):
             # CROSS JOIN keeps the puid list (in order) as the outer loop: no ORDER BY needed.
             sql = f"SELECT {_blob(record)} FROM {main_from(main, job, PAR_SELECTION)}"
-            for records in run_parallel(job, sql, lambda rows: list(map(first, rows))):
-                written += len(records)
-                yield records
+            for n, chunk in run_parallel(
+                job, sql, lambda rows: (len(rows), finish(list(map(first, rows))))
+            ):
+                written += n
+                yield chunk
                 job.check(written)
             return
         sql = f"SELECT {_blob(record)} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
         for rows in _chunks(job.db.execute_sql(sql)):
             written += len(rows)
-            yield list(map(first, rows))
+            yield finish(list(map(first, rows)))
             job.check(written)
         return
 
@@ -617,7 +629,7 @@ def product_records(job: ExportJob, profile: Profile, fmt) -> Iterator[list[byte
                     ).encode()
                 )
         written += len(rows)
-        yield out
+        yield finish(out)
         job.check(written)
 
 

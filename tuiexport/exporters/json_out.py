@@ -47,8 +47,8 @@ class JsonWriter:
             out.write(b"\n]")
         out.write(f',\n"{profile.main.name}":['.encode())
         first = True
-        for records in encode.product_records(job, profile, fmt):
-            out.write((b",\n" if not first else b"\n") + b",\n".join(records))
+        for data in encode.product_chunks(job, profile, fmt, b",\n".join):
+            out.write((b",\n" if not first else b"\n") + data)
             first = False
         out.write(b'\n],\n"log":[')
         reason = _enc.encode(encode.limit_reason(job)).decode()
@@ -77,9 +77,12 @@ class JsonLinesWriter:
             for record in encode.reference_records(job, element, fmt):
                 out.write(f'{{"{element.name}":{record}}}\n'.encode())
         head = f'{{"{profile.main.name}":'.encode()
-        for records in encode.product_records(job, profile, fmt):
-            if wrap:
-                out.write(b"".join(head + r + b"}\n" for r in records))
-            else:
-                out.write(b"\n".join(records) + b"\n")
+        if wrap:
+            def join(records: list[bytes]) -> bytes:
+                return b"".join([head + r + b"}\n" for r in records])
+        else:
+            def join(records: list[bytes]) -> bytes:
+                return b"\n".join(records) + b"\n"
+        for data in encode.product_chunks(job, profile, fmt, join):
+            out.write(data)
         return WriteStats(job.total, shares)

@@ -53,8 +53,10 @@ class XmlWriter:
             for record in encode.reference_records(job, element, fmt):
                 out.write((strip(record) + "\n").encode())
         strip_utf8 = encode.strip_xml_forbidden_utf8
-        for records in encode.product_records(job, profile, fmt):
-            out.write(strip_utf8(b"\n".join(records) + b"\n"))
+        for data in encode.product_chunks(
+            job, profile, fmt, lambda records: strip_utf8(b"\n".join(records) + b"\n")
+        ):
+            out.write(data)
         if job.omitted:
             out.write(b"<log>")
             reason = xml_value(encode.limit_reason(job))
