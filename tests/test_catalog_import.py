@@ -359,3 +359,15 @@ def test_offer_masks_follow_imported_and_replaced_offers(empty_db, tmp_path):
     write_jsonl(path, [product(1, offers=[{"supplierId": 2, "stock": 4}])])
     import_file(path)
     assert dbmod.database.execute_sql(query).fetchall() == [(1, 0b100, 0b100, 0), (2, 0, 0, 0)]
+
+
+def test_exportable_image_needs_an_image(empty_db, tmp_path):
+    from tuiexport.models import Product
+
+    path = tmp_path / "img.jsonl"
+    path.write_text(
+        '{"kind":"product","puid":1,"imageExportable":true}\n'
+        '{"kind":"product","puid":2,"imageUrl":"https://img.example.com/2.jpg","imageExportable":true}\n'
+    )
+    assert import_file(path).added == 2
+    assert dict(Product.select(Product.puid, Product.image_exportable).tuples()) == {1: False, 2: True}

@@ -346,7 +346,8 @@ class _Writer:
                     p.qualification,
                     p.condition,
                     p.image_url,
-                    p.image_exportable,
+                    # "may export its image" only means something when there is an image.
+                    p.image_exportable and bool(p.image_url),
                     p.weight,
                     p.eclass,
                     created or self._time(None),
