@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from tuiexport.errors import InvalidDefinition, UserError
 from tuiexport.exporters import registry
 from tuiexport.exporters.base import OMITTED_TABLE, SELECTION_TABLE, Cancelled, ExportJob
 from tuiexport.management import definitions, history
-from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
 
@@ -59,12 +58,6 @@ def drop_selection(db: pw.Database) -> None:
 # --- running -------------------------------------------------------------------------------
 
 HEARTBEAT_EVERY = 5.0  # seconds
-
-
-def new_log_id() -> str:
-    """Short, unique, easy to read aloud in a support call: 10 Crockford base32 characters."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
 def _slug(name: str) -> str:
@@ -174,7 +167,7 @@ class PreparedRun:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
             return self._finish("failed", messages + [f"Could not write {where}: {reason}."])
-        except Exception as exc:  # the run failed; the history says why, the caller decides
+        except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
             return self._finish("failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."])
 
@@ -231,7 +224,7 @@ def begin_run(
         raise InvalidDefinition(row.name, reasons)
     criteria = criteria_from_json(row.selection.criteria)
     writer = registry.get_writer(row.profile, row.output)
-    log_id = new_log_id()
+    log_id = history.new_log_id()
     started = utcnow()
     if output_path is not None:
         target = Path(output_path).expanduser().resolve()
@@ -286,7 +279,7 @@ def apply_retention(export_id: str, keep: int) -> int:
     root = config.artifacts_dir()
     kept = (
         Run.select()
-        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712
+        .where(Run.export_id == export_id, Run.artifact_kept == True)
         .order_by(Run.id.desc())
     )
     removed = 0
@@ -309,7 +302,7 @@ def reusable_artifact(ref: str) -> RunView | None:
         .where(
             Run.export_id == row.export_id,
             Run.status.in_(["success", "warning"]),
-            Run.artifact_kept == True,  # noqa: E712
+            Run.artifact_kept == True,
         )
         .order_by(Run.id.desc())
         .first()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from datetime import timedelta
 from pathlib import Path
 
+from tuiexport import config
 from tuiexport.db import database
 from tuiexport.errors import NotFound
 from tuiexport.management.views import RunView
@@ -17,6 +19,12 @@ STATUSES = ("running", "success", "warning", "failed", "cancelled", "interrupted
 #: A run on another host whose heartbeat is older than this is considered dead.
 STALE_AFTER = timedelta(minutes=10)
 HOST = socket.gethostname()
+
+
+def new_log_id() -> str:
+    """Short, unique, easy to read aloud in a support call: 10 Crockford base32 characters."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
 def view(row: Run) -> RunView:
@@ -117,3 +125,68 @@ def remove_partial(target: Path, log_id: str) -> None:
         part_path(target, log_id).unlink()
     except OSError:
         pass
+
+
+def record_served(
+    source: RunView,
+    *,
+    log_id: str | None = None,
+    complete: bool = True,
+    sent: int = 0,
+    note: str = "",
+) -> RunView:
+    """The history entry of a request that served an existing artifact instead of running.
+
+    It copies the source run's figures and points at the same file, but never owns it
+    (``artifact_kept`` stays false, so retention counts the file once, by its source run).
+    A download the client broke off is recorded as ``cancelled``."""
+    now = utcnow()
+    messages = [
+        note
+        or f"Served the artifact of run {source.log_id}; the definition and the "
+        "catalog had not changed, so nothing was run again."
+    ]
+    status = source.status
+    if not complete:
+        status = "cancelled"
+        messages.append(
+            f"The client closed the connection after {sent:,} of {source.size or 0:,} bytes."
+        )
+    with database.atomic():
+        row = Run.create(
+            log_id=log_id or new_log_id(),
+            export_id=source.export_id,
+            export_name=source.export_name,
+            trigger="api",
+            status=status,
+            started=now,
+            finished=now,
+            heartbeat=now,
+            api_version=config.API_VERSION,
+            profile=source.profile,
+            output=source.output,
+            file_format=source.file_format,
+            product_count=source.product_count,
+            omitted_count=source.omitted_count,
+            size=source.size,
+            sha256=source.sha256,
+            artifact_path=source.artifact_path,
+            artifact_kept=False,
+            messages=json.dumps(messages, ensure_ascii=False),
+            supplier_shares=json.dumps(source.supplier_shares),
+            host=HOST,
+            pid=os.getpid(),
+        )
+    return view(row)
+
+
+def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
+    """The client broke off a download that :func:`record_served` had recorded up front."""
+    row = Run.get_or_none(Run.log_id == log_id)
+    if row is None:
+        return
+    messages = json.loads(row.messages or "[]")
+    messages.append(f"The client closed the connection after {sent:,} of {size or 0:,} bytes.")
+    Run.update(status="cancelled", messages=json.dumps(messages, ensure_ascii=False)).where(
+        Run.id == row.id
+    ).execute()

@@ -14,16 +14,10 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from tuiexport import config, service
-from tuiexport.engine import new_log_id
 from tuiexport.exporters import registry
+from tuiexport.management.history import new_log_id, record_served, served_incomplete
 from tuiexport.management.views import RunView
-from tuiexport.server.runs import (
-    RETRY_AFTER,
-    ActiveRun,
-    artifact_file,
-    record_served,
-    served_incomplete,
-)
+from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
 from tuiexport.server.transport import PROBLEM_TYPE, BaseHandler, ClientGone, http_date
 
 #: Stream pieces of this size; big enough for few syscalls, small enough for a quick first byte.

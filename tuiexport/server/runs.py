@@ -3,19 +3,15 @@ downloads of the same export, cancellation at stop, and the history rows of serv
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import threading
 from pathlib import Path
 
 from tuiexport import config, service
 from tuiexport.db import database
-from tuiexport.engine import PreparedRun, new_log_id
+from tuiexport.engine import PreparedRun
 from tuiexport.errors import Busy
-from tuiexport.management import history
 from tuiexport.management.views import DefinitionView, RunView
-from tuiexport.models import Run, utcnow
 
 #: Seconds a client is told to wait when every run slot is taken.
 RETRY_AFTER = 5
@@ -127,71 +123,6 @@ class RunManager:
             active.cancel.set()
         for active in runs:
             active.thread.join(timeout)
-
-
-def record_served(
-    source: RunView,
-    *,
-    log_id: str | None = None,
-    complete: bool = True,
-    sent: int = 0,
-    note: str = "",
-) -> RunView:
-    """The history entry of a request that served an existing artifact instead of running.
-
-    It copies the source run's figures and points at the same file, but never owns it
-    (``artifact_kept`` stays false, so retention counts the file once, by its source run).
-    A download the client broke off is recorded as ``cancelled``."""
-    now = utcnow()
-    messages = [
-        note
-        or f"Served the artifact of run {source.log_id}; the definition and the "
-        "catalog had not changed, so nothing was run again."
-    ]
-    status = source.status
-    if not complete:
-        status = "cancelled"
-        messages.append(
-            f"The client closed the connection after {sent:,} of {source.size or 0:,} bytes."
-        )
-    with database.atomic():
-        row = Run.create(
-            log_id=log_id or new_log_id(),
-            export_id=source.export_id,
-            export_name=source.export_name,
-            trigger="api",
-            status=status,
-            started=now,
-            finished=now,
-            heartbeat=now,
-            api_version=config.API_VERSION,
-            profile=source.profile,
-            output=source.output,
-            file_format=source.file_format,
-            product_count=source.product_count,
-            omitted_count=source.omitted_count,
-            size=source.size,
-            sha256=source.sha256,
-            artifact_path=source.artifact_path,
-            artifact_kept=False,
-            messages=json.dumps(messages, ensure_ascii=False),
-            supplier_shares=json.dumps(source.supplier_shares),
-            host=history.HOST,
-            pid=os.getpid(),
-        )
-    return history.view(row)
-
-
-def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
-    """The client broke off a download that :func:`record_served` had recorded up front."""
-    row = Run.get_or_none(Run.log_id == log_id)
-    if row is None:
-        return
-    messages = json.loads(row.messages or "[]")
-    messages.append(f"The client closed the connection after {sent:,} of {size or 0:,} bytes.")
-    Run.update(status="cancelled", messages=json.dumps(messages, ensure_ascii=False)).where(
-        Run.id == row.id
-    ).execute()
 
 
 def artifact_file(run: RunView) -> Path | None:
