@@ -180,7 +180,7 @@ class PreparedRun:
                 f"{omitted:,} of {selected + omitted:,} products were left out: "
                 f"over the product limit of {self.limit:,} (first {self.limit:,} by puid exported)."
             )
-        if job.errors:
+        if job.errors or stats.skipped:
             status = "warning"
         messages.insert(0, f"{stats.product_count:,} products written to {self.target}.")
         view = self._finish(

@@ -63,6 +63,9 @@ class WriteStats:
     product_count: int
     #: Products per supplier name (for the history's "share of products per supplier").
     supplier_shares: dict[str, int] = field(default_factory=dict)
+    #: Selected products the format could not hold (e.g. BMEcat without a price); the writer says
+    #: why in ``job.messages`` and the run ends as ``warning``.
+    skipped: int = 0
 
 
 class Writer(Protocol):
