@@ -218,6 +218,7 @@ async def test_unsaved_selection_tab_asks_before_closing():
         await settle(pilot)
         editor = app.screen.query_one(SelectionEditor)
         before = service.get_selection(editor.selection.id).criteria
+        assert not editor.dirty
         editor.query_one("#sel-only_with_price").value = True
         await pilot.pause()
         assert editor.dirty

@@ -21,5 +21,7 @@ assert not loaded, loaded
 
 
 def test_core_does_not_import_textual():
-    result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr

@@ -114,7 +114,9 @@ def tui_db(tmp_path, monkeypatch):
     pytest.importorskip("tuiexport.exporters.writers", reason="the exporters are not there yet")
     monkeypatch.delenv("TEXTUAL", raising=False)
     config.reset_settings()
-    build_tui_db(tmp_path / "tui.sqlite", monkeypatch)
+    # A relative path: the status line shows "tui.sqlite", the same in every run (snapshots).
+    monkeypatch.chdir(tmp_path)
+    build_tui_db("tui.sqlite", monkeypatch)
     yield tmp_path / "tui.sqlite"
     service.close_database()
 

@@ -48,15 +48,23 @@ class ExportApp(App[int]):
 
         main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
         unsaved = main.unsaved() if main is not None else []
-        if not unsaved:
+        downloading = main is not None and main.downloads.running
+        if not unsaved and not downloading:
             self.exit()
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
+                if downloading:
+                    main.downloads.cancel()
                 self.exit()
 
-        question = "Quit without saving " + ", ".join(unsaved) + "?"
+        parts = []
+        if unsaved:
+            parts.append("without saving " + ", ".join(unsaved))
+        if downloading:
+            parts.append(f"cancelling the download of '{main.downloads.export_name}'")
+        question = "Quit " + " and ".join(parts) + "?"
         self.push_screen(ConfirmScreen(question, yes="Quit"), answer)
 
     def action_help(self) -> None:

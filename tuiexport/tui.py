@@ -7,7 +7,6 @@ The only module the CLI imports for the TUI; importing it does not import Textua
 from __future__ import annotations
 
 import argparse
-import sys
 
 from tuiexport import config, service
 from tuiexport.errors import UserError
@@ -28,11 +27,6 @@ def start_share_server():
         return None, f" ({exc})"
 
 
-#: GIL switch interval while the TUI runs. An export runs in a thread of this process; with the
-#: default 5 ms every hand-back of the GIL to the UI thread can cost 5 ms, and a frame needs many.
-SWITCH_INTERVAL = 0.0005
-
-
 def run_tui(args: argparse.Namespace) -> int:
     service.open_database(getattr(args, "db", None))
     service.mark_interrupted()
@@ -45,10 +39,12 @@ def run_tui(args: argparse.Namespace) -> int:
         server_note=note,
         db_target=resolve_target(getattr(args, "db", None)),
     )
-    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         app.run()
     finally:
+        from tuiexport.widgets.run_process import cancel_all
+
+        cancel_all()
         if handle is not None:
             handle.stop()
         service.close_database()

@@ -14,7 +14,8 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
-from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
+from tuiexport.screens.definition_actions import DefinitionActionsMixin
+from tuiexport.screens.dialogs import UnsavedScreen
 from tuiexport.screens.guard import background, guarded
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
@@ -71,7 +72,7 @@ BINDINGS = [
 ]
 
 
-class MainScreen(SelectionTabsMixin, Screen):
+class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     CSS_PATH: ClassVar[list[str]] = ["main.tcss", "editor.tcss", "selection.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = BINDINGS
 
@@ -150,6 +151,8 @@ class MainScreen(SelectionTabsMixin, Screen):
         home = str(Path.home())
         if where.startswith(home + "/"):
             where = "~" + where[len(home) :]
+        if len(where) > 48:
+            where = "…" + where[-47:]
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(server, style="bold" if self.app.server_url else "")
         line.append(f" · {stats.products:,} products · {where}")
@@ -253,24 +256,7 @@ class MainScreen(SelectionTabsMixin, Screen):
             filter_input.insert_text_at_cursor(event.character)
             event.stop()
 
-    # --- definition actions ----------------------------------------------------------------
-
-    @guarded
-    def action_new_definition(self) -> None:
-        def create() -> None:
-            view = service.create_definition("New export")
-            self.query_one("#filter", Input).value = ""
-            self.exports.reload(
-                cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id)
-            )
-
-        self.close_editor(then=create)
-
-    def _expand_new(self, export_id: str) -> None:
-        index = self.exports.definitions.index_of(export_id)
-        if index is not None:
-            self.open_editor(index)
-            self.query_one("#ed-name", Input).action_select_all()
+    # --- saving ----------------------------------------------------------------------------
 
     @guarded
     def action_save(self) -> None:
@@ -287,109 +273,6 @@ class MainScreen(SelectionTabsMixin, Screen):
         if lst.expanded_view is not None:
             self.open_editor(lst.expanded, focus_name=False)
             self.notify("Changes discarded.", timeout=2)
-
-    @guarded
-    def action_download(self) -> None:
-        view = self.current()
-        if view is None:
-            return
-        if (
-            self.exports.editor.view is not None
-            and view.export_id == self.exports.editor.view.export_id
-            and self.exports.editor.dirty
-        ):
-            raise UserError("Save or discard your changes first (ctrl+s / ctrl+r).")
-        if not view.valid:
-            raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
-        if not self.downloads.start(view.export_id, view.name):
-            raise UserError("A download is already running; Esc cancels it.")
-
-    def on_download_bar_started(self, message: DownloadBar.Started) -> None:
-        self.exports.history.reload()
-
-    def on_download_bar_finished(self, message: DownloadBar.Finished) -> None:
-        run = message.run
-        self.exports.history.update_run(run)
-        self.exports.reload()
-        if run.status in ("success", "warning"):
-            self.notify(
-                f"{run.product_count:,} products saved to {run.artifact_path}"
-                + (f"\n{run.messages[-1]}" if run.status == "warning" and run.messages else ""),
-                title=f"Download {run.status}",
-                severity="warning" if run.status == "warning" else "information",
-                markup=False,
-                timeout=10,
-            )
-        elif run.status == "cancelled":
-            self.notify(f"Download of '{run.export_name}' cancelled.", markup=False)
-        else:
-            self.notify(
-                " ".join(run.messages) or "The download failed.",
-                title="Download failed",
-                severity="error",
-                markup=False,
-                timeout=10,
-            )
-
-    @guarded
-    def action_share(self) -> None:
-        view = self.current()
-        if view is None:
-            return
-        url = self.share_url(view)
-        self.app.copy_to_clipboard(url)
-        note = "" if self.app.server_url else "\n(the share server is off in this TUI)"
-        self.notify(url + note, title="Share URL copied", markup=False, timeout=10)
-
-    def action_rotate(self) -> None:
-        view = self.current()
-        if view is None:
-            return
-
-        @guarded
-        def done(self, yes: bool | None) -> None:
-            if yes:
-                fresh = service.rotate_share_token(view.export_id)
-                self._refresh_after_change(fresh)
-                self.notify("New share token: the old URL no longer works.", markup=False)
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Give '{view.name}' a new share token? The current share URL stops working at once.",
-                yes="New token",
-            ),
-            lambda yes: done(self, yes),
-        )
-
-    def action_delete(self) -> None:
-        view = self.current()
-        if view is None:
-            return
-
-        @guarded
-        def done(self, yes: bool | None) -> None:
-            if yes:
-                name = service.delete_definition(view.export_id)
-                if (
-                    self.exports.definitions.expanded_view
-                    and self.exports.definitions.expanded_view.export_id == view.export_id
-                ):
-                    self.exports.definitions.collapse()
-                self.exports.reload()
-                self.exports.definitions.focus()
-                self.notify(f"Deleted '{name}'. Its history stays.", markup=False)
-
-        self.app.push_screen(
-            ConfirmScreen(f"Delete the export '{view.name}'? Its history rows stay."),
-            lambda yes: done(self, yes),
-        )
-
-    def _refresh_after_change(self, view: DefinitionView) -> None:
-        self.exports.definitions.replace_view(view)
-        editor = self.exports.editor
-        if editor.view is not None and editor.view.export_id == view.export_id:
-            editor.rebase(view, self.share_url(view))
-        self.exports.reload()
 
     # --- history ---------------------------------------------------------------------------
 

@@ -44,8 +44,8 @@ class FilterableChecklist(Vertical):
 
     @property
     def values(self) -> list[int]:
-        """The checked ids in the catalog's order (empty: all)."""
-        return [i for i, _ in self.items if i in self.selected]
+        """The checked ids, ascending (empty: all)."""
+        return sorted(i for i, _ in self.items if i in self.selected)
 
     def _rebuild(self, needle: str) -> None:
         needle = needle.casefold().strip()

@@ -157,7 +157,9 @@ class DefinitionEditor(Vertical):
             ("#ed-sel-remove", assigned),
         ):
             self.query_one(widget_id).display = show
-        self.query_one("#ed-sel-name", Static).update(Text(self.selection_name or ""))
+        self.query_one("#ed-sel-name", Static).update(
+            Text(self.selection_name or "", no_wrap=True, overflow="ellipsis")
+        )
         if assigned:
             self.post_message(self.CountWanted(self.selection_id))
         self.update_count(None)

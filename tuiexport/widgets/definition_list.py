@@ -30,10 +30,6 @@ def _cell(text: str, width: int, *, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-#: From this terminal width on, the editor has room enough without narrowing the history.
-WIDE = 120
-
-
 class DefinitionRows(Widget, can_focus=True):
     """Draws ``views[start:end]`` of its :class:`DefinitionList`, one line each.
 
@@ -57,12 +53,14 @@ class DefinitionRows(Widget, can_focus=True):
         "definition-rows--invalid",
         "definition-rows--dim",
         "definition-rows--expanded",
+        "definition-rows--over",
     }
     DEFAULT_CSS = """
     DefinitionRows { height: auto; width: 1fr; }
     DefinitionRows > .definition-rows--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
     DefinitionRows > .definition-rows--invalid { color: $error; text-style: bold; }
     DefinitionRows > .definition-rows--dim { color: $text-muted; }
+    DefinitionRows > .definition-rows--over { color: $warning; }
     DefinitionRows > .definition-rows--expanded { background: $boost; text-style: bold; }
     """
 
@@ -103,6 +101,27 @@ class DefinitionRows(Widget, can_focus=True):
         if index >= self.end or index >= len(owner.views):
             return Strip.blank(width)
         view = owner.views[index]
+        count = owner.counts.get(view.selection_id) if view.selection_id is not None else None
+        # A row is redrawn only when what it shows changed: expanding re-lays out the pane, and
+        # every visible row is asked for again.
+        key = (
+            id(view),
+            index == owner.cursor,
+            index == owner.expanded,
+            owner.rows_focused,
+            count,
+            width,
+            self.app.theme,
+        )
+        cached = owner.line_cache.get(key)
+        if cached is None:
+            if len(owner.line_cache) > 4000:
+                owner.line_cache.clear()
+            cached = owner.line_cache[key] = self._render_row(index, view, count, width)
+        return cached
+
+    def _render_row(self, index: int, view: DefinitionView, count: int | None, width: int) -> Strip:
+        owner = self.owner
         base = self.rich_style
         cursor = index == owner.cursor and owner.rows_focused
         if cursor:
@@ -113,8 +132,8 @@ class DefinitionRows(Widget, can_focus=True):
             base = base + Style(reverse=False, bold=True)
         invalid = base + self.get_component_rich_style("definition-rows--invalid", partial=True)
         dim = base + self.get_component_rich_style("definition-rows--dim", partial=True)
+        over = base + self.get_component_rich_style("definition-rows--over", partial=True)
         mark = "▾" if index == owner.expanded else "▸"
-        count = owner.counts.get(view.selection_id) if view.selection_id is not None else None
         count_text = f"{fmt.compact(count) if count is not None else '…' if view.selection_id else '—'}/{fmt.compact(view.effective_limit)}"
         fmt_w, count_w = 10, 11
         last_w = 15 if width >= 60 else 0
@@ -127,7 +146,10 @@ class DefinitionRows(Widget, can_focus=True):
                 " " + _cell(fmt.short_format(view.profile, view.output), fmt_w),
                 dim if view.valid else invalid,
             ),
-            Segment(" " + _cell(count_text, count_w, right=True), base),
+            Segment(
+                " " + _cell(count_text, count_w, right=True),
+                over if count is not None and count > view.effective_limit else base,
+            ),
         ]
         if last_w:
             run = view.last_run
@@ -154,6 +176,8 @@ class DefinitionList(VerticalScroll, can_focus=False):
         super().__init__(**kwargs)
         self.views: list[DefinitionView] = []
         self.counts: dict[int, int] = {}
+        #: Rendered rows (see DefinitionRows.render_line); views are replaced, never mutated.
+        self.line_cache: dict[tuple, Strip] = {}
         self.cursor = 0
         self.expanded: int | None = None
         self.editor = editor
@@ -189,18 +213,19 @@ class DefinitionList(VerticalScroll, can_focus=False):
         old_cursor = cursor_id or (self.cursor_view.export_id if self.cursor_view else None)
         old_expanded = self.expanded_view.export_id if self.expanded_view else None
         self.views = views
+        self.line_cache.clear()
         index = self.index_of(old_cursor) if old_cursor else None
         self.cursor = index if index is not None else min(self.cursor, max(len(views) - 1, 0))
         self.expanded = self.index_of(old_expanded) if old_expanded else None
         if old_expanded and self.expanded is None:
             self.editor.display = False
-            self._mark_editing(False)
         self._layout_rows()
         self.post_message(self.Highlighted(self.cursor_view))
 
     def replace_view(self, view: DefinitionView) -> None:
         index = self.index_of(view.export_id)
         if index is not None:
+            self.line_cache.clear()  # keys hold id(view); a freed view's id may be reused
             self.views[index] = view
             self.top.refresh_index(index)
             self.bottom.refresh_index(index)
@@ -216,31 +241,14 @@ class DefinitionList(VerticalScroll, can_focus=False):
         self.expanded = index
         self.cursor = index
         self.editor.display = True
-        self._mark_editing(True)
         self._layout_rows()
         self.call_after_refresh(self.scroll_to_cursor, True)
 
     def collapse(self) -> None:
         self.expanded = None
         self.editor.display = False
-        self._mark_editing(False)
         self._layout_rows()
         self.call_after_refresh(self.scroll_to_cursor)
-
-    def _mark_editing(self, editing: bool) -> None:
-        """On narrow terminals, give the editor more room while a row is expanded.
-
-        Inline widths, not a CSS class on the pane: a class change restyles every descendant.
-        Wide terminals keep the layout, so expanding does not re-lay out the history."""
-        pane = self.parent
-        exports = pane.parent if pane is not None else None
-        if exports is None or (editing and self.app.size.width >= WIDE):
-            return
-        for child in exports.children:
-            if child is pane:
-                child.styles.width = "2fr" if editing else "11fr"
-            elif child.id == "history":
-                child.styles.width = "1fr" if editing else "9fr"
 
     def _layout_rows(self) -> None:
         n = len(self.views)

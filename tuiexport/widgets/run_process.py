@@ -59,6 +59,15 @@ def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
     service.close_database()
 
 
+_running: set[ChildRun] = set()
+
+
+def cancel_all() -> None:
+    """Ask every running download to stop (the TUI is quitting): each ends ``cancelled``."""
+    for child in list(_running):
+        child.cancel()
+
+
 class ChildRun:
     """A download running in a child process; iterate :meth:`messages` until it ends."""
 
@@ -81,6 +90,7 @@ class ChildRun:
         finally:
             sys.stderr = saved
         send.close()
+        _running.add(self)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -107,6 +117,7 @@ class ChildRun:
                         break
                 break
         self.process.join(timeout=5)
+        _running.discard(self)
 
     @property
     def exitcode(self) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+import msgspec
 from rich.text import Text
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -35,6 +36,16 @@ DEBOUNCE = 0.3
 
 def _idents(text: str) -> list[str]:
     return [item for item in re.split(r"[\s,;]+", text) if item]
+
+
+def _normal(c: service.Criteria) -> service.Criteria:
+    """The same rules whatever order the ids were chosen in."""
+    return msgspec.structs.replace(
+        c,
+        supplier_ids=sorted(c.supplier_ids),
+        manufacturer_ids=sorted(c.manufacturer_ids),
+        product_type_ids=sorted(c.product_type_ids),
+    )
 
 
 def _price(text: str, label: str) -> float | None:
@@ -221,7 +232,7 @@ class SelectionEditor(Vertical):
             criteria = self.criteria()
         except UserError:
             return True
-        return criteria != self.original or self.name_value != self.original_name
+        return _normal(criteria) != _normal(self.original) or self.name_value != self.original_name
 
     # --- live count and preview ------------------------------------------------------------
 
