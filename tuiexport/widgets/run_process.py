@@ -84,7 +84,9 @@ class ChildRun:
                 target=_child,
                 args=(db_target, export_id, folder, send, self.cancel_event),
                 name="tuiexport-download",
-                daemon=True,
+                # Not a daemon: the writers may start processes of their own, and at exit Python
+                # waits for it, which cancel_all() keeps short.
+                daemon=False,
             )
             self.process.start()
         finally:
