@@ -262,3 +262,20 @@ async def test_quit_with_unsaved_changes_asks():
         await pilot.press("n")
         assert app.is_running
         assert app.screen.exports.editor.dirty
+
+
+@sync
+async def test_escape_cancels_a_running_download(isolated_home):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await pilot.press("d")
+        assert app.screen.downloads.running
+        await pilot.press("escape")  # the child process is still starting: it sees the cancel
+        await settle(pilot, 0.2)
+        run = Run.select().where(Run.trigger == "tui").get()
+        assert run.status == "cancelled"
+        assert any("cancelled" in n for n in notifications(app))
+        assert not list((isolated_home / "downloads").glob("*.zip"))
+        assert app.screen.exports.history.runs[run.log_id].status == "cancelled"
