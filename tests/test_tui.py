@@ -279,3 +279,18 @@ async def test_escape_cancels_a_running_download(isolated_home):
         assert any("cancelled" in n for n in notifications(app))
         assert not list((isolated_home / "downloads").glob("*.zip"))
         assert app.screen.exports.history.runs[run.log_id].status == "cancelled"
+
+
+@sync
+async def test_command_palette_opens_with_ctrl_p_and_f10():
+    from textual.command import CommandPalette
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for key in ("ctrl+p", "f10"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, CommandPalette)
+            await pilot.press("escape")
+            await pilot.pause(0.1)

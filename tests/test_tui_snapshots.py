@@ -21,6 +21,14 @@ def prepare(*keys: str):
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+        # Opening a tab moves the focus into it a frame later; the key bar follows the focus.
+        for _ in range(50):
+            tabs = pilot.app.screen.query("#tabs")
+            active = tabs.first().active_pane if tabs else None
+            if active is None or (pilot.app.focused and active in pilot.app.focused.ancestors):
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
         for widget in pilot.app.screen.query(Input):
             widget.cursor_blink = False
         await pilot.wait_for_scheduled_animations()

@@ -19,7 +19,10 @@ class ExportApp(App[int]):
     COMMANDS = App.COMMANDS | {ExportCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
-        Binding("f10", "command_palette", "Commands", id="palette", show=False),
+        # Declaring the palette binding replaces Textual's own ctrl+p one: name both keys.
+        Binding(
+            "ctrl+p,f10", "command_palette", "Commands", id="palette", show=False, priority=True
+        ),
     ]
 
     def __init__(

@@ -47,7 +47,7 @@ def key_table() -> Table:
     section(
         "Everywhere",
         [*BINDINGS, *ExportApp.BINDINGS],
-        [("ctrl+p", "Command palette"), ("tab", "Exports ⇄ history pane")],
+        [("tab", "Exports ⇄ history pane")],
     )
     section(
         "Exports list",
@@ -83,3 +83,6 @@ class HelpScreen(ModalScreen[None]):
             box.border_title = "Keys"
             box.border_subtitle = "Esc closes"
             yield Static(key_table())
+
+    def on_mount(self) -> None:
+        self.query_one("#help-box").focus()  # ↑ ↓ pgup pgdn scroll the list
