@@ -250,7 +250,7 @@ def test_fast_and_generic_paths_write_the_same_bytes(catalog, profile, output):
     generic = run(catalog, profile, output, limit=17, language="en", options={"generic_path": True})[0]
     for options in (
         {"workers": 1},
-        {"workers": 2, "parallel_chunk": 3},
+        {"workers": 2, "parallel_chunk": 3, "parallel_min": 0},
         {"workers": 1, "no_index_order": True},
     ):
         fast = run(catalog, profile, output, limit=17, language="en", options=options)[0]
@@ -272,7 +272,7 @@ def test_cancel_stops_the_parallel_path(catalog, output):
         return len(calls) > 2
 
     job = make_job(catalog, "standard", output, cancelled=cancelled,
-                   options={"workers": 2, "parallel_chunk": 2})
+                   options={"workers": 2, "parallel_chunk": 2, "parallel_min": 0})
     with pytest.raises(Cancelled):
         registry.get_writer("standard", output).write(job, io.BytesIO())
 

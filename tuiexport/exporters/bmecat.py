@@ -173,7 +173,7 @@ class BmecatWriter:
                 f"SELECT {columns} FROM {encode.PAR_SELECTION} CROSS JOIN product p "
                 f"ON p.puid = {sel}.puid {joins}"
             )
-            chunks = encode.run_parallel(job, sql, _articles)
+            chunks = encode.run_parallel(job, sql, lambda chunk: chunk, remote=_articles)
         else:
             sql = f"SELECT {columns} FROM {sel} {cross} product p ON p.puid = {sel}.puid {joins} ORDER BY {sel}.puid"
             cursor = job.db.execute_sql(sql)

@@ -47,14 +47,17 @@ class JsonWriter:
             out.write(b"\n]")
         out.write(f',\n"{profile.main.name}":['.encode())
         first = True
-        for data in encode.product_chunks(job, profile, fmt, b",\n".join):
-            out.write((b",\n" if not first else b"\n") + data)
-            first = False
+        for data in encode.product_chunks(job, profile, fmt, sep=b",\n"):
+            if data:
+                out.write((b",\n" if not first else b"\n") + data)
+                first = False
         out.write(b'\n],\n"log":[')
         reason = _enc.encode(encode.limit_reason(job)).decode()
         sep = "\n"
         for puids in encode.omitted_puids(job):
-            out.write((sep + ",\n".join(f'{{"puid":{p},"reason":{reason}}}' for p in puids)).encode())
+            out.write(
+                (sep + ",\n".join(f'{{"puid":{p},"reason":{reason}}}' for p in puids)).encode()
+            )
             sep = ",\n"
         out.write(b"\n]}\n")
         return WriteStats(job.total, shares)
@@ -76,13 +79,7 @@ class JsonLinesWriter:
         for element in profile.references:
             for record in encode.reference_records(job, element, fmt):
                 out.write(f'{{"{element.name}":{record}}}\n'.encode())
-        head = f'{{"{profile.main.name}":'.encode()
-        if wrap:
-            def join(records: list[bytes]) -> bytes:
-                return b"".join([head + r + b"}\n" for r in records])
-        else:
-            def join(records: list[bytes]) -> bytes:
-                return b"\n".join(records) + b"\n"
-        for data in encode.product_chunks(job, profile, fmt, join):
+        envelope = (f'{{"{profile.main.name}":'.encode(), b"}") if wrap else (b"", b"")
+        for data in encode.product_chunks(job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n"):
             out.write(data)
         return WriteStats(job.total, shares)

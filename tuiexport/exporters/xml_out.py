@@ -47,15 +47,15 @@ class XmlWriter:
         strip = encode.strip_xml_forbidden
         shares = encode.supplier_shares(job)
         out.write(XML_DECLARATION + b"<export>\n<meta>")
-        out.write("".join(f"<{k}>{xml_value(v)}</{k}>" for k, v in encode.meta(job).items()).encode())
+        out.write(
+            "".join(f"<{k}>{xml_value(v)}</{k}>" for k, v in encode.meta(job).items()).encode()
+        )
         out.write(b"</meta>\n")
         for element in profile.references:
             for record in encode.reference_records(job, element, fmt):
                 out.write((strip(record) + "\n").encode())
         strip_utf8 = encode.strip_xml_forbidden_utf8
-        for data in encode.product_chunks(
-            job, profile, fmt, lambda records: strip_utf8(b"\n".join(records) + b"\n")
-        ):
+        for data in encode.product_chunks(job, profile, fmt, sep=b"\n", end=b"\n", post=strip_utf8):
             out.write(data)
         if job.omitted:
             out.write(b"<log>")
