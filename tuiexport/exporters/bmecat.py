@@ -205,4 +205,4 @@ class BmecatWriter:
                 f"(BMEcat 1.2 requires a price for every article)."
             )
         shares = encode.supplier_shares(job)
-        return WriteStats(written, shares)
+        return WriteStats(written, shares, skipped=skipped)
