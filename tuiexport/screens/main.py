@@ -274,6 +274,11 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
             self.open_editor(lst.expanded, focus_name=False)
             self.notify("Changes discarded.", timeout=2)
 
+    # --- keeping the key bar right (check_action depends on these) ----------------------------
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+
     # --- history ---------------------------------------------------------------------------
 
     @on(HistoryTable.RowSelected)

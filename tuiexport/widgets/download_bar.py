@@ -71,6 +71,7 @@ class DownloadBar(Horizontal):
             )
         )
         self.add_class("-running")
+        self.screen.refresh_bindings()  # "esc Cancel download" appears
         self.worker = self._download(export_id, self.cancel_event)
         return True
 
@@ -132,3 +133,4 @@ class DownloadBar(Horizontal):
     def _reset(self) -> None:
         self.cancel_event = None
         self.remove_class("-running")
+        self.screen.refresh_bindings()

@@ -17,6 +17,10 @@ class KeyBar(Static):
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        # The signal comes a refresh after a focus change; follow the focus at once as well.
+        self.watch(
+            self.screen, "focused", lambda _: self._bindings_changed(self.screen), init=False
+        )
         self._bindings_changed(self.screen)
 
     def _bindings_changed(self, screen) -> None:
