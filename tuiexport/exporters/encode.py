@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import threading
+import urllib.parse
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -507,9 +508,8 @@ def parallel_workers(job: ExportJob) -> int:
 
 
 def _connect(job: ExportJob) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        f"file:{job.db.database}?mode=ro", uri=True, timeout=60, check_same_thread=False
-    )
+    path = urllib.parse.quote(os.path.abspath(job.db.database))
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 60000")
     conn.execute("PRAGMA cache_size = -4000")
     return conn
