@@ -39,7 +39,8 @@ def test_share_url_serves_the_artifact_byte_for_byte(served, name):
     assert status == 200, body
     runs = history_of(served.exports[name].export_id)
     assert len(runs) == 1 and runs[0].trigger == "api" and runs[0].api_version == "1.0"
-    assert runs[0].status == "success", runs[0].messages
+    # BMEcat leaves out products without a price (the tiny catalog has two): a warning.
+    assert runs[0].status == ("warning" if name == "bmecat12-xml" else "success"), runs[0].messages
     assert body == artifact_of(runs[0].log_id)
     assert hashlib.sha256(body).hexdigest() == runs[0].sha256
     assert head["x-log-id"] == runs[0].log_id

@@ -39,7 +39,6 @@ class JsonWriter:
         profile = PROFILES[self.profile]
         encode.release_memory(job)
         fmt = encode.JsonFormat()
-        shares = encode.supplier_shares(job)
         out.write(b'{"meta":' + _enc.encode(encode.meta(job)))
         for element in profile.references:
             out.write(f',\n"{element.name}":[\n'.encode())
@@ -60,7 +59,8 @@ class JsonWriter:
             )
             sep = ",\n"
         out.write(b"\n]}\n")
-        return WriteStats(job.total, shares)
+        # Counted after the products, so the first bytes go out (and stream) at once.
+        return WriteStats(job.total, encode.supplier_shares(job))
 
 
 @dataclass
@@ -74,7 +74,6 @@ class JsonLinesWriter:
         profile = PROFILES[self.profile]
         encode.release_memory(job)
         fmt = encode.JsonFormat()
-        shares = encode.supplier_shares(job)
         wrap = bool(profile.references)
         for element in profile.references:
             for record in encode.reference_records(job, element, fmt):
@@ -82,4 +81,5 @@ class JsonLinesWriter:
         envelope = (f'{{"{profile.main.name}":'.encode(), b"}") if wrap else (b"", b"")
         for data in encode.product_chunks(job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n"):
             out.write(data)
-        return WriteStats(job.total, shares)
+        # Counted after the products, so the first bytes go out (and stream) at once.
+        return WriteStats(job.total, encode.supplier_shares(job))

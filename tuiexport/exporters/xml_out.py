@@ -45,7 +45,6 @@ class XmlWriter:
         encode.release_memory(job)
         fmt = encode.XmlFormat()
         strip = encode.strip_xml_forbidden
-        shares = encode.supplier_shares(job)
         out.write(XML_DECLARATION + b"<export>\n<meta>")
         out.write(
             "".join(f"<{k}>{xml_value(v)}</{k}>" for k, v in encode.meta(job).items()).encode()
@@ -68,4 +67,5 @@ class XmlWriter:
                 )
             out.write(b"</log>\n")
         out.write(b"</export>\n")
-        return WriteStats(job.total, shares)
+        # Counted after the products, so the first bytes go out (and stream) at once.
+        return WriteStats(job.total, encode.supplier_shares(job))
