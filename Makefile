@@ -18,8 +18,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
+# Each prints ratios against baselines measured in the same run; catalogs are cached in bench/out.
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/server_bench.py
+	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 80x24
+	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
