@@ -9,44 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import peewee
 
 from tuiexport.db import DatabaseError
 from tuiexport.errors import UserError
+from tuiexport.progress import TerminalProgress
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-class _Progress:
-    """A one-line progress display on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, unit: str, enabled: bool):
-        self.unit = unit
-        self.enabled = enabled
-        self.start = time.monotonic()
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and done < total):
-            return
-        self.last = now
-        pct = done / total * 100 if total else 100.0
-        if self.unit == "bytes":
-            text = f"{done / 1e6:,.1f}/{total / 1e6:,.1f} MB read"
-        else:
-            text = f"{done:,}/{total:,} {self.unit}"
-        sys.stderr.write(f"\r  {text}  {pct:5.1f}%  {now - self.start:5.0f}s ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
 
 
 def _open_for_writing(args):
@@ -83,7 +55,7 @@ def demo_command(args) -> int:
     if args.products < 1:
         raise UserError("--products must be at least 1.")
     fresh = _open_for_writing(args)
-    progress = _Progress("products", sys.stderr.isatty() and not args.json)
+    progress = TerminalProgress("products", sys.stderr.isatty() and not args.json)
     try:
         stats = generate_demo(args.products, seed=args.seed, progress=progress)
     except peewee.DatabaseError as exc:
@@ -108,7 +80,7 @@ def import_command(args) -> int:
     from tuiexport.cli import print_json
 
     fresh = _open_for_writing(args)
-    progress = _Progress("bytes", sys.stderr.isatty() and not args.json)
+    progress = TerminalProgress("bytes", sys.stderr.isatty() and not args.json)
     try:
         report = import_file(args.file, progress=progress)
     except peewee.DatabaseError as exc:

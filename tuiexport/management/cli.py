@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from tuiexport import service
 from tuiexport.errors import RunFailed, UserError
+from tuiexport.progress import TerminalProgress
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
@@ -270,36 +270,11 @@ def history_cmd(args) -> int:
 # --- headless run --------------------------------------------------------------------------
 
 
-class _Progress:
-    """Progress on stderr when it is a terminal; silent otherwise (cron mails stay short)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.start = time.monotonic()
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.2 and done < total):
-            return
-        self.last = now
-        pct = done / total * 100 if total else 100.0
-        rate = done / max(now - self.start, 1e-6)
-        eta = (total - done) / rate if rate and total else 0
-        sys.stderr.write(f"\r  {done:,}/{total:,} products  {pct:5.1f}%  ETA {eta:4.0f}s ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
-
-
 def run_command(args) -> int:
     """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage."""
     to_stdout = args.output == "-"
     output_path = None if to_stdout or not args.output else args.output
-    progress = _Progress(sys.stderr.isatty() and not args.quiet)
+    progress = TerminalProgress("products", sys.stderr.isatty() and not args.quiet)
     try:
         run = service.run_export(args.run, trigger="cli", output_path=output_path, progress=progress)
     finally:
