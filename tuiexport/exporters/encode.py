@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import sqlite3
+import struct
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections import Counter, deque
@@ -515,6 +519,107 @@ def _connect(job: ExportJob) -> sqlite3.Connection:
     return conn
 
 
+#: The worker process: reads the database URI and the SQL, then runs the SQL once per task (a
+#: JSON array of puids) and sends back the pickled rows. Tasks are read on a thread of their own,
+#: so the parent can never block on a full stdin while the worker blocks on a full stdout.
+#: Only the standard library: no tuiexport import, nothing else starts in the worker.
+_WORKER_CODE = r"""
+import pickle, queue, sqlite3, struct, sys, threading
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def read():
+    head = inp.read(4)
+    return inp.read(struct.unpack("<I", head)[0]) if len(head) == 4 else None
+uri, sql = read().decode(), read().decode()
+conn = sqlite3.connect(uri, uri=True, timeout=60)
+conn.execute("PRAGMA busy_timeout = 60000")
+conn.execute("PRAGMA cache_size = -4000")
+tasks = queue.Queue()
+def reader():
+    while (task := read()) is not None:
+        tasks.put(task)
+    tasks.put(None)
+threading.Thread(target=reader, daemon=True).start()
+while (task := tasks.get()) is not None:
+    data = pickle.dumps(conn.execute(sql, (task.decode(),)).fetchall(), protocol=5)
+    out.write(struct.pack("<Q", len(data)))
+    out.write(data)
+    out.flush()
+"""
+
+
+def _frame(data: bytes) -> bytes:
+    return struct.pack("<I", len(data)) + data
+
+
+class _WorkerProcess:
+    """One worker process and its pipes; results come back in the order tasks went in."""
+
+    def __init__(self, uri: str, sql: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-c", _WORKER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._send(uri.encode())
+        self._send(sql.encode())
+
+    def _send(self, data: bytes) -> None:
+        self.proc.stdin.write(_frame(data))
+        self.proc.stdin.flush()
+
+    def submit(self, puids: list[int]) -> None:
+        self._send(json.dumps(puids).encode())
+
+    def result(self) -> list[tuple]:
+        head = self.proc.stdout.read(8)
+        data = self.proc.stdout.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else b""
+        if len(head) < 8 or len(data) < struct.unpack("<Q", head)[0]:
+            self.proc.kill()
+            error = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+            raise RuntimeError(f"Export worker failed: {error[-1] if error else 'no output'}")
+        return pickle.loads(data)
+
+    def close(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()  # only when the export stopped early: the worker may be mid-task
+        self.proc.wait()
+
+
+def _run_processes(job: ExportJob, sql: str, process: Callable[[list[tuple]], object]) -> Iterator:
+    """:func:`run_parallel` on worker processes: SQLite serialises the memory allocation of all
+    connections of one process (a global mutex), so two threads building records in SQLite run
+    hardly faster than one; two processes use both cores. Task i goes to worker i mod n."""
+    workers = parallel_workers(job)
+    size = int(job.options.get("parallel_chunk", PAR_CHUNK))
+    path = urllib.parse.quote(os.path.abspath(job.db.database))
+    procs: list[_WorkerProcess] = []
+    try:
+        for _ in range(workers):
+            procs.append(_WorkerProcess(f"file:{path}?mode=ro", sql))
+        pending: deque[_WorkerProcess] = deque()
+        turn = 0
+        cursor = job.db.execute_sql(f"SELECT puid FROM {SELECTION_TABLE} ORDER BY puid")
+        while rows := cursor.fetchmany(size):
+            worker = procs[turn % workers]
+            turn += 1
+            worker.submit([r[0] for r in rows])
+            pending.append(worker)
+            # At most two tasks per worker: one being built, one waiting; memory stays flat.
+            if len(pending) >= 2 * workers:
+                yield process(pending.popleft().result())
+        while pending:
+            yield process(pending.popleft().result())
+    finally:
+        for worker in procs:
+            worker.close()
+
+
 def run_parallel(
     job: ExportJob,
     sql: str,
@@ -522,10 +627,15 @@ def run_parallel(
     remote: Callable[[list[tuple]], object] | None = None,
 ) -> Iterator:
     """Run ``sql`` (its one ``?`` is a chunk of selected puids, see PAR_SELECTION) on worker
-    connections in threads, chunk after chunk; yields ``process(rows)`` of each chunk in puid
-    order (``remote`` runs in the worker thread first).
+    connections, chunk after chunk; yields ``process(rows)`` of each chunk in puid order
+    (``remote`` runs in the worker thread first).
 
+    Without ``remote``, the workers are processes (see :func:`_run_processes`); with it, threads,
+    so that ``remote`` can be any Python callable.
     At most ``workers + 1`` chunks are in flight, so memory stays flat."""
+    if remote is None and not job.options.get("worker_threads"):
+        yield from _run_processes(job, sql, process)
+        return
     workers = parallel_workers(job)
     size = int(job.options.get("parallel_chunk", PAR_CHUNK))
     local = threading.local()
