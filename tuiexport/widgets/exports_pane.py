@@ -14,6 +14,7 @@ from tuiexport.management.views import DefinitionView
 from tuiexport.screens.guard import background
 from tuiexport.widgets.definition_editor import DefinitionEditor
 from tuiexport.widgets.definition_list import DefinitionList
+from tuiexport.widgets.fmt import settle_heap
 from tuiexport.widgets.history_table import HistoryTable
 
 #: Below this width the definitions pane takes 65 % instead of 55 %.
@@ -99,6 +100,7 @@ class ExportsPane(Horizontal):
         title = f"Exports ({total:,})" + (f" · {invalid} invalid" if invalid else "")
         self.query_one("#definitions-pane").border_title = title
         self.loaded = True
+        settle_heap()
         then, self._then = self._then, None
         if then is not None:
             then()

@@ -5,6 +5,7 @@ Times are stored in UTC and shown in local time. Tests fix the zone (TZ=UTC) for
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 from rich.text import Text
@@ -88,3 +89,13 @@ def short_format(profile: str, output: str) -> str:
 
 def status(value: str) -> Text:
     return Text(f"{STATUS_MARKS.get(value, '?')} {value}", style=STATUS_STYLES.get(value, ""))
+
+
+def settle_heap() -> None:
+    """Exempt what is alive now (definitions, history rows, widgets) from the cyclic collector.
+
+    With 100,000 history rows loaded a full collection took 80–110 ms on the UI thread, and
+    landed on some key press (the p95 of expanding a row). Frozen objects are still freed by
+    reference counting; only cycles among them wait. Called after each big load.
+    """
+    gc.freeze()

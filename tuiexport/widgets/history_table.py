@@ -127,6 +127,7 @@ class HistoryTable(DataTable):
         else:
             self._add([r for r in message.runs if r.log_id not in self.runs])
         self.border_title = f"History ({self.total:,})"
+        fmt.settle_heap()
 
     def _add(self, runs: list[RunView]) -> None:
         for run in runs:
