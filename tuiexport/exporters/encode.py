@@ -464,7 +464,9 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
             "si.supplier_id AS k_sid, " if k == 2 else "NULL AS k_sid, "
         )
         sql = (
-            f"SELECT CAST(group_concat(r, char(13, 10)) AS BLOB), COUNT(DISTINCT k_puid), "
+            # The last CRLF is appended in SQL: one copy of the chunk fewer in this process.
+            f"SELECT CAST(group_concat(r, char(13, 10)) || char(13, 10) AS BLOB), "
+            f"COUNT(DISTINCT k_puid), "
             f"COUNT(*), group_concat(k_sid) FROM (SELECT {cols}{fmt.record_sql(fields, job)} AS r "
             f"FROM {from_par}{order_par})"
         )
@@ -472,7 +474,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
         def aggregated(rows: list[tuple]) -> CsvChunk:
             data, products, n, sids = rows[0]
             suppliers = [int(x) for x in sids.split(",")] if sids else ([] if k == 2 else None)
-            return CsvChunk((data or b"") + (nl if n else b""), n, products, suppliers)
+            return CsvChunk(data or b"", n, products, suppliers)
 
         yield from run_parallel(job, sql, aggregated)
         return
@@ -483,16 +485,16 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
 
 # --- both cores ----------------------------------------------------------------------------
 
-#: Worker connections (threads) that build records while the caller writes; 1 = everything on
-#: the job's own connection. Each chunk is one aggregated row (one sqlite3_step without the GIL).
-#: Measured on 2 busy cores at 100k products: XML -11 %, JSON Lines -7 % wall time, CSV equal;
-#: SQLite threads in one process share a global allocator mutex, so this is far from 2x.
+#: Workers (processes; threads for BMEcat) that build records while the caller writes; 1 =
+#: everything on the job's own connection. Each chunk is one aggregated row.
+#: Threads gained little (SQLite connections in one process share a global allocator mutex):
+#: 1M XML 3.79x -> 2.69x the shell, JSON 1.71x -> 1.43x, CSV ZIP 3.45x -> 1.49x with processes.
 #: ``{"workers": n}`` in a definition's options overrides it.
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: Below this many products the start of the workers (~0.3 s) is not worth it.
 PAR_MIN = 20_000
 #: Products per parallel task.
-PAR_CHUNK = 2000
+PAR_CHUNK = 1000
 #: The selection as seen by a worker connection: one chunk of puids, bound as a JSON array
 #: (temporary tables belong to the connection that made them).
 PAR_SELECTION = f"(SELECT value AS puid FROM json_each(?)) AS {SELECTION_TABLE}"
@@ -520,11 +522,11 @@ def _connect(job: ExportJob) -> sqlite3.Connection:
 
 
 #: The worker process: reads the database URI and the SQL, then runs the SQL once per task (a
-#: JSON array of puids) and sends back the pickled rows. Tasks are read on a thread of their own,
-#: so the parent can never block on a full stdin while the worker blocks on a full stdout.
-#: Only the standard library: no tuiexport import, nothing else starts in the worker.
+#: JSON array of puids) and sends back the rows, pickled (a pickle knows where it ends). Tasks
+#: are read on a thread of their own, so the parent can never block on a full stdin while the
+#: worker blocks on a full stdout. Only the standard library: no tuiexport import.
 _WORKER_CODE = r"""
-import pickle, queue, sqlite3, struct, sys, threading
+import os, pickle, queue, sqlite3, struct, sys, threading
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 def read():
     head = inp.read(4)
@@ -539,11 +541,14 @@ def reader():
         tasks.put(task)
     tasks.put(None)
 threading.Thread(target=reader, daemon=True).start()
-while (task := tasks.get()) is not None:
-    data = pickle.dumps(conn.execute(sql, (task.decode(),)).fetchall(), protocol=5)
-    out.write(struct.pack("<Q", len(data)))
-    out.write(data)
-    out.flush()
+try:
+    while (task := tasks.get()) is not None:
+        pickle.dump(conn.execute(sql, (task.decode(),)).fetchall(), out, protocol=5)
+        out.flush()
+except BaseException as exc:  # one line for the parent; _exit: the reader thread may be in a read
+    sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+    sys.stderr.flush()
+    os._exit(1)
 """
 
 
@@ -572,13 +577,13 @@ class _WorkerProcess:
         self._send(json.dumps(puids).encode())
 
     def result(self) -> list[tuple]:
-        head = self.proc.stdout.read(8)
-        data = self.proc.stdout.read(struct.unpack("<Q", head)[0]) if len(head) == 8 else b""
-        if len(head) < 8 or len(data) < struct.unpack("<Q", head)[0]:
+        try:
+            # Unpickled straight from the pipe: the chunk is read into its bytes object once.
+            return pickle.load(self.proc.stdout)
+        except (EOFError, pickle.UnpicklingError):
             self.proc.kill()
             error = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"Export worker failed: {error[-1] if error else 'no output'}")
-        return pickle.loads(data)
+            raise RuntimeError(f"Export worker failed: {error[-1] if error else 'no output'}") from None
 
     def close(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
@@ -739,7 +744,9 @@ def product_chunks(
                     f"{_sql_literal(head.decode())} || {record} || {_sql_literal(tail.decode())}"
                 )
             sql = (
-                f"SELECT COUNT(*), CAST(group_concat(r, {_sql_literal(sep.decode())}) AS BLOB) "
+                # ``end`` is appended in SQL: one copy of the chunk fewer in this process.
+                f"SELECT COUNT(*), CAST(group_concat(r, {_sql_literal(sep.decode())}) || "
+                f"{_sql_literal(end.decode())} AS BLOB) "
                 f"FROM (SELECT {record} AS r FROM {main_from(main, job, PAR_SELECTION)})"
             )
 
@@ -747,7 +754,6 @@ def product_chunks(
                 n, data = rows[0]
                 if not n:
                     return 0, b""
-                data += end
                 return n, post(data) if post else data
 
             for n, chunk in run_parallel(job, sql, aggregated):
