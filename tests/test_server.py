@@ -472,6 +472,11 @@ def test_a_run_that_fails_while_streaming_never_looks_complete(served, monkeypat
     assert run.status == "failed" and "disk on fire" in " ".join(run.messages)
     folder = config.artifacts_dir() / run.export_id
     assert not folder.exists() or list(folder.iterdir()) == []
-    delay[0] = 0.0
+    from tuiexport import engine
+
+    def failing_selection(*args):  # fails before the writer wrote any byte
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "prepare_selection", failing_selection)
     status, _, problem = served.request("GET", served.share("standard-jsonl"))
     assert status == 500 and b"disk on fire" in problem  # a run that fails before any byte: 500
