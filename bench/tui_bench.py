@@ -166,9 +166,12 @@ async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
         await pilot.pause()
         await latency("d")
         bar = screen.downloads
+        # The big export is the last row: start upwards, so that every key press moves the cursor
+        # (a "down" on the last row changes nothing and would only time the next progress frame).
+        moves_back = ["up"] * 40 + ["down"] * 40
         during, t_run = [], time.perf_counter()
         while bar.running and len(during) < keys:
-            during.append(await latency(moves[len(during) % len(moves)]))
+            during.append(await latency(moves_back[len(during) % len(moves_back)]))
         result["during_run_move"] = during
         result["during_run_still_running"] = bar.running
         while bar.running:
