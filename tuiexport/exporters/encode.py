@@ -497,7 +497,7 @@ PAR_MIN = 20_000
 PAR_CHUNK = 1000
 #: The selection as seen by a worker connection: one chunk of puids, bound as a JSON array
 #: (temporary tables belong to the connection that made them).
-PAR_SELECTION = f"(SELECT value AS puid FROM json_each(?)) AS {SELECTION_TABLE}"
+PAR_SELECTION = f"(SELECT value AS puid FROM json_each(?1)) AS {SELECTION_TABLE}"
 
 
 def parallel_workers(job: ExportJob) -> int:
@@ -709,11 +709,29 @@ def product_chunks(
     wrap: tuple[bytes, bytes] = (b"", b""),
     end: bytes = b"",
     post: Callable[[bytes], bytes] | None = None,
+    shares: Counter | None = None,
 ) -> Iterator[bytes]:
     """The products, one encoded record each (JSON object or XML element, UTF-8, children
     nested), per chunk as ``post(sep.join(wrap[0] + record + wrap[1]) + end)``.
 
+    Adds the selected products per supplier id to ``shares`` if given: counted by the workers
+    along with the chunks (in parallel), else in one pass after them (see supplier_counts).
     Calls ``job.check`` once per chunk (raises Cancelled)."""
+    counted = yield from _product_chunks(job, profile, fmt, sep, wrap, end, post, shares)
+    if shares is not None and not counted:
+        shares.update(supplier_counts(job))
+
+
+#: Offers per supplier id among a worker's chunk of puids (index-only), as a JSON object.
+_CHUNK_SHARES = (
+    "(SELECT json_group_object(sid, n) FROM (SELECT si.supplier_id AS sid, COUNT(*) AS n "
+    "FROM json_each(?1) AS c CROSS JOIN supplier_item si WHERE si.product_id = c.value "
+    "GROUP BY si.supplier_id))"
+)
+
+
+def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator[bytes]:
+    """:func:`product_chunks`; returns True if it counted ``shares``."""
     head, tail = wrap
 
     def finish(records: list[bytes]) -> bytes:
@@ -746,12 +764,15 @@ def product_chunks(
             sql = (
                 # ``end`` is appended in SQL: one copy of the chunk fewer in this process.
                 f"SELECT COUNT(*), CAST(group_concat(r, {_sql_literal(sep.decode())}) || "
-                f"{_sql_literal(end.decode())} AS BLOB) "
+                f"{_sql_literal(end.decode())} AS BLOB), "
+                f"{_CHUNK_SHARES if shares is not None else 'NULL'} "
                 f"FROM (SELECT {record} AS r FROM {main_from(main, job, PAR_SELECTION)})"
             )
 
             def aggregated(rows: list[tuple]) -> tuple[int, bytes]:
-                n, data = rows[0]
+                n, data, counts = rows[0]
+                if counts and shares is not None:
+                    shares.update({int(k): v for k, v in json.loads(counts).items()})
                 if not n:
                     return 0, b""
                 return n, post(data) if post else data
@@ -760,14 +781,14 @@ def product_chunks(
                 written += n
                 yield chunk
                 job.check(written)
-            return
+            return True
         first = itemgetter(0)
         sql = f"SELECT {_blob(record)} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
         for rows in _chunks(job.db.execute_sql(sql)):
             written += len(rows)
             yield finish(list(map(first, rows)))
             job.check(written)
-        return
+        return False
 
     # Generic path: the product cursor and one cursor per child, merged by puid.
     columns = ", ".join(field_sql(f, job) for f in fields)
@@ -813,6 +834,7 @@ def product_chunks(
         written += len(rows)
         yield finish(out)
         job.check(written)
+    return False
 
 
 class _Merge:
@@ -856,7 +878,12 @@ def supplier_names(job: ExportJob, counts: dict[int, int]) -> dict[str, int]:
 
 def supplier_shares(job: ExportJob) -> dict[str, int]:
     """Products per supplier name among the selected products (one offer per product and
-    supplier, so counting offers per supplier counts products).
+    supplier, so counting offers per supplier counts products)."""
+    return supplier_names(job, supplier_counts(job))
+
+
+def supplier_counts(job: ExportJob) -> Counter[int]:
+    """Products per supplier id among the selected products.
 
     Counted in Python over an index-only scan: a GROUP BY would sort every offer in memory."""
     counts: Counter[int] = Counter()
@@ -867,7 +894,7 @@ def supplier_shares(job: ExportJob) -> dict[str, int]:
     first = itemgetter(0)
     for rows in _chunks(cursor, 20_000):
         counts.update(map(first, rows))
-    return supplier_names(job, counts)
+    return counts
 
 
 def _generator() -> str:

@@ -16,6 +16,7 @@ entity per line, wrapped in its element name (``{"manufacturer": {...}}`` … ``
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -39,6 +40,7 @@ class JsonWriter:
         profile = PROFILES[self.profile]
         encode.release_memory(job)
         fmt = encode.JsonFormat()
+        shares: Counter[int] = Counter()
         out.write(b'{"meta":' + _enc.encode(encode.meta(job)))
         for element in profile.references:
             out.write(f',\n"{element.name}":[\n'.encode())
@@ -46,7 +48,7 @@ class JsonWriter:
             out.write(b"\n]")
         out.write(f',\n"{profile.main.name}":['.encode())
         first = True
-        for data in encode.product_chunks(job, profile, fmt, sep=b",\n"):
+        for data in encode.product_chunks(job, profile, fmt, sep=b",\n", shares=shares):
             if data:
                 out.write((b",\n" if not first else b"\n") + data)
                 first = False
@@ -59,8 +61,8 @@ class JsonWriter:
             )
             sep = ",\n"
         out.write(b"\n]}\n")
-        # Counted after the products, so the first bytes go out (and stream) at once.
-        return WriteStats(job.total, encode.supplier_shares(job))
+        # Counted along with the products (or after them), so the first bytes go out at once.
+        return WriteStats(job.total, encode.supplier_names(job, shares))
 
 
 @dataclass
@@ -74,12 +76,15 @@ class JsonLinesWriter:
         profile = PROFILES[self.profile]
         encode.release_memory(job)
         fmt = encode.JsonFormat()
+        shares: Counter[int] = Counter()
         wrap = bool(profile.references)
         for element in profile.references:
             for record in encode.reference_records(job, element, fmt):
                 out.write(f'{{"{element.name}":{record}}}\n'.encode())
         envelope = (f'{{"{profile.main.name}":'.encode(), b"}") if wrap else (b"", b"")
-        for data in encode.product_chunks(job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n"):
+        for data in encode.product_chunks(
+            job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n", shares=shares
+        ):
             out.write(data)
-        # Counted after the products, so the first bytes go out (and stream) at once.
-        return WriteStats(job.total, encode.supplier_shares(job))
+        # Counted along with the products (or after them), so the first bytes go out at once.
+        return WriteStats(job.total, encode.supplier_names(job, shares))

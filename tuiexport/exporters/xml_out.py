@@ -17,6 +17,7 @@ forbids are stripped; a CR is written as ``&#13;`` so that parsers keep it.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -44,6 +45,7 @@ class XmlWriter:
         profile = PROFILES[self.profile]
         encode.release_memory(job)
         fmt = encode.XmlFormat()
+        shares: Counter[int] = Counter()
         strip = encode.strip_xml_forbidden
         out.write(XML_DECLARATION + b"<export>\n<meta>")
         out.write(
@@ -54,7 +56,9 @@ class XmlWriter:
             for record in encode.reference_records(job, element, fmt):
                 out.write((strip(record) + "\n").encode())
         strip_utf8 = encode.strip_xml_forbidden_utf8
-        for data in encode.product_chunks(job, profile, fmt, sep=b"\n", end=b"\n", post=strip_utf8):
+        for data in encode.product_chunks(
+            job, profile, fmt, sep=b"\n", end=b"\n", post=strip_utf8, shares=shares
+        ):
             out.write(data)
         if job.omitted:
             out.write(b"<log>")
@@ -67,5 +71,5 @@ class XmlWriter:
                 )
             out.write(b"</log>\n")
         out.write(b"</export>\n")
-        # Counted after the products, so the first bytes go out (and stream) at once.
-        return WriteStats(job.total, encode.supplier_shares(job))
+        # Counted along with the products (or after them), so the first bytes go out at once.
+        return WriteStats(job.total, encode.supplier_names(job, shares))
