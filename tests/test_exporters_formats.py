@@ -83,8 +83,8 @@ def test_every_pair_has_a_writer_and_no_other():
 
 
 def test_docs_show_the_field_lists_of_the_code():
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
-    assert profiles.markdown() in docs, "run: python -m tuiexport.exporters.docs to refresh docs/formats.md"
+    docs = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert profiles.markdown() in docs, "run: python -m tuiexport.exporters.docs to refresh README.md"
 
 
 # --- CSV -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Refresh the generated field lists in docs/formats.md: ``python -m tuiexport.exporters.docs``."""
+"""Refresh the generated field lists in README.md: ``python -m tuiexport.exporters.docs``."""
 
 from __future__ import annotations
 
@@ -23,5 +23,5 @@ def refresh(path: Path) -> bool:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/formats.md")
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("README.md")
     print(f"{target}: {'updated' if refresh(target) else 'already current'}")
