@@ -28,7 +28,10 @@ def prepare(*keys: str):
             if active is None or (pilot.app.focused and active in pilot.app.focused.ancestors):
                 break
             await pilot.pause(0.02)
-        await pilot.pause()
+        # The selection tab recounts 0.3 s after the last change (a timer, not yet a worker):
+        # wait past it, then for the count and preview workers it starts.
+        await pilot.pause(0.5)
+        await settle(pilot)
         for widget in pilot.app.screen.query(Input):
             widget.cursor_blink = False
         await pilot.wait_for_scheduled_animations()
