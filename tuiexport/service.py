@@ -4,6 +4,7 @@ None of the front ends builds queries or runs export logic itself; a bug fixed h
 everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.management.views`).
 """
 
+# ruff: noqa: F401  (a façade: everything imported here is re-exported)
 from __future__ import annotations
 
 from tuiexport.db import close_database, describe as database_location, open_database

@@ -13,7 +13,7 @@ import peewee as pw
 from tuiexport import config
 from tuiexport import selection as sel
 from tuiexport.db import database
-from tuiexport.errors import InvalidDefinition, NotFound, UserError
+from tuiexport.errors import NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.management import history
 from tuiexport.management.views import DefinitionView
