@@ -25,36 +25,51 @@ CATALOG_CURRENCY = "EUR"
 CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "HUF", "JPY", "CNY", "CAD", "AUD")
 ROOT_GROUP = "root"
 
-_escape = encode.XmlFormat.escape
-_strip = encode.strip_xml_forbidden
+#: ARTICLE elements of one chunk of rows, as Python source that needs only the standard library:
+#: run in the export's worker processes (see encode.run_parallel) and, exec'd here, on the job's
+#: own connection, so both write the same bytes. Same escaping, stripping and rounding as
+#: encode (XmlFormat.escape, strip_xml_forbidden, _round).
+ARTICLES_CODE = r'''
+import re
+from decimal import ROUND_HALF_UP, Decimal
+
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
-def _text(value, most: int) -> str | None:
+def _escape(value):
+    return (
+        str(value)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", "&#13;")
+    )
+
+
+def _round(value, places):
+    text = repr(float(value))
+    digits = len(places) - 2
+    _, _, decimals = text.partition(".")
+    if "e" not in text and decimals[digits:] != "5":
+        return f"{float(value):.{digits}f}"
+    return str(Decimal(text).quantize(Decimal(places), rounding=ROUND_HALF_UP))
+
+
+def _text(value, most):
     """Schema-fit text: forbidden characters gone, at most ``most`` characters, never blank."""
     if value is None:
         return None
-    value = _strip(str(value))
+    value = _FORBIDDEN.sub("", str(value))
     if not value.strip():
         return None
     return _escape(value[:most])
 
 
-def _el(tag: str, text: str | None) -> str:
+def _el(tag, text):
     return "" if text is None else f"<{tag}>{text}</{tag}>"
 
 
-def _price_sql(job: ExportJob, column: str) -> str:
-    currencies = ", ".join(f"'{c}'" for c in CURRENCIES)
-    # The lowest net price, preferring offers in the catalog currency.
-    return (
-        f"(SELECT si.{column} FROM supplier_item si WHERE si.product_id = p.puid "
-        f"AND si.price > 0 AND si.currency IN ({currencies}) "
-        f"ORDER BY CASE WHEN si.currency = '{CATALOG_CURRENCY}' THEN 0 ELSE 1 END, si.price, "
-        f"si.supplier_id LIMIT 1)"
-    )
-
-
-def _articles(rows: list[tuple]) -> tuple[bytes, int, int]:
+def process(rows):
     """ARTICLE elements for one chunk of rows: (UTF-8 text, rows, articles written)."""
     parts = []
     for puid, name, long, short, ean, sku, mname, image, price, currency in rows:
@@ -71,7 +86,7 @@ def _articles(rows: list[tuple]) -> tuple[bytes, int, int]:
             + _el("MANUFACTURER_NAME", _text(mname, 50))
             + "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
             "</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS>"
-            f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{encode._round(price, "0.01")}'
+            f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{_round(price, "0.01")}'
             f"</PRICE_AMOUNT><PRICE_CURRENCY>{currency}</PRICE_CURRENCY></ARTICLE_PRICE>"
             "</ARTICLE_PRICE_DETAILS>"
             + (
@@ -84,6 +99,23 @@ def _articles(rows: list[tuple]) -> tuple[bytes, int, int]:
             + "</ARTICLE>\n"
         )
     return "".join(parts).encode(), len(rows), len(parts)
+'''
+_scope: dict = {"__name__": "tuiexport_bmecat_articles"}
+exec(ARTICLES_CODE, _scope)  # noqa: S102 - our own source, also run by the worker processes
+_text = _scope["_text"]
+_el = _scope["_el"]
+_articles = _scope["process"]
+
+
+def _price_sql(job: ExportJob, column: str) -> str:
+    currencies = ", ".join(f"'{c}'" for c in CURRENCIES)
+    # The lowest net price, preferring offers in the catalog currency.
+    return (
+        f"(SELECT si.{column} FROM supplier_item si WHERE si.product_id = p.puid "
+        f"AND si.price > 0 AND si.currency IN ({currencies}) "
+        f"ORDER BY CASE WHEN si.currency = '{CATALOG_CURRENCY}' THEN 0 ELSE 1 END, si.price, "
+        f"si.supplier_id LIMIT 1)"
+    )
 
 
 @dataclass
@@ -173,7 +205,9 @@ class BmecatWriter:
                 f"SELECT {columns} FROM {encode.PAR_SELECTION} CROSS JOIN product p "
                 f"ON p.puid = {sel}.puid {joins}"
             )
-            chunks = encode.run_parallel(job, sql, lambda chunk: chunk, remote=_articles)
+            chunks = encode.run_parallel(
+                job, sql, lambda chunk: chunk, remote=_articles, remote_code=ARTICLES_CODE
+            )
         else:
             sql = f"SELECT {columns} FROM {sel} {cross} product p ON p.puid = {sel}.puid {joins} ORDER BY {sel}.puid"
             cursor = job.db.execute_sql(sql)

@@ -485,8 +485,8 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
 
 # --- both cores ----------------------------------------------------------------------------
 
-#: Workers (processes; threads for BMEcat) that build records while the caller writes; 1 =
-#: everything on the job's own connection. Each chunk is one aggregated row.
+#: Workers (processes) that build records while the caller writes; 1 = everything on the
+#: job's own connection. Each chunk is one aggregated row.
 #: Threads gained little (SQLite connections in one process share a global allocator mutex):
 #: 1M XML 3.79x -> 2.69x the shell, JSON 1.71x -> 1.43x, CSV ZIP 3.45x -> 1.49x with processes.
 #: ``{"workers": n}`` in a definition's options overrides it.
@@ -521,17 +521,23 @@ def _connect(job: ExportJob) -> sqlite3.Connection:
     return conn
 
 
-#: The worker process: reads the database URI and the SQL, then runs the SQL once per task (a
-#: JSON array of puids) and sends back the rows, pickled (a pickle knows where it ends). Tasks
-#: are read on a thread of their own, so the parent can never block on a full stdin while the
-#: worker blocks on a full stdout. Only the standard library: no tuiexport import.
+#: The worker process: reads the database URI, the SQL and optional Python source defining
+#: ``process(rows)`` (stdlib only), then runs the SQL once per task (a JSON array of puids) and
+#: sends back the rows (or what ``process`` made of them), pickled (a pickle knows where it
+#: ends). Tasks are read on a thread of their own, so the parent can never block on a full stdin
+#: while the worker blocks on a full stdout. Only the standard library: no tuiexport import.
 _WORKER_CODE = r"""
 import os, pickle, queue, sqlite3, struct, sys, threading
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 def read():
     head = inp.read(4)
     return inp.read(struct.unpack("<I", head)[0]) if len(head) == 4 else None
-uri, sql = read().decode(), read().decode()
+uri, sql, code = read().decode(), read().decode(), read().decode()
+process = lambda rows: rows
+if code:  # Python source that defines process(rows): runs here, next to the query
+    scope = {"__name__": "tuiexport_worker"}
+    exec(code, scope)
+    process = scope["process"]
 conn = sqlite3.connect(uri, uri=True, timeout=60)
 conn.execute("PRAGMA busy_timeout = 60000")
 conn.execute("PRAGMA cache_size = -4000")
@@ -543,7 +549,7 @@ def reader():
 threading.Thread(target=reader, daemon=True).start()
 try:
     while (task := tasks.get()) is not None:
-        pickle.dump(conn.execute(sql, (task.decode(),)).fetchall(), out, protocol=5)
+        pickle.dump(process(conn.execute(sql, (task.decode(),)).fetchall()), out, protocol=5)
         out.flush()
 except BaseException as exc:  # one line for the parent; _exit: the reader thread may be in a read
     sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
@@ -559,7 +565,7 @@ def _frame(data: bytes) -> bytes:
 class _WorkerProcess:
     """One worker process and its pipes; results come back in the order tasks went in."""
 
-    def __init__(self, uri: str, sql: str):
+    def __init__(self, uri: str, sql: str, code: str = ""):
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", _WORKER_CODE],
             stdin=subprocess.PIPE,
@@ -568,6 +574,7 @@ class _WorkerProcess:
         )
         self._send(uri.encode())
         self._send(sql.encode())
+        self._send(code.encode())
 
     def _send(self, data: bytes) -> None:
         self.proc.stdin.write(_frame(data))
@@ -596,7 +603,9 @@ class _WorkerProcess:
         self.proc.wait()
 
 
-def _run_processes(job: ExportJob, sql: str, process: Callable[[list[tuple]], object]) -> Iterator:
+def _run_processes(
+    job: ExportJob, sql: str, process: Callable[[list[tuple]], object], code: str = ""
+) -> Iterator:
     """:func:`run_parallel` on worker processes: SQLite serialises the memory allocation of all
     connections of one process (a global mutex), so two threads building records in SQLite run
     hardly faster than one; two processes use both cores. Task i goes to worker i mod n."""
@@ -606,7 +615,7 @@ def _run_processes(job: ExportJob, sql: str, process: Callable[[list[tuple]], ob
     procs: list[_WorkerProcess] = []
     try:
         for _ in range(workers):
-            procs.append(_WorkerProcess(f"file:{path}?mode=ro", sql))
+            procs.append(_WorkerProcess(f"file:{path}?mode=ro", sql, code))
         pending: deque[_WorkerProcess] = deque()
         turn = 0
         cursor = job.db.execute_sql(f"SELECT puid FROM {SELECTION_TABLE} ORDER BY puid")
@@ -630,16 +639,19 @@ def run_parallel(
     sql: str,
     process: Callable[[list[tuple]], object],
     remote: Callable[[list[tuple]], object] | None = None,
+    remote_code: str = "",
 ) -> Iterator:
     """Run ``sql`` (its one ``?`` is a chunk of selected puids, see PAR_SELECTION) on worker
     connections, chunk after chunk; yields ``process(rows)`` of each chunk in puid order
     (``remote`` runs in the worker thread first).
 
-    Without ``remote``, the workers are processes (see :func:`_run_processes`); with it, threads,
-    so that ``remote`` can be any Python callable.
+    Without ``remote``, the workers are processes (see :func:`_run_processes`); so they are with
+    ``remote_code``, stdlib-only Python source that defines ``process(rows)`` doing what
+    ``remote`` does, run in the worker process; with ``remote`` alone, threads, so that
+    ``remote`` can be any Python callable.
     At most ``workers + 1`` chunks are in flight, so memory stays flat."""
-    if remote is None and not job.options.get("worker_threads"):
-        yield from _run_processes(job, sql, process)
+    if (remote is None or remote_code) and not job.options.get("worker_threads"):
+        yield from _run_processes(job, sql, process, remote_code)
         return
     workers = parallel_workers(job)
     size = int(job.options.get("parallel_chunk", PAR_CHUNK))
