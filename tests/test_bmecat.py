@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from tests import tiny_catalog
@@ -119,3 +121,17 @@ def test_unknown_currencies_are_not_quoted(catalog):
 
 def test_empty_selection_is_still_valid(catalog):
     validated(run(catalog, "bmecat12", "xml", criteria=Criteria(suppliers="all", include=["nothing"]))[0])
+
+
+@given(st.text(), st.floats(min_value=0, max_value=1e7, allow_nan=False))
+@settings(max_examples=100, deadline=None)
+def test_worker_copies_of_the_text_helpers_match_encode(text, number):
+    """The article mapping runs in stdlib-only worker processes, so it carries its own copies of
+    encode's escaping, stripping and rounding; they must stay identical."""
+    from tuiexport.exporters import bmecat, encode
+
+    scope = bmecat._scope
+    assert scope["_FORBIDDEN"].pattern == encode.XML_FORBIDDEN.pattern
+    assert scope["_escape"](text) == encode.XmlFormat.escape(text)
+    for places in ("0.01", "0.001"):
+        assert scope["_round"](number, places) == encode._round(number, places)
