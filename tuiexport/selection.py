@@ -6,7 +6,7 @@ from tuiexport.errors import UserError
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 import peewee as pw
@@ -78,24 +78,42 @@ def criteria_from_json(text: str | bytes) -> Criteria:
 _IDENT = re.compile(r"^\S{1,64}$")
 
 
-def _missing(model: type[pw.Model], ids: list[int]) -> list[int]:
+class KnownIds(NamedTuple):
+    """Every supplier, manufacturer and product type id, read once to validate many selections."""
+
+    supplier: frozenset[int]
+    manufacturer: frozenset[int]
+    product_type: frozenset[int]
+
+
+def known_ids() -> KnownIds:
+    def ids(model: type[pw.Model]) -> frozenset[int]:
+        return frozenset(i for (i,) in model.select(model.id).tuples())
+
+    return KnownIds(ids(Supplier), ids(Manufacturer), ids(ProductType))
+
+
+def _missing(model: type[pw.Model], ids: list[int], known: frozenset[int] | None) -> list[int]:
     if not ids:
         return []
-    found = {row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples()}
-    return sorted(set(ids) - found)
+    if known is None:
+        known = frozenset(row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples())
+    return sorted(set(ids) - known)
 
 
-def validate_criteria(c: Criteria) -> list[str]:
-    """Reasons why these criteria cannot select products; empty when they are valid."""
+def validate_criteria(c: Criteria, known: KnownIds | None = None) -> list[str]:
+    """Reasons why these criteria cannot select products; empty when they are valid.
+
+    Pass ``known`` (from :func:`known_ids`) when validating many selections at once."""
     reasons: list[str] = []
     if c.suppliers == "list" and not c.supplier_ids:
         reasons.append("The supplier rule is 'chosen suppliers' but no supplier is chosen.")
-    for label, model, ids in (
-        ("supplier", Supplier, c.supplier_ids if c.suppliers == "list" else []),
-        ("manufacturer", Manufacturer, c.manufacturer_ids),
-        ("product type", ProductType, c.product_type_ids),
+    for label, model, ids, field in (
+        ("supplier", Supplier, c.supplier_ids if c.suppliers == "list" else [], "supplier"),
+        ("manufacturer", Manufacturer, c.manufacturer_ids, "manufacturer"),
+        ("product type", ProductType, c.product_type_ids, "product_type"),
     ):
-        missing = _missing(model, ids)
+        missing = _missing(model, ids, getattr(known, field) if known else None)
         if missing:
             plural = "s" if len(missing) > 1 else ""
             listed = ", ".join(map(str, missing[:10]))

@@ -124,8 +124,9 @@ def get_definition(ref: str) -> DefinitionView:
 
 def list_definitions(sort: str = "name", filter_text: str = "") -> list[DefinitionView]:
     """Every definition with validity and last run, in three queries whatever their number."""
+    known = sel.known_ids()
     selections = {
-        s.id: (s.name, sel.validate_criteria(sel.criteria_from_json(s.criteria)))
+        s.id: (s.name, sel.validate_criteria(sel.criteria_from_json(s.criteria), known))
         for s in Selection.select()
     }
     last_ids = Run.select(pw.fn.MAX(Run.id)).group_by(Run.export_id)

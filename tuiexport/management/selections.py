@@ -21,7 +21,9 @@ from tuiexport.models import (
 from tuiexport.selection import Criteria
 
 
-def _view(row: Selection, used_by: list[str] | None = None) -> SelectionView:
+def _view(
+    row: Selection, used_by: list[str] | None = None, known: sel.KnownIds | None = None
+) -> SelectionView:
     criteria = sel.criteria_from_json(row.criteria)
     if used_by is None:
         used_by = [
@@ -31,7 +33,7 @@ def _view(row: Selection, used_by: list[str] | None = None) -> SelectionView:
             .order_by(ExportDefinition.name)
             .tuples()
         ]
-    reasons = sel.validate_criteria(criteria)
+    reasons = sel.validate_criteria(criteria, known)
     return SelectionView(
         id=row.id,
         name=row.name,
@@ -68,7 +70,10 @@ def list_selections() -> list[SelectionView]:
         .tuples()
     ):
         users.setdefault(sid, []).append(name)
-    return [_view(row, users.get(row.id, [])) for row in Selection.select().order_by(Selection.name)]
+    known = sel.known_ids()
+    return [
+        _view(row, users.get(row.id, []), known) for row in Selection.select().order_by(Selection.name)
+    ]
 
 
 def get_selection(ref: int | str) -> SelectionView:
