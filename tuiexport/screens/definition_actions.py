@@ -91,19 +91,15 @@ class DefinitionActionsMixin:
         if view is None:
             return
 
-        @guarded
-        def done(self, yes: bool | None) -> None:
-            if yes:
-                fresh = service.rotate_share_token(view.export_id)
-                self._refresh_after_change(fresh)
-                self.notify("New share token: the old URL no longer works.", markup=False)
+        def rotate() -> None:
+            fresh = service.rotate_share_token(view.export_id)
+            self._refresh_after_change(fresh)
+            self.notify("New share token: the old URL no longer works.", markup=False)
 
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Give '{view.name}' a new share token? The current share URL stops working at once.",
-                yes="New token",
-            ),
-            lambda yes: done(self, yes),
+        self._confirm(
+            f"Give '{view.name}' a new share token? The current share URL stops working at once.",
+            rotate,
+            yes="New token",
         )
 
     def action_delete(self) -> None:
@@ -111,23 +107,26 @@ class DefinitionActionsMixin:
         if view is None:
             return
 
+        def delete() -> None:
+            name = service.delete_definition(view.export_id)
+            expanded = self.exports.definitions.expanded_view
+            if expanded and expanded.export_id == view.export_id:
+                self.exports.definitions.collapse()
+            self.exports.reload()
+            self.exports.definitions.focus()
+            self.notify(f"Deleted '{name}'. Its history stays.", markup=False)
+
+        self._confirm(f"Delete the export '{view.name}'? Its history rows stay.", delete)
+
+    def _confirm(self, question: str, then, **labels) -> None:
+        """Ask in a modal; run ``then`` (errors become notifications) only on yes."""
+
         @guarded
         def done(self, yes: bool | None) -> None:
             if yes:
-                name = service.delete_definition(view.export_id)
-                if (
-                    self.exports.definitions.expanded_view
-                    and self.exports.definitions.expanded_view.export_id == view.export_id
-                ):
-                    self.exports.definitions.collapse()
-                self.exports.reload()
-                self.exports.definitions.focus()
-                self.notify(f"Deleted '{name}'. Its history stays.", markup=False)
+                then()
 
-        self.app.push_screen(
-            ConfirmScreen(f"Delete the export '{view.name}'? Its history rows stay."),
-            lambda yes: done(self, yes),
-        )
+        self.app.push_screen(ConfirmScreen(question, **labels), lambda yes: done(self, yes))
 
     def _refresh_after_change(self, view: DefinitionView) -> None:
         self.exports.definitions.replace_view(view)
