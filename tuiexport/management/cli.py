@@ -10,6 +10,7 @@ from pathlib import Path
 from tuiexport import service
 from tuiexport.errors import RunFailed, UserError
 from tuiexport.progress import TerminalProgress
+from tuiexport.units import file_size
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
@@ -229,16 +230,6 @@ def selections_delete(args) -> int:
 # --- history -------------------------------------------------------------------------------
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "–"
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
-
-
 def history_cmd(args) -> int:
     if args.log_id:
         run = service.get_run(args.log_id)
@@ -248,7 +239,7 @@ def history_cmd(args) -> int:
                 f"  trigger {run.trigger}   API version {run.api_version or '–'}   format {run.file_format}",
                 f"  started {run.started:%Y-%m-%d %H:%M:%S}   finished "
                 + (f"{run.finished:%Y-%m-%d %H:%M:%S}" if run.finished else "–") + " (UTC)",
-                f"  products {run.product_count:,} (left out: {run.omitted_count:,})   size {_size(run.size)}",
+                f"  products {run.product_count:,} (left out: {run.omitted_count:,})   size {file_size(run.size, '–')}",
                 f"  file {run.artifact_path or '–'}" + ("" if run.artifact_kept else " (not kept)"),
                 f"  sha256 {run.sha256 or '–'}",
                 *(f"  - {m}" for m in run.messages),
@@ -260,7 +251,7 @@ def history_cmd(args) -> int:
     runs = service.list_history(limit=args.limit, export_id=export_id, status=args.status)
     rows = [
         f"{r.log_id}  {r.status:<11} {r.started:%Y-%m-%d %H:%M}  {r.export_name[:30]:<30}  "
-        f"{r.api_version or '-':<4} {r.file_format[:24]:<24} {r.product_count:>9,}  {_size(r.size):>8}"
+        f"{r.api_version or '-':<4} {r.file_format[:24]:<24} {r.product_count:>9,}  {file_size(r.size, '–'):>8}"
         for r in runs
     ]
     _emit(args, runs, "\n".join(rows) if rows else "No runs yet.")

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
+from tuiexport.units import file_size
+
 STATUS_STYLES = {
     "running": "bold cyan",
     "success": "green",
@@ -49,14 +51,7 @@ def when(value: datetime | None, *, short: bool = False) -> str:
 
 
 def size(n: int | None) -> str:
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+    return file_size(n)
 
 
 def duration(seconds: float | None) -> str:
