@@ -29,6 +29,14 @@ def names(app) -> list[str]:
     return [v.name for v in app.screen.exports.definitions.views]
 
 
+async def until(pilot, condition, seconds: float = 2.0) -> None:
+    """Give the app a few frames (bounded) to reach a state, e.g. a pushed modal."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+
+
 async def move_to(pilot, name: str) -> None:
     lst = pilot.app.screen.exports.definitions
     lst.move_cursor([v.name for v in lst.views].index(name))
@@ -222,11 +230,14 @@ async def test_unsaved_selection_tab_asks_before_closing():
         editor.query_one("#sel-only_with_price").value = True
         await pilot.pause()
         assert editor.dirty
+        await settle(pilot)  # the tab takes the focus a frame after it opens
         await pilot.press("f12")
+        await until(pilot, lambda: isinstance(app.screen, UnsavedScreen))
         assert isinstance(app.screen, UnsavedScreen)
         await pilot.press("c")
         assert app.screen.query(SelectionEditor)
         await pilot.press("f12")
+        await until(pilot, lambda: isinstance(app.screen, UnsavedScreen))
         await pilot.press("d")
         await settle(pilot)
         assert not app.screen.query(SelectionEditor)
