@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test lint format docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,23 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/tuiexport
 
-test: $(STAMP)
+# The gates: formatting, lint rules, types, and the import contracts (pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# Rewrites the tree the way `ruff format --check` wants it (and applies ruff's safe fixes).
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The documentation site; --strict turns a broken link or a missing page into a failure.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint docs
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # Each prints ratios against baselines measured in the same run; catalogs are cached in bench/out.
@@ -26,4 +42,4 @@ bench: $(STAMP)
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

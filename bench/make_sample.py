@@ -1,4 +1,4 @@
-"""Rebuild ``data/sample-catalog.jsonl.gz``: the demo catalog (seed 1) in the import schema.
+"""Rebuild ``tuiexport/data/sample-catalog.jsonl.gz``: the demo catalog (seed 1) in the import schema.
 
     .venv/bin/python bench/make_sample.py [PRODUCTS]
 
@@ -15,7 +15,9 @@ from pathlib import Path
 from tuiexport import db
 from tuiexport.catalog.demo import generate_demo
 from tuiexport.catalog.importer import export_jsonl
-from tuiexport.schema import SAMPLE_CATALOG
+from tuiexport.schema import SAMPLE_CATALOG as _SAMPLE
+
+SAMPLE_CATALOG = Path(str(_SAMPLE))
 
 PRODUCTS = 2_500
 

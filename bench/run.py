@@ -135,7 +135,8 @@ def child_generate(db: str, products: int) -> dict:
 
 def child_setup(db: str, products: int) -> dict:
     """Create (once) a selection of every product and one definition per format."""
-    from tuiexport import db as dbmod, service
+    from tuiexport import db as dbmod
+    from tuiexport import service
     from tuiexport.selection import Criteria
 
     dbmod.open_database(db, load_sample=False)
@@ -188,7 +189,9 @@ def ensure_catalog(products: int) -> Path:
             leftover.unlink()
         print(f"building a demo catalog of {products:,} products in {path} …", flush=True)
         r = spawn("generate", tmp, products)
-        print(f"  built in {r['wall_s']:.1f} s ({r['supplier_items']:,} supplier items)", flush=True)
+        print(
+            f"  built in {r['wall_s']:.1f} s ({r['supplier_items']:,} supplier items)", flush=True
+        )
         os.replace(tmp, path)
     return path
 
@@ -236,14 +239,16 @@ def bench_size(products: int, formats: list[str], keep: bool) -> list[dict]:
     gz = spawn("shell", shell_gz, env=env)
     gz["size"] = (work / "shell.csv.gz").stat().st_size
     rows.append({"what": "sqlite3 -csv -header", "baseline_name": "shell", **base})
-    rows.append({"what": "sqlite3 -csv -header \\| gzip -1", "baseline_name": "shell|gzip -1", **gz})
+    rows.append(
+        {"what": "sqlite3 -csv -header \\| gzip -1", "baseline_name": "shell|gzip -1", **gz}
+    )
     baselines = {"shell": base["wall_s"], "shell|gzip -1": gz["wall_s"]}
     for p in work.glob("shell.csv*"):
         p.unlink()
 
     for fmt in formats:
         profile, output = fmt.split("/")
-        target = work / f"{profile}.{ 'zip' if output == 'csv' else output}"
+        target = work / f"{profile}.{'zip' if output == 'csv' else output}"
         r = spawn("export", db, ids[fmt], target, env=env)
         r["what"] = fmt
         baseline, limit = TARGETS.get(fmt, ("shell", None))
@@ -251,8 +256,11 @@ def bench_size(products: int, formats: list[str], keep: bool) -> list[dict]:
         r["baseline"] = baseline
         r["target"] = limit
         rows.append(r)
-        print(f"  {fmt:22s} {r['wall_s']:7.2f} s  {r['ratio']:5.2f}× {baseline}  "
-              f"{r['peak_mb']:6.1f} MB  {r['status']}", flush=True)
+        print(
+            f"  {fmt:22s} {r['wall_s']:7.2f} s  {r['ratio']:5.2f}× {baseline}  "
+            f"{r['peak_mb']:6.1f} MB  {r['status']}",
+            flush=True,
+        )
         if not keep:
             target.unlink(missing_ok=True)
 
@@ -267,7 +275,9 @@ def report(results: dict[int, list[dict]]) -> str:
     lines = []
     for products, rows in results.items():
         lines.append(f"\n### {products:,} products\n")
-        lines.append("| What | Wall s | Ratio (wall) | Target | CPU s | Ratio (CPU) | Peak RSS MB | Output MB | Status |")
+        lines.append(
+            "| What | Wall s | Ratio (wall) | Target | CPU s | Ratio (CPU) | Peak RSS MB | Output MB | Status |"
+        )
         lines.append("|---|---:|---:|---|---:|---:|---:|---:|---|")
         cpu_base = {r["baseline_name"]: r["cpu_s"] for r in rows if "baseline_name" in r}
         for r in rows:
@@ -294,12 +304,16 @@ def report(results: dict[int, list[dict]]) -> str:
     sizes = sorted(results)
     if len(sizes) >= 2:
         small, big = results[sizes[0]], results[sizes[-1]]
-        lines.append(f"\nPeak RSS at {sizes[-1]:,} / at {sizes[0]:,} (target ≤ 1.2, and ≤ {RSS_LIMIT_MB} MB):\n")
+        lines.append(
+            f"\nPeak RSS at {sizes[-1]:,} / at {sizes[0]:,} (target ≤ 1.2, and ≤ {RSS_LIMIT_MB} MB):\n"
+        )
         for a, b in zip(small, big):
             if a["what"] in FORMATS + EXTRA_FORMATS:
                 ratio = b["peak_mb"] / a["peak_mb"]
                 ok = ratio <= 1.2 and b["peak_mb"] <= RSS_LIMIT_MB
-                lines.append(f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {'ok' if ok else 'MISSED'}")
+                lines.append(
+                    f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {'ok' if ok else 'MISSED'}"
+                )
     return "\n".join(lines)
 
 
@@ -322,9 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: the sqlite3 command-line shell is needed for the baselines.", file=sys.stderr)
         return 2
     sizes = args.products or ([100_000] if args.quick else [100_000, 1_000_000])
-    formats = args.formats.split(",") if args.formats else FORMATS + (EXTRA_FORMATS if args.all else [])
+    formats = (
+        args.formats.split(",") if args.formats else FORMATS + (EXTRA_FORMATS if args.all else [])
+    )
     print(f"machine: {machine()}", flush=True)
-    print(f"command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    print(
+        f"command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
+    )
     results = {}
     for n in sizes:
         print(f"\n{n:,} products", flush=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuiexport import config, db as dbmod
+from tuiexport import config
+from tuiexport import db as dbmod
 
 
 @pytest.fixture(autouse=True)
@@ -13,7 +14,12 @@ def isolated_home(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("TUIEXPORT_HOME", str(home))
-    for var in ("TUIEXPORT_DB", "TUIEXPORT_CONFIG", "TUIEXPORT_CONTRACT_LIMIT", "TUIEXPORT_KEEP_ARTIFACTS"):
+    for var in (
+        "TUIEXPORT_DB",
+        "TUIEXPORT_CONFIG",
+        "TUIEXPORT_CONTRACT_LIMIT",
+        "TUIEXPORT_KEEP_ARTIFACTS",
+    ):
         monkeypatch.delenv(var, raising=False)
     config.reset_settings()
     yield home

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -15,16 +14,37 @@ from tuiexport.selection import Criteria
 STARTED = datetime(2026, 1, 2, 3, 4, 5)
 
 
-def make_job(db, profile: str, output: str, *, criteria: Criteria | None = None,
-             limit: int = 200_000, language: str = "de", fallback: str = "de",
-             long_descriptions: bool = True, options: dict | None = None,
-             cancelled=lambda: False, progress=lambda n: None) -> ExportJob:
+def make_job(
+    db,
+    profile: str,
+    output: str,
+    *,
+    criteria: Criteria | None = None,
+    limit: int = 200_000,
+    language: str = "de",
+    fallback: str = "de",
+    long_descriptions: bool = True,
+    options: dict | None = None,
+    cancelled=lambda: False,
+    progress=lambda n: None,
+) -> ExportJob:
     selected, omitted = prepare_selection(db, criteria or Criteria(suppliers="all"), limit)
     return ExportJob(
-        db=db, export_id="6f1c2a4e-0d7b-4c1e-9a55-3b2f7c9d1e08", export_name="Test, \"feed\" & <co>",
-        log_id="LOG0123456", started=STARTED, profile=profile, output=output, language=language,
-        fallback_language=fallback, long_descriptions=long_descriptions, total=selected,
-        omitted=omitted, limit=limit, options=dict(options or {}), progress=progress,
+        db=db,
+        export_id="6f1c2a4e-0d7b-4c1e-9a55-3b2f7c9d1e08",
+        export_name='Test, "feed" & <co>',
+        log_id="LOG0123456",
+        started=STARTED,
+        profile=profile,
+        output=output,
+        language=language,
+        fallback_language=fallback,
+        long_descriptions=long_descriptions,
+        total=selected,
+        omitted=omitted,
+        limit=limit,
+        options=dict(options or {}),
+        progress=progress,
         cancelled=cancelled,
     )
 
@@ -37,26 +57,6 @@ def run(db, profile: str, output: str, **kw) -> tuple[bytes, WriteStats, ExportJ
     finally:
         drop_selection(db)
     return buf.getvalue(), stats, job
-
-
-def bmecat_schema_dir() -> Path:
-    """The official BMEcat 1.2 schema: ../shared beside the repository (or its clone), or
-    TUIEXPORT_BMECAT_XSD (the .xsd file or its folder)."""
-    env = os.environ.get("TUIEXPORT_BMECAT_XSD")
-    candidates = []
-    if env:
-        p = Path(env)
-        candidates.append(p.parent if p.suffix == ".xsd" else p)
-    here = Path(__file__).resolve()
-    for parent in here.parents[1:4]:
-        candidates.append(parent / "shared" / "formats" / "bmecat-1.2")
-    for c in candidates:
-        if (c / "bmecat_new_catalog_1_2.xsd").is_file():
-            return c
-    raise AssertionError(
-        "The BMEcat 1.2 schema was not found; put shared/formats/bmecat-1.2 beside the clone or "
-        "set TUIEXPORT_BMECAT_XSD. Looked in: " + ", ".join(map(str, candidates))
-    )
 
 
 # --- independent readers -------------------------------------------------------------------

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
 from tests import tiny_catalog
-from tests.exporters_harness import bmecat_schema_dir, run
+from tests.exporters_harness import run
+from tuiexport.formats import bmecat12_schema
 from tuiexport.models import Product, ProductText, SupplierItem
 from tuiexport.selection import Criteria
 
 NS = "{http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog}"
 
 
-@lru_cache(maxsize=1)
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(bmecat_schema_dir() / "bmecat_new_catalog_1_2.xsd")))
+    """The schema copy the product ships and validates with."""
+    return bmecat12_schema()
 
 
 def validated(data: bytes) -> etree._Element:
@@ -64,12 +63,19 @@ def test_valid_and_in_the_standards_order(catalog):
     assert set(body[1:first_map]) == {"ARTICLE"}
     assert set(body[first_map:]) == {"ARTICLE_TO_CATALOGGROUP_MAP"}
     # 1020 has no offer, 1007 no price: BMEcat needs a price per article.
-    assert sorted(articles(doc)) == sorted(str(p) for p in range(1001, 1021) if p not in (1007, 1020))
+    assert sorted(articles(doc)) == sorted(
+        str(p) for p in range(1001, 1021) if p not in (1007, 1020)
+    )
     assert stats.product_count == 18 and stats.skipped == 2
     assert any("2 products without a net price were left out" in m for m in job.messages)
-    groups = {s.findtext(f"{NS}GROUP_ID"): s.get("type") for s in doc.iter(f"{NS}CATALOG_STRUCTURE")}
+    groups = {
+        s.findtext(f"{NS}GROUP_ID"): s.get("type") for s in doc.iter(f"{NS}CATALOG_STRUCTURE")
+    }
     assert groups == {"root": "root", "1": "leaf", "2": "leaf"}
-    maps = {(m.findtext(f"{NS}ART_ID"), m.findtext(f"{NS}CATALOG_GROUP_ID")) for m in doc.iter(f"{NS}ARTICLE_TO_CATALOGGROUP_MAP")}
+    maps = {
+        (m.findtext(f"{NS}ART_ID"), m.findtext(f"{NS}CATALOG_GROUP_ID"))
+        for m in doc.iter(f"{NS}ARTICLE_TO_CATALOGGROUP_MAP")
+    }
     assert ("1001", "2") in maps and ("1002", "1") in maps and len(maps) == 18
 
 
@@ -87,7 +93,10 @@ def test_article_content(catalog):
     assert price.findtext(f"{NS}PRICE_AMOUNT") == "20.00"  # the lower of 40.00 and 20.00
     assert price.findtext(f"{NS}PRICE_CURRENCY") == "EUR"
     # Images only where they may be exported (even puids in the tiny catalog).
-    assert a["1004"].findtext(f"{NS}MIME_INFO/{NS}MIME/{NS}MIME_SOURCE") == "https://img.example.com/1004.jpg"
+    assert (
+        a["1004"].findtext(f"{NS}MIME_INFO/{NS}MIME/{NS}MIME_SOURCE")
+        == "https://img.example.com/1004.jpg"
+    )
     assert a["1003"].find(f"{NS}MIME_INFO") is None
 
 
@@ -95,7 +104,9 @@ def test_long_texts_are_cut_and_empty_ones_replaced(catalog):
     ProductText.update(name="Ä" * 200, long_description="x" * 70_000).where(
         ProductText.product == 1001, ProductText.lang == "de"
     ).execute()
-    ProductText.update(name="\x01\x02 ", short_description="").where(ProductText.product == 1002).execute()
+    ProductText.update(name="\x01\x02 ", short_description="").where(
+        ProductText.product == 1002
+    ).execute()
     Product.update(ean="12345678901234567").where(Product.puid == 1003).execute()
     doc = validated(run(catalog, "bmecat12", "xml")[0])
     a = articles(doc)
@@ -116,11 +127,16 @@ def test_unknown_currencies_are_not_quoted(catalog):
     doc = validated(run(catalog, "bmecat12", "xml")[0])
     a = articles(doc)
     assert "1001" not in a
-    assert a["1002"].findtext(f"{NS}ARTICLE_PRICE_DETAILS/{NS}ARTICLE_PRICE/{NS}PRICE_CURRENCY") == "USD"
+    assert (
+        a["1002"].findtext(f"{NS}ARTICLE_PRICE_DETAILS/{NS}ARTICLE_PRICE/{NS}PRICE_CURRENCY")
+        == "USD"
+    )
 
 
 def test_empty_selection_is_still_valid(catalog):
-    validated(run(catalog, "bmecat12", "xml", criteria=Criteria(suppliers="all", include=["nothing"]))[0])
+    validated(
+        run(catalog, "bmecat12", "xml", criteria=Criteria(suppliers="all", include=["nothing"]))[0]
+    )
 
 
 @given(st.text(), st.floats(min_value=0, max_value=1e7, allow_nan=False))

@@ -28,12 +28,26 @@ def cli(capsys, dbfile, *args) -> tuple[int, str, str]:
 
 
 def make_export(capsys, dbfile, *extra) -> dict:
-    code, out, err = cli(capsys, dbfile, "selections", "create", "--criteria", '{"suppliers": "all"}', "--json")
+    code, out, err = cli(
+        capsys, dbfile, "selections", "create", "--criteria", '{"suppliers": "all"}', "--json"
+    )
     assert code == 0, err
     sel = json.loads(out)
     code, out, err = cli(
-        capsys, dbfile, "exports", "create", "--name", "Feed", "--selection", str(sel["id"]),
-        "--profile", "standard", "--output", "jsonl", "--json", *extra,
+        capsys,
+        dbfile,
+        "exports",
+        "create",
+        "--name",
+        "Feed",
+        "--selection",
+        str(sel["id"]),
+        "--profile",
+        "standard",
+        "--output",
+        "jsonl",
+        "--json",
+        *extra,
     )
     assert code == 0, err
     return json.loads(out)
@@ -48,7 +62,9 @@ def test_run_by_name_prints_the_file_and_records_history(capsys, dbfile):
     assert path.is_file() and len(path.read_text().splitlines()) == 20
     code, out, _ = cli(capsys, dbfile, "history", "--json")
     runs = json.loads(out)
-    assert [(r["status"], r["trigger"], r["product_count"]) for r in runs] == [("success", "cli", 20)]
+    assert [(r["status"], r["trigger"], r["product_count"]) for r in runs] == [
+        ("success", "cli", 20)
+    ]
     code, out, _ = cli(capsys, dbfile, "history", runs[0]["log_id"])
     assert code == 0 and "success" in out and "products 20" in out
 
@@ -81,12 +97,21 @@ def test_warning_exits_zero_and_says_what_was_cut(capsys, dbfile):
         (["--run", "nope"], "There is no export 'nope'"),
         (["--run", "Draft"], "The export 'Draft' is invalid: No product selection is assigned."),
         (["exports", "show", "nope"], "There is no export 'nope'"),
-        (["selections", "create", "--criteria", "{oops"], "The selection criteria are not valid JSON"),
-        (["selections", "create", "--criteria", '{"price_min": "cheap"}'], "The selection criteria are invalid"),
+        (
+            ["selections", "create", "--criteria", "{oops"],
+            "The selection criteria are not valid JSON",
+        ),
+        (
+            ["selections", "create", "--criteria", '{"price_min": "cheap"}'],
+            "The selection criteria are invalid",
+        ),
         (["exports", "create", "--limit", "999999"], "above the contract limit"),
         (["exports", "frobnicate"], "Argument ACTION: invalid choice"),
         (["-o", "x.csv"], "-o/--output only works with --run"),
-        (["--run", "Feed", "-o", "/nonexistent/dir/x"], "The folder /nonexistent/dir does not exist."),
+        (
+            ["--run", "Feed", "-o", "/nonexistent/dir/x"],
+            "The folder /nonexistent/dir does not exist.",
+        ),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(capsys, dbfile, args, message):
@@ -102,10 +127,17 @@ def test_bad_input_is_one_sentence_and_exit_2(capsys, dbfile, args, message):
 def test_exports_crud_and_share_url(capsys, dbfile):
     export = make_export(capsys, dbfile)
     eid = export["export_id"]
-    code, out, _ = cli(capsys, dbfile, "exports", "update", eid, "--name", "Renamed", "--language", "en", "--json")
-    assert code == 0 and json.loads(out)["name"] == "Renamed" and json.loads(out)["language"] == "en"
+    code, out, _ = cli(
+        capsys, dbfile, "exports", "update", eid, "--name", "Renamed", "--language", "en", "--json"
+    )
+    assert (
+        code == 0 and json.loads(out)["name"] == "Renamed" and json.loads(out)["language"] == "en"
+    )
     code, out, _ = cli(capsys, dbfile, "exports", "share-url", "Renamed")
-    assert out.strip() == f"http://127.0.0.1:8421/api/v1/exports/{eid}/download?token={export['share_token']}"
+    assert (
+        out.strip()
+        == f"http://127.0.0.1:8421/api/v1/exports/{eid}/download?token={export['share_token']}"
+    )
     code, out, _ = cli(capsys, dbfile, "exports", "rotate-token", eid, "--json")
     assert export["share_token"] not in json.loads(out)["shareUrl"]
     code, out, _ = cli(capsys, dbfile, "exports", "list")
@@ -119,7 +151,9 @@ def test_exports_crud_and_share_url(capsys, dbfile):
 def test_selections_crud(capsys, dbfile, tmp_path):
     criteria = tmp_path / "c.json"
     criteria.write_text('{"suppliers": "all", "manufacturer_ids": [1]}')
-    code, out, err = cli(capsys, dbfile, "selections", "create", "--criteria", f"@{criteria}", "--json")
+    code, out, err = cli(
+        capsys, dbfile, "selections", "create", "--criteria", f"@{criteria}", "--json"
+    )
     assert code == 0, err
     sid = str(json.loads(out)["id"])
     code, out, _ = cli(capsys, dbfile, "selections", "show", sid, "--json")

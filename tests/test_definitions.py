@@ -31,7 +31,9 @@ def test_new_definition_has_uuid_token_and_is_invalid_without_selection(catalog)
 
 
 def test_every_invalidity_reason_of_the_brief(catalog):
-    s = service.create_selection(Criteria(suppliers="all", manufacturer_ids=[1], price_min=9, price_max=3))
+    s = service.create_selection(
+        Criteria(suppliers="all", manufacturer_ids=[1], price_min=9, price_max=3)
+    )
     d = service.create_definition("  ", selection_id=s.id, profile="bmecat12", output="csv")
     text = " ".join(d.reasons)
     assert "The name is empty." in d.reasons
@@ -86,7 +88,9 @@ def test_bad_values_are_refused_with_a_sentence(catalog):
 def test_rotating_the_token_changes_the_share_url(catalog):
     d = service.create_definition("Feed")
     old = service.share_url(d.export_id)
-    assert old == f"http://127.0.0.1:8421/api/v1/exports/{d.export_id}/download?token={d.share_token}"
+    assert (
+        old == f"http://127.0.0.1:8421/api/v1/exports/{d.export_id}/download?token={d.share_token}"
+    )
     new = service.rotate_share_token(d.export_id)
     assert new.share_token != d.share_token
     assert service.share_url(d.export_id, "https://feeds.example.com/") == (
@@ -108,7 +112,11 @@ def test_selection_shared_by_definitions_and_guarded_on_delete(catalog):
 
 
 def test_sorting_and_filtering(catalog):
-    for name, profile, output in (("b feed", "standard", "json"), ("A feed", "developer", "xml"), ("c", "bmecat12", "xml")):
+    for name, profile, output in (
+        ("b feed", "standard", "json"),
+        ("A feed", "developer", "xml"),
+        ("c", "bmecat12", "xml"),
+    ):
         service.create_definition(name, profile=profile, output=output)
     assert [d.name for d in service.list_definitions()] == ["A feed", "b feed", "c"]
     assert [d.name for d in service.list_definitions(sort="format")] == ["c", "A feed", "b feed"]

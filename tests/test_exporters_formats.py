@@ -48,7 +48,9 @@ def expected_products(lang="de", fallback="de", limit=None):
     for p in Product.select().order_by(Product.puid).limit(limit):
         t = texts_of(p.puid)
         offers = (
-            SupplierItem.select().where(SupplierItem.product == p.puid).order_by(SupplierItem.supplier)
+            SupplierItem.select()
+            .where(SupplierItem.product == p.puid)
+            .order_by(SupplierItem.supplier)
         )
         rows.append(
             {
@@ -61,7 +63,12 @@ def expected_products(lang="de", fallback="de", limit=None):
                 "imageUrl": p.image_url if p.image_exportable else None,
                 "updated": p.updated,
                 "offers": [
-                    (o.supplier.name, o.supplier_sku, None if o.price is None else round(o.price, 2), o.stock)
+                    (
+                        o.supplier.name,
+                        o.supplier_sku,
+                        None if o.price is None else round(o.price, 2),
+                        o.stock,
+                    )
                     for o in offers
                 ],
             }
@@ -84,7 +91,9 @@ def test_every_pair_has_a_writer_and_no_other():
 
 def test_docs_show_the_field_lists_of_the_code():
     docs = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert profiles.markdown() in docs, "run: python -m tuiexport.exporters.docs to refresh README.md"
+    assert profiles.markdown() in docs, (
+        "run: python -m tuiexport.exporters.docs to refresh README.md"
+    )
 
 
 # --- CSV -----------------------------------------------------------------------------------
@@ -111,7 +120,13 @@ def test_standard_csv_holds_the_selected_products_and_their_offers(catalog):
         for r in files["supplierItem.csv"]
     ]
     assert offers == [
-        (w["puid"], s, sku, "" if price is None else f"{price:.2f}", "" if stock is None else str(stock))
+        (
+            w["puid"],
+            s,
+            sku,
+            "" if price is None else f"{price:.2f}",
+            "" if stock is None else str(stock),
+        )
         for w in want
         for s, sku, price, stock in w["offers"]
     ]
@@ -124,18 +139,25 @@ def test_csv_dialect_byte_for_byte(catalog):
     ProductText.update(name='Kabel, 2 m "lang"\r\nzweite Zeile', short_description=" Rand ").where(
         ProductText.product == 1001, ProductText.lang == "de"
     ).execute()
-    data, _, _ = run(catalog, "standardUpdate", "csv", criteria=Criteria(suppliers="all", include=["1001"]))
+    data, _, _ = run(
+        catalog, "standardUpdate", "csv", criteria=Criteria(suppliers="all", include=["1001"])
+    )
     member = zipfile.ZipFile(io.BytesIO(data)).read("supplierItem.csv")
     assert member == (
         b"puid,supplier,supplierSku,price,currency,stock,stockStatus,updated\r\n"
         b"1001,Alpha Distribution,A-1,10.00,EUR,1,in_stock,01.01.2026 08:00\r\n"
     )
-    data, _, _ = run(catalog, "standard", "csv", criteria=Criteria(suppliers="all", include=["1001"]))
+    data, _, _ = run(
+        catalog, "standard", "csv", criteria=Criteria(suppliers="all", include=["1001"])
+    )
     line = zipfile.ZipFile(io.BytesIO(data)).read("product.csv").split(b"\r\n", 1)[1]
-    assert line == (
-        '1001,4000000000001,SKU-1,Hewlett-Packard,Mäuse,MOU,"Kabel, 2 m ""lang""\r\nzweite Zeile",'
-        ' Rand ,"Lang 1\nmit Zeilenumbruch",1,new,,0.100,19010203,01.01.2026 08:00,01.01.2026 08:00\r\n'
-    ).encode()
+    assert (
+        line
+        == (
+            '1001,4000000000001,SKU-1,Hewlett-Packard,Mäuse,MOU,"Kabel, 2 m ""lang""\r\nzweite Zeile",'
+            ' Rand ,"Lang 1\nmit Zeilenumbruch",1,new,,0.100,19010203,01.01.2026 08:00,01.01.2026 08:00\r\n'
+        ).encode()
+    )
 
 
 def test_csv_excel_variant(catalog):
@@ -176,8 +198,13 @@ def test_error_txt_only_when_errors_occurred(catalog):
 def test_developer_csv_has_every_entity(catalog):
     files = read_zip_csv(run(catalog, "developer", "csv")[0])
     assert list(files) == [
-        "product.csv", "productText.csv", "supplierItem.csv", "manufacturer.csv",
-        "productType.csv", "supplier.csv", "Log.csv",
+        "product.csv",
+        "productText.csv",
+        "supplierItem.csv",
+        "manufacturer.csv",
+        "productType.csv",
+        "supplier.csv",
+        "Log.csv",
     ]
     assert len(files["product.csv"]) == 20
     assert len(files["productText.csv"]) == ProductText.select().count() == 30
@@ -190,7 +217,9 @@ def test_developer_csv_has_every_entity(catalog):
 def test_long_descriptions_switch(catalog):
     files = read_zip_csv(run(catalog, "standard", "csv", long_descriptions=False)[0])
     assert "longDescription" not in files["product.csv"][0]
-    product = json.loads(run(catalog, "standard", "jsonl", long_descriptions=False)[0].splitlines()[0])
+    product = json.loads(
+        run(catalog, "standard", "jsonl", long_descriptions=False)[0].splitlines()[0]
+    )
     assert "longDescription" not in product and product["shortDescription"] == "Kurz 1"
 
 
@@ -206,9 +235,15 @@ def test_json_document_streams_the_same_products(catalog):
     want = expected_products("en", "de", limit=12)
     assert [p["puid"] for p in doc["product"]] == [w["puid"] for w in want]
     for p, w in zip(doc["product"], want):
-        assert (p["name"], p["shortDescription"], p["imageUrl"]) == (w["name"], w["shortDescription"], w["imageUrl"])
+        assert (p["name"], p["shortDescription"], p["imageUrl"]) == (
+            w["name"],
+            w["shortDescription"],
+            w["imageUrl"],
+        )
         assert p["updated"] == w["updated"].strftime("%Y-%m-%dT%H:%M:%SZ")
-        assert [(o["supplier"], o["supplierSku"], o["price"], o["stock"]) for o in p["supplierItem"]] == w["offers"]
+        assert [
+            (o["supplier"], o["supplierSku"], o["price"], o["stock"]) for o in p["supplierItem"]
+        ] == w["offers"]
         assert all("puid" not in o for o in p["supplierItem"])
 
 
@@ -240,14 +275,23 @@ def test_xml_parses_and_matches(catalog):
         assert r["name"] == w["name"]
         assert r.get("imageUrl") == w["imageUrl"]
         assert r["longDescription"] == w["longDescription"]
-        got = [(o["supplier"], o["supplierSku"], o.get("price"), o["stock"]) for o in r.get("supplierItem", [])]
-        assert got == [(s, k, None if p is None else f"{p:.2f}", str(st)) for s, k, p, st in w["offers"]]
+        got = [
+            (o["supplier"], o["supplierSku"], o.get("price"), o["stock"])
+            for o in r.get("supplierItem", [])
+        ]
+        assert got == [
+            (s, k, None if p is None else f"{p:.2f}", str(st)) for s, k, p, st in w["offers"]
+        ]
 
 
 @pytest.mark.parametrize("profile,output", ALL_PAIRS)
 def test_fast_and_generic_paths_write_the_same_bytes(catalog, profile, output):
-    ProductText.update(name="Tab\tNUL\x00 & <b> \r\n 😀").where(ProductText.product == 1003).execute()
-    generic = run(catalog, profile, output, limit=17, language="en", options={"generic_path": True})[0]
+    ProductText.update(name="Tab\tNUL\x00 & <b> \r\n 😀").where(
+        ProductText.product == 1003
+    ).execute()
+    generic = run(
+        catalog, profile, output, limit=17, language="en", options={"generic_path": True}
+    )[0]
     for options in (
         {"workers": 1},
         {"workers": 2, "parallel_chunk": 3, "parallel_min": 0},
@@ -271,8 +315,13 @@ def test_cancel_stops_the_parallel_path(catalog, output):
         calls.append(1)
         return len(calls) > 2
 
-    job = make_job(catalog, "standard", output, cancelled=cancelled,
-                   options={"workers": 2, "parallel_chunk": 2, "parallel_min": 0})
+    job = make_job(
+        catalog,
+        "standard",
+        output,
+        cancelled=cancelled,
+        options={"workers": 2, "parallel_chunk": 2, "parallel_min": 0},
+    )
     with pytest.raises(Cancelled):
         registry.get_writer("standard", output).write(job, io.BytesIO())
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tuiexport import db as dbmod, service
+from tuiexport import db as dbmod
+from tuiexport import service
 from tuiexport.catalog.demo import generate_demo
 from tuiexport.selection import Criteria
 
@@ -55,10 +56,28 @@ def pg_url():
         subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=60)
 
     pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-       f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    pg(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
     try:
-        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "tuiexport")
+        pg(
+            str(bindir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "tuiexport",
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/tuiexport"
     finally:
         pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
@@ -72,14 +91,25 @@ def _build(target: str) -> dict[tuple[str, str], bytes]:
     everything = service.create_selection(Criteria(suppliers="all"))
     files = {}
     for profile, output in service.valid_pairs():
-        d = service.create_definition(f"{profile}-{output}", selection_id=everything.id, profile=profile, output=output)
+        d = service.create_definition(
+            f"{profile}-{output}", selection_id=everything.id, profile=profile, output=output
+        )
         run = service.run_export(d.export_id)
         assert run.status in ("success", "warning"), run.messages
         files[(profile, output)] = Path(run.artifact_path).read_bytes()
-    picky = Criteria(suppliers="partners", only_in_stock=True, only_with_price=True, search="Gerät",
-                     price_min=10, price_max=5000, exclude=["1"])
+    picky = Criteria(
+        suppliers="partners",
+        only_in_stock=True,
+        only_with_price=True,
+        search="Gerät",
+        price_min=10,
+        price_max=5000,
+        exclude=["1"],
+    )
     files[("count", "")] = str(service.count_products(picky)).encode()
-    files[("preview", "")] = json.dumps([[r.puid, r.name, r.price] for r in service.preview(picky, n=10)]).encode()
+    files[("preview", "")] = json.dumps(
+        [[r.puid, r.name, r.price] for r in service.preview(picky, n=10)]
+    ).encode()
     dbmod.close_database()
     return files
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tuiexport import db as dbmod, service
+from tuiexport import db as dbmod
+from tuiexport import service
 from tuiexport.selection import Criteria
 
 pytestmark = pytest.mark.slow
@@ -23,8 +24,12 @@ pytestmark = pytest.mark.slow
 def tx(home: Path, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "TUIEXPORT_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "tuiexport", *args], capture_output=True, text=True, env=env,
-        timeout=timeout, **kw,
+        [sys.executable, "-m", "tuiexport", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        **kw,
     )
 
 
@@ -37,7 +42,9 @@ def demo_db(tmp_path):
     dbmod.open_database(path, load_sample=False)
     generate_demo(3000, seed=7)
     everything = service.create_selection(Criteria(suppliers="all"), name="All")
-    service.create_definition("Lines", selection_id=everything.id, profile="developer", output="jsonl")
+    service.create_definition(
+        "Lines", selection_id=everything.id, profile="developer", output="jsonl"
+    )
     service.create_definition("Tree", selection_id=everything.id, profile="standard", output="xml")
     dbmod.close_database()
     return str(path)
@@ -58,19 +65,36 @@ def test_headless_paths_never_import_textual(demo_db, isolated_home):
         "sys.exit(code)\n"
     )
     env = {**os.environ, "TUIEXPORT_HOME": str(isolated_home)}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
 
-def test_sigkill_mid_export_leaves_no_partial_and_is_interrupted_next_start(demo_db, isolated_home, tmp_path):
+def test_sigkill_mid_export_leaves_no_partial_and_is_interrupted_next_start(
+    demo_db, isolated_home, tmp_path
+):
     target = tmp_path / "feed.xml"
     first = tx(isolated_home, "--db", demo_db, "--run", "Tree", "-o", str(target), "-q")
     assert first.returncode == 0, first.stderr
     before = target.read_bytes()
     env = {**os.environ, "TUIEXPORT_HOME": str(isolated_home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tuiexport", "--db", demo_db, "--run", "Tree", "-o", str(target), "-q"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tuiexport",
+            "--db",
+            demo_db,
+            "--run",
+            "Tree",
+            "-o",
+            str(target),
+            "-q",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp_path.glob(".feed.xml.*.part")):
@@ -100,7 +124,9 @@ def test_two_exporters_and_an_importer_share_one_sqlite_file(demo_db, isolated_h
     with sqlite3.connect(demo_db) as con:
         before = {p for (p,) in con.execute("SELECT puid FROM product")}
     imported = {
-        json.loads(line)["puid"] for line in feed.read_text().splitlines() if '"kind":"product"' in line
+        json.loads(line)["puid"]
+        for line in feed.read_text().splitlines()
+        if '"kind":"product"' in line
     }
     assert len(imported) == 5000 and imported - before, "the import must add new products too"
 
@@ -111,12 +137,22 @@ def test_two_exporters_and_an_importer_share_one_sqlite_file(demo_db, isolated_h
         "sys.exit(max(codes))\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", runner, demo_db, name], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", runner, demo_db, name],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in ("Lines", "Tree")
     ]
-    importer = subprocess.Popen([sys.executable, "-m", "tuiexport", "--db", demo_db, "catalog", "import", str(feed)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "tuiexport", "--db", demo_db, "catalog", "import", str(feed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     results = [(p.wait(timeout=300), p.stderr.read()) for p in [*procs, importer]]
     for code, err in results:
         assert code == 0, err
@@ -135,7 +171,9 @@ def test_full_disk_fails_cleanly_and_keeps_the_earlier_artifact(demo_db, isolate
     if probe.returncode != 0:
         pytest.skip("no permission for a private mount namespace (needs root)")
     # The first artifact fits; the second run needs room for its temporary file beside it: full.
-    sized = tx(isolated_home, "--db", demo_db, "--run", "Lines", "-o", str(tmp_path / "probe.jsonl"), "-q")
+    sized = tx(
+        isolated_home, "--db", demo_db, "--run", "Lines", "-o", str(tmp_path / "probe.jsonl"), "-q"
+    )
     assert sized.returncode == 0, sized.stderr
     room = (tmp_path / "probe.jsonl").stat().st_size * 3 // 2 // 4096 * 4096 + 8192
     script = f"""
@@ -149,7 +187,9 @@ echo "exit=$?"
 cmp -s {small}/feed.jsonl {tmp_path}/before.jsonl && echo unchanged
 ls -a {small}
 """
-    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert "exit=1" in done.stdout, done.stdout + done.stderr
     err_lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(err_lines) == 1 and "No space left on device" in err_lines[0], done.stderr
@@ -173,7 +213,9 @@ def test_unwritable_output_folder_is_refused_before_the_run(demo_db, isolated_ho
             f"mount -t tmpfs -o ro tmpfs {locked} && TUIEXPORT_HOME={isolated_home} "
             f"{sys.executable} -m tuiexport --db {demo_db} --run Lines -o {locked}/x.jsonl"
         )
-        done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60
+        )
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"tuiexport: The folder {locked} is not writable.\n"
     assert json.loads(tx(isolated_home, "--db", demo_db, "history", "--json").stdout) == []

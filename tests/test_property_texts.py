@@ -21,13 +21,17 @@ from tuiexport.selection import Criteria
 ONE = Criteria(suppliers="all", include=["1001"])
 
 tricky = st.sampled_from(
-    list('",;\'\r\n\t äöüßÄÖÜ€😀👩‍💻<>&]]>\x00\x01\x08\x0b\x0c\x1b\x1f\x7f\x85\u2028\ufeff\ufffe\uffff')
+    list(
+        "\",;'\r\n\t äöüßÄÖÜ€😀👩‍💻<>&]]>\x00\x01\x08\x0b\x0c\x1b\x1f\x7f\x85\u2028\ufeff\ufffe\uffff"
+    )
     + ["\r\n", '""', "&amp;", "]]>", "<![CDATA[", "-->"]
 )
 # Lone surrogates cannot be stored (not UTF-8), so they cannot reach an export.
 texts = st.lists(st.one_of(tricky, st.characters(codec="utf-8")), max_size=40).map("".join)
 
-PROFILE_OUTPUTS = [(p, o) for p in ("standard", "developer") for o in ("csv", "json", "jsonl", "xml")]
+PROFILE_OUTPUTS = [
+    (p, o) for p in ("standard", "developer") for o in ("csv", "json", "jsonl", "xml")
+]
 
 
 def set_texts(name: str, short: str, long: str) -> None:
@@ -54,7 +58,9 @@ def exported_texts(db, profile: str, output: str) -> tuple[str | None, str | Non
     return rec.get("name"), rec.get("shortDescription"), rec.get("longDescription")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=texts, short=texts, long=texts)
 def test_any_text_survives_every_format(empty_db, name, short, long):
     if not ProductText.select().exists():
@@ -75,7 +81,9 @@ def test_any_text_survives_every_format(empty_db, name, short, long):
         assert list(got) == want, (profile, output)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=texts, long=texts)
 def test_any_text_keeps_bmecat_valid(empty_db, name, long):
     if not ProductText.select().exists():

@@ -7,13 +7,16 @@ import sqlite3
 import pytest
 
 from tests import tiny_catalog
-from tuiexport import db as dbmod, schema, service
+from tuiexport import db as dbmod
+from tuiexport import schema, service
 from tuiexport.models import SupplierItem
 from tuiexport.selection import Criteria
 
 
 def masks(database) -> list[tuple]:
-    return database.execute_sql("SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid").fetchall()
+    return database.execute_sql(
+        "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    ).fetchall()
 
 
 def recomputed(database) -> list[tuple]:
@@ -43,8 +46,13 @@ def test_suppliers_beyond_the_mask_bits_still_select_exactly(empty_db):
     Supplier.create(id=500, name="Far Away", partner=True)
     SupplierItem.create(product=1020, supplier=500, price=99.0, stock=3)
     assert service.count_products(Criteria()) == 20  # partners now include 1020 via supplier 500
-    assert service.count_products(Criteria(suppliers="list", supplier_ids=[500], only_in_stock=True)) == 1
-    assert service.count_products(Criteria(suppliers="all", only_with_price=True, price_max=100)) == 12
+    assert (
+        service.count_products(Criteria(suppliers="list", supplier_ids=[500], only_in_stock=True))
+        == 1
+    )
+    assert (
+        service.count_products(Criteria(suppliers="all", only_with_price=True, price_max=100)) == 12
+    )
 
 
 def test_bulk_load_suspends_triggers_and_recomputes(empty_db):

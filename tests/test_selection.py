@@ -29,7 +29,10 @@ CASES = [
     (Criteria(suppliers="all", product_type_ids=[2], manufacturer_ids=[1]), [3, 9, 15]),
     (Criteria(suppliers="all", only_with_catalog_id=True), [i for i in range(1, 21) if i % 4]),
     (Criteria(only_in_stock=True), [i for i in range(1, 20) if i % 3]),
-    (Criteria(suppliers="all", only_in_stock=True), sorted({i for i in range(1, 20) if i % 3} | {12})),
+    (
+        Criteria(suppliers="all", only_in_stock=True),
+        sorted({i for i in range(1, 20) if i % 3} | {12}),
+    ),
     (Criteria(suppliers="all", only_new=True), [i for i in range(1, 21) if i % 5]),
     (Criteria(suppliers="all", only_exportable_images=True), list(range(2, 21, 2))),
     (Criteria(only_with_price=True), [i for i in range(1, 20) if i != 7]),
@@ -84,7 +87,9 @@ def test_validation_reasons(catalog):
 
 
 def test_auto_name_follows_rules_until_renamed(catalog):
-    s = service.create_selection(Criteria(manufacturer_ids=[1, 2, 3], only_in_stock=True, search="maus"))
+    s = service.create_selection(
+        Criteria(manufacturer_ids=[1, 2, 3], only_in_stock=True, search="maus")
+    )
     assert s.name == "Partners · Lenovo, Hewlett-Packard +1 · in stock · “maus”"
     assert not s.name_custom
     s = service.update_selection(s.id, criteria=Criteria(suppliers="all", only_new=True))
@@ -104,7 +109,9 @@ def test_criteria_json_errors_are_one_sentence():
         criteria_from_json('{"colour": "red"}')
     with pytest.raises(CriteriaError, match="Expected `int`"):
         criteria_from_json('{"manufacturer_ids": ["x"]}')
-    assert criteria_from_json('{"suppliers": "all", "only_new": true}') == Criteria(suppliers="all", only_new=True)
+    assert criteria_from_json('{"suppliers": "all", "only_new": true}') == Criteria(
+        suppliers="all", only_new=True
+    )
 
 
 def test_preview_shows_best_matching_offer(catalog):

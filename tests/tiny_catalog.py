@@ -51,19 +51,44 @@ def build() -> None:
             updated=updated,
         )
         name_de = f'ThinkPad {i}, "Büro" Modell' if i % 3 == 1 else f"Maus {i}"
-        ProductText.create(product=puid, lang="de", name=name_de, short_description=f"Kurz {i}",
-                           long_description=f"Lang {i}\nmit Zeilenumbruch")
+        ProductText.create(
+            product=puid,
+            lang="de",
+            name=name_de,
+            short_description=f"Kurz {i}",
+            long_description=f"Lang {i}\nmit Zeilenumbruch",
+        )
         if i % 2 == 0:
-            ProductText.create(product=puid, lang="en", name=f"Mouse {i}", short_description="",
-                               long_description="")
-        database.execute_sql(f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (?, ?)",
-                             (puid, f"{name_de} SKU-{i} 40000000{i:05d}"))
+            ProductText.create(
+                product=puid,
+                lang="en",
+                name=f"Mouse {i}",
+                short_description="",
+                long_description="",
+            )
+        database.execute_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (?, ?)",
+            (puid, f"{name_de} SKU-{i} 40000000{i:05d}"),
+        )
         if i == 20:
             continue
-        SupplierItem.create(product=puid, supplier=1, supplier_sku=f"A-{i}",
-                            price=None if i == 7 else 10.0 * i, stock=i % 3,
-                            stock_status="in_stock" if i % 3 else "out_of_stock", updated=updated)
+        SupplierItem.create(
+            product=puid,
+            supplier=1,
+            supplier_sku=f"A-{i}",
+            price=None if i == 7 else 10.0 * i,
+            stock=i % 3,
+            stock_status="in_stock" if i % 3 else "out_of_stock",
+            updated=updated,
+        )
         if i % 4 == 0:
-            SupplierItem.create(product=puid, supplier=3, supplier_sku=f"G-{i}", price=5.0 * i,
-                                stock=7, stock_status="in_stock", updated=updated)
+            SupplierItem.create(
+                product=puid,
+                supplier=3,
+                supplier_sku=f"G-{i}",
+                price=5.0 * i,
+                stock=7,
+                stock_status="in_stock",
+                updated=updated,
+            )
     bump_catalog_version()

@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Manage, run, share and audit product-data exports. Without a command: the TUI.",
     )
     parser.add_argument("--db", metavar="PATH|URL", help="database file or URL (env TUIEXPORT_DB)")
-    parser.add_argument("--run", metavar="EXPORT", help="run one export (ID or unique name) and exit")
+    parser.add_argument(
+        "--run", metavar="EXPORT", help="run one export (ID or unique name) and exit"
+    )
     parser.add_argument(
         "-o", "--output", metavar="PATH|-", help="with --run: write the file here ('-' = stdout)"
     )

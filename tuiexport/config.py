@@ -7,14 +7,14 @@ artifacts, downloads, config) under one folder, which tests and portable install
 
 from __future__ import annotations
 
-from tuiexport.errors import UserError
-
 import os
 import tomllib
 from pathlib import Path
 
 import msgspec
 import platformdirs
+
+from tuiexport.errors import UserError
 
 APP_NAME = "tuiexport"
 API_VERSION = "1.0"

@@ -7,8 +7,6 @@ comes from ``--db``, else ``TUIEXPORT_DB``, else the SQLite file in the user dat
 
 from __future__ import annotations
 
-from tuiexport.errors import UserError
-
 import os
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import peewee
 from playhouse.db_url import connect as connect_url
 
 from tuiexport import config
+from tuiexport.errors import UserError
 
 #: Every model binds to this proxy; :func:`open_database` points it at a real database.
 database = peewee.DatabaseProxy()
@@ -60,9 +59,15 @@ def make_database(target: str) -> peewee.Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatabaseError(f"Cannot create the folder for the database {path}: {exc.strerror}.") from exc
+            raise DatabaseError(
+                f"Cannot create the folder for the database {path}: {exc.strerror}."
+            ) from exc
     return peewee.SqliteDatabase(
-        str(path), pragmas=SQLITE_PRAGMAS, timeout=60, lock_type="IMMEDIATE", check_same_thread=False
+        str(path),
+        pragmas=SQLITE_PRAGMAS,
+        timeout=60,
+        lock_type="IMMEDIATE",
+        check_same_thread=False,
     )
 
 

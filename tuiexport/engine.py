@@ -80,7 +80,9 @@ class PreparedRun:
     Split in two so that a front end can show (or answer with) the log ID before the work starts.
     """
 
-    def __init__(self, row: ExportDefinition, run: Run, target: Path, limit: int, criteria: Criteria):
+    def __init__(
+        self, row: ExportDefinition, run: Run, target: Path, limit: int, criteria: Criteria
+    ):
         self.definition = row
         self.run = run
         self.target = target
@@ -112,7 +114,9 @@ class PreparedRun:
 
     def _execute(self, progress, cancel) -> RunView:
         run, row = self.run, self.definition
-        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
+        is_cancelled = (
+            cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
+        )
         settings = config.settings()
         messages: list[str] = []
         db = database.obj
@@ -173,7 +177,9 @@ class PreparedRun:
             return self._finish("failed", messages + [f"Could not write {where}: {reason}."])
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
-            return self._finish("failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."])
+            return self._finish(
+                "failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."]
+            )
 
         messages.extend(job.messages)
         messages.extend(job.errors)
@@ -239,8 +245,10 @@ def begin_run(
         if not os.access(target.parent, os.W_OK):
             raise UserError(f"The folder {target.parent} is not writable.")
     else:
-        target = config.artifacts_dir() / row.export_id / (
-            f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}.{writer.extension}"
+        target = (
+            config.artifacts_dir()
+            / row.export_id
+            / (f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}.{writer.extension}")
         )
     with database.atomic():
         run = Run.create(
@@ -287,7 +295,7 @@ def apply_retention(export_id: str, keep: int) -> int:
         .order_by(Run.id.desc())
     )
     removed = 0
-    for row in list(kept)[max(keep, 1):]:
+    for row in list(kept)[max(keep, 1) :]:
         path = Path(row.artifact_path or "")
         if not _inside(path, root):
             continue

@@ -28,7 +28,9 @@ class TerminalProgress:
         else:
             text = f"{done:,}/{total:,} {self.unit}"
         rate = done / max(now - self.start, 1e-6)
-        eta = f"ETA {(total - done) / rate:4.0f}s" if rate and total else f"{now - self.start:5.0f}s"
+        eta = (
+            f"ETA {(total - done) / rate:4.0f}s" if rate and total else f"{now - self.start:5.0f}s"
+        )
         sys.stderr.write(f"\r  {text}  {pct:5.1f}%  {eta} ")
         sys.stderr.flush()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
+from importlib.resources import as_file, files
 
 import peewee as pw
 
@@ -12,7 +12,8 @@ from tuiexport.models import ALL_MODELS, Meta, Product
 
 SCHEMA_VERSION = 2
 
-SAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "data" / "sample-catalog.jsonl.gz"
+#: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
+SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -68,7 +69,9 @@ POSTGRES_TRIGGERS = [
 def refresh_offer_summary() -> None:
     """Recompute every product's offer masks from its supplier items (the triggers keep them
     current afterwards)."""
-    dbmod.database.execute_sql(f"UPDATE product SET (offer_mask, stock_mask, price_mask) = ({_SUMMARY})")
+    dbmod.database.execute_sql(
+        f"UPDATE product SET (offer_mask, stock_mask, price_mask) = ({_SUMMARY})"
+    )
 
 
 @contextmanager
@@ -149,7 +152,7 @@ def ensure_schema(db: pw.Database) -> None:
         if dbmod.is_sqlite(db):
             db.execute_sql(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-                "text, tokenize=\"unicode61 remove_diacritics 2\")"
+                'text, tokenize="unicode61 remove_diacritics 2")'
             )
 
 
@@ -169,12 +172,18 @@ def ensure_sample(db: pw.Database) -> None:
     """Load the bundled sample catalog and example definitions into a fresh, empty database."""
     if get_meta("sample_loaded") is not None:
         return
-    if Product.select().limit(1).exists() or not SAMPLE_CATALOG.exists():
+    if Product.select().limit(1).exists():
         set_meta("sample_loaded", "skipped")
         return
+    if not SAMPLE_CATALOG.is_file():
+        # A broken installation: say so rather than start on an empty catalog for good.
+        raise dbmod.DatabaseError(
+            f"The bundled sample catalog {SAMPLE_CATALOG} is missing; reinstall tuiexport."
+        )
     from tuiexport.catalog.importer import import_file
     from tuiexport.management.examples import create_examples
 
-    import_file(SAMPLE_CATALOG)
+    with as_file(SAMPLE_CATALOG) as path:
+        import_file(path)
     create_examples()
     set_meta("sample_loaded", "yes")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tuiexport.errors import UserError
-
 import re
 from datetime import datetime
 from typing import Literal, NamedTuple
@@ -12,6 +10,7 @@ import msgspec
 import peewee as pw
 
 from tuiexport import db as dbmod
+from tuiexport.errors import UserError
 from tuiexport.models import (
     Manufacturer,
     Product,
@@ -97,7 +96,9 @@ def _missing(model: type[pw.Model], ids: list[int], known: frozenset[int] | None
     if not ids:
         return []
     if known is None:
-        known = frozenset(row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples())
+        known = frozenset(
+            row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples()
+        )
     return sorted(set(ids) - known)
 
 
@@ -161,8 +162,8 @@ def _search_expr(text: str) -> pw.Expression:
     expr = None
     for term in terms:
         like = f"%{term}%"
-        text_hit = ProductText.select(ProductText.product).where(ProductText.name ** like)
-        one = (Product.manufacturer_sku ** like) | (Product.ean ** like) | Product.puid.in_(text_hit)
+        text_hit = ProductText.select(ProductText.product).where(ProductText.name**like)
+        one = (Product.manufacturer_sku**like) | (Product.ean**like) | Product.puid.in_(text_hit)
         expr = one if expr is None else expr & one
     return expr
 
@@ -204,7 +205,11 @@ def _offer_rule(c: Criteria) -> list[pw.Expression]:
     ranged = c.price_min is not None or c.price_max is not None
     if not wants_offer and not ranged:
         return []
-    ids = suppliers if suppliers is not None else [i for (i,) in Supplier.select(Supplier.id).tuples()]
+    ids = (
+        suppliers
+        if suppliers is not None
+        else [i for (i,) in Supplier.select(Supplier.id).tuples()]
+    )
     conds: list[pw.Expression] = []
     if all(0 <= i < MASK_BITS for i in ids):
         mask = sum(1 << i for i in set(ids))
@@ -244,7 +249,9 @@ def product_conditions(c: Criteria) -> list[pw.Expression]:
         conds.append(_ident_match(c.include))
     if c.exclude:
         # NOT IN over a subquery: a NULL EAN must not turn "not listed" into "unknown".
-        conds.append(Product.puid.not_in(Product.select(Product.puid).where(_ident_match(c.exclude))))
+        conds.append(
+            Product.puid.not_in(Product.select(Product.puid).where(_ident_match(c.exclude)))
+        )
     return conds
 
 

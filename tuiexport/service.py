@@ -7,7 +7,8 @@ everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.managem
 # ruff: noqa: F401  (a façade: everything imported here is re-exported)
 from __future__ import annotations
 
-from tuiexport.db import close_database, describe as database_location, open_database
+from tuiexport.db import close_database, open_database
+from tuiexport.db import describe as database_location
 from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
 from tuiexport.exporters.registry import (
     OUTPUTS,
@@ -16,7 +17,11 @@ from tuiexport.exporters.registry import (
     is_valid_pair,
     valid_pairs,
 )
-from tuiexport.management.catalog_lists import list_manufacturers, list_product_types, list_suppliers
+from tuiexport.management.catalog_lists import (
+    list_manufacturers,
+    list_product_types,
+    list_suppliers,
+)
 from tuiexport.management.definitions import (
     EDITABLE,
     SORTS,
@@ -29,6 +34,8 @@ from tuiexport.management.definitions import (
     share_path,
     share_url,
     update_definition,
+)
+from tuiexport.management.definitions import (
     validate as validate_definition,
 )
 from tuiexport.management.history import count_history, get_run, list_history, mark_interrupted

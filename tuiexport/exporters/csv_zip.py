@@ -8,9 +8,9 @@ compressor use both cores while memory stays flat.
 from __future__ import annotations
 
 import queue
-from collections import Counter
 import threading
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from typing import BinaryIO
 

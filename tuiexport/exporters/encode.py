@@ -590,7 +590,9 @@ class _WorkerProcess:
         except (EOFError, pickle.UnpicklingError):
             self.proc.kill()
             error = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"Export worker failed: {error[-1] if error else 'no output'}") from None
+            raise RuntimeError(
+                f"Export worker failed: {error[-1] if error else 'no output'}"
+            ) from None
 
     def close(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):

@@ -39,8 +39,12 @@ def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
     p.add_argument("--language", choices=service.LANGUAGES)
     p.add_argument("--long-descriptions", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--limit", type=int, metavar="N", help="product limit (0: the contract limit)")
-    p.add_argument("--excel", action=argparse.BooleanOptionalAction, default=None,
-                   help="CSV for Excel: BOM, semicolon, decimal comma")
+    p.add_argument(
+        "--excel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="CSV for Excel: BOM, semicolon, decimal comma",
+    )
     _json_flag(p)
 
 
@@ -76,7 +80,8 @@ def _describe(d: service.DefinitionView) -> str:
     lines = [
         f"{d.name}  [{'valid' if d.valid else 'INVALID'}]",
         f"  export ID     {d.export_id}",
-        f"  selection     {d.selection_name or '(none)'}" + (f" (#{d.selection_id})" if d.selection_id else ""),
+        f"  selection     {d.selection_name or '(none)'}"
+        + (f" (#{d.selection_id})" if d.selection_id else ""),
         f"  data format   {d.file_format}",
         f"  language      {d.language}   long descriptions: {'yes' if d.long_descriptions else 'no'}",
         f"  limit         {d.effective_limit:,}" + ("" if d.product_limit else " (contract limit)"),
@@ -87,7 +92,9 @@ def _describe(d: service.DefinitionView) -> str:
         lines.append(f"  options       {d.options}")
     if d.last_run:
         r = d.last_run
-        lines.append(f"  last run      {r.started:%Y-%m-%d %H:%M} {r.status} ({r.product_count:,} products, {r.log_id})")
+        lines.append(
+            f"  last run      {r.started:%Y-%m-%d %H:%M} {r.status} ({r.product_count:,} products, {r.log_id})"
+        )
     lines.extend(f"  ! {reason}" for reason in d.reasons)
     return "\n".join(lines)
 
@@ -96,10 +103,18 @@ def exports_list(args) -> int:
     views = service.list_definitions(sort=args.sort, filter_text=args.filter or "")
     rows = [
         f"{'!' if not v.valid else ' '} {v.export_id}  {v.name[:34]:<34}  {v.file_format[:26]:<26}  "
-        + (f"{v.last_run.started:%Y-%m-%d %H:%M} {v.last_run.status}" if v.last_run else "never run")
+        + (
+            f"{v.last_run.started:%Y-%m-%d %H:%M} {v.last_run.status}"
+            if v.last_run
+            else "never run"
+        )
         for v in views
     ]
-    _emit(args, views, "\n".join(rows) if rows else "No export definitions yet ('tuiexport exports create').")
+    _emit(
+        args,
+        views,
+        "\n".join(rows) if rows else "No export definitions yet ('tuiexport exports create').",
+    )
     return 0
 
 
@@ -121,7 +136,9 @@ def exports_update(args) -> int:
     current = service.get_definition(args.export)
     changes = _changes(args, current.options)
     if not changes:
-        raise UserError("Nothing to change: give at least one option (see 'tuiexport exports update --help').")
+        raise UserError(
+            "Nothing to change: give at least one option (see 'tuiexport exports update --help')."
+        )
     view = service.update_definition(current.export_id, **changes)
     _emit(args, view, _describe(view))
     return 0
@@ -136,7 +153,11 @@ def exports_delete(args) -> int:
 def exports_rotate(args) -> int:
     view = service.rotate_share_token(args.export)
     url = service.share_url(view.export_id, args.base_url)
-    _emit(args, {"exportId": view.export_id, "shareUrl": url}, f"New share URL (the old one no longer works):\n{url}")
+    _emit(
+        args,
+        {"exportId": view.export_id, "shareUrl": url},
+        f"New share URL (the old one no longer works):\n{url}",
+    )
     return 0
 
 
@@ -165,7 +186,9 @@ def _read_criteria(text: str | None) -> service.Criteria | None:
 
 def _describe_selection(s: service.SelectionView, count: int | None) -> str:
     lines = [
-        f"#{s.id} {s.name}" + ("" if s.name_custom else " (generated name)") + ("" if s.valid else "  [INVALID]"),
+        f"#{s.id} {s.name}"
+        + ("" if s.name_custom else " (generated name)")
+        + ("" if s.valid else "  [INVALID]"),
         f"  criteria  {service.criteria_to_json(s.criteria)}",
         f"  used by   {', '.join(s.used_by) if s.used_by else '(no export)'}",
     ]
@@ -182,7 +205,11 @@ def selections_list(args) -> int:
         f"({len(v.used_by)} export{'' if len(v.used_by) == 1 else 's'})"
         for v in views
     ]
-    _emit(args, views, "\n".join(rows) if rows else "No product selections yet ('tuiexport selections create').")
+    _emit(
+        args,
+        views,
+        "\n".join(rows) if rows else "No product selections yet ('tuiexport selections create').",
+    )
     return 0
 
 
@@ -238,7 +265,8 @@ def history_cmd(args) -> int:
                 f"{run.log_id}  {run.status}  {run.export_name}  ({run.export_id})",
                 f"  trigger {run.trigger}   API version {run.api_version or '–'}   format {run.file_format}",
                 f"  started {run.started:%Y-%m-%d %H:%M:%S}   finished "
-                + (f"{run.finished:%Y-%m-%d %H:%M:%S}" if run.finished else "–") + " (UTC)",
+                + (f"{run.finished:%Y-%m-%d %H:%M:%S}" if run.finished else "–")
+                + " (UTC)",
                 f"  products {run.product_count:,} (left out: {run.omitted_count:,})   size {file_size(run.size, '–')}",
                 f"  file {run.artifact_path or '–'}" + ("" if run.artifact_kept else " (not kept)"),
                 f"  sha256 {run.sha256 or '–'}",
@@ -267,11 +295,15 @@ def run_command(args) -> int:
     output_path = None if to_stdout or not args.output else args.output
     progress = TerminalProgress("products", sys.stderr.isatty() and not args.quiet)
     try:
-        run = service.run_export(args.run, trigger="cli", output_path=output_path, progress=progress)
+        run = service.run_export(
+            args.run, trigger="cli", output_path=output_path, progress=progress
+        )
     finally:
         progress.close()
     if run.status in ("failed", "cancelled"):
-        raise RunFailed(f"The export '{run.export_name}' {run.status} (log ID {run.log_id}): {run.messages[-1]}")
+        raise RunFailed(
+            f"The export '{run.export_name}' {run.status} (log ID {run.log_id}): {run.messages[-1]}"
+        )
     if run.status == "warning":
         for message in run.messages[1:]:
             print(f"tuiexport: warning: {message}", file=sys.stderr)
@@ -349,7 +381,9 @@ def register(sub) -> None:
     p = sub.add_parser("history", help="runs, newest first; with a log ID: one run in full")
     p.add_argument("log_id", nargs="?", metavar="LOGID")
     p.add_argument("--export", metavar="EXPORT")
-    p.add_argument("--status", choices=["running", "success", "warning", "failed", "cancelled", "interrupted"])
+    p.add_argument(
+        "--status", choices=["running", "success", "warning", "failed", "cancelled", "interrupted"]
+    )
     p.add_argument("--limit", type=int, default=50)
     _json_flag(p)
     p.set_defaults(handler=history_cmd)

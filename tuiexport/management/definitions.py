@@ -74,7 +74,9 @@ def reasons_for(row: ExportDefinition, criteria_reasons: list[str] | None = None
     return reasons
 
 
-def _view(row: ExportDefinition, *, selection_name=None, criteria_reasons=None, last_run=_UNSET) -> DefinitionView:
+def _view(
+    row: ExportDefinition, *, selection_name=None, criteria_reasons=None, last_run=_UNSET
+) -> DefinitionView:
     if row.selection_id is not None and selection_name is None:
         selection_name = row.selection.name
     if last_run is _UNSET:
@@ -135,8 +137,17 @@ def list_definitions(sort: str = "name", filter_text: str = "") -> list[Definiti
     views = []
     for row in ExportDefinition.select():
         name, reasons = selections.get(row.selection_id, (None, None))
-        view = _view(row, selection_name=name, criteria_reasons=reasons, last_run=last_runs.get(row.export_id))
-        if needle and needle not in f"{view.name} {view.file_format} {view.export_id} {name or ''}".casefold():
+        view = _view(
+            row,
+            selection_name=name,
+            criteria_reasons=reasons,
+            last_run=last_runs.get(row.export_id),
+        )
+        if (
+            needle
+            and needle
+            not in f"{view.name} {view.file_format} {view.export_id} {name or ''}".casefold()
+        ):
             continue
         views.append(view)
     views.sort(key=SORTS.get(sort, SORTS["name"]))
@@ -150,18 +161,26 @@ def _check_fields(fields: dict) -> dict:
         if len(fields["name"]) > 120:
             raise UserError("An export name may have at most 120 characters.")
     if "profile" in fields and fields["profile"] not in registry.PROFILES:
-        raise UserError(f"Unknown profile '{fields['profile']}'; use one of {', '.join(registry.PROFILES)}.")
+        raise UserError(
+            f"Unknown profile '{fields['profile']}'; use one of {', '.join(registry.PROFILES)}."
+        )
     if "output" in fields and fields["output"] not in registry.OUTPUTS:
-        raise UserError(f"Unknown output '{fields['output']}'; use one of {', '.join(registry.OUTPUTS)}.")
+        raise UserError(
+            f"Unknown output '{fields['output']}'; use one of {', '.join(registry.OUTPUTS)}."
+        )
     if "language" in fields and fields["language"] not in LANGUAGES:
-        raise UserError(f"Unknown language '{fields['language']}'; use one of {', '.join(LANGUAGES)}.")
+        raise UserError(
+            f"Unknown language '{fields['language']}'; use one of {', '.join(LANGUAGES)}."
+        )
     if fields.get("product_limit") is not None:
         limit = fields["product_limit"]
         contract = config.settings().contract_limit
         if not isinstance(limit, int) or limit < 1:
             raise UserError("The product limit must be a whole number of at least 1.")
         if limit > contract:
-            raise UserError(f"The product limit {limit:,} is above the contract limit of {contract:,}.")
+            raise UserError(
+                f"The product limit {limit:,} is above the contract limit of {contract:,}."
+            )
     if fields.get("selection_id") is not None:
         if Selection.get_or_none(Selection.id == fields["selection_id"]) is None:
             raise NotFound(f"There is no product selection {fields['selection_id']}.")
@@ -210,7 +229,16 @@ def create_definition(
     return _view(row)
 
 
-EDITABLE = ("name", "selection_id", "profile", "output", "language", "long_descriptions", "product_limit", "options")
+EDITABLE = (
+    "name",
+    "selection_id",
+    "profile",
+    "output",
+    "language",
+    "long_descriptions",
+    "product_limit",
+    "options",
+)
 
 
 def update_definition(ref: str, **changes) -> DefinitionView:
@@ -265,8 +293,15 @@ def fingerprint(row: ExportDefinition) -> str:
     """Changes whenever the definition, its selection or the catalog changes."""
     selection = row.selection.criteria if row.selection_id is not None else ""
     parts = [
-        row.export_id, row.profile, row.output, row.language, str(row.long_descriptions),
-        str(effective_limit(row.product_limit)), row.options, selection,
-        str(catalog_version()), row.updated.isoformat() if row.updated else "",
+        row.export_id,
+        row.profile,
+        row.output,
+        row.language,
+        str(row.long_descriptions),
+        str(effective_limit(row.product_limit)),
+        row.options,
+        selection,
+        str(catalog_version()),
+        row.updated.isoformat() if row.updated else "",
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

@@ -97,7 +97,9 @@ def mark_interrupted() -> int:
     dead = []
     stale = utcnow() - STALE_AFTER
     for row in Run.select().where(Run.status == "running"):
-        if (row.host == HOST and not _alive(row.pid)) or (row.host != HOST and row.heartbeat < stale):
+        if (row.host == HOST and not _alive(row.pid)) or (
+            row.host != HOST and row.heartbeat < stale
+        ):
             dead.append(row)
     for row in dead:
         with database.atomic():

@@ -72,7 +72,8 @@ def list_selections() -> list[SelectionView]:
         users.setdefault(sid, []).append(name)
     known = sel.known_ids()
     return [
-        _view(row, users.get(row.id, []), known) for row in Selection.select().order_by(Selection.name)
+        _view(row, users.get(row.id, []), known)
+        for row in Selection.select().order_by(Selection.name)
     ]
 
 
@@ -130,7 +131,9 @@ def delete_selection(ref: int | str, *, force: bool = False) -> None:
     have no selection and are invalid until one is assigned)."""
     with database.atomic():
         row = _get(ref)
-        users = [d.name for d in ExportDefinition.select().where(ExportDefinition.selection == row.id)]
+        users = [
+            d.name for d in ExportDefinition.select().where(ExportDefinition.selection == row.id)
+        ]
         if users and not force:
             raise Conflict(
                 f"The selection '{row.name}' is used by {len(users)} export(s) "
@@ -147,7 +150,9 @@ def count_products(criteria: Criteria) -> int:
     return sel.count(criteria)
 
 
-def preview(criteria: Criteria, n: int = 50, language: str = "de", fallback: str = "de") -> list[PreviewRow]:
+def preview(
+    criteria: Criteria, n: int = 50, language: str = "de", fallback: str = "de"
+) -> list[PreviewRow]:
     """The first ``n`` products by puid, with their best matching offer."""
     puids = [p for (p,) in sel.product_query(criteria, limit=n).tuples()]
     if not puids:
@@ -190,6 +195,8 @@ def preview(criteria: Criteria, n: int = 50, language: str = "de", fallback: str
         .tuples()
     )
     return [
-        PreviewRow(puid, ean, sku, names.get(puid, ""), mfr, ptype, *offers.get(puid, (None, None, 0)))
+        PreviewRow(
+            puid, ean, sku, names.get(puid, ""), mfr, ptype, *offers.get(puid, (None, None, 0))
+        )
         for puid, ean, sku, mfr, ptype in rows
     ]
