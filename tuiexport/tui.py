@@ -12,9 +12,10 @@ from tuiexport import config, service
 from tuiexport.errors import UserError
 
 
-def start_share_server():
-    """Start the share server in a background thread. Returns ``(handle, note)``: the handle
-    (or None) and, when it is off, why (shown in the status line)."""
+def start_share_server(port: int | None = None):
+    """Start the share server in a background thread (on ``port``, else ``server_port``).
+    Returns ``(handle, note)``: the handle (or None) and, when it is off, why (shown in the
+    status line)."""
     try:
         from tuiexport.server import start_server
     except ImportError:
@@ -22,7 +23,11 @@ def start_share_server():
     settings = config.settings()
     try:
         # No access log: stderr is the TUI's screen.
-        return start_server(settings.server_host, settings.server_port, access_log=None), ""
+        return start_server(
+            settings.server_host,
+            settings.server_port if port is None else port,
+            access_log=None,
+        ), ""
     except UserError as exc:
         return None, f" ({exc})"
 
@@ -30,7 +35,11 @@ def start_share_server():
 def run_tui(args: argparse.Namespace) -> int:
     service.open_database(getattr(args, "db", None))
     service.mark_interrupted()
-    handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
+    handle, note = (
+        (None, "")
+        if getattr(args, "no_server", False)
+        else start_share_server(getattr(args, "tui_port", None))
+    )
     from tuiexport.app import ExportApp
     from tuiexport.db import resolve_target
 
