@@ -8,7 +8,7 @@ from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen
-from tuiexport.screens.guard import guarded
+from tuiexport.screens.guard import guarded, refuse_read_only, writes
 from tuiexport.widgets.download_bar import DownloadBar
 
 
@@ -16,6 +16,7 @@ class DefinitionActionsMixin:
     """Mixed into :class:`MainScreen`; needs ``exports``, ``downloads``, ``current()``,
     ``close_editor()``, ``open_editor()`` and ``share_url()``."""
 
+    @writes("creating exports")
     @guarded
     def action_new_definition(self) -> None:
         def create() -> None:
@@ -37,6 +38,8 @@ class DefinitionActionsMixin:
     def action_download(self) -> None:
         view = self.current()
         if view is None:
+            return
+        if not self.app.read_only_downloads and refuse_read_only(self.app, "downloading"):
             return
         if (
             self.exports.editor.view is not None
@@ -86,6 +89,7 @@ class DefinitionActionsMixin:
         note = "" if self.app.server_url else "\n(the share server is off in this TUI)"
         self.notify(url + note, title="Share URL copied", markup=False, timeout=10)
 
+    @writes("giving exports new share tokens")
     def action_rotate(self) -> None:
         view = self.current()
         if view is None:
@@ -102,6 +106,7 @@ class DefinitionActionsMixin:
             yes="New token",
         )
 
+    @writes("deleting exports")
     def action_delete(self) -> None:
         view = self.current()
         if view is None:

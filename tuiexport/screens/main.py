@@ -19,7 +19,7 @@ from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.definition_actions import DefinitionActionsMixin
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import background, guarded
+from tuiexport.screens.guard import background, guarded, refuse_read_only, writes
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
 from tuiexport.widgets.definition_list import DefinitionRows
@@ -216,6 +216,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         if len(where) > 48:
             where = "…" + where[-47:]
         line = Text(no_wrap=True, overflow="ellipsis")
+        if self.app.read_only:
+            line.append("read-only", style="bold reverse")
+            line.append(" ")
         line.append(server, style="bold" if self.app.server_url else "")
         line.append(f" · {stats.products:,} products · {where}")
         self.app.call_from_thread(self.query_one("#status", Static).update, line)
@@ -251,7 +254,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         def finish(answer: str | None) -> None:
             if answer == "cancel":
                 return
-            if answer == "save" and not self.save_definition():
+            if answer == "save" and (
+                refuse_read_only(self.app, "saving") or not self.save_definition()
+            ):
                 return
             lst.collapse()
             lst.focus()
@@ -330,6 +335,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
 
     # --- saving ----------------------------------------------------------------------------
 
+    @writes("saving")
     @guarded
     def action_save(self) -> None:
         if self.on_exports_tab:

@@ -13,7 +13,7 @@ from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import guarded
+from tuiexport.screens.guard import guarded, refuse_read_only, writes
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 _tab_ids = count(1)
@@ -77,6 +77,7 @@ class SelectionTabsMixin:
         view = self.current()
         await self.open_selection_tab(None, for_export=view.export_id if view is not None else None)
 
+    @writes("changing an export's selection")
     def action_remove_selection(self) -> None:
         if self.exports.definitions.expanded is None:
             self.notify("Open the export with Enter to change its selection.", timeout=3)
@@ -142,6 +143,8 @@ class SelectionTabsMixin:
             if answer == "cancel":
                 return
             if answer == "save":
+                if refuse_read_only(self.app, "saving"):
+                    return
                 editor.save()
             self.show_tab("exports-tab")
             self.tabs.remove_pane(pane_id)
