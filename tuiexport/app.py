@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from textual.app import App
@@ -9,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.theme import BUILTIN_THEMES
 
 from tuiexport import config, service
+from tuiexport.screens.command_log import Entry
 from tuiexport.screens.palette import ExportCommands
 
 
@@ -24,6 +26,7 @@ class ExportApp(App[int]):
         Binding(
             "ctrl+p,f10", "command_palette", "Commands", id="palette", show=False, priority=True
         ),
+        Binding("ctrl+l,f11", "command_log", "Command log", id="command_log", show=False),
     ]
 
     def __init__(
@@ -44,6 +47,8 @@ class ExportApp(App[int]):
             "--read-only" if read_only else "read_only = true in the configuration"
         )
         self.read_only_downloads = not self.read_only or settings.read_only_downloads
+        #: Every change made in this session as the command that does the same (ctrl+l shows).
+        self.commands: list[Entry] = []
         # The user's theme and keys (config.toml); both were checked by check_look().
         self.theme = settings.theme
         self.set_keymap(settings.keymap)
@@ -105,6 +110,16 @@ class ExportApp(App[int]):
             parts.append(f"cancelling the download of '{main.downloads.export_name}'")
         question = "Quit " + " and ".join(parts) + "?"
         self.push_screen(ConfirmScreen(question, yes="Quit"), answer)
+
+    def record(self, what: str, command: str) -> None:
+        """Log an action the operator took with its equivalent command line."""
+        self.commands.append(Entry(datetime.now(), what, command))
+
+    def action_command_log(self) -> None:
+        from tuiexport.screens.command_log import CommandLogScreen
+
+        if not isinstance(self.screen, CommandLogScreen):
+            self.push_screen(CommandLogScreen(self.commands))
 
     def action_help(self) -> None:
         from tuiexport.screens.help import HelpScreen

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from tuiexport import service
+from tuiexport import config, service
+from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen
@@ -21,6 +22,7 @@ class DefinitionActionsMixin:
     def action_new_definition(self) -> None:
         def create() -> None:
             view = service.create_definition()
+            self.app.record(f"New export '{view.name}'", commands.create_definition(view))
             self.query_one("#filter", Input).value = ""
             self.exports.reload(
                 cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id)
@@ -51,6 +53,9 @@ class DefinitionActionsMixin:
             raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
         if not self.downloads.start(view.export_id, view.name):
             raise UserError("A download is already running; Esc cancels it.")
+        self.app.record(
+            f"Download '{view.name}'", commands.download(view, str(config.downloads_dir()))
+        )
 
     def on_download_bar_started(self, message: DownloadBar.Started) -> None:
         self.exports.history.reload()
@@ -86,6 +91,7 @@ class DefinitionActionsMixin:
             return
         url = self.share_url(view)
         self.app.copy_to_clipboard(url)
+        self.app.record(f"Share URL of '{view.name}'", commands.share(url))
         note = "" if self.app.server_url else "\n(the share server is off in this TUI)"
         self.notify(url + note, title="Share URL copied", markup=False, timeout=10)
 
@@ -97,6 +103,7 @@ class DefinitionActionsMixin:
 
         def rotate() -> None:
             fresh = service.rotate_share_token(view.export_id)
+            self.app.record(f"New share token for '{view.name}'", commands.rotate(view))
             self._refresh_after_change(fresh)
             self.notify("New share token: the old URL no longer works.", markup=False)
 
@@ -114,6 +121,7 @@ class DefinitionActionsMixin:
 
         def delete() -> None:
             name = service.delete_definition(view.export_id)
+            self.app.record(f"Deleted '{name}'", commands.delete(view))
             expanded = self.exports.definitions.expanded_view
             if expanded and expanded.export_id == view.export_id:
                 self.exports.definitions.collapse()

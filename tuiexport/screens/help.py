@@ -18,6 +18,7 @@ def all_bindings() -> list[Binding]:
     from textual.screen import Screen
 
     from tuiexport.app import ExportApp
+    from tuiexport.screens.command_log import CommandLogScreen
     from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
     from tuiexport.screens.main import BINDINGS
     from tuiexport.screens.run_details import RunDetailsScreen
@@ -32,6 +33,7 @@ def all_bindings() -> list[Binding]:
         ConfirmScreen,
         UnsavedScreen,
         HelpScreen,
+        CommandLogScreen,
     ]
     found = [b for b in BINDINGS if isinstance(b, Binding)]
     for owner in owners:
@@ -59,6 +61,7 @@ def _keys(binding: Binding, keymap: Mapping[str, str]) -> str:
 
 def key_table(keymap: Mapping[str, str] | None = None) -> Table:
     from tuiexport.app import ExportApp
+    from tuiexport.screens.command_log import CommandLogScreen
     from tuiexport.screens.main import BINDINGS
     from tuiexport.screens.run_details import RunDetailsScreen
     from tuiexport.widgets.definition_list import DefinitionRows
@@ -97,6 +100,7 @@ def key_table(keymap: Mapping[str, str] | None = None) -> Table:
     )
     section("History", [b for b in HistoryTable.BINDINGS if b.key == "enter"])
     section("Run details", RunDetailsScreen.BINDINGS)
+    section("Command log", CommandLogScreen.BINDINGS)
     section(
         "Selection tab",
         [],

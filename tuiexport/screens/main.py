@@ -15,6 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from tuiexport import service
+from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.definition_actions import DefinitionActionsMixin
@@ -277,7 +278,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
             if not changes:
                 self.notify("Nothing to save.", timeout=2)
                 return True
+            before = editor.view.name
             view = service.update_definition(editor.view.export_id, **changes)
+            self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
         except UserError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return False

@@ -10,6 +10,7 @@ from textual.css.query import NoMatches
 from textual.widgets import TabbedContent, TabPane, Tabs
 
 from tuiexport import config, service
+from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
 from tuiexport.screens.dialogs import UnsavedScreen
@@ -94,10 +95,18 @@ class SelectionTabsMixin:
     def on_selection_editor_saved(self, message: SelectionEditor.Saved) -> None:
         view, editor = message.view, message.editor
         self.exports.forget_count(view.id)
+        self.app.record(
+            f"Saved selection '{view.name}'",
+            commands.save_selection(view, created=message.created),
+        )
         note = ""
         if message.created and editor.for_export:
             try:
                 definition = service.update_definition(editor.for_export, selection_id=view.id)
+                self.app.record(
+                    f"Assigned '{view.name}' to '{definition.name}'",
+                    commands.update_definition(definition.name, {"selection_id": view.id}),
+                )
             except UserError as exc:  # the export was deleted meanwhile
                 note = f" It could not be assigned: {exc}"
             else:
