@@ -33,6 +33,9 @@ def start_share_server(port: int | None = None):
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    from tuiexport.app import ExportApp
+
+    ExportApp.check_look()
     service.open_database(getattr(args, "db", None))
     service.mark_interrupted()
     handle, note = (
@@ -40,13 +43,13 @@ def run_tui(args: argparse.Namespace) -> int:
         if getattr(args, "no_server", False)
         else start_share_server(getattr(args, "tui_port", None))
     )
-    from tuiexport.app import ExportApp
     from tuiexport.db import resolve_target
 
     app = ExportApp(
         server_url=handle.base_url if handle else "",
         server_note=note,
         db_target=resolve_target(getattr(args, "db", None)),
+        read_only=True if getattr(args, "read_only", False) else None,
     )
     try:
         app.run()

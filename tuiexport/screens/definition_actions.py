@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from textual.widgets import Input
 
-from tuiexport import service
+from tuiexport import config, service
+from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen
-from tuiexport.screens.guard import guarded
+from tuiexport.screens.guard import guarded, refuse_read_only, writes
 from tuiexport.widgets.download_bar import DownloadBar
 
 
@@ -16,10 +17,12 @@ class DefinitionActionsMixin:
     """Mixed into :class:`MainScreen`; needs ``exports``, ``downloads``, ``current()``,
     ``close_editor()``, ``open_editor()`` and ``share_url()``."""
 
+    @writes("creating exports")
     @guarded
     def action_new_definition(self) -> None:
         def create() -> None:
             view = service.create_definition()
+            self.app.record(f"New export '{view.name}'", commands.create_definition(view))
             self.query_one("#filter", Input).value = ""
             self.exports.reload(
                 cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id)
@@ -38,6 +41,8 @@ class DefinitionActionsMixin:
         view = self.current()
         if view is None:
             return
+        if not self.app.read_only_downloads and refuse_read_only(self.app, "downloading"):
+            return
         if (
             self.exports.editor.view is not None
             and view.export_id == self.exports.editor.view.export_id
@@ -48,6 +53,9 @@ class DefinitionActionsMixin:
             raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
         if not self.downloads.start(view.export_id, view.name):
             raise UserError("A download is already running; Esc cancels it.")
+        self.app.record(
+            f"Download '{view.name}'", commands.download(view, str(config.downloads_dir()))
+        )
 
     def on_download_bar_started(self, message: DownloadBar.Started) -> None:
         self.exports.history.reload()
@@ -83,9 +91,11 @@ class DefinitionActionsMixin:
             return
         url = self.share_url(view)
         self.app.copy_to_clipboard(url)
+        self.app.record(f"Share URL of '{view.name}'", commands.share(url))
         note = "" if self.app.server_url else "\n(the share server is off in this TUI)"
         self.notify(url + note, title="Share URL copied", markup=False, timeout=10)
 
+    @writes("giving exports new share tokens")
     def action_rotate(self) -> None:
         view = self.current()
         if view is None:
@@ -93,6 +103,7 @@ class DefinitionActionsMixin:
 
         def rotate() -> None:
             fresh = service.rotate_share_token(view.export_id)
+            self.app.record(f"New share token for '{view.name}'", commands.rotate(view))
             self._refresh_after_change(fresh)
             self.notify("New share token: the old URL no longer works.", markup=False)
 
@@ -102,6 +113,7 @@ class DefinitionActionsMixin:
             yes="New token",
         )
 
+    @writes("deleting exports")
     def action_delete(self) -> None:
         view = self.current()
         if view is None:
@@ -109,6 +121,7 @@ class DefinitionActionsMixin:
 
         def delete() -> None:
             name = service.delete_definition(view.export_id)
+            self.app.record(f"Deleted '{name}'", commands.delete(view))
             expanded = self.exports.definitions.expanded_view
             if expanded and expanded.export_id == view.export_id:
                 self.exports.definitions.collapse()

@@ -70,3 +70,34 @@ def background(group: str, *, exclusive: bool = True):
         return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(run)
 
     return decorate
+
+
+def refuse_read_only(app: App, what: str) -> bool:
+    """In read-only mode: say that ``what`` is off and why, and return True."""
+    if not getattr(app, "read_only", False):
+        return False
+    app.notify(
+        f"{what[0].upper()}{what[1:]} is off: this TUI is read-only ({app.read_only_reason}).",
+        title="Read-only",
+        severity="warning",
+        markup=False,
+        timeout=6,
+    )
+    return True
+
+
+def writes(what: str):
+    """Decorate an action that changes stored data: in read-only mode it does nothing but say
+    why. The key bar shows such actions dimmed there (it reads ``.writes``)."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def refuse_or_run(self, *args, **kwargs):
+            if refuse_read_only(self.app, what):
+                return None
+            return method(self, *args, **kwargs)
+
+        refuse_or_run.writes = what  # type: ignore[attr-defined]
+        return refuse_or_run
+
+    return decorate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.table import Table
@@ -12,7 +13,41 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
-def _keys(binding: Binding) -> str:
+def all_bindings() -> list[Binding]:
+    """Every binding of the TUI that has an id (the ids ``[keymap]`` in config.toml may name)."""
+    from textual.screen import Screen
+
+    from tuiexport.app import ExportApp
+    from tuiexport.screens.command_log import CommandLogScreen
+    from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
+    from tuiexport.screens.main import BINDINGS
+    from tuiexport.screens.run_details import RunDetailsScreen
+    from tuiexport.widgets.definition_list import DefinitionRows
+    from tuiexport.widgets.history_table import HistoryTable
+
+    owners: list[type[Screen] | type] = [
+        ExportApp,
+        DefinitionRows,
+        HistoryTable,
+        RunDetailsScreen,
+        ConfirmScreen,
+        UnsavedScreen,
+        HelpScreen,
+        CommandLogScreen,
+    ]
+    found = [b for b in BINDINGS if isinstance(b, Binding)]
+    for owner in owners:
+        found.extend(b for b in owner.BINDINGS if isinstance(b, Binding))
+    return [b for b in found if b.id]
+
+
+def binding_ids() -> set[str]:
+    return {b.id for b in all_bindings() if b.id}
+
+
+def _keys(binding: Binding, keymap: Mapping[str, str]) -> str:
+    """The keys of a binding as the user has them (their [keymap] replaces the defaults)."""
+    keys = keymap.get(binding.id, binding.key) if binding.id else binding.key
     names = {
         "question_mark": "?",
         "slash": "/",
@@ -21,11 +56,12 @@ def _keys(binding: Binding) -> str:
         "space": "space",
         "delete": "del",
     }
-    return " ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
+    return " ".join(names.get(k.strip(), k.strip()) for k in keys.split(","))
 
 
-def key_table() -> Table:
+def key_table(keymap: Mapping[str, str] | None = None) -> Table:
     from tuiexport.app import ExportApp
+    from tuiexport.screens.command_log import CommandLogScreen
     from tuiexport.screens.main import BINDINGS
     from tuiexport.screens.run_details import RunDetailsScreen
     from tuiexport.widgets.definition_list import DefinitionRows
@@ -39,7 +75,7 @@ def key_table() -> Table:
         table.add_row(Text(title, style="underline"), "")
         for binding in bindings:
             if isinstance(binding, Binding) and binding.description:
-                table.add_row(_keys(binding), binding.description)
+                table.add_row(_keys(binding, keymap or {}), binding.description)
         for keys, text in extra:
             table.add_row(keys, text)
         table.add_row("", "")
@@ -52,7 +88,7 @@ def key_table() -> Table:
     section(
         "Exports list",
         [b for b in DefinitionRows.BINDINGS if b.description in ("Open/close",)],
-        [("↑ ↓ pgup pgdn home end", "Move"), ("other letters", "Start the filter")],
+        [("↑ ↓ pgup pgdn home end", "Move"), ("letters, digits", "Filter the list by name")],
     )
     section(
         "Expanded export",
@@ -64,6 +100,7 @@ def key_table() -> Table:
     )
     section("History", [b for b in HistoryTable.BINDINGS if b.key == "enter"])
     section("Run details", RunDetailsScreen.BINDINGS)
+    section("Command log", CommandLogScreen.BINDINGS)
     section(
         "Selection tab",
         [],
@@ -82,7 +119,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-box") as box:
             box.border_title = "Keys"
             box.border_subtitle = "Esc closes"
-            yield Static(key_table())
+            yield Static(key_table(self.app._keymap))  # noqa: SLF001 - the user's keymap
 
     def on_mount(self) -> None:
         self.query_one("#help-box").focus()  # ↑ ↓ pgup pgdn scroll the list

@@ -15,11 +15,12 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from tuiexport import service
+from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.definition_actions import DefinitionActionsMixin
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import background, guarded
+from tuiexport.screens.guard import background, guarded, refuse_read_only, writes
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
 from tuiexport.widgets.definition_list import DefinitionRows
@@ -216,6 +217,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         if len(where) > 48:
             where = "…" + where[-47:]
         line = Text(no_wrap=True, overflow="ellipsis")
+        if self.app.read_only:
+            line.append("read-only", style="bold reverse")
+            line.append(" ")
         line.append(server, style="bold" if self.app.server_url else "")
         line.append(f" · {stats.products:,} products · {where}")
         self.app.call_from_thread(self.query_one("#status", Static).update, line)
@@ -251,7 +255,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         def finish(answer: str | None) -> None:
             if answer == "cancel":
                 return
-            if answer == "save" and not self.save_definition():
+            if answer == "save" and (
+                refuse_read_only(self.app, "saving") or not self.save_definition()
+            ):
                 return
             lst.collapse()
             lst.focus()
@@ -272,7 +278,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
             if not changes:
                 self.notify("Nothing to save.", timeout=2)
                 return True
+            before = editor.view.name
             view = service.update_definition(editor.view.export_id, **changes)
+            self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
         except UserError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return False
@@ -330,6 +338,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
 
     # --- saving ----------------------------------------------------------------------------
 
+    @writes("saving")
     @guarded
     def action_save(self) -> None:
         if self.on_exports_tab:

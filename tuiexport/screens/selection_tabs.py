@@ -10,10 +10,11 @@ from textual.css.query import NoMatches
 from textual.widgets import TabbedContent, TabPane, Tabs
 
 from tuiexport import config, service
+from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import guarded
+from tuiexport.screens.guard import guarded, refuse_read_only, writes
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 _tab_ids = count(1)
@@ -77,6 +78,7 @@ class SelectionTabsMixin:
         view = self.current()
         await self.open_selection_tab(None, for_export=view.export_id if view is not None else None)
 
+    @writes("changing an export's selection")
     def action_remove_selection(self) -> None:
         if self.exports.definitions.expanded is None:
             self.notify("Open the export with Enter to change its selection.", timeout=3)
@@ -93,10 +95,18 @@ class SelectionTabsMixin:
     def on_selection_editor_saved(self, message: SelectionEditor.Saved) -> None:
         view, editor = message.view, message.editor
         self.exports.forget_count(view.id)
+        self.app.record(
+            f"Saved selection '{view.name}'",
+            commands.save_selection(view, created=message.created),
+        )
         note = ""
         if message.created and editor.for_export:
             try:
                 definition = service.update_definition(editor.for_export, selection_id=view.id)
+                self.app.record(
+                    f"Assigned '{view.name}' to '{definition.name}'",
+                    commands.update_definition(definition.name, {"selection_id": view.id}),
+                )
             except UserError as exc:  # the export was deleted meanwhile
                 note = f" It could not be assigned: {exc}"
             else:
@@ -142,6 +152,8 @@ class SelectionTabsMixin:
             if answer == "cancel":
                 return
             if answer == "save":
+                if refuse_read_only(self.app, "saving"):
+                    return
                 editor.save()
             self.show_tab("exports-tab")
             self.tabs.remove_pane(pane_id)

@@ -57,7 +57,13 @@ class HistoryTable(DataTable):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Details", id="history.details"),
-        Binding("tab,shift+tab", "screen.focus_definitions", "Exports pane", show=False),
+        Binding(
+            "tab,shift+tab",
+            "screen.focus_definitions",
+            "Exports pane",
+            show=False,
+            id="history.tab",
+        ),
     ]
 
     class Loaded(Message):
