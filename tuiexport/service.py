@@ -46,9 +46,17 @@ from tuiexport.management.selections import (
     get_selection,
     list_selections,
     preview,
+    selection_impact,
     update_selection,
 )
-from tuiexport.management.views import DefinitionView, PreviewRow, RunView, SelectionView
+from tuiexport.management.views import (
+    DefinitionView,
+    ExportImpact,
+    PreviewRow,
+    RunView,
+    SelectionImpact,
+    SelectionView,
+)
 from tuiexport.models import LANGUAGES
 from tuiexport.selection import (
     Criteria,
