@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         server_cli = None
     if server_cli is not None:
         server_cli.register(sub)
+    from tuiexport import web
+
+    web.register(sub)
     return parser
 
 
