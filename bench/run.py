@@ -73,10 +73,10 @@ def _cpu(who=resource.RUSAGE_SELF) -> float:
 
 
 def child_export(db: str, export_id: str, target: str) -> dict:
-    from tuiexport import db as dbmod
+    from tuiexport import setup
     from tuiexport.engine import run_export
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     run = run_export(export_id, trigger="cli", output_path=target)
     return {
         "status": run.status,
@@ -89,10 +89,10 @@ def child_export(db: str, export_id: str, target: str) -> dict:
 
 
 def child_count(db: str) -> dict:
-    from tuiexport import db as dbmod
+    from tuiexport import setup
     from tuiexport.selection import count
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     criteria = count_criteria()
     times, n = [], 0
     for _ in range(3):
@@ -125,9 +125,10 @@ def child_shell(command: str) -> dict:
 
 def child_generate(db: str, products: int) -> dict:
     from tuiexport import db as dbmod
+    from tuiexport import setup
     from tuiexport.catalog.demo import generate_demo
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     stats = generate_demo(products, seed=1)
     dbmod.close_database()
     return {"seconds": stats.seconds, "supplier_items": stats.supplier_items}
@@ -135,11 +136,10 @@ def child_generate(db: str, products: int) -> dict:
 
 def child_setup(db: str, products: int) -> dict:
     """Create (once) a selection of every product and one definition per format."""
-    from tuiexport import db as dbmod
-    from tuiexport import service
+    from tuiexport import service, setup
     from tuiexport.selection import Criteria
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     by_name = {d.name: d.export_id for d in service.list_definitions()}
     selection = None
     ids = {}

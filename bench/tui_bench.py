@@ -36,7 +36,7 @@ def build(home: Path, products: int, definitions: int, runs: int) -> dict:
 
     config.reset_settings()
     reuse = (home / "bench.sqlite").exists()
-    service.open_database(home / "bench.sqlite", load_sample=False)
+    service.prepare_database(home / "bench.sqlite", load_sample=False)
     if reuse:  # built by an earlier run with --home
         from tuiexport.catalog.stats import catalog_stats
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from pathlib import Path
 
 from tuiexport.engine import drop_selection, prepare_selection
 from tuiexport.exporters.base import ExportJob, WriteStats

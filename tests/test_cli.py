@@ -9,13 +9,14 @@ import pytest
 
 from tests import tiny_catalog
 from tuiexport import db as dbmod
+from tuiexport import setup
 from tuiexport.cli import main
 
 
 @pytest.fixture
 def dbfile(tmp_path):
     path = tmp_path / "cli.sqlite"
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     tiny_catalog.build()
     dbmod.close_database()
     return str(path)

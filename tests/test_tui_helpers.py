@@ -43,7 +43,7 @@ def build_tui_db(path, monkeypatch) -> None:
     monkeypatch.setattr(definitions_module.uuid, "uuid4", _fixed_uuids())
     monkeypatch.setattr(definitions_module, "new_share_token", _fixed_tokens())
     monkeypatch.setattr(definitions_module, "_producer", lambda: "operator")
-    service.open_database(path, load_sample=False)
+    service.prepare_database(path, load_sample=False)
     tiny_catalog.build()
     partners = service.create_selection(Criteria(suppliers="partners", only_in_stock=True))
     everything = service.create_selection(Criteria(suppliers="all"), name="Whole catalog")

@@ -11,8 +11,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import msgspec
-
 from tuiexport.errors import UserError
 
 
@@ -51,15 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_json(data: object) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
-
-
 def open_db(args: argparse.Namespace):
-    from tuiexport import db, management
+    from tuiexport import service
 
-    database = db.open_database(args.db)
-    management.history.mark_interrupted()
+    database = service.prepare_database(args.db)
+    service.mark_interrupted()
     return database
 
 

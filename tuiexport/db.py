@@ -96,16 +96,11 @@ def describe(db: peewee.Database | None = None) -> str:
     return redact(f"{type(db).__name__}:{db.database}")
 
 
-def open_database(
-    target: str | os.PathLike | None = None, *, load_sample: bool = True
-) -> peewee.Database:
-    """Open (and on first use create) the database; bind every model to it.
+def open_database(target: str | os.PathLike | None = None) -> peewee.Database:
+    """Open the database (creating an SQLite file's folder) and bind every model to it.
 
-    A fresh database gets the schema, and, when ``load_sample`` is true and the catalog is empty,
-    the bundled sample catalog and a few example export definitions.
+    Only opens it: the schema and the first-run sample are :func:`tuiexport.setup.prepare_database`.
     """
-    from tuiexport import schema
-
     resolved = resolve_target(target)
     db = make_database(resolved)
     database.initialize(db)
@@ -113,9 +108,6 @@ def open_database(
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as exc:
         raise DatabaseError(f"Cannot open the database {describe(db)}: {exc}.") from exc
-    schema.ensure_schema(db)
-    if load_sample:
-        schema.ensure_sample(db)
     return db
 
 

@@ -1,19 +1,15 @@
-"""Schema creation, versioning and migration; first-use sample data."""
+"""Schema creation, versioning and migration (the first-run sample is :mod:`tuiexport.setup`)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from importlib.resources import as_file, files
 
 import peewee as pw
 
 from tuiexport import db as dbmod
-from tuiexport.models import ALL_MODELS, Meta, Product
+from tuiexport.models import ALL_MODELS, Meta
 
 SCHEMA_VERSION = 2
-
-#: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
-SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -166,24 +162,3 @@ def bump_catalog_version() -> int:
         version = catalog_version() + 1
         set_meta("catalog_version", str(version))
     return version
-
-
-def ensure_sample(db: pw.Database) -> None:
-    """Load the bundled sample catalog and example definitions into a fresh, empty database."""
-    if get_meta("sample_loaded") is not None:
-        return
-    if Product.select().limit(1).exists():
-        set_meta("sample_loaded", "skipped")
-        return
-    if not SAMPLE_CATALOG.is_file():
-        # A broken installation: say so rather than start on an empty catalog for good.
-        raise dbmod.DatabaseError(
-            f"The bundled sample catalog {SAMPLE_CATALOG} is missing; reinstall tuiexport."
-        )
-    from tuiexport.catalog.importer import import_file
-    from tuiexport.management.examples import create_examples
-
-    with as_file(SAMPLE_CATALOG) as path:
-        import_file(path)
-    create_examples()
-    set_meta("sample_loaded", "yes")

@@ -44,8 +44,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def apikey_create(args) -> int:
-    from tuiexport.cli import print_json
     from tuiexport.management import apikeys
+    from tuiexport.output import print_json
 
     view, secret = apikeys.create_key(args.name)
     if args.json:
@@ -63,8 +63,8 @@ def apikey_create(args) -> int:
 
 
 def apikey_list(args) -> int:
-    from tuiexport.cli import print_json
     from tuiexport.management import apikeys
+    from tuiexport.output import print_json
 
     keys = apikeys.list_keys(include_revoked=args.all)
     if args.json:
@@ -94,8 +94,8 @@ def apikey_list(args) -> int:
 
 
 def apikey_revoke(args) -> int:
-    from tuiexport.cli import print_json
     from tuiexport.management import apikeys
+    from tuiexport.output import print_json
 
     view = apikeys.revoke_key(args.key)
     if args.json:

@@ -28,16 +28,15 @@ def start_share_server():
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    service.open_database(getattr(args, "db", None))
+    service.prepare_database(getattr(args, "db", None))
     service.mark_interrupted()
     handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
     from tuiexport.app import ExportApp
-    from tuiexport.db import resolve_target
 
     app = ExportApp(
         server_url=handle.base_url if handle else "",
         server_note=note,
-        db_target=resolve_target(getattr(args, "db", None)),
+        db_target=service.resolve_target(getattr(args, "db", None)),
     )
     try:
         app.run()

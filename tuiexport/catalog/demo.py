@@ -387,7 +387,7 @@ def _indexes_rebuilt_after(db, products: int):
     """Drop the catalog tables' secondary indexes for a big load into a small catalog and
     build them again at the end: sorting a million keys once is several times faster than a
     million random inserts into each index. A run that dies meanwhile leaves them missing, and
-    the next ``open_database`` creates them again (``ensure_schema``)."""
+    the next ``prepare_database`` creates them again (``ensure_schema``)."""
     if (
         not dbmod.is_sqlite(db)
         or products < REBUILD_INDEXES_FROM

@@ -18,7 +18,7 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _emit(args, data, text: str) -> None:
-    from tuiexport.cli import print_json
+    from tuiexport.output import print_json
 
     if args.json:
         print_json(data)

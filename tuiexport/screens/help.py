@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.table import Table
@@ -24,8 +25,8 @@ def _keys(binding: Binding) -> str:
     return " ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
 
-def key_table() -> Table:
-    from tuiexport.app import ExportApp
+def key_table(app_bindings: Iterable[BindingType]) -> Table:
+    """The key table; ``app_bindings`` are the App's (passed in: this module never imports it)."""
     from tuiexport.screens.main import BINDINGS
     from tuiexport.screens.run_details import RunDetailsScreen
     from tuiexport.widgets.definition_list import DefinitionRows
@@ -46,7 +47,7 @@ def key_table() -> Table:
 
     section(
         "Everywhere",
-        [*BINDINGS, *ExportApp.BINDINGS],
+        [*BINDINGS, *app_bindings],
         [("tab", "Exports ⇄ history pane")],
     )
     section(
@@ -82,7 +83,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-box") as box:
             box.border_title = "Keys"
             box.border_subtitle = "Esc closes"
-            yield Static(key_table())
+            yield Static(key_table(self.app.BINDINGS))
 
     def on_mount(self) -> None:
         self.query_one("#help-box").focus()  # ↑ ↓ pgup pgdn scroll the list

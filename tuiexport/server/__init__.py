@@ -144,7 +144,7 @@ def start_server(
 def database_open() -> None:
     from tuiexport import service
 
-    service.open_database()
+    service.prepare_database()
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:

@@ -37,7 +37,7 @@ def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
 
     try:
         config.reset_settings()
-        service.open_database(db_target, load_sample=False)
+        service.prepare_database(db_target, load_sample=False)
         prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
     except UserError as exc:
         conn.send(("error", str(exc)))
