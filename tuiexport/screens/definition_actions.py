@@ -8,8 +8,8 @@ from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen
-from tuiexport.screens.guard import guarded
 from tuiexport.widgets.download_bar import DownloadBar
+from tuiexport.widgets.guard import guarded
 
 
 class DefinitionActionsMixin:

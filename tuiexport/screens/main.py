@@ -16,12 +16,12 @@ from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.definition_actions import DefinitionActionsMixin
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import background, guarded
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
 from tuiexport.widgets.definition_list import DefinitionRows
 from tuiexport.widgets.download_bar import DownloadBar
 from tuiexport.widgets.exports_pane import ExportsPane
+from tuiexport.widgets.guard import background, guarded
 from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 

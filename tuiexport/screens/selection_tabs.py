@@ -13,7 +13,7 @@ from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import guarded
+from tuiexport.widgets.guard import guarded
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 _tab_ids = count(1)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tuiexport import config, service
 from tuiexport.db import database
-from tuiexport.engine import PreparedRun
 from tuiexport.errors import Busy
 from tuiexport.management.views import DefinitionView, RunView
 
@@ -20,7 +19,9 @@ RETRY_AFTER = 5
 class ActiveRun:
     """One run in a background thread; any number of downloads may follow it."""
 
-    def __init__(self, prepared: PreparedRun, definition: DefinitionView, on_end=lambda run: None):
+    def __init__(
+        self, prepared: service.PreparedRun, definition: DefinitionView, on_end=lambda run: None
+    ):
         self.prepared = prepared
         self._on_end = on_end
         self.definition_updated = definition.updated

@@ -13,7 +13,7 @@ from textual.worker import get_current_worker
 from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
-from tuiexport.screens.guard import background
+from tuiexport.widgets.guard import background
 from tuiexport.widgets.run_process import ChildRun
 
 

@@ -11,10 +11,10 @@ from textual.worker import get_current_worker
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
-from tuiexport.screens.guard import background
 from tuiexport.widgets.definition_editor import DefinitionEditor
 from tuiexport.widgets.definition_list import DefinitionList
 from tuiexport.widgets.fmt import settle_heap
+from tuiexport.widgets.guard import background
 from tuiexport.widgets.history_table import HistoryTable
 
 #: Below this width the definitions pane takes 65 % instead of 55 %.

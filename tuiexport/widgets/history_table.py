@@ -12,8 +12,8 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from tuiexport import service
 from tuiexport.management.views import RunView
-from tuiexport.screens.guard import background
 from tuiexport.widgets import fmt
+from tuiexport.widgets.guard import background
 
 PAGE = 200
 POLL_SECONDS = 5.0

@@ -20,8 +20,8 @@ from textual.worker import get_current_worker
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import PreviewRow, SelectionView
-from tuiexport.screens.guard import background
 from tuiexport.widgets.checklist import FilterableChecklist
+from tuiexport.widgets.guard import background
 
 SUPPLIER_MODES = ("partners", "all", "list")
 SWITCHES = (
