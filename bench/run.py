@@ -307,12 +307,13 @@ def report(results: dict[int, list[dict]]) -> str:
         lines.append(
             f"\nPeak RSS at {sizes[-1]:,} / at {sizes[0]:,} (target ≤ 1.2, and ≤ {RSS_LIMIT_MB} MB):\n"
         )
-        for a, b in zip(small, big):
+        for a, b in zip(small, big, strict=False):
             if a["what"] in FORMATS + EXTRA_FORMATS:
                 ratio = b["peak_mb"] / a["peak_mb"]
                 ok = ratio <= 1.2 and b["peak_mb"] <= RSS_LIMIT_MB
+                verdict = "ok" if ok else "MISSED"
                 lines.append(
-                    f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {'ok' if ok else 'MISSED'}"
+                    f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {verdict}"
                 )
     return "\n".join(lines)
 

@@ -170,7 +170,7 @@ def requests_per_second(
         for h in headers:
             args += ["-H", h]
         out = subprocess.run(
-            args + [url], capture_output=True, text=True, timeout=seconds + 30, check=False
+            [*args, url], capture_output=True, text=True, timeout=seconds + 30, check=False
         ).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -155,7 +155,7 @@ async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
         result["idle_move"] = await series(moves, keys)
         # Expand and collapse (enter toggles; escape from the editor closes it again).
         expand = []
-        for i in range(max(keys // 4, 10)):
+        for _i in range(max(keys // 4, 10)):
             expand.append(await latency("enter"))
             await latency("escape")
             await latency("down")

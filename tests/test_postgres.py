@@ -116,7 +116,7 @@ def _build(target: str) -> dict[tuple[str, str], bytes]:
 
 def _comparable(key: tuple[str, str], data: bytes) -> object:
     """The file minus what differs by design between two runs (IDs, log ID, timestamps)."""
-    profile, output = key
+    _profile, output = key
     if output == "csv":
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return {n: z.read(n) for n in z.namelist()}

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -169,16 +169,16 @@ class PreparedRun:
                 _fsync_dir(self.target.parent)
         except Cancelled:
             _unlink(part)
-            return self._finish("cancelled", messages + ["Cancelled before it finished."])
+            return self._finish("cancelled", [*messages, "Cancelled before it finished."])
         except OSError as exc:
             _unlink(part)
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
-            return self._finish("failed", messages + [f"Could not write {where}: {reason}."])
+            return self._finish("failed", [*messages, f"Could not write {where}: {reason}."])
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
             return self._finish(
-                "failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."]
+                "failed", [*messages, f"The export failed: {type(exc).__name__}: {exc}."]
             )
 
         messages.extend(job.messages)
@@ -291,7 +291,7 @@ def apply_retention(export_id: str, keep: int) -> int:
     root = config.artifacts_dir()
     kept = (
         Run.select()
-        .where(Run.export_id == export_id, Run.artifact_kept == True)
+        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712 - peewee SQL
         .order_by(Run.id.desc())
     )
     removed = 0
@@ -314,7 +314,7 @@ def reusable_artifact(ref: str) -> RunView | None:
         .where(
             Run.export_id == row.export_id,
             Run.status.in_(["success", "warning"]),
-            Run.artifact_kept == True,
+            Run.artifact_kept == True,  # noqa: E712 - peewee builds SQL from ==
         )
         .order_by(Run.id.desc())
         .first()
@@ -403,10 +403,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _unlink(path: Path) -> None:
-    try:
+    with suppress(OSError):
         path.unlink()
-    except OSError:
-        pass
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -141,7 +141,9 @@ class _Pools:
     def __init__(self, rng: random.Random, base: datetime, mfr_ids, type_ids, sup_ids):
         self.types = []
         type_index = {}
-        for i, (code, name, noun_en, eclass, price, weight, specs) in enumerate(data.PRODUCT_TYPES):
+        for i, (code, _name, noun_en, eclass, price, weight, specs) in enumerate(
+            data.PRODUCT_TYPES
+        ):
             type_index[code] = i
             self.types.append(
                 (

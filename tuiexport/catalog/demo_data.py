@@ -23,7 +23,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "196337",
         60,
         "NBK DSK WST MON PRN TON INK KBD MOU DOC",
-        "NBK=EliteBook|ProBook;DSK=ProDesk|EliteDesk;WST=Z2|Z4;MON=E-Series|P-Series;PRN=LaserJet|OfficeJet;TON=LaserJet;INK=HP 303|HP 912;KBD=Wireless;MOU=Wireless;DOC=USB-C",
+        "NBK=EliteBook|ProBook;DSK=ProDesk|EliteDesk;WST=Z2|Z4;MON=E-Series|P-Series;"
+        "PRN=LaserJet|OfficeJet;TON=LaserJet;INK=HP 303|HP 912;KBD=Wireless;MOU=Wireless;DOC=USB-C",
     ),
     (
         "Dell Technologies",
@@ -39,7 +40,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "194253",
         30,
         "NBK DSK TAB SPH WAT KBD MOU HDP",
-        "NBK=MacBook Air|MacBook Pro;DSK=iMac|Mac mini;TAB=iPad|iPad Air;SPH=iPhone;WAT=Watch;KBD=Magic Keyboard;MOU=Magic Mouse;HDP=AirPods",
+        "NBK=MacBook Air|MacBook Pro;DSK=iMac|Mac mini;TAB=iPad|iPad Air;SPH=iPhone;WAT=Watch;"
+        "KBD=Magic Keyboard;MOU=Magic Mouse;HDP=AirPods",
     ),
     (
         "Samsung",
@@ -47,7 +49,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "880608",
         35,
         "MON SSD SPH TAB RAM MEM TVS",
-        "MON=Odyssey|ViewFinity;SSD=990 PRO|870 EVO;SPH=Galaxy S|Galaxy A;TAB=Galaxy Tab;RAM=DDR5;MEM=EVO Plus|PRO Plus;TVS=Neo QLED|Crystal UHD",
+        "MON=Odyssey|ViewFinity;SSD=990 PRO|870 EVO;SPH=Galaxy S|Galaxy A;TAB=Galaxy Tab;RAM=DDR5;"
+        "MEM=EVO Plus|PRO Plus;TVS=Neo QLED|Crystal UHD",
     ),
     (
         "Logitech",
@@ -95,7 +98,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "889842",
         15,
         "NBK TAB KBD MOU SWO",
-        "NBK=Surface Laptop;TAB=Surface Pro;KBD=Ergonomic|Designer;MOU=Bluetooth|Ergonomic;SWO=Office Home & Business|365 Business Standard",
+        "NBK=Surface Laptop;TAB=Surface Pro;KBD=Ergonomic|Designer;MOU=Bluetooth|Ergonomic;"
+        "SWO=Office Home & Business|365 Business Standard",
     ),
     ("Brother", "BRO", "497799", 20, "PRN TON LBL", "PRN=MFC|HL|DCP;TON=TN;LBL=P-touch|QL"),
     (

@@ -681,7 +681,7 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
                 writer.error(start, "not UTF-8 text (save the file as UTF-8)")
                 continue
             try:
-                products.row(start, dict(zip(header, values)))
+                products.row(start, dict(zip(header, values, strict=True)))
             except RowError as exc:
                 writer.error(start, str(exc))
     except csv.Error as exc:

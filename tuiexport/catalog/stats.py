@@ -7,6 +7,7 @@ catalog bumps that version (``schema.bump_catalog_version``), which makes the ke
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import msgspec
@@ -87,8 +88,6 @@ def catalog_stats() -> CatalogStats:
         if stats is not None and stats.catalog_version == version:
             return stats
     stats = _compute(version)
-    try:
+    with contextlib.suppress(peewee.DatabaseError):  # a read-only database still gets its figures
         schema.set_meta(_CACHE_KEY, msgspec.json.encode(stats).decode())
-    except peewee.DatabaseError:  # a read-only database still gets its figures
-        pass
     return stats

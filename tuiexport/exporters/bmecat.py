@@ -101,7 +101,7 @@ def process(rows):
     return "".join(parts).encode(), len(rows), len(parts)
 '''
 _scope: dict = {"__name__": "tuiexport_bmecat_articles"}
-exec(ARTICLES_CODE, _scope)  # noqa: S102 - our own source, also run by the worker processes
+exec(ARTICLES_CODE, _scope)
 _text = _scope["_text"]
 _el = _scope["_el"]
 _articles = _scope["process"]

@@ -7,6 +7,7 @@ compressor use both cores while memory stays flat.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import zipfile
@@ -57,7 +58,7 @@ class ZipPump:
                 else:
                     member.close()
                     member = None
-        except BaseException as exc:  # reported to the producer on its next put / at the end
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the producer on its next put / at the end
             self.error = exc
             while self.queue.get() is not None:
                 pass
@@ -84,10 +85,9 @@ class ZipPump:
         if ok:
             self.zf.close()
         else:
-            try:  # the file is thrown away; just release the handles
+            # The file is thrown away (the run failed already): just release the handles.
+            with contextlib.suppress(Exception):
                 self.zf.close()
-            except Exception:
-                pass
 
 
 @dataclass

@@ -13,6 +13,7 @@ Tests run both on the same catalog and compare the output byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -26,7 +27,7 @@ import urllib.parse
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from operator import itemgetter
 
@@ -130,7 +131,7 @@ def _indexed(source: str, index: str) -> str:
 def _parse_dt(value) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value
     return datetime.fromisoformat(str(value))
 
@@ -211,7 +212,7 @@ class CsvFormat:
     def record_py(self, fields: tuple[Field, ...]) -> Callable[[tuple], str]:
         encoders = [self.py(f.kind) for f in fields]
         sep = self.sep
-        return lambda row: sep.join([enc(v) for enc, v in zip(encoders, row)])
+        return lambda row: sep.join([enc(v) for enc, v in zip(encoders, row, strict=False)])
 
     def header(self, fields: tuple[Field, ...]) -> str:
         return self.sep.join(f.name for f in fields)
@@ -279,7 +280,7 @@ class JsonFormat:
 
     def record_py(self, fields) -> Callable[[tuple], list[str]]:
         encoders = [(f'"{f.name}":', self.py(f.kind)) for f in fields]
-        return lambda row: [key + enc(v) for (key, enc), v in zip(encoders, row)]
+        return lambda row: [key + enc(v) for (key, enc), v in zip(encoders, row, strict=False)]
 
     def join_record(self, parts: list[str], children: list[tuple[str, list[str]]]) -> str:
         parts = parts + [f'"{name}":[' + ",".join(items) + "]" for name, items in children]
@@ -361,7 +362,7 @@ class XmlFormat:
 
         def encode(row: tuple) -> list[str]:
             out = []
-            for (name, enc), v in zip(encoders, row):
+            for (name, enc), v in zip(encoders, row, strict=False):
                 text = enc(v)
                 if text is not None:
                     out.append(f"<{name}>{text}</{name}>")
@@ -400,7 +401,7 @@ def _blob(sql: str) -> str:
 class CsvChunk:
     """CSV lines of one chunk, with what the writer needs for progress and statistics."""
 
-    __slots__ = ("data", "rows", "products", "suppliers")
+    __slots__ = ("data", "products", "rows", "suppliers")
 
     def __init__(self, data: bytes, rows: int, products: int, suppliers: list[int] | None):
         self.data, self.rows, self.products, self.suppliers = data, rows, products, suppliers
@@ -596,10 +597,8 @@ class _WorkerProcess:
 
     def close(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
+            with contextlib.suppress(OSError):
                 pipe.close()
-            except OSError:
-                pass
         if self.proc.poll() is None:
             self.proc.kill()  # only when the export stopped early: the worker may be mid-task
         self.proc.wait()
@@ -763,10 +762,11 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
         subs = [
             (c.name, fmt.child_sql(c, c.fields_for(fl, nested=True), job)) for c in profile.children
         ]
-        if is_json:
-            record = fmt.record_sql(fields, job, subs)
-        else:
-            record = fmt.record_sql(fields, job, subs, tag=main.name)
+        record = (
+            fmt.record_sql(fields, job, subs)
+            if is_json
+            else fmt.record_sql(fields, job, subs, tag=main.name)
+        )
         if parallel_workers(job):
             # CROSS JOIN keeps the puid list (in order) as the outer loop: no ORDER BY needed.
             # One row per chunk (group_concat): the worker's single step builds the whole chunk
@@ -912,11 +912,11 @@ def supplier_counts(job: ExportJob) -> Counter[int]:
 
 
 def _generator() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return f"tuiexport {version('tuiexport')}"
-    except Exception:  # not installed (running from a source tree)
+    except PackageNotFoundError:  # not installed (running from a source tree)
         return "tuiexport"
 
 
@@ -925,7 +925,7 @@ GENERATOR = _generator()
 
 def iso(dt: datetime) -> str:
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -88,7 +88,7 @@ class Profile:
         return tuple(e for e in self.elements if e.role == "reference")
 
 
-def F(name: str, kind: str, sql: str, doc: str, **kw) -> Field:  # noqa: N802 - reads like a table
+def F(name: str, kind: str, sql: str, doc: str, **kw) -> Field:
     assert kind in KINDS, kind
     return Field(name, kind, sql, doc, **kw)
 

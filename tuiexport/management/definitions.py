@@ -41,7 +41,7 @@ def _producer() -> str:
         return configured
     try:
         return getpass.getuser()
-    except Exception:  # no login name (containers)
+    except (OSError, KeyError):  # no login name (containers): OSError, before 3.13 KeyError
         return "unknown"
 
 

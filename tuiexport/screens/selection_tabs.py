@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from itertools import count
 
 from rich.text import Text
@@ -115,10 +116,8 @@ class SelectionTabsMixin:
     def on_selection_editor_title_changed(self, message: SelectionEditor.TitleChanged) -> None:
         pane = message.editor.parent
         if pane is not None and pane.id:
-            try:
+            with contextlib.suppress(NoMatches, Tabs.TabError):  # the tab is being removed
                 self.tabs.get_tab(pane.id).label = Content(message.editor.title)
-            except (NoMatches, Tabs.TabError):  # the tab is being removed
-                pass
 
     def action_close_tab(self) -> None:
         editor = self.active_selection_editor()

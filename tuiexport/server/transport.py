@@ -9,6 +9,7 @@ Python version; errors are ``application/problem+json``; the access log redacts 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.server
 import re
@@ -158,30 +159,24 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
             for handler in late:
                 handler.deadline = None
                 handler.timed_out = True
-                try:
+                with contextlib.suppress(OSError):
                     handler.connection.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
 
     def cut_idle(self) -> None:
         """Close kept-alive connections that wait for their next request (stop: no grace needed)."""
         with self.active_lock:
             handlers = [h for h in self.active if getattr(h, "idle", False)]
         for handler in handlers:
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
 
     def cut_all(self) -> None:
         """Close every connection now (stop, after the grace period)."""
         with self.active_lock:
             handlers = list(self.active)
         for handler in handlers:
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def problem_body(status: int, title: str, detail: str, **extra) -> bytes:
@@ -269,10 +264,11 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         self.deadline = time.monotonic() + self.limits.idle_timeout
         self.idle = True
         try:
-            if self.server.stopping.is_set():
-                line = b""
-            else:
-                line = self.rfile.readline(self.limits.head_bytes + 1)
+            line = (
+                b""
+                if self.server.stopping.is_set()
+                else self.rfile.readline(self.limits.head_bytes + 1)
+            )
         except (OSError, ValueError):
             line = b""
         self.idle = False
@@ -300,10 +296,8 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             sys.stderr.write(f"tuiexport serve: error handling {redact(self.requestline)!s}:\n")
             traceback.print_exc(file=sys.stderr)
             if not self.headers_sent:
-                try:
+                with contextlib.suppress(OSError):
                     self.send_problem(500, "The server failed on this request; see its log.")
-                except OSError:
-                    pass
         finally:
             self.deadline = None
             if self.status is not None:
@@ -499,7 +493,5 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         if sink is None:
             return
         line = f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}"
-        try:
+        with contextlib.suppress(Exception):  # a broken log sink must not break serving
             sink(redact(line))
-        except Exception:  # noqa: BLE001, S110 - a broken log sink must not break serving
-            pass

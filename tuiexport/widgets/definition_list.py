@@ -57,7 +57,9 @@ class DefinitionRows(Widget, can_focus=True):
     }
     DEFAULT_CSS = """
     DefinitionRows { height: auto; width: 1fr; }
-    DefinitionRows > .definition-rows--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
+    DefinitionRows > .definition-rows--cursor {
+        background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
+    }
     DefinitionRows > .definition-rows--invalid { color: $error; text-style: bold; }
     DefinitionRows > .definition-rows--dim { color: $text-muted; }
     DefinitionRows > .definition-rows--over { color: $warning; }
@@ -134,7 +136,8 @@ class DefinitionRows(Widget, can_focus=True):
         dim = base + self.get_component_rich_style("definition-rows--dim", partial=True)
         over = base + self.get_component_rich_style("definition-rows--over", partial=True)
         mark = "▾" if index == owner.expanded else "▸"
-        count_text = f"{fmt.compact(count) if count is not None else '…' if view.selection_id else '—'}/{fmt.compact(view.effective_limit)}"
+        counted = fmt.compact(count) if count is not None else "…" if view.selection_id else "—"
+        count_text = f"{counted}/{fmt.compact(view.effective_limit)}"
         fmt_w, count_w = 10, 11
         last_w = 15 if width >= 60 else 0
         name_w = max(width - 3 - fmt_w - count_w - last_w - 3, 6)

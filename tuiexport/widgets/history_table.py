@@ -147,7 +147,7 @@ class HistoryTable(DataTable):
             return
         self.runs[run.log_id] = run
         try:
-            for (key, _), value in zip(COLUMNS, cells(run)):
+            for (key, _), value in zip(COLUMNS, cells(run), strict=True):
                 self.update_cell(run.log_id, key, value)
         except RowDoesNotExist:
             self.reload()

@@ -10,6 +10,7 @@ and made key presses wait for seconds. The child calls the same service function
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -28,10 +29,8 @@ def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     # On a busy machine the screen goes first; the export only slows when the CPU is short.
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.nice(NICE)
-    except (AttributeError, OSError):
-        pass
     from tuiexport import config, service
     from tuiexport.errors import UserError
 

@@ -124,7 +124,9 @@ class SelectionEditor(Vertical):
                 yield Label("Suppliers", classes="section")
                 with RadioSet(id="sel-suppliers", compact=True):
                     for mode, label in zip(
-                        SUPPLIER_MODES, ("my partners", "all suppliers", "chosen suppliers")
+                        SUPPLIER_MODES,
+                        ("my partners", "all suppliers", "chosen suppliers"),
+                        strict=True,
                     ):
                         yield RadioButton(label, value=c.suppliers == mode, compact=True)
                 yield FilterableChecklist(
