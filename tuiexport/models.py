@@ -6,7 +6,9 @@ text, which is what the exporters format in SQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import peewee as pw
 
@@ -15,6 +17,12 @@ from tuiexport.db import database
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def tuples(query: pw.BaseQuery) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as plain tuples: ``iter(query.tuples())``, typed. (The stubs peewee
+    ships type ``.tuples()`` as the query itself, so iterating it would yield model instances.)"""
+    return iter(query.tuples())
 
 
 class BaseModel(pw.Model):

@@ -18,6 +18,7 @@ from tuiexport.models import (
     ProductType,
     Supplier,
     SupplierItem,
+    tuples,
 )
 from tuiexport.schema import FTS_TABLE, MASK_BITS
 
@@ -87,7 +88,7 @@ class KnownIds(NamedTuple):
 
 def known_ids() -> KnownIds:
     def ids(model: type[pw.Model]) -> frozenset[int]:
-        return frozenset(i for (i,) in model.select(model.id).tuples())
+        return frozenset(i for (i,) in tuples(model.select(model.id)))
 
     return KnownIds(ids(Supplier), ids(Manufacturer), ids(ProductType))
 
@@ -96,9 +97,7 @@ def _missing(model: type[pw.Model], ids: list[int], known: frozenset[int] | None
     if not ids:
         return []
     if known is None:
-        known = frozenset(
-            row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples()
-        )
+        known = frozenset(row[0] for row in tuples(model.select(model.id).where(model.id.in_(ids))))
     return sorted(set(ids) - known)
 
 
@@ -171,7 +170,7 @@ def _search_expr(text: str) -> pw.Expression:
 def selected_supplier_ids(c: Criteria) -> list[int] | None:
     """The suppliers whose offers count (None: every supplier)."""
     if c.suppliers == "partners":
-        return [i for (i,) in Supplier.select(Supplier.id).where(Supplier.partner).tuples()]
+        return [i for (i,) in tuples(Supplier.select(Supplier.id).where(Supplier.partner))]
     if c.suppliers == "list":
         return list(c.supplier_ids)
     return None
@@ -206,9 +205,7 @@ def _offer_rule(c: Criteria) -> list[pw.Expression]:
     if not wants_offer and not ranged:
         return []
     ids = (
-        suppliers
-        if suppliers is not None
-        else [i for (i,) in Supplier.select(Supplier.id).tuples()]
+        suppliers if suppliers is not None else [i for (i,) in tuples(Supplier.select(Supplier.id))]
     )
     conds: list[pw.Expression] = []
     if all(0 <= i < MASK_BITS for i in ids):
@@ -279,7 +276,7 @@ def count(c: Criteria) -> int:
 
 
 def _names(model: type[pw.Model], ids: list[int], most: int = 2) -> str:
-    rows = dict(model.select(model.id, model.name).where(model.id.in_(ids[:most])).tuples())
+    rows = dict(tuples(model.select(model.id, model.name).where(model.id.in_(ids[:most]))))
     names = [rows.get(i, f"#{i}") for i in ids[:most]]
     more = len(ids) - most
     return ", ".join(names) + (f" +{more}" if more > 0 else "")

@@ -48,6 +48,7 @@ from tuiexport.models import (
     ProductType,
     Supplier,
     SupplierItem,
+    tuples,
 )
 
 #: The first demo puid in an empty catalog: beyond 32 bits on purpose, as real puids are.
@@ -77,7 +78,7 @@ def base_date(seed: int) -> datetime:
 
 def _ensure_by_name(model, key_field, rows: list[tuple]) -> tuple[list[int], list[tuple]]:
     """Ids for ``rows`` (first value is the match key); insert the missing ones after max(id)."""
-    existing = {key: id_ for id_, key in model.select(model.id, key_field).tuples()}
+    existing = {key: id_ for id_, key in tuples(model.select(model.id, key_field))}
     next_id = (model.select(model.id).order_by(model.id.desc()).limit(1).scalar() or 0) + 1
     ids, new = [], []
     for row in rows:

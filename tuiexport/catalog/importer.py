@@ -36,6 +36,7 @@ from tuiexport.models import (
     ProductType,
     Supplier,
     SupplierItem,
+    tuples,
 )
 
 #: Rows per transaction.
@@ -212,13 +213,11 @@ class _Writer:
         self.db = dbmod.database.obj
         self.sqlite = dbmod.is_sqlite(self.db)
         self.mark = "?" if self.sqlite else "%s"
-        self.suppliers = {i: n for i, n in Supplier.select(Supplier.id, Supplier.name).tuples()}
+        self.suppliers = {i: n for i, n in tuples(Supplier.select(Supplier.id, Supplier.name))}
         self.manufacturers = {
-            i: n for i, n in Manufacturer.select(Manufacturer.id, Manufacturer.name).tuples()
+            i: n for i, n in tuples(Manufacturer.select(Manufacturer.id, Manufacturer.name))
         }
-        self.types = {
-            i: n for i, n in ProductType.select(ProductType.id, ProductType.name).tuples()
-        }
+        self.types = {i: n for i, n in tuples(ProductType.select(ProductType.id, ProductType.name))}
         self.refs: list[_Record] = []
         self.products: dict[int, ProductRecord] = {}
         self.replaced = 0
@@ -798,37 +797,38 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
     """The whole catalog as import records: suppliers, manufacturers, types, then products by puid."""
     from tuiexport.models import Product, ProductText, SupplierItem
 
-    for id_, name, partner in (
-        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id).tuples()
+    for id_, name, partner in tuples(
+        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id)
     ):
         yield SupplierRecord(id=id_, name=name, partner=bool(partner))
-    for id_, name, short in (
-        Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name)
-        .order_by(Manufacturer.id)
-        .tuples()
+    for id_, name, short in tuples(
+        Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name).order_by(
+            Manufacturer.id
+        )
     ):
         yield ManufacturerRecord(id=id_, name=name, short_name=short)
-    for id_, name, code in (
-        ProductType.select(ProductType.id, ProductType.name, ProductType.group_code)
-        .order_by(ProductType.id)
-        .tuples()
+    for id_, name, code in tuples(
+        ProductType.select(ProductType.id, ProductType.name, ProductType.group_code).order_by(
+            ProductType.id
+        )
     ):
         yield ProductTypeRecord(id=id_, name=name, group_code=code)
     after = -1
     while True:
         rows = list(
-            Product.select(*(getattr(Product, c) for c in _PRODUCT_FIELDS))
-            .where(Product.puid > after)
-            .order_by(Product.puid)
-            .limit(chunk)
-            .tuples()
+            tuples(
+                Product.select(*(getattr(Product, c) for c in _PRODUCT_FIELDS))
+                .where(Product.puid > after)
+                .order_by(Product.puid)
+                .limit(chunk)
+            )
         )
         if not rows:
             return
         after = rows[-1][0]
         puids = [r[0] for r in rows]
         texts: dict[int, dict[str, Text]] = {}
-        for pid, lang, name, short, long in (
+        for pid, lang, name, short, long in tuples(
             ProductText.select(
                 ProductText.product,
                 ProductText.lang,
@@ -838,13 +838,12 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             )
             .where(ProductText.product.in_(puids))
             .order_by(ProductText.product, ProductText.lang)
-            .tuples()
         ):
             texts.setdefault(pid, {})[lang] = Text(
                 name=name, short_description=short, long_description=long
             )
         offers: dict[int, list[Offer]] = {}
-        for pid, sid, sku, price, cur, stock, status, cond, upd in (
+        for pid, sid, sku, price, cur, stock, status, cond, upd in tuples(
             SupplierItem.select(
                 SupplierItem.product,
                 SupplierItem.supplier,
@@ -858,7 +857,6 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             )
             .where(SupplierItem.product.in_(puids))
             .order_by(SupplierItem.product, SupplierItem.supplier)
-            .tuples()
         ):
             offers.setdefault(pid, []).append(
                 Offer(

@@ -16,6 +16,7 @@ from tuiexport.models import (
     ProductType,
     Selection,
     SupplierItem,
+    tuples,
     utcnow,
 )
 from tuiexport.selection import Criteria
@@ -28,10 +29,11 @@ def _view(
     if used_by is None:
         used_by = [
             name
-            for (name,) in ExportDefinition.select(ExportDefinition.name)
-            .where(ExportDefinition.selection == row.id)
-            .order_by(ExportDefinition.name)
-            .tuples()
+            for (name,) in tuples(
+                ExportDefinition.select(ExportDefinition.name)
+                .where(ExportDefinition.selection == row.id)
+                .order_by(ExportDefinition.name)
+            )
         ]
     reasons = sel.validate_criteria(criteria, known)
     return SelectionView(
@@ -63,11 +65,10 @@ def _get(ref: int | str) -> Selection:
 
 def list_selections() -> list[SelectionView]:
     users: dict[int, list[str]] = {}
-    for sid, name in (
+    for sid, name in tuples(
         ExportDefinition.select(ExportDefinition.selection, ExportDefinition.name)
         .where(ExportDefinition.selection.is_null(False))
         .order_by(ExportDefinition.name)
-        .tuples()
     ):
         users.setdefault(sid, []).append(name)
     known = sel.known_ids()
@@ -154,20 +155,20 @@ def preview(
     criteria: Criteria, n: int = 50, language: str = "de", fallback: str = "de"
 ) -> list[PreviewRow]:
     """The first ``n`` products by puid, with their best matching offer."""
-    puids = [p for (p,) in sel.product_query(criteria, limit=n).tuples()]
+    puids = [p for (p,) in tuples(sel.product_query(criteria, limit=n))]
     if not puids:
         return []
     texts: dict[int, dict[str, str]] = {}
-    for pid, lang, name in (
-        ProductText.select(ProductText.product, ProductText.lang, ProductText.name)
-        .where(ProductText.product.in_(puids), ProductText.lang.in_([language, fallback]))
-        .tuples()
+    for pid, lang, name in tuples(
+        ProductText.select(ProductText.product, ProductText.lang, ProductText.name).where(
+            ProductText.product.in_(puids), ProductText.lang.in_([language, fallback])
+        )
     ):
         texts.setdefault(pid, {})[lang] = name
     names = {pid: t.get(language) or t.get(fallback) or "" for pid, t in texts.items()}
     offers: dict[int, tuple] = {}
     conds = [SupplierItem.product.in_(puids), *sel.offer_conditions(criteria)]
-    for pid, price, stock, n_offers in (
+    for pid, price, stock, n_offers in tuples(
         SupplierItem.select(
             SupplierItem.product,
             pw.fn.MIN(SupplierItem.price),
@@ -176,10 +177,9 @@ def preview(
         )
         .where(*conds)
         .group_by(SupplierItem.product)
-        .tuples()
     ):
         offers[pid] = (price, stock, n_offers)
-    rows = (
+    rows = tuples(
         Product.select(
             Product.puid,
             Product.ean,
@@ -192,7 +192,6 @@ def preview(
         .join(ProductType, pw.JOIN.LEFT_OUTER, on=(Product.product_type == ProductType.id))
         .where(Product.puid.in_(puids))
         .order_by(Product.puid)
-        .tuples()
     )
     return [
         PreviewRow(
