@@ -8,13 +8,13 @@ from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
 from tuiexport.screens.dialogs import ConfirmScreen
+from tuiexport.screens.main_parts import MainScreenParts
 from tuiexport.widgets.download_bar import DownloadBar
 from tuiexport.widgets.guard import guarded
 
 
-class DefinitionActionsMixin:
-    """Mixed into :class:`MainScreen`; needs ``exports``, ``downloads``, ``current()``,
-    ``close_editor()``, ``open_editor()`` and ``share_url()``."""
+class DefinitionActionsMixin(MainScreenParts):
+    """Mixed into :class:`MainScreen`; what it uses of it is declared in :mod:`.main_parts`."""
 
     @guarded
     def action_new_definition(self) -> None:

@@ -14,14 +14,15 @@ from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
 from tuiexport.screens.dialogs import UnsavedScreen
+from tuiexport.screens.main_parts import MainScreenParts
 from tuiexport.widgets.guard import guarded
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 _tab_ids = count(1)
 
 
-class SelectionTabsMixin:
-    """Mixed into :class:`MainScreen`; needs ``tabs``, ``exports``, ``current()``."""
+class SelectionTabsMixin(MainScreenParts):
+    """Mixed into :class:`MainScreen`; what it uses of it is declared in :mod:`.main_parts`."""
 
     def selection_editors(self) -> list[SelectionEditor]:
         return list(self.query(SelectionEditor))
