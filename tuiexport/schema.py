@@ -76,7 +76,7 @@ def bulk_offer_load():
     suspended and every product's masks are recomputed in one pass at the end, which is several
     times faster than a trigger per offer. Writers in other processes meanwhile are covered by
     that final pass as long as they finish before it."""
-    db = dbmod.database
+    db = dbmod.database.obj  # the database itself: the proxy is no SqliteDatabase
     if not dbmod.is_sqlite(db):
         yield
         return
