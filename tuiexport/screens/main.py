@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import ClassVar
 
 from rich.text import Text
@@ -47,7 +47,7 @@ EXPORT_ACTIONS = {
     "focus_definitions",
 }
 
-BINDINGS = [
+BINDINGS: list[BindingType] = [
     Binding("n,ctrl+n", "new_definition", "New", id="new"),
     Binding("d,f5", "download", "Download", id="download"),
     Binding("u,f6", "share", "Share URL", id="share"),
@@ -73,7 +73,7 @@ BINDINGS = [
 
 
 class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
-    CSS_PATH: ClassVar[list[str]] = ["main.tcss", "editor.tcss", "selection.tcss"]
+    CSS_PATH: ClassVar[list[str | PurePath]] = ["main.tcss", "editor.tcss", "selection.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = BINDINGS
 
     def __init__(self) -> None:
@@ -121,6 +121,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         names = []
         editor = self.exports.editor
         if self.exports.definitions.expanded is not None and editor.dirty:
+            assert editor.view is not None  # an expanded row has its definition loaded
             names.append(f"the export '{editor.view.name}'")
         names.extend(f"'{e.title.rstrip(' *')}'" for e in self.selection_editors() if e.dirty)
         return names
@@ -173,7 +174,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     def open_editor(self, index: int, *, focus_name: bool = True) -> None:
         lst = self.exports.definitions
         view = lst.views[index]
-        lst.expand(index)
+        lst.expand_row(index)
         self.exports.editor.load(view, service.list_selections(), self.share_url(view))
         if focus_name:
             self.exports.editor.focus_name()
@@ -197,6 +198,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
                 then()
 
         if editor.dirty:
+            assert editor.view is not None  # only a loaded definition can be dirty
             self.app.push_screen(UnsavedScreen(f"The export '{editor.view.name}'"), finish)
         else:
             finish("discard")
@@ -210,6 +212,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
             if not changes:
                 self.notify("Nothing to save.", timeout=2)
                 return True
+            assert editor.view is not None  # changes() is empty without a definition
             view = service.update_definition(editor.view.export_id, **changes)
         except UserError as exc:
             self.notify(str(exc), severity="error", markup=False)
@@ -270,7 +273,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
 
     def action_discard(self) -> None:
         lst = self.exports.definitions
-        if lst.expanded_view is not None:
+        if lst.expanded is not None and lst.expanded_view is not None:
             self.open_editor(lst.expanded, focus_name=False)
             self.notify("Changes discarded.", timeout=2)
 
@@ -283,6 +286,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
 
     @on(HistoryTable.RowSelected)
     def open_run(self, event: HistoryTable.RowSelected) -> None:
-        run = self.exports.history.runs.get(event.row_key.value)
+        key = event.row_key.value
+        run = self.exports.history.runs.get(key) if key is not None else None
         if run is not None:
             self.app.push_screen(RunDetailsScreen(run))

@@ -240,7 +240,7 @@ class DefinitionList(VerticalScroll, can_focus=False):
 
     # --- expansion -------------------------------------------------------------------------
 
-    def expand(self, index: int) -> None:
+    def expand_row(self, index: int) -> None:
         self.expanded = index
         self.cursor = index
         self.editor.display = True
