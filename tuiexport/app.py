@@ -55,6 +55,7 @@ class ExportApp(App[int]):
         if not unsaved and not downloading:
             self.exit()
             return
+        assert main is not None  # without the main screen nothing is unsaved or downloading
 
         def answer(yes: bool | None) -> None:
             if yes:

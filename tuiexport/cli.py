@@ -40,12 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     catalog_cli.register(sub)
     management_cli.register(sub)
-    try:
-        from tuiexport import server_cli
-    except ImportError:  # pragma: no cover - the server module is optional while it is built
-        server_cli = None
-    if server_cli is not None:
-        server_cli.register(sub)
+    from tuiexport import server_cli
+
+    server_cli.register(sub)
     return parser
 
 

@@ -33,7 +33,7 @@ class DatabaseError(UserError):
     """The database cannot be opened or used; the message is one sentence for the user."""
 
 
-def resolve_target(target: str | os.PathLike | None = None) -> str:
+def resolve_target(target: str | os.PathLike[str] | None = None) -> str:
     if target:
         return str(target)
     env = os.environ.get("TUIEXPORT_DB")
@@ -51,7 +51,8 @@ def make_database(target: str) -> peewee.Database:
         if target.startswith("sqlite:///"):
             return make_database(target[len("sqlite:///") :] or ":memory:")
         try:
-            return connect_url(target)
+            connected: peewee.Database = connect_url(target)
+            return connected
         except Exception as exc:  # unknown scheme, missing driver
             raise DatabaseError(f"Cannot use the database URL {redact(target)}: {exc}.") from exc
     path = Path(target).expanduser()
@@ -92,11 +93,11 @@ def describe(db: peewee.Database | None = None) -> str:
     if db is None:
         return "(not open)"
     if is_sqlite(db):
-        return db.database
+        return str(db.database)
     return redact(f"{type(db).__name__}:{db.database}")
 
 
-def open_database(target: str | os.PathLike | None = None) -> peewee.Database:
+def open_database(target: str | os.PathLike[str] | None = None) -> peewee.Database:
     """Open the database (creating an SQLite file's folder) and bind every model to it.
 
     Only opens it: the schema and the first-run sample are :func:`tuiexport.setup.prepare_database`.

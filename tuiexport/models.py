@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
@@ -135,6 +135,8 @@ class ExportDefinition(BaseModel):
     export_id = pw.CharField(unique=True)
     name = pw.CharField()
     selection = pw.ForeignKeyField(Selection, null=True, on_delete="SET NULL", backref="exports")
+    if TYPE_CHECKING:  # peewee adds the id accessor of the foreign key
+        selection_id: int | None
     profile = pw.CharField(default="standard")
     output = pw.CharField(default="csv")
     language = pw.CharField(max_length=2, default="de")

@@ -462,7 +462,7 @@ def generate_demo(
                 if not sqlite:  # PostgreSQL has real booleans
                     p_rows = [(*row[:8], bool(row[8]), *row[9:]) for row in p_rows]
                 # Raw cursors raise the driver's errors; the wrapper turns them into peewee's.
-                with pw.__exception_wrapper__, db.atomic():
+                with pw.__exception_wrapper__, db.atomic():  # type: ignore[attr-defined]  # not in peewee's stubs
                     cursor = db.cursor()
                     cursor.executemany(p_sql, p_rows)
                     cursor.executemany(t_sql, t_rows)

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 import peewee as pw
@@ -118,6 +118,7 @@ class ProductRecord(_Record, tag="product"):
 
 
 Record = SupplierRecord | ManufacturerRecord | ProductTypeRecord | ProductRecord
+_RefRecord = SupplierRecord | ManufacturerRecord | ProductTypeRecord
 
 
 class ImportReport(msgspec.Struct, kw_only=True):
@@ -218,7 +219,7 @@ class _Writer:
             i: n for i, n in tuples(Manufacturer.select(Manufacturer.id, Manufacturer.name))
         }
         self.types = {i: n for i, n in tuples(ProductType.select(ProductType.id, ProductType.name))}
-        self.refs: list[_Record] = []
+        self.refs: list[_RefRecord] = []
         self.products: dict[int, ProductRecord] = {}
         self.replaced = 0
         self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -269,11 +270,12 @@ class _Writer:
                 )
             seen.add(offer.supplier_id)
 
-    def _time(self, value: datetime | None):
+    def _time(self, value: datetime | None) -> str | datetime:
         if value is None:
             value = self.now
         elif value.tzinfo is not None or value.microsecond:
             value = _utc(value)
+        assert value is not None
         return value.isoformat(" ") if self.sqlite else value
 
     def flush(self) -> None:
@@ -281,9 +283,10 @@ class _Writer:
             return
         m = self.mark
         # Raw cursors raise the driver's errors; the wrapper turns them into peewee's.
-        with pw.__exception_wrapper__, self.db.atomic():
+        with pw.__exception_wrapper__, self.db.atomic():  # type: ignore[attr-defined]  # not in peewee's stubs
             cursor = self.db.cursor()
             for record in self.refs:
+                values: tuple[object, ...]
                 if isinstance(record, SupplierRecord):
                     table, cols, values = (
                         "supplier",
@@ -504,7 +507,7 @@ class _CsvProducts:
         #: (puid text, line) of a product whose first row was bad: its other rows go too.
         self.failed: tuple[str, int] | None = None
 
-    def _ref(self, kind: str, name: str, make: Callable[[int], _Record]) -> int:
+    def _ref(self, kind: str, name: str, make: Callable[[int], _RefRecord]) -> int:
         known = self.by_name[kind]
         if name in known:
             return known[name]
@@ -563,10 +566,11 @@ class _CsvProducts:
             self.finish()
             product = self._product(row, texts)
         if row.supplier:
+            supplier = row.supplier
             supplier_id = self._ref(
                 "supplier",
-                row.supplier,
-                lambda i: SupplierRecord(id=i, name=row.supplier, partner=row.supplier_partner),
+                supplier,
+                lambda i: SupplierRecord(id=i, name=supplier, partner=row.supplier_partner),
             )
             if any(o.supplier_id == supplier_id for o in product.offers):
                 raise RowError(f"supplier: '{row.supplier}' has two offers for puid {row.puid}")
@@ -595,18 +599,21 @@ class _CsvProducts:
                 f"groupCode: the new product type '{row.product_type}' needs a group code"
             )
         if row.manufacturer:
+            manufacturer = row.manufacturer
             manufacturer_id = self._ref(
                 "manufacturer",
-                row.manufacturer,
+                manufacturer,
                 lambda i: ManufacturerRecord(
-                    id=i, name=row.manufacturer, short_name=row.manufacturer_short_name
+                    id=i, name=manufacturer, short_name=row.manufacturer_short_name
                 ),
             )
         if row.product_type:
+            product_type = row.product_type
+            group_code = row.group_code or ""  # a new type without one was refused above
             type_id = self._ref(
                 "productType",
-                row.product_type,
-                lambda i: ProductTypeRecord(id=i, name=row.product_type, group_code=row.group_code),
+                product_type,
+                lambda i: ProductTypeRecord(id=i, name=product_type, group_code=group_code),
             )
         product = ProductRecord(
             puid=row.puid,
@@ -622,7 +629,8 @@ class _CsvProducts:
             eclass=row.eclass,
             created=row.created,
             updated=row.updated,
-            texts=texts,
+            # The header's language columns are checked against CSV_COLUMNS (LANGUAGES).
+            texts=cast("dict[Language, Text]", texts),
             offers=[],
         )
         self.writer.check_product(product)
@@ -648,7 +656,7 @@ def _utf8(values: list[str]) -> bool:
     return True
 
 
-def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
+def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, name: str) -> None:
     # Bytes that are not UTF-8 make their row bad, not the whole file.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
@@ -827,7 +835,7 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             return
         after = rows[-1][0]
         puids = [r[0] for r in rows]
-        texts: dict[int, dict[str, Text]] = {}
+        texts: dict[int, dict[Language, Text]] = {}
         for pid, lang, name, short, long in tuples(
             ProductText.select(
                 ProductText.product,

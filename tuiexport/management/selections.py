@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee as pw
 
 from tuiexport import selection as sel
@@ -95,7 +97,7 @@ def create_selection(criteria: Criteria | None = None, name: str | None = None) 
     custom = bool(name and name.strip())
     with database.atomic():
         row = Selection.create(
-            name=_clean_name(name) if custom else sel.auto_name(criteria),
+            name=_clean_name(name) if name and custom else sel.auto_name(criteria),
             name_custom=custom,
             criteria=sel.criteria_to_json(criteria),
         )
@@ -166,7 +168,7 @@ def preview(
     ):
         texts.setdefault(pid, {})[lang] = name
     names = {pid: t.get(language) or t.get(fallback) or "" for pid, t in texts.items()}
-    offers: dict[int, tuple] = {}
+    offers: dict[int, tuple[Any, ...]] = {}
     conds = [SupplierItem.product.in_(puids), *sel.offer_conditions(criteria)]
     for pid, price, stock, n_offers in tuples(
         SupplierItem.select(

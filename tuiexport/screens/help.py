@@ -52,7 +52,11 @@ def key_table(app_bindings: Iterable[BindingType]) -> Table:
     )
     section(
         "Exports list",
-        [b for b in DefinitionRows.BINDINGS if b.description in ("Open/close",)],
+        [
+            b
+            for b in DefinitionRows.BINDINGS
+            if isinstance(b, Binding) and b.description in ("Open/close",)
+        ],
         [("↑ ↓ pgup pgdn home end", "Move"), ("other letters", "Start the filter")],
     )
     section(
@@ -63,7 +67,9 @@ def key_table(app_bindings: Iterable[BindingType]) -> Table:
             ("esc", "Close (asks about unsaved changes)"),
         ],
     )
-    section("History", [b for b in HistoryTable.BINDINGS if b.key == "enter"])
+    section(
+        "History", [b for b in HistoryTable.BINDINGS if isinstance(b, Binding) and b.key == "enter"]
+    )
     section("Run details", RunDetailsScreen.BINDINGS)
     section(
         "Selection tab",

@@ -40,7 +40,8 @@ class SelectionTabsMixin(MainScreenParts):
         if selection is not None:
             for editor in self.selection_editors():
                 if editor.selection is not None and editor.selection.id == selection.id:
-                    self.tabs.active = editor.parent.id
+                    if editor.parent is not None and editor.parent.id is not None:
+                        self.tabs.active = editor.parent.id
                     return
         view = self.current()
         limit = view.effective_limit if view is not None else config.settings().contract_limit
@@ -122,7 +123,7 @@ class SelectionTabsMixin(MainScreenParts):
 
     def action_close_tab(self) -> None:
         editor = self.active_selection_editor()
-        if editor is None:
+        if editor is None or editor.parent is None or editor.parent.id is None:
             return
         pane_id = editor.parent.id
 
@@ -142,7 +143,7 @@ class SelectionTabsMixin(MainScreenParts):
             finish(self, "discard")
 
     def _switch_tab(self, step: int) -> None:
-        panes = [pane.id for pane in self.tabs.query(TabPane)]
+        panes = [pane.id for pane in self.tabs.query(TabPane) if pane.id is not None]
         if len(panes) > 1 and self.tabs.active in panes:
             self.tabs.active = panes[(panes.index(self.tabs.active) + step) % len(panes)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tuiexport import config, service
@@ -20,7 +21,10 @@ class ActiveRun:
     """One run in a background thread; any number of downloads may follow it."""
 
     def __init__(
-        self, prepared: service.PreparedRun, definition: DefinitionView, on_end=lambda run: None
+        self,
+        prepared: service.PreparedRun,
+        definition: DefinitionView,
+        on_end: Callable[[ActiveRun], None] = lambda run: None,
     ):
         self.prepared = prepared
         self._on_end = on_end
@@ -57,7 +61,7 @@ class ActiveRun:
 
 
 class RunManager:
-    def __init__(self, on_end=lambda run: None) -> None:
+    def __init__(self, on_end: Callable[[ActiveRun], None] = lambda run: None) -> None:
         self._notify = on_end
         self._lock = threading.Lock()
         self._active: dict[str, ActiveRun] = {}  # log_id -> run

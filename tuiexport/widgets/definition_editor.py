@@ -6,6 +6,8 @@ definition, in the keyword arguments ``service.update_definition`` takes.
 
 from __future__ import annotations
 
+from typing import cast
+
 from rich.table import Table
 from rich.text import Text
 from textual.containers import Horizontal, Vertical
@@ -160,7 +162,7 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-sel-name", Static).update(
             Text(self.selection_name or "", no_wrap=True, overflow="ellipsis")
         )
-        if assigned:
+        if self.selection_id is not None:
             self.post_message(self.CountWanted(self.selection_id))
         self.update_count(None)
 
@@ -248,11 +250,13 @@ class DefinitionEditor(Vertical):
         if view is None:
             return {}
         name = " ".join(self.query_one("#ed-name", Input).value.split())
+        # The format list has no blank entry: its value is always a (profile, output) pair.
+        profile, output = cast("tuple[str, str]", self.query_one("#ed-format", Select).value)
         values = {
             "name": name,
             "selection_id": self.selection_id,
-            "profile": self.query_one("#ed-format", Select).value[0],
-            "output": self.query_one("#ed-format", Select).value[1],
+            "profile": profile,
+            "output": output,
             "language": self.query_one("#ed-language", Select).value,
             "long_descriptions": self.query_one("#ed-long", Checkbox).value,
             "product_limit": self._limit_value(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.containers import Horizontal
@@ -16,8 +17,14 @@ from tuiexport.management.views import RunView
 from tuiexport.widgets.guard import background
 from tuiexport.widgets.run_process import ChildRun
 
+if TYPE_CHECKING:
+    from tuiexport.app import ExportApp
+
 
 class DownloadBar(Horizontal):
+    if TYPE_CHECKING:
+        app: ExportApp
+
     DEFAULT_CSS = """
     DownloadBar { height: 1; display: none; background: $boost; }
     DownloadBar.-running { display: block; }

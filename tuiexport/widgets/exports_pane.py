@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
@@ -49,7 +51,7 @@ class ExportsPane(Horizontal):
         self.editor.counts = self.counts
         self.sort = "name"
         self._filter_timer: Timer | None = None
-        self._then = None
+        self._then: Callable[[], None] | None = None
         self.loaded = False
 
     def compose(self):

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
@@ -88,7 +89,9 @@ class HistoryTable(DataTable):
 
     def on_history_table_polled(self, message: Polled) -> None:
         message.stop()
-        top = self.coordinate_to_cell_key((0, 0)).row_key.value if self.row_count else None
+        top = (
+            self.coordinate_to_cell_key(Coordinate(0, 0)).row_key.value if self.row_count else None
+        )
         if message.newest != top:
             self.reload()
         for run in message.changed:
@@ -98,8 +101,8 @@ class HistoryTable(DataTable):
     def current(self) -> RunView | None:
         if not self.row_count:
             return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-        return self.runs.get(key)
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+        return self.runs.get(key) if key is not None else None
 
     # --- loading ---------------------------------------------------------------------------
 

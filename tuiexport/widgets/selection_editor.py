@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 from rich.text import Text
@@ -23,7 +24,8 @@ from tuiexport.management.views import PreviewRow, SelectionView
 from tuiexport.widgets.checklist import FilterableChecklist
 from tuiexport.widgets.guard import background
 
-SUPPLIER_MODES = ("partners", "all", "list")
+SupplierMode = Literal["partners", "all", "list"]
+SUPPLIER_MODES: tuple[SupplierMode, ...] = ("partners", "all", "list")
 SWITCHES = (
     ("only_with_catalog_id", "only with catalogue id"),
     ("only_in_stock", "only in stock"),
@@ -329,7 +331,7 @@ class SelectionEditor(Vertical):
         """Store the rules (and name; empty = generated); every definition using it follows."""
         criteria = self.criteria()
         created = self.selection is None
-        if created:
+        if self.selection is None:
             view = service.create_selection(criteria, self.name_value or None)
         else:
             view = service.update_selection(
