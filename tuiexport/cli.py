@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from tuiexport.errors import UserError
 
+if TYPE_CHECKING:
+    import peewee
+
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # usage errors: one sentence, exit 2
+    def error(self, message: str) -> NoReturn:  # usage errors: one sentence, exit 2
         raise UserError(f"{message[0].upper()}{message[1:]} (see '{self.prog} --help').")
 
 
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_db(args: argparse.Namespace):
+def open_db(args: argparse.Namespace) -> peewee.Database:
     from tuiexport import service
 
     database = service.prepare_database(args.db)
@@ -73,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tui(args)
         if getattr(args, "needs_db", True):
             open_db(args)
-        return args.handler(args)
+        code: int = args.handler(args)
+        return code
     except UserError as exc:
         print(f"tuiexport: {exc}", file=sys.stderr)
         return exc.exit_code

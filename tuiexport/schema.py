@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import peewee as pw
@@ -71,7 +72,7 @@ def refresh_offer_summary() -> None:
 
 
 @contextmanager
-def bulk_offer_load():
+def bulk_offer_load() -> Iterator[None]:
     """For loading millions of offers at once (the demo generator): the mask triggers are
     suspended and every product's masks are recomputed in one pass at the end, which is several
     times faster than a trigger per offer. Writers in other processes meanwhile are covered by

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
 from tuiexport import config
 
@@ -43,7 +44,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def apikey_create(args) -> int:
+def apikey_create(args: argparse.Namespace) -> int:
     from tuiexport.management import apikeys
     from tuiexport.output import print_json
 
@@ -62,7 +63,7 @@ def apikey_create(args) -> int:
     return 0
 
 
-def apikey_list(args) -> int:
+def apikey_list(args: argparse.Namespace) -> int:
     from tuiexport.management import apikeys
     from tuiexport.output import print_json
 
@@ -93,7 +94,7 @@ def apikey_list(args) -> int:
     return 0
 
 
-def apikey_revoke(args) -> int:
+def apikey_revoke(args: argparse.Namespace) -> int:
     from tuiexport.management import apikeys
     from tuiexport.output import print_json
 
@@ -105,7 +106,7 @@ def apikey_revoke(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("serve", help="run the share server in the foreground")
     p.add_argument(
         "--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares on the network)"

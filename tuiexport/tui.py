@@ -7,12 +7,16 @@ The only module the CLI imports for the TUI; importing it does not import Textua
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from tuiexport import config, service
 from tuiexport.errors import UserError
 
+if TYPE_CHECKING:
+    from tuiexport.server import ServerHandle
 
-def start_share_server():
+
+def start_share_server() -> tuple[ServerHandle | None, str]:
     """Start the share server in a background thread. Returns ``(handle, note)``: the handle
     (or None) and, when it is off, why (shown in the status line)."""
     try:

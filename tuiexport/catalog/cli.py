@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import peewee
 
@@ -21,7 +22,7 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def demo_command(args) -> int:
+def demo_command(args: argparse.Namespace) -> int:
     from tuiexport.catalog.demo import generate_demo
     from tuiexport.output import print_json
 
@@ -48,7 +49,7 @@ def demo_command(args) -> int:
     return 0
 
 
-def import_command(args) -> int:
+def import_command(args: argparse.Namespace) -> int:
     from tuiexport.catalog.importer import MAX_REPORTED_ERRORS, import_file
     from tuiexport.output import print_json
 
@@ -88,7 +89,7 @@ def import_command(args) -> int:
     return 0
 
 
-def stats_command(args) -> int:
+def stats_command(args: argparse.Namespace) -> int:
     from tuiexport.catalog.stats import catalog_stats
     from tuiexport.output import print_json
 
@@ -119,7 +120,7 @@ def stats_command(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     catalog = sub.add_parser("catalog", help="the product catalog: demo, import, stats")
     actions = catalog.add_subparsers(dest="action", metavar="ACTION", required=True)
 

@@ -6,6 +6,8 @@ the distributors are invented, so no price or stock figure can be mistaken for a
 
 from __future__ import annotations
 
+from typing import Any
+
 # (name, short name, GS1 company prefix (6 digits), relative weight, type codes,
 #  series per type: "CODE=Series|Series;CODE=…"; a type without series gets a bare model number)
 MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
@@ -406,7 +408,9 @@ _WIFI = [
 ]
 _BAYS = [("2 Einschübe", "2 bays"), ("4 Einschübe", "4 bays"), ("8 Einschübe", "8 bays")]
 
-PRODUCT_TYPES: list[tuple[str, str, str, str, tuple[float, float], tuple[float, float], list]] = [
+PRODUCT_TYPES: list[
+    tuple[str, str, str, str, tuple[float, float], tuple[float, float], list[Any]]
+] = [
     (
         "NBK",
         "Notebooks",

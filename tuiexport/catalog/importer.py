@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import msgspec
 import peewee as pw
@@ -38,6 +38,9 @@ from tuiexport.models import (
     SupplierItem,
     tuples,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 #: Rows per transaction.
 CHUNK = 2_000
@@ -319,7 +322,7 @@ class _Writer:
         self.products = {}
         self.replaced = 0
 
-    def _write_products(self, cursor) -> None:
+    def _write_products(self, cursor: Any) -> None:
         m = self.mark
         puids = list(self.products)
         marks = ", ".join([m] * len(puids))
@@ -497,7 +500,7 @@ class _CsvProducts:
 
     def __init__(self, writer: _Writer):
         self.writer = writer
-        self.by_name = {
+        self.by_name: dict[str, dict[str, int]] = {
             "manufacturer": {n: i for i, n in writer.manufacturers.items()},
             "productType": {n: i for i, n in writer.types.items()},
             "supplier": {n: i for i, n in writer.suppliers.items()},
@@ -705,7 +708,9 @@ def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, n
 class _Counting(io.RawIOBase):
     """A file wrapper that reports how many bytes of the (maybe compressed) file were read."""
 
-    def __init__(self, raw, total: int, progress: Callable[[int, int], None] | None):
+    def __init__(
+        self, raw: io.BufferedIOBase, total: int, progress: Callable[[int, int], None] | None
+    ):
         self.raw, self.total, self.progress, self.done, self.next_report = (
             raw,
             total,
@@ -717,7 +722,7 @@ class _Counting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         n = self.raw.readinto(buffer)
         self.done += n or 0
         if self.progress is not None and self.done >= self.next_report:
@@ -740,7 +745,7 @@ def _format(path: Path) -> tuple[str, bool]:
 
 
 def import_file(
-    path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
+    path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
 ) -> ImportReport:
     """Import a catalog file; ``progress(bytes_read, file_size)`` is called as it goes."""
     path = Path(path)
@@ -787,7 +792,7 @@ def import_file(
 _encoder = msgspec.json.Encoder()
 
 
-def _aware(value) -> datetime | None:
+def _aware(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -912,7 +917,7 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             )
 
 
-def export_jsonl(path: str | os.PathLike, records: Iterable[Record] | None = None) -> int:
+def export_jsonl(path: str | os.PathLike[str], records: Iterable[Record] | None = None) -> int:
     """Write the catalog (or ``records``) as JSON Lines in the import schema; ``.gz`` compresses.
 
     The gzip header carries no file name or time, so the same catalog gives the same bytes.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import peewee
@@ -40,8 +41,9 @@ _CACHE_KEY = "catalog_stats"
 def _compute(version: int) -> CatalogStats:
     db = dbmod.database.obj
 
-    def one(sql: str) -> tuple:
-        return db.execute_sql(sql).fetchone()
+    def one(sql: str) -> tuple[Any, ...]:
+        row: tuple[Any, ...] = db.execute_sql(sql).fetchone()
+        return row
 
     products, exportable = one(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN image_exportable AND image_url IS NOT NULL "

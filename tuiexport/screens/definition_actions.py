@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.widgets import Input
 
 from tuiexport import service
@@ -118,11 +120,11 @@ class DefinitionActionsMixin(MainScreenParts):
 
         self._confirm(f"Delete the export '{view.name}'? Its history rows stay.", delete)
 
-    def _confirm(self, question: str, then, **labels) -> None:
+    def _confirm(self, question: str, then: Callable[[], None], **labels: str) -> None:
         """Ask in a modal; run ``then`` (errors become notifications) only on yes."""
 
         @guarded
-        def done(self, yes: bool | None) -> None:
+        def done(self: DefinitionActionsMixin, yes: bool | None) -> None:
             if yes:
                 then()
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -36,7 +37,9 @@ def key_table(app_bindings: Iterable[BindingType]) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
 
-    def section(title: str, bindings, extra=()) -> None:
+    def section(
+        title: str, bindings: Iterable[BindingType], extra: Iterable[tuple[str, str]] = ()
+    ) -> None:
         table.add_row(Text(title, style="underline"), "")
         for binding in bindings:
             if isinstance(binding, Binding) and binding.description:
@@ -85,7 +88,7 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close", id="help.close")
     ]
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box") as box:
             box.border_title = "Keys"
             box.border_subtitle = "Esc closes"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabbedContent, TabPane
@@ -42,7 +44,7 @@ EXPORT_ACTIONS = {
     "new_selection",
     "remove_selection",
     "discard",
-    "toggle",
+    "toggle_row",
     "focus_history",
     "focus_definitions",
 }
@@ -72,7 +74,7 @@ BINDINGS: list[BindingType] = [
 ]
 
 
-class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
+class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
     CSS_PATH: ClassVar[list[str | PurePath]] = ["main.tcss", "editor.tcss", "selection.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = BINDINGS
 
@@ -80,7 +82,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         super().__init__()
         self.exports = ExportsPane(id="exports")
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"), TabPane("Exports", id=EXPORTS_TAB):
             yield self.exports
         yield DownloadBar(id="download")
@@ -129,7 +131,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     def share_url(self, view: DefinitionView) -> str:
         return service.share_url(view.export_id, base_url=self.app.server_url or None)
 
-    def check_action(self, action: str, parameters) -> bool | None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in EXPORT_ACTIONS:
             return self.on_exports_tab
         if action == "close_tab":
@@ -162,7 +164,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     # --- the definition list ---------------------------------------------------------------
 
     @guarded
-    def action_toggle(self) -> None:
+    def action_toggle_row(self) -> None:
         lst = self.exports.definitions
         if lst.cursor_view is None:
             return
@@ -179,7 +181,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         if focus_name:
             self.exports.editor.focus_name()
 
-    def close_editor(self, then=None) -> None:
+    def close_editor(self, then: Callable[[], None] | None = None) -> None:
         """Collapse the expanded row, asking first about unsaved changes; then run ``then``."""
         lst, editor = self.exports.definitions, self.exports.editor
         if lst.expanded is None:
@@ -246,7 +248,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     def action_cycle_sort(self) -> None:
         self.exports.cycle_sort()
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         # Type to filter: a printable key without a binding, typed on the list, starts the filter.
         if (
             isinstance(self.focused, DefinitionRows)

@@ -128,7 +128,7 @@ class SelectionTabsMixin(MainScreenParts):
         pane_id = editor.parent.id
 
         @guarded
-        def finish(self, answer: str | None) -> None:
+        def finish(self: SelectionTabsMixin, answer: str | None) -> None:
             if answer == "cancel":
                 return
             if answer == "save":

@@ -6,10 +6,11 @@ definition, in the keyword arguments ``service.update_definition`` takes.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -36,7 +37,7 @@ class DefinitionEditor(Vertical):
             super().__init__()
             self.selection_id = selection_id
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.view: DefinitionView | None = None
         self.selection_id: int | None = None
@@ -48,7 +49,7 @@ class DefinitionEditor(Vertical):
         self._loading = False
         self._pairs = format_pairs()
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Horizontal(classes="field"):
             yield Label("Name", classes="label")
             yield Input(id="ed-name", compact=True, placeholder="Export name", max_length=120)
@@ -244,7 +245,7 @@ class DefinitionEditor(Vertical):
                 "The product limit must be a whole number (or empty for the contract limit)."
             ) from None
 
-    def changes(self) -> dict:
+    def changes(self) -> dict[str, Any]:
         """What differs from the stored definition (raises UserError for values that cannot be)."""
         view = self.view
         if view is None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
@@ -50,12 +51,12 @@ class DownloadBar(Horizontal):
             super().__init__()
             self.run = run
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cancel_event: threading.Event | None = None
         self.export_name = ""
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static("", id="download-label")
         yield ProgressBar(total=None, show_eta=True, id="download-progress")
 

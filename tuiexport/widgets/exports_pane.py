@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
@@ -42,7 +44,7 @@ class ExportsPane(Horizontal):
             super().__init__()
             self.counts = counts
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.editor = DefinitionEditor(id="editor")
         self.definitions = DefinitionList(self.editor, id="definitions")
@@ -54,7 +56,7 @@ class ExportsPane(Horizontal):
         self._then: Callable[[], None] | None = None
         self.loaded = False
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical(id="definitions-pane"):
             with Horizontal(id="definitions-head"):
                 yield Select(
@@ -83,7 +85,7 @@ class ExportsPane(Horizontal):
 
     # --- definitions -----------------------------------------------------------------------
 
-    def reload(self, cursor_id: str | None = None, then=None) -> None:
+    def reload(self, cursor_id: str | None = None, then: Callable[[], None] | None = None) -> None:
         """Load the definitions again (in a worker); ``then`` runs once they are shown."""
         self._then = then
         self._load(self.sort, self.query_one("#filter", Input).value, cursor_id)

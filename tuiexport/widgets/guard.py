@@ -5,15 +5,27 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from textual.app import App
+from textual.dom import DOMNode
 
 from tuiexport.errors import UserError
 
+if TYPE_CHECKING:
+    from textual.worker import Worker
+
 log = logging.getLogger("tuiexport.tui")
 
+#: What ``guarded`` decorates: an action or handler returning nothing (an error returns early).
+_Handler = TypeVar("_Handler", bound=Callable[..., None] | Callable[..., Coroutine[Any, Any, None]])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Node = TypeVar("_Node", bound=DOMNode)
 
-def report(app: App, exc: BaseException) -> None:
+
+def report(app: App[Any], exc: BaseException) -> None:
     """Show an error as a notification: the sentence of a UserError, else the exception briefly."""
     if isinstance(exc, UserError):
         app.notify(str(exc), title="Cannot do that", severity="error", markup=False, timeout=8)
@@ -28,37 +40,43 @@ def report(app: App, exc: BaseException) -> None:
     )
 
 
-def guarded(method):
+def guarded(method: _Handler) -> _Handler:
     """Decorate an action or handler: any exception becomes a notification."""
     if inspect.iscoroutinefunction(method):
 
         @functools.wraps(method)
-        async def async_wrapper(self, *args, **kwargs):
+        async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
             try:
-                return await method(self, *args, **kwargs)
+                await method(self, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the one place every error ends up
                 report(self.app, exc)
 
-        return async_wrapper
+        return cast("_Handler", async_wrapper)
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         try:
-            return method(self, *args, **kwargs)
+            method(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the one place every error ends up
             report(self.app, exc)
 
-    return wrapper
+    return cast("_Handler", wrapper)
 
 
-def background(group: str, *, exclusive: bool = True):
+def background(
+    group: str, *, exclusive: bool = True
+) -> Callable[
+    [Callable[Concatenate[_Node, _P], _R]], Callable[Concatenate[_Node, _P], Worker[_R | None]]
+]:
     """``@work`` in a thread whose errors become notifications (Textual does not bubble a worker's
     state change, so every worker goes through here instead of a handler per widget)."""
     from textual import work
 
-    def decorate(method):
+    def decorate(
+        method: Callable[Concatenate[_Node, _P], _R],
+    ) -> Callable[Concatenate[_Node, _P], Worker[_R | None]]:
         @functools.wraps(method)
-        def run(self, *args, **kwargs):
+        def run(self: _Node, *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the one place every error ends up
@@ -66,6 +84,7 @@ def background(group: str, *, exclusive: bool = True):
                     self.app.call_from_thread(report, self.app, exc)
                 except RuntimeError:  # the app is closing
                     log.exception("error in a worker while the app closed", exc_info=exc)
+                return None
 
         return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(run)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -32,7 +32,7 @@ COLUMNS = (
 )
 
 
-def cells(run: RunView) -> list:
+def cells(run: RunView) -> list[Text | str]:
     return [
         fmt.status(run.status),
         fmt.when(run.started),
@@ -47,7 +47,7 @@ def cells(run: RunView) -> list:
     ]
 
 
-class HistoryTable(DataTable):
+class HistoryTable(DataTable[Text | str]):
     """Every run; Enter opens its details (the screen decides how)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -60,7 +60,7 @@ class HistoryTable(DataTable):
             super().__init__()
             self.runs, self.total, self.offset = runs, total, offset
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.total = 0
         self.runs: dict[str, RunView] = {}
@@ -137,7 +137,7 @@ class HistoryTable(DataTable):
             self.runs[run.log_id] = run
             self.add_row(*cells(run), key=run.log_id)
 
-    def watch_cursor_coordinate(self, old, new) -> None:
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
         super().watch_cursor_coordinate(old, new)
         if not self._loading and len(self.runs) < self.total and new.row >= self.row_count - 20:
             self._loading = True

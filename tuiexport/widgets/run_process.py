@@ -16,6 +16,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
 
 #: Niceness of the child: the person at the keyboard wins when both want the CPU.
 NICE = 10
@@ -23,7 +26,9 @@ NICE = 10
 PROGRESS_HZ = 10
 
 
-def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
+def _child(
+    db_target: str, export_id: str, folder: str, conn: Connection, cancel: EventType
+) -> None:
     # The terminal belongs to the TUI: nothing the child might print may reach it.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -96,7 +101,7 @@ class ChildRun:
     def cancel(self) -> None:
         self.cancel_event.set()
 
-    def messages(self, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple]:
+    def messages(self, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[Any, ...]]:
         """Messages from the child until it exits; ``cancelled()`` true sets the cancel event."""
         while True:
             if cancelled():

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
@@ -87,7 +88,7 @@ class SelectionEditor(Vertical):
         limit: int,
         for_export: str | None = None,
         language: str = "de",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.selection = selection
@@ -107,7 +108,7 @@ class SelectionEditor(Vertical):
         name = name or self.auto_name or "new"
         return f"Selection: {name}{' *' if self.dirty else ''}"
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         c = self.original
         suppliers = service.list_suppliers()
         with Horizontal(id="sel-head"):
