@@ -164,7 +164,7 @@ async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
         lst = screen.exports.definitions
         lst.move_cursor(lst.index_of(big_export))
         await pilot.pause()
-        await latency("d")
+        await latency("f5")
         bar = screen.downloads
         # The big export is the last row: start upwards, so that every key press moves the cursor
         # (a "down" on the last row changes nothing and would only time the next progress frame).

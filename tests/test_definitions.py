@@ -10,7 +10,7 @@ import pytest
 from tests import tiny_catalog
 from tuiexport import config, service
 from tuiexport.errors import Conflict, NotFound, UserError
-from tuiexport.models import Manufacturer
+from tuiexport.models import ExportDefinition, Manufacturer
 from tuiexport.selection import Criteria
 
 
@@ -54,7 +54,9 @@ def test_reference_by_id_or_unique_name(catalog):
     a = service.create_definition("Shop")
     assert service.get_definition("Shop").export_id == a.export_id
     assert service.get_definition(a.export_id.upper()).export_id == a.export_id
-    service.create_definition("Shop")
+    # Names are unique now; a database from before may still hold two of one name.
+    b = service.create_definition("Shop 2")
+    ExportDefinition.update(name="Shop").where(ExportDefinition.export_id == b.export_id).execute()
     with pytest.raises(UserError, match="Several exports are named 'Shop'; use the export ID"):
         service.get_definition("Shop")
     with pytest.raises(NotFound, match="There is no export 'nope'"):
@@ -122,3 +124,29 @@ def test_sorting_and_filtering(catalog):
     assert [d.name for d in service.list_definitions(sort="format")] == ["c", "A feed", "b feed"]
     assert [d.name for d in service.list_definitions(filter_text="FEED")] == ["A feed", "b feed"]
     assert [d.name for d in service.list_definitions(filter_text="bmecat")] == ["c"]
+
+
+def test_names_are_unique_trimmed_and_case_insensitive(catalog):
+    service.create_definition("Shop feed")
+    with pytest.raises(UserError, match="An export named 'Shop feed' exists already"):
+        service.create_definition("  shop   FEED ")
+    other = service.create_definition("Other")
+    with pytest.raises(UserError, match="exists already"):
+        service.update_definition(other.export_id, name="SHOP FEED")
+    # Its own name (in another case) is no conflict.
+    assert service.update_definition(other.export_id, name="OTHER").name == "OTHER"
+    # Without a name: "New export", then numbered while that is taken.
+    assert service.create_definition().name == "New export"
+    assert service.create_definition().name == "New export 2"
+    assert service.create_definition().name == "New export 3"
+
+
+def test_duplicate_name_on_the_cli_is_one_sentence_and_exit_2(catalog, capsys):
+    from tuiexport.cli import main
+
+    service.create_definition("Shop feed")
+    db = service.database_location()
+    code = main(["--db", db, "exports", "create", "--name", "shop feed"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "tuiexport: An export named 'Shop feed' exists already; choose another name.\n"

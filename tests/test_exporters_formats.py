@@ -12,7 +12,7 @@ import pytest
 
 from tests import tiny_catalog
 from tests.exporters_harness import make_job, read_zip_csv, run, xml_records
-from tuiexport.exporters import profiles, registry
+from tuiexport.exporters import docs, profiles, registry
 from tuiexport.exporters.base import Cancelled
 from tuiexport.models import Product, ProductText, SupplierItem
 from tuiexport.selection import Criteria
@@ -90,10 +90,21 @@ def test_every_pair_has_a_writer_and_no_other():
 
 
 def test_docs_show_the_field_lists_of_the_code():
-    docs = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    assert profiles.markdown() in docs, (
-        "run: python -m tuiexport.exporters.docs to refresh README.md"
+    page = Path(__file__).resolve().parents[1] / docs.PAGE
+    text = page.read_text(encoding="utf-8")
+    region = text.split(docs.START, 1)[1].split(docs.END, 1)[0]
+    assert region == f"\n{profiles.markdown()}", (
+        f"run: python -m tuiexport.exporters.docs to refresh {docs.PAGE}"
     )
+
+
+def test_docs_refresh_rewrites_only_the_generated_region(tmp_path):
+    page = tmp_path / "formats.md"
+    page.write_text(f"# Intro\n{docs.START}\nstale table\n{docs.END}\nAfter.\n", encoding="utf-8")
+    assert docs.refresh(page)
+    text = page.read_text(encoding="utf-8")
+    assert text == f"# Intro\n{docs.START}\n{profiles.markdown()}{docs.END}\nAfter.\n"
+    assert not docs.refresh(page)
 
 
 # --- CSV -----------------------------------------------------------------------------------

@@ -480,3 +480,21 @@ def test_a_run_that_fails_while_streaming_never_looks_complete(served, monkeypat
     monkeypatch.setattr(engine, "prepare_selection", failing_selection)
     status, _, problem = served.request("GET", served.share("standard-jsonl"))
     assert status == 500 and b"disk on fire" in problem  # a run that fails before any byte: 500
+
+
+def test_download_names_keep_umlauts_with_an_ascii_fallback():
+    from datetime import datetime
+
+    when = datetime(2026, 3, 2, 9, 30, 5)
+    assert engine.download_name("Händler [Büro] feed", when, "zip") == (
+        "Händler-Büro-feed_20260302-093005.zip"
+    )
+    header = files.disposition("Händler [Büro] feed", when, "zip")
+    assert header == (
+        'attachment; filename="Haendler-Buero-feed_20260302-093005.zip"; '
+        "filename*=UTF-8''H%C3%A4ndler-B%C3%BCro-feed_20260302-093005.zip"
+    )
+    header.encode("latin-1")  # a header value http.server can send
+    assert files.disposition("Shop feed", when, "zip") == (
+        'attachment; filename="Shop-feed_20260302-093005.zip"'
+    )

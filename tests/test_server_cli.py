@@ -91,7 +91,8 @@ def test_serve_refuses_a_taken_port_in_one_sentence(tmp_path):
         )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"tuiexport: Port {port} is in use; stop the program using it or choose another port with --port."
+        f"tuiexport: Port {port} is in use; stop the program using it or choose another port "
+        "(--port, or server_port in config.toml)."
     )
 
 

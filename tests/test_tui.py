@@ -48,7 +48,7 @@ async def test_create_definition():
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("n")
+        await pilot.press("ctrl+n")
         await settle(pilot)
         screen = app.screen
         assert screen.exports.definitions.expanded is not None
@@ -99,7 +99,7 @@ async def test_download_adds_history_row_with_product_count():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Shop feed")
-        await pilot.press("d")
+        await pilot.press("f5")
         await settle(pilot, 0.2)
         run = Run.select().where(Run.trigger == "tui").get()
         expected = service.count_products(
@@ -118,7 +118,7 @@ async def test_share_copies_url():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Marketplace BMEcat")
-        await pilot.press("u")
+        await pilot.press("f6")
         view = service.get_definition("Marketplace BMEcat")
         assert (
             app.clipboard
@@ -133,7 +133,7 @@ async def test_invalid_definition_shows_reasons_and_refuses_download():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Draft without selection")
-        await pilot.press("d")
+        await pilot.press("f5")
         await settle(pilot)
         assert Run.select().where(Run.trigger == "tui").count() == 0
         assert any("No product selection is assigned" in n for n in notifications(app))
@@ -175,11 +175,11 @@ async def test_sort_and_filter():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert names(app) == [v.name for v in service.list_definitions("name")]
-        await pilot.press("o")  # last run
+        await pilot.press("f9")  # last run
         await settle(pilot)
         assert names(app) == [v.name for v in service.list_definitions("last_run")]
         assert names(app)[0] == "Developer dump [all]"
-        await pilot.press("o", "o")  # created, then format
+        await pilot.press("f9", "ctrl+o")  # created, then format
         await settle(pilot)
         assert names(app) == [v.name for v in service.list_definitions("format")]
         await pilot.press("slash", *"shop")
@@ -189,7 +189,7 @@ async def test_sort_and_filter():
         await pilot.press("escape")
         assert app.screen.exports.definitions.rows_focused
         app.screen.query_one("#filter", Input).value = ""
-        await pilot.press("m")  # an unbound letter starts the filter
+        await pilot.press("m")  # a letter typed on the list starts the filter
         await pilot.pause(0.3)
         await settle(pilot)
         assert app.screen.query_one("#filter", Input).value == "m"
@@ -222,7 +222,7 @@ async def test_unsaved_selection_tab_asks_before_closing():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Shop feed")
-        await pilot.press("e")
+        await pilot.press("f4")
         await settle(pilot)
         editor = app.screen.query_one(SelectionEditor)
         before = service.get_selection(editor.selection.id).criteria
@@ -281,7 +281,7 @@ async def test_escape_cancels_a_running_download(isolated_home):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Shop feed")
-        await pilot.press("d")
+        await pilot.press("f5")
         assert app.screen.downloads.running
         await pilot.press("escape")  # the child process is still starting: it sees the cancel
         await settle(pilot, 0.2)

@@ -68,7 +68,7 @@ def test_tuiexport_in_tmux_downloads(tmp_path, isolated_home):
             session, lambda s: "Exports (" in s and "History (" in s and "Shop feed" in s
         )
         assert "Developer dump" in screen and "History (0)" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "Home", "d"], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", session, "Home", "F5"], check=True)
         screen = wait_for(session, lambda s: "History (1)" in s and "success" in s)
         downloads = list((isolated_home / "downloads").iterdir())
         assert len(downloads) == 1 and downloads[0].stat().st_size > 0

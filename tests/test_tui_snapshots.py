@@ -1,4 +1,4 @@
-"""Snapshots of the TUI at 80×24 (pytest-textual-snapshot). Update with --snapshot-update.
+"""Snapshots of the TUI at 80×24 and 160×48 (pytest-textual-snapshot). Update with --snapshot-update.
 
 Deterministic: fixed IDs, tokens and times in the database (see test_tui_helpers), TZ=UTC, no
 cursor blink, no animations, a fixed share server URL and no user configuration (TUIEXPORT_HOME is a tmp dir).
@@ -50,8 +50,18 @@ def test_main_expanded(snap_compare):
 
 def test_selection_tab(snap_compare):
     # Row 5 is "Shop feed" (sorted by name): its selection opens in a tab.
-    keys = ("down", "down", "down", "down", "e")
+    keys = ("down", "down", "down", "down", "f4")
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare(*keys))
+
+
+def test_main_history_focused_80x24(snap_compare):
+    # Tab gives the history the whole width: status, date, name and product count show.
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare("tab"))
+
+
+def test_main_160x48(snap_compare):
+    # Both halves in full: every main history column beside the definitions.
+    assert snap_compare(make_app(), terminal_size=(160, 48), run_before=prepare())
 
 
 def test_help_screen(snap_compare):

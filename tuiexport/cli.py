@@ -23,6 +23,17 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message[0].upper()}{message[1:]} (see '{self.prog} --help').")
 
 
+def port_number(text: str) -> int:
+    """A TCP port for argparse: a whole number from 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port (a number from 0 to 65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tuiexport",
@@ -36,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="PATH|-", help="with --run: write the file here ('-' = stdout)"
     )
     parser.add_argument("--no-server", action="store_true", help="TUI without the share server")
+    parser.add_argument(
+        "--port",
+        dest="tui_port",
+        type=port_number,
+        metavar="PORT",
+        help="TUI: the share server's port (default: server_port in the config, 8421)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="with --run: no progress")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -71,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args)
         if args.output:
             raise UserError("-o/--output only works with --run.")
+        if args.tui_port is not None and (args.command or args.run):
+            raise UserError("--port before a command is for the TUI; 'serve' takes its own --port.")
         if not args.command:
             from tuiexport.tui import run_tui
 

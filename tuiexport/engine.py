@@ -10,6 +10,7 @@ import queue
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from datetime import datetime
@@ -68,14 +69,27 @@ def drop_selection(db: pw.Database) -> None:
 HEARTBEAT_EVERY = 5.0  # seconds
 
 
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._")
+#: German letters spelled out where a name must be ASCII (HTTP's plain filename parameter).
+_SPELLED = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
+)
+
+
+def _slug(name: str, *, ascii_only: bool = False) -> str:
+    """A file-name-safe form of an export name: letters (umlauts too), digits, ``._-``."""
+    if ascii_only:
+        name = unicodedata.normalize("NFKD", name.translate(_SPELLED))
+        name = name.encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^\w.-]+", "-", name).strip("-._")
     return slug[:60] or "export"
 
 
-def download_name(export_name: str, when: datetime, extension: str) -> str:
-    """A sensible file name: ``<export-name>_<yyyymmdd-HHMMSS>.<ext>``."""
-    return f"{_slug(export_name)}_{when:%Y%m%d-%H%M%S}.{extension}"
+def download_name(
+    export_name: str, when: datetime, extension: str, *, ascii_only: bool = False
+) -> str:
+    """A sensible file name: ``<export-name>_<yyyymmdd-HHMMSS>.<ext>`` ("Händler" stays
+    "Händler"; with ``ascii_only`` it becomes "Haendler")."""
+    return f"{_slug(export_name, ascii_only=ascii_only)}_{when:%Y%m%d-%H%M%S}.{extension}"
 
 
 class PreparedRun:

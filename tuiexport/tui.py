@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from tuiexport.server import ServerHandle
 
 
-def start_share_server() -> tuple[ServerHandle | None, str]:
-    """Start the share server in a background thread. Returns ``(handle, note)``: the handle
-    (or None) and, when it is off, why (shown in the status line)."""
+def start_share_server(port: int | None = None) -> tuple[ServerHandle | None, str]:
+    """Start the share server in a background thread (on ``port``, else ``server_port``).
+    Returns ``(handle, note)``: the handle (or None) and, when it is off, why (shown in the
+    status line)."""
     try:
         from tuiexport.server import start_server
     except ImportError:
@@ -26,7 +27,11 @@ def start_share_server() -> tuple[ServerHandle | None, str]:
     settings = config.settings()
     try:
         # No access log: stderr is the TUI's screen.
-        return start_server(settings.server_host, settings.server_port, access_log=None), ""
+        return start_server(
+            settings.server_host,
+            settings.server_port if port is None else port,
+            access_log=None,
+        ), ""
     except UserError as exc:
         return None, f" ({exc})"
 
@@ -34,7 +39,11 @@ def start_share_server() -> tuple[ServerHandle | None, str]:
 def run_tui(args: argparse.Namespace) -> int:
     service.prepare_database(getattr(args, "db", None))
     service.mark_interrupted()
-    handle, note = (None, "") if getattr(args, "no_server", False) else start_share_server()
+    handle, note = (
+        (None, "")
+        if getattr(args, "no_server", False)
+        else start_share_server(getattr(args, "tui_port", None))
+    )
     from tuiexport.app import ExportApp
 
     app = ExportApp(

@@ -1,6 +1,7 @@
 """Catalog import (JSON Lines or CSV) and the matching JSON Lines export.
 
-The file format is documented in README.md ("JSON Lines schema", "CSV schema"); the Structs below are its definition.
+The file format is documented in docs/guide/catalog.md ("JSON Lines schema", "CSV schema");
+the Structs below are its definition.
 Every row is decoded and checked on its own: a bad row is reported with its line number and a
 one-line reason and skipped, good rows are kept. Products are upserted by puid (a re-imported
 product's texts and offers are replaced, not added to), reference rows (suppliers,
@@ -673,7 +674,7 @@ def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, n
     if unknown:
         raise UserError(
             f"{name} has unknown CSV columns ({', '.join(unknown[:5])}); "
-            "the column names are listed in the README (CSV schema)."
+            "the column names are listed in the docs (docs/guide/catalog.md, CSV schema)."
         )
     if "puid" not in header:
         raise UserError(f"{name} has no 'puid' column; every CSV row needs one.")

@@ -1,4 +1,8 @@
-"""Refresh the generated field lists in README.md: ``python -m tuiexport.exporters.docs``."""
+"""Refresh the generated field lists in the docs: ``python -m tuiexport.exporters.docs``.
+
+The lists live between the markers on :data:`PAGE` (the "Data formats" page of the docs site);
+a test fails when that page and :func:`tuiexport.exporters.profiles.markdown` drift apart.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from pathlib import Path
 from tuiexport.exporters.profiles import markdown
 
 START, END = "<!-- fields:start -->", "<!-- fields:end -->"
+#: The page that holds the field lists, relative to the repository root.
+PAGE = Path("docs/guide/formats.md")
 
 
 def refresh(path: Path) -> bool:
@@ -23,5 +29,5 @@ def refresh(path: Path) -> bool:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("README.md")
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else PAGE
     print(f"{target}: {'updated' if refresh(target) else 'already current'}")

@@ -372,7 +372,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         p = selections.add_parser(name, help=f"{name} a selection")
         if name == "update":
             p.add_argument("selection", metavar="SELECTION")
-        p.add_argument("--criteria", metavar="JSON|@FILE|-", help="criteria as JSON (see README)")
+        p.add_argument("--criteria", metavar="JSON|@FILE|-", help="criteria as JSON (see the docs)")
         p.add_argument("--name", help="name ('' = generated from the rules)")
         _json_flag(p)
         p.set_defaults(handler=handler)

@@ -18,7 +18,7 @@ from tuiexport.errors import NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.management import history
 from tuiexport.management.views import DefinitionView, RunView
-from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, utcnow
+from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, tuples, utcnow
 from tuiexport.schema import catalog_version
 
 
@@ -206,8 +206,37 @@ def _check_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+#: The name of a definition created without one; "New export 2", "… 3" while it is taken.
+DEFAULT_NAME = "New export"
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _check_name_free(name: str, *, except_id: int | None = None) -> None:
+    """Names are unique (trimmed, case-insensitive): a cron line runs an export by its name."""
+    key = _name_key(name)
+    if not key:
+        return  # an empty name is stored and marked invalid, not refused
+    for other_id, other in tuples(
+        ExportDefinition.select(ExportDefinition.id, ExportDefinition.name)
+    ):
+        if other_id != except_id and _name_key(other) == key:
+            raise UserError(f"An export named '{other}' exists already; choose another name.")
+
+
+def _free_name(base: str) -> str:
+    taken = {_name_key(n) for (n,) in tuples(ExportDefinition.select(ExportDefinition.name))}
+    if _name_key(base) not in taken:
+        return base
+    return next(
+        f"{base} {i}" for i in range(2, len(taken) + 3) if _name_key(f"{base} {i}") not in taken
+    )
+
+
 def create_definition(
-    name: str = "New export",
+    name: str | None = None,
     *,
     selection_id: int | None = None,
     profile: str = "standard",
@@ -218,10 +247,14 @@ def create_definition(
     options: dict[str, Any] | None = None,
     producer: str | None = None,
 ) -> DefinitionView:
-    """Create a definition. It may be invalid (e.g. no selection yet); it is marked, not refused."""
+    """Create a definition. It may be invalid (e.g. no selection yet); it is marked, not refused.
+
+    Without a name it is called :data:`DEFAULT_NAME` (numbered while that is taken); a name
+    another export has (trimmed, case-insensitive) is refused.
+    """
     fields = _check_fields(
         dict(
-            name=name,
+            name=name if name is not None else DEFAULT_NAME,
             selection_id=selection_id,
             profile=profile,
             output=output,
@@ -232,6 +265,10 @@ def create_definition(
         )
     )
     with database.atomic():
+        if name is None:
+            fields["name"] = _free_name(fields["name"])
+        else:
+            _check_name_free(fields["name"])
         row = ExportDefinition.create(
             export_id=str(uuid.uuid4()),
             share_token=new_share_token(),
@@ -261,6 +298,8 @@ def update_definition(ref: str, **changes: Any) -> DefinitionView:
     fields = _check_fields(dict(changes))
     with database.atomic():
         row = get_row(ref)
+        if "name" in fields:
+            _check_name_free(fields["name"], except_id=row.id)
         for key, value in fields.items():
             setattr(row, key, value)
         row.updated = utcnow()

@@ -21,7 +21,7 @@ class DefinitionActionsMixin(MainScreenParts):
     @guarded
     def action_new_definition(self) -> None:
         def create() -> None:
-            view = service.create_definition("New export")
+            view = service.create_definition()
             self.query_one("#filter", Input).value = ""
             self.exports.reload(
                 cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id)

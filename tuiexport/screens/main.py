@@ -10,7 +10,10 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.events import DescendantFocus
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from tuiexport import service
@@ -28,8 +31,9 @@ from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 
 EXPORTS_TAB = "exports-tab"
-#: Printable keys with a binding on the list; any other printable key starts the filter.
-BOUND_CHARACTERS = set("nduetoq/?[] ")
+#: Printable keys that stay commands on the list (a name hardly starts with them); every other
+#: printable key typed on the list goes into the filter, so typing a name filters by it.
+BOUND_CHARACTERS = set("/?[] ")
 
 #: Actions that only make sense on the Exports tab.
 EXPORT_ACTIONS = {
@@ -49,17 +53,28 @@ EXPORT_ACTIONS = {
     "focus_definitions",
 }
 
+# Commands are on function and ctrl keys: letters are for typing (names into the filter, text
+# into fields), so no word typed on the list can start a download or quit. The second key is
+# for terminals that swallow the first (F-keys in some SSH clients, ctrl keys inside tmux).
 BINDINGS: list[BindingType] = [
-    Binding("n,ctrl+n", "new_definition", "New", id="new"),
-    Binding("d,f5", "download", "Download", id="download"),
-    Binding("u,f6", "share", "Share URL", id="share"),
+    Binding("ctrl+n", "new_definition", "New", id="new"),
+    Binding("f5,ctrl+d", "download", "Download", id="download"),
+    Binding("f6,ctrl+u", "share", "Share URL", id="share"),
     Binding("ctrl+s,f2", "save", "Save", id="save"),
     Binding("ctrl+r,f3", "discard", "Discard", id="discard", show=False),
-    Binding("e,f4", "edit_selection", "Selection", id="edit_selection"),
-    Binding("t,f7", "rotate", "New token", id="rotate", show=False),
+    Binding("f4,ctrl+e", "edit_selection", "Selection", id="edit_selection"),
+    Binding(
+        "ctrl+x",
+        "remove_selection",
+        "Remove selection",
+        id="remove_selection",
+        show=False,
+        priority=True,
+    ),
+    Binding("f7,ctrl+t", "rotate", "New token", id="rotate", show=False),
     Binding("delete,f8", "delete", "Delete", id="delete"),
-    Binding("o,f9", "cycle_sort", "Sort", id="sort"),
-    Binding("slash", "filter", "Filter", id="filter"),
+    Binding("f9,ctrl+o", "cycle_sort", "Sort", id="sort"),
+    Binding("slash,ctrl+f", "filter", "Filter", id="filter"),
     Binding("ctrl+w,f12", "close_tab", "Close tab", id="close_tab"),
     Binding(
         "right_square_bracket,ctrl+pagedown", "next_tab", "Next tab", id="next_tab", show=False
@@ -68,7 +83,6 @@ BINDINGS: list[BindingType] = [
         "left_square_bracket,ctrl+pageup", "previous_tab", "Prev tab", id="previous_tab", show=False
     ),
     Binding("question_mark,f1", "app.help", "Help", id="help"),
-    Binding("q", "app.quit", "Quit", id="quit_q", show=False),
     Binding("escape", "escape", "Close", id="escape", show=False),
     Binding("escape", "cancel_download", "Cancel download", id="cancel_download", priority=True),
 ]
@@ -81,6 +95,8 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.exports = ExportsPane(id="exports")
+        #: The widget that last had the focus in each tab pane, to give it back on return.
+        self._pane_focus: dict[str, Widget] = {}
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"), TabPane("Exports", id=EXPORTS_TAB):
@@ -92,6 +108,49 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
     def on_mount(self) -> None:
         self.exports.definitions.focus()
         self.show_status()
+
+    # --- tabs ------------------------------------------------------------------------------
+
+    def show_tab(self, pane_id: str) -> None:
+        """Make ``pane_id`` the active tab and move the focus into it in the same step.
+
+        The focus moves first and synchronously: had the tab switched first, Textual would move
+        the focus off the hidden pane to a sibling still in it (the other half of the definition
+        list), whose pane would then take the tab straight back.
+        """
+        target = self._focus_target(pane_id)
+        if target is not None:
+            self.set_focus(target, scroll_visible=False)
+        self.tabs.active = pane_id
+
+    def _focus_target(self, pane_id: str) -> Widget | None:
+        try:
+            pane = self.tabs.get_pane(pane_id)
+        except NoMatches:
+            return None
+        last = self._pane_focus.get(pane_id)
+        if last is not None and last.is_attached and last.focusable and pane in last.ancestors:
+            return last
+        if pane_id == EXPORTS_TAB:
+            return self.exports.definitions
+        return next((w for w in pane.query("Input") if w.focusable), None) or next(
+            (w for w in pane.query("*") if w.focusable), None
+        )
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        pane = next((a for a in event.widget.ancestors if isinstance(a, TabPane)), None)
+        if pane is not None and pane.id:
+            self._pane_focus[pane.id] = event.widget
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # A tab chosen with the mouse (or by Textual itself): the focus follows it there too.
+        pane = event.tabbed_content.active_pane
+        focused = self.focused
+        if pane is not None and pane.id and (focused is None or pane not in focused.ancestors):
+            target = self._focus_target(pane.id)
+            if target is not None:
+                self.set_focus(target, scroll_visible=False)
+        self.refresh_bindings()
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -136,6 +195,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
             return self.on_exports_tab
         if action == "close_tab":
             return not self.on_exports_tab
+        if action == "remove_selection":
+            # Only while an export is open; elsewhere ctrl+x stays the text fields' "cut".
+            return self.on_exports_tab and self.exports.definitions.expanded is not None
         if action == "cancel_download":
             return self.is_mounted and self.downloads.running
         return True
@@ -236,6 +298,14 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
     def action_cancel_download(self) -> None:
         self.downloads.cancel()
 
+    def action_tab_from_list(self) -> None:
+        """Tab on the open row goes into its editor; elsewhere on the list, to the history."""
+        lst = self.exports.definitions
+        if lst.expanded is not None and lst.cursor == lst.expanded:
+            self.exports.editor.focus_name()
+        else:
+            self.action_focus_history()
+
     def action_focus_history(self) -> None:
         self.exports.history.focus()
 
@@ -243,7 +313,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         self.exports.definitions.focus()
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        filter_input = self.query_one("#filter", Input)
+        filter_input.focus()
+        filter_input.action_end()
 
     def action_cycle_sort(self) -> None:
         self.exports.cycle_sort()
@@ -257,8 +329,8 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
             and event.character not in BOUND_CHARACTERS
         ):
             filter_input = self.query_one("#filter", Input)
-            filter_input.focus()
             filter_input.insert_text_at_cursor(event.character)
+            self.set_focus(filter_input, scroll_visible=False)
             event.stop()
 
     # --- saving ----------------------------------------------------------------------------
@@ -278,11 +350,6 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         if lst.expanded is not None and lst.expanded_view is not None:
             self.open_editor(lst.expanded, focus_name=False)
             self.notify("Changes discarded.", timeout=2)
-
-    # --- keeping the key bar right (check_action depends on these) ----------------------------
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.refresh_bindings()
 
     # --- history ---------------------------------------------------------------------------
 

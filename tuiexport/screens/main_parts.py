@@ -38,6 +38,9 @@ if TYPE_CHECKING:
         def current(self) -> DefinitionView | None: ...
 
         @abstractmethod
+        def show_tab(self, pane_id: str) -> None: ...
+
+        @abstractmethod
         def share_url(self, view: DefinitionView) -> str: ...
 
         @abstractmethod

@@ -41,7 +41,7 @@ class SelectionTabsMixin(MainScreenParts):
             for editor in self.selection_editors():
                 if editor.selection is not None and editor.selection.id == selection.id:
                     if editor.parent is not None and editor.parent.id is not None:
-                        self.tabs.active = editor.parent.id
+                        self.show_tab(editor.parent.id)
                     return
         view = self.current()
         limit = view.effective_limit if view is not None else config.settings().contract_limit
@@ -52,8 +52,7 @@ class SelectionTabsMixin(MainScreenParts):
         pane = TabPane(title, editor, id=pane_id)
 
         await self.tabs.add_pane(pane)
-        self.tabs.active = pane_id
-        self.call_after_refresh(lambda: editor.query_one("#sel-name").focus())
+        self.show_tab(pane_id)
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -113,7 +112,19 @@ class SelectionTabsMixin(MainScreenParts):
             self.exports.editor.selections = service.list_selections()
             self.exports.editor.refresh_choices()
         self.exports.reload()
-        self.notify(f"Saved selection '{view.name}'.{note}", markup=False)
+        if view.valid:
+            self.notify(f"Saved selection '{view.name}'.{note}", markup=False)
+        else:
+            # Kept, like an invalid definition, but never as a plain success: say why it is
+            # invalid and what that means for the exports that use it.
+            self.notify(
+                f"Saved selection '{view.name}', but it is invalid: {' '.join(view.reasons)} "
+                f"Exports using it cannot run until it is fixed.{note}",
+                title="Invalid selection",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
 
     def on_selection_editor_title_changed(self, message: SelectionEditor.TitleChanged) -> None:
         pane = message.editor.parent
@@ -133,9 +144,8 @@ class SelectionTabsMixin(MainScreenParts):
                 return
             if answer == "save":
                 editor.save()
+            self.show_tab("exports-tab")
             self.tabs.remove_pane(pane_id)
-            self.tabs.active = "exports-tab"
-            self.exports.definitions.focus()
 
         if editor.dirty:
             self.app.push_screen(UnsavedScreen(Text(editor.title).plain), lambda a: finish(self, a))
@@ -145,7 +155,7 @@ class SelectionTabsMixin(MainScreenParts):
     def _switch_tab(self, step: int) -> None:
         panes = [pane.id for pane in self.tabs.query(TabPane) if pane.id is not None]
         if len(panes) > 1 and self.tabs.active in panes:
-            self.tabs.active = panes[(panes.index(self.tabs.active) + step) % len(panes)]
+            self.show_tab(panes[(panes.index(self.tabs.active) + step) % len(panes)])
 
     def action_next_tab(self) -> None:
         self._switch_tab(1)

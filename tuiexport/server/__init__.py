@@ -164,11 +164,13 @@ def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 def _bind_error(exc: OSError, host: str, port: int) -> UserError:
     if exc.errno == errno.EADDRINUSE:
         return UserError(
-            f"Port {port} is in use; stop the program using it or choose another port with --port."
+            f"Port {port} is in use; stop the program using it or choose another port "
+            "(--port, or server_port in config.toml)."
         )
     if exc.errno == errno.EACCES:
         return UserError(
-            f"Port {port} needs administrator rights; choose a port above 1023 with --port."
+            f"Port {port} needs administrator rights; choose a port above 1023 "
+            "(--port, or server_port in config.toml)."
         )
     if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
         return UserError(f"Cannot listen on '{host}': it is not an address of this machine.")

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, overload
+from urllib.parse import quote
 
 from tuiexport import config, service
 from tuiexport.exporters import registry
@@ -330,4 +331,9 @@ def is_zip(writer: Writer) -> bool:
 
 
 def disposition(name: str, when: datetime, extension: str) -> str:
-    return f'attachment; filename="{service.download_name(name, when, extension)}"'
+    """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*``."""
+    plain = service.download_name(name, when, extension, ascii_only=True)
+    full = service.download_name(name, when, extension)
+    if plain == full:
+        return f'attachment; filename="{plain}"'
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(full, safe='')}"

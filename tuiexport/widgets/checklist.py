@@ -60,6 +60,8 @@ class FilterableChecklist(Vertical):
         self._rebuilding = True
         options.clear_options()
         options.add_options([Selection(Text(label), i, i in self.selected) for i, label in shown])
+        # Highlight the first match, so Space toggles it at once (without a Down first).
+        options.highlighted = 0 if shown else None
         self.call_after_refresh(self._done)
         self._update_title()
 
@@ -73,6 +75,11 @@ class FilterableChecklist(Vertical):
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
         self._rebuild(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter in the filter line goes to the matches, the first one highlighted.
+        event.stop()
+        self.query_one(SelectionList).focus()
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[int]) -> None:
         event.stop()

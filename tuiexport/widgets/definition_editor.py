@@ -52,7 +52,14 @@ class DefinitionEditor(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="field"):
             yield Label("Name", classes="label")
-            yield Input(id="ed-name", compact=True, placeholder="Export name", max_length=120)
+            # Opening an export puts the cursor after its name: the next key edits, not replaces.
+            yield Input(
+                id="ed-name",
+                compact=True,
+                placeholder="Export name",
+                max_length=120,
+                select_on_focus=False,
+            )
         yield Static("", id="ed-name-error", classes="error")
         with Horizontal(classes="field", id="ed-sel-row"):
             yield Label("Selection", classes="label")
@@ -67,6 +74,8 @@ class DefinitionEditor(Vertical):
             yield Select(
                 self._format_options(None), id="ed-format", compact=True, allow_blank=False
             )
+            # Only for CSV: BOM, semicolons and decimal commas, as Excel opens them.
+            yield Checkbox("Excel", id="ed-excel", compact=True)
         with Horizontal(classes="field"):
             yield Label("Language", classes="label")
             yield Select(
@@ -111,6 +120,8 @@ class DefinitionEditor(Vertical):
         self._set_format(view.profile, view.output)
         self.query_one("#ed-language", Select).value = view.language
         self.query_one("#ed-long", Checkbox).value = view.long_descriptions
+        self.query_one("#ed-excel", Checkbox).value = view.options.get("csv_variant") == "excel"
+        self._show_excel(view.output)
         self.query_one("#ed-limit", Input).value = (
             str(view.product_limit) if view.product_limit else ""
         )
@@ -216,7 +227,12 @@ class DefinitionEditor(Vertical):
         self.selection_name = selection.name if selection else None
         self._show_selection()
 
+    def _show_excel(self, output: str) -> None:
+        self.query_one("#ed-excel", Checkbox).display = output == "csv"
+
     def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "ed-format" and isinstance(event.value, tuple):
+            self._show_excel(event.value[1])
         if self._loading:
             return
         if event.select.id == "ed-sel-choose" and isinstance(event.value, int):
@@ -261,8 +277,20 @@ class DefinitionEditor(Vertical):
             "language": self.query_one("#ed-language", Select).value,
             "long_descriptions": self.query_one("#ed-long", Checkbox).value,
             "product_limit": self._limit_value(),
+            "options": self._options(view),
         }
         return {key: value for key, value in values.items() if getattr(view, key) != value}
+
+    def _options(self, view: DefinitionView) -> dict[str, Any]:
+        """The stored options with the Excel choice applied (kept as is for other outputs)."""
+        options = dict(view.options)
+        _profile, output = cast("tuple[str, str]", self.query_one("#ed-format", Select).value)
+        if output == "csv":
+            if self.query_one("#ed-excel", Checkbox).value:
+                options["csv_variant"] = "excel"
+            else:
+                options.pop("csv_variant", None)
+        return options
 
     @property
     def dirty(self) -> bool:
@@ -274,4 +302,6 @@ class DefinitionEditor(Vertical):
             return True
 
     def focus_name(self) -> None:
-        self.query_one("#ed-name", Input).focus()
+        name = self.query_one("#ed-name", Input)
+        name.focus()
+        name.action_end()

@@ -27,8 +27,7 @@ from tuiexport.widgets import fmt
 def _cell(text: str, width: int, *, right: bool = False) -> str:
     if width <= 0:
         return ""
-    if len(text) > width:
-        return text[: max(width - 1, 0)] + "…"
+    text = fmt.cut(text, width)
     return text.rjust(width) if right else text.ljust(width)
 
 
@@ -41,7 +40,7 @@ class DefinitionRows(Widget, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,space", "screen.toggle_row", "Open/close", id="toggle"),
-        Binding("tab", "screen.focus_history", "History pane", show=False),
+        Binding("tab", "screen.tab_from_list", "Editor / history", show=False),
         Binding("up", "cursor(-1)", "Up", show=False),
         Binding("down", "cursor(1)", "Down", show=False),
         Binding("pageup", "cursor(-10)", "Page up", show=False),

@@ -21,8 +21,11 @@ from tuiexport.widgets.fmt import settle_heap
 from tuiexport.widgets.guard import background
 from tuiexport.widgets.history_table import HistoryTable
 
-#: Below this width the definitions pane takes 65 % instead of 55 %.
-NARROW = 120
+#: From this width on both panes show in full: the history gets what its six main columns need
+#: (status, date, name, products, file format, API) and the definitions the rest.
+WIDE = 120
+HISTORY_WIDTH = 102
+DEFINITIONS_MIN = 56
 SORT_LABELS = {
     "name": "by name",
     "last_run": "by last run",
@@ -55,6 +58,7 @@ class ExportsPane(Horizontal):
         self._filter_timer: Timer | None = None
         self._then: Callable[[], None] | None = None
         self.loaded = False
+        self._layout: tuple[bool, int | str, str] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="definitions-pane"):
@@ -66,16 +70,44 @@ class ExportsPane(Horizontal):
                     compact=True,
                     id="sort",
                 )
-                yield Input(placeholder="type to filter…", compact=True, id="filter")
+                # Typed into, never replaced: the key that started the filter stays its first letter.
+                yield Input(
+                    placeholder="type to filter…", compact=True, id="filter", select_on_focus=False
+                )
             yield self.definitions
         yield self.history
 
     def on_resize(self) -> None:
-        # Narrow terminals: the definitions (and the editor under a row) get most of the width,
-        # fixed here rather than on expansion, which would re-lay out the history at every Enter.
-        narrow = self.size.width < NARROW
-        self.query_one("#definitions-pane").styles.width = "13fr" if narrow else "11fr"
-        self.history.styles.width = "7fr" if narrow else "9fr"
+        self._lay_out()
+
+    def on_descendant_focus(self) -> None:
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        """Pane widths follow the terminal width and, when narrow, the focus.
+
+        Wide: the history gets what its main columns need, the definitions the rest. Narrow
+        (80x24): the focused half is the readable one; the history, once focused (Tab), takes the
+        whole width so status, date, name and product count show. Widths change only here (on a
+        resize or a focus move between the halves), never on Enter, which would re-lay out the
+        history at every expansion.
+        """
+        width = self.size.width
+        layout: tuple[bool, int | str, str]
+        if width >= WIDE:
+            layout = (True, max(DEFINITIONS_MIN, width - HISTORY_WIDTH), "1fr")
+        elif self.history.has_focus:
+            layout = (False, "13fr", "1fr")
+        else:
+            layout = (True, "13fr", "7fr")
+        if layout == self._layout:
+            return
+        self._layout = layout
+        show_definitions, definitions_width, history_width = layout
+        defs = self.query_one("#definitions-pane")
+        defs.display = show_definitions
+        defs.styles.width = definitions_width
+        self.history.styles.width = history_width
 
     def on_mount(self) -> None:
         self.query_one("#definitions-pane").border_title = "Exports"

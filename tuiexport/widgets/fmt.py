@@ -50,6 +50,11 @@ def when(value: datetime | None, *, short: bool = False) -> str:
     return value.strftime("%d.%m. %H:%M" if short else "%Y-%m-%d %H:%M")
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells; a cut one ends with "…"."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
 def size(n: int | None) -> str:
     return file_size(n)
 

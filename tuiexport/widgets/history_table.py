@@ -18,13 +18,15 @@ from tuiexport.widgets.guard import background
 
 PAGE = 200
 POLL_SECONDS = 5.0
+#: What an operator reads first comes first: at 80 columns status, date, name and product count
+#: fit; at 160 every column of the original (status, date, name, API, file format, products).
 COLUMNS = (
     ("status", "Status"),
     ("date", "Date"),
     ("name", "Name"),
-    ("api", "API"),
-    ("format", "File format"),
     ("products", "Products"),
+    ("format", "File format"),
+    ("api", "API"),
     ("duration", "Time"),
     ("size", "Size"),
     ("trigger", "By"),
@@ -32,14 +34,18 @@ COLUMNS = (
 )
 
 
+#: Longer export names are cut, with "…", so the columns after the name stay on screen.
+NAME_WIDTH = 24
+
+
 def cells(run: RunView) -> list[Text | str]:
     return [
         fmt.status(run.status),
         fmt.when(run.started),
-        Text(run.export_name),
-        run.api_version or "—",
-        Text(run.file_format),
+        Text(fmt.cut(run.export_name, NAME_WIDTH)),
         Text(f"{run.product_count:,}", justify="right"),
+        Text(run.file_format),
+        run.api_version or "—",
         Text(fmt.duration(run.duration), justify="right"),
         Text(fmt.size(run.size), justify="right"),
         run.trigger,

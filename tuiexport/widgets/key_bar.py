@@ -28,18 +28,27 @@ class KeyBar(Static):
             self.update(self.line())
 
     def line(self) -> Text:
+        """The keys of what has the focus, then Help and Commands, which always show: when the
+        line is too long for the terminal, the keys in the middle are cut, never those two."""
         key_style = "bold " + str(self.app.theme_variables.get("footer-key-foreground", "") or "")
-        text = Text(no_wrap=True, overflow="ellipsis")
+        keys = Text(no_wrap=True, overflow="ellipsis")
+        tail = Text(no_wrap=True)
         seen: set[str] = set()
         for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
             if not binding.show or binding.action in seen:
                 continue
             seen.add(binding.action)
-            text.append(
+            target = tail if binding.action == "app.help" else keys
+            target.append(
                 f" {self.app.get_key_display(binding)} ", style=key_style if enabled else "dim"
             )
-            text.append(f"{binding.description} ", style="" if enabled else "dim")
+            target.append(f"{binding.description} ", style="" if enabled else "dim")
         if self.app.ENABLE_COMMAND_PALETTE:
-            text.append(" ^p ", style=key_style)
-            text.append("Commands ")
-        return text
+            tail.append(" ^p ", style=key_style)
+            tail.append("Commands ")
+        room = max(self.size.width - tail.cell_len, 0)
+        keys.truncate(room, pad=True)  # overflow="ellipsis": a cut line ends with "…"
+        return keys + tail
+
+    def on_resize(self) -> None:
+        self.update(self.line())

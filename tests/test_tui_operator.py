@@ -1,0 +1,268 @@
+"""Operator journeys (issue: tabs always reachable, filtering that types, readable history).
+
+Keys are pressed one at a time with a pause between them, as a person types; each test checks
+what is on screen (focus, active tab, widths) and, where it matters, the database.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from tests.test_tui_helpers import make_app, notifications, settle, sync, tui_db  # noqa: F401
+from tuiexport import service
+from tuiexport.models import ExportDefinition
+from tuiexport.widgets.definition_list import DefinitionRows
+from tuiexport.widgets.selection_editor import SelectionEditor
+
+pytestmark = pytest.mark.usefixtures("tui_db")
+
+EXPORTS = "exports-tab"
+
+
+async def type_keys(pilot, *keys: str) -> None:
+    """One key, then the app settles, then the next: human speed, not one burst."""
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause(0.05)
+        await settle(pilot)
+
+
+async def until(pilot, condition, seconds: float = 3.0) -> bool:
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return True
+        await pilot.pause(0.02)
+    return condition()
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def focus_in_active_pane(app) -> bool:
+    tabs = app.screen.tabs
+    pane = tabs.active_pane
+    return app.focused is not None and pane is not None and pane in app.focused.ancestors
+
+
+async def move_to(pilot, name: str) -> None:
+    lst = pilot.app.screen.exports.definitions
+    lst.move_cursor([v.name for v in lst.views].index(name))
+    await settle(pilot)
+
+
+@sync
+async def test_selection_tab_reachable_again_from_the_list():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "f4")
+        assert await until(pilot, lambda: screen.tabs.active != EXPORTS)
+        selection_pane = screen.tabs.active
+        assert await until(pilot, lambda: focus_in_active_pane(app))
+        # Back to the exports: the list has the focus, arrows work at once.
+        await type_keys(pilot, "ctrl+pageup")
+        assert screen.tabs.active == EXPORTS
+        assert isinstance(app.focused, DefinitionRows)
+        # Every way back into the open selection tab must land there, focus included.
+        for key in ("right_square_bracket", "ctrl+pagedown"):
+            await type_keys(pilot, key)
+            assert screen.tabs.active == selection_pane, key
+            assert focus_in_active_pane(app), key
+            # In the tab the focus is in a text field, where "[" is text: ctrl+pageup goes back.
+            await type_keys(pilot, "ctrl+pageup")
+            assert screen.tabs.active == EXPORTS
+            assert isinstance(app.focused, DefinitionRows)
+        # e / F4 on the definition whose selection is open switches to that tab.
+        await type_keys(pilot, "f4")
+        assert screen.tabs.active == selection_pane
+        assert focus_in_active_pane(app)
+        # From a check list inside the selection tab, too.
+        editor = screen.query_one(SelectionEditor)
+        checklists = [
+            w for w in editor.query("*") if w.can_focus and "check" in type(w).__name__.lower()
+        ]
+        if checklists:
+            checklists[0].focus()
+            await settle(pilot)
+            await type_keys(pilot, "ctrl+pageup")
+            assert screen.tabs.active == EXPORTS
+            await type_keys(pilot, "ctrl+pagedown")
+            assert screen.tabs.active == selection_pane
+
+
+@sync
+async def test_typing_a_name_on_the_list_filters_and_fires_no_command():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        before = ExportDefinition.select().count()
+        await type_keys(pilot, *"shop")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert screen.query_one("#filter", Input).value == "shop"
+        assert [v.name for v in screen.exports.definitions.views] == ["Shop feed"]
+        # Letters that were commands ("d" download, "e" selection, "n" new, "q" quit) are text.
+        screen.query_one("#filter", Input).value = ""
+        await type_keys(pilot, "escape")
+        assert isinstance(app.focused, DefinitionRows)
+        await type_keys(pilot, *"dev")
+        assert screen.query_one("#filter", Input).value == "dev"
+        await type_keys(pilot, "escape")
+        screen.query_one("#filter", Input).value = ""
+        await type_keys(pilot, *"quint")
+        assert app.is_running
+        assert screen.query_one("#filter", Input).value == "quint"
+        assert not screen.downloads.running
+        assert screen.tabs.active == EXPORTS
+        assert ExportDefinition.select().count() == before
+
+
+@sync
+async def test_history_readable_at_80x24_when_focused():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        history = screen.exports.history
+        assert history.size.width < 40  # the definitions have the width while focused
+        await type_keys(pilot, "tab")
+        assert app.focused is history
+        await settle(pilot)
+        assert history.size.width >= 76
+        assert not screen.query_one("#definitions-pane").display
+        text = screen_text(app)
+        for column in ("Status", "Date", "Name", "Products"):
+            assert column in text, column
+        await type_keys(pilot, "tab")
+        assert isinstance(app.focused, DefinitionRows)
+        assert screen.query_one("#definitions-pane").display
+        assert history.size.width < 40
+
+
+@sync
+async def test_history_shows_every_main_column_at_160x48():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        for column in ("Status", "Date", "Name", "Products", "File format", "API"):
+            assert column in text, column
+        definitions = app.screen.query_one("#definitions-pane")
+        assert definitions.size.width <= 64  # no 30 empty columns beside short rows
+
+
+@sync
+async def test_new_twice_and_duplicate_names():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await type_keys(pilot, "ctrl+n")
+        await type_keys(pilot, "escape")
+        await type_keys(pilot, "ctrl+n")
+        await settle(pilot)
+        drafts = [
+            n
+            for (n,) in ExportDefinition.select(ExportDefinition.name).tuples()
+            if n.startswith("New export")
+        ]
+        assert sorted(drafts) == ["New export", "New export 2"]
+        # Renaming to a name another export has (other case, extra blanks) is refused.
+        name = app.screen.query_one("#ed-name", Input)
+        name.value = "  shop   FEED "
+        await type_keys(pilot, "ctrl+s")
+        assert any("exists already" in n for n in notifications(app))
+        assert not ExportDefinition.select().where(ExportDefinition.name == "shop FEED").exists()
+
+
+@sync
+async def test_enter_opens_with_the_cursor_after_the_name():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "enter")
+        name = app.screen.query_one("#ed-name", Input)
+        assert app.focused is name
+        await type_keys(pilot, "space", *"EU")
+        assert name.value == "Shop feed EU"
+
+
+@sync
+async def test_space_checks_the_first_match_of_a_filtered_checklist():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Draft without selection")
+        await type_keys(pilot, "f4")
+        assert await until(pilot, lambda: bool(app.screen.query(SelectionEditor)))
+        checklist = app.screen.query_one("#sel-manufacturers")
+        checklist.query_one(Input).focus()
+        await settle(pilot)
+        await type_keys(pilot, *"logi", "enter")
+        await type_keys(pilot, "space")
+        assert checklist.values == [3]
+
+
+@sync
+async def test_key_bar_tab_into_editor_and_remove_selection_key():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        bar = app.screen.query_one("KeyBar")
+        line = str(bar.render())
+        assert "Help" in line and "Commands" in line
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "enter", "escape")
+        assert isinstance(app.focused, DefinitionRows)
+        await type_keys(pilot, "enter")
+        app.screen.exports.definitions.focus()
+        await settle(pilot)
+        await type_keys(pilot, "tab")
+        assert app.focused is app.screen.query_one("#ed-name", Input)
+        await type_keys(pilot, "ctrl+x")
+        assert app.screen.exports.editor.selection_id is None
+        await type_keys(pilot, "ctrl+s")
+        assert service.get_definition("Shop feed").selection_id is None
+
+
+@sync
+async def test_invalid_selection_is_saved_with_its_reasons_shown():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "f4")
+        assert await until(pilot, lambda: bool(app.screen.query(SelectionEditor)))
+        editor = app.screen.query_one(SelectionEditor)
+        editor.query_one("#sel-price_min", Input).value = "500"
+        editor.query_one("#sel-price_max", Input).value = "100"
+        await pilot.pause(0.4)
+        await type_keys(pilot, "ctrl+s")
+        warning = [n for n in app._notifications if "invalid" in str(n.message)]
+        assert warning and warning[-1].severity == "warning"
+        assert "minimum price 500 is above the maximum 100" in str(warning[-1].message)
+        assert not service.get_definition("Shop feed").valid
+
+
+@sync
+async def test_excel_variant_visible_and_saved_for_csv():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "enter")
+        excel = app.screen.query_one("#ed-excel")
+        assert excel.display
+        excel.value = True
+        await type_keys(pilot, "ctrl+s")
+        assert service.get_definition("Shop feed").options == {"csv_variant": "excel"}
+        await type_keys(pilot, "escape")
+        await move_to(pilot, "Marketplace BMEcat")
+        await type_keys(pilot, "enter")
+        assert not app.screen.query_one("#ed-excel").display
