@@ -80,7 +80,7 @@ class ChildRun:
         # Textual replaces sys.stderr with an object whose fileno() is -1, which multiprocessing
         # (its resource tracker) passes on to the processes it starts: hand it the real one.
         saved = sys.stderr
-        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")  # noqa: SIM115
+        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")  # noqa: SIM115 - a stand-in while the child starts
         try:
             self._recv, send = context.Pipe(duplex=False)
             self.cancel_event = context.Event()
