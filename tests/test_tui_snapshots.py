@@ -66,3 +66,12 @@ def test_main_160x48(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare("question_mark"))
+
+
+def test_main_read_only(snap_compare):
+    # "read-only" in the status line; the keys that would write dimmed in the key bar.
+    from tests.test_tui_helpers import BASE_URL
+    from tuiexport.app import ExportApp
+
+    app = ExportApp(server_url=BASE_URL, read_only=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=prepare())

@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-server", action="store_true", help="TUI without the share server")
     parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="TUI where nothing can be changed (downloads: read_only_downloads in the config)",
+    )
+    parser.add_argument(
         "--port",
         dest="tui_port",
         type=port_number,
@@ -80,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        if args.read_only and (args.command or args.run):
+            raise UserError("--read-only is for the TUI; it cannot go with --run or a command.")
+        if args.tui_port is not None and (args.command or args.run):
+            raise UserError("--port before a command is for the TUI; 'serve' takes its own --port.")
         if args.run:
             if args.command:
                 raise UserError("Use either --run or a command, not both.")
@@ -89,8 +98,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args)
         if args.output:
             raise UserError("-o/--output only works with --run.")
-        if args.tui_port is not None and (args.command or args.run):
-            raise UserError("--port before a command is for the TUI; 'serve' takes its own --port.")
         if not args.command:
             from tuiexport.tui import run_tui
 

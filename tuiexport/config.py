@@ -42,6 +42,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     downloads_dir: str = ""
     #: Who is named as producer of definitions created here; empty means the login name.
     producer: str = ""
+    #: The TUI changes nothing: no create, save, delete, rotate (``tuiexport --read-only`` too).
+    read_only: bool = False
+    #: In read-only mode, downloads may still run (they write a file and a history row).
+    read_only_downloads: bool = True
+    #: The TUI's Textual theme (``textual-dark``, ``textual-light``, ``nord``, ``gruvbox``, …).
+    theme: str = "textual-dark"
+    #: The TUI's keys by binding id (``[keymap]`` in config.toml), e.g. ``download = "f5,ctrl+g"``.
+    keymap: dict[str, str] = {}
 
 
 def _home() -> Path | None:

@@ -37,6 +37,9 @@ def start_share_server(port: int | None = None) -> tuple[ServerHandle | None, st
 
 
 def run_tui(args: argparse.Namespace) -> int:
+    from tuiexport.app import ExportApp
+
+    ExportApp.check_look()
     service.prepare_database(getattr(args, "db", None))
     service.mark_interrupted()
     handle, note = (
@@ -44,12 +47,12 @@ def run_tui(args: argparse.Namespace) -> int:
         if getattr(args, "no_server", False)
         else start_share_server(getattr(args, "tui_port", None))
     )
-    from tuiexport.app import ExportApp
 
     app = ExportApp(
         server_url=handle.base_url if handle else "",
         server_note=note,
         db_target=service.resolve_target(getattr(args, "db", None)),
+        read_only=True if getattr(args, "read_only", False) else None,
     )
     try:
         app.run()

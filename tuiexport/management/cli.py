@@ -129,8 +129,8 @@ def exports_show(args: argparse.Namespace) -> int:
 
 def exports_create(args: argparse.Namespace) -> int:
     changes = _changes(args)
-    name = changes.pop("name", None) or "New export"
-    view = service.create_definition(name, **changes)
+    # Without --name: "New export", numbered while that name is taken (names are unique).
+    view = service.create_definition(changes.pop("name", None) or None, **changes)
     _emit(args, view, _describe(view))
     return 0
 

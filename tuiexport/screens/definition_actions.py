@@ -6,22 +6,25 @@ from collections.abc import Callable
 
 from textual.widgets import Input
 
-from tuiexport import service
+from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
+from tuiexport.screens import command_log as commands
 from tuiexport.screens.dialogs import ConfirmScreen
 from tuiexport.screens.main_parts import MainScreenParts
 from tuiexport.widgets.download_bar import DownloadBar
-from tuiexport.widgets.guard import guarded
+from tuiexport.widgets.guard import guarded, refuse_read_only, writes
 
 
 class DefinitionActionsMixin(MainScreenParts):
     """Mixed into :class:`MainScreen`; what it uses of it is declared in :mod:`.main_parts`."""
 
+    @writes("creating exports")
     @guarded
     def action_new_definition(self) -> None:
         def create() -> None:
             view = service.create_definition()
+            self.app.record(f"New export '{view.name}'", commands.create_definition(view))
             self.query_one("#filter", Input).value = ""
             self.exports.reload(
                 cursor_id=view.export_id, then=lambda: self._expand_new(view.export_id)
@@ -40,6 +43,8 @@ class DefinitionActionsMixin(MainScreenParts):
         view = self.current()
         if view is None:
             return
+        if not self.app.read_only_downloads and refuse_read_only(self.app, "downloading"):
+            return
         if (
             self.exports.editor.view is not None
             and view.export_id == self.exports.editor.view.export_id
@@ -50,6 +55,9 @@ class DefinitionActionsMixin(MainScreenParts):
             raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
         if not self.downloads.start(view.export_id, view.name):
             raise UserError("A download is already running; Esc cancels it.")
+        self.app.record(
+            f"Download '{view.name}'", commands.download(view, str(config.downloads_dir()))
+        )
 
     def on_download_bar_started(self, message: DownloadBar.Started) -> None:
         self.exports.history.reload()
@@ -85,9 +93,11 @@ class DefinitionActionsMixin(MainScreenParts):
             return
         url = self.share_url(view)
         self.app.copy_to_clipboard(url)
+        self.app.record(f"Share URL of '{view.name}'", commands.share(url))
         note = "" if self.app.server_url else "\n(the share server is off in this TUI)"
         self.notify(url + note, title="Share URL copied", markup=False, timeout=10)
 
+    @writes("giving exports new share tokens")
     def action_rotate(self) -> None:
         view = self.current()
         if view is None:
@@ -95,6 +105,7 @@ class DefinitionActionsMixin(MainScreenParts):
 
         def rotate() -> None:
             fresh = service.rotate_share_token(view.export_id)
+            self.app.record(f"New share token for '{view.name}'", commands.rotate(view))
             self._refresh_after_change(fresh)
             self.notify("New share token: the old URL no longer works.", markup=False)
 
@@ -104,6 +115,7 @@ class DefinitionActionsMixin(MainScreenParts):
             yes="New token",
         )
 
+    @writes("deleting exports")
     def action_delete(self) -> None:
         view = self.current()
         if view is None:
@@ -111,6 +123,7 @@ class DefinitionActionsMixin(MainScreenParts):
 
         def delete() -> None:
             name = service.delete_definition(view.export_id)
+            self.app.record(f"Deleted '{name}'", commands.delete(view))
             expanded = self.exports.definitions.expanded_view
             if expanded and expanded.export_id == view.export_id:
                 self.exports.definitions.collapse()

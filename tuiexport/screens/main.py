@@ -19,6 +19,7 @@ from textual.widgets import Input, Static, TabbedContent, TabPane
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
+from tuiexport.screens import command_log as commands
 from tuiexport.screens.definition_actions import DefinitionActionsMixin
 from tuiexport.screens.dialogs import UnsavedScreen
 from tuiexport.screens.run_details import RunDetailsScreen
@@ -26,7 +27,7 @@ from tuiexport.screens.selection_tabs import SelectionTabsMixin
 from tuiexport.widgets.definition_list import DefinitionRows
 from tuiexport.widgets.download_bar import DownloadBar
 from tuiexport.widgets.exports_pane import ExportsPane
-from tuiexport.widgets.guard import background, guarded
+from tuiexport.widgets.guard import background, guarded, refuse_read_only, writes
 from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 
@@ -219,6 +220,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         if len(where) > 48:
             where = "…" + where[-47:]
         line = Text(no_wrap=True, overflow="ellipsis")
+        if self.app.read_only:
+            line.append("read-only", style="bold reverse")
+            line.append(" ")
         line.append(server, style="bold" if self.app.server_url else "")
         line.append(f" · {stats.products:,} products · {where}")
         self.app.call_from_thread(self.query_one("#status", Static).update, line)
@@ -254,7 +258,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         def finish(answer: str | None) -> None:
             if answer == "cancel":
                 return
-            if answer == "save" and not self.save_definition():
+            if answer == "save" and (
+                refuse_read_only(self.app, "saving") or not self.save_definition()
+            ):
                 return
             lst.collapse()
             lst.focus()
@@ -277,7 +283,9 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
                 self.notify("Nothing to save.", timeout=2)
                 return True
             assert editor.view is not None  # changes() is empty without a definition
+            before = editor.view.name
             view = service.update_definition(editor.view.export_id, **changes)
+            self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
         except UserError as exc:
             self.notify(str(exc), severity="error", markup=False)
             return False
@@ -335,6 +343,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
 
     # --- saving ----------------------------------------------------------------------------
 
+    @writes("saving")
     @guarded
     def action_save(self) -> None:
         if self.on_exports_tab:

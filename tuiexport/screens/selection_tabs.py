@@ -13,9 +13,10 @@ from textual.widgets import TabbedContent, TabPane, Tabs
 from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
+from tuiexport.screens import command_log as commands
 from tuiexport.screens.dialogs import UnsavedScreen
 from tuiexport.screens.main_parts import MainScreenParts
-from tuiexport.widgets.guard import guarded
+from tuiexport.widgets.guard import guarded, refuse_read_only, writes
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 _tab_ids = count(1)
@@ -80,6 +81,7 @@ class SelectionTabsMixin(MainScreenParts):
         view = self.current()
         await self.open_selection_tab(None, for_export=view.export_id if view is not None else None)
 
+    @writes("changing an export's selection")
     def action_remove_selection(self) -> None:
         if self.exports.definitions.expanded is None:
             self.notify("Open the export with Enter to change its selection.", timeout=3)
@@ -96,10 +98,18 @@ class SelectionTabsMixin(MainScreenParts):
     def on_selection_editor_saved(self, message: SelectionEditor.Saved) -> None:
         view, editor = message.view, message.editor
         self.exports.forget_count(view.id)
+        self.app.record(
+            f"Saved selection '{view.name}'",
+            commands.save_selection(view, created=message.created),
+        )
         note = ""
         if message.created and editor.for_export:
             try:
                 definition = service.update_definition(editor.for_export, selection_id=view.id)
+                self.app.record(
+                    f"Assigned '{view.name}' to '{definition.name}'",
+                    commands.update_definition(definition.name, {"selection_id": view.id}),
+                )
             except UserError as exc:  # the export was deleted meanwhile
                 note = f" It could not be assigned: {exc}"
             else:
@@ -143,6 +153,8 @@ class SelectionTabsMixin(MainScreenParts):
             if answer == "cancel":
                 return
             if answer == "save":
+                if refuse_read_only(self.app, "saving"):
+                    return
                 editor.save()
             self.show_tab("exports-tab")
             self.tabs.remove_pane(pane_id)

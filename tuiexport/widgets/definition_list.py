@@ -40,13 +40,13 @@ class DefinitionRows(Widget, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,space", "screen.toggle_row", "Open/close", id="toggle"),
-        Binding("tab", "screen.tab_from_list", "Editor / history", show=False),
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "cursor(-10)", "Page up", show=False),
-        Binding("pagedown", "cursor(10)", "Page down", show=False),
-        Binding("home", "cursor_to(0)", "First", show=False),
-        Binding("end", "cursor_to(-1)", "Last", show=False),
+        Binding("tab", "screen.tab_from_list", "Editor / history", show=False, id="list.tab"),
+        Binding("up", "cursor(-1)", "Up", show=False, id="list.up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="list.down"),
+        Binding("pageup", "cursor(-10)", "Page up", show=False, id="list.page_up"),
+        Binding("pagedown", "cursor(10)", "Page down", show=False, id="list.page_down"),
+        Binding("home", "cursor_to(0)", "First", show=False, id="list.first"),
+        Binding("end", "cursor_to(-1)", "Last", show=False, id="list.last"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {

@@ -70,7 +70,7 @@ class ExportsPane(Horizontal):
                     compact=True,
                     id="sort",
                 )
-                # Typed into, never replaced: the key that started the filter stays its first letter.
+                # Typed into, never replaced: the key that started the filter stays in it.
                 yield Input(
                     placeholder="type to filter…", compact=True, id="filter", select_on_focus=False
                 )

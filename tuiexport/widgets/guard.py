@@ -16,6 +16,8 @@ from tuiexport.errors import UserError
 if TYPE_CHECKING:
     from textual.worker import Worker
 
+    from tuiexport.app import ExportApp
+
 log = logging.getLogger("tuiexport.tui")
 
 #: What ``guarded`` decorates: an action or handler returning nothing (an error returns early).
@@ -87,5 +89,36 @@ def background(
                 return None
 
         return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(run)
+
+    return decorate
+
+
+def refuse_read_only(app: ExportApp, what: str) -> bool:
+    """In read-only mode: say that ``what`` is off and why, and return True."""
+    if not getattr(app, "read_only", False):
+        return False
+    app.notify(
+        f"{what[0].upper()}{what[1:]} is off: this TUI is read-only ({app.read_only_reason}).",
+        title="Read-only",
+        severity="warning",
+        markup=False,
+        timeout=6,
+    )
+    return True
+
+
+def writes(what: str) -> Callable[[_Handler], _Handler]:
+    """Decorate an action that changes stored data: in read-only mode it does nothing but say
+    why. The key bar shows such actions dimmed there (it reads ``.writes``)."""
+
+    def decorate(method: _Handler) -> _Handler:
+        @functools.wraps(method)
+        def refuse_or_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if refuse_read_only(self.app, what):
+                return None
+            return method(self, *args, **kwargs)
+
+        refuse_or_run.writes = what  # type: ignore[attr-defined]
+        return cast("_Handler", refuse_or_run)
 
     return decorate

@@ -58,7 +58,13 @@ class HistoryTable(DataTable[Text | str]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Details", id="history.details"),
-        Binding("tab,shift+tab", "screen.focus_definitions", "Exports pane", show=False),
+        Binding(
+            "tab,shift+tab",
+            "screen.focus_definitions",
+            "Exports pane",
+            show=False,
+            id="history.tab",
+        ),
     ]
 
     class Loaded(Message):

@@ -38,6 +38,7 @@ class KeyBar(Static):
             if not binding.show or binding.action in seen:
                 continue
             seen.add(binding.action)
+            enabled = enabled and not self._read_only_blocked(binding.action)
             target = tail if binding.action == "app.help" else keys
             target.append(
                 f" {self.app.get_key_display(binding)} ", style=key_style if enabled else "dim"
@@ -49,6 +50,13 @@ class KeyBar(Static):
         room = max(self.size.width - tail.cell_len, 0)
         keys.truncate(room, pad=True)  # overflow="ellipsis": a cut line ends with "…"
         return keys + tail
+
+    def _read_only_blocked(self, action: str) -> bool:
+        """Actions that write are dimmed in read-only mode (pressing them says why)."""
+        if not getattr(self.app, "read_only", False) or "." in action:
+            return False
+        method = getattr(self.screen, f"action_{action.split('(', 1)[0]}", None)
+        return getattr(method, "writes", None) is not None
 
     def on_resize(self) -> None:
         self.update(self.line())
