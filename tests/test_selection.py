@@ -8,6 +8,7 @@ import pytest
 
 from tests import tiny_catalog
 from tuiexport import service
+from tuiexport.models import Product
 from tuiexport.selection import Criteria, CriteriaError, count, criteria_from_json, product_query
 
 
@@ -121,3 +122,37 @@ def test_preview_shows_best_matching_offer(catalog):
     assert rows[0].name == 'ThinkPad 1, "Büro" Modell'  # falls back to German
     assert rows[3].price == 20.0 and rows[3].stock == 1 + 7 and rows[3].offers == 2
     assert rows[0].manufacturer == "Hewlett-Packard" and rows[0].product_type == "Mäuse"
+
+
+def test_impact_of_an_edit_gained_lost_and_each_export(catalog):
+    from tuiexport import service
+
+    saved = service.create_selection(Criteria(suppliers="all", manufacturer_ids=[1]))
+    service.create_definition("Small", selection_id=saved.id, product_limit=5)
+    service.create_definition("Big", selection_id=saved.id)
+    edited = Criteria(suppliers="all", manufacturer_ids=[1, 2])
+    impact = service.selection_impact(saved.id, edited)
+    before, after = service.count_products(saved.criteria), service.count_products(edited)
+    assert (impact.before, impact.after) == (before, after)
+    assert impact.gained == after - before and impact.lost == 0
+    # The examples are the first gained puids, with their names.
+    gained = [
+        p
+        for (p,) in Product.select(Product.puid)
+        .where(Product.manufacturer == 2)
+        .order_by(Product.puid)
+        .limit(3)
+        .tuples()
+    ]
+    assert [puid for puid, _ in impact.gained_examples] == gained
+    assert all(name for _, name in impact.gained_examples)
+    assert [(e.name, e.limit, e.before, e.after) for e in impact.exports] == [
+        ("Big", 200_000, before, after),
+        ("Small", 5, before, after),
+    ]
+    narrower = service.selection_impact(saved.id, Criteria(suppliers="all", manufacturer_ids=[2]))
+    assert narrower.lost == before and narrower.gained == service.count_products(
+        Criteria(suppliers="all", manufacturer_ids=[2])
+    )
+    broken = service.selection_impact(saved.id, Criteria(suppliers="all", price_min=9, price_max=1))
+    assert broken.reasons and all(e.turns_invalid for e in broken.exports)

@@ -266,3 +266,57 @@ async def test_excel_variant_visible_and_saved_for_csv():
         await move_to(pilot, "Marketplace BMEcat")
         await type_keys(pilot, "enter")
         assert not app.screen.query_one("#ed-excel").display
+
+
+@sync
+async def test_selection_tab_shows_what_saving_would_change():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "f4")
+        assert await until(pilot, lambda: bool(app.screen.query(SelectionEditor)))
+        editor = app.screen.query_one(SelectionEditor)
+        impact = editor.query_one("#sel-impact")
+        await settle(pilot)
+        assert not impact.display  # nothing changed yet
+        editor.query_one("#sel-only_new").value = True
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert await until(pilot, lambda: impact.display)
+        shown = str(impact.render())
+        saved = service.get_selection(editor.selection.id).criteria
+        lost = service.count_products(saved) - service.count_products(editor.criteria())
+        assert f"−{lost:,} lost" in shown and "+0 gained" in shown
+        # Both exports that use it, with their count against the limit.
+        assert "Price and stock update" in shown and "Shop feed" in shown
+        assert "→" in shown
+        # Nothing was saved meanwhile.
+        assert service.get_selection(editor.selection.id).criteria == saved
+
+
+@sync
+async def test_run_details_and_editor_plot_the_last_runs():
+    from tuiexport.screens.run_details import RunDetailsScreen
+    from tuiexport.widgets.run_trends import CountSparkline, RunTrends
+
+    app = make_app()
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot)
+        await type_keys(pilot, "tab", "enter")
+        assert isinstance(app.screen, RunDetailsScreen)
+        trends = app.screen.query_one(RunTrends)
+        assert await until(pilot, lambda: bool(trends.runs))
+        run = app.screen.run
+        expected = [
+            r.product_count
+            for r in reversed(service.list_history(export_id=run.export_id))
+            if r.status in ("success", "warning")
+        ]
+        assert [r.product_count for r in trends.runs] == expected
+        assert "● this one" in trends.border_title
+        await type_keys(pilot, "escape", "tab")
+        await move_to(pilot, run.export_name)
+        await type_keys(pilot, "enter")
+        spark = app.screen.query_one(CountSparkline)
+        assert await until(pilot, lambda: list(spark.data) == [float(c) for c in expected])

@@ -277,6 +277,22 @@ def count(c: Criteria) -> int:
     return query.scalar() or 0
 
 
+def only_in_first(a: Criteria, b: Criteria, examples: int = 3) -> tuple[int, list[int]]:
+    """How many products ``a`` selects that ``b`` does not, and the first few puids of them."""
+    query = Product.select(Product.puid)
+    conds = product_conditions(a)
+    if conds:
+        query = query.where(*conds)
+    others = Product.select(Product.puid)
+    other_conds = product_conditions(b)
+    if other_conds:
+        others = others.where(*other_conds)
+    query = query.where(Product.puid.not_in(others))
+    counted = Product.select(pw.fn.COUNT(pw.SQL("*"))).from_(query.alias("only")).scalar() or 0
+    first = [puid for (puid,) in tuples(query.order_by(Product.puid).limit(examples))]
+    return counted, first
+
+
 # --- the generated name --------------------------------------------------------------------
 
 

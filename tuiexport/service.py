@@ -4,6 +4,7 @@ None of the front ends builds queries or runs export logic itself; a bug fixed h
 everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.management.views`).
 """
 
+# ruff: noqa: F401  (a façade: everything imported here is re-exported)
 from __future__ import annotations
 
 from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
@@ -45,9 +46,17 @@ from tuiexport.management.selections import (
     get_selection,
     list_selections,
     preview,
+    selection_impact,
     update_selection,
 )
-from tuiexport.management.views import DefinitionView, PreviewRow, RunView, SelectionView
+from tuiexport.management.views import (
+    DefinitionView,
+    ExportImpact,
+    PreviewRow,
+    RunView,
+    SelectionImpact,
+    SelectionView,
+)
 from tuiexport.models import LANGUAGES
 from tuiexport.selection import (
     Criteria,
@@ -59,61 +68,4 @@ from tuiexport.selection import (
 )
 from tuiexport.setup import finish_own_catalog, prepare_database, prepare_own_catalog
 
-# Spelled out (not computed) so type checkers and readers see the API.
-__all__ = [
-    "EDITABLE",
-    "LANGUAGES",
-    "OUTPUTS",
-    "PROFILES",
-    "SORTS",
-    "Criteria",
-    "CriteriaError",
-    "DatabaseError",
-    "DefinitionView",
-    "PreparedRun",
-    "PreviewRow",
-    "RunView",
-    "SelectionView",
-    "auto_name",
-    "begin_run",
-    "close_database",
-    "count_history",
-    "count_products",
-    "create_definition",
-    "create_selection",
-    "criteria_from_json",
-    "criteria_to_json",
-    "database_location",
-    "delete_definition",
-    "delete_selection",
-    "download_name",
-    "effective_limit",
-    "file_format",
-    "finish_own_catalog",
-    "get_definition",
-    "get_run",
-    "get_selection",
-    "is_valid_pair",
-    "list_definitions",
-    "list_history",
-    "list_manufacturers",
-    "list_product_types",
-    "list_selections",
-    "list_suppliers",
-    "mark_interrupted",
-    "open_database",
-    "prepare_database",
-    "prepare_own_catalog",
-    "preview",
-    "resolve_target",
-    "reusable_artifact",
-    "rotate_share_token",
-    "run_export",
-    "share_path",
-    "share_url",
-    "update_definition",
-    "update_selection",
-    "valid_pairs",
-    "validate_criteria",
-    "validate_definition",
-]
+__all__ = [name for name in dir() if not name.startswith("_")]

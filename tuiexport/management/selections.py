@@ -9,7 +9,8 @@ import peewee as pw
 from tuiexport import selection as sel
 from tuiexport.db import database
 from tuiexport.errors import Conflict, NotFound, UserError
-from tuiexport.management.views import PreviewRow, SelectionView
+from tuiexport.management.definitions import effective_limit
+from tuiexport.management.views import ExportImpact, PreviewRow, SelectionImpact, SelectionView
 from tuiexport.models import (
     ExportDefinition,
     Manufacturer,
@@ -201,3 +202,58 @@ def preview(
         )
         for puid, ean, sku, mfr, ptype in rows
     ]
+
+
+def selection_impact(
+    ref: int | str, edited: Criteria, language: str = "de", fallback: str = "de"
+) -> SelectionImpact:
+    """What saving ``edited`` over the stored rules of selection ``ref`` would change: products
+    gained and lost (counts and the first few), and each export using it against its limit."""
+    row = _get(ref)
+    saved = sel.criteria_from_json(row.criteria)
+    users = list(
+        tuples(
+            ExportDefinition.select(ExportDefinition.name, ExportDefinition.product_limit)
+            .where(ExportDefinition.selection == row.id)
+            .order_by(ExportDefinition.name)
+        )
+    )
+    reasons = sel.validate_criteria(edited)
+    before = 0 if sel.validate_criteria(saved) else sel.count(saved)
+    if reasons:
+        exports = [
+            ExportImpact(
+                name=n, limit=effective_limit(lim), before=before, after=0, turns_invalid=True
+            )
+            for n, lim in users
+        ]
+        return SelectionImpact(
+            before=before, after=0, gained=0, lost=0, exports=exports, reasons=reasons
+        )
+    after = sel.count(edited)
+    gained, gained_first = sel.only_in_first(edited, saved)
+    lost, lost_first = sel.only_in_first(saved, edited)
+    names = _names(gained_first + lost_first, language, fallback)
+    return SelectionImpact(
+        before=before,
+        after=after,
+        gained=gained,
+        lost=lost,
+        gained_examples=[(p, names.get(p, "")) for p in gained_first],
+        lost_examples=[(p, names.get(p, "")) for p in lost_first],
+        exports=[
+            ExportImpact(name=n, limit=effective_limit(lim), before=before, after=after)
+            for n, lim in users
+        ],
+    )
+
+
+def _names(puids: list[int], language: str, fallback: str) -> dict[int, str]:
+    texts: dict[int, dict[str, str]] = {}
+    for pid, lang, name in tuples(
+        ProductText.select(ProductText.product, ProductText.lang, ProductText.name).where(
+            ProductText.product.in_(puids), ProductText.lang.in_([language, fallback])
+        )
+    ):
+        texts.setdefault(pid, {})[lang] = name
+    return {pid: t.get(language) or t.get(fallback) or "" for pid, t in texts.items()}

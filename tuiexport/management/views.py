@@ -91,3 +91,29 @@ class PreviewRow(msgspec.Struct, array_like=True):
     #: Total stock over the offers that match the selection.
     stock: int | None
     offers: int
+
+
+class ExportImpact(msgspec.Struct, kw_only=True):
+    """What saving a selection would do to one export that uses it."""
+
+    name: str
+    limit: int
+    before: int
+    after: int
+    #: The edited rules are invalid: the export could not run any more.
+    turns_invalid: bool = False
+
+
+class SelectionImpact(msgspec.Struct, kw_only=True):
+    """Saved rules against edited ones: the products gained and lost, and every export's count."""
+
+    before: int
+    after: int
+    gained: int
+    lost: int
+    #: (puid, name) of the first few gained and lost products.
+    gained_examples: list[tuple[int, str]] = []
+    lost_examples: list[tuple[int, str]] = []
+    exports: list[ExportImpact] = []
+    #: Why the edited rules are invalid (then nothing is counted).
+    reasons: list[str] = []

@@ -15,6 +15,7 @@ from textual.widgets import Static
 from tuiexport.management.views import RunView
 from tuiexport.widgets import fmt
 from tuiexport.widgets.key_bar import KeyBar
+from tuiexport.widgets.run_trends import RunTrends
 
 
 def details(run: RunView) -> Table:
@@ -76,6 +77,8 @@ class RunDetailsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="run-box") as box:
             box.border_title = f"Run {self.run.log_id}"
+            # The export's last runs first: a drop in count or size shows at a glance.
+            yield RunTrends(self.run.export_id, self.run.log_id, id="run-trends")
             yield Static(details(self.run), id="run-details")
         yield KeyBar()
 

@@ -19,6 +19,7 @@ from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView, SelectionView
 from tuiexport.widgets import fmt
+from tuiexport.widgets.run_trends import CountSparkline
 
 
 def format_pairs() -> list[tuple[str, str]]:
@@ -89,6 +90,9 @@ class DefinitionEditor(Vertical):
             yield Label("Limit", classes="label")
             yield Input(id="ed-limit", compact=True, placeholder="contract", type="integer")
             yield Static("", id="ed-count")
+        with Horizontal(classes="field", id="ed-trend-row"):
+            yield Label("Last runs", classes="label")
+            yield CountSparkline(id="ed-trend")
         yield Static("", id="ed-info")
         with Horizontal(classes="buttons"):
             yield Button(
@@ -128,6 +132,7 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-name-error").display = False
         self._show_selection()
         self._show_meta()
+        self.query_one(CountSparkline).show(view.export_id)
         self.call_after_refresh(self._done_loading)
 
     def rebase(self, view: DefinitionView, share_url: str) -> None:

@@ -21,7 +21,8 @@ from textual.worker import get_current_worker
 
 from tuiexport import service
 from tuiexport.errors import UserError
-from tuiexport.management.views import PreviewRow, SelectionView
+from tuiexport.management.views import PreviewRow, SelectionImpact, SelectionView
+from tuiexport.widgets import fmt
 from tuiexport.widgets.checklist import FilterableChecklist
 from tuiexport.widgets.guard import background
 
@@ -61,15 +62,53 @@ def _price(text: str, label: str) -> float | None:
         raise UserError(f"The {label} price '{text}' is not a number.") from None
 
 
+def impact_text(impact: SelectionImpact) -> Text:
+    """What saving would do, in a few lines: products gained and lost (with examples) and each
+    export that uses the selection, its count against its limit before → after."""
+    text = Text("Saving: ", style="bold")
+
+    def examples(rows: list[tuple[int, str]], more: int) -> str:
+        shown = ", ".join(f"{puid} {name[:24]}".strip() for puid, name in rows)
+        return f" ({shown}{', …' if more > len(rows) else ''})" if rows else ""
+
+    if impact.reasons:
+        text.append("the rules are invalid, so ", style="red")
+    else:
+        text.append(f"+{impact.gained:,}", style="green")
+        text.append(" gained" + examples(impact.gained_examples, impact.gained) + ", ")
+        text.append(f"−{impact.lost:,}", style="red")
+        text.append(" lost" + examples(impact.lost_examples, impact.lost))
+    for export in impact.exports:
+        text.append("\n  ")
+        text.append(fmt.cut(export.name, 28), style="bold")
+        if export.turns_invalid:
+            text.append(" turns invalid: it cannot run until the rules are fixed", style="red")
+            continue
+        text.append(f" {export.before:,} → {export.after:,} / {export.limit:,}")
+        if export.after > export.limit >= export.before:
+            text.append("  now over its limit", style="yellow")
+        elif export.after > export.limit:
+            text.append("  over its limit", style="yellow")
+    if not impact.exports:
+        text.append("  (no export uses it)", style="dim")
+    return text
+
+
 class SelectionEditor(Vertical):
     """Edits one selection (``selection`` None: a new one, created on save)."""
 
     class Computed(Message):
         def __init__(
-            self, count: int, rows: list[PreviewRow], auto_name: str, reasons: list[str]
+            self,
+            count: int,
+            rows: list[PreviewRow],
+            auto_name: str,
+            reasons: list[str],
+            impact: SelectionImpact | None = None,
         ) -> None:
             super().__init__()
             self.count, self.rows, self.auto_name, self.reasons = count, rows, auto_name, reasons
+            self.impact = impact
 
     class Saved(Message):
         def __init__(self, editor: SelectionEditor, view: SelectionView, created: bool) -> None:
@@ -121,6 +160,7 @@ class SelectionEditor(Vertical):
                 placeholder="(generated from the rules)",
             )
         yield Static("", id="sel-count")
+        yield Static("", id="sel-impact")
         yield Static("", id="sel-reasons", classes="error")
         with Horizontal(id="sel-body"):
             with VerticalScroll(id="sel-rules"):
@@ -284,18 +324,28 @@ class SelectionEditor(Vertical):
 
     @background("selection-preview")
     def _compute(self, criteria: service.Criteria) -> None:
+        worker = get_current_worker()
         reasons = service.validate_criteria(criteria)
         name = service.auto_name(criteria)
         count, rows = 0, []
         if not reasons:
             count = service.count_products(criteria)
-            if not get_current_worker().is_cancelled:
+            if not worker.is_cancelled:
                 rows = service.preview(criteria, n=50, language=self.language)
-        if not get_current_worker().is_cancelled:
-            self.post_message(self.Computed(count, rows, name, reasons))
+        if worker.is_cancelled:
+            return
+        # Show the count at once; what saving would change takes two more queries.
+        self.post_message(self.Computed(count, rows, name, reasons))
+        if self.selection is not None and criteria != self.original:
+            impact = service.selection_impact(self.selection.id, criteria, language=self.language)
+            if not worker.is_cancelled:
+                self.post_message(self.Computed(count, rows, name, reasons, impact))
 
     def on_selection_editor_computed(self, message: Computed) -> None:
         message.stop()
+        self._show_impact(message.impact)
+        if message.impact is not None:
+            return  # the count and preview came with the message before
         self.count, self.auto_name = message.count, message.auto_name
         self.query_one("#sel-name", Input).placeholder = message.auto_name
         self._show_reasons(message.reasons)
@@ -320,6 +370,14 @@ class SelectionEditor(Vertical):
                 Text(row.ean or ""),
             )
         self.post_message(self.TitleChanged(self))
+
+    def _show_impact(self, impact: SelectionImpact | None) -> None:
+        widget = self.query_one("#sel-impact", Static)
+        widget.display = impact is not None and not (
+            impact.gained == impact.lost == 0 and not impact.reasons
+        )
+        if impact is not None and widget.display:
+            widget.update(impact_text(impact))
 
     def _show_reasons(self, reasons: list[str]) -> None:
         widget = self.query_one("#sel-reasons", Static)
