@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tuiexport import db
+from tuiexport import db, setup
 from tuiexport.catalog.demo import generate_demo
 from tuiexport.catalog.importer import export_jsonl
-from tuiexport.schema import SAMPLE_CATALOG as _SAMPLE
+from tuiexport.setup import SAMPLE_CATALOG as _SAMPLE
 
 SAMPLE_CATALOG = Path(str(_SAMPLE))
 
@@ -24,7 +24,7 @@ PRODUCTS = 2_500
 
 def main(products: int = PRODUCTS) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db.open_database(Path(tmp) / "sample.sqlite", load_sample=False)
+        setup.prepare_database(Path(tmp) / "sample.sqlite", load_sample=False)
         try:
             generate_demo(products, seed=1)
             records = export_jsonl(SAMPLE_CATALOG)

@@ -73,10 +73,10 @@ def _cpu(who=resource.RUSAGE_SELF) -> float:
 
 
 def child_export(db: str, export_id: str, target: str) -> dict:
-    from tuiexport import db as dbmod
+    from tuiexport import setup
     from tuiexport.engine import run_export
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     run = run_export(export_id, trigger="cli", output_path=target)
     return {
         "status": run.status,
@@ -89,10 +89,10 @@ def child_export(db: str, export_id: str, target: str) -> dict:
 
 
 def child_count(db: str) -> dict:
-    from tuiexport import db as dbmod
+    from tuiexport import setup
     from tuiexport.selection import count
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     criteria = count_criteria()
     times, n = [], 0
     for _ in range(3):
@@ -125,9 +125,10 @@ def child_shell(command: str) -> dict:
 
 def child_generate(db: str, products: int) -> dict:
     from tuiexport import db as dbmod
+    from tuiexport import setup
     from tuiexport.catalog.demo import generate_demo
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     stats = generate_demo(products, seed=1)
     dbmod.close_database()
     return {"seconds": stats.seconds, "supplier_items": stats.supplier_items}
@@ -135,11 +136,10 @@ def child_generate(db: str, products: int) -> dict:
 
 def child_setup(db: str, products: int) -> dict:
     """Create (once) a selection of every product and one definition per format."""
-    from tuiexport import db as dbmod
-    from tuiexport import service
+    from tuiexport import service, setup
     from tuiexport.selection import Criteria
 
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     by_name = {d.name: d.export_id for d in service.list_definitions()}
     selection = None
     ids = {}
@@ -307,12 +307,13 @@ def report(results: dict[int, list[dict]]) -> str:
         lines.append(
             f"\nPeak RSS at {sizes[-1]:,} / at {sizes[0]:,} (target ≤ 1.2, and ≤ {RSS_LIMIT_MB} MB):\n"
         )
-        for a, b in zip(small, big):
+        for a, b in zip(small, big, strict=False):
             if a["what"] in FORMATS + EXTRA_FORMATS:
                 ratio = b["peak_mb"] / a["peak_mb"]
                 ok = ratio <= 1.2 and b["peak_mb"] <= RSS_LIMIT_MB
+                verdict = "ok" if ok else "MISSED"
                 lines.append(
-                    f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {'ok' if ok else 'MISSED'}"
+                    f"- {a['what']}: {b['peak_mb']:.0f} / {a['peak_mb']:.0f} MB = {ratio:.2f} {verdict}"
                 )
     return "\n".join(lines)
 

@@ -56,10 +56,10 @@ def catalog(products: int) -> Path:
         dst.close()
         print(f"copied {shared.name} to {mine.name} in {time.perf_counter() - started:.1f} s")
     else:
-        from tuiexport import db
+        from tuiexport import db, setup
         from tuiexport.catalog.demo import generate_demo
 
-        db.open_database(mine, load_sample=False)
+        setup.prepare_database(mine, load_sample=False)
         generate_demo(products)
         db.close_database()
         print(f"built {mine.name} ({products:,} products) in {time.perf_counter() - started:.1f} s")
@@ -76,7 +76,7 @@ def prepare(products: int):
     from tuiexport.selection import Criteria
 
     config.reset_settings()
-    service.open_database(catalog(products), load_sample=False)
+    service.prepare_database(catalog(products), load_sample=False)
     for d in service.list_definitions():
         if d.name.startswith("server-bench"):
             service.delete_definition(d.export_id)
@@ -170,7 +170,7 @@ def requests_per_second(
         for h in headers:
             args += ["-H", h]
         out = subprocess.run(
-            args + [url], capture_output=True, text=True, timeout=seconds + 30, check=False
+            [*args, url], capture_output=True, text=True, timeout=seconds + 30, check=False
         ).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -36,7 +36,7 @@ def build(home: Path, products: int, definitions: int, runs: int) -> dict:
 
     config.reset_settings()
     reuse = (home / "bench.sqlite").exists()
-    service.open_database(home / "bench.sqlite", load_sample=False)
+    service.prepare_database(home / "bench.sqlite", load_sample=False)
     if reuse:  # built by an earlier run with --home
         from tuiexport.catalog.stats import catalog_stats
 
@@ -155,7 +155,7 @@ async def measure(keys: int, big_export: str, size: tuple[int, int]) -> dict:
         result["idle_move"] = await series(moves, keys)
         # Expand and collapse (enter toggles; escape from the editor closes it again).
         expand = []
-        for i in range(max(keys // 4, 10)):
+        for _i in range(max(keys // 4, 10)):
             expand.append(await latency("enter"))
             await latency("escape")
             await latency("down")

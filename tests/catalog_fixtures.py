@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tuiexport import db as dbmod
+from tuiexport import setup
 from tuiexport.catalog.demo import generate_demo
 
 
@@ -40,6 +41,6 @@ def catalog_rows(database) -> dict[str, list[tuple]]:
 @pytest.fixture(name="demo")
 def demo_fixture(tmp_path):
     """A fresh database (the open one) with 400 demo products, seed 7; yields the DemoStats."""
-    dbmod.open_database(tmp_path / "demo.sqlite", load_sample=False)
+    setup.prepare_database(tmp_path / "demo.sqlite", load_sample=False)
     yield generate_demo(400, seed=7)
     dbmod.close_database()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuiexport import config
+from tuiexport import config, setup
 from tuiexport import db as dbmod
 
 
@@ -30,6 +30,6 @@ def isolated_home(tmp_path, monkeypatch):
 @pytest.fixture
 def empty_db(tmp_path):
     """A fresh, empty database file (schema only)."""
-    database = dbmod.open_database(tmp_path / "t.sqlite", load_sample=False)
+    database = setup.prepare_database(tmp_path / "t.sqlite", load_sample=False)
     yield database
     dbmod.close_database()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.catalog_fixtures import catalog_rows, demo_fixture, ean13_ok  # noqa: F401 - fixture
 from tuiexport import db as dbmod
-from tuiexport import schema
+from tuiexport import schema, setup
 from tuiexport.catalog.demo import FIRST_PUID, base_date, generate_demo
 from tuiexport.catalog.importer import export_jsonl
 from tuiexport.catalog.stats import catalog_stats
@@ -34,7 +34,7 @@ def sql(query: str, *params):
 def test_same_seed_gives_the_same_catalog_and_another_seed_does_not(tmp_path):
     dumps, exports = [], []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        database = dbmod.open_database(tmp_path / f"{name}.sqlite", load_sample=False)
+        database = setup.prepare_database(tmp_path / f"{name}.sqlite", load_sample=False)
         generate_demo(250, seed=seed)
         dumps.append(catalog_rows(database))
         export_jsonl(tmp_path / f"{name}.jsonl")

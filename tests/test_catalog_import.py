@@ -9,7 +9,7 @@ import pytest
 
 from tests.catalog_fixtures import catalog_rows, demo_fixture  # noqa: F401 - fixture
 from tuiexport import db as dbmod
-from tuiexport import schema
+from tuiexport import schema, setup
 from tuiexport.catalog.demo import generate_demo
 from tuiexport.catalog.importer import export_jsonl, import_file
 from tuiexport.cli import main
@@ -194,7 +194,7 @@ def test_export_and_reimport_round_trip_is_exact(demo, tmp_path):
     export_jsonl(first)
     before = catalog_rows(dbmod.database)
     dbmod.close_database()
-    dbmod.open_database(tmp_path / "copy.sqlite", load_sample=False)
+    setup.prepare_database(tmp_path / "copy.sqlite", load_sample=False)
     report = import_file(first)
     assert (report.added, report.skipped) == (400, 0)
     assert catalog_rows(dbmod.database) == before
@@ -206,15 +206,15 @@ def test_export_and_reimport_round_trip_is_exact(demo, tmp_path):
 
 
 def test_bundled_sample_is_small_reproducible_and_loads_on_first_start(tmp_path):
-    assert len(schema.SAMPLE_CATALOG.read_bytes()) < 3_000_000
-    dbmod.open_database(tmp_path / "demo.sqlite", load_sample=False)
+    assert len(setup.SAMPLE_CATALOG.read_bytes()) < 3_000_000
+    setup.prepare_database(tmp_path / "demo.sqlite", load_sample=False)
     generate_demo(2_500, seed=1)
     export_jsonl(tmp_path / "sample.jsonl.gz")
     dbmod.close_database()
-    assert (tmp_path / "sample.jsonl.gz").read_bytes() == schema.SAMPLE_CATALOG.read_bytes(), (
+    assert (tmp_path / "sample.jsonl.gz").read_bytes() == setup.SAMPLE_CATALOG.read_bytes(), (
         "tuiexport/data/sample-catalog.jsonl.gz is stale: run bench/make_sample.py"
     )
-    dbmod.open_database(tmp_path / "fresh.sqlite")
+    setup.prepare_database(tmp_path / "fresh.sqlite")
     assert Product.select().count() == 2_500
     assert fts_count() == 2_500
 
@@ -249,7 +249,7 @@ def test_csv_rows_that_are_not_utf8_are_bad_rows(empty_db, tmp_path):
 
 def test_database_failures_are_one_sentence(tmp_path, capsys):
     db = tmp_path / "cli.sqlite"
-    database = dbmod.open_database(db, load_sample=False)
+    database = setup.prepare_database(db, load_sample=False)
     database.execute_sql(
         "CREATE TRIGGER no_products BEFORE INSERT ON product "
         "BEGIN SELECT RAISE(ABORT, 'disk quota exceeded'); END"

@@ -9,13 +9,14 @@ import pytest
 
 from tests import tiny_catalog
 from tuiexport import db as dbmod
+from tuiexport import setup
 from tuiexport.cli import main
 
 
 @pytest.fixture
 def dbfile(tmp_path):
     path = tmp_path / "cli.sqlite"
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     tiny_catalog.build()
     dbmod.close_database()
     return str(path)
@@ -86,7 +87,7 @@ def test_run_to_a_file_path(capsys, dbfile, tmp_path):
 
 def test_warning_exits_zero_and_says_what_was_cut(capsys, dbfile):
     make_export(capsys, dbfile, "--limit", "3")
-    code, out, err = cli(capsys, dbfile, "--run", "Feed")
+    code, _out, err = cli(capsys, dbfile, "--run", "Feed")
     assert code == 0
     assert "warning: 17 of 20 products were left out" in err
 
@@ -117,7 +118,7 @@ def test_warning_exits_zero_and_says_what_was_cut(capsys, dbfile):
 def test_bad_input_is_one_sentence_and_exit_2(capsys, dbfile, args, message):
     make_export(capsys, dbfile)
     cli(capsys, dbfile, "exports", "create", "--name", "Draft")
-    code, out, err = cli(capsys, dbfile, *args)
+    code, _out, err = cli(capsys, dbfile, *args)
     assert code == 2
     assert err.startswith("tuiexport: ") and message in err
     assert err.count("\n") == 1, "exactly one line"

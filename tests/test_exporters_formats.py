@@ -119,7 +119,7 @@ def test_standard_csv_holds_the_selected_products_and_their_offers(catalog):
     got = files["product.csv"]
     assert list(got[0]) == [f.name for f in profiles.STANDARD_PRODUCT.fields]
     assert [int(r["puid"]) for r in got] == [w["puid"] for w in want]
-    for row, w in zip(got, want):
+    for row, w in zip(got, want, strict=True):
         assert row["name"] == (w["name"] or "")
         assert row["shortDescription"] == (w["shortDescription"] or "")
         assert row["longDescription"] == (w["longDescription"] or "")
@@ -245,7 +245,7 @@ def test_json_document_streams_the_same_products(catalog):
     assert [entry["puid"] for entry in doc["log"]] == list(range(1013, 1021))
     want = expected_products("en", "de", limit=12)
     assert [p["puid"] for p in doc["product"]] == [w["puid"] for w in want]
-    for p, w in zip(doc["product"], want):
+    for p, w in zip(doc["product"], want, strict=True):
         assert (p["name"], p["shortDescription"], p["imageUrl"]) == (
             w["name"],
             w["shortDescription"],
@@ -282,7 +282,7 @@ def test_xml_parses_and_matches(catalog):
     records = xml_records(data)
     want = expected_products("en", "de")
     assert [int(r["puid"]) for r in records] == [w["puid"] for w in want]
-    for r, w in zip(records, want):
+    for r, w in zip(records, want, strict=True):
         assert r["name"] == w["name"]
         assert r.get("imageUrl") == w["imageUrl"]
         assert r["longDescription"] == w["longDescription"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tuiexport import db as dbmod
-from tuiexport import service
+from tuiexport import service, setup
 from tuiexport.catalog.demo import generate_demo
 from tuiexport.selection import Criteria
 
@@ -86,7 +86,7 @@ def pg_url():
 
 def _build(target: str) -> dict[tuple[str, str], bytes]:
     """The same demo catalog and one definition per format; returns each format's file."""
-    dbmod.open_database(target, load_sample=False)
+    setup.prepare_database(target, load_sample=False)
     generate_demo(250, seed=11)
     everything = service.create_selection(Criteria(suppliers="all"))
     files = {}
@@ -116,7 +116,7 @@ def _build(target: str) -> dict[tuple[str, str], bytes]:
 
 def _comparable(key: tuple[str, str], data: bytes) -> object:
     """The file minus what differs by design between two runs (IDs, log ID, timestamps)."""
-    profile, output = key
+    _profile, output = key
     if output == "csv":
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return {n: z.read(n) for n in z.namelist()}

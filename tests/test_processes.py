@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tuiexport import db as dbmod
-from tuiexport import service
+from tuiexport import service, setup
 from tuiexport.selection import Criteria
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def demo_db(tmp_path):
     from tuiexport.catalog.demo import generate_demo
 
     path = tmp_path / "demo.sqlite"
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     generate_demo(3000, seed=7)
     everything = service.create_selection(Criteria(suppliers="all"), name="All")
     service.create_definition(
@@ -114,7 +114,7 @@ def test_two_exporters_and_an_importer_share_one_sqlite_file(demo_db, isolated_h
 
     # A second catalog to import: 5,000 products, the first 3,000 puids shared with the demo.
     other = tmp_path / "other.sqlite"
-    dbmod.open_database(other, load_sample=False)
+    setup.prepare_database(other, load_sample=False)
     generate_demo(5000, seed=8)
     feed = tmp_path / "import.jsonl"
     export_jsonl(feed)

@@ -8,7 +8,7 @@ import pytest
 
 from tests import tiny_catalog
 from tuiexport import db as dbmod
-from tuiexport import schema, service
+from tuiexport import schema, service, setup
 from tuiexport.models import SupplierItem
 from tuiexport.selection import Criteria
 
@@ -66,7 +66,7 @@ def test_bulk_load_suspends_triggers_and_recomputes(empty_db):
 
 def test_a_version_1_database_is_migrated(tmp_path):
     path = tmp_path / "old.sqlite"
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     tiny_catalog.build()
     dbmod.close_database()
     with sqlite3.connect(path) as con:  # make it look like version 1
@@ -76,7 +76,7 @@ def test_a_version_1_database_is_migrated(tmp_path):
         for column in ("offer_mask", "stock_mask", "price_mask"):
             con.execute(f"ALTER TABLE product DROP COLUMN {column}")
         con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    database = dbmod.open_database(path, load_sample=False)
+    database = setup.prepare_database(path, load_sample=False)
     assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
     migrated = masks(database)
     assert migrated == recomputed(database) and any(m for _, m, *_ in migrated)
@@ -85,8 +85,8 @@ def test_a_version_1_database_is_migrated(tmp_path):
 
 def test_a_newer_database_is_refused(tmp_path):
     path = tmp_path / "new.sqlite"
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     schema.set_meta("schema_version", "99")
     dbmod.close_database()
     with pytest.raises(dbmod.DatabaseError, match="schema version 99, newer than this tuiexport"):
-        dbmod.open_database(path, load_sample=False)
+        setup.prepare_database(path, load_sample=False)

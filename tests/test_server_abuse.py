@@ -5,6 +5,7 @@ and /healthz still answers afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -22,10 +23,8 @@ def raw(port: int, data: bytes, *, read_timeout: float = 5.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
         if data:
             sock.sendall(data)
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
         return read_all(sock)
 
 

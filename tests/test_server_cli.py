@@ -14,7 +14,7 @@ import pytest
 
 from tests.server_helpers import build_exports
 from tuiexport import db as dbmod
-from tuiexport import service
+from tuiexport import service, setup
 
 
 def start(db_path, *extra):
@@ -33,7 +33,7 @@ def start(db_path, *extra):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_in_the_foreground_and_stop_on_signal(tmp_path, signum):
     db_path = tmp_path / "serve.sqlite"
-    dbmod.open_database(db_path, load_sample=False)
+    setup.prepare_database(db_path, load_sample=False)
     export = build_exports()["standard-jsonl"]
     dbmod.close_database()
     proc, url = start(db_path, "--base-url", "https://feeds.example.com/")

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import Input
 
-from tests.test_tui_helpers import BASE_URL, make_app, notifications, settle, sync, tui_db  # noqa: F401
+from tests.test_tui_helpers import BASE_URL, make_app, notifications, settle, sync, tui_db  # noqa: F401 - tui_db is a fixture
 from tuiexport import service
 from tuiexport.models import ExportDefinition, Run
 from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen

@@ -60,7 +60,7 @@ def tokens(path) -> dict[str, str]:
 
 
 @sync
-async def test_every_action_has_a_command_that_does_the_same(tui_db, tmp_path):
+async def test_every_action_has_a_command_that_does_the_same(tui_db, tmp_path):  # noqa: F811 - the imported fixture
     pristine = tmp_path / "replay.sqlite"
     with sqlite3.connect(tui_db) as src, sqlite3.connect(pristine) as dst:
         src.backup(dst)

@@ -6,6 +6,7 @@ Export IDs, share tokens and timestamps are fixed so that snapshots do not chang
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
@@ -43,7 +44,7 @@ def build_tui_db(path, monkeypatch) -> None:
     monkeypatch.setattr(definitions_module.uuid, "uuid4", _fixed_uuids())
     monkeypatch.setattr(definitions_module, "new_share_token", _fixed_tokens())
     monkeypatch.setattr(definitions_module, "_producer", lambda: "operator")
-    service.open_database(path, load_sample=False)
+    service.prepare_database(path, load_sample=False)
     tiny_catalog.build()
     partners = service.create_selection(Criteria(suppliers="partners", only_in_stock=True))
     everything = service.create_selection(Criteria(suppliers="all"), name="Whole catalog")
@@ -146,10 +147,9 @@ async def settle(pilot, delay: float = 0.05) -> None:
     from textual.worker import WorkerCancelled, WorkerFailed
 
     for _ in range(3):
-        try:
+        # Superseded work is cancelled; failures show as notifications.
+        with contextlib.suppress(WorkerCancelled, WorkerFailed):
             await pilot.app.workers.wait_for_complete()
-        except (WorkerCancelled, WorkerFailed):  # superseded work; failures show as notifications
-            pass
         await pilot.pause(delay)
 
 

@@ -11,6 +11,7 @@ from textual.widgets import Input
 
 from tests.test_tui_helpers import settle, sync, tui_db  # noqa: F401
 from tuiexport import config, service
+from tuiexport.app import ExportApp
 from tuiexport.models import ExportDefinition, Run
 from tuiexport.screens.help import HelpScreen, binding_ids
 
@@ -37,7 +38,7 @@ async def keys(pilot, *names: str) -> None:
 
 
 def warnings(app) -> list[str]:
-    return [str(n.message) for n in app._notifications if n.severity == "warning"]  # noqa: SLF001
+    return [str(n.message) for n in app._notifications if n.severity == "warning"]
 
 
 async def move_to(pilot, name: str) -> None:
@@ -134,7 +135,7 @@ async def test_keymap_and_theme_from_the_config(isolated_home):
         assert app.focused is app.screen.query_one("#ed-name", Input)
         await keys(pilot, "escape", "escape", "f1")
         assert isinstance(app.screen, HelpScreen)
-        shown = "\n".join(s.text for s in app.screen._compositor.render_strips())  # noqa: SLF001
+        shown = "\n".join(s.text for s in app.screen._compositor.render_strips())
         new_line = next(line for line in shown.splitlines() if " New " in f"{line} ")
         assert "ctrl+b" in new_line and "ctrl+n" not in new_line
 
@@ -143,7 +144,7 @@ def test_every_binding_id_is_documented():
     from pathlib import Path
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "tui.md").read_text()
-    missing = [i for i in sorted(binding_ids()) if f"`{i}`" not in page]
+    missing = [i for i in sorted(binding_ids(ExportApp.BINDINGS)) if f"`{i}`" not in page]
     assert not missing, f"docs/guide/tui.md does not list the binding ids {missing}"
 
 

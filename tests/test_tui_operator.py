@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from tests.test_tui_helpers import make_app, notifications, settle, sync, tui_db  # noqa: F401
+from tests.test_tui_helpers import make_app, notifications, settle, sync, tui_db  # noqa: F401 - tui_db is a fixture
 from tuiexport import service
 from tuiexport.models import ExportDefinition
 from tuiexport.widgets.definition_list import DefinitionRows
@@ -38,7 +38,7 @@ async def until(pilot, condition, seconds: float = 3.0) -> bool:
 
 def screen_text(app) -> str:
     """What the terminal shows now, as plain text."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())  # noqa: SLF001
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def focus_in_active_pane(app) -> bool:
@@ -244,7 +244,7 @@ async def test_invalid_selection_is_saved_with_its_reasons_shown():
         editor.query_one("#sel-price_max", Input).value = "100"
         await pilot.pause(0.4)
         await type_keys(pilot, "ctrl+s")
-        warning = [n for n in app._notifications if "invalid" in str(n.message)]  # noqa: SLF001
+        warning = [n for n in app._notifications if "invalid" in str(n.message)]
         assert warning and warning[-1].severity == "warning"
         assert "minimum price 500 is above the maximum 100" in str(warning[-1].message)
         assert not service.get_definition("Shop feed").valid

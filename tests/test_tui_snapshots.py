@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from tests.test_tui_helpers import make_app, settle, tui_db  # noqa: F401
+from tests.test_tui_helpers import make_app, settle, tui_db  # noqa: F401 - tui_db is a fixture
 
 pytestmark = pytest.mark.usefixtures("tui_db")
 

@@ -41,7 +41,7 @@ class ExportApp(App[int]):
         settings = config.settings()
         self.server_url = server_url
         self.server_note = server_note
-        #: Nothing that writes runs (see screens.guard.writes); downloads by setting.
+        #: Nothing that writes runs (see widgets.guard.writes); downloads by setting.
         self.read_only = settings.read_only if read_only is None else read_only
         self.read_only_reason = (
             "--read-only" if read_only else "read_only = true in the configuration"
@@ -68,11 +68,11 @@ class ExportApp(App[int]):
                 f"Unknown theme '{settings.theme}' in the configuration; use one of "
                 f"{', '.join(themes)}."
             )
-        unknown = sorted(set(settings.keymap) - binding_ids())
+        unknown = sorted(set(settings.keymap) - binding_ids(ExportApp.BINDINGS))
         if unknown:
             raise config.ConfigError(
                 f"Unknown key binding id {', '.join(map(repr, unknown))} in [keymap]; the ids are "
-                f"{', '.join(sorted(binding_ids()))}."
+                f"{', '.join(sorted(binding_ids(ExportApp.BINDINGS)))}."
             )
 
     def on_mount(self) -> None:
@@ -96,6 +96,7 @@ class ExportApp(App[int]):
         if not unsaved and not downloading:
             self.exit()
             return
+        assert main is not None  # without the main screen nothing is unsaved or downloading
 
         def answer(yes: bool | None) -> None:
             if yes:

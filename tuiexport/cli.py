@@ -10,26 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-
-import msgspec
+from typing import TYPE_CHECKING, NoReturn
 
 from tuiexport.errors import UserError
+from tuiexport.output import port_number
+
+if TYPE_CHECKING:
+    import peewee
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # usage errors: one sentence, exit 2
+    def error(self, message: str) -> NoReturn:  # usage errors: one sentence, exit 2
         raise UserError(f"{message[0].upper()}{message[1:]} (see '{self.prog} --help').")
-
-
-def port_number(text: str) -> int:
-    """A TCP port for argparse: a whole number from 0 (any free port) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port (a number from 0 to 65535)")
-    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,27 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     catalog_cli.register(sub)
     management_cli.register(sub)
-    try:
-        from tuiexport import server_cli
-    except ImportError:  # pragma: no cover - the server module is optional while it is built
-        server_cli = None
-    if server_cli is not None:
-        server_cli.register(sub)
-    from tuiexport import web
+    from tuiexport import server_cli, web
 
+    server_cli.register(sub)
     web.register(sub)
     return parser
 
 
-def print_json(data: object) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
+def open_db(args: argparse.Namespace) -> peewee.Database:
+    from tuiexport import service
 
-
-def open_db(args: argparse.Namespace):
-    from tuiexport import db, management
-
-    database = db.open_database(args.db)
-    management.history.mark_interrupted()
+    database = service.prepare_database(args.db)
+    service.mark_interrupted()
     return database
 
 
@@ -112,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tui(args)
         if getattr(args, "needs_db", True):
             open_db(args)
-        return args.handler(args)
+        code: int = args.handler(args)
+        return code
     except UserError as exc:
         print(f"tuiexport: {exc}", file=sys.stderr)
         return exc.exit_code

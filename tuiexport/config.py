@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import platformdirs
@@ -76,7 +77,7 @@ def default_db_path() -> Path:
 
 def load_settings() -> Settings:
     """Read the config file (if any), then apply ``TUIEXPORT_*`` environment overrides."""
-    raw: dict = {}
+    raw: dict[str, Any] = {}
     path = config_path()
     if path.exists():
         try:

@@ -33,7 +33,7 @@ class DatabaseError(UserError):
     """The database cannot be opened or used; the message is one sentence for the user."""
 
 
-def resolve_target(target: str | os.PathLike | None = None) -> str:
+def resolve_target(target: str | os.PathLike[str] | None = None) -> str:
     if target:
         return str(target)
     env = os.environ.get("TUIEXPORT_DB")
@@ -51,7 +51,8 @@ def make_database(target: str) -> peewee.Database:
         if target.startswith("sqlite:///"):
             return make_database(target[len("sqlite:///") :] or ":memory:")
         try:
-            return connect_url(target)
+            connected: peewee.Database = connect_url(target)
+            return connected
         except Exception as exc:  # unknown scheme, missing driver
             raise DatabaseError(f"Cannot use the database URL {redact(target)}: {exc}.") from exc
     path = Path(target).expanduser()
@@ -92,20 +93,15 @@ def describe(db: peewee.Database | None = None) -> str:
     if db is None:
         return "(not open)"
     if is_sqlite(db):
-        return db.database
+        return str(db.database)
     return redact(f"{type(db).__name__}:{db.database}")
 
 
-def open_database(
-    target: str | os.PathLike | None = None, *, load_sample: bool = True
-) -> peewee.Database:
-    """Open (and on first use create) the database; bind every model to it.
+def open_database(target: str | os.PathLike[str] | None = None) -> peewee.Database:
+    """Open the database (creating an SQLite file's folder) and bind every model to it.
 
-    A fresh database gets the schema, and, when ``load_sample`` is true and the catalog is empty,
-    the bundled sample catalog and a few example export definitions.
+    Only opens it: the schema and the first-run sample are :func:`tuiexport.setup.prepare_database`.
     """
-    from tuiexport import schema
-
     resolved = resolve_target(target)
     db = make_database(resolved)
     database.initialize(db)
@@ -113,9 +109,6 @@ def open_database(
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as exc:
         raise DatabaseError(f"Cannot open the database {describe(db)}: {exc}.") from exc
-    schema.ensure_schema(db)
-    if load_sample:
-        schema.ensure_sample(db)
     return db
 
 

@@ -12,9 +12,10 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import peewee as pw
 
@@ -27,6 +28,9 @@ from tuiexport.management import definitions, history
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 def prepare_selection(db: pw.Database, criteria: Criteria, limit: int) -> tuple[int, int]:
@@ -126,7 +130,11 @@ class PreparedRun:
         finally:
             self.done.set()
 
-    def _execute(self, progress, cancel) -> RunView:
+    def _execute(
+        self,
+        progress: Callable[[int, int], None] | None,
+        cancel: Callable[[], bool] | threading.Event | None,
+    ) -> RunView:
         run, row = self.run, self.definition
         is_cancelled = (
             cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
@@ -173,7 +181,8 @@ class PreparedRun:
                 part.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     with open(part, "wb", buffering=0) as raw, _HashingWriter(raw) as out:
-                        stats = self.writer.write(job, out)
+                        # A binary file as far as writers go (write, flush, tell, seekable).
+                        stats = self.writer.write(job, cast(BinaryIO, out))
                         out.flush()
                         os.fsync(raw.fileno())
                     digest, size = out.hexdigest(), out.size
@@ -183,16 +192,16 @@ class PreparedRun:
                 _fsync_dir(self.target.parent)
         except Cancelled:
             _unlink(part)
-            return self._finish("cancelled", messages + ["Cancelled before it finished."])
+            return self._finish("cancelled", [*messages, "Cancelled before it finished."])
         except OSError as exc:
             _unlink(part)
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
-            return self._finish("failed", messages + [f"Could not write {where}: {reason}."])
+            return self._finish("failed", [*messages, f"Could not write {where}: {reason}."])
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
             return self._finish(
-                "failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."]
+                "failed", [*messages, f"The export failed: {type(exc).__name__}: {exc}."]
             )
 
         messages.extend(job.messages)
@@ -221,7 +230,7 @@ class PreparedRun:
             apply_retention(row.export_id, settings.keep_artifacts)
         return view
 
-    def _finish(self, status: str, messages: list[str], **fields) -> RunView:
+    def _finish(self, status: str, messages: list[str], **fields: Any) -> RunView:
         with database.atomic():
             Run.update(
                 status=status,
@@ -237,7 +246,7 @@ def begin_run(
     ref: str,
     *,
     trigger: str = "cli",
-    output_path: str | os.PathLike | None = None,
+    output_path: str | os.PathLike[str] | None = None,
     api_version: str = "",
 ) -> PreparedRun:
     """Validate the definition and open its history entry. Raises InvalidDefinition / NotFound
@@ -246,6 +255,7 @@ def begin_run(
     reasons = definitions.reasons_for(row)
     if reasons:
         raise InvalidDefinition(row.name, reasons)
+    assert row.selection is not None  # reasons_for refuses a definition without one
     criteria = criteria_from_json(row.selection.criteria)
     writer = registry.get_writer(row.profile, row.output)
     log_id = history.new_log_id()
@@ -289,7 +299,7 @@ def run_export(
     ref: str,
     *,
     trigger: str = "cli",
-    output_path: str | os.PathLike | None = None,
+    output_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | threading.Event | None = None,
     api_version: str = "",
@@ -305,7 +315,7 @@ def apply_retention(export_id: str, keep: int) -> int:
     root = config.artifacts_dir()
     kept = (
         Run.select()
-        .where(Run.export_id == export_id, Run.artifact_kept == True)
+        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712 - peewee SQL
         .order_by(Run.id.desc())
     )
     removed = 0
@@ -328,7 +338,7 @@ def reusable_artifact(ref: str) -> RunView | None:
         .where(
             Run.export_id == row.export_id,
             Run.status.in_(["success", "warning"]),
-            Run.artifact_kept == True,
+            Run.artifact_kept == True,  # noqa: E712 - peewee builds SQL from ==
         )
         .order_by(Run.id.desc())
         .first()
@@ -353,7 +363,7 @@ class _HashingWriter(io.RawIOBase):
         self._raw = raw
         self._buffer = bytearray()
         self._digest = hashlib.sha256()
-        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._hash, name="export-sha256", daemon=True)
         self._thread.start()
         self.size = 0
@@ -371,12 +381,14 @@ class _HashingWriter(io.RawIOBase):
     def tell(self) -> int:
         return self.size
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
+        before = len(self._buffer)
         self._buffer += data
-        self.size += len(data)
+        written = len(self._buffer) - before
+        self.size += written
         if len(self._buffer) >= self.BUFFER:
             self._drain()
-        return len(data)
+        return written
 
     def _drain(self) -> None:
         if self._buffer:
@@ -417,10 +429,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _unlink(path: Path) -> None:
-    try:
+    with suppress(OSError):
         path.unlink()
-    except OSError:
-        pass
 
 
 def _inside(path: Path, root: Path) -> bool:

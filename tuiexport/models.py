@@ -6,7 +6,9 @@ text, which is what the exporters format in SQL.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
@@ -14,7 +16,13 @@ from tuiexport.db import database
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def tuples(query: pw.BaseQuery) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as plain tuples: ``iter(query.tuples())``, typed. (The stubs peewee
+    ships type ``.tuples()`` as the query itself, so iterating it would yield model instances.)"""
+    return iter(query.tuples())
 
 
 class BaseModel(pw.Model):
@@ -127,6 +135,8 @@ class ExportDefinition(BaseModel):
     export_id = pw.CharField(unique=True)
     name = pw.CharField()
     selection = pw.ForeignKeyField(Selection, null=True, on_delete="SET NULL", backref="exports")
+    if TYPE_CHECKING:  # peewee adds the id accessor of the foreign key
+        selection_id: int | None
     profile = pw.CharField(default="standard")
     output = pw.CharField(default="csv")
     language = pw.CharField(max_length=2, default="de")

@@ -1,19 +1,16 @@
-"""Schema creation, versioning and migration; first-use sample data."""
+"""Schema creation, versioning and migration (the first-run sample is :mod:`tuiexport.setup`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.resources import as_file, files
 
 import peewee as pw
 
 from tuiexport import db as dbmod
-from tuiexport.models import ALL_MODELS, Meta, Product
+from tuiexport.models import ALL_MODELS, Meta
 
 SCHEMA_VERSION = 2
-
-#: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
-SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -75,12 +72,12 @@ def refresh_offer_summary() -> None:
 
 
 @contextmanager
-def bulk_offer_load():
+def bulk_offer_load() -> Iterator[None]:
     """For loading millions of offers at once (the demo generator): the mask triggers are
     suspended and every product's masks are recomputed in one pass at the end, which is several
     times faster than a trigger per offer. Writers in other processes meanwhile are covered by
     that final pass as long as they finish before it."""
-    db = dbmod.database
+    db = dbmod.database.obj  # the database itself: the proxy is no SqliteDatabase
     if not dbmod.is_sqlite(db):
         yield
         return
@@ -166,24 +163,3 @@ def bump_catalog_version() -> int:
         version = catalog_version() + 1
         set_meta("catalog_version", str(version))
     return version
-
-
-def ensure_sample(db: pw.Database) -> None:
-    """Load the bundled sample catalog and example definitions into a fresh, empty database."""
-    if get_meta("sample_loaded") is not None:
-        return
-    if Product.select().limit(1).exists():
-        set_meta("sample_loaded", "skipped")
-        return
-    if not SAMPLE_CATALOG.is_file():
-        # A broken installation: say so rather than start on an empty catalog for good.
-        raise dbmod.DatabaseError(
-            f"The bundled sample catalog {SAMPLE_CATALOG} is missing; reinstall tuiexport."
-        )
-    from tuiexport.catalog.importer import import_file
-    from tuiexport.management.examples import create_examples
-
-    with as_file(SAMPLE_CATALOG) as path:
-        import_file(path)
-    create_examples()
-    set_meta("sample_loaded", "yes")

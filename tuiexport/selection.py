@@ -18,6 +18,7 @@ from tuiexport.models import (
     ProductType,
     Supplier,
     SupplierItem,
+    tuples,
 )
 from tuiexport.schema import FTS_TABLE, MASK_BITS
 
@@ -85,20 +86,22 @@ class KnownIds(NamedTuple):
     product_type: frozenset[int]
 
 
+#: The catalog tables criteria refer to by id.
+_IdModel = type[Supplier] | type[Manufacturer] | type[ProductType]
+
+
 def known_ids() -> KnownIds:
-    def ids(model: type[pw.Model]) -> frozenset[int]:
-        return frozenset(i for (i,) in model.select(model.id).tuples())
+    def ids(model: _IdModel) -> frozenset[int]:
+        return frozenset(i for (i,) in tuples(model.select(model.id)))
 
     return KnownIds(ids(Supplier), ids(Manufacturer), ids(ProductType))
 
 
-def _missing(model: type[pw.Model], ids: list[int], known: frozenset[int] | None) -> list[int]:
+def _missing(model: _IdModel, ids: list[int], known: frozenset[int] | None) -> list[int]:
     if not ids:
         return []
     if known is None:
-        known = frozenset(
-            row[0] for row in model.select(model.id).where(model.id.in_(ids)).tuples()
-        )
+        known = frozenset(row[0] for row in tuples(model.select(model.id).where(model.id.in_(ids))))
     return sorted(set(ids) - known)
 
 
@@ -159,27 +162,28 @@ def _search_expr(text: str) -> pw.Expression:
         fts = pw.Table(FTS_TABLE)
         sub = fts.select(pw.SQL("rowid")).where(pw.SQL(f"{FTS_TABLE} MATCH ?", [match]))
         return Product.puid.in_(sub)
-    expr = None
+    expr: pw.Expression | None = None
     for term in terms:
         like = f"%{term}%"
         text_hit = ProductText.select(ProductText.product).where(ProductText.name**like)
         one = (Product.manufacturer_sku**like) | (Product.ean**like) | Product.puid.in_(text_hit)
         expr = one if expr is None else expr & one
+    assert expr is not None, "only called with at least one search term"
     return expr
 
 
 def selected_supplier_ids(c: Criteria) -> list[int] | None:
     """The suppliers whose offers count (None: every supplier)."""
     if c.suppliers == "partners":
-        return [i for (i,) in Supplier.select(Supplier.id).where(Supplier.partner).tuples()]
+        return [i for (i,) in tuples(Supplier.select(Supplier.id).where(Supplier.partner))]
     if c.suppliers == "list":
         return list(c.supplier_ids)
     return None
 
 
-def offer_conditions(c: Criteria) -> list[pw.Expression]:
+def offer_conditions(c: Criteria) -> list[pw.ColumnBase]:
     """Conditions one offer must meet to count for this selection (supplier, stock, price)."""
-    conds: list[pw.Expression] = []
+    conds: list[pw.ColumnBase] = []
     suppliers = selected_supplier_ids(c)
     if suppliers is not None:
         conds.append(SupplierItem.supplier.in_(suppliers))
@@ -194,7 +198,7 @@ def offer_conditions(c: Criteria) -> list[pw.Expression]:
     return conds
 
 
-def _offer_rule(c: Criteria) -> list[pw.Expression]:
+def _offer_rule(c: Criteria) -> list[pw.ColumnBase]:
     """The offer rules as product conditions.
 
     Supplier, stock and price presence use the product's offer masks (one bit per supplier, kept
@@ -206,14 +210,12 @@ def _offer_rule(c: Criteria) -> list[pw.Expression]:
     if not wants_offer and not ranged:
         return []
     ids = (
-        suppliers
-        if suppliers is not None
-        else [i for (i,) in Supplier.select(Supplier.id).tuples()]
+        suppliers if suppliers is not None else [i for (i,) in tuples(Supplier.select(Supplier.id))]
     )
-    conds: list[pw.Expression] = []
+    conds: list[pw.ColumnBase] = []
     if all(0 <= i < MASK_BITS for i in ids):
         mask = sum(1 << i for i in set(ids))
-        column = Product.offer_mask
+        column: pw.ColumnBase = Product.offer_mask
         if c.only_in_stock and (c.only_with_price or ranged):
             column = Product.stock_mask.bin_and(Product.price_mask)
         elif c.only_in_stock:
@@ -228,8 +230,8 @@ def _offer_rule(c: Criteria) -> list[pw.Expression]:
     return conds
 
 
-def product_conditions(c: Criteria) -> list[pw.Expression]:
-    conds: list[pw.Expression] = []
+def product_conditions(c: Criteria) -> list[pw.ColumnBase]:
+    conds: list[pw.ColumnBase] = []
     if c.manufacturer_ids:
         conds.append(Product.manufacturer.in_(c.manufacturer_ids))
     if c.product_type_ids:
@@ -287,15 +289,17 @@ def only_in_first(a: Criteria, b: Criteria, examples: int = 3) -> tuple[int, lis
         others = others.where(*other_conds)
     query = query.where(Product.puid.not_in(others))
     counted = Product.select(pw.fn.COUNT(pw.SQL("*"))).from_(query.alias("only")).scalar() or 0
-    first = [puid for (puid,) in query.order_by(Product.puid).limit(examples).tuples()]
+    first = [puid for (puid,) in tuples(query.order_by(Product.puid).limit(examples))]
     return counted, first
 
 
 # --- the generated name --------------------------------------------------------------------
 
 
-def _names(model: type[pw.Model], ids: list[int], most: int = 2) -> str:
-    rows = dict(model.select(model.id, model.name).where(model.id.in_(ids[:most])).tuples())
+def _names(model: _IdModel, ids: list[int], most: int = 2) -> str:
+    rows: dict[int, str] = dict(
+        tuples(model.select(model.id, model.name).where(model.id.in_(ids[:most])))
+    )
     names = [rows.get(i, f"#{i}") for i in ids[:most]]
     more = len(ids) - most
     return ", ".join(names) + (f" +{more}" if more > 0 else "")

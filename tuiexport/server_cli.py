@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
 from tuiexport import config
 
@@ -43,9 +44,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def apikey_create(args) -> int:
-    from tuiexport.cli import print_json
+def apikey_create(args: argparse.Namespace) -> int:
     from tuiexport.management import apikeys
+    from tuiexport.output import print_json
 
     view, secret = apikeys.create_key(args.name)
     if args.json:
@@ -62,9 +63,9 @@ def apikey_create(args) -> int:
     return 0
 
 
-def apikey_list(args) -> int:
-    from tuiexport.cli import print_json
+def apikey_list(args: argparse.Namespace) -> int:
     from tuiexport.management import apikeys
+    from tuiexport.output import print_json
 
     keys = apikeys.list_keys(include_revoked=args.all)
     if args.json:
@@ -93,9 +94,9 @@ def apikey_list(args) -> int:
     return 0
 
 
-def apikey_revoke(args) -> int:
-    from tuiexport.cli import print_json
+def apikey_revoke(args: argparse.Namespace) -> int:
     from tuiexport.management import apikeys
+    from tuiexport.output import print_json
 
     view = apikeys.revoke_key(args.key)
     if args.json:
@@ -105,7 +106,7 @@ def apikey_revoke(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("serve", help="run the share server in the foreground")
     p.add_argument(
         "--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares on the network)"

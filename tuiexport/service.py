@@ -7,7 +7,7 @@ everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.managem
 # ruff: noqa: F401  (a façade: everything imported here is re-exported)
 from __future__ import annotations
 
-from tuiexport.db import close_database, open_database
+from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
 from tuiexport.db import describe as database_location
 from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
 from tuiexport.exporters.registry import (
@@ -66,5 +66,6 @@ from tuiexport.selection import (
     criteria_to_json,
     validate_criteria,
 )
+from tuiexport.setup import finish_own_catalog, prepare_database, prepare_own_catalog
 
 __all__ = [name for name in dir() if not name.startswith("_")]

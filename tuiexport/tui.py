@@ -7,12 +7,16 @@ The only module the CLI imports for the TUI; importing it does not import Textua
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from tuiexport import config, service
 from tuiexport.errors import UserError
 
+if TYPE_CHECKING:
+    from tuiexport.server import ServerHandle
 
-def start_share_server(port: int | None = None):
+
+def start_share_server(port: int | None = None) -> tuple[ServerHandle | None, str]:
     """Start the share server in a background thread (on ``port``, else ``server_port``).
     Returns ``(handle, note)``: the handle (or None) and, when it is off, why (shown in the
     status line)."""
@@ -36,19 +40,18 @@ def run_tui(args: argparse.Namespace) -> int:
     from tuiexport.app import ExportApp
 
     ExportApp.check_look()
-    service.open_database(getattr(args, "db", None))
+    service.prepare_database(getattr(args, "db", None))
     service.mark_interrupted()
     handle, note = (
         (None, "")
         if getattr(args, "no_server", False)
         else start_share_server(getattr(args, "tui_port", None))
     )
-    from tuiexport.db import resolve_target
 
     app = ExportApp(
         server_url=handle.base_url if handle else "",
         server_note=note,
-        db_target=resolve_target(getattr(args, "db", None)),
+        db_target=service.resolve_target(getattr(args, "db", None)),
         read_only=True if getattr(args, "read_only", False) else None,
     )
     try:

@@ -11,6 +11,7 @@ import argparse
 import shlex
 import socket
 import sys
+from typing import Any
 
 from tuiexport.errors import UserError
 
@@ -66,8 +67,8 @@ def web_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's own type
-    from tuiexport.cli import port_number
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    from tuiexport.output import port_number
 
     p = sub.add_parser("web", help="the TUI in a browser (textual-serve), on 127.0.0.1 by default")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

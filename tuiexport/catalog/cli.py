@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import peewee
 
-from tuiexport.db import DatabaseError
+from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.progress import TerminalProgress
 
@@ -21,50 +22,23 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _open_for_writing(args):
-    """Open the database without the sample; return whether it was fresh (never loaded a catalog)."""
-    from tuiexport import db, schema
-    from tuiexport.models import Product
-
-    db.open_database(args.db, load_sample=False)
-    return schema.get_meta("sample_loaded") is None and not Product.select().limit(1).exists()
-
-
-def _finish_fresh(fresh: bool, changed: bool) -> None:
-    """A fresh database that got a catalog never loads the sample; with products, it gets the
-    example export definitions that the sample would have brought."""
-    from tuiexport import schema
-    from tuiexport.models import Product
-
-    if not fresh or not changed:
-        return
-    if Product.select().limit(1).exists():
-        try:
-            from tuiexport.management.examples import create_examples
-        except ImportError:  # pragma: no cover - examples are optional while they are built
-            create_examples = None
-        if create_examples is not None:
-            create_examples()
-    schema.set_meta("sample_loaded", "own catalog")
-
-
-def demo_command(args) -> int:
+def demo_command(args: argparse.Namespace) -> int:
     from tuiexport.catalog.demo import generate_demo
-    from tuiexport.cli import print_json
+    from tuiexport.output import print_json
 
     if args.products < 1:
         raise UserError("--products must be at least 1.")
-    fresh = _open_for_writing(args)
+    fresh = service.prepare_own_catalog(args.db)
     progress = TerminalProgress("products", sys.stderr.isatty() and not args.json)
     try:
         stats = generate_demo(args.products, seed=args.seed, progress=progress)
     except peewee.DatabaseError as exc:
-        raise DatabaseError(
+        raise service.DatabaseError(
             f"Writing the demo catalog failed ({exc}); the batches before it were kept."
         ) from None
     finally:
         progress.close()
-    _finish_fresh(fresh, stats.products > 0)
+    service.finish_own_catalog(fresh, stats.products > 0)
     if args.json:
         print_json(stats)
     else:
@@ -75,21 +49,21 @@ def demo_command(args) -> int:
     return 0
 
 
-def import_command(args) -> int:
+def import_command(args: argparse.Namespace) -> int:
     from tuiexport.catalog.importer import MAX_REPORTED_ERRORS, import_file
-    from tuiexport.cli import print_json
+    from tuiexport.output import print_json
 
-    fresh = _open_for_writing(args)
+    fresh = service.prepare_own_catalog(args.db)
     progress = TerminalProgress("bytes", sys.stderr.isatty() and not args.json)
     try:
         report = import_file(args.file, progress=progress)
     except peewee.DatabaseError as exc:
-        raise DatabaseError(
+        raise service.DatabaseError(
             f"Writing {args.file} to the catalog failed ({exc}); the chunks before it were kept."
         ) from None
     finally:
         progress.close()
-    _finish_fresh(fresh, bool(report.added or report.updated or report.references))
+    service.finish_own_catalog(fresh, bool(report.added or report.updated or report.references))
     for line, reason in report.errors:
         print(f"line {line}: {reason}", file=sys.stderr)
     if report.skipped > len(report.errors):
@@ -115,9 +89,9 @@ def import_command(args) -> int:
     return 0
 
 
-def stats_command(args) -> int:
+def stats_command(args: argparse.Namespace) -> int:
     from tuiexport.catalog.stats import catalog_stats
-    from tuiexport.cli import print_json
+    from tuiexport.output import print_json
 
     stats = catalog_stats()
     if args.json:
@@ -146,7 +120,7 @@ def stats_command(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     catalog = sub.add_parser("catalog", help="the product catalog: demo, import, stats")
     actions = catalog.add_subparsers(dest="action", metavar="ACTION", required=True)
 

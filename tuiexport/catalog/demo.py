@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 import peewee as pw
@@ -48,6 +49,7 @@ from tuiexport.models import (
     ProductType,
     Supplier,
     SupplierItem,
+    tuples,
 )
 
 #: The first demo puid in an empty catalog: beyond 32 bits on purpose, as real puids are.
@@ -75,9 +77,13 @@ def base_date(seed: int) -> datetime:
 # --- reference rows ------------------------------------------------------------------------
 
 
-def _ensure_by_name(model, key_field, rows: list[tuple]) -> tuple[list[int], list[tuple]]:
+def _ensure_by_name(
+    model: type[Manufacturer] | type[ProductType] | type[Supplier],
+    key_field: pw.Field,
+    rows: list[tuple[Any, ...]],
+) -> tuple[list[int], list[tuple[Any, ...]]]:
     """Ids for ``rows`` (first value is the match key); insert the missing ones after max(id)."""
-    existing = {key: id_ for id_, key in model.select(model.id, key_field).tuples()}
+    existing = {key: id_ for id_, key in tuples(model.select(model.id, key_field))}
     next_id = (model.select(model.id).order_by(model.id.desc()).limit(1).scalar() or 0) + 1
     ids, new = [], []
     for row in rows:
@@ -138,10 +144,19 @@ _STEPS = (1, 5, 7, 11)
 class _Pools:
     """Everything that can be computed once per run instead of once per product."""
 
-    def __init__(self, rng: random.Random, base: datetime, mfr_ids, type_ids, sup_ids):
+    def __init__(
+        self,
+        rng: random.Random,
+        base: datetime,
+        mfr_ids: list[int],
+        type_ids: list[int],
+        sup_ids: list[int],
+    ):
         self.types = []
         type_index = {}
-        for i, (code, name, noun_en, eclass, price, weight, specs) in enumerate(data.PRODUCT_TYPES):
+        for i, (code, _name, noun_en, eclass, price, weight, specs) in enumerate(
+            data.PRODUCT_TYPES
+        ):
             type_index[code] = i
             self.types.append(
                 (
@@ -197,9 +212,13 @@ def _sku(rng: random.Random, pattern: str) -> str:
     )
 
 
+#: One batch of rows: products, texts, offers, search texts.
+_Batch = tuple[list[Any], list[Any], list[Any], list[Any]]
+
+
 def _batches(
     rng: random.Random, pools: _Pools, count: int, first_puid: int, ean_offset: int
-) -> Iterator[tuple[list, list, list, list]]:
+) -> Iterator[_Batch]:
     r = rng.random
     choices = rng.choices
     mfrs, types, sups, days, clock = pools.mfrs, pools.types, pools.sups, pools.days, pools.clock
@@ -356,10 +375,12 @@ def _statements(param: str) -> tuple[str, str, str, str]:
     )
 
 
-def _produce(gen: Iterator, out: queue.Queue, stop: threading.Event) -> None:
+def _produce(
+    gen: Iterator[_Batch], out: queue.Queue[_Batch | BaseException | None], stop: threading.Event
+) -> None:
     """Generate batches into ``out``, then None (or the exception); give up once ``stop`` is set."""
 
-    def put(item) -> bool:
+    def put(item: _Batch | BaseException | None) -> bool:
         while not stop.is_set():
             try:
                 out.put(item, timeout=0.2)
@@ -383,11 +404,11 @@ REBUILD_INDEXES_FROM = 100_000
 
 
 @contextmanager
-def _indexes_rebuilt_after(db, products: int):
+def _indexes_rebuilt_after(db: pw.Database, products: int) -> Iterator[None]:
     """Drop the catalog tables' secondary indexes for a big load into a small catalog and
     build them again at the end: sorting a million keys once is several times faster than a
     million random inserts into each index. A run that dies meanwhile leaves them missing, and
-    the next ``open_database`` creates them again (``ensure_schema``)."""
+    the next ``prepare_database`` creates them again (``ensure_schema``)."""
     if (
         not dbmod.is_sqlite(db)
         or products < REBUILD_INDEXES_FROM
@@ -434,7 +455,7 @@ def generate_demo(
     ean_offset = (first_puid * 7919) % 1_000_000
 
     p_sql, t_sql, o_sql, s_sql = _statements("?" if sqlite else "%s")
-    work: queue.Queue = queue.Queue(maxsize=2)
+    work: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
     producer = threading.Thread(
         target=_produce,
@@ -459,7 +480,7 @@ def generate_demo(
                 if not sqlite:  # PostgreSQL has real booleans
                     p_rows = [(*row[:8], bool(row[8]), *row[9:]) for row in p_rows]
                 # Raw cursors raise the driver's errors; the wrapper turns them into peewee's.
-                with pw.__exception_wrapper__, db.atomic():
+                with pw.__exception_wrapper__, db.atomic():  # type: ignore[attr-defined]  # not in peewee's stubs
                     cursor = db.cursor()
                     cursor.executemany(p_sql, p_rows)
                     cursor.executemany(t_sql, t_rows)

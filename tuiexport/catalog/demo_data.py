@@ -6,6 +6,8 @@ the distributors are invented, so no price or stock figure can be mistaken for a
 
 from __future__ import annotations
 
+from typing import Any
+
 # (name, short name, GS1 company prefix (6 digits), relative weight, type codes,
 #  series per type: "CODE=Series|Series;CODE=…"; a type without series gets a bare model number)
 MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
@@ -23,7 +25,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "196337",
         60,
         "NBK DSK WST MON PRN TON INK KBD MOU DOC",
-        "NBK=EliteBook|ProBook;DSK=ProDesk|EliteDesk;WST=Z2|Z4;MON=E-Series|P-Series;PRN=LaserJet|OfficeJet;TON=LaserJet;INK=HP 303|HP 912;KBD=Wireless;MOU=Wireless;DOC=USB-C",
+        "NBK=EliteBook|ProBook;DSK=ProDesk|EliteDesk;WST=Z2|Z4;MON=E-Series|P-Series;"
+        "PRN=LaserJet|OfficeJet;TON=LaserJet;INK=HP 303|HP 912;KBD=Wireless;MOU=Wireless;DOC=USB-C",
     ),
     (
         "Dell Technologies",
@@ -39,7 +42,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "194253",
         30,
         "NBK DSK TAB SPH WAT KBD MOU HDP",
-        "NBK=MacBook Air|MacBook Pro;DSK=iMac|Mac mini;TAB=iPad|iPad Air;SPH=iPhone;WAT=Watch;KBD=Magic Keyboard;MOU=Magic Mouse;HDP=AirPods",
+        "NBK=MacBook Air|MacBook Pro;DSK=iMac|Mac mini;TAB=iPad|iPad Air;SPH=iPhone;WAT=Watch;"
+        "KBD=Magic Keyboard;MOU=Magic Mouse;HDP=AirPods",
     ),
     (
         "Samsung",
@@ -47,7 +51,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "880608",
         35,
         "MON SSD SPH TAB RAM MEM TVS",
-        "MON=Odyssey|ViewFinity;SSD=990 PRO|870 EVO;SPH=Galaxy S|Galaxy A;TAB=Galaxy Tab;RAM=DDR5;MEM=EVO Plus|PRO Plus;TVS=Neo QLED|Crystal UHD",
+        "MON=Odyssey|ViewFinity;SSD=990 PRO|870 EVO;SPH=Galaxy S|Galaxy A;TAB=Galaxy Tab;RAM=DDR5;"
+        "MEM=EVO Plus|PRO Plus;TVS=Neo QLED|Crystal UHD",
     ),
     (
         "Logitech",
@@ -95,7 +100,8 @@ MANUFACTURERS: list[tuple[str, str, str, int, str, str]] = [
         "889842",
         15,
         "NBK TAB KBD MOU SWO",
-        "NBK=Surface Laptop;TAB=Surface Pro;KBD=Ergonomic|Designer;MOU=Bluetooth|Ergonomic;SWO=Office Home & Business|365 Business Standard",
+        "NBK=Surface Laptop;TAB=Surface Pro;KBD=Ergonomic|Designer;MOU=Bluetooth|Ergonomic;"
+        "SWO=Office Home & Business|365 Business Standard",
     ),
     ("Brother", "BRO", "497799", 20, "PRN TON LBL", "PRN=MFC|HL|DCP;TON=TN;LBL=P-touch|QL"),
     (
@@ -402,7 +408,9 @@ _WIFI = [
 ]
 _BAYS = [("2 Einschübe", "2 bays"), ("4 Einschübe", "4 bays"), ("8 Einschübe", "8 bays")]
 
-PRODUCT_TYPES: list[tuple[str, str, str, str, tuple[float, float], tuple[float, float], list]] = [
+PRODUCT_TYPES: list[
+    tuple[str, str, str, str, tuple[float, float], tuple[float, float], list[Any]]
+] = [
     (
         "NBK",
         "Notebooks",

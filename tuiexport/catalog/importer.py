@@ -1,6 +1,7 @@
 """Catalog import (JSON Lines or CSV) and the matching JSON Lines export.
 
-The file format is documented in docs/guide/catalog.md ("JSON Lines schema", "CSV schema"); the Structs below are its definition.
+The file format is documented in docs/guide/catalog.md ("JSON Lines schema", "CSV schema");
+the Structs below are its definition.
 Every row is decoded and checked on its own: a bad row is reported with its line number and a
 one-line reason and skipped, good rows are kept. Products are upserted by puid (a re-imported
 product's texts and offers are replaced, not added to), reference rows (suppliers,
@@ -19,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import msgspec
 import peewee as pw
@@ -36,7 +37,11 @@ from tuiexport.models import (
     ProductType,
     Supplier,
     SupplierItem,
+    tuples,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 #: Rows per transaction.
 CHUNK = 2_000
@@ -117,6 +122,7 @@ class ProductRecord(_Record, tag="product"):
 
 
 Record = SupplierRecord | ManufacturerRecord | ProductTypeRecord | ProductRecord
+_RefRecord = SupplierRecord | ManufacturerRecord | ProductTypeRecord
 
 
 class ImportReport(msgspec.Struct, kw_only=True):
@@ -212,14 +218,12 @@ class _Writer:
         self.db = dbmod.database.obj
         self.sqlite = dbmod.is_sqlite(self.db)
         self.mark = "?" if self.sqlite else "%s"
-        self.suppliers = {i: n for i, n in Supplier.select(Supplier.id, Supplier.name).tuples()}
+        self.suppliers = {i: n for i, n in tuples(Supplier.select(Supplier.id, Supplier.name))}
         self.manufacturers = {
-            i: n for i, n in Manufacturer.select(Manufacturer.id, Manufacturer.name).tuples()
+            i: n for i, n in tuples(Manufacturer.select(Manufacturer.id, Manufacturer.name))
         }
-        self.types = {
-            i: n for i, n in ProductType.select(ProductType.id, ProductType.name).tuples()
-        }
-        self.refs: list[_Record] = []
+        self.types = {i: n for i, n in tuples(ProductType.select(ProductType.id, ProductType.name))}
+        self.refs: list[_RefRecord] = []
         self.products: dict[int, ProductRecord] = {}
         self.replaced = 0
         self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -270,11 +274,12 @@ class _Writer:
                 )
             seen.add(offer.supplier_id)
 
-    def _time(self, value: datetime | None):
+    def _time(self, value: datetime | None) -> str | datetime:
         if value is None:
             value = self.now
         elif value.tzinfo is not None or value.microsecond:
             value = _utc(value)
+        assert value is not None
         return value.isoformat(" ") if self.sqlite else value
 
     def flush(self) -> None:
@@ -282,9 +287,10 @@ class _Writer:
             return
         m = self.mark
         # Raw cursors raise the driver's errors; the wrapper turns them into peewee's.
-        with pw.__exception_wrapper__, self.db.atomic():
+        with pw.__exception_wrapper__, self.db.atomic():  # type: ignore[attr-defined]  # not in peewee's stubs
             cursor = self.db.cursor()
             for record in self.refs:
+                values: tuple[object, ...]
                 if isinstance(record, SupplierRecord):
                     table, cols, values = (
                         "supplier",
@@ -317,7 +323,7 @@ class _Writer:
         self.products = {}
         self.replaced = 0
 
-    def _write_products(self, cursor) -> None:
+    def _write_products(self, cursor: Any) -> None:
         m = self.mark
         puids = list(self.products)
         marks = ", ".join([m] * len(puids))
@@ -495,7 +501,7 @@ class _CsvProducts:
 
     def __init__(self, writer: _Writer):
         self.writer = writer
-        self.by_name = {
+        self.by_name: dict[str, dict[str, int]] = {
             "manufacturer": {n: i for i, n in writer.manufacturers.items()},
             "productType": {n: i for i, n in writer.types.items()},
             "supplier": {n: i for i, n in writer.suppliers.items()},
@@ -505,7 +511,7 @@ class _CsvProducts:
         #: (puid text, line) of a product whose first row was bad: its other rows go too.
         self.failed: tuple[str, int] | None = None
 
-    def _ref(self, kind: str, name: str, make: Callable[[int], _Record]) -> int:
+    def _ref(self, kind: str, name: str, make: Callable[[int], _RefRecord]) -> int:
         known = self.by_name[kind]
         if name in known:
             return known[name]
@@ -564,10 +570,11 @@ class _CsvProducts:
             self.finish()
             product = self._product(row, texts)
         if row.supplier:
+            supplier = row.supplier
             supplier_id = self._ref(
                 "supplier",
-                row.supplier,
-                lambda i: SupplierRecord(id=i, name=row.supplier, partner=row.supplier_partner),
+                supplier,
+                lambda i: SupplierRecord(id=i, name=supplier, partner=row.supplier_partner),
             )
             if any(o.supplier_id == supplier_id for o in product.offers):
                 raise RowError(f"supplier: '{row.supplier}' has two offers for puid {row.puid}")
@@ -596,18 +603,21 @@ class _CsvProducts:
                 f"groupCode: the new product type '{row.product_type}' needs a group code"
             )
         if row.manufacturer:
+            manufacturer = row.manufacturer
             manufacturer_id = self._ref(
                 "manufacturer",
-                row.manufacturer,
+                manufacturer,
                 lambda i: ManufacturerRecord(
-                    id=i, name=row.manufacturer, short_name=row.manufacturer_short_name
+                    id=i, name=manufacturer, short_name=row.manufacturer_short_name
                 ),
             )
         if row.product_type:
+            product_type = row.product_type
+            group_code = row.group_code or ""  # a new type without one was refused above
             type_id = self._ref(
                 "productType",
-                row.product_type,
-                lambda i: ProductTypeRecord(id=i, name=row.product_type, group_code=row.group_code),
+                product_type,
+                lambda i: ProductTypeRecord(id=i, name=product_type, group_code=group_code),
             )
         product = ProductRecord(
             puid=row.puid,
@@ -623,7 +633,8 @@ class _CsvProducts:
             eclass=row.eclass,
             created=row.created,
             updated=row.updated,
-            texts=texts,
+            # The header's language columns are checked against CSV_COLUMNS (LANGUAGES).
+            texts=cast("dict[Language, Text]", texts),
             offers=[],
         )
         self.writer.check_product(product)
@@ -649,7 +660,7 @@ def _utf8(values: list[str]) -> bool:
     return True
 
 
-def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
+def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, name: str) -> None:
     # Bytes that are not UTF-8 make their row bad, not the whole file.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text)
@@ -681,7 +692,7 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
                 writer.error(start, "not UTF-8 text (save the file as UTF-8)")
                 continue
             try:
-                products.row(start, dict(zip(header, values)))
+                products.row(start, dict(zip(header, values, strict=True)))
             except RowError as exc:
                 writer.error(start, str(exc))
     except csv.Error as exc:
@@ -698,7 +709,9 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
 class _Counting(io.RawIOBase):
     """A file wrapper that reports how many bytes of the (maybe compressed) file were read."""
 
-    def __init__(self, raw, total: int, progress: Callable[[int, int], None] | None):
+    def __init__(
+        self, raw: io.BufferedIOBase, total: int, progress: Callable[[int, int], None] | None
+    ):
         self.raw, self.total, self.progress, self.done, self.next_report = (
             raw,
             total,
@@ -710,7 +723,7 @@ class _Counting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         n = self.raw.readinto(buffer)
         self.done += n or 0
         if self.progress is not None and self.done >= self.next_report:
@@ -733,7 +746,7 @@ def _format(path: Path) -> tuple[str, bool]:
 
 
 def import_file(
-    path: str | os.PathLike, *, progress: Callable[[int, int], None] | None = None
+    path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
 ) -> ImportReport:
     """Import a catalog file; ``progress(bytes_read, file_size)`` is called as it goes."""
     path = Path(path)
@@ -780,7 +793,7 @@ def import_file(
 _encoder = msgspec.json.Encoder()
 
 
-def _aware(value) -> datetime | None:
+def _aware(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -798,37 +811,38 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
     """The whole catalog as import records: suppliers, manufacturers, types, then products by puid."""
     from tuiexport.models import Product, ProductText, SupplierItem
 
-    for id_, name, partner in (
-        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id).tuples()
+    for id_, name, partner in tuples(
+        Supplier.select(Supplier.id, Supplier.name, Supplier.partner).order_by(Supplier.id)
     ):
         yield SupplierRecord(id=id_, name=name, partner=bool(partner))
-    for id_, name, short in (
-        Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name)
-        .order_by(Manufacturer.id)
-        .tuples()
+    for id_, name, short in tuples(
+        Manufacturer.select(Manufacturer.id, Manufacturer.name, Manufacturer.short_name).order_by(
+            Manufacturer.id
+        )
     ):
         yield ManufacturerRecord(id=id_, name=name, short_name=short)
-    for id_, name, code in (
-        ProductType.select(ProductType.id, ProductType.name, ProductType.group_code)
-        .order_by(ProductType.id)
-        .tuples()
+    for id_, name, code in tuples(
+        ProductType.select(ProductType.id, ProductType.name, ProductType.group_code).order_by(
+            ProductType.id
+        )
     ):
         yield ProductTypeRecord(id=id_, name=name, group_code=code)
     after = -1
     while True:
         rows = list(
-            Product.select(*(getattr(Product, c) for c in _PRODUCT_FIELDS))
-            .where(Product.puid > after)
-            .order_by(Product.puid)
-            .limit(chunk)
-            .tuples()
+            tuples(
+                Product.select(*(getattr(Product, c) for c in _PRODUCT_FIELDS))
+                .where(Product.puid > after)
+                .order_by(Product.puid)
+                .limit(chunk)
+            )
         )
         if not rows:
             return
         after = rows[-1][0]
         puids = [r[0] for r in rows]
-        texts: dict[int, dict[str, Text]] = {}
-        for pid, lang, name, short, long in (
+        texts: dict[int, dict[Language, Text]] = {}
+        for pid, lang, name, short, long in tuples(
             ProductText.select(
                 ProductText.product,
                 ProductText.lang,
@@ -838,13 +852,12 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             )
             .where(ProductText.product.in_(puids))
             .order_by(ProductText.product, ProductText.lang)
-            .tuples()
         ):
             texts.setdefault(pid, {})[lang] = Text(
                 name=name, short_description=short, long_description=long
             )
         offers: dict[int, list[Offer]] = {}
-        for pid, sid, sku, price, cur, stock, status, cond, upd in (
+        for pid, sid, sku, price, cur, stock, status, cond, upd in tuples(
             SupplierItem.select(
                 SupplierItem.product,
                 SupplierItem.supplier,
@@ -858,7 +871,6 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             )
             .where(SupplierItem.product.in_(puids))
             .order_by(SupplierItem.product, SupplierItem.supplier)
-            .tuples()
         ):
             offers.setdefault(pid, []).append(
                 Offer(
@@ -906,7 +918,7 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
             )
 
 
-def export_jsonl(path: str | os.PathLike, records: Iterable[Record] | None = None) -> int:
+def export_jsonl(path: str | os.PathLike[str], records: Iterable[Record] | None = None) -> int:
     """Write the catalog (or ``records``) as JSON Lines in the import schema; ``.gz`` compresses.
 
     The gzip header carries no file name or time, so the same catalog gives the same bytes.

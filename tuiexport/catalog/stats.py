@@ -7,7 +7,9 @@ catalog bumps that version (``schema.bump_catalog_version``), which makes the ke
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import peewee
@@ -39,8 +41,9 @@ _CACHE_KEY = "catalog_stats"
 def _compute(version: int) -> CatalogStats:
     db = dbmod.database.obj
 
-    def one(sql: str) -> tuple:
-        return db.execute_sql(sql).fetchone()
+    def one(sql: str) -> tuple[Any, ...]:
+        row: tuple[Any, ...] = db.execute_sql(sql).fetchone()
+        return row
 
     products, exportable = one(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN image_exportable AND image_url IS NOT NULL "
@@ -87,8 +90,6 @@ def catalog_stats() -> CatalogStats:
         if stats is not None and stats.catalog_version == version:
             return stats
     stats = _compute(version)
-    try:
+    with contextlib.suppress(peewee.DatabaseError):  # a read-only database still gets its figures
         schema.set_meta(_CACHE_KEY, msgspec.json.encode(stats).decode())
-    except peewee.DatabaseError:  # a read-only database still gets its figures
-        pass
     return stats

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import peewee as pw
 
@@ -43,7 +43,7 @@ class ExportJob:
     #: Products that matched but were cut by the limit (their puids are in ``sel_omitted``).
     omitted: int
     limit: int
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     #: ``progress(products_written)``; cheap to call, but call it every few thousand rows only.
     progress: Callable[[int], None] = lambda n: None
     cancelled: Callable[[], bool] = lambda: False

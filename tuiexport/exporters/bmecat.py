@@ -12,7 +12,7 @@ the markup, cuts texts to the schema's lengths and strips what XML 1.0 forbids.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from tuiexport import db as dbmod
 from tuiexport.exporters import encode
@@ -100,8 +100,8 @@ def process(rows):
         )
     return "".join(parts).encode(), len(rows), len(parts)
 '''
-_scope: dict = {"__name__": "tuiexport_bmecat_articles"}
-exec(ARTICLES_CODE, _scope)  # noqa: S102 - our own source, also run by the worker processes
+_scope: dict[str, Any] = {"__name__": "tuiexport_bmecat_articles"}
+exec(ARTICLES_CODE, _scope)
 _text = _scope["_text"]
 _el = _scope["_el"]
 _articles = _scope["process"]

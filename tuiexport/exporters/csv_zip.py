@@ -7,12 +7,15 @@ compressor use both cores while memory stays flat.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import sys
 import threading
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
-from typing import BinaryIO
+from datetime import datetime
+from typing import IO, BinaryIO
 
 from tuiexport.exporters import encode
 from tuiexport.exporters.base import ExportJob, WriteStats
@@ -28,41 +31,44 @@ _BOM = "\ufeff"
 class ZipPump:
     """Writes ZIP members from a second thread; :meth:`write` blocks when it is 8 chunks behind."""
 
-    def __init__(self, out: BinaryIO, when, zip64: bool, level: int = ZIP_LEVEL):
+    def __init__(self, out: BinaryIO, when: datetime, zip64: bool, level: int = ZIP_LEVEL):
         self.zf = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level)
         self.when = when.timetuple()[:6]
         self.zip64 = zip64
         self.level = level
-        self.queue: queue.Queue = queue.Queue(maxsize=8)
+        self.queue: queue.Queue[tuple[str, bytes | str | None] | None] = queue.Queue(maxsize=8)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="zip-writer", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        member = None
+        member: IO[bytes] | None = None
         try:
             while (item := self.queue.get()) is not None:
                 kind, payload = item
                 if kind == "open":
+                    assert isinstance(payload, str)
                     info = zipfile.ZipInfo(payload, date_time=self.when)
                     info.compress_type = zipfile.ZIP_DEFLATED
-                    try:
-                        info.compress_level = self.level  # Python 3.13+
-                    except AttributeError:
-                        info._compresslevel = self.level  # 3.11, 3.12
+                    if sys.version_info >= (3, 13):
+                        info.compress_level = self.level
+                    else:  # private before 3.13, so typeshed does not declare it
+                        info._compresslevel = self.level  # type: ignore[attr-defined]
                     info.external_attr = 0o644 << 16
                     member = self.zf.open(info, "w", force_zip64=self.zip64)
                 elif kind == "data":
+                    assert member is not None and isinstance(payload, bytes)
                     member.write(payload)
                 else:
+                    assert member is not None
                     member.close()
                     member = None
-        except BaseException as exc:  # reported to the producer on its next put / at the end
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the producer on its next put / at the end
             self.error = exc
             while self.queue.get() is not None:
                 pass
 
-    def _put(self, item) -> None:
+    def _put(self, item: tuple[str, bytes | str | None]) -> None:
         if self.error is not None:
             raise self.error
         self.queue.put(item)
@@ -84,10 +90,9 @@ class ZipPump:
         if ok:
             self.zf.close()
         else:
-            try:  # the file is thrown away; just release the handles
+            # The file is thrown away (the run failed already): just release the handles.
+            with contextlib.suppress(Exception):
                 self.zf.close()
-            except Exception:
-                pass
 
 
 @dataclass

@@ -13,6 +13,7 @@ Tests run both on the same catalog and compare the output byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -24,11 +25,12 @@ import sys
 import threading
 import urllib.parse
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from operator import itemgetter
+from typing import Any, Protocol
 
 import msgspec
 
@@ -127,10 +129,10 @@ def _indexed(source: str, index: str) -> str:
 # --- formats -------------------------------------------------------------------------------
 
 
-def _parse_dt(value) -> datetime:
+def _parse_dt(value: object) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value
     return datetime.fromisoformat(str(value))
 
@@ -179,15 +181,15 @@ class CsvFormat:
             return f"CASE WHEN {v} IS NULL THEN '' WHEN {v} THEN 'true' ELSE 'false' END"
         raise ValueError(kind)
 
-    def text(self, value) -> str:
+    def text(self, value: object) -> str:
         if value is None:
             return ""
-        value = str(value)
-        if '"' in value or self.sep in value or "\n" in value or "\r" in value:
-            return '"' + value.replace('"', '""') + '"'
-        return value
+        text = str(value)
+        if '"' in text or self.sep in text or "\n" in text or "\r" in text:
+            return '"' + text.replace('"', '""') + '"'
+        return text
 
-    def py(self, kind: str) -> Callable[[object], str]:
+    def py(self, kind: str) -> Callable[[Any], str]:
         if kind == "int":
             return lambda v: "" if v is None else str(int(v))
         if kind == "text":
@@ -208,10 +210,10 @@ class CsvFormat:
         sep = f" || '{self.sep}' || "
         return sep.join(self.sql(f.kind, field_sql(f, job)) for f in fields)
 
-    def record_py(self, fields: tuple[Field, ...]) -> Callable[[tuple], str]:
+    def record_py(self, fields: tuple[Field, ...]) -> Callable[[tuple[Any, ...]], str]:
         encoders = [self.py(f.kind) for f in fields]
         sep = self.sep
-        return lambda row: sep.join([enc(v) for enc, v in zip(encoders, row)])
+        return lambda row: sep.join([enc(v) for enc, v in zip(encoders, row, strict=False)])
 
     def header(self, fields: tuple[Field, ...]) -> str:
         return self.sep.join(f.name for f in fields)
@@ -243,7 +245,7 @@ class JsonFormat:
             )
         raise ValueError(kind)
 
-    def py(self, kind: str) -> Callable[[object], str]:
+    def py(self, kind: str) -> Callable[[Any], str]:
         if kind == "int":
             return lambda v: "null" if v is None else str(int(v))
         if kind == "text":
@@ -257,12 +259,17 @@ class JsonFormat:
             return lambda v: "null" if v is None else ("true" if v else "false")
         raise ValueError(kind)
 
-    def record_sql(self, fields, job, children: list[tuple[str, str]] = ()) -> str:
+    def record_sql(
+        self,
+        fields: tuple[Field, ...],
+        job: ExportJob,
+        children: Sequence[tuple[str, str]] = (),
+    ) -> str:
         args = [f"'{f.name}', {self.sql(f.kind, field_sql(f, job))}" for f in fields]
         args += [f"'{name}', {sub}" for name, sub in children]
         return f"json_object({', '.join(args)})"
 
-    def child_sql(self, child: Element, fields, job) -> str:
+    def child_sql(self, child: Element, fields: tuple[Field, ...], job: ExportJob) -> str:
         index = ordered_index(job, child)
         if index:
             source = _indexed(child.source, index)
@@ -277,9 +284,9 @@ class JsonFormat:
             f"FROM {child.source} WHERE {child.link} = p.puid ORDER BY {child.order}))"
         )
 
-    def record_py(self, fields) -> Callable[[tuple], list[str]]:
+    def record_py(self, fields: tuple[Field, ...]) -> Callable[[tuple[Any, ...]], list[str]]:
         encoders = [(f'"{f.name}":', self.py(f.kind)) for f in fields]
-        return lambda row: [key + enc(v) for (key, enc), v in zip(encoders, row)]
+        return lambda row: [key + enc(v) for (key, enc), v in zip(encoders, row, strict=False)]
 
     def join_record(self, parts: list[str], children: list[tuple[str, list[str]]]) -> str:
         parts = parts + [f'"{name}":[' + ",".join(items) + "]" for name, items in children]
@@ -312,7 +319,7 @@ class XmlFormat:
         raise ValueError(kind)
 
     @staticmethod
-    def escape(value) -> str:
+    def escape(value: object) -> str:
         return (
             str(value)
             .replace("&", "&amp;")
@@ -321,7 +328,7 @@ class XmlFormat:
             .replace("\r", "&#13;")
         )
 
-    def py(self, kind: str) -> Callable[[object], str | None]:
+    def py(self, kind: str) -> Callable[[Any], str | None]:
         if kind == "int":
             return lambda v: None if v is None else str(int(v))
         if kind == "text":
@@ -335,7 +342,13 @@ class XmlFormat:
             return lambda v: None if v is None else ("true" if v else "false")
         raise ValueError(kind)
 
-    def record_sql(self, fields, job, children: list[tuple[str, str]] = (), tag: str = "") -> str:
+    def record_sql(
+        self,
+        fields: tuple[Field, ...],
+        job: ExportJob,
+        children: Sequence[tuple[str, str]] = (),
+        tag: str = "",
+    ) -> str:
         parts = [
             f"IFNULL('<{f.name}>' || {self.sql(f.kind, field_sql(f, job))} || '</{f.name}>', '')"
             for f in fields
@@ -344,7 +357,7 @@ class XmlFormat:
         # || rather than printf('%s…'), which would cut a text at a NUL character.
         return f"'<{tag}>' || " + " || ".join(parts) + f" || '</{tag}>'"
 
-    def child_sql(self, child: Element, fields, job) -> str:
+    def child_sql(self, child: Element, fields: tuple[Field, ...], job: ExportJob) -> str:
         index = ordered_index(job, child)
         if index:
             return (
@@ -356,12 +369,12 @@ class XmlFormat:
             f"AS r FROM {child.source} WHERE {child.link} = p.puid ORDER BY {child.order}))"
         )
 
-    def record_py(self, fields) -> Callable[[tuple], list[str]]:
+    def record_py(self, fields: tuple[Field, ...]) -> Callable[[tuple[Any, ...]], list[str]]:
         encoders = [(f.name, self.py(f.kind)) for f in fields]
 
-        def encode(row: tuple) -> list[str]:
-            out = []
-            for (name, enc), v in zip(encoders, row):
+        def encode(row: tuple[Any, ...]) -> list[str]:
+            out: list[str] = []
+            for (name, enc), v in zip(encoders, row, strict=False):
                 text = enc(v)
                 if text is not None:
                     out.append(f"<{name}>{text}</{name}>")
@@ -369,6 +382,9 @@ class XmlFormat:
 
         return encode
 
+
+#: The formats that nest child records (CSV writes one file per element instead).
+_Format = JsonFormat | XmlFormat
 
 # --- streams -------------------------------------------------------------------------------
 
@@ -387,7 +403,13 @@ def strip_xml_forbidden_utf8(data: bytes) -> bytes:
     return data
 
 
-def _chunks(cursor, size: int = CHUNK) -> Iterator[list[tuple]]:
+class _Cursor(Protocol):
+    """A DB-API cursor, as far as reading it in chunks goes."""
+
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
+
+def _chunks(cursor: _Cursor, size: int = CHUNK) -> Iterator[list[tuple[Any, ...]]]:
     while rows := cursor.fetchmany(size):
         yield rows
 
@@ -400,7 +422,7 @@ def _blob(sql: str) -> str:
 class CsvChunk:
     """CSV lines of one chunk, with what the writer needs for progress and statistics."""
 
-    __slots__ = ("data", "rows", "products", "suppliers")
+    __slots__ = ("data", "products", "rows", "suppliers")
 
     def __init__(self, data: bytes, rows: int, products: int, suppliers: list[int] | None):
         self.data, self.rows, self.products, self.suppliers = data, rows, products, suppliers
@@ -443,7 +465,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
         record = ", ".join(field_sql(f, job) for f in fields)
         encode = fmt.record_py(fields)
 
-    def chunk(rows: list[tuple]) -> CsvChunk:
+    def chunk(rows: list[tuple[Any, ...]]) -> CsvChunk:
         if encode is None:
             data = nl.join(map(line, rows)) + nl
         else:
@@ -471,7 +493,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
             f"FROM {from_par}{order_par})"
         )
 
-        def aggregated(rows: list[tuple]) -> CsvChunk:
+        def aggregated(rows: list[tuple[Any, ...]]) -> CsvChunk:
             data, products, n, sids = rows[0]
             suppliers = [int(x) for x in sids.split(",")] if sids else ([] if k == 2 else None)
             return CsvChunk(data or b"", n, products, suppliers)
@@ -577,16 +599,19 @@ class _WorkerProcess:
         self._send(code.encode())
 
     def _send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
         self.proc.stdin.write(_frame(data))
         self.proc.stdin.flush()
 
     def submit(self, puids: list[int]) -> None:
         self._send(json.dumps(puids).encode())
 
-    def result(self) -> list[tuple]:
+    def result(self) -> list[tuple[Any, ...]]:
+        assert self.proc.stdout is not None and self.proc.stderr is not None  # PIPEs
         try:
             # Unpickled straight from the pipe: the chunk is read into its bytes object once.
-            return pickle.load(self.proc.stdout)
+            rows: list[tuple[Any, ...]] = pickle.load(self.proc.stdout)
+            return rows
         except (EOFError, pickle.UnpicklingError):
             self.proc.kill()
             error = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
@@ -596,18 +621,17 @@ class _WorkerProcess:
 
     def close(self) -> None:
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            try:
-                pipe.close()
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
         if self.proc.poll() is None:
             self.proc.kill()  # only when the export stopped early: the worker may be mid-task
         self.proc.wait()
 
 
 def _run_processes(
-    job: ExportJob, sql: str, process: Callable[[list[tuple]], object], code: str = ""
-) -> Iterator:
+    job: ExportJob, sql: str, process: Callable[[list[tuple[Any, ...]]], object], code: str = ""
+) -> Iterator[Any]:
     """:func:`run_parallel` on worker processes: SQLite serialises the memory allocation of all
     connections of one process (a global mutex), so two threads building records in SQLite run
     hardly faster than one; two processes use both cores. Task i goes to worker i mod n."""
@@ -639,10 +663,10 @@ def _run_processes(
 def run_parallel(
     job: ExportJob,
     sql: str,
-    process: Callable[[list[tuple]], object],
-    remote: Callable[[list[tuple]], object] | None = None,
+    process: Callable[[list[tuple[Any, ...]]], object],
+    remote: Callable[[list[tuple[Any, ...]]], object] | None = None,
     remote_code: str = "",
-) -> Iterator:
+) -> Iterator[Any]:
     """Run ``sql`` (its one ``?`` is a chunk of selected puids, see PAR_SELECTION) on worker
     connections, chunk after chunk; yields ``process(rows)`` of each chunk in puid order
     (``remote`` runs in the worker thread first).
@@ -661,7 +685,7 @@ def run_parallel(
     conns: list[sqlite3.Connection] = []
     lock = threading.Lock()
 
-    def task(puids: list[int]):
+    def task(puids: list[int]) -> Any:
         conn = getattr(local, "conn", None)
         if conn is None:
             conn = local.conn = _connect(job)
@@ -670,7 +694,7 @@ def run_parallel(
         rows = conn.execute(sql, (json.dumps(puids),)).fetchall()
         return remote(rows) if remote is not None else rows
 
-    pending: deque = deque()
+    pending: deque[Future[Any]] = deque()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="export")
     try:
         cursor = job.db.execute_sql(f"SELECT puid FROM {SELECTION_TABLE} ORDER BY puid")
@@ -696,7 +720,7 @@ def omitted_puids(job: ExportJob) -> Iterator[list[int]]:
         yield [r[0] for r in rows]
 
 
-def reference_records(job: ExportJob, element: Element, fmt) -> Iterator[str]:
+def reference_records(job: ExportJob, element: Element, fmt: _Format) -> Iterator[str]:
     """Records of a reference element (small: manufacturers, types, suppliers)."""
     fields = element.fields_for(flags(job))
     columns = ", ".join(field_sql(f, job) for f in fields)
@@ -718,12 +742,12 @@ def _sql_literal(text: str) -> str:
 def product_chunks(
     job: ExportJob,
     profile: Profile,
-    fmt,
+    fmt: _Format,
     sep: bytes,
     wrap: tuple[bytes, bytes] = (b"", b""),
     end: bytes = b"",
     post: Callable[[bytes], bytes] | None = None,
-    shares: Counter | None = None,
+    shares: Counter[int] | None = None,
 ) -> Iterator[bytes]:
     """The products, one encoded record each (JSON object or XML element, UTF-8, children
     nested), per chunk as ``post(sep.join(wrap[0] + record + wrap[1]) + end)``.
@@ -744,7 +768,16 @@ _CHUNK_SHARES = (
 )
 
 
-def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator[bytes]:
+def _product_chunks(
+    job: ExportJob,
+    profile: Profile,
+    fmt: _Format,
+    sep: bytes,
+    wrap: tuple[bytes, bytes],
+    end: bytes,
+    post: Callable[[bytes], bytes] | None,
+    shares: Counter[int] | None,
+) -> Generator[bytes, None, bool]:
     """:func:`product_chunks`; returns True if it counted ``shares``."""
     head, tail = wrap
 
@@ -758,15 +791,15 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
     fl = flags(job)
     fields = main.fields_for(fl)
     written = 0
-    is_json = isinstance(fmt, JsonFormat)
     if use_fast_path(job):
         subs = [
             (c.name, fmt.child_sql(c, c.fields_for(fl, nested=True), job)) for c in profile.children
         ]
-        if is_json:
-            record = fmt.record_sql(fields, job, subs)
-        else:
-            record = fmt.record_sql(fields, job, subs, tag=main.name)
+        record = (
+            fmt.record_sql(fields, job, subs)
+            if isinstance(fmt, JsonFormat)
+            else fmt.record_sql(fields, job, subs, tag=main.name)
+        )
         if parallel_workers(job):
             # CROSS JOIN keeps the puid list (in order) as the outer loop: no ORDER BY needed.
             # One row per chunk (group_concat): the worker's single step builds the whole chunk
@@ -783,7 +816,7 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
                 f"FROM (SELECT {record} AS r FROM {main_from(main, job, PAR_SELECTION)})"
             )
 
-            def aggregated(rows: list[tuple]) -> tuple[int, bytes]:
+            def aggregated(rows: list[tuple[Any, ...]]) -> tuple[int, bytes]:
                 n, data, counts = rows[0]
                 if counts and shares is not None:
                     shares.update({int(k): v for k, v in json.loads(counts).items()})
@@ -809,7 +842,7 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
     cursor = job.db.execute_sql(
         f"SELECT p.puid, {columns} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
     )
-    kids = []
+    kids: list[tuple[Element, Callable[[tuple[Any, ...]], list[str]], _Merge]] = []
     for child in profile.children:
         cf = child.fields_for(fl, nested=True)
         ccols = ", ".join(field_sql(f, job) for f in cf)
@@ -818,7 +851,7 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
             f"WHERE {child.link} = {SELECTION_TABLE}.puid "
             f"ORDER BY {SELECTION_TABLE}.puid, {child.order}"
         )
-        kids.append([child, fmt.record_py(cf), _Merge(ccur)])
+        kids.append((child, fmt.record_py(cf), _Merge(ccur)))
     encode = fmt.record_py(fields)
     for rows in _chunks(cursor):
         out = []
@@ -828,13 +861,13 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
             nested = []
             for child, cenc, merge in kids:
                 items = [cenc(r[1:]) for r in merge.take(puid)]
-                if is_json:
+                if isinstance(fmt, JsonFormat):
                     nested.append((child.name, [fmt.join_record(i, []) for i in items]))
                 else:
                     nested.append(
                         (child.name, [f"<{child.name}>{''.join(i)}</{child.name}>" for i in items])
                     )
-            if is_json:
+            if isinstance(fmt, JsonFormat):
                 out.append(fmt.join_record(parts, nested).encode())
             else:
                 out.append(
@@ -854,13 +887,13 @@ def _product_chunks(job, profile, fmt, sep, wrap, end, post, shares) -> Iterator
 class _Merge:
     """Rows of an ordered child cursor, handed out per puid (merge join)."""
 
-    def __init__(self, cursor):
+    def __init__(self, cursor: _Cursor):
         self.cursor = cursor
-        self.buffer: list[tuple] = []
+        self.buffer: list[tuple[Any, ...]] = []
         self.pos = 0
         self.done = False
 
-    def _peek(self):
+    def _peek(self) -> tuple[Any, ...] | None:
         if self.pos >= len(self.buffer):
             if self.done:
                 return None
@@ -871,7 +904,7 @@ class _Merge:
                 return None
         return self.buffer[self.pos]
 
-    def take(self, puid: int) -> list[tuple]:
+    def take(self, puid: int) -> list[tuple[Any, ...]]:
         rows = []
         while (row := self._peek()) is not None and row[0] <= puid:
             if row[0] == puid:
@@ -912,11 +945,11 @@ def supplier_counts(job: ExportJob) -> Counter[int]:
 
 
 def _generator() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return f"tuiexport {version('tuiexport')}"
-    except Exception:  # not installed (running from a source tree)
+    except PackageNotFoundError:  # not installed (running from a source tree)
         return "tuiexport"
 
 
@@ -925,11 +958,11 @@ GENERATOR = _generator()
 
 def iso(dt: datetime) -> str:
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def meta(job: ExportJob) -> dict:
+def meta(job: ExportJob) -> dict[str, Any]:
     """The export's own description, written at the top of JSON and XML documents."""
     return {
         "exportId": job.export_id,

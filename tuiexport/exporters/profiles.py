@@ -18,6 +18,7 @@ SQL aliases available to field expressions:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 #: Field kinds and how each output writes them.
 KINDS = {
@@ -89,7 +90,7 @@ class Profile:
         return tuple(e for e in self.elements if e.role == "reference")
 
 
-def F(name: str, kind: str, sql: str, doc: str, **kw) -> Field:  # noqa: N802 - reads like a table
+def F(name: str, kind: str, sql: str, doc: str, **kw: Any) -> Field:
     assert kind in KINDS, kind
     return Field(name, kind, sql, doc, **kw)
 
@@ -403,7 +404,7 @@ def markdown() -> str:
         lines.append(f"| `{f.name}` | {KINDS[f.kind]} | {f.doc} |")
     lines += ["", "### Profile `bmecat12` (BMEcat 1.2 T_NEW_CATALOG, XML only)", ""]
     lines += ["| BMEcat element | Filled from |", "|---|---|"]
-    for element, source in BMECAT_MAPPING:
-        lines.append(f"| `{element}` | {source} |")
+    for path, source in BMECAT_MAPPING:
+        lines.append(f"| `{path}` | {source} |")
     lines.append("")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from tuiexport.exporters.profiles import PROFILES
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
-def xml_value(value) -> str:
+def xml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return encode.strip_xml_forbidden(encode.XmlFormat.escape(value))

@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from tuiexport import service
 from tuiexport.errors import RunFailed, UserError
@@ -17,8 +18,8 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _emit(args, data, text: str) -> None:
-    from tuiexport.cli import print_json
+def _emit(args: argparse.Namespace, data: object, text: str) -> None:
+    from tuiexport.output import print_json
 
     if args.json:
         print_json(data)
@@ -48,8 +49,10 @@ def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
     _json_flag(p)
 
 
-def _changes(args, current_options: dict | None = None) -> dict:
-    changes: dict = {}
+def _changes(
+    args: argparse.Namespace, current_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
     if args.name is not None:
         changes["name"] = args.name
     if args.selection is not None:
@@ -99,7 +102,7 @@ def _describe(d: service.DefinitionView) -> str:
     return "\n".join(lines)
 
 
-def exports_list(args) -> int:
+def exports_list(args: argparse.Namespace) -> int:
     views = service.list_definitions(sort=args.sort, filter_text=args.filter or "")
     rows = [
         f"{'!' if not v.valid else ' '} {v.export_id}  {v.name[:34]:<34}  {v.file_format[:26]:<26}  "
@@ -118,13 +121,13 @@ def exports_list(args) -> int:
     return 0
 
 
-def exports_show(args) -> int:
+def exports_show(args: argparse.Namespace) -> int:
     view = service.get_definition(args.export)
     _emit(args, view, _describe(view))
     return 0
 
 
-def exports_create(args) -> int:
+def exports_create(args: argparse.Namespace) -> int:
     changes = _changes(args)
     # Without --name: "New export", numbered while that name is taken (names are unique).
     view = service.create_definition(changes.pop("name", None) or None, **changes)
@@ -132,7 +135,7 @@ def exports_create(args) -> int:
     return 0
 
 
-def exports_update(args) -> int:
+def exports_update(args: argparse.Namespace) -> int:
     current = service.get_definition(args.export)
     changes = _changes(args, current.options)
     if not changes:
@@ -144,13 +147,13 @@ def exports_update(args) -> int:
     return 0
 
 
-def exports_delete(args) -> int:
+def exports_delete(args: argparse.Namespace) -> int:
     name = service.delete_definition(args.export)
     _emit(args, {"deleted": name}, f"Deleted the export '{name}' (its history stays).")
     return 0
 
 
-def exports_rotate(args) -> int:
+def exports_rotate(args: argparse.Namespace) -> int:
     view = service.rotate_share_token(args.export)
     url = service.share_url(view.export_id, args.base_url)
     _emit(
@@ -161,7 +164,7 @@ def exports_rotate(args) -> int:
     return 0
 
 
-def exports_share_url(args) -> int:
+def exports_share_url(args: argparse.Namespace) -> int:
     view = service.get_definition(args.export)
     url = service.share_url(view.export_id, args.base_url)
     _emit(args, {"exportId": view.export_id, "shareUrl": url}, url)
@@ -198,7 +201,7 @@ def _describe_selection(s: service.SelectionView, count: int | None) -> str:
     return "\n".join(lines)
 
 
-def selections_list(args) -> int:
+def selections_list(args: argparse.Namespace) -> int:
     views = service.list_selections()
     rows = [
         f"{'!' if not v.valid else ' '} #{v.id:<5} {v.name}  "
@@ -213,7 +216,7 @@ def selections_list(args) -> int:
     return 0
 
 
-def selections_show(args) -> int:
+def selections_show(args: argparse.Namespace) -> int:
     view = service.get_selection(args.selection)
     count = service.count_products(view.criteria) if view.valid else None
     if args.json:
@@ -231,14 +234,14 @@ def selections_show(args) -> int:
     return 0
 
 
-def selections_create(args) -> int:
+def selections_create(args: argparse.Namespace) -> int:
     criteria = _read_criteria(args.criteria) or service.Criteria()
     view = service.create_selection(criteria, args.name)
     _emit(args, view, _describe_selection(view, None))
     return 0
 
 
-def selections_update(args) -> int:
+def selections_update(args: argparse.Namespace) -> int:
     criteria = _read_criteria(args.criteria)
     if criteria is None and args.name is None:
         raise UserError("Nothing to change: give --criteria and/or --name.")
@@ -247,7 +250,7 @@ def selections_update(args) -> int:
     return 0
 
 
-def selections_delete(args) -> int:
+def selections_delete(args: argparse.Namespace) -> int:
     name = service.get_selection(args.selection).name
     service.delete_selection(args.selection, force=args.force)
     _emit(args, {"deleted": name}, f"Deleted the selection '{name}'.")
@@ -257,7 +260,7 @@ def selections_delete(args) -> int:
 # --- history -------------------------------------------------------------------------------
 
 
-def history_cmd(args) -> int:
+def history_cmd(args: argparse.Namespace) -> int:
     if args.log_id:
         run = service.get_run(args.log_id)
         text = "\n".join(
@@ -289,7 +292,7 @@ def history_cmd(args) -> int:
 # --- headless run --------------------------------------------------------------------------
 
 
-def run_command(args) -> int:
+def run_command(args: argparse.Namespace) -> int:
     """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage."""
     to_stdout = args.output == "-"
     output_path = None if to_stdout or not args.output else args.output
@@ -308,6 +311,7 @@ def run_command(args) -> int:
         for message in run.messages[1:]:
             print(f"tuiexport: warning: {message}", file=sys.stderr)
     if to_stdout:
+        assert run.artifact_path is not None  # a run that succeeded has its file
         with open(run.artifact_path, "rb") as src:
             shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
         sys.stdout.buffer.flush()
@@ -319,7 +323,7 @@ def run_command(args) -> int:
 # --- registration --------------------------------------------------------------------------
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     exports = sub.add_parser("exports", help="export definitions").add_subparsers(
         dest="action", metavar="ACTION", required=True
     )

@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 import uuid
+from typing import Any
 
 import peewee as pw
 
@@ -16,11 +17,16 @@ from tuiexport.db import database
 from tuiexport.errors import NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.management import history
-from tuiexport.management.views import DefinitionView
-from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, utcnow
+from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, tuples, utcnow
 from tuiexport.schema import catalog_version
 
-_UNSET = object()
+
+class _Unset:
+    """No value given (``None`` is a value: no run yet)."""
+
+
+_UNSET = _Unset()
 
 SORTS = {
     "name": lambda d: (d.name.casefold(), d.export_id),
@@ -41,7 +47,7 @@ def _producer() -> str:
         return configured
     try:
         return getpass.getuser()
-    except Exception:  # no login name (containers)
+    except (OSError, KeyError):  # no login name (containers): OSError, before 3.13 KeyError
         return "unknown"
 
 
@@ -75,11 +81,17 @@ def reasons_for(row: ExportDefinition, criteria_reasons: list[str] | None = None
 
 
 def _view(
-    row: ExportDefinition, *, selection_name=None, criteria_reasons=None, last_run=_UNSET
+    row: ExportDefinition,
+    *,
+    selection_name: str | None = None,
+    criteria_reasons: list[str] | None = None,
+    last_run: RunView | _Unset | None = _UNSET,
 ) -> DefinitionView:
     if row.selection_id is not None and selection_name is None:
-        selection_name = row.selection.name
-    if last_run is _UNSET:
+        selection = row.selection
+        assert selection is not None  # selection_id is set
+        selection_name = selection.name
+    if isinstance(last_run, _Unset):
         last = Run.select().where(Run.export_id == row.export_id).order_by(Run.id.desc()).first()
         last_run = history.view(last) if last else None
     reasons = reasons_for(row, criteria_reasons)
@@ -127,7 +139,7 @@ def get_definition(ref: str) -> DefinitionView:
 def list_definitions(sort: str = "name", filter_text: str = "") -> list[DefinitionView]:
     """Every definition with validity and last run, in three queries whatever their number."""
     known = sel.known_ids()
-    selections = {
+    selections: dict[int | None, tuple[str | None, list[str] | None]] = {
         s.id: (s.name, sel.validate_criteria(sel.criteria_from_json(s.criteria), known))
         for s in Selection.select()
     }
@@ -154,7 +166,7 @@ def list_definitions(sort: str = "name", filter_text: str = "") -> list[Definiti
     return views
 
 
-def _check_fields(fields: dict) -> dict:
+def _check_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Refuse values that cannot even be stored; everything else may be invalid but is kept."""
     if "name" in fields:
         fields["name"] = " ".join((fields["name"] or "").split())
@@ -207,15 +219,15 @@ def _check_name_free(name: str, *, except_id: int | None = None) -> None:
     key = _name_key(name)
     if not key:
         return  # an empty name is stored and marked invalid, not refused
-    for other_id, other in ExportDefinition.select(
-        ExportDefinition.id, ExportDefinition.name
-    ).tuples():
+    for other_id, other in tuples(
+        ExportDefinition.select(ExportDefinition.id, ExportDefinition.name)
+    ):
         if other_id != except_id and _name_key(other) == key:
             raise UserError(f"An export named '{other}' exists already; choose another name.")
 
 
 def _free_name(base: str) -> str:
-    taken = {_name_key(n) for (n,) in ExportDefinition.select(ExportDefinition.name).tuples()}
+    taken = {_name_key(n) for (n,) in tuples(ExportDefinition.select(ExportDefinition.name))}
     if _name_key(base) not in taken:
         return base
     return next(
@@ -232,7 +244,7 @@ def create_definition(
     language: str | None = None,
     long_descriptions: bool = True,
     product_limit: int | None = None,
-    options: dict | None = None,
+    options: dict[str, Any] | None = None,
     producer: str | None = None,
 ) -> DefinitionView:
     """Create a definition. It may be invalid (e.g. no selection yet); it is marked, not refused.
@@ -278,7 +290,7 @@ EDITABLE = (
 )
 
 
-def update_definition(ref: str, **changes) -> DefinitionView:
+def update_definition(ref: str, **changes: Any) -> DefinitionView:
     """Change fields of a definition: any of :data:`EDITABLE`."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
@@ -330,7 +342,7 @@ def validate(ref: str) -> list[str]:
 
 def fingerprint(row: ExportDefinition) -> str:
     """Changes whenever the definition, its selection or the catalog changes."""
-    selection = row.selection.criteria if row.selection_id is not None else ""
+    selection = row.selection.criteria if row.selection is not None else ""
     parts = [
         row.export_id,
         row.profile,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuiexport.management import definitions, selections
-from tuiexport.models import Manufacturer
+from tuiexport.models import Manufacturer, tuples
 from tuiexport.selection import Criteria
 
 
@@ -14,7 +14,7 @@ def create_examples() -> None:
     everything = selections.create_selection(Criteria(suppliers="all"), name="Whole catalog")
     brands = [
         m
-        for (m,) in Manufacturer.select(Manufacturer.id).order_by(Manufacturer.id).limit(3).tuples()
+        for (m,) in tuples(Manufacturer.select(Manufacturer.id).order_by(Manufacturer.id).limit(3))
     ]
     branded = selections.create_selection(
         Criteria(

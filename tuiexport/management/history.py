@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -123,10 +124,8 @@ def part_path(target: Path, log_id: str) -> Path:
 
 
 def remove_partial(target: Path, log_id: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         part_path(target, log_id).unlink()
-    except OSError:
-        pass
 
 
 def record_served(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee as pw
 
 from tuiexport import selection as sel
@@ -17,6 +19,7 @@ from tuiexport.models import (
     ProductType,
     Selection,
     SupplierItem,
+    tuples,
     utcnow,
 )
 from tuiexport.selection import Criteria
@@ -29,10 +32,11 @@ def _view(
     if used_by is None:
         used_by = [
             name
-            for (name,) in ExportDefinition.select(ExportDefinition.name)
-            .where(ExportDefinition.selection == row.id)
-            .order_by(ExportDefinition.name)
-            .tuples()
+            for (name,) in tuples(
+                ExportDefinition.select(ExportDefinition.name)
+                .where(ExportDefinition.selection == row.id)
+                .order_by(ExportDefinition.name)
+            )
         ]
     reasons = sel.validate_criteria(criteria, known)
     return SelectionView(
@@ -64,11 +68,10 @@ def _get(ref: int | str) -> Selection:
 
 def list_selections() -> list[SelectionView]:
     users: dict[int, list[str]] = {}
-    for sid, name in (
+    for sid, name in tuples(
         ExportDefinition.select(ExportDefinition.selection, ExportDefinition.name)
         .where(ExportDefinition.selection.is_null(False))
         .order_by(ExportDefinition.name)
-        .tuples()
     ):
         users.setdefault(sid, []).append(name)
     known = sel.known_ids()
@@ -95,7 +98,7 @@ def create_selection(criteria: Criteria | None = None, name: str | None = None) 
     custom = bool(name and name.strip())
     with database.atomic():
         row = Selection.create(
-            name=_clean_name(name) if custom else sel.auto_name(criteria),
+            name=_clean_name(name) if name and custom else sel.auto_name(criteria),
             name_custom=custom,
             criteria=sel.criteria_to_json(criteria),
         )
@@ -155,20 +158,20 @@ def preview(
     criteria: Criteria, n: int = 50, language: str = "de", fallback: str = "de"
 ) -> list[PreviewRow]:
     """The first ``n`` products by puid, with their best matching offer."""
-    puids = [p for (p,) in sel.product_query(criteria, limit=n).tuples()]
+    puids = [p for (p,) in tuples(sel.product_query(criteria, limit=n))]
     if not puids:
         return []
     texts: dict[int, dict[str, str]] = {}
-    for pid, lang, name in (
-        ProductText.select(ProductText.product, ProductText.lang, ProductText.name)
-        .where(ProductText.product.in_(puids), ProductText.lang.in_([language, fallback]))
-        .tuples()
+    for pid, lang, name in tuples(
+        ProductText.select(ProductText.product, ProductText.lang, ProductText.name).where(
+            ProductText.product.in_(puids), ProductText.lang.in_([language, fallback])
+        )
     ):
         texts.setdefault(pid, {})[lang] = name
     names = {pid: t.get(language) or t.get(fallback) or "" for pid, t in texts.items()}
-    offers: dict[int, tuple] = {}
+    offers: dict[int, tuple[Any, ...]] = {}
     conds = [SupplierItem.product.in_(puids), *sel.offer_conditions(criteria)]
-    for pid, price, stock, n_offers in (
+    for pid, price, stock, n_offers in tuples(
         SupplierItem.select(
             SupplierItem.product,
             pw.fn.MIN(SupplierItem.price),
@@ -177,10 +180,9 @@ def preview(
         )
         .where(*conds)
         .group_by(SupplierItem.product)
-        .tuples()
     ):
         offers[pid] = (price, stock, n_offers)
-    rows = (
+    rows = tuples(
         Product.select(
             Product.puid,
             Product.ean,
@@ -193,7 +195,6 @@ def preview(
         .join(ProductType, pw.JOIN.LEFT_OUTER, on=(Product.product_type == ProductType.id))
         .where(Product.puid.in_(puids))
         .order_by(Product.puid)
-        .tuples()
     )
     return [
         PreviewRow(
@@ -211,10 +212,11 @@ def selection_impact(
     row = _get(ref)
     saved = sel.criteria_from_json(row.criteria)
     users = list(
-        ExportDefinition.select(ExportDefinition.name, ExportDefinition.product_limit)
-        .where(ExportDefinition.selection == row.id)
-        .order_by(ExportDefinition.name)
-        .tuples()
+        tuples(
+            ExportDefinition.select(ExportDefinition.name, ExportDefinition.product_limit)
+            .where(ExportDefinition.selection == row.id)
+            .order_by(ExportDefinition.name)
+        )
     )
     reasons = sel.validate_criteria(edited)
     before = 0 if sel.validate_criteria(saved) else sel.count(saved)
@@ -248,10 +250,10 @@ def selection_impact(
 
 def _names(puids: list[int], language: str, fallback: str) -> dict[int, str]:
     texts: dict[int, dict[str, str]] = {}
-    for pid, lang, name in (
-        ProductText.select(ProductText.product, ProductText.lang, ProductText.name)
-        .where(ProductText.product.in_(puids), ProductText.lang.in_([language, fallback]))
-        .tuples()
+    for pid, lang, name in tuples(
+        ProductText.select(ProductText.product, ProductText.lang, ProductText.name).where(
+            ProductText.product.in_(puids), ProductText.lang.in_([language, fallback])
+        )
     ):
         texts.setdefault(pid, {})[lang] = name
     return {pid: t.get(language) or t.get(fallback) or "" for pid, t in texts.items()}

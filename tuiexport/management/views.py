@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -68,7 +69,7 @@ class DefinitionView(msgspec.Struct, kw_only=True):
     product_limit: int | None
     #: The limit that applies: min(own limit, contract limit).
     effective_limit: int
-    options: dict
+    options: dict[str, Any]
     producer: str
     share_token: str
     created: datetime

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
@@ -107,7 +108,7 @@ class CommandLogScreen(ModalScreen[None]):
         super().__init__()
         self.entries = list(reversed(entries))
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical(id="log-box") as box:
             box.border_title = "Commands behind your actions"
             yield Static("Enter copies the command (OSC 52) · Esc closes", id="log-hint")

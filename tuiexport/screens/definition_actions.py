@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.widgets import Input
 
 from tuiexport import config, service
-from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
+from tuiexport.screens import command_log as commands
 from tuiexport.screens.dialogs import ConfirmScreen
-from tuiexport.screens.guard import guarded, refuse_read_only, writes
+from tuiexport.screens.main_parts import MainScreenParts
 from tuiexport.widgets.download_bar import DownloadBar
+from tuiexport.widgets.guard import guarded, refuse_read_only, writes
 
 
-class DefinitionActionsMixin:
-    """Mixed into :class:`MainScreen`; needs ``exports``, ``downloads``, ``current()``,
-    ``close_editor()``, ``open_editor()`` and ``share_url()``."""
+class DefinitionActionsMixin(MainScreenParts):
+    """Mixed into :class:`MainScreen`; what it uses of it is declared in :mod:`.main_parts`."""
 
     @writes("creating exports")
     @guarded
@@ -131,11 +133,11 @@ class DefinitionActionsMixin:
 
         self._confirm(f"Delete the export '{view.name}'? Its history rows stay.", delete)
 
-    def _confirm(self, question: str, then, **labels) -> None:
+    def _confirm(self, question: str, then: Callable[[], None], **labels: str) -> None:
         """Ask in a modal; run ``then`` (errors become notifications) only on yes."""
 
         @guarded
-        def done(self, yes: bool | None) -> None:
+        def done(self: DefinitionActionsMixin, yes: bool | None) -> None:
             if yes:
                 then()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -24,7 +25,7 @@ class ConfirmScreen(ModalScreen[bool]):
         super().__init__()
         self.question, self.yes, self.no = question, yes, no
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(self.question), classes="question")
             with Horizontal(classes="buttons"):
@@ -55,7 +56,7 @@ class UnsavedScreen(ModalScreen[str]):
         super().__init__()
         self.what = what
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(f"{self.what} has unsaved changes."), classes="question")
             with Horizontal(classes="buttons"):

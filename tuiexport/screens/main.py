@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePath
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import events, on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.events import DescendantFocus
@@ -15,17 +17,17 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from tuiexport import service
-from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
+from tuiexport.screens import command_log as commands
 from tuiexport.screens.definition_actions import DefinitionActionsMixin
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import background, guarded, refuse_read_only, writes
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import SelectionTabsMixin
 from tuiexport.widgets.definition_list import DefinitionRows
 from tuiexport.widgets.download_bar import DownloadBar
 from tuiexport.widgets.exports_pane import ExportsPane
+from tuiexport.widgets.guard import background, guarded, refuse_read_only, writes
 from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 
@@ -47,7 +49,7 @@ EXPORT_ACTIONS = {
     "new_selection",
     "remove_selection",
     "discard",
-    "toggle",
+    "toggle_row",
     "focus_history",
     "focus_definitions",
 }
@@ -55,7 +57,7 @@ EXPORT_ACTIONS = {
 # Commands are on function and ctrl keys: letters are for typing (names into the filter, text
 # into fields), so no word typed on the list can start a download or quit. The second key is
 # for terminals that swallow the first (F-keys in some SSH clients, ctrl keys inside tmux).
-BINDINGS = [
+BINDINGS: list[BindingType] = [
     Binding("ctrl+n", "new_definition", "New", id="new"),
     Binding("f5,ctrl+d", "download", "Download", id="download"),
     Binding("f6,ctrl+u", "share", "Share URL", id="share"),
@@ -87,8 +89,8 @@ BINDINGS = [
 ]
 
 
-class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
-    CSS_PATH: ClassVar[list[str]] = ["main.tcss", "editor.tcss", "selection.tcss"]
+class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
+    CSS_PATH: ClassVar[list[str | PurePath]] = ["main.tcss", "editor.tcss", "selection.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = BINDINGS
 
     def __init__(self) -> None:
@@ -97,7 +99,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         #: The widget that last had the focus in each tab pane, to give it back on return.
         self._pane_focus: dict[str, Widget] = {}
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"), TabPane("Exports", id=EXPORTS_TAB):
             yield self.exports
         yield DownloadBar(id="download")
@@ -181,6 +183,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
         names = []
         editor = self.exports.editor
         if self.exports.definitions.expanded is not None and editor.dirty:
+            assert editor.view is not None  # an expanded row has its definition loaded
             names.append(f"the export '{editor.view.name}'")
         names.extend(f"'{e.title.rstrip(' *')}'" for e in self.selection_editors() if e.dirty)
         return names
@@ -188,7 +191,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     def share_url(self, view: DefinitionView) -> str:
         return service.share_url(view.export_id, base_url=self.app.server_url or None)
 
-    def check_action(self, action: str, parameters) -> bool | None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in EXPORT_ACTIONS:
             return self.on_exports_tab
         if action == "close_tab":
@@ -227,7 +230,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     # --- the definition list ---------------------------------------------------------------
 
     @guarded
-    def action_toggle(self) -> None:
+    def action_toggle_row(self) -> None:
         lst = self.exports.definitions
         if lst.cursor_view is None:
             return
@@ -239,12 +242,12 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     def open_editor(self, index: int, *, focus_name: bool = True) -> None:
         lst = self.exports.definitions
         view = lst.views[index]
-        lst.expand(index)
+        lst.expand_row(index)
         self.exports.editor.load(view, service.list_selections(), self.share_url(view))
         if focus_name:
             self.exports.editor.focus_name()
 
-    def close_editor(self, then=None) -> None:
+    def close_editor(self, then: Callable[[], None] | None = None) -> None:
         """Collapse the expanded row, asking first about unsaved changes; then run ``then``."""
         lst, editor = self.exports.definitions, self.exports.editor
         if lst.expanded is None:
@@ -265,6 +268,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
                 then()
 
         if editor.dirty:
+            assert editor.view is not None  # only a loaded definition can be dirty
             self.app.push_screen(UnsavedScreen(f"The export '{editor.view.name}'"), finish)
         else:
             finish("discard")
@@ -278,6 +282,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
             if not changes:
                 self.notify("Nothing to save.", timeout=2)
                 return True
+            assert editor.view is not None  # changes() is empty without a definition
             before = editor.view.name
             view = service.update_definition(editor.view.export_id, **changes)
             self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
@@ -323,7 +328,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
     def action_cycle_sort(self) -> None:
         self.exports.cycle_sort()
 
-    def on_key(self, event) -> None:
+    def on_key(self, event: events.Key) -> None:
         # Type to filter: a printable key without a binding, typed on the list, starts the filter.
         if (
             isinstance(self.focused, DefinitionRows)
@@ -351,7 +356,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
 
     def action_discard(self) -> None:
         lst = self.exports.definitions
-        if lst.expanded_view is not None:
+        if lst.expanded is not None and lst.expanded_view is not None:
             self.open_editor(lst.expanded, focus_name=False)
             self.notify("Changes discarded.", timeout=2)
 
@@ -359,6 +364,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen):
 
     @on(HistoryTable.RowSelected)
     def open_run(self, event: HistoryTable.RowSelected) -> None:
-        run = self.exports.history.runs.get(event.row_key.value)
+        key = event.row_key.value
+        run = self.exports.history.runs.get(key) if key is not None else None
         if run is not None:
             self.app.push_screen(RunDetailsScreen(run))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -9,7 +10,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 #: (title, action on the main screen, help)
 COMMANDS = [
     ("New export definition", "new_definition", "Create an export and open it"),
-    ("Open / close the export", "toggle", "Expand the highlighted export into its editor"),
+    ("Open / close the export", "toggle_row", "Expand the highlighted export into its editor"),
     ("Save", "save", "Save the open export or selection"),
     ("Discard changes", "discard", "Revert the open export to what is stored"),
     ("Download export", "download", "Run the export now and save the file to the downloads folder"),
@@ -32,7 +33,7 @@ COMMANDS = [
 
 
 class ExportCommands(Provider):
-    def _available(self):
+    def _available(self) -> Iterator[tuple[str, Callable[[], object], str]]:
         from tuiexport.screens.main import MainScreen
 
         screen = None

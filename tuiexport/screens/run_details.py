@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -73,7 +74,7 @@ class RunDetailsScreen(ModalScreen[None]):
         super().__init__()
         self.run = run
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with VerticalScroll(id="run-box") as box:
             box.border_title = f"Run {self.run.log_id}"
             # The export's last runs first: a drop in count or size shows at a glance.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from itertools import count
 
 from rich.text import Text
@@ -10,18 +11,19 @@ from textual.css.query import NoMatches
 from textual.widgets import TabbedContent, TabPane, Tabs
 
 from tuiexport import config, service
-from tuiexport.screens import command_log as commands
 from tuiexport.errors import UserError
 from tuiexport.management.views import SelectionView
+from tuiexport.screens import command_log as commands
 from tuiexport.screens.dialogs import UnsavedScreen
-from tuiexport.screens.guard import guarded, refuse_read_only, writes
+from tuiexport.screens.main_parts import MainScreenParts
+from tuiexport.widgets.guard import guarded, refuse_read_only, writes
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 _tab_ids = count(1)
 
 
-class SelectionTabsMixin:
-    """Mixed into :class:`MainScreen`; needs ``tabs``, ``exports``, ``current()``."""
+class SelectionTabsMixin(MainScreenParts):
+    """Mixed into :class:`MainScreen`; what it uses of it is declared in :mod:`.main_parts`."""
 
     def selection_editors(self) -> list[SelectionEditor]:
         return list(self.query(SelectionEditor))
@@ -39,7 +41,8 @@ class SelectionTabsMixin:
         if selection is not None:
             for editor in self.selection_editors():
                 if editor.selection is not None and editor.selection.id == selection.id:
-                    self.show_tab(editor.parent.id)
+                    if editor.parent is not None and editor.parent.id is not None:
+                        self.show_tab(editor.parent.id)
                     return
         view = self.current()
         limit = view.effective_limit if view is not None else config.settings().contract_limit
@@ -136,19 +139,17 @@ class SelectionTabsMixin:
     def on_selection_editor_title_changed(self, message: SelectionEditor.TitleChanged) -> None:
         pane = message.editor.parent
         if pane is not None and pane.id:
-            try:
+            with contextlib.suppress(NoMatches, Tabs.TabError):  # the tab is being removed
                 self.tabs.get_tab(pane.id).label = Content(message.editor.title)
-            except (NoMatches, Tabs.TabError):  # the tab is being removed
-                pass
 
     def action_close_tab(self) -> None:
         editor = self.active_selection_editor()
-        if editor is None:
+        if editor is None or editor.parent is None or editor.parent.id is None:
             return
         pane_id = editor.parent.id
 
         @guarded
-        def finish(self, answer: str | None) -> None:
+        def finish(self: SelectionTabsMixin, answer: str | None) -> None:
             if answer == "cancel":
                 return
             if answer == "save":
@@ -164,7 +165,7 @@ class SelectionTabsMixin:
             finish(self, "discard")
 
     def _switch_tab(self, step: int) -> None:
-        panes = [pane.id for pane in self.tabs.query(TabPane)]
+        panes = [pane.id for pane in self.tabs.query(TabPane) if pane.id is not None]
         if len(panes) > 1 and self.tabs.active in panes:
             self.show_tab(panes[(panes.index(self.tabs.active) + step) % len(panes)])
 

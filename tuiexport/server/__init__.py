@@ -97,7 +97,7 @@ class ServerHandle:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -120,14 +120,14 @@ def start_server(
         database_open()
     context = _tls_context(tls_cert, tls_key)
     limits = limits or Limits()
-    handler = type("Handler", (ShareHandler,), {})
+    handler: type[ShareHandler] = type("Handler", (ShareHandler,), {})
     try:
         server = ShareHTTPServer(
             (host, port), handler, limits=limits, ssl_context=context, access_log=access_log
         )
     except OSError as exc:
         raise _bind_error(exc, host, port) from exc
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     scheme = "https" if context else "http"
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"{scheme}://{shown}:{bound_port}"
@@ -144,7 +144,7 @@ def start_server(
 def database_open() -> None:
     from tuiexport import service
 
-    service.open_database()
+    service.prepare_database()
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:

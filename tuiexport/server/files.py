@@ -12,6 +12,7 @@ import zlib
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, overload
 from urllib.parse import quote
 
 from tuiexport import config, service
@@ -20,6 +21,9 @@ from tuiexport.management.history import new_log_id, record_served, served_incom
 from tuiexport.management.views import RunView
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
 from tuiexport.server.transport import PROBLEM_TYPE, BaseHandler, ClientGone, http_date
+
+if TYPE_CHECKING:
+    from tuiexport.exporters.base import Writer
 
 #: Stream pieces of this size; big enough for few syscalls, small enough for a quick first byte.
 CHUNK = 256 * 1024
@@ -30,6 +34,10 @@ HEADERS_AFTER = 0.5
 GZIP_LEVEL = 1
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -98,7 +106,7 @@ class FileResponses(BaseHandler):
                 if log_id is not None and not complete:
                     served_incomplete(log_id, self.bytes_sent, size)
 
-    def send_file(self, f, size: int) -> None:
+    def send_file(self, f: BinaryIO, size: int) -> None:
         """os.sendfile on a blocking socket, bounded by SO_SNDTIMEO: socket.sendfile() with a
         Python timeout polls a non-blocking socket instead, and loses a quarter of the throughput
         with several clients on two cores."""
@@ -264,7 +272,7 @@ class FileResponses(BaseHandler):
 
     # --- HTTP details -------------------------------------------------------------------
 
-    def begin_stream(self, status: int, headers: list) -> None:
+    def begin_stream(self, status: int, headers: list[tuple[str, str]]) -> None:
         self.chunked = self.request_version != "HTTP/1.0"
         if self.chunked:
             headers = [*headers, ("Transfer-Encoding", "chunked")]
@@ -311,14 +319,14 @@ class FileResponses(BaseHandler):
         return False
 
 
-def _open_or_none(path):
+def _open_or_none(path: str | os.PathLike[str]) -> BinaryIO | None:
     try:
         return open(path, "rb")
     except OSError:
         return None
 
 
-def is_zip(writer) -> bool:
+def is_zip(writer: Writer) -> bool:
     return writer.extension == "zip" or writer.media_type == "application/zip"
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tuiexport.config import API_VERSION
 
 
-def _problem(description: str) -> dict:
+def _problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {
@@ -28,7 +30,7 @@ _LOG_ID = {
     "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{4,32}$"},
     "description": "A run's log ID.",
 }
-_AUTH = [{"apiKey": []}]
+_AUTH: list[dict[str, list[str]]] = [{"apiKey": []}]
 _FILE = {
     "description": "The export file (gzip-encoded when accepted and the file is not a ZIP).",
     "headers": {
@@ -57,7 +59,7 @@ _404 = _problem("Unknown export or run, or a wrong share token (indistinguishabl
 _503 = _problem("More exports are running than the server allows; see Retry-After.")
 
 
-def document() -> dict:
+def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

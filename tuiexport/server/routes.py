@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tuiexport import config, service
@@ -219,6 +220,7 @@ class ShareHandler(FileResponses):
         if not definition.valid:
             raise_invalid(definition)
         if state.path is not None and state.path.is_file():
+            assert state.current is not None  # the path is the current run's artifact
             self.serve_artifact(state.current, state.path, record=True)
             return
         if self.command == "HEAD":
@@ -238,6 +240,7 @@ class ShareHandler(FileResponses):
             return
         active, current, started_here = self.app.runs.follow_or_start(definition)
         if active is None:
+            assert current is not None  # follow_or_start returns a run or a current artifact
             path = artifact_file(current)
             if path is None:  # removed by retention in this very moment
                 raise Busy("The export's file is being replaced; try again in a moment.")
@@ -248,7 +251,7 @@ class ShareHandler(FileResponses):
 
     # --- JSON shapes --------------------------------------------------------------------
 
-    def run_json(self, run: RunView) -> dict:
+    def run_json(self, run: RunView) -> dict[str, Any]:
         status_url = f"{self.app.base_url}/api/v1/runs/{run.log_id}"
         return {
             "logId": run.log_id,
@@ -271,7 +274,7 @@ class ShareHandler(FileResponses):
             "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
         }
 
-    def definition_json(self, d: DefinitionView) -> dict:
+    def definition_json(self, d: DefinitionView) -> dict[str, Any]:
         return {
             "exportId": d.export_id,
             "name": d.name,
@@ -290,5 +293,5 @@ class ShareHandler(FileResponses):
         }
 
 
-def raise_invalid(definition: DefinitionView):
+def raise_invalid(definition: DefinitionView) -> NoReturn:
     raise InvalidDefinition(definition.name, definition.reasons)

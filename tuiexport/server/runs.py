@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tuiexport import config, service
 from tuiexport.db import database
-from tuiexport.engine import PreparedRun
 from tuiexport.errors import Busy
 from tuiexport.management.views import DefinitionView, RunView
 
@@ -20,7 +20,12 @@ RETRY_AFTER = 5
 class ActiveRun:
     """One run in a background thread; any number of downloads may follow it."""
 
-    def __init__(self, prepared: PreparedRun, definition: DefinitionView, on_end=lambda run: None):
+    def __init__(
+        self,
+        prepared: service.PreparedRun,
+        definition: DefinitionView,
+        on_end: Callable[[ActiveRun], None] = lambda run: None,
+    ):
         self.prepared = prepared
         self._on_end = on_end
         self.definition_updated = definition.updated
@@ -56,7 +61,7 @@ class ActiveRun:
 
 
 class RunManager:
-    def __init__(self, on_end=lambda run: None) -> None:
+    def __init__(self, on_end: Callable[[ActiveRun], None] = lambda run: None) -> None:
         self._notify = on_end
         self._lock = threading.Lock()
         self._active: dict[str, ActiveRun] = {}  # log_id -> run

@@ -9,6 +9,7 @@ Python version; errors are ``application/problem+json``; the access log redacts 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.server
 import re
@@ -19,9 +20,11 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
+from typing import Any
 
 import msgspec
 
@@ -55,10 +58,10 @@ class Limits:
     stop_grace: float = 3.0
 
 
-class Headers(dict):
+class Headers(dict[str, str]):
     """Request headers, names lower-cased; a repeated header is joined with ", "."""
 
-    def get(self, name: str, default=None):  # type: ignore[override]
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         return super().get(name.lower(), default)
 
 
@@ -77,7 +80,7 @@ def redact(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def http_date(when) -> str:
+def http_date(when: datetime) -> str:
     return email.utils.format_datetime(when, usegmt=True)
 
 
@@ -114,9 +117,12 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
         # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can stall for seconds.
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
-        self.server_name, self.server_port = host, port
+        self.server_name, self.server_port = str(host), int(port)
 
-    def process_request(self, request, client_address) -> None:
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        assert isinstance(request, socket.socket)  # a TCP server: never a datagram
         with self.active_lock:
             full = len(self.active) >= self.limits.max_threads
         if full or self.stopping.is_set():
@@ -140,7 +146,7 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
             pass
         self.shutdown_request(request)
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         # Client misbehaviour is not a server error; anything else is logged once, without noise.
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError, OSError)):
@@ -158,34 +164,28 @@ class ShareHTTPServer(http.server.ThreadingHTTPServer):
             for handler in late:
                 handler.deadline = None
                 handler.timed_out = True
-                try:
+                with contextlib.suppress(OSError):
                     handler.connection.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
 
     def cut_idle(self) -> None:
         """Close kept-alive connections that wait for their next request (stop: no grace needed)."""
         with self.active_lock:
             handlers = [h for h in self.active if getattr(h, "idle", False)]
         for handler in handlers:
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass
 
     def cut_all(self) -> None:
         """Close every connection now (stop, after the grace period)."""
         with self.active_lock:
             handlers = list(self.active)
         for handler in handlers:
-            try:
+            with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
-def problem_body(status: int, title: str, detail: str, **extra) -> bytes:
-    doc = {
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> bytes:
+    doc: dict[str, Any] = {
         "type": extra.pop("type", "about:blank"),
         "title": title,
         "status": status,
@@ -203,6 +203,10 @@ class ClientGone(Exception):
     """The client closed the connection or stopped reading; the response cannot go on."""
 
 
+#: Response headers as (name, value) pairs.
+_HeaderList = Sequence[tuple[str, str]]
+
+
 class BaseHandler(http.server.BaseHTTPRequestHandler):
     """Request parsing with limits, responses, problem+json errors, one redacted log line per request."""
 
@@ -211,6 +215,8 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     disable_nagle_algorithm = True
     server: ShareHTTPServer
+    # Parsed by parse_request below, not by the stdlib (whose headers are an email Message).
+    headers: Headers  # type: ignore[assignment]
 
     # --- connection ---------------------------------------------------------------------
 
@@ -269,10 +275,11 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         self.deadline = time.monotonic() + self.limits.idle_timeout
         self.idle = True
         try:
-            if self.server.stopping.is_set():
-                line = b""
-            else:
-                line = self.rfile.readline(self.limits.head_bytes + 1)
+            line = (
+                b""
+                if self.server.stopping.is_set()
+                else self.rfile.readline(self.limits.head_bytes + 1)
+            )
         except (OSError, ValueError):
             line = b""
         self.idle = False
@@ -300,10 +307,8 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             sys.stderr.write(f"tuiexport serve: error handling {redact(self.requestline)!s}:\n")
             traceback.print_exc(file=sys.stderr)
             if not self.headers_sent:
-                try:
+                with contextlib.suppress(OSError):
                     self.send_problem(500, "The server failed on this request; see its log.")
-                except OSError:
-                    pass
         finally:
             self.deadline = None
             if self.status is not None:
@@ -319,7 +324,7 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         self.path = ""
         self.headers = Headers()
         self.body = b""
-        self._headers_buffer = []
+        self._headers_buffer: list[bytes] = []
 
     def parse_request(self) -> bool:
         self.close_connection = True
@@ -425,7 +430,7 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
 
     # --- responses ----------------------------------------------------------------------
 
-    def start_response(self, status: int, headers: list[tuple[str, str]] | tuple = ()) -> None:
+    def start_response(self, status: int, headers: _HeaderList = ()) -> None:
         self.status = status
         self.send_response_only(status)
         self.send_header("Server", self.server_version)
@@ -440,14 +445,14 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         self.headers_sent = True
 
     def send_bytes(
-        self, status: int, body: bytes, content_type: str, headers: list | tuple = ()
+        self, status: int, body: bytes, content_type: str, headers: _HeaderList = ()
     ) -> None:
         head = [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
         self.start_response(status, head)
         if self.command != "HEAD" and status not in (204, 304) and body:
             self.write(body)
 
-    def send_json(self, status: int, data: object, headers: list | tuple = ()) -> None:
+    def send_json(self, status: int, data: object, headers: _HeaderList = ()) -> None:
         self.send_bytes(
             status,
             msgspec.json.encode(data),
@@ -456,7 +461,7 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         )
 
     def send_problem(
-        self, status: int, detail: str, *, headers: list | tuple = (), **extra
+        self, status: int, detail: str, *, headers: _HeaderList = (), **extra: Any
     ) -> None:
         title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         if status in _CLOSING:
@@ -490,16 +495,14 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
 
     # --- log ----------------------------------------------------------------------------
 
-    def log_request(self, code="-", size="-") -> None:
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         took = (time.monotonic() - getattr(self, "started", time.monotonic())) * 1000
         self.log_message('"%s" %s %s %.1fms', self.requestline, code, size, took)
 
-    def log_message(self, format: str, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         sink = self.server.access_log
         if sink is None:
             return
         line = f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}"
-        try:
+        with contextlib.suppress(Exception):  # a broken log sink must not break serving
             sink(redact(line))
-        except Exception:  # noqa: BLE001, S110 - a broken log sink must not break serving
-            pass

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, SelectionList
@@ -26,7 +29,7 @@ class FilterableChecklist(Vertical):
             return self.checklist
 
     def __init__(
-        self, noun: str, items: list[tuple[int, str]], selected: list[int], **kwargs
+        self, noun: str, items: list[tuple[int, str]], selected: list[int], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.noun = noun
@@ -35,7 +38,7 @@ class FilterableChecklist(Vertical):
         self._visible: list[int] = []
         self._rebuilding = False
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Input(placeholder=f"filter {self.noun}…", compact=True, classes="checklist-filter")
         yield SelectionList[int](compact=True)
 
@@ -78,7 +81,7 @@ class FilterableChecklist(Vertical):
         event.stop()
         self.query_one(SelectionList).focus()
 
-    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[int]) -> None:
         event.stop()
         if self._rebuilding:
             return

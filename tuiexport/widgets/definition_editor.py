@@ -6,8 +6,11 @@ definition, in the keyword arguments ``service.update_definition`` takes.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
@@ -35,7 +38,7 @@ class DefinitionEditor(Vertical):
             super().__init__()
             self.selection_id = selection_id
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.view: DefinitionView | None = None
         self.selection_id: int | None = None
@@ -47,7 +50,7 @@ class DefinitionEditor(Vertical):
         self._loading = False
         self._pairs = format_pairs()
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Horizontal(classes="field"):
             yield Label("Name", classes="label")
             # Opening an export puts the cursor after its name: the next key edits, not replaces.
@@ -176,7 +179,7 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-sel-name", Static).update(
             Text(self.selection_name or "", no_wrap=True, overflow="ellipsis")
         )
-        if assigned:
+        if self.selection_id is not None:
             self.post_message(self.CountWanted(self.selection_id))
         self.update_count(None)
 
@@ -263,17 +266,19 @@ class DefinitionEditor(Vertical):
                 "The product limit must be a whole number (or empty for the contract limit)."
             ) from None
 
-    def changes(self) -> dict:
+    def changes(self) -> dict[str, Any]:
         """What differs from the stored definition (raises UserError for values that cannot be)."""
         view = self.view
         if view is None:
             return {}
         name = " ".join(self.query_one("#ed-name", Input).value.split())
+        # The format list has no blank entry: its value is always a (profile, output) pair.
+        profile, output = cast("tuple[str, str]", self.query_one("#ed-format", Select).value)
         values = {
             "name": name,
             "selection_id": self.selection_id,
-            "profile": self.query_one("#ed-format", Select).value[0],
-            "output": self.query_one("#ed-format", Select).value[1],
+            "profile": profile,
+            "output": output,
             "language": self.query_one("#ed-language", Select).value,
             "long_descriptions": self.query_one("#ed-long", Checkbox).value,
             "product_limit": self._limit_value(),
@@ -281,10 +286,11 @@ class DefinitionEditor(Vertical):
         }
         return {key: value for key, value in values.items() if getattr(view, key) != value}
 
-    def _options(self, view: DefinitionView) -> dict:
+    def _options(self, view: DefinitionView) -> dict[str, Any]:
         """The stored options with the Excel choice applied (kept as is for other outputs)."""
         options = dict(view.options)
-        if self.query_one("#ed-format", Select).value[1] == "csv":
+        _profile, output = cast("tuple[str, str]", self.query_one("#ed-format", Select).value)
+        if output == "csv":
             if self.query_one("#ed-excel", Checkbox).value:
                 options["csv_variant"] = "excel"
             else:

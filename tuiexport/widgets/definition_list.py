@@ -7,13 +7,15 @@ the lines on screen, so 500 definitions cost what 20 cost.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
@@ -37,7 +39,7 @@ class DefinitionRows(Widget, can_focus=True):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter,space", "screen.toggle", "Open/close", id="toggle"),
+        Binding("enter,space", "screen.toggle_row", "Open/close", id="toggle"),
         Binding("tab", "screen.tab_from_list", "Editor / history", show=False, id="list.tab"),
         Binding("up", "cursor(-1)", "Up", show=False, id="list.up"),
         Binding("down", "cursor(1)", "Down", show=False, id="list.down"),
@@ -56,14 +58,16 @@ class DefinitionRows(Widget, can_focus=True):
     }
     DEFAULT_CSS = """
     DefinitionRows { height: auto; width: 1fr; }
-    DefinitionRows > .definition-rows--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
+    DefinitionRows > .definition-rows--cursor {
+        background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
+    }
     DefinitionRows > .definition-rows--invalid { color: $error; text-style: bold; }
     DefinitionRows > .definition-rows--dim { color: $text-muted; }
     DefinitionRows > .definition-rows--over { color: $warning; }
     DefinitionRows > .definition-rows--expanded { background: $boost; text-style: bold; }
     """
 
-    def __init__(self, owner: DefinitionList, **kwargs) -> None:
+    def __init__(self, owner: DefinitionList, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.owner = owner
         self.start = 0
@@ -74,7 +78,7 @@ class DefinitionRows(Widget, can_focus=True):
         self.styles.height = self.end - self.start
         self.refresh()
 
-    def get_content_height(self, container, viewport, width: int) -> int:
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self.end - self.start
 
     def refresh_index(self, index: int) -> None:
@@ -133,7 +137,8 @@ class DefinitionRows(Widget, can_focus=True):
         dim = base + self.get_component_rich_style("definition-rows--dim", partial=True)
         over = base + self.get_component_rich_style("definition-rows--over", partial=True)
         mark = "▾" if index == owner.expanded else "▸"
-        count_text = f"{fmt.compact(count) if count is not None else '…' if view.selection_id else '—'}/{fmt.compact(view.effective_limit)}"
+        counted = fmt.compact(count) if count is not None else "…" if view.selection_id else "—"
+        count_text = f"{counted}/{fmt.compact(view.effective_limit)}"
         fmt_w, count_w = 10, 11
         last_w = 15 if width >= 60 else 0
         name_w = max(width - 3 - fmt_w - count_w - last_w - 3, 6)
@@ -171,19 +176,19 @@ class DefinitionList(VerticalScroll, can_focus=False):
             super().__init__()
             self.view = view
 
-    def __init__(self, editor: Widget, **kwargs) -> None:
+    def __init__(self, editor: Widget, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.views: list[DefinitionView] = []
         self.counts: dict[int, int] = {}
         #: Rendered rows (see DefinitionRows.render_line); views are replaced, never mutated.
-        self.line_cache: dict[tuple, Strip] = {}
+        self.line_cache: dict[tuple[Any, ...], Strip] = {}
         self.cursor = 0
         self.expanded: int | None = None
         self.editor = editor
         self.top = DefinitionRows(self, id="rows-top")
         self.bottom = DefinitionRows(self, id="rows-bottom")
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield self.top
         yield self.editor
         yield self.bottom
@@ -236,7 +241,7 @@ class DefinitionList(VerticalScroll, can_focus=False):
 
     # --- expansion -------------------------------------------------------------------------
 
-    def expand(self, index: int) -> None:
+    def expand_row(self, index: int) -> None:
         self.expanded = index
         self.cursor = index
         self.editor.display = True
@@ -307,7 +312,7 @@ class DefinitionList(VerticalScroll, can_focus=False):
         self.top.refresh_index(self.cursor)
         self.bottom.refresh_index(self.cursor)
 
-    def on_click(self, event) -> None:
+    def on_click(self, event: events.Click) -> None:
         widget = event.widget
         if isinstance(widget, DefinitionRows):
             offset = event.get_content_offset(widget)

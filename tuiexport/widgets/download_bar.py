@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
@@ -13,11 +15,17 @@ from textual.worker import get_current_worker
 from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
-from tuiexport.screens.guard import background
+from tuiexport.widgets.guard import background
 from tuiexport.widgets.run_process import ChildRun
+
+if TYPE_CHECKING:
+    from tuiexport.app import ExportApp
 
 
 class DownloadBar(Horizontal):
+    if TYPE_CHECKING:
+        app: ExportApp
+
     DEFAULT_CSS = """
     DownloadBar { height: 1; display: none; background: $boost; }
     DownloadBar.-running { display: block; }
@@ -43,12 +51,12 @@ class DownloadBar(Horizontal):
             super().__init__()
             self.run = run
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cancel_event: threading.Event | None = None
         self.export_name = ""
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static("", id="download-label")
         yield ProgressBar(total=None, show_eta=True, id="download-progress")
 

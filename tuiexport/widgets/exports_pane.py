@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
@@ -11,10 +15,10 @@ from textual.worker import get_current_worker
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import DefinitionView
-from tuiexport.screens.guard import background
 from tuiexport.widgets.definition_editor import DefinitionEditor
 from tuiexport.widgets.definition_list import DefinitionList
 from tuiexport.widgets.fmt import settle_heap
+from tuiexport.widgets.guard import background
 from tuiexport.widgets.history_table import HistoryTable
 
 #: From this width on both panes show in full: the history gets what its six main columns need
@@ -43,7 +47,7 @@ class ExportsPane(Horizontal):
             super().__init__()
             self.counts = counts
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.editor = DefinitionEditor(id="editor")
         self.definitions = DefinitionList(self.editor, id="definitions")
@@ -52,11 +56,11 @@ class ExportsPane(Horizontal):
         self.editor.counts = self.counts
         self.sort = "name"
         self._filter_timer: Timer | None = None
-        self._then = None
+        self._then: Callable[[], None] | None = None
         self.loaded = False
         self._layout: tuple[bool, int | str, str] | None = None
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         with Vertical(id="definitions-pane"):
             with Horizontal(id="definitions-head"):
                 yield Select(
@@ -89,6 +93,7 @@ class ExportsPane(Horizontal):
         history at every expansion.
         """
         width = self.size.width
+        layout: tuple[bool, int | str, str]
         if width >= WIDE:
             layout = (True, max(DEFINITIONS_MIN, width - HISTORY_WIDTH), "1fr")
         elif self.history.has_focus:
@@ -112,7 +117,7 @@ class ExportsPane(Horizontal):
 
     # --- definitions -----------------------------------------------------------------------
 
-    def reload(self, cursor_id: str | None = None, then=None) -> None:
+    def reload(self, cursor_id: str | None = None, then: Callable[[], None] | None = None) -> None:
         """Load the definitions again (in a worker); ``then`` runs once they are shown."""
         self._then = then
         self._load(self.sort, self.query_one("#filter", Input).value, cursor_id)

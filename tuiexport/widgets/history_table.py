@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from tuiexport import service
 from tuiexport.management.views import RunView
-from tuiexport.screens.guard import background
 from tuiexport.widgets import fmt
+from tuiexport.widgets.guard import background
 
 PAGE = 200
 POLL_SECONDS = 5.0
@@ -37,7 +38,7 @@ COLUMNS = (
 NAME_WIDTH = 24
 
 
-def cells(run: RunView) -> list:
+def cells(run: RunView) -> list[Text | str]:
     return [
         fmt.status(run.status),
         fmt.when(run.started),
@@ -52,7 +53,7 @@ def cells(run: RunView) -> list:
     ]
 
 
-class HistoryTable(DataTable):
+class HistoryTable(DataTable[Text | str]):
     """Every run; Enter opens its details (the screen decides how)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -71,7 +72,7 @@ class HistoryTable(DataTable):
             super().__init__()
             self.runs, self.total, self.offset = runs, total, offset
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.total = 0
         self.runs: dict[str, RunView] = {}
@@ -100,7 +101,9 @@ class HistoryTable(DataTable):
 
     def on_history_table_polled(self, message: Polled) -> None:
         message.stop()
-        top = self.coordinate_to_cell_key((0, 0)).row_key.value if self.row_count else None
+        top = (
+            self.coordinate_to_cell_key(Coordinate(0, 0)).row_key.value if self.row_count else None
+        )
         if message.newest != top:
             self.reload()
         for run in message.changed:
@@ -110,8 +113,8 @@ class HistoryTable(DataTable):
     def current(self) -> RunView | None:
         if not self.row_count:
             return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-        return self.runs.get(key)
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+        return self.runs.get(key) if key is not None else None
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class HistoryTable(DataTable):
             self.runs[run.log_id] = run
             self.add_row(*cells(run), key=run.log_id)
 
-    def watch_cursor_coordinate(self, old, new) -> None:
+    def watch_cursor_coordinate(self, old: Coordinate, new: Coordinate) -> None:
         super().watch_cursor_coordinate(old, new)
         if not self._loading and len(self.runs) < self.total and new.row >= self.row_count - 20:
             self._loading = True
@@ -159,7 +162,7 @@ class HistoryTable(DataTable):
             return
         self.runs[run.log_id] = run
         try:
-            for (key, _), value in zip(COLUMNS, cells(run)):
+            for (key, _), value in zip(COLUMNS, cells(run), strict=True):
                 self.update_cell(run.log_id, key, value)
         except RowDoesNotExist:
             self.reload()

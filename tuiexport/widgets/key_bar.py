@@ -23,7 +23,7 @@ class KeyBar(Static):
         )
         self._bindings_changed(self.screen)
 
-    def _bindings_changed(self, screen) -> None:
+    def _bindings_changed(self, screen: object) -> None:
         if self.is_attached and screen is self.screen:
             self.update(self.line())
 

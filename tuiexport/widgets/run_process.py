@@ -10,11 +10,15 @@ and made key presses wait for seconds. The child calls the same service function
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
 
 #: Niceness of the child: the person at the keyboard wins when both want the CPU.
 NICE = 10
@@ -22,22 +26,22 @@ NICE = 10
 PROGRESS_HZ = 10
 
 
-def _child(db_target: str, export_id: str, folder: str, conn, cancel) -> None:
+def _child(
+    db_target: str, export_id: str, folder: str, conn: Connection, cancel: EventType
+) -> None:
     # The terminal belongs to the TUI: nothing the child might print may reach it.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     # On a busy machine the screen goes first; the export only slows when the CPU is short.
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.nice(NICE)
-    except (AttributeError, OSError):
-        pass
     from tuiexport import config, service
     from tuiexport.errors import UserError
 
     try:
         config.reset_settings()
-        service.open_database(db_target, load_sample=False)
+        service.prepare_database(db_target, load_sample=False)
         prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
     except UserError as exc:
         conn.send(("error", str(exc)))
@@ -76,7 +80,7 @@ class ChildRun:
         # Textual replaces sys.stderr with an object whose fileno() is -1, which multiprocessing
         # (its resource tracker) passes on to the processes it starts: hand it the real one.
         saved = sys.stderr
-        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")  # noqa: SIM115
+        sys.stderr = sys.__stderr__ if sys.__stderr__ is not None else open(os.devnull, "w")  # noqa: SIM115 - a stand-in while the child starts
         try:
             self._recv, send = context.Pipe(duplex=False)
             self.cancel_event = context.Event()
@@ -97,7 +101,7 @@ class ChildRun:
     def cancel(self) -> None:
         self.cancel_event.set()
 
-    def messages(self, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple]:
+    def messages(self, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[Any, ...]]:
         """Messages from the child until it exits; ``cancelled()`` true sets the cancel event."""
         while True:
             if cancelled():

@@ -3,6 +3,9 @@ seen before a shop complains. Loaded in a worker; drawn by plotext (textual-plot
 
 from __future__ import annotations
 
+from typing import Any
+
+from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Sparkline
@@ -10,7 +13,7 @@ from textual_plotext import PlotextPlot
 
 from tuiexport import service
 from tuiexport.management.views import RunView
-from tuiexport.screens.guard import background
+from tuiexport.widgets.guard import background
 
 #: How many of an export's newest runs the plots show.
 RUNS = 30
@@ -37,12 +40,12 @@ class RunTrends(Horizontal):
             super().__init__()
             self.runs = runs
 
-    def __init__(self, export_id: str, log_id: str | None = None, **kwargs) -> None:
+    def __init__(self, export_id: str, log_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.export_id, self.log_id = export_id, log_id
         self.runs: list[RunView] = []
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield PlotextPlot(id="trend-products")
         yield PlotextPlot(id="trend-size")
         yield PlotextPlot(id="trend-duration")
@@ -91,7 +94,7 @@ class CountSparkline(Sparkline):
             super().__init__()
             self.export_id, self.counts = export_id, counts
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__([], **kwargs)
         self.export_id: str | None = None
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any, Literal
 
 import msgspec
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
@@ -20,11 +22,12 @@ from textual.worker import get_current_worker
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.management.views import PreviewRow, SelectionImpact, SelectionView
-from tuiexport.screens.guard import background
 from tuiexport.widgets import fmt
 from tuiexport.widgets.checklist import FilterableChecklist
+from tuiexport.widgets.guard import background
 
-SUPPLIER_MODES = ("partners", "all", "list")
+SupplierMode = Literal["partners", "all", "list"]
+SUPPLIER_MODES: tuple[SupplierMode, ...] = ("partners", "all", "list")
 SWITCHES = (
     ("only_with_catalog_id", "only with catalogue id"),
     ("only_in_stock", "only in stock"),
@@ -124,7 +127,7 @@ class SelectionEditor(Vertical):
         limit: int,
         for_export: str | None = None,
         language: str = "de",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.selection = selection
@@ -144,7 +147,7 @@ class SelectionEditor(Vertical):
         name = name or self.auto_name or "new"
         return f"Selection: {name}{' *' if self.dirty else ''}"
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         c = self.original
         suppliers = service.list_suppliers()
         with Horizontal(id="sel-head"):
@@ -164,7 +167,9 @@ class SelectionEditor(Vertical):
                 yield Label("Suppliers", classes="section")
                 with RadioSet(id="sel-suppliers", compact=True):
                     for mode, label in zip(
-                        SUPPLIER_MODES, ("my partners", "all suppliers", "chosen suppliers")
+                        SUPPLIER_MODES,
+                        ("my partners", "all suppliers", "chosen suppliers"),
+                        strict=True,
                     ):
                         yield RadioButton(label, value=c.suppliers == mode, compact=True)
                 yield FilterableChecklist(
@@ -385,7 +390,7 @@ class SelectionEditor(Vertical):
         """Store the rules (and name; empty = generated); every definition using it follows."""
         criteria = self.criteria()
         created = self.selection is None
-        if created:
+        if self.selection is None:
             view = service.create_selection(criteria, self.name_value or None)
         else:
             view = service.update_selection(

@@ -5,15 +5,29 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 from textual.app import App
+from textual.dom import DOMNode
 
 from tuiexport.errors import UserError
 
+if TYPE_CHECKING:
+    from textual.worker import Worker
+
+    from tuiexport.app import ExportApp
+
 log = logging.getLogger("tuiexport.tui")
 
+#: What ``guarded`` decorates: an action or handler returning nothing (an error returns early).
+_Handler = TypeVar("_Handler", bound=Callable[..., None] | Callable[..., Coroutine[Any, Any, None]])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_Node = TypeVar("_Node", bound=DOMNode)
 
-def report(app: App, exc: BaseException) -> None:
+
+def report(app: App[Any], exc: BaseException) -> None:
     """Show an error as a notification: the sentence of a UserError, else the exception briefly."""
     if isinstance(exc, UserError):
         app.notify(str(exc), title="Cannot do that", severity="error", markup=False, timeout=8)
@@ -28,37 +42,43 @@ def report(app: App, exc: BaseException) -> None:
     )
 
 
-def guarded(method):
+def guarded(method: _Handler) -> _Handler:
     """Decorate an action or handler: any exception becomes a notification."""
     if inspect.iscoroutinefunction(method):
 
         @functools.wraps(method)
-        async def async_wrapper(self, *args, **kwargs):
+        async def async_wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
             try:
-                return await method(self, *args, **kwargs)
+                await method(self, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the one place every error ends up
                 report(self.app, exc)
 
-        return async_wrapper
+        return cast("_Handler", async_wrapper)
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         try:
-            return method(self, *args, **kwargs)
+            method(self, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the one place every error ends up
             report(self.app, exc)
 
-    return wrapper
+    return cast("_Handler", wrapper)
 
 
-def background(group: str, *, exclusive: bool = True):
+def background(
+    group: str, *, exclusive: bool = True
+) -> Callable[
+    [Callable[Concatenate[_Node, _P], _R]], Callable[Concatenate[_Node, _P], Worker[_R | None]]
+]:
     """``@work`` in a thread whose errors become notifications (Textual does not bubble a worker's
     state change, so every worker goes through here instead of a handler per widget)."""
     from textual import work
 
-    def decorate(method):
+    def decorate(
+        method: Callable[Concatenate[_Node, _P], _R],
+    ) -> Callable[Concatenate[_Node, _P], Worker[_R | None]]:
         @functools.wraps(method)
-        def run(self, *args, **kwargs):
+        def run(self: _Node, *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the one place every error ends up
@@ -66,13 +86,14 @@ def background(group: str, *, exclusive: bool = True):
                     self.app.call_from_thread(report, self.app, exc)
                 except RuntimeError:  # the app is closing
                     log.exception("error in a worker while the app closed", exc_info=exc)
+                return None
 
         return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(run)
 
     return decorate
 
 
-def refuse_read_only(app: App, what: str) -> bool:
+def refuse_read_only(app: ExportApp, what: str) -> bool:
     """In read-only mode: say that ``what`` is off and why, and return True."""
     if not getattr(app, "read_only", False):
         return False
@@ -86,18 +107,18 @@ def refuse_read_only(app: App, what: str) -> bool:
     return True
 
 
-def writes(what: str):
+def writes(what: str) -> Callable[[_Handler], _Handler]:
     """Decorate an action that changes stored data: in read-only mode it does nothing but say
     why. The key bar shows such actions dimmed there (it reads ``.writes``)."""
 
-    def decorate(method):
+    def decorate(method: _Handler) -> _Handler:
         @functools.wraps(method)
-        def refuse_or_run(self, *args, **kwargs):
+        def refuse_or_run(self: Any, *args: Any, **kwargs: Any) -> Any:
             if refuse_read_only(self.app, what):
                 return None
             return method(self, *args, **kwargs)
 
         refuse_or_run.writes = what  # type: ignore[attr-defined]
-        return refuse_or_run
+        return cast("_Handler", refuse_or_run)
 
     return decorate
