@@ -94,9 +94,9 @@ def test_the_tui_in_a_browser(web_server):
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 800})
             page.add_init_script(HOOK)
-            page.goto(web_server, wait_until="load", timeout=30_000)
+            page.goto(web_server, wait_until="load", timeout=60_000)
             page.wait_for_function(
-                "() => window.__screen.join('').includes('History')", timeout=60_000
+                "() => window.__screen.join('').includes('History')", timeout=120_000
             )
 
             def screen() -> str:
@@ -111,7 +111,7 @@ def test_the_tui_in_a_browser(web_server):
                 page.keyboard.press(key)
                 time.sleep(0.3)
             page.wait_for_function(
-                "() => window.__screen.join('').includes('Exports (1)')", timeout=30_000
+                "() => window.__screen.join('').includes('Exports (1)')", timeout=60_000
             )
             assert "Exports (1)" in screen()[seen:]
         finally:
