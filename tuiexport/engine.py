@@ -9,15 +9,14 @@ import os
 import queue
 import re
 import threading
-import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
 import peewee as pw
 
 from tuiexport import config
+from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import InvalidDefinition, UserError
 from tuiexport.exporters import registry
@@ -119,52 +118,52 @@ class PreparedRun:
         )
         settings = config.settings()
         messages: list[str] = []
-        db = database.obj
-        last_beat = [time.monotonic()]
         total = [0]
 
         def on_progress(written: int) -> None:
             if progress is not None:
                 progress(written, total[0])
-            now = time.monotonic()
-            if now - last_beat[0] >= HEARTBEAT_EVERY:
-                last_beat[0] = now
-                Run.update(heartbeat=utcnow()).where(Run.id == run.id).execute()
 
         part = self.part_path
+        # The export reads on a connection of its own; the history (begin, heartbeat, finish)
+        # is written on others. See dbmod.second_database for why they must never share one.
+        reader = dbmod.second_database(database.obj)
+        own_reader = reader is not database.obj
         try:
-            with db.connection_context() if db.is_closed() else nullcontext():
-                selected, omitted = prepare_selection(db, self.criteria, self.limit)
-                total[0] = selected
-                if progress is not None:
-                    progress(0, selected)
-                job = ExportJob(
-                    db=db,
-                    export_id=row.export_id,
-                    export_name=row.name,
-                    log_id=run.log_id,
-                    started=run.started,
-                    profile=row.profile,
-                    output=row.output,
-                    language=row.language,
-                    fallback_language=settings.default_language,
-                    long_descriptions=row.long_descriptions,
-                    total=selected,
-                    omitted=omitted,
-                    limit=self.limit,
-                    options=json.loads(row.options or "{}"),
-                    progress=on_progress,
-                    cancelled=is_cancelled,
-                )
-                part.parent.mkdir(parents=True, exist_ok=True)
+            with history.Heartbeat(run.id, HEARTBEAT_EVERY):
+                if own_reader or reader.is_closed():
+                    reader.connect(reuse_if_open=True)
                 try:
+                    selected, omitted = prepare_selection(reader, self.criteria, self.limit)
+                    total[0] = selected
+                    if progress is not None:
+                        progress(0, selected)
+                    job = ExportJob(
+                        db=reader,
+                        export_id=row.export_id,
+                        export_name=row.name,
+                        log_id=run.log_id,
+                        started=run.started,
+                        profile=row.profile,
+                        output=row.output,
+                        language=row.language,
+                        fallback_language=settings.default_language,
+                        long_descriptions=row.long_descriptions,
+                        total=selected,
+                        omitted=omitted,
+                        limit=self.limit,
+                        options=json.loads(row.options or "{}"),
+                        progress=on_progress,
+                        cancelled=is_cancelled,
+                    )
+                    part.parent.mkdir(parents=True, exist_ok=True)
                     with open(part, "wb", buffering=0) as raw, _HashingWriter(raw) as out:
                         stats = self.writer.write(job, out)
                         out.flush()
                         os.fsync(raw.fileno())
                     digest, size = out.hexdigest(), out.size
                 finally:
-                    drop_selection(db)
+                    _release(reader, own_reader)
                 os.replace(part, self.target)
                 _fsync_dir(self.target.parent)
         except Cancelled:
@@ -387,6 +386,15 @@ class _HashingWriter(io.RawIOBase):
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
+
+
+def _release(reader: pw.Database, own: bool) -> None:
+    """End the export's reading: closing its own connection also ends its statements and
+    temporary tables; a shared (in-memory) one drops the selection tables."""
+    if own:
+        reader.close()
+    else:
+        drop_selection(reader)
 
 
 def _fsync_dir(path: Path) -> None:

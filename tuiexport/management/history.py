@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import socket
+import threading
 from datetime import timedelta
 from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import peewee as pw
 
 from tuiexport import config
+from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import NotFound
 from tuiexport.management.views import RunView
@@ -115,6 +122,59 @@ def mark_interrupted() -> int:
         if row.artifact_path:
             remove_partial(Path(row.artifact_path), row.log_id)
     return len(dead)
+
+
+class Heartbeat:
+    """Writes a running run's heartbeat every ``every`` seconds until the run ends.
+
+    From a thread of its own, on that thread's own connection: the beat neither waits for the
+    export's progress nor shares a connection with the export's reads. A beat that fails (the
+    database is locked for longer than the busy timeout, or a PostgreSQL server restarts) is
+    skipped; the next one reconnects."""
+
+    def __init__(self, run_id: int, every: float) -> None:
+        self._run_id = run_id
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"tuiexport-heartbeat-{run_id}", daemon=True
+        )
+
+    def __enter__(self) -> Self:
+        # An in-memory database has no second connection (and no other process to tell).
+        if not dbmod.is_in_memory(database.obj):
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            # A beat stuck in the busy timeout must not hold up the run's end: it only touches
+            # a row that is still running, so a late one is harmless.
+            self._thread.join(timeout=2.0)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self._every):
+                try:
+                    Run.update(heartbeat=utcnow()).where(
+                        Run.id == self._run_id, Run.status == "running"
+                    ).execute()
+                except pw.PeeweeException:
+                    _drop_connection()
+        finally:
+            _drop_connection()
+
+
+def _drop_connection() -> None:
+    """Close this thread's connection (the next query opens a new one)."""
+    with contextlib.suppress(pw.PeeweeException):
+        database.close()
 
 
 def part_path(target: Path, log_id: str) -> Path:
