@@ -20,7 +20,13 @@ from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import InvalidDefinition, UserError
 from tuiexport.exporters import registry
-from tuiexport.exporters.base import OMITTED_TABLE, SELECTION_TABLE, Cancelled, ExportJob
+from tuiexport.exporters.base import (
+    OMITTED_TABLE,
+    SELECTION_TABLE,
+    Cancelled,
+    ExportJob,
+    WriteStats,
+)
 from tuiexport.management import definitions, history
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
@@ -60,7 +66,8 @@ def drop_selection(db: pw.Database) -> None:
 
 # --- running -------------------------------------------------------------------------------
 
-HEARTBEAT_EVERY = 5.0  # seconds
+#: What a run without a file records (it may have recorded its outcome just before it failed).
+_NO_FILE: dict[str, object] = {"outcome": "", "size": None, "sha256": None, "product_count": 0}
 
 
 def _slug(name: str) -> str:
@@ -117,7 +124,6 @@ class PreparedRun:
             cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
         )
         settings = config.settings()
-        messages: list[str] = []
         total = [0]
 
         def on_progress(written: int) -> None:
@@ -130,7 +136,7 @@ class PreparedRun:
         reader = dbmod.second_database(database.obj)
         own_reader = reader is not database.obj
         try:
-            with history.Heartbeat(run.id, HEARTBEAT_EVERY):
+            with history.Heartbeat(run.log_id, history.HEARTBEAT_EVERY):
                 if own_reader or reader.is_closed():
                     reader.connect(reuse_if_open=True)
                 try:
@@ -164,24 +170,36 @@ class PreparedRun:
                     digest, size = out.hexdigest(), out.size
                 finally:
                     _release(reader, own_reader)
+                status, messages, fields = self._outcome(job, stats, selected, omitted)
+                fields.update(size=size, sha256=digest)
+                # Recorded before the rename: a process killed between the rename and the final
+                # update leaves a row the next start can check against the file.
+                history.record_outcome(run.log_id, status, messages, **fields)
                 os.replace(part, self.target)
                 _fsync_dir(self.target.parent)
         except Cancelled:
             _unlink(part)
-            return self._finish("cancelled", messages + ["Cancelled before it finished."])
+            return self._finish("cancelled", ["Cancelled before it finished."], **_NO_FILE)
         except OSError as exc:
             _unlink(part)
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
-            return self._finish("failed", messages + [f"Could not write {where}: {reason}."])
+            return self._finish("failed", [f"Could not write {where}: {reason}."], **_NO_FILE)
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
-            return self._finish(
-                "failed", messages + [f"The export failed: {type(exc).__name__}: {exc}."]
-            )
+            reason = f"The export failed: {type(exc).__name__}: {exc}."
+            return self._finish("failed", [reason], **_NO_FILE)
 
-        messages.extend(job.messages)
-        messages.extend(job.errors)
+        view = self._finish(status, messages, artifact_kept=True, **fields)
+        if _inside(self.target, config.artifacts_dir()):
+            apply_retention(row.export_id, settings.keep_artifacts)
+        return view
+
+    def _outcome(
+        self, job: ExportJob, stats: WriteStats, selected: int, omitted: int
+    ) -> tuple[str, list[str], dict[str, object]]:
+        """The status, messages and figures of a run whose file is complete."""
+        messages = [*job.messages, *job.errors]
         status = "success"
         if omitted:
             status = "warning"
@@ -192,19 +210,12 @@ class PreparedRun:
         if job.errors or stats.skipped:
             status = "warning"
         messages.insert(0, f"{stats.product_count:,} products written to {self.target}.")
-        view = self._finish(
-            status,
-            messages,
-            product_count=stats.product_count,
-            omitted_count=omitted,
-            size=size,
-            sha256=digest,
-            artifact_kept=True,
-            supplier_shares=json.dumps(stats.supplier_shares),
-        )
-        if _inside(self.target, config.artifacts_dir()):
-            apply_retention(row.export_id, settings.keep_artifacts)
-        return view
+        fields: dict[str, object] = {
+            "product_count": stats.product_count,
+            "omitted_count": omitted,
+            "supplier_shares": json.dumps(stats.supplier_shares),
+        }
+        return status, messages, fields
 
     def _finish(self, status: str, messages: list[str], **fields) -> RunView:
         with database.atomic():

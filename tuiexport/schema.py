@@ -10,7 +10,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, Meta, Product
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
 SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
@@ -112,8 +112,13 @@ def _migrate_2(db: pw.Database) -> None:
     refresh_offer_summary()
 
 
+def _migrate_3(db: pw.Database) -> None:
+    """Version 3: a run's outcome, recorded before its final rename (see Run.outcome)."""
+    db.execute_sql("ALTER TABLE run ADD COLUMN outcome VARCHAR(255) NOT NULL DEFAULT ''")
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
-MIGRATIONS = {2: _migrate_2}
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
 
 FTS_TABLE = "product_search"
 

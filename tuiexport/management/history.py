@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -22,6 +23,8 @@ from tuiexport.errors import NotFound
 from tuiexport.management.views import RunView
 from tuiexport.models import Run, utcnow
 
+#: Seconds between two heartbeats of a running run (see Heartbeat).
+HEARTBEAT_EVERY = 5.0
 STATUSES = ("running", "success", "warning", "failed", "cancelled", "interrupted")
 #: A run on another host whose heartbeat is older than this is considered dead.
 STALE_AFTER = timedelta(minutes=10)
@@ -100,7 +103,9 @@ def mark_interrupted() -> int:
     """Mark runs whose process died as ``interrupted`` and remove their partial files.
 
     Called at every start (CLI, server, TUI). A run of this host is dead when its process is gone;
-    a run of another host when its heartbeat is stale."""
+    a run of another host when its heartbeat is stale. A dead run whose file was complete (its
+    outcome recorded, the file in place with that size and SHA-256) gets that outcome instead:
+    it was killed between the final rename and the last update."""
     dead = []
     stale = utcnow() - STALE_AFTER
     for row in Run.select().where(Run.status == "running"):
@@ -109,19 +114,56 @@ def mark_interrupted() -> int:
         ):
             dead.append(row)
     for row in dead:
+        complete = bool(row.outcome) and _file_matches(row)
         with database.atomic():
             fresh = Run.get_by_id(row.id)
             if fresh.status != "running":
                 continue
             messages = json.loads(fresh.messages or "[]")
-            messages.append("The process running this export ended before it finished.")
-            fresh.status = "interrupted"
+            if complete:
+                messages.append(
+                    "The process ended right after the file was complete; its size and "
+                    "SHA-256 were checked at the next start."
+                )
+                fresh.status = fresh.outcome
+                fresh.artifact_kept = True
+            elif fresh.sha256 and not fresh.outcome:  # a served download (see record_served)
+                messages.append("The server ended before the download finished.")
+                fresh.status = "interrupted"
+            else:
+                messages.append("The process running this export ended before it finished.")
+                fresh.status = "interrupted"
+                fresh.sha256, fresh.size, fresh.product_count = None, None, 0
             fresh.finished = fresh.heartbeat
-            fresh.messages = json.dumps(messages)
+            fresh.messages = json.dumps(messages, ensure_ascii=False)
             fresh.save()
         if row.artifact_path:
             remove_partial(Path(row.artifact_path), row.log_id)
     return len(dead)
+
+
+def _file_matches(row: Run) -> bool:
+    """The run's file is in place with the size and SHA-256 it recorded before the rename."""
+    path = Path(row.artifact_path or "")
+    try:
+        if not row.sha256 or not path.is_file() or path.stat().st_size != row.size:
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return bool(digest.hexdigest() == row.sha256)
+
+
+def record_outcome(log_id: str, outcome: str, messages: list[str], **fields: object) -> None:
+    """What a run will be once its file is in place, written just before the final rename (the
+    row stays ``running`` until :meth:`PreparedRun._finish`)."""
+    with database.atomic():
+        Run.update(
+            outcome=outcome, messages=json.dumps(messages, ensure_ascii=False), **fields
+        ).where(Run.log_id == log_id, Run.status == "running").execute()
 
 
 class Heartbeat:
@@ -132,12 +174,12 @@ class Heartbeat:
     database is locked for longer than the busy timeout, or a PostgreSQL server restarts) is
     skipped; the next one reconnects."""
 
-    def __init__(self, run_id: int, every: float) -> None:
-        self._run_id = run_id
+    def __init__(self, log_id: str, every: float) -> None:
+        self._log_id = log_id
         self._every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._beat, name=f"tuiexport-heartbeat-{run_id}", daemon=True
+            target=self._beat, name=f"tuiexport-heartbeat-{log_id}", daemon=True
         )
 
     def __enter__(self) -> Self:
@@ -163,7 +205,7 @@ class Heartbeat:
             while not self._stop.wait(self._every):
                 try:
                     Run.update(heartbeat=utcnow()).where(
-                        Run.id == self._run_id, Run.status == "running"
+                        Run.log_id == self._log_id, Run.status == "running"
                     ).execute()
                 except pw.PeeweeException:
                     _drop_connection()
@@ -196,19 +238,22 @@ def record_served(
     complete: bool = True,
     sent: int = 0,
     note: str = "",
+    pending: bool = False,
 ) -> RunView:
     """The history entry of a request that served an existing artifact instead of running.
 
     It copies the source run's figures and points at the same file, but never owns it
     (``artifact_kept`` stays false, so retention counts the file once, by its source run).
-    A download the client broke off is recorded as ``cancelled``."""
+    A download the client broke off is recorded as ``cancelled``. With ``pending`` the entry
+    says ``running`` until :func:`served_complete` (or :func:`served_incomplete`): a server
+    that dies in the middle leaves a run the next start marks ``interrupted``."""
     now = utcnow()
     messages = [
         note
         or f"Served the artifact of run {source.log_id}; the definition and the "
         "catalog had not changed, so nothing was run again."
     ]
-    status = source.status
+    status = "running" if pending else source.status
     if not complete:
         status = "cancelled"
         messages.append(
@@ -242,6 +287,13 @@ def record_served(
     return view(row)
 
 
+def served_complete(log_id: str, status: str) -> None:
+    """A download :func:`record_served` recorded as pending went out whole."""
+    Run.update(status=status, finished=utcnow(), heartbeat=utcnow()).where(
+        Run.log_id == log_id
+    ).execute()
+
+
 def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
     """The client broke off a download that :func:`record_served` had recorded up front."""
     row = Run.get_or_none(Run.log_id == log_id)
@@ -249,6 +301,8 @@ def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
         return
     messages = json.loads(row.messages or "[]")
     messages.append(f"The client closed the connection after {sent:,} of {size or 0:,} bytes.")
-    Run.update(status="cancelled", messages=json.dumps(messages, ensure_ascii=False)).where(
-        Run.id == row.id
-    ).execute()
+    Run.update(
+        status="cancelled",
+        finished=utcnow(),
+        messages=json.dumps(messages, ensure_ascii=False),
+    ).where(Run.id == row.id).execute()

@@ -3,6 +3,7 @@ progress (following the part file, chunked, cut unless the run succeeded)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from tuiexport import config, service
 from tuiexport.exporters import registry
+from tuiexport.management import history
 from tuiexport.management.history import new_log_id, record_served, served_incomplete
 from tuiexport.management.views import RunView
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
@@ -76,26 +78,34 @@ class FileResponses(BaseHandler):
             if self.command == "HEAD":
                 self.start_response(200, headers)
                 return
+            beat: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
             if log_id is not None:
                 # Recorded before the bytes go out, so a client that has the file also finds its
-                # history entry; a broken-off download is corrected to "cancelled" below.
-                record_served(run, log_id=log_id)
+                # history entry: "running" (with heartbeats) until the last byte went out, then
+                # the source's status, or "cancelled" when the client broke off; a server that
+                # dies meanwhile leaves it to the next start to mark "interrupted".
+                record_served(run, log_id=log_id, pending=True)
+                beat = history.Heartbeat(log_id, history.HEARTBEAT_EVERY)
             complete = False
             try:
-                if gzip:
-                    self.begin_stream(200, headers)
-                    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-                    while chunk := f.read(CHUNK):
-                        self.write_chunk(compressor.compress(chunk))
-                    self.write_chunk(compressor.flush())
-                    self.end_stream()
-                else:
-                    self.start_response(200, headers)
-                    self.send_file(f, size)
+                with beat:
+                    if gzip:
+                        self.begin_stream(200, headers)
+                        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+                        while chunk := f.read(CHUNK):
+                            self.write_chunk(compressor.compress(chunk))
+                        self.write_chunk(compressor.flush())
+                        self.end_stream()
+                    else:
+                        self.start_response(200, headers)
+                        self.send_file(f, size)
                 complete = True
             finally:
-                if log_id is not None and not complete:
-                    served_incomplete(log_id, self.bytes_sent, size)
+                if log_id is not None:
+                    if complete:
+                        history.served_complete(log_id, run.status)
+                    else:
+                        served_incomplete(log_id, self.bytes_sent, size)
 
     def send_file(self, f, size: int) -> None:
         """os.sendfile on a blocking socket, bounded by SO_SNDTIMEO: socket.sendfile() with a
