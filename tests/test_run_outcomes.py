@@ -181,3 +181,29 @@ def test_a_download_cut_by_a_server_crash_is_not_success(
     )
     assert served["status"] == "interrupted", served
     assert "server ended before the download finished" in served["messages"][-1]
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_a_contract_limit_below_one_is_refused(
+    catalog: Path, isolated_home: Path, limit: str
+) -> None:
+    """0 used to give an empty feed marked success, -5 no limit at all."""
+    env = {**os.environ, "TUIEXPORT_HOME": str(isolated_home), "TUIEXPORT_CONTRACT_LIMIT": limit}
+    done = subprocess.run(
+        [sys.executable, "-m", "tuiexport", "--db", str(catalog), "--run", "Big", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"tuiexport: The contract limit (TUIEXPORT_CONTRACT_LIMIT) must be a whole number "
+        f"of at least 1, not {limit}.\n"
+    )
+    config_file = isolated_home / "config.toml"
+    config_file.write_text(f"contract_limit = {limit}\n", encoding="utf-8")
+    done = tx(isolated_home, "--db", str(catalog), "--run", "Big", "-q")
+    assert done.returncode == 2 and f"contract_limit in {config_file}" in done.stderr
+    config_file.unlink()
+    assert json.loads(tx(isolated_home, "--db", str(catalog), "history", "--json").stdout) == []
