@@ -277,6 +277,7 @@ def begin_run(
             fingerprint=definitions.fingerprint(row),
             host=history.HOST,
             pid=os.getpid(),
+            owner=history.owner(),
         )
     return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
 

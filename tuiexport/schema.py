@@ -10,7 +10,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, Meta, Product
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
 SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
@@ -117,8 +117,13 @@ def _migrate_3(db: pw.Database) -> None:
     db.execute_sql("ALTER TABLE run ADD COLUMN outcome VARCHAR(255) NOT NULL DEFAULT ''")
 
 
+def _migrate_4(db: pw.Database) -> None:
+    """Version 4: the identity of the process that runs a run (see Run.owner)."""
+    db.execute_sql("ALTER TABLE run ADD COLUMN owner VARCHAR(255) NOT NULL DEFAULT ''")
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
-MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 
 FTS_TABLE = "product_search"
 

@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -25,9 +25,12 @@ from tuiexport.models import Run, utcnow
 
 #: Seconds between two heartbeats of a running run (see Heartbeat).
 HEARTBEAT_EVERY = 5.0
+#: Seconds between two looks of a running server for dead runs (see Sweeper).
+SWEEP_EVERY = 30.0
 STATUSES = ("running", "success", "warning", "failed", "cancelled", "interrupted")
-#: A run on another host whose heartbeat is older than this is considered dead.
-STALE_AFTER = timedelta(minutes=10)
+#: A run whose heartbeat (and part file) is older than this is dead, wherever it runs: 24 beats
+#: missed, and more than twice the SQLite busy timeout a beat may wait for the write lock.
+STALE_AFTER = timedelta(minutes=2)
 HOST = socket.gethostname()
 
 
@@ -99,19 +102,98 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _boot_id() -> str:
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks after boot (field 22 of /proc/PID/stat); ''
+    when there is no such process (or no /proc)."""
+    stat = _read(f"/proc/{pid}/stat") if pid > 0 else ""
+    # The command name (field 2) is in parentheses and may itself contain spaces and ")".
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_identity(pid: int | None = None) -> str:
+    """``<boot id>/<PID namespace>/<start time>`` of a process (this one by default): a pid means
+    the same process only on the same boot of the same kernel, in the same PID namespace, and
+    only while the process with that pid started at the same time. '' without /proc."""
+    boot, namespace = _boot_id(), _pid_namespace()
+    start = _start_time(os.getpid() if pid is None else pid)
+    return f"{boot}/{namespace}/{start}" if boot and namespace and start else ""
+
+
+_identity: str | None = None
+
+
+def owner() -> str:
+    """This process's identity, for the runs it starts (see process_identity)."""
+    global _identity
+    if _identity is None:
+        _identity = process_identity()
+    return _identity
+
+
+def _last_sign_of_life(row: Run) -> datetime:
+    """The newer of the heartbeat and the part file's last write (a run writing its part file is
+    alive even if its beats could not reach the database)."""
+    last = row.heartbeat
+    if row.artifact_path:
+        try:
+            mtime = part_path(Path(row.artifact_path), row.log_id).stat().st_mtime
+        except OSError:
+            return last
+        written = datetime.fromtimestamp(mtime, UTC).replace(tzinfo=None)
+        last = max(last, written)
+    return last
+
+
+def is_dead(row: Run, stale: datetime) -> bool:
+    """Whether the process of a ``running`` run is gone (docs/operations/one-database.md).
+
+    1. No heartbeat (nor part-file write) since ``stale``: dead, wherever it ran.
+    2. Recorded by a process on this boot of this kernel, in this PID namespace: dead unless a
+       process with its pid exists and started at the recorded time (pids are reused).
+    3. A row without an identity (older versions): dead if of this host and its pid is gone.
+    Otherwise (another machine, another container) only rule 1 can tell."""
+    if _last_sign_of_life(row) < stale:
+        return True
+    boot, _, rest = (row.owner or "").partition("/")
+    namespace, _, start = rest.rpartition("/")
+    if row.owner:
+        if boot == _boot_id() and namespace == _pid_namespace():
+            return _start_time(row.pid) != start
+        return False
+    return row.host == HOST and not _alive(row.pid)
+
+
 def mark_interrupted() -> int:
     """Mark runs whose process died as ``interrupted`` and remove their partial files.
 
-    Called at every start (CLI, server, TUI). A run of this host is dead when its process is gone;
-    a run of another host when its heartbeat is stale. A dead run whose file was complete (its
+    Called at every start (CLI, server, TUI) and every SWEEP_EVERY by a running server; see
+    :func:`is_dead` for when a run's process is gone. A dead run whose file was complete (its
     outcome recorded, the file in place with that size and SHA-256) gets that outcome instead:
     it was killed between the final rename and the last update."""
     dead = []
     stale = utcnow() - STALE_AFTER
     for row in Run.select().where(Run.status == "running"):
-        if (row.host == HOST and not _alive(row.pid)) or (
-            row.host != HOST and row.heartbeat < stale
-        ):
+        if is_dead(row, stale):
             dead.append(row)
     for row in dead:
         complete = bool(row.outcome) and _file_matches(row)
@@ -140,6 +222,56 @@ def mark_interrupted() -> int:
         if row.artifact_path:
             remove_partial(Path(row.artifact_path), row.log_id)
     return len(dead)
+
+
+def record_crash(log_id: str, error: BaseException) -> None:
+    """A run whose thread ended with an error that ``execute`` did not record (the run stays
+    ``running`` otherwise, in a process that is alive): failed, its partial file removed."""
+    row = Run.get_or_none(Run.log_id == log_id)
+    if row is None or row.status != "running":
+        return
+    messages = json.loads(row.messages or "[]")
+    messages.append(f"The export failed: {type(error).__name__}: {error}.")
+    Run.update(
+        status="failed",
+        finished=utcnow(),
+        messages=json.dumps(messages, ensure_ascii=False),
+        outcome="",
+        sha256=None,
+        size=None,
+    ).where(Run.id == row.id, Run.status == "running").execute()
+    if row.artifact_path:
+        remove_partial(Path(row.artifact_path), row.log_id)
+
+
+class Sweeper:
+    """Marks dead runs ``interrupted`` every ``every`` seconds (see :func:`mark_interrupted`),
+    from a thread of its own, on its own connection: a server that runs for weeks notices a
+    peer that died, or a run of its own that crashed, without a restart."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sweep, name="tuiexport-sweep", daemon=True)
+
+    def start(self) -> None:
+        if not dbmod.is_in_memory(database.obj):
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _sweep(self) -> None:
+        try:
+            while not self._stop.wait(self._every):
+                try:
+                    mark_interrupted()
+                except pw.PeeweeException:
+                    _drop_connection()
+        finally:
+            _drop_connection()
 
 
 def _file_matches(row: Run) -> bool:
@@ -283,6 +415,7 @@ def record_served(
             supplier_shares=json.dumps(source.supplier_shares),
             host=HOST,
             pid=os.getpid(),
+            owner=owner(),
         )
     return view(row)
 

@@ -24,6 +24,7 @@ import msgspec
 from tuiexport import config
 from tuiexport.db import database
 from tuiexport.errors import UserError
+from tuiexport.management import history
 from tuiexport.server import openapi
 from tuiexport.server.routes import App, ShareHandler
 from tuiexport.server.transport import Limits, ShareHTTPServer, redact
@@ -52,6 +53,7 @@ class ServerHandle:
         )
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
+        self._sweeper = history.Sweeper(history.SWEEP_EVERY)
 
     @property
     def base_url(self) -> str:
@@ -75,6 +77,7 @@ class ServerHandle:
                 return
             grace = self.server.limits.stop_grace if grace is None else grace
             self.server.stopping.set()
+            self._sweeper.stop()
             if self._thread.is_alive():
                 self.server.shutdown()
             self.app.runs.close()
@@ -138,6 +141,7 @@ def start_server(
     handler.app = app
     handle = ServerHandle(server, app, url)
     handle._thread.start()
+    handle._sweeper.start()
     return handle
 
 

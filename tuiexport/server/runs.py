@@ -11,6 +11,7 @@ from tuiexport import config, service
 from tuiexport.db import database
 from tuiexport.engine import PreparedRun
 from tuiexport.errors import Busy
+from tuiexport.management import history
 from tuiexport.management.views import DefinitionView, RunView
 
 #: Seconds a client is told to wait when every run slot is taken.
@@ -44,6 +45,11 @@ class ActiveRun:
             print(
                 f"tuiexport serve: run {self.log_id} crashed: {exc!r}", file=sys.stderr, flush=True
             )
+            try:  # the process lives on: say so in the history now, not at the next start
+                with database.connection_context():
+                    history.record_crash(self.log_id, exc)
+            except Exception:  # noqa: BLE001 - the sweep finds it once its heartbeat is stale
+                pass
         finally:
             self.prepared.done.set()
             self._on_end(self)
