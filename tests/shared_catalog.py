@@ -23,7 +23,7 @@ def tx(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
     )
 
 
-def make_catalog(path: Path, products: int) -> None:
+def make_catalog(path: Path | str, products: int) -> None:
     """A demo catalog with a big export ("Big", JSON Lines), a BMEcat one ("Cat"), a small one
     ("Small", limit 50) and one that other processes keep changing ("Other")."""
     from tuiexport.catalog.demo import generate_demo

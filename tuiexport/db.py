@@ -149,3 +149,21 @@ def close_database() -> None:
     db = database.obj
     if db is not None and not db.is_closed():
         db.close()
+
+
+def unreachable() -> str | None:
+    """None when the database answers on this thread's connection; otherwise one sentence
+    saying why not (the broken connection is dropped, so the next call connects anew)."""
+    db = database.obj
+    if db is None:
+        return "The database is not open."
+    try:
+        db.execute_sql("SELECT 1").fetchone()
+    except peewee.PeeweeException as exc:
+        try:
+            db.close()
+        except peewee.PeeweeException:
+            db.dispose()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        return f"The database {describe(db)} does not answer: {reason}."
+    return None

@@ -188,11 +188,20 @@ class PreparedRun:
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
             reason = f"The export failed: {type(exc).__name__}: {exc}."
+            if history.lost_connection(exc):
+                reason = (
+                    "The connection to the database was lost during the run "
+                    f"({history.first_line(exc)})."
+                )
             return self._finish("failed", [reason], **_NO_FILE)
 
         view = self._finish(status, messages, artifact_kept=True, **fields)
         if _inside(self.target, config.artifacts_dir()):
-            apply_retention(row.export_id, settings.keep_artifacts)
+            try:
+                apply_retention(row.export_id, settings.keep_artifacts)
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                if not history.lost_connection(exc):
+                    raise  # a lost connection: the next run's retention removes the file
         return view
 
     def _outcome(
@@ -217,16 +226,21 @@ class PreparedRun:
         }
         return status, messages, fields
 
-    def _finish(self, status: str, messages: list[str], **fields) -> RunView:
-        with database.atomic():
-            Run.update(
-                status=status,
-                finished=utcnow(),
-                heartbeat=utcnow(),
-                messages=json.dumps(messages, ensure_ascii=False),
-                **fields,
-            ).where(Run.id == self.run.id).execute()
-        return history.get_run(self.run.log_id)
+    def _finish(self, status: str, messages: list[str], **fields: object) -> RunView:
+        def write() -> RunView:
+            with database.atomic():
+                Run.update(
+                    status=status,
+                    finished=utcnow(),
+                    heartbeat=utcnow(),
+                    messages=json.dumps(messages, ensure_ascii=False),
+                    **fields,
+                ).where(Run.id == self.run.id).execute()
+            return history.get_run(self.run.log_id)
+
+        # A PostgreSQL restart in the middle of the run broke this connection too: the end of
+        # the run is recorded once the server is back (or DatabaseLost says it could not be).
+        return history.write_through(write, f"the end of run {self.run.log_id} ({status})")
 
 
 def begin_run(
@@ -404,7 +418,10 @@ def _release(reader: pw.Database, own: bool) -> None:
     """End the export's reading: closing its own connection also ends its statements and
     temporary tables; a shared (in-memory) one drops the selection tables."""
     if own:
-        reader.close()
+        try:
+            reader.close()
+        except pw.PeeweeException:  # a broken connection (a database server restart)
+            reader.dispose()
     else:
         drop_selection(reader)
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
 import socket
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import peewee as pw
 
 from tuiexport import config
 from tuiexport import db as dbmod
 from tuiexport.db import database
-from tuiexport.errors import NotFound
+from tuiexport.errors import DatabaseLost, NotFound
 from tuiexport.management.views import RunView
 from tuiexport.models import Run, utcnow
 
@@ -27,6 +28,11 @@ from tuiexport.models import Run, utcnow
 HEARTBEAT_EVERY = 5.0
 #: Seconds between two looks of a running server for dead runs (see Sweeper).
 SWEEP_EVERY = 30.0
+#: How long a run's last history write waits for a lost database (a PostgreSQL restart) to
+#: come back, trying once a second.
+RECONNECT_FOR = 60.0
+T = TypeVar("T")
+
 STATUSES = ("running", "success", "warning", "failed", "cancelled", "interrupted")
 #: A run whose heartbeat (and part file) is older than this is dead, wherever it runs: 24 beats
 #: missed, and more than twice the SQLite busy timeout a beat may wait for the write lock.
@@ -345,10 +351,46 @@ class Heartbeat:
             _drop_connection()
 
 
+def lost_connection(error: BaseException) -> bool:
+    """Whether ``error`` says the connection to a database server broke (not a bad query)."""
+    if not isinstance(error, pw.OperationalError | pw.InterfaceError):
+        return False
+    return not dbmod.is_sqlite(database.obj)
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(".")
+
+
+def write_through(write: Callable[[], T], what: str) -> T:
+    """``write()`` on this thread's connection; when the database server connection broke
+    (a PostgreSQL restart), reconnect and try again once a second for up to RECONNECT_FOR
+    seconds, then raise DatabaseLost saying ``what`` could not be recorded."""
+    deadline = time.monotonic() + RECONNECT_FOR
+    for _ in range(int(RECONNECT_FOR) + 2):  # bounded by count as well as by time
+        try:
+            return write()
+        except (pw.OperationalError, pw.InterfaceError) as exc:
+            if not lost_connection(exc):
+                raise
+            error = exc
+            _drop_connection()
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    raise DatabaseLost(
+        f"The database connection was lost ({first_line(error)}) and did not come back within "
+        f"{RECONNECT_FOR:.0f} seconds, so {what} could not be recorded; check the database "
+        "server (the next start marks the run interrupted)."
+    )
+
+
 def _drop_connection() -> None:
     """Close this thread's connection (the next query opens a new one)."""
-    with contextlib.suppress(pw.PeeweeException):
+    try:
         database.close()
+    except pw.PeeweeException:  # broken, or left in a transaction: forget it all the same
+        database.dispose()
 
 
 def part_path(target: Path, log_id: str) -> Path:

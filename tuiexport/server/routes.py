@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tuiexport import config, service
+from tuiexport import db as dbmod
 from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.management import apikeys
@@ -127,6 +128,15 @@ class ShareHandler(FileResponses):
     # --- small endpoints ----------------------------------------------------------------
 
     def healthz(self) -> None:
+        problem = dbmod.unreachable()
+        if problem is not None:
+            self.send_problem(
+                503,
+                problem,
+                headers=[("Retry-After", str(RETRY_AFTER))],
+                type=PROBLEM_TYPE + "database-unreachable",
+            )
+            return
         self.send_json(
             200,
             {
