@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -58,6 +59,18 @@ def test_a_commit_by_another_process_between_two_heartbeats_does_not_fail_the_ex
     assert run.sha256 == hashlib.sha256(data).hexdigest()
 
 
+def make_import(path: Path, feed: Path) -> None:
+    """An import file of 300 products (imported once before the export, it only updates
+    exported products afterwards)."""
+    from tuiexport.catalog.demo import generate_demo
+    from tuiexport.catalog.importer import export_jsonl
+
+    dbmod.open_database(path, load_sample=False)
+    generate_demo(300, seed=8)
+    export_jsonl(feed)
+    dbmod.close_database()
+
+
 def _throttle(proc: subprocess.Popen[str], stop: threading.Event) -> None:
     """Let the export run 5 % of the time (SIGSTOP/SIGCONT), as on a machine busy with other
     work: the export does exactly what it always does, only slower. Bounded: 600 cycles."""
@@ -83,9 +96,16 @@ def test_a_long_export_succeeds_while_other_processes_commit_every_second(
     rows) ends ``success`` with every product; so does every other run."""
     db = tmp_path / "shared.sqlite"
     make_catalog(db, 15_000)
+    feed = tmp_path / "import.jsonl"
+    make_import(tmp_path / "other.sqlite", feed)
+    first = tx(isolated_home, "--db", str(db), "catalog", "import", str(feed))
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(db) as con:
+        (expected,) = con.execute("SELECT COUNT(*) FROM product").fetchone()
     env = {**os.environ, "TUIEXPORT_HOME": str(isolated_home)}
     # Other processes: one changes a definition every second, one runs a small export (a cron
-    # run: begin, heartbeat, finish, retention) every two seconds. Bounded: 200 rounds each.
+    # run: begin, heartbeat, finish, retention) every two seconds, one imports 300 products
+    # (updates of exported ones) every two seconds. Bounded: 200 rounds each.
     stop_file = tmp_path / "stop"
     changer = (
         "import os, sys, time\nfrom tuiexport.cli import main\n"
@@ -105,6 +125,15 @@ def test_a_long_export_succeeds_while_other_processes_commit_every_second(
         "    print('code', main(['--db', sys.argv[1], '--run', 'Small', '-q']), flush=True)\n"
         "    time.sleep(2)\n"
     )
+    importer = (
+        "import os, sys, time\nfrom tuiexport.cli import main\n"
+        "for i in range(200):\n"
+        "    if os.path.exists(sys.argv[2]):\n"
+        "        break\n"
+        f"    print('code', main(['--db', sys.argv[1], 'catalog', 'import', {str(feed)!r}]), "
+        "flush=True)\n"
+        "    time.sleep(2)\n"
+    )
     others = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(db), str(stop_file)],
@@ -113,7 +142,7 @@ def test_a_long_export_succeeds_while_other_processes_commit_every_second(
             stderr=subprocess.PIPE,
             text=True,
         )
-        for code in (changer, cron)
+        for code in (changer, cron, importer)
     ]
     stop = threading.Event()
     started = time.monotonic()
@@ -140,12 +169,14 @@ def test_a_long_export_succeeds_while_other_processes_commit_every_second(
     codes = [line for line in outputs[1][0].splitlines() if line.startswith("code")]
     assert commits >= 5, "the other processes must really have committed during the export"
     assert codes and set(codes) == {"code 0"}, outputs[1]
+    imports = [line for line in outputs[2][0].splitlines() if line.startswith("code")]
+    assert imports and set(imports) == {"code 0"}, outputs[2]
     history = json.loads(tx(isolated_home, "--db", str(db), "history", "--json").stdout)
     big = [r for r in history if r["export_name"] == "Big"]
     assert [r["status"] for r in big] == ["success"]
-    assert big[0]["product_count"] == 15_000
+    assert big[0]["product_count"] == expected
     data = Path(out.strip()).read_bytes()
-    assert products_in(data) == 15_000
+    assert products_in(data) == expected
     assert big[0]["sha256"] == hashlib.sha256(data).hexdigest()
     small = [r for r in history if r["export_name"] == "Small"]
     assert len(small) == len(codes)

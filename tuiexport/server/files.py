@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from tuiexport import config, service
 from tuiexport.exporters import registry
@@ -112,7 +113,9 @@ class FileResponses(BaseHandler):
                 if log_id is not None and not sent:
                     served_incomplete(log_id, self.bytes_sent, size)
 
-    def send_file(self, f, size: int, before_last: Callable[[], None] = lambda: None) -> None:
+    def send_file(
+        self, f: BinaryIO, size: int, before_last: Callable[[], None] = lambda: None
+    ) -> None:
         """os.sendfile on a blocking socket, bounded by SO_SNDTIMEO: socket.sendfile() with a
         Python timeout polls a non-blocking socket instead, and loses a quarter of the throughput
         with several clients on two cores.
