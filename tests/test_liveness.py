@@ -161,3 +161,23 @@ def test_a_run_that_crashed_in_a_live_server_is_failed_at_once(
     assert run.status == "failed"
     assert run.messages[-1] == "The export failed: MemoryError: out of memory."
     assert not active.prepared.part_path.exists()
+
+
+def test_heartbeats_go_on_without_progress_and_for_every_run_of_the_process(
+    catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "HEARTBEAT_EVERY", 0.1)
+    dbmod.open_database(catalog, load_sample=False)
+    runs = [service.begin_run("Big"), service.begin_run("Small")]
+    long_ago = runs[0].run.started - timedelta(hours=1)
+    Run.update(heartbeat=long_ago).execute()
+    with history.Heartbeat(runs[0].log_id), history.Heartbeat(runs[1].log_id):
+        deadline = time.monotonic() + 20
+        while (
+            time.monotonic() < deadline and Run.select().where(Run.heartbeat == long_ago).exists()
+        ):
+            time.sleep(0.05)
+    assert not Run.select().where(Run.heartbeat == long_ago).exists()
+    Run.update(heartbeat=long_ago).execute()
+    time.sleep(0.5)  # ended: nobody beats for them any more
+    assert Run.select().where(Run.heartbeat == long_ago).count() == 2

@@ -136,7 +136,7 @@ class PreparedRun:
         reader = dbmod.second_database(database.obj)
         own_reader = reader is not database.obj
         try:
-            with history.Heartbeat(run.log_id, history.HEARTBEAT_EVERY):
+            with history.Heartbeat(run.log_id):
                 if own_reader or reader.is_closed():
                     reader.connect(reuse_if_open=True)
                 try:

@@ -305,25 +305,21 @@ def record_outcome(log_id: str, outcome: str, messages: list[str], **fields: obj
 
 
 class Heartbeat:
-    """Writes a running run's heartbeat every ``every`` seconds until the run ends.
+    """Keeps a running run's heartbeat fresh (every HEARTBEAT_EVERY seconds) until it ends.
 
-    From a thread of its own, on that thread's own connection: the beat neither waits for the
-    export's progress nor shares a connection with the export's reads. A beat that fails (the
-    database is locked for longer than the busy timeout, or a PostgreSQL server restarts) is
-    skipped; the next one reconnects."""
+    One thread per process beats for all its running runs and downloads, in one UPDATE on a
+    connection of its own: the beat neither waits for an export's progress nor shares a
+    connection with an export's reads, and a server with 50 downloads holds one connection for
+    them, not 50. A beat that fails (the database is locked for longer than the busy timeout, or
+    a PostgreSQL server restarts) is skipped; the next one reconnects."""
 
-    def __init__(self, log_id: str, every: float) -> None:
+    def __init__(self, log_id: str) -> None:
         self._log_id = log_id
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"tuiexport-heartbeat-{log_id}", daemon=True
-        )
 
     def __enter__(self) -> Self:
         # An in-memory database has no second connection (and no other process to tell).
         if not dbmod.is_in_memory(database.obj):
-            self._thread.start()
+            _BEATS.add(self._log_id)
         return self
 
     def __exit__(
@@ -332,23 +328,54 @@ class Heartbeat:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            # A beat stuck in the busy timeout must not hold up the run's end: it only touches
-            # a row that is still running, so a late one is harmless.
-            self._thread.join(timeout=2.0)
+        _BEATS.discard(self._log_id)
 
-    def _beat(self) -> None:
+
+class _Beats:
+    """The log IDs this process beats for, and the one thread that does it (started on demand,
+    gone when there is nothing to beat for)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[str] = set()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, log_id: str) -> None:
+        with self._lock:
+            self._live.add(log_id)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tuiexport-heartbeat", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()  # the interval may have changed; beat for the newcomer now
+
+    def discard(self, log_id: str) -> None:
+        with self._lock:
+            self._live.discard(log_id)
+
+    def _run(self) -> None:
         try:
-            while not self._stop.wait(self._every):
+            while True:
+                self._wake.wait(HEARTBEAT_EVERY)
+                self._wake.clear()
+                with self._lock:
+                    beating = sorted(self._live)
+                    if not beating:
+                        self._thread = None
+                        return
                 try:
                     Run.update(heartbeat=utcnow()).where(
-                        Run.log_id == self._log_id, Run.status == "running"
+                        Run.log_id.in_(beating), Run.status == "running"
                     ).execute()
                 except pw.PeeweeException:
                     _drop_connection()
         finally:
             _drop_connection()
+
+
+_BEATS = _Beats()
 
 
 def lost_connection(error: BaseException) -> bool:

@@ -93,7 +93,7 @@ class FileResponses(BaseHandler):
                 # out, then the source's status, or "cancelled" when the client broke off; a
                 # server that dies meanwhile leaves it to the next start to mark "interrupted".
                 record_served(run, log_id=log_id, pending=True)
-                beat = history.Heartbeat(log_id, history.HEARTBEAT_EVERY)
+                beat = history.Heartbeat(log_id)
             sent = False
             try:
                 with beat:
