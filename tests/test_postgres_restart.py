@@ -11,19 +11,22 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.shared_catalog import make_catalog, tx
 from tests.test_postgres import _pg_bin
 from tuiexport import db as dbmod
-from tuiexport import service
+from tuiexport import engine, service
+from tuiexport.management import history
 from tuiexport.server import start_server
 
 pytestmark = pytest.mark.slow
@@ -144,3 +147,66 @@ def test_healthz_says_503_while_the_database_is_down_and_200_when_back(
             assert resp.status == 200 and resp.read().count(b'{"product":') == 100
     finally:
         handle.stop(grace=0.5)
+
+
+def _held_selection(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Runs wait, their reading connection open, until ``go`` is set; ``waiting`` says one is."""
+    waiting, go = threading.Event(), threading.Event()
+    original = engine.prepare_selection
+
+    def held(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        waiting.set()
+        go.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "prepare_selection", held)
+    return waiting, go
+
+
+def test_a_server_run_across_a_restart_ends_failed_with_the_reason(
+    cluster: Cluster, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_catalog(cluster.url, 100)
+    dbmod.open_database(cluster.url, load_sample=False)
+    definition = service.get_definition("Big")
+    waiting, go = _held_selection(monkeypatch)
+    handle = start_server("127.0.0.1", 0, access_log=None)
+    try:
+        active = handle.app.runs.start(definition)
+        assert waiting.wait(60)
+        cluster.stop()
+        cluster.start()
+        go.set()
+        active.thread.join(timeout=120)
+        assert active.result is not None
+        assert active.result.status == "failed", active.result.messages
+        assert "connection to the database was lost" in active.result.messages[-1]
+    finally:
+        go.set()
+        handle.stop(grace=0.5)
+
+
+def test_a_database_that_stays_away_is_one_sentence_and_exit_1(
+    cluster: Cluster,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tuiexport.cli import main
+
+    make_catalog(cluster.url, 100)
+    monkeypatch.setattr(history, "RECONNECT_FOR", 2.0, raising=False)
+    waiting, go = _held_selection(monkeypatch)
+    stopper = threading.Thread(target=lambda: (waiting.wait(60), cluster.stop(), go.set()))
+    stopper.start()
+    try:
+        code = main(["--db", cluster.url, "--run", "Big", "-q"])
+    finally:
+        go.set()
+        stopper.join(timeout=120)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.count("\n") == 1 and "did not come back within 2 seconds" in err, err
+    cluster.start()
+    [run] = json.loads(tx(isolated_home, "--db", cluster.url, "history", "--json").stdout)
+    assert run["status"] in ("running", "interrupted")  # alive until this process ends

@@ -275,9 +275,9 @@ class Sweeper:
                 try:
                     mark_interrupted()
                 except pw.PeeweeException:
-                    _drop_connection()
+                    drop_connection()
         finally:
-            _drop_connection()
+            drop_connection()
 
 
 def _file_matches(row: Run) -> bool:
@@ -370,9 +370,9 @@ class _Beats:
                         Run.log_id.in_(beating), Run.status == "running"
                     ).execute()
                 except pw.PeeweeException:
-                    _drop_connection()
+                    drop_connection()
         finally:
-            _drop_connection()
+            drop_connection()
 
 
 _BEATS = _Beats()
@@ -401,7 +401,7 @@ def write_through(write: Callable[[], T], what: str) -> T:
             if not lost_connection(exc):
                 raise
             error = exc
-            _drop_connection()
+            drop_connection()
         if time.monotonic() >= deadline:
             break
         time.sleep(1.0)
@@ -412,7 +412,7 @@ def write_through(write: Callable[[], T], what: str) -> T:
     )
 
 
-def _drop_connection() -> None:
+def drop_connection() -> None:
     """Close this thread's connection (the next query opens a new one)."""
     try:
         database.close()

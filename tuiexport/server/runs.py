@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 from tuiexport import config, service
-from tuiexport.db import database
 from tuiexport.engine import PreparedRun
 from tuiexport.errors import Busy
 from tuiexport.management import history
@@ -37,20 +36,22 @@ class ActiveRun:
         return self.prepared.log_id
 
     def _run(self) -> None:
+        # This thread's connection opens on first use and is closed at the end, however the
+        # run ended (not connection_context(): a run that reconnects after a lost database
+        # server leaves that context nothing to pop).
         try:
-            with database.connection_context():
-                self.result = self.prepared.execute(cancel=self.cancel)
+            self.result = self.prepared.execute(cancel=self.cancel)
         except Exception as exc:  # noqa: BLE001 - execute() records failures itself; this is the last resort
             self.result = None
             print(
                 f"tuiexport serve: run {self.log_id} crashed: {exc!r}", file=sys.stderr, flush=True
             )
             try:  # the process lives on: say so in the history now, not at the next start
-                with database.connection_context():
-                    history.record_crash(self.log_id, exc)
+                history.record_crash(self.log_id, exc)
             except Exception:  # noqa: BLE001 - the sweep finds it once its heartbeat is stale
                 pass
         finally:
+            history.drop_connection()
             self.prepared.done.set()
             self._on_end(self)
 
