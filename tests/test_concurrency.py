@@ -22,7 +22,7 @@ import pytest
 from tests.shared_catalog import make_catalog, products_in, tx
 from tuiexport import db as dbmod
 from tuiexport import engine, service
-from tuiexport.management import history
+from tuiexport.management import liveness
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_a_commit_by_another_process_between_two_heartbeats_does_not_fail_the_ex
     """The export's read cursor is open (between two chunks) when another process commits and a
     heartbeat falls due: the run must still succeed (it used to end ``database is locked``)."""
     # A beat falls due at every chance (also under the name engine.py used before issue 8).
-    monkeypatch.setattr(history, "HEARTBEAT_EVERY", 0.2, raising=False)
+    monkeypatch.setattr(liveness, "HEARTBEAT_EVERY", 0.2)
     monkeypatch.setattr(engine, "HEARTBEAT_EVERY", 0.0, raising=False)
     dbmod.open_database(catalog, load_sample=False)
     committed: list[subprocess.CompletedProcess[str]] = []

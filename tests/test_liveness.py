@@ -18,7 +18,7 @@ import pytest
 from tests.shared_catalog import make_catalog
 from tuiexport import db as dbmod
 from tuiexport import engine, service
-from tuiexport.management import history
+from tuiexport.management import history, liveness
 from tuiexport.models import Run
 from tuiexport.server import start_server
 
@@ -63,7 +63,7 @@ def _age(db: Path, by: timedelta) -> None:
     try:
         for row in Run.select().where(Run.status == "running"):
             Run.update(heartbeat=row.heartbeat - by).where(Run.id == row.id).execute()
-            part = history.part_path(Path(row.artifact_path), row.log_id)
+            part = liveness.part_path(Path(row.artifact_path), row.log_id)
             if part.exists():
                 past = part.stat().st_mtime - by.total_seconds()
                 os.utime(part, (past, past))
@@ -99,7 +99,7 @@ def test_a_run_of_pid_1_in_a_dead_container_is_interrupted_by_the_next_pid_1(
 
     [row] = history_in_new_container()
     assert row["status"] == "running"  # beat a moment ago: it may still be alive elsewhere
-    _age(catalog, history.STALE_AFTER + timedelta(seconds=30))
+    _age(catalog, liveness.STALE_AFTER + timedelta(seconds=30))
     [row] = history_in_new_container()
     assert row["status"] == "interrupted"
     assert not list((isolated_home / "artifacts").glob("*/.*.part"))
@@ -166,12 +166,12 @@ def test_a_run_that_crashed_in_a_live_server_is_failed_at_once(
 def test_heartbeats_go_on_without_progress_and_for_every_run_of_the_process(
     catalog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(history, "HEARTBEAT_EVERY", 0.1)
+    monkeypatch.setattr(liveness, "HEARTBEAT_EVERY", 0.1)
     dbmod.open_database(catalog, load_sample=False)
     runs = [service.begin_run("Big"), service.begin_run("Small")]
     long_ago = runs[0].run.started - timedelta(hours=1)
     Run.update(heartbeat=long_ago).execute()
-    with history.Heartbeat(runs[0].log_id), history.Heartbeat(runs[1].log_id):
+    with liveness.Heartbeat(runs[0].log_id), liveness.Heartbeat(runs[1].log_id):
         deadline = time.monotonic() + 20
         while (
             time.monotonic() < deadline and Run.select().where(Run.heartbeat == long_ago).exists()

@@ -26,7 +26,7 @@ from tests.shared_catalog import make_catalog, tx
 from tests.test_postgres import _pg_bin
 from tuiexport import db as dbmod
 from tuiexport import engine, service
-from tuiexport.management import history
+from tuiexport.management import liveness
 from tuiexport.server import start_server
 
 pytestmark = pytest.mark.slow
@@ -195,7 +195,7 @@ def test_a_database_that_stays_away_is_one_sentence_and_exit_1(
     from tuiexport.cli import main
 
     make_catalog(cluster.url, 100)
-    monkeypatch.setattr(history, "RECONNECT_FOR", 2.0, raising=False)
+    monkeypatch.setattr(liveness, "RECONNECT_FOR", 2.0)
     waiting, go = _held_selection(monkeypatch)
     stopper = threading.Thread(target=lambda: (waiting.wait(60), cluster.stop(), go.set()))
     stopper.start()

@@ -27,7 +27,7 @@ from tuiexport.exporters.base import (
     ExportJob,
     WriteStats,
 )
-from tuiexport.management import definitions, history
+from tuiexport.management import definitions, history, liveness
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
@@ -103,7 +103,7 @@ class PreparedRun:
 
     @property
     def part_path(self) -> Path:
-        return history.part_path(self.target, self.run.log_id)
+        return liveness.part_path(self.target, self.run.log_id)
 
     def execute(
         self,
@@ -136,7 +136,7 @@ class PreparedRun:
         reader = dbmod.second_database(database.obj)
         own_reader = reader is not database.obj
         try:
-            with history.Heartbeat(run.log_id):
+            with liveness.Heartbeat(run.log_id):
                 if own_reader or reader.is_closed():
                     reader.connect(reuse_if_open=True)
                 try:
@@ -188,10 +188,10 @@ class PreparedRun:
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
             reason = f"The export failed: {type(exc).__name__}: {exc}."
-            if history.lost_connection(exc):
+            if liveness.lost_connection(exc):
                 reason = (
                     "The connection to the database was lost during the run "
-                    f"({history.first_line(exc)})."
+                    f"({liveness.first_line(exc)})."
                 )
             return self._finish("failed", [reason], **_NO_FILE)
 
@@ -200,7 +200,7 @@ class PreparedRun:
             try:
                 apply_retention(row.export_id, settings.keep_artifacts)
             except (pw.OperationalError, pw.InterfaceError) as exc:
-                if not history.lost_connection(exc):
+                if not liveness.lost_connection(exc):
                     raise  # a lost connection: the next run's retention removes the file
         return view
 
@@ -240,7 +240,7 @@ class PreparedRun:
 
         # A PostgreSQL restart in the middle of the run broke this connection too: the end of
         # the run is recorded once the server is back (or DatabaseLost says it could not be).
-        return history.write_through(write, f"the end of run {self.run.log_id} ({status})")
+        return liveness.write_through(write, f"the end of run {self.run.log_id} ({status})")
 
 
 def begin_run(
@@ -289,9 +289,9 @@ def begin_run(
             file_format=registry.file_format(row.profile, row.output),
             artifact_path=str(target),
             fingerprint=definitions.fingerprint(row),
-            host=history.HOST,
+            host=liveness.HOST,
             pid=os.getpid(),
-            owner=history.owner(),
+            owner=liveness.owner(),
         )
     return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
 

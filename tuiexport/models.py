@@ -172,7 +172,7 @@ class Run(BaseModel):
     outcome = pw.CharField(default="")
     host = pw.CharField(default="")
     pid = pw.IntegerField(default=0)
-    #: Who runs it: ``<boot id>/<PID namespace>/<process start time>`` (history.process_identity);
+    #: Who runs it: ``<boot id>/<PID namespace>/<process start time>`` (liveness.process_identity);
     #: with the pid it tells a live process from a dead one that had the same pid.
     owner = pw.CharField(default="")
 

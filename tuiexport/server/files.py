@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from tuiexport import config, service
 from tuiexport.exporters import registry
-from tuiexport.management import history
+from tuiexport.management import history, liveness
 from tuiexport.management.history import new_log_id, record_served, served_incomplete
 from tuiexport.management.views import RunView
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
@@ -93,7 +93,7 @@ class FileResponses(BaseHandler):
                 # out, then the source's status, or "cancelled" when the client broke off; a
                 # server that dies meanwhile leaves it to the next start to mark "interrupted".
                 record_served(run, log_id=log_id, pending=True)
-                beat = history.Heartbeat(log_id)
+                beat = liveness.Heartbeat(log_id)
             sent = False
             try:
                 with beat:

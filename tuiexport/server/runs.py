@@ -10,7 +10,7 @@ from pathlib import Path
 from tuiexport import config, service
 from tuiexport.engine import PreparedRun
 from tuiexport.errors import Busy
-from tuiexport.management import history
+from tuiexport.management import history, liveness
 from tuiexport.management.views import DefinitionView, RunView
 
 #: Seconds a client is told to wait when every run slot is taken.
@@ -51,7 +51,7 @@ class ActiveRun:
             except Exception:  # noqa: BLE001 - the sweep finds it once its heartbeat is stale
                 pass
         finally:
-            history.drop_connection()
+            liveness.drop_connection()
             self.prepared.done.set()
             self._on_end(self)
 
