@@ -75,6 +75,8 @@ def test_a_version_1_database_is_migrated(tmp_path):
             con.execute(f"DROP TRIGGER supplier_item_mask_{name}")
         for column in ("offer_mask", "stock_mask", "price_mask"):
             con.execute(f"ALTER TABLE product DROP COLUMN {column}")
+        con.execute("ALTER TABLE run DROP COLUMN outcome")  # version 3
+        con.execute("ALTER TABLE run DROP COLUMN owner")  # version 4
         con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     database = setup.prepare_database(path, load_sample=False)
     assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)

@@ -89,9 +89,21 @@ def load_settings() -> Settings:
         if value is not None:
             raw[field] = value
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        loaded = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"The configuration in {path} is invalid: {exc}.") from exc
+    if loaded.contract_limit < 1:
+        # 0 would export nothing and -5 would lift the limit: neither is a contract.
+        source = (
+            "TUIEXPORT_CONTRACT_LIMIT"
+            if "TUIEXPORT_CONTRACT_LIMIT" in os.environ
+            else f"contract_limit in {path}"
+        )
+        raise ConfigError(
+            f"The contract limit ({source}) must be a whole number of at least 1, "
+            f"not {loaded.contract_limit}."
+        )
+    return loaded
 
 
 _settings: Settings | None = None

@@ -63,13 +63,39 @@ def make_database(target: str) -> peewee.Database:
             raise DatabaseError(
                 f"Cannot create the folder for the database {path}: {exc.strerror}."
             ) from exc
+    return _sqlite_database(str(path))
+
+
+def _sqlite_database(path: str) -> peewee.SqliteDatabase:
     return peewee.SqliteDatabase(
-        str(path),
+        path,
         pragmas=SQLITE_PRAGMAS,
         timeout=60,
         lock_type="IMMEDIATE",
         check_same_thread=False,
     )
+
+
+def is_in_memory(db: peewee.Database) -> bool:
+    """An SQLite database that lives in one connection's memory (a second connection sees
+    another, empty database)."""
+    path = str(db.database or "")
+    return is_sqlite(db) and (path in ("", ":memory:") or path.startswith("file::memory:"))
+
+
+def second_database(db: peewee.Database) -> peewee.Database:
+    """Another database object on the same target, with connections (and transactions, and
+    temporary tables) of its own.
+
+    An export reads on one of these: its read snapshot then never meets the writes of the
+    history (an SQLite connection that still reads an old snapshot cannot become a writer once
+    another process has committed; it gets ``database is locked`` at once, whatever the busy
+    timeout). In-memory SQLite has no second connection: the same object comes back."""
+    if is_in_memory(db):
+        return db
+    if isinstance(db, peewee.SqliteDatabase):
+        return _sqlite_database(db.database)
+    return type(db)(db.database, **db.connect_params)
 
 
 def redact(url: str) -> str:
@@ -116,3 +142,21 @@ def close_database() -> None:
     db = database.obj
     if db is not None and not db.is_closed():
         db.close()
+
+
+def unreachable() -> str | None:
+    """None when the database answers on this thread's connection; otherwise one sentence
+    saying why not (the broken connection is dropped, so the next call connects anew)."""
+    db = database.obj
+    if db is None:
+        return "The database is not open."
+    try:
+        db.execute_sql("SELECT 1").fetchone()
+    except peewee.PeeweeException as exc:
+        try:
+            db.close()
+        except peewee.PeeweeException:
+            db.dispose()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        return f"The database {describe(db)} does not answer: {reason}."
+    return None

@@ -9,10 +9,9 @@ import os
 import queue
 import re
 import threading
-import time
 import unicodedata
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -20,11 +19,18 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import peewee as pw
 
 from tuiexport import config
+from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import InvalidDefinition, UserError
 from tuiexport.exporters import registry
-from tuiexport.exporters.base import OMITTED_TABLE, SELECTION_TABLE, Cancelled, ExportJob
-from tuiexport.management import definitions, history
+from tuiexport.exporters.base import (
+    OMITTED_TABLE,
+    SELECTION_TABLE,
+    Cancelled,
+    ExportJob,
+    WriteStats,
+)
+from tuiexport.management import definitions, history, liveness
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
@@ -66,7 +72,8 @@ def drop_selection(db: pw.Database) -> None:
 
 # --- running -------------------------------------------------------------------------------
 
-HEARTBEAT_EVERY = 5.0  # seconds
+#: What a run without a file records (it may have recorded its outcome just before it failed).
+_NO_FILE: dict[str, object] = {"outcome": "", "size": None, "sha256": None, "product_count": 0}
 
 
 #: German letters spelled out where a name must be ASCII (HTTP's plain filename parameter).
@@ -115,7 +122,7 @@ class PreparedRun:
 
     @property
     def part_path(self) -> Path:
-        return history.part_path(self.target, self.run.log_id)
+        return liveness.part_path(self.target, self.run.log_id)
 
     def execute(
         self,
@@ -140,46 +147,45 @@ class PreparedRun:
             cancel.is_set if isinstance(cancel, threading.Event) else (cancel or (lambda: False))
         )
         settings = config.settings()
-        messages: list[str] = []
-        db = database.obj
-        last_beat = [time.monotonic()]
         total = [0]
 
         def on_progress(written: int) -> None:
             if progress is not None:
                 progress(written, total[0])
-            now = time.monotonic()
-            if now - last_beat[0] >= HEARTBEAT_EVERY:
-                last_beat[0] = now
-                Run.update(heartbeat=utcnow()).where(Run.id == run.id).execute()
 
         part = self.part_path
+        # The export reads on a connection of its own; the history (begin, heartbeat, finish)
+        # is written on others. See dbmod.second_database for why they must never share one.
+        reader = dbmod.second_database(database.obj)
+        own_reader = reader is not database.obj
         try:
-            with db.connection_context() if db.is_closed() else nullcontext():
-                selected, omitted = prepare_selection(db, self.criteria, self.limit)
-                total[0] = selected
-                if progress is not None:
-                    progress(0, selected)
-                job = ExportJob(
-                    db=db,
-                    export_id=row.export_id,
-                    export_name=row.name,
-                    log_id=run.log_id,
-                    started=run.started,
-                    profile=row.profile,
-                    output=row.output,
-                    language=row.language,
-                    fallback_language=settings.default_language,
-                    long_descriptions=row.long_descriptions,
-                    total=selected,
-                    omitted=omitted,
-                    limit=self.limit,
-                    options=json.loads(row.options or "{}"),
-                    progress=on_progress,
-                    cancelled=is_cancelled,
-                )
-                part.parent.mkdir(parents=True, exist_ok=True)
+            with liveness.Heartbeat(run.log_id):
+                if own_reader or reader.is_closed():
+                    reader.connect(reuse_if_open=True)
                 try:
+                    selected, omitted = prepare_selection(reader, self.criteria, self.limit)
+                    total[0] = selected
+                    if progress is not None:
+                        progress(0, selected)
+                    job = ExportJob(
+                        db=reader,
+                        export_id=row.export_id,
+                        export_name=row.name,
+                        log_id=run.log_id,
+                        started=run.started,
+                        profile=row.profile,
+                        output=row.output,
+                        language=row.language,
+                        fallback_language=settings.default_language,
+                        long_descriptions=row.long_descriptions,
+                        total=selected,
+                        omitted=omitted,
+                        limit=self.limit,
+                        options=json.loads(row.options or "{}"),
+                        progress=on_progress,
+                        cancelled=is_cancelled,
+                    )
+                    part.parent.mkdir(parents=True, exist_ok=True)
                     with open(part, "wb", buffering=0) as raw, _HashingWriter(raw) as out:
                         # A binary file as far as writers go (write, flush, tell, seekable).
                         stats = self.writer.write(job, cast(BinaryIO, out))
@@ -187,25 +193,46 @@ class PreparedRun:
                         os.fsync(raw.fileno())
                     digest, size = out.hexdigest(), out.size
                 finally:
-                    drop_selection(db)
+                    _release(reader, own_reader)
+                status, messages, fields = self._outcome(job, stats, selected, omitted)
+                fields.update(size=size, sha256=digest)
+                # Recorded before the rename: a process killed between the rename and the final
+                # update leaves a row the next start can check against the file.
+                history.record_outcome(run.log_id, status, messages, **fields)
                 os.replace(part, self.target)
                 _fsync_dir(self.target.parent)
         except Cancelled:
             _unlink(part)
-            return self._finish("cancelled", [*messages, "Cancelled before it finished."])
+            return self._finish("cancelled", ["Cancelled before it finished."], **_NO_FILE)
         except OSError as exc:
             _unlink(part)
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
-            return self._finish("failed", [*messages, f"Could not write {where}: {reason}."])
+            return self._finish("failed", [f"Could not write {where}: {reason}."], **_NO_FILE)
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
-            return self._finish(
-                "failed", [*messages, f"The export failed: {type(exc).__name__}: {exc}."]
-            )
+            reason = f"The export failed: {type(exc).__name__}: {exc}."
+            if liveness.lost_connection(exc):
+                reason = (
+                    "The connection to the database was lost during the run "
+                    f"({liveness.first_line(exc)})."
+                )
+            return self._finish("failed", [reason], **_NO_FILE)
 
-        messages.extend(job.messages)
-        messages.extend(job.errors)
+        view = self._finish(status, messages, artifact_kept=True, **fields)
+        if _inside(self.target, config.artifacts_dir()):
+            try:
+                apply_retention(row.export_id, settings.keep_artifacts)
+            except (pw.OperationalError, pw.InterfaceError) as exc:
+                if not liveness.lost_connection(exc):
+                    raise  # a lost connection: the next run's retention removes the file
+        return view
+
+    def _outcome(
+        self, job: ExportJob, stats: WriteStats, selected: int, omitted: int
+    ) -> tuple[str, list[str], dict[str, object]]:
+        """The status, messages and figures of a run whose file is complete."""
+        messages = [*job.messages, *job.errors]
         status = "success"
         if omitted:
             status = "warning"
@@ -216,30 +243,28 @@ class PreparedRun:
         if job.errors or stats.skipped:
             status = "warning"
         messages.insert(0, f"{stats.product_count:,} products written to {self.target}.")
-        view = self._finish(
-            status,
-            messages,
-            product_count=stats.product_count,
-            omitted_count=omitted,
-            size=size,
-            sha256=digest,
-            artifact_kept=True,
-            supplier_shares=json.dumps(stats.supplier_shares),
-        )
-        if _inside(self.target, config.artifacts_dir()):
-            apply_retention(row.export_id, settings.keep_artifacts)
-        return view
+        fields: dict[str, object] = {
+            "product_count": stats.product_count,
+            "omitted_count": omitted,
+            "supplier_shares": json.dumps(stats.supplier_shares),
+        }
+        return status, messages, fields
 
     def _finish(self, status: str, messages: list[str], **fields: Any) -> RunView:
-        with database.atomic():
-            Run.update(
-                status=status,
-                finished=utcnow(),
-                heartbeat=utcnow(),
-                messages=json.dumps(messages, ensure_ascii=False),
-                **fields,
-            ).where(Run.id == self.run.id).execute()
-        return history.get_run(self.run.log_id)
+        def write() -> RunView:
+            with database.atomic():
+                Run.update(
+                    status=status,
+                    finished=utcnow(),
+                    heartbeat=utcnow(),
+                    messages=json.dumps(messages, ensure_ascii=False),
+                    **fields,
+                ).where(Run.id == self.run.id).execute()
+            return history.get_run(self.run.log_id)
+
+        # A PostgreSQL restart in the middle of the run broke this connection too: the end of
+        # the run is recorded once the server is back (or DatabaseLost says it could not be).
+        return liveness.write_through(write, f"the end of run {self.run.log_id} ({status})")
 
 
 def begin_run(
@@ -289,8 +314,9 @@ def begin_run(
             file_format=registry.file_format(row.profile, row.output),
             artifact_path=str(target),
             fingerprint=definitions.fingerprint(row),
-            host=history.HOST,
+            host=liveness.HOST,
             pid=os.getpid(),
+            owner=liveness.owner(),
         )
     return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
 
@@ -413,6 +439,18 @@ class _HashingWriter(io.RawIOBase):
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
+
+
+def _release(reader: pw.Database, own: bool) -> None:
+    """End the export's reading: closing its own connection also ends its statements and
+    temporary tables; a shared (in-memory) one drops the selection tables."""
+    if own:
+        try:
+            reader.close()
+        except pw.PeeweeException:  # a broken connection (a database server restart)
+            reader.dispose()
+    else:
+        drop_selection(reader)
 
 
 def _fsync_dir(path: Path) -> None:

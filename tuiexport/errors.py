@@ -33,6 +33,13 @@ class RunFailed(UserError):
     http_status = 500
 
 
+class DatabaseLost(UserError):
+    """The database went away in the middle of something and did not come back in time."""
+
+    exit_code = 1
+    http_status = 503
+
+
 class Busy(UserError):
     """Too many exports are running; try again later."""
 

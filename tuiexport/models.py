@@ -176,8 +176,15 @@ class Run(BaseModel):
     #: JSON object: products per supplier in this run.
     supplier_shares = pw.TextField(default="{}")
     fingerprint = pw.CharField(default="", index=True)
+    #: The status a run reaches once its file is in place: written (with size, SHA-256, counts
+    #: and messages) just before the final rename, so that the next start can tell a run killed
+    #: after its file was complete from one killed while writing. Empty until then.
+    outcome = pw.CharField(default="")
     host = pw.CharField(default="")
     pid = pw.IntegerField(default=0)
+    #: Who runs it: ``<boot id>/<PID namespace>/<process start time>`` (liveness.process_identity);
+    #: with the pid it tells a live process from a dead one that had the same pid.
+    owner = pw.CharField(default="")
 
 
 class ApiKey(BaseModel):

@@ -10,7 +10,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, Meta
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -109,8 +109,18 @@ def _migrate_2(db: pw.Database) -> None:
     refresh_offer_summary()
 
 
+def _migrate_3(db: pw.Database) -> None:
+    """Version 3: a run's outcome, recorded before its final rename (see Run.outcome)."""
+    db.execute_sql("ALTER TABLE run ADD COLUMN outcome VARCHAR(255) NOT NULL DEFAULT ''")
+
+
+def _migrate_4(db: pw.Database) -> None:
+    """Version 4: the identity of the process that runs a run (see Run.owner)."""
+    db.execute_sql("ALTER TABLE run ADD COLUMN owner VARCHAR(255) NOT NULL DEFAULT ''")
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
-MIGRATIONS = {2: _migrate_2}
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 
 FTS_TABLE = "product_search"
 

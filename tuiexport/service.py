@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
 from tuiexport.db import describe as database_location
+from tuiexport.db import unreachable as database_unreachable
 from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
 from tuiexport.exporters.registry import (
     OUTPUTS,
@@ -38,7 +39,15 @@ from tuiexport.management.definitions import (
 from tuiexport.management.definitions import (
     validate as validate_definition,
 )
-from tuiexport.management.history import count_history, get_run, list_history, mark_interrupted
+from tuiexport.management.history import (
+    SWEEP_EVERY,
+    Sweeper,
+    count_history,
+    get_run,
+    list_history,
+    mark_interrupted,
+    record_crash,
+)
 from tuiexport.management.selections import (
     count_products,
     create_selection,

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
-import socket
-from datetime import timedelta
+import threading
 from pathlib import Path
 
+import peewee as pw
+
 from tuiexport import config
+from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import NotFound
+from tuiexport.management.liveness import (
+    HOST,
+    STALE_AFTER,
+    drop_connection,
+    is_dead,
+    owner,
+    part_path,
+)
 from tuiexport.management.views import RunView
 from tuiexport.models import Run, utcnow
 
+#: Seconds between two looks of a running server for dead runs (see Sweeper).
+SWEEP_EVERY = 30.0
+
 STATUSES = ("running", "success", "warning", "failed", "cancelled", "interrupted")
-#: A run on another host whose heartbeat is older than this is considered dead.
-STALE_AFTER = timedelta(minutes=10)
-HOST = socket.gethostname()
 
 
 def new_log_id() -> str:
@@ -78,49 +89,119 @@ def get_run(log_id: str) -> RunView:
     return view(row)
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def mark_interrupted() -> int:
     """Mark runs whose process died as ``interrupted`` and remove their partial files.
 
-    Called at every start (CLI, server, TUI). A run of this host is dead when its process is gone;
-    a run of another host when its heartbeat is stale."""
+    Called at every start (CLI, server, TUI) and every SWEEP_EVERY by a running server; see
+    :func:`is_dead` for when a run's process is gone. A dead run whose file was complete (its
+    outcome recorded, the file in place with that size and SHA-256) gets that outcome instead:
+    it was killed between the final rename and the last update."""
     dead = []
     stale = utcnow() - STALE_AFTER
     for row in Run.select().where(Run.status == "running"):
-        if (row.host == HOST and not _alive(row.pid)) or (
-            row.host != HOST and row.heartbeat < stale
-        ):
+        if is_dead(row, stale):
             dead.append(row)
     for row in dead:
+        complete = bool(row.outcome) and _file_matches(row)
         with database.atomic():
             fresh = Run.get_by_id(row.id)
             if fresh.status != "running":
                 continue
             messages = json.loads(fresh.messages or "[]")
-            messages.append("The process running this export ended before it finished.")
-            fresh.status = "interrupted"
+            if complete:
+                messages.append(
+                    "The process ended right after the file was complete; its size and "
+                    "SHA-256 were checked at the next start."
+                )
+                fresh.status = fresh.outcome
+                fresh.artifact_kept = True
+            elif fresh.sha256 and not fresh.outcome:  # a served download (see record_served)
+                messages.append("The server ended before the download finished.")
+                fresh.status = "interrupted"
+            else:
+                messages.append("The process running this export ended before it finished.")
+                fresh.status = "interrupted"
+                fresh.sha256, fresh.size, fresh.product_count = None, None, 0
             fresh.finished = fresh.heartbeat
-            fresh.messages = json.dumps(messages)
+            fresh.messages = json.dumps(messages, ensure_ascii=False)
             fresh.save()
         if row.artifact_path:
             remove_partial(Path(row.artifact_path), row.log_id)
     return len(dead)
 
 
-def part_path(target: Path, log_id: str) -> Path:
-    """The temporary file a run writes beside its target before the atomic rename."""
-    return target.with_name(f".{target.name}.{log_id}.part")
+def record_crash(log_id: str, error: BaseException) -> None:
+    """A run whose thread ended with an error that ``execute`` did not record (the run stays
+    ``running`` otherwise, in a process that is alive): failed, its partial file removed."""
+    row = Run.get_or_none(Run.log_id == log_id)
+    if row is None or row.status != "running":
+        return
+    messages = json.loads(row.messages or "[]")
+    messages.append(f"The export failed: {type(error).__name__}: {error}.")
+    Run.update(
+        status="failed",
+        finished=utcnow(),
+        messages=json.dumps(messages, ensure_ascii=False),
+        outcome="",
+        sha256=None,
+        size=None,
+    ).where(Run.id == row.id, Run.status == "running").execute()
+    if row.artifact_path:
+        remove_partial(Path(row.artifact_path), row.log_id)
+
+
+class Sweeper:
+    """Marks dead runs ``interrupted`` every ``every`` seconds (see :func:`mark_interrupted`),
+    from a thread of its own, on its own connection: a server that runs for weeks notices a
+    peer that died, or a run of its own that crashed, without a restart."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sweep, name="tuiexport-sweep", daemon=True)
+
+    def start(self) -> None:
+        if not dbmod.is_in_memory(database.obj):
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _sweep(self) -> None:
+        try:
+            while not self._stop.wait(self._every):
+                try:
+                    mark_interrupted()
+                except pw.PeeweeException:
+                    drop_connection()
+        finally:
+            drop_connection()
+
+
+def _file_matches(row: Run) -> bool:
+    """The run's file is in place with the size and SHA-256 it recorded before the rename."""
+    path = Path(row.artifact_path or "")
+    try:
+        if not row.sha256 or not path.is_file() or path.stat().st_size != row.size:
+            return False
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return bool(digest.hexdigest() == row.sha256)
+
+
+def record_outcome(log_id: str, outcome: str, messages: list[str], **fields: object) -> None:
+    """What a run will be once its file is in place, written just before the final rename (the
+    row stays ``running`` until :meth:`PreparedRun._finish`)."""
+    with database.atomic():
+        Run.update(
+            outcome=outcome, messages=json.dumps(messages, ensure_ascii=False), **fields
+        ).where(Run.log_id == log_id, Run.status == "running").execute()
 
 
 def remove_partial(target: Path, log_id: str) -> None:
@@ -135,19 +216,22 @@ def record_served(
     complete: bool = True,
     sent: int = 0,
     note: str = "",
+    pending: bool = False,
 ) -> RunView:
     """The history entry of a request that served an existing artifact instead of running.
 
     It copies the source run's figures and points at the same file, but never owns it
     (``artifact_kept`` stays false, so retention counts the file once, by its source run).
-    A download the client broke off is recorded as ``cancelled``."""
+    A download the client broke off is recorded as ``cancelled``. With ``pending`` the entry
+    says ``running`` until :func:`served_complete` (or :func:`served_incomplete`): a server
+    that dies in the middle leaves a run the next start marks ``interrupted``."""
     now = utcnow()
     messages = [
         note
         or f"Served the artifact of run {source.log_id}; the definition and the "
         "catalog had not changed, so nothing was run again."
     ]
-    status = source.status
+    status = "running" if pending else source.status
     if not complete:
         status = "cancelled"
         messages.append(
@@ -177,8 +261,16 @@ def record_served(
             supplier_shares=json.dumps(source.supplier_shares),
             host=HOST,
             pid=os.getpid(),
+            owner=owner(),
         )
     return view(row)
+
+
+def served_complete(log_id: str, status: str) -> None:
+    """A download :func:`record_served` recorded as pending went out whole."""
+    Run.update(status=status, finished=utcnow(), heartbeat=utcnow()).where(
+        Run.log_id == log_id
+    ).execute()
 
 
 def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
@@ -188,6 +280,8 @@ def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
         return
     messages = json.loads(row.messages or "[]")
     messages.append(f"The client closed the connection after {sent:,} of {size or 0:,} bytes.")
-    Run.update(status="cancelled", messages=json.dumps(messages, ensure_ascii=False)).where(
-        Run.id == row.id
-    ).execute()
+    Run.update(
+        status="cancelled",
+        finished=utcnow(),
+        messages=json.dumps(messages, ensure_ascii=False),
+    ).where(Run.id == row.id).execute()

@@ -21,7 +21,7 @@ from typing import Self
 
 import msgspec
 
-from tuiexport import config
+from tuiexport import config, service
 from tuiexport.db import database
 from tuiexport.errors import UserError
 from tuiexport.server import openapi
@@ -52,6 +52,7 @@ class ServerHandle:
         )
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
+        self._sweeper = service.Sweeper(service.SWEEP_EVERY)
 
     @property
     def base_url(self) -> str:
@@ -75,6 +76,7 @@ class ServerHandle:
                 return
             grace = self.server.limits.stop_grace if grace is None else grace
             self.server.stopping.set()
+            self._sweeper.stop()
             if self._thread.is_alive():
                 self.server.shutdown()
             self.app.runs.close()
@@ -138,6 +140,7 @@ def start_server(
     handler.app = app
     handle = ServerHandle(server, app, url)
     handle._thread.start()
+    handle._sweeper.start()
     return handle
 
 

@@ -3,12 +3,14 @@ progress (following the part file, chunked, cut unless the run succeeded)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from urllib.parse import quote
 
 from tuiexport import config, service
 from tuiexport.exporters import registry
+from tuiexport.management import history, liveness
 from tuiexport.management.history import new_log_id, record_served, served_incomplete
 from tuiexport.management.views import RunView
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
@@ -85,40 +88,61 @@ class FileResponses(BaseHandler):
             if self.command == "HEAD":
                 self.start_response(200, headers)
                 return
+            beat: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+
+            def complete() -> None:
+                # Before the last byte: a client that has the whole file finds it recorded so.
+                if log_id is not None:
+                    history.served_complete(log_id, run.status)
+
             if log_id is not None:
                 # Recorded before the bytes go out, so a client that has the file also finds its
-                # history entry; a broken-off download is corrected to "cancelled" below.
-                record_served(run, log_id=log_id)
-            complete = False
+                # history entry: "running" (with heartbeats) until all but the last byte went
+                # out, then the source's status, or "cancelled" when the client broke off; a
+                # server that dies meanwhile leaves it to the next start to mark "interrupted".
+                record_served(run, log_id=log_id, pending=True)
+                beat = liveness.Heartbeat(log_id)
+            sent = False
             try:
-                if gzip:
-                    self.begin_stream(200, headers)
-                    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-                    while chunk := f.read(CHUNK):
-                        self.write_chunk(compressor.compress(chunk))
-                    self.write_chunk(compressor.flush())
-                    self.end_stream()
-                else:
-                    self.start_response(200, headers)
-                    self.send_file(f, size)
-                complete = True
+                with beat:
+                    if gzip:
+                        self.begin_stream(200, headers)
+                        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+                        while chunk := f.read(CHUNK):
+                            self.write_chunk(compressor.compress(chunk))
+                        self.write_chunk(compressor.flush())
+                        complete()
+                        self.end_stream()  # the last chunk: the body is complete only now
+                    else:
+                        self.start_response(200, headers)
+                        self.send_file(f, size, before_last=complete)
+                sent = True
             finally:
-                if log_id is not None and not complete:
+                if log_id is not None and not sent:
                     served_incomplete(log_id, self.bytes_sent, size)
 
-    def send_file(self, f: BinaryIO, size: int) -> None:
+    def send_file(
+        self, f: BinaryIO, size: int, before_last: Callable[[], None] = lambda: None
+    ) -> None:
         """os.sendfile on a blocking socket, bounded by SO_SNDTIMEO: socket.sendfile() with a
         Python timeout polls a non-blocking socket instead, and loses a quarter of the throughput
-        with several clients on two cores."""
+        with several clients on two cores.
+
+        ``before_last`` runs before the last byte goes out: no client has the whole file before
+        it ran (the history says the download is complete before the client can know it is)."""
         sock = self.connection
+        split = max(size - 1, 0)
         if not hasattr(os, "sendfile") or type(sock) is not socket.socket:
-            try:  # TLS: plain sends
-                sent = sock.sendfile(f, 0, size)
-            except (OSError, ValueError) as exc:
-                raise ClientGone() from exc
-            self.bytes_sent += sent
-            if sent != size:
-                raise ClientGone()
+            for start, end in ((0, split), (split, size)):
+                if start == split:
+                    before_last()
+                try:  # TLS: plain sends
+                    sent = sock.sendfile(f, start, end - start) if end > start else 0
+                except (OSError, ValueError) as exc:
+                    raise ClientGone() from exc
+                self.bytes_sent += sent
+                if sent != end - start:
+                    raise ClientGone()
             return
         timeout = self.limits.send_timeout
         seconds = int(timeout)
@@ -127,17 +151,20 @@ class FileResponses(BaseHandler):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
         offset, fd, out = 0, f.fileno(), sock.fileno()
         try:
-            while offset < size:
-                try:
-                    sent = os.sendfile(out, fd, offset, size - offset)
-                except BlockingIOError as exc:  # SO_SNDTIMEO passed: the client stopped reading
-                    raise ClientGone() from exc
-                except OSError as exc:
-                    raise ClientGone() from exc
-                if sent == 0:  # the file shrank under us
-                    raise ClientGone()
-                offset += sent
-                self.bytes_sent += sent
+            for end in (split, size):
+                if end == size:
+                    before_last()
+                while offset < end:
+                    try:
+                        sent = os.sendfile(out, fd, offset, end - offset)
+                    except BlockingIOError as exc:  # SO_SNDTIMEO passed: the client stopped
+                        raise ClientGone() from exc
+                    except OSError as exc:
+                        raise ClientGone() from exc
+                    if sent == 0:  # the file shrank under us
+                        raise ClientGone()
+                    offset += sent
+                    self.bytes_sent += sent
         finally:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 0))

@@ -128,6 +128,15 @@ class ShareHandler(FileResponses):
     # --- small endpoints ----------------------------------------------------------------
 
     def healthz(self) -> None:
+        problem = service.database_unreachable()
+        if problem is not None:
+            self.send_problem(
+                503,
+                problem,
+                headers=[("Retry-After", str(RETRY_AFTER))],
+                type=PROBLEM_TYPE + "database-unreachable",
+            )
+            return
         self.send_json(
             200,
             {

@@ -3,14 +3,15 @@ downloads of the same export, cancellation at stop, and the history rows of serv
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from tuiexport import config, service
-from tuiexport.db import database
 from tuiexport.errors import Busy
+from tuiexport.management import liveness
 from tuiexport.management.views import DefinitionView, RunView
 
 #: Seconds a client is told to wait when every run slot is taken.
@@ -41,15 +42,22 @@ class ActiveRun:
         return self.prepared.log_id
 
     def _run(self) -> None:
+        # This thread's connection opens on first use and is closed at the end, however the
+        # run ended (not connection_context(): a run that reconnects after a lost database
+        # server leaves that context nothing to pop).
         try:
-            with database.connection_context():
-                self.result = self.prepared.execute(cancel=self.cancel)
+            self.result = self.prepared.execute(cancel=self.cancel)
         except Exception as exc:  # noqa: BLE001 - execute() records failures itself; this is the last resort
             self.result = None
             print(
                 f"tuiexport serve: run {self.log_id} crashed: {exc!r}", file=sys.stderr, flush=True
             )
+            # The process lives on: say so in the history now, not at the next start (if even
+            # that fails, the sweep finds the run once its heartbeat is stale).
+            with contextlib.suppress(Exception):
+                service.record_crash(self.log_id, exc)
         finally:
+            liveness.drop_connection()
             self.prepared.done.set()
             self._on_end(self)
 
