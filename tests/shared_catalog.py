@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tuiexport import db as dbmod
-from tuiexport import service
+from tuiexport import service, setup
 from tuiexport.selection import Criteria
 
 
@@ -28,7 +28,7 @@ def make_catalog(path: Path | str, products: int) -> None:
     ("Small", limit 50) and one that other processes keep changing ("Other")."""
     from tuiexport.catalog.demo import generate_demo
 
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     generate_demo(products, seed=3)
     chosen = service.create_selection(Criteria(suppliers="all"), name="All")
     service.create_definition("Big", selection_id=chosen.id, profile="developer", output="jsonl")

@@ -21,7 +21,7 @@ import pytest
 
 from tests.shared_catalog import make_catalog, products_in, tx
 from tuiexport import db as dbmod
-from tuiexport import engine, service
+from tuiexport import engine, service, setup
 from tuiexport.management import liveness
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def test_a_commit_by_another_process_between_two_heartbeats_does_not_fail_the_ex
     # A beat falls due at every chance (also under the name engine.py used before issue 8).
     monkeypatch.setattr(liveness, "HEARTBEAT_EVERY", 0.2)
     monkeypatch.setattr(engine, "HEARTBEAT_EVERY", 0.0, raising=False)
-    dbmod.open_database(catalog, load_sample=False)
+    setup.prepare_database(catalog, load_sample=False)
     committed: list[subprocess.CompletedProcess[str]] = []
 
     def progress(done: int, total: int) -> None:
@@ -67,7 +67,7 @@ def make_import(path: Path, feed: Path) -> None:
     from tuiexport.catalog.demo import generate_demo
     from tuiexport.catalog.importer import export_jsonl
 
-    dbmod.open_database(path, load_sample=False)
+    setup.prepare_database(path, load_sample=False)
     generate_demo(300, seed=8)
     export_jsonl(feed)
     dbmod.close_database()

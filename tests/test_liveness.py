@@ -17,7 +17,7 @@ import pytest
 
 from tests.shared_catalog import make_catalog
 from tuiexport import db as dbmod
-from tuiexport import engine, service
+from tuiexport import engine, service, setup
 from tuiexport.management import history, liveness
 from tuiexport.models import Run
 from tuiexport.server import start_server
@@ -59,7 +59,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def _age(db: Path, by: timedelta) -> None:
     """Let time pass for a dead run: its last heartbeat and part-file write move into the past
     (a dead process writes neither)."""
-    dbmod.open_database(db, load_sample=False)
+    setup.prepare_database(db, load_sample=False)
     try:
         for row in Run.select().where(Run.status == "running"):
             Run.update(heartbeat=row.heartbeat - by).where(Run.id == row.id).execute()
@@ -109,7 +109,7 @@ def test_a_run_whose_process_was_replaced_by_another_with_its_pid_is_interrupted
     catalog: Path, isolated_home: Path
 ) -> None:
     """Pids are reused: the process start time tells the new process from the dead one."""
-    dbmod.open_database(catalog, load_sample=False)
+    setup.prepare_database(catalog, load_sample=False)
     prepared = service.begin_run("Big")
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -126,7 +126,7 @@ def test_a_running_server_notices_a_dead_peers_run_on_its_own(
     catalog: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(history, "SWEEP_EVERY", 0.2, raising=False)
-    dbmod.open_database(catalog, load_sample=False)
+    setup.prepare_database(catalog, load_sample=False)
     handle = start_server("127.0.0.1", 0, access_log=None)
     try:
         proc = _start_stopped_run(isolated_home, catalog)
@@ -150,7 +150,7 @@ def test_a_run_that_crashed_in_a_live_server_is_failed_at_once(
         raise MemoryError("out of memory")
 
     monkeypatch.setattr(engine.PreparedRun, "_execute", crash)
-    dbmod.open_database(catalog, load_sample=False)
+    setup.prepare_database(catalog, load_sample=False)
     handle = start_server("127.0.0.1", 0, access_log=None)
     try:
         active = handle.app.runs.start(service.get_definition("Big"))
@@ -167,7 +167,7 @@ def test_heartbeats_go_on_without_progress_and_for_every_run_of_the_process(
     catalog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(liveness, "HEARTBEAT_EVERY", 0.1)
-    dbmod.open_database(catalog, load_sample=False)
+    setup.prepare_database(catalog, load_sample=False)
     runs = [service.begin_run("Big"), service.begin_run("Small")]
     long_ago = runs[0].run.started - timedelta(hours=1)
     Run.update(heartbeat=long_ago).execute()

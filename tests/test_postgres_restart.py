@@ -24,8 +24,7 @@ import pytest
 
 from tests.shared_catalog import make_catalog, tx
 from tests.test_postgres import _pg_bin
-from tuiexport import db as dbmod
-from tuiexport import engine, service
+from tuiexport import engine, service, setup
 from tuiexport.management import liveness
 from tuiexport.server import start_server
 
@@ -127,7 +126,7 @@ def test_healthz_says_503_while_the_database_is_down_and_200_when_back(
     cluster: Cluster, isolated_home: Path
 ) -> None:
     make_catalog(cluster.url, 100)
-    dbmod.open_database(cluster.url, load_sample=False)
+    setup.prepare_database(cluster.url, load_sample=False)
     handle = start_server("127.0.0.1", 0, access_log=None)
 
     def health() -> tuple[int, str, dict[str, object]]:
@@ -170,7 +169,7 @@ def test_a_server_run_across_a_restart_ends_failed_with_the_reason(
     cluster: Cluster, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_catalog(cluster.url, 100)
-    dbmod.open_database(cluster.url, load_sample=False)
+    setup.prepare_database(cluster.url, load_sample=False)
     definition = service.get_definition("Big")
     waiting, go = _held_selection(monkeypatch)
     handle = start_server("127.0.0.1", 0, access_log=None)

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.shared_catalog import make_catalog, tx
-from tuiexport import db as dbmod
-from tuiexport import service
+from tuiexport import service, setup
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,7 @@ def catalog(tmp_path: Path) -> Path:
 def test_cancelling_mid_run_ends_cancelled_for_every_format(catalog: Path, name: str) -> None:
     """Cancelled after the first chunk, with the writer's cursors still open (BMEcat used to
     end ``failed: OperationalError: database table is locked``)."""
-    dbmod.open_database(catalog, load_sample=False)
+    setup.prepare_database(catalog, load_sample=False)
     seen: list[int] = []
     run = service.run_export(
         name, progress=lambda done, total: seen.append(done), cancel=lambda: any(seen)
