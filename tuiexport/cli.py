@@ -56,9 +56,11 @@ def print_json(data: object) -> None:
 
 
 def open_db(args: argparse.Namespace):
+    """Open the database a command works on: it must exist and it never gets the sample catalog
+    (only the TUI, ``catalog demo`` and ``catalog import`` create a database)."""
     from tuiexport import db, management
 
-    database = db.open_database(args.db)
+    database = db.open_database(args.db, load_sample=False, create=False)
     management.history.mark_interrupted()
     return database
 
