@@ -93,9 +93,9 @@ def load_settings() -> Settings:
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        field = re.search(r"\$\.(\w+)", str(exc))
-        if field and field.group(1) in from_env:
-            name = f"TUIEXPORT_{field.group(1).upper()}"
+        where = re.search(r"\$\.(\w+)", str(exc))
+        if where and where.group(1) in from_env:
+            name = f"TUIEXPORT_{where.group(1).upper()}"
             raise ConfigError(f"The environment variable {name} is invalid: {exc}.") from None
         raise ConfigError(f"The configuration in {path} is invalid: {exc}.") from None
 
