@@ -204,3 +204,16 @@ def test_too_many_stray_quotes_stop_the_import(tmp_path: Path) -> None:
         "tuiexport: quotes.csv has more than 100 unclosed quotes (the first on line 11); fix the "
         "quoting and import again (the rows before were imported)."
     )
+
+
+def test_one_product_takes_at_most_10000_offers(tmp_path: Path) -> None:
+    path = tmp_path / "offers.csv"
+    rows = ["puid,supplier,price", *(f"5,Supplier {i},1.00" for i in range(10_002))]
+    path.write_text("\n".join(rows) + "\n")
+    done = import_(tmp_path, path)
+    assert done.returncode == 0, done.stderr
+    assert "1 added, 0 updated, 2 skipped" in done.stdout
+    assert done.stderr.splitlines() == [
+        "line 10002: puid 5: more than 10,000 offers",
+        "line 10003: puid 5: more than 10,000 offers",
+    ]

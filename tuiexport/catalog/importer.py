@@ -557,6 +557,8 @@ class _CsvProducts:
         }
         self.current: ProductRecord | None = None
         self.current_line = 0
+        #: Suppliers of the current product's offers (two offers of one supplier are an error).
+        self.suppliers: set[int] = set()
         #: (puid text, line) of a product whose first row was bad: its other rows go too.
         self.failed: tuple[str, int] | None = None
 
@@ -619,13 +621,18 @@ class _CsvProducts:
             self.finish()
             product = self._product(row, texts)
         if row.supplier:
+            if len(product.offers) >= MAX_OFFERS:
+                raise RowError(f"puid {row.puid}: more than {MAX_OFFERS:,} offers")
             supplier_id = self._ref(
                 "supplier",
                 row.supplier,
                 lambda i: SupplierRecord(id=i, name=row.supplier, partner=row.supplier_partner),
             )
-            if any(o.supplier_id == supplier_id for o in product.offers):
-                raise RowError(f"supplier: '{row.supplier}' has two offers for puid {row.puid}")
+            seen = self.suppliers if product is self.current else set()
+            if supplier_id in seen:
+                raise RowError(
+                    f"supplier: '{_clip(row.supplier)}' has two offers for puid {row.puid}"
+                )
             product.offers.append(
                 Offer(
                     supplier_id=supplier_id,
@@ -640,6 +647,9 @@ class _CsvProducts:
             )
         if product is not self.current:
             self.current, self.current_line = product, line
+            self.suppliers = set()
+        if row.supplier:
+            self.suppliers.add(product.offers[-1].supplier_id)
 
     def _product(self, row: _CsvRow, texts: dict[str, Text]) -> ProductRecord:
         manufacturer_id = type_id = None
