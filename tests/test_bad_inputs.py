@@ -237,7 +237,8 @@ def test_full_disk_during_a_csv_zip_export_gives_one_sentence(tmp_path: Path) ->
         script = (
             f"mount -t tmpfs -o size={room} tmpfs {small} && "
             f"TUIEXPORT_HOME={work / 'home'} {sys.executable} -m tuiexport "
-            f"--db {work / 'c.sqlite'} --run Dev -o {small}/feed.zip -q; echo exit=$?; ls -a {small}"
+            f"--db {work / 'c.sqlite'} --run Dev -o {small}/feed.zip -q; "
+            f"echo exit=$?; ls -a {small}"
         )
         done = subprocess.run(
             ["unshare", "-m", "sh", "-c", script],

@@ -48,7 +48,8 @@ def _check_text(argv: Sequence[str]) -> None:
         except UnicodeEncodeError:
             shown = arg.encode("utf-8", "replace").decode()[:60]
             raise UserError(
-                f"The argument '{shown}' is not valid UTF-8 text; type it again in a UTF-8 terminal."
+                f"The argument '{shown}' is not valid UTF-8 text; "
+                "type it again in a UTF-8 terminal."
             ) from None
 
 
