@@ -217,3 +217,18 @@ def test_one_product_takes_at_most_10000_offers(tmp_path: Path) -> None:
         "line 10002: puid 5: more than 10,000 offers",
         "line 10003: puid 5: more than 10,000 offers",
     ]
+
+
+def test_csv_header_mistakes(tmp_path: Path) -> None:
+    lead = tmp_path / "lead.csv"
+    lead.write_text("\n\npuid,name.de\n1,Kabel\n")
+    done = import_(tmp_path, lead)
+    assert done.returncode == 0 and "1 added" in done.stdout, done.stderr  # was: 0 added
+    quote = tmp_path / "quote.csv"
+    quote.write_text('puid,"name.de\n1,a\n2,b\n')
+    done = import_(tmp_path, quote)
+    assert done.returncode == 2
+    assert one_sentence(done) == (
+        "tuiexport: The header of quote.csv has an unclosed quote (a column name runs over "
+        "several lines); fix it and import again."
+    )

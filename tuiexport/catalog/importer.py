@@ -154,7 +154,8 @@ class RowError(Exception):
 
 
 def _clip(text: str, width: int = 60) -> str:
-    """A value from the file, short enough for a one-line message."""
+    """A value from the file, short and on one line, for a one-line message."""
+    text = " ".join(text[: width * 4].split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -804,6 +805,9 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
     reader = csv.reader(lines)
     try:
         header = next(reader, None)
+        while header == [] and lines.number <= MAX_BLANK_RUN:  # blank lines before the header
+            lines.next_row()
+            header = next(reader, None)
     except _RunOn:
         raise UserError(
             f"The header of {name} runs over {MAX_LINE >> 20} MiB (an unclosed quote?); "
@@ -811,6 +815,11 @@ def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
         ) from None
     if not header:
         return
+    if len(lines.row) > 1:
+        raise UserError(
+            f"The header of {name} has an unclosed quote (a column name runs over several "
+            "lines); fix it and import again."
+        )
     if not _utf8(header):
         raise UserError(f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again.")
     header = [h.strip() for h in header]
