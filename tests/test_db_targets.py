@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_postgres import pg_url  # noqa: F401 - fixture
+
 
 def tx(
     cwd: Path, home: Path, *args: str, env: dict[str, str] | None = None
@@ -122,3 +124,35 @@ def test_import_creates_a_new_file_and_urls_and_odd_names_still_work(tmp_path, i
     done = tx(tmp_path, isolated_home, "--db", f"sqlite:///{odd}", "catalog", "stats", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["suppliers"] == 1
+
+
+def test_a_fresh_postgresql_database_is_not_filled_by_run(
+    pg_url: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    isolated_home: Path,
+) -> None:
+    import uuid
+
+    import psycopg2
+
+    name = f"fresh_{uuid.uuid4().hex[:8]}"
+    con = psycopg2.connect(pg_url)
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    con.close()
+    url = pg_url.rsplit("/", 1)[0] + "/" + name
+    done = tx(tmp_path, isolated_home, "--db", url, "--run", "Shop feed", "-o", "shop.zip")
+    assert done.returncode == 2, done.stderr
+    assert "(it has no tuiexport tables yet)" in done.stderr and len(done.stderr.splitlines()) == 1
+    con = psycopg2.connect(url)
+    with con.cursor() as cur:
+        cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        assert cur.fetchone() == (0,), "no table may be created"
+    con.close()
+    feed = tmp_path / "cat.jsonl"
+    feed.write_text('{"kind":"supplier","id":1,"name":"Nordwind"}\n')
+    done = tx(tmp_path, isolated_home, "--db", url, "catalog", "import", str(feed))
+    assert done.returncode == 0, done.stderr
+    done = tx(tmp_path, isolated_home, "--db", url, "exports", "list", "--json")
+    assert done.returncode == 0, done.stderr
