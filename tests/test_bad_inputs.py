@@ -47,6 +47,11 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (work / "junk.sqlite").write_bytes(bytes(range(256)) * 40)
     (work / "cut.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)
     (work / "folder").mkdir()
+    data = (work / "ok.sqlite").read_bytes()
+    for name, keep in (("rotten-early", 4096), ("rotten-late", len(data) * 7 // 10 // 4096 * 4096)):
+        # The first pages intact (header, table list), the rest garbage: found on opening, or
+        # only by a query that reads the late pages.
+        (work / f"{name}.sqlite").write_bytes(data[:keep] + b"\xde\xad" * ((len(data) - keep) // 2))
     (work / "latin1.toml").write_bytes(b"producer = 'M\xfcller'\n")
     (work / "invalid.toml").write_text("server_port = [\n")
     (work / "wrongtype.toml").write_text('server_port = "high"\n')
@@ -75,6 +80,16 @@ CASES = [
     Case("dev-null-db", ["--db", "/dev/null", "exports", "list"], "is not a regular file"),
     Case("dev-null-import", ["--db", "/dev/null", "catalog", "demo", "--products", "1"], "device"),
     Case("folder-db", ["--db", "folder", "exports", "list"], "it is a folder"),
+    Case(
+        "rotten-early-db",
+        ["--db", "rotten-early.sqlite", "catalog", "stats"],
+        "database disk image is malformed; it is damaged",
+    ),
+    Case(
+        "rotten-late-db",
+        ["--db", "rotten-late.sqlite", "catalog", "stats"],
+        "database disk image is malformed; it is damaged",
+    ),
     Case("port-high", [*DB, "serve", "--port", "70000"], "'70000' is not a whole number from 0"),
     Case("port-negative", [*DB, "serve", "--port", "-1"], "'-1' is not a whole number from 0"),
     Case(

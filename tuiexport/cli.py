@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import msgspec
+import peewee
 
 from tuiexport.errors import UserError
 
@@ -111,6 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _drop_stdout()
         return 1
+    except peewee.DatabaseError as exc:  # damaged beyond its header (found by a query)
+        from tuiexport import db
+
+        reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+        if "malformed" in reason or "not a database" in reason:
+            reason += "; it is damaged, restore it from a backup"
+        print(f"tuiexport: The database {db.describe()} cannot be used: {reason}.", file=sys.stderr)
+        return 2
     except OSError as exc:  # writing the output failed (stdout on a full disk, /dev/full)
         _drop_stdout()
         where = f" ({exc.filename})" if exc.filename else ""
