@@ -781,7 +781,10 @@ def _opened_quote(lines: list[tuple[int, str]]) -> tuple[int, bool]:
 
 def _holds_rows(row: list[tuple[int, str]], width: int, puid: int) -> bool:
     """Whether a line inside a quoted text reads as a row of its own (the header's number of
-    fields, a number as puid): then a stray quote swallowed it, not a long description."""
+    fields, a number as puid): then a stray quote swallowed it, not a long description. With
+    fewer than four columns a text line like "12, Stück" would look like a row: not checked."""
+    if width < 4:
+        return False
     for _, line in row[1:]:
         if line.count(",") + 1 < width:
             continue
