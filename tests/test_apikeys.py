@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tuiexport import cli
+from tuiexport import cli, setup
+from tuiexport import db as dbmod
 from tuiexport.errors import NotFound, UserError
 from tuiexport.management import apikeys
 from tuiexport.models import ApiKey
@@ -57,6 +58,8 @@ def test_list_and_revoke(empty_db):
 
 def test_cli_create_list_revoke(tmp_path, capsys):
     db = str(tmp_path / "cli.sqlite")
+    setup.prepare_database(db, load_sample=False)  # commands expect an existing database
+    dbmod.close_database()
     assert cli.main(["--db", db, "apikey", "create", "erp"]) == 0
     out, err = capsys.readouterr()
     secret = out.strip()

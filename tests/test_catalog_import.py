@@ -321,7 +321,10 @@ def test_cli_import_errors_are_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tuiexport: Cannot read ") and err.count("\n") == 1
     assert main(["--db", db, "catalog", "demo", "--products", "0"]) == 2
-    assert capsys.readouterr().err == "tuiexport: --products must be at least 1.\n"
+    assert capsys.readouterr().err == (
+        "tuiexport: Argument --products: '0' is not a whole number from 1 to 100,000,000 "
+        "(see 'tuiexport catalog demo --help').\n"
+    )
     assert main(["--db", db, "catalog", "demo"]) == 2
     assert "--products" in capsys.readouterr().err
 

@@ -101,6 +101,13 @@ def test_wheel_installs_the_sample_catalog_and_runs_bmecat(installed: Path, tmp_
     ).stdout.strip()
     assert Path(where).is_relative_to(installed), f"tuiexport imported from {where}"
 
+    # Before anything exists, a command that expects a catalog says how to make one.
+    missing = tuiexport(installed, home, "catalog", "stats")
+    assert missing.returncode == 2 and "tuiexport init" in missing.stderr, missing.stderr
+    init = tuiexport(installed, home, "init")
+    assert init.returncode == 0, init.stderr
+    assert "2,500 products, 5 export definitions" in init.stdout
+
     stats = tuiexport(installed, home, "catalog", "stats", "--json")
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["products"] == 2500
@@ -152,7 +159,7 @@ def test_missing_sample_is_an_error_not_an_empty_catalog(installed: Path, tmp_pa
     try:
         home = tmp_path / "user"
         home.mkdir()
-        result = tuiexport(installed, home, "catalog", "stats")
+        result = tuiexport(installed, home, "init")
     finally:
         hidden.rename(sample)
     assert result.returncode == 2, result.stdout + result.stderr

@@ -69,6 +69,9 @@ def test_serve_in_the_foreground_and_stop_on_signal(tmp_path, signum):
 def test_serve_refuses_a_taken_port_in_one_sentence(tmp_path):
     import socket
 
+    setup.prepare_database(tmp_path / "x.sqlite", load_sample=False)
+    dbmod.close_database()
+
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -8,20 +8,33 @@ that into one sentence on stderr and the exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
+
+import peewee
 
 from tuiexport.errors import UserError
 from tuiexport.output import port_number
-
-if TYPE_CHECKING:
-    import peewee
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # usage errors: one sentence, exit 2
         raise UserError(f"{message[0].upper()}{message[1:]} (see '{self.prog} --help').")
+
+
+def _check_text(argv: Sequence[str]) -> None:
+    """Arguments that are not UTF-8 (decoded as lone surrogates) cannot be stored or printed."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "replace").decode()[:60]
+            raise UserError(
+                f"The argument '{shown}' is not valid UTF-8 text; "
+                "type it again in a UTF-8 terminal."
+            ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,37 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_db(args: argparse.Namespace) -> peewee.Database:
+    """Open the database a command works on: it must exist and it never gets the sample catalog
+    (only the TUI, ``catalog demo`` and ``catalog import`` create a database)."""
     from tuiexport import service
 
-    database = service.prepare_database(args.db)
+    database = service.prepare_database(args.db, load_sample=False, create=False)
     service.mark_interrupted()
     return database
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.read_only and (args.command or args.run):
-            raise UserError("--read-only is for the TUI; it cannot go with --run or a command.")
-        if args.tui_port is not None and (args.command or args.run):
-            raise UserError("--port before a command is for the TUI; 'serve' takes its own --port.")
-        if args.run:
-            if args.command:
-                raise UserError("Use either --run or a command, not both.")
-            from tuiexport.management.cli import run_command
-
-            open_db(args)
-            return run_command(args)
-        if args.output:
-            raise UserError("-o/--output only works with --run.")
-        if not args.command:
-            from tuiexport.tui import run_tui
-
-            return run_tui(args)
-        if getattr(args, "needs_db", True):
-            open_db(args)
-        code: int = args.handler(args)
+        code = _main(argv)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
         return code
     except UserError as exc:
         print(f"tuiexport: {exc}", file=sys.stderr)
@@ -104,4 +99,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tuiexport: interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _drop_stdout()
         return 1
+    except peewee.DatabaseError as exc:  # damaged beyond its header (found by a query)
+        from tuiexport import service
+
+        reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+        if "malformed" in reason or "not a database" in reason:
+            reason += "; it is damaged, restore it from a backup"
+        print(
+            f"tuiexport: The database {service.database_location()} cannot be used: {reason}.",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # writing the output failed (stdout on a full disk, /dev/full)
+        _drop_stdout()
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"tuiexport: The command failed: {exc.strerror or exc}{where}.", file=sys.stderr)
+        return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    _check_text(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.read_only and (args.command or args.run):
+        raise UserError("--read-only is for the TUI; it cannot go with --run or a command.")
+    if args.tui_port is not None and (args.command or args.run):
+        raise UserError("--port before a command is for the TUI; 'serve' takes its own --port.")
+    # An empty value (a cron line's unset variable) must not fall through to the TUI.
+    if args.run is not None and not args.run.strip():
+        raise UserError("--run needs an export ID or name (see 'tuiexport exports list').")
+    if args.output is not None and not args.output.strip():
+        raise UserError("-o needs a file or folder path, or '-' for standard output.")
+    if args.run:
+        if args.command:
+            raise UserError("Use either --run or a command, not both.")
+        from tuiexport.management.cli import run_command
+
+        open_db(args)
+        return run_command(args)
+    if args.output:
+        raise UserError("-o/--output only works with --run.")
+    if not args.command:
+        from tuiexport.tui import run_tui
+
+        return run_tui(args)
+    if getattr(args, "needs_db", True):
+        open_db(args)
+    return int(args.handler(args))

@@ -8,9 +8,10 @@ artifacts, downloads, config) under one folder, which tests and portable install
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import platformdirs
@@ -34,7 +35,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_language: str = "de"
     #: Share server.
     server_host: str = "127.0.0.1"
-    server_port: int = 8421
+    server_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8421
     base_url: str = ""
     max_concurrent_runs: int = 4
     #: Folders; empty means the platform default (or under TUIEXPORT_HOME).
@@ -82,16 +83,29 @@ def load_settings() -> Settings:
     if path.exists():
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"Cannot read the configuration file {path}: {exc}.") from exc
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"Cannot read the configuration file {path}: {reason}.") from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"The configuration file {path} is not UTF-8 text; save it as UTF-8."
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+    from_env: set[str] = set()
     for field in Settings.__struct_fields__:
         value = os.environ.get(f"TUIEXPORT_{field.upper()}")
         if value is not None:
             raw[field] = value
+            from_env.add(field)
     try:
         loaded = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"The configuration in {path} is invalid: {exc}.") from exc
+        where = re.search(r"\$\.(\w+)", str(exc))
+        if where and where.group(1) in from_env:
+            name = f"TUIEXPORT_{where.group(1).upper()}"
+            raise ConfigError(f"The environment variable {name} is invalid: {exc}.") from None
+        raise ConfigError(f"The configuration in {path} is invalid: {exc}.") from None
     if loaded.contract_limit < 1:
         # 0 would export nothing and -5 would lift the limit: neither is a contract.
         source = (

@@ -8,13 +8,19 @@ comes from ``--db``, else ``TUIEXPORT_DB``, else the SQLite file in the user dat
 from __future__ import annotations
 
 import os
+import re
+import stat
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import peewee
 from playhouse.db_url import connect as connect_url
 
 from tuiexport import config
 from tuiexport.errors import UserError
+
+#: The table every tuiexport database has (models.Meta; named here, db imports no models).
+META_TABLE = "meta"
 
 #: Every model binds to this proxy; :func:`open_database` points it at a real database.
 database = peewee.DatabaseProxy()
@@ -46,7 +52,59 @@ def is_url(target: str) -> bool:
     return "://" in target
 
 
+#: Schemes of the URLs tuiexport opens (PostgreSQL, or ``sqlite:///PATH`` for a file).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+#: Words that begin a database URL: a target starting with one of them followed by ':' or '//'
+#: is a mistyped URL, not a file name.
+_URL_WORDS = re.compile(
+    r"^(postgres(ql)?|pg|psql|sqlite3?|mysql|mariadb|cockroachdb|crdb)(:|//|\\\\)", re.I
+)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_EXAMPLE = "postgresql://user@host/dbname or a file path"
+
+
+def _refuse(target: str, why: str) -> DatabaseError:
+    return DatabaseError(f"{redact(target)} is not a database URL tuiexport can use: {why}.")
+
+
+def check_target(target: str) -> str:
+    """Refuse what looks like a database URL but is not a valid one; return the target.
+
+    A plain path is anything else: it becomes (or is) a SQLite file. A mistyped PostgreSQL URL
+    must never turn into a new SQLite file named after it.
+    """
+    match = _SCHEME.match(target)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme == "sqlite":
+            if not target.startswith("sqlite:///"):
+                raise _refuse(target, "a SQLite URL is sqlite:///PATH (three slashes)")
+            return target
+        if scheme not in POSTGRES_SCHEMES:
+            raise _refuse(target, f"the scheme '{scheme}' is not supported; use {_EXAMPLE}")
+        parts = urlsplit(target)
+        try:
+            port = parts.port  # raises ValueError for a port that is not a number 0-65535
+        except ValueError:
+            port = 0
+        if port == 0 and parts.netloc.rsplit("@", 1)[-1].rsplit("]", 1)[-1].count(":"):
+            raise _refuse(target, "the port is not a number from 1 to 65535")
+        name = parts.path[1:]
+        if not name or "/" in name:
+            raise _refuse(target, f"it names no database after the host; use {_EXAMPLE}")
+        return target
+    first = target.split("/", 1)[0]
+    drive = os.name == "nt" and re.match(r"^[A-Za-z]:([\\\\/]|$)", target)
+    if target != ":memory:" and not drive and (":" in first or _URL_WORDS.match(target)):
+        raise _refuse(
+            target,
+            f"a URL reads {_EXAMPLE} (start a file name that contains ':' with ./)",
+        )
+    return target
+
+
 def make_database(target: str) -> peewee.Database:
+    check_target(target)
     if is_url(target):
         if target.startswith("sqlite:///"):
             return make_database(target[len("sqlite:///") :] or ":memory:")
@@ -56,13 +114,6 @@ def make_database(target: str) -> peewee.Database:
         except Exception as exc:  # unknown scheme, missing driver
             raise DatabaseError(f"Cannot use the database URL {redact(target)}: {exc}.") from exc
     path = Path(target).expanduser()
-    if str(path) != ":memory:":
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseError(
-                f"Cannot create the folder for the database {path}: {exc.strerror}."
-            ) from exc
     return _sqlite_database(str(path))
 
 
@@ -98,14 +149,12 @@ def second_database(db: peewee.Database) -> peewee.Database:
     return type(db)(db.database, **db.connect_params)
 
 
+_PASSWORD = re.compile(r"(?<=[:/])([^:/@]*):[^@]*@")
+
+
 def redact(url: str) -> str:
-    """A database URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+    """A database URL (or what was meant to be one) without its password, for messages."""
+    return _PASSWORD.sub(r"\1:***@", url, count=1)
 
 
 def is_sqlite(db: peewee.Database | None = None) -> bool:
@@ -123,19 +172,94 @@ def describe(db: peewee.Database | None = None) -> str:
     return redact(f"{type(db).__name__}:{db.database}")
 
 
-def open_database(target: str | os.PathLike[str] | None = None) -> peewee.Database:
-    """Open the database (creating an SQLite file's folder) and bind every model to it.
+def open_database(
+    target: str | os.PathLike[str] | None = None, *, create: bool = True
+) -> peewee.Database:
+    """Open the database and bind every model to it (an SQLite file is created, with its folder,
+    only when ``create`` is true).
 
     Only opens it: the schema and the first-run sample are :func:`tuiexport.setup.prepare_database`.
+    With ``create=False`` the database must exist already (a SQLite file that is there, a
+    PostgreSQL database with the tuiexport tables): commands that expect a catalog never start
+    a new one.
     """
     resolved = resolve_target(target)
     db = make_database(resolved)
+    if isinstance(db, peewee.SqliteDatabase):
+        _check_sqlite_file(db.database, create)
     database.initialize(db)
     try:
         db.connect(reuse_if_open=True)
-    except peewee.OperationalError as exc:
-        raise DatabaseError(f"Cannot open the database {describe(db)}: {exc}.") from exc
+        if not create and META_TABLE not in db.get_tables():
+            db.close()
+            raise DatabaseError(f"{_missing(describe(db))} (it has no tuiexport tables yet).")
+    except peewee.ImproperlyConfigured as exc:  # the driver is not installed
+        raise DatabaseError(
+            f"Cannot open the database {describe(db)}: {exc} (pip install 'tuiexport[postgres]')."
+        ) from None
+    except peewee.DatabaseError as exc:
+        raise unusable(db, exc) from None
     return db
+
+
+def unusable(db: peewee.Database, exc: peewee.DatabaseError) -> DatabaseError:
+    """The sentence for a database that opened but cannot be used (damaged, not SQLite)."""
+    if not db.is_closed():
+        db.close()
+    reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+    if "not a database" in reason or "malformed" in reason:
+        reason += "; it is damaged or not a tuiexport database"
+    return DatabaseError(f"Cannot open the database {describe(db)}: {reason}.")
+
+
+def _check_sqlite_file(name: str, create: bool) -> None:
+    """Refuse, before SQLite creates or opens it, what cannot be a database file."""
+    if name == ":memory:" or name.startswith("file:"):
+        if not create:
+            raise DatabaseError(f"{_missing(name)}.")
+        return
+    path = Path(name)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if not create:
+            raise DatabaseError(f"{_missing(name)}.") from None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"Cannot create the folder for the database {path}: {exc.strerror}."
+            ) from None
+        return
+    except OSError as exc:
+        raise DatabaseError(f"Cannot open the database {name}: {exc.strerror}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DatabaseError(f"Cannot open the database {name}: it is a folder; name a file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise DatabaseError(
+            f"Cannot open the database {name}: it is not a regular file (a device or a pipe)."
+        )
+    if info.st_size == 0:
+        if not create:
+            raise DatabaseError(f"{_missing(name)} (the file is empty).")
+        return
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise DatabaseError(f"Cannot open the database {name}: {exc.strerror}.") from None
+    if header != b"SQLite format 3\x00":
+        raise DatabaseError(
+            f"Cannot open the database {name}: it is not a SQLite database file "
+            "(damaged, or another kind of file)."
+        )
+
+
+def _missing(name: str) -> str:
+    return (
+        f"There is no tuiexport database at {name}; create it with 'tuiexport init' (or by "
+        "starting the TUI: both load the sample catalog) or 'tuiexport catalog import FILE'"
+    )
 
 
 def close_database() -> None:

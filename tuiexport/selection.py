@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 import peewee as pw
@@ -22,6 +22,10 @@ from tuiexport.models import (
 )
 from tuiexport.schema import FTS_TABLE, MASK_BITS
 
+#: An id as the database stores it: a 64-bit integer (a bigger one cannot match anything and
+#: would overflow the query parameter).
+DbId = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
 
 class Criteria(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """The rules of a product selection. Empty lists mean "all"."""
@@ -29,9 +33,9 @@ class Criteria(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_
     #: "partners": offered by one of my partner suppliers; "all": no supplier rule;
     #: "list": offered by one of ``supplier_ids``.
     suppliers: Literal["partners", "all", "list"] = "partners"
-    supplier_ids: list[int] = []
-    manufacturer_ids: list[int] = []
-    product_type_ids: list[int] = []
+    supplier_ids: list[DbId] = []
+    manufacturer_ids: list[DbId] = []
+    product_type_ids: list[DbId] = []
     # The five quality switches of the original.
     only_with_catalog_id: bool = False
     only_in_stock: bool = False

@@ -107,11 +107,15 @@ def apikey_revoke(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    from tuiexport.output import whole_number
+
     p = sub.add_parser("serve", help="run the share server in the foreground")
     p.add_argument(
         "--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares on the network)"
     )
-    p.add_argument("--port", type=int, help="port (default 8421; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=whole_number(0, 65535), help="port (default 8421; 0 picks a free one)"
+    )
     p.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     p.add_argument(

@@ -16,7 +16,7 @@ import peewee
 
 from tuiexport import schema
 from tuiexport.catalog.importer import import_file
-from tuiexport.db import DatabaseError, open_database
+from tuiexport.db import DatabaseError, open_database, unusable
 from tuiexport.management.examples import create_examples
 from tuiexport.models import Product
 
@@ -25,12 +25,18 @@ SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
 
 
 def prepare_database(
-    target: str | os.PathLike[str] | None = None, *, load_sample: bool = True
+    target: str | os.PathLike[str] | None = None,
+    *,
+    load_sample: bool = True,
+    create: bool = True,
 ) -> peewee.Database:
     """Open the database and set it up: the schema on first use (or a migration), and, when
     ``load_sample`` is true and the catalog is empty, the sample catalog and example definitions."""
-    db = open_database(target)
-    schema.ensure_schema(db)
+    db = open_database(target, create=create)
+    try:
+        schema.ensure_schema(db)
+    except peewee.DatabaseError as exc:  # damaged, or not a tuiexport database
+        raise unusable(db, exc) from None
     if load_sample:
         ensure_sample()
     return db

@@ -120,14 +120,30 @@ def stats_command(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Most demo products one command adds: about 100 GB of database, days of generating.
+MAX_DEMO_PRODUCTS = 100_000_000
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    from tuiexport.output import whole_number
+
     catalog = sub.add_parser("catalog", help="the product catalog: demo, import, stats")
     actions = catalog.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = actions.add_parser("demo", help="add a deterministic demo catalog")
-    p.add_argument("--products", type=int, required=True, metavar="N", help="how many products")
     p.add_argument(
-        "--seed", type=int, default=1, metavar="S", help="same seed, same catalog (default 1)"
+        "--products",
+        type=whole_number(1, MAX_DEMO_PRODUCTS),
+        required=True,
+        metavar="N",
+        help="how many products",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        metavar="S",
+        help="same seed, same catalog (default 1)",
     )
     _json_flag(p)
     p.set_defaults(handler=demo_command, needs_db=False)

@@ -17,6 +17,7 @@ import io
 import os
 import re
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,24 @@ TEXT_COLUMNS = "product_id, lang, name, short_description, long_description"
 OFFER_COLUMNS = "product_id, supplier_id, supplier_sku, price, currency, stock, stock_status, condition, updated"
 #: The report lists at most this many bad rows (``skipped`` counts them all).
 MAX_REPORTED_ERRORS = 1_000
+
+# Bounds, so that no file can make an import grow until memory runs out or run for hours.
+#: The longest line of JSON Lines, and the longest CSV row (all its physical lines), in bytes
+#: (CSV: characters). A real product row with six languages of long descriptions and a hundred
+#: offers is well under 1 MiB; 4 MiB leaves room and still keeps memory flat.
+MAX_LINE = 4 << 20
+#: More blank lines than this in a row is not a catalog (a gzip of newlines inflates to billions).
+MAX_BLANK_RUN = 1_000_000
+#: A gzip file may inflate to this many times its own size (real catalogs: 5-20x; a gzip bomb:
+#: 1,000x), but always to at least MIN_INFLATE bytes. Apache POI uses the same 100x ratio for ZIP.
+MAX_INFLATE_RATIO = 100
+MIN_INFLATE = 64 << 20
+#: Rows queued before they are written: CHUNK rows or about this many bytes of input.
+CHUNK_BYTES = 32 << 20
+#: Offers (CSV rows) of one product; a real product has at most a few hundred suppliers.
+MAX_OFFERS = 10_000
+#: Unclosed CSV quotes repaired (row skipped, the lines after it read again) before giving up.
+MAX_STRAY_QUOTES = 100
 
 Condition = Literal["new", "used", "refurbished"]
 StockStatus = Literal["in_stock", "low_stock", "out_of_stock", "on_order", "unknown"]
@@ -138,6 +157,12 @@ class ImportReport(msgspec.Struct, kw_only=True):
 
 class RowError(Exception):
     """A row that cannot be imported; the message is its one-line reason."""
+
+
+def _clip(text: str, width: int = 60) -> str:
+    """A value from the file, short and on one line, for a one-line message."""
+    text = " ".join(text[: width * 4].split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -228,6 +253,12 @@ class _Writer:
         self.replaced = 0
         self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         self.changed = False
+        #: Bytes of input behind the queued rows (see CHUNK_BYTES).
+        self.pending_bytes = 0
+
+    def grow(self, size: int) -> None:
+        """Note that ``size`` more bytes of input were read for the queued rows."""
+        self.pending_bytes += size
 
     def error(self, line: int, reason: str) -> None:
         self.report.skipped += 1
@@ -250,7 +281,7 @@ class _Writer:
             else:
                 self.types[record.id] = record.name
             self.refs.append(record)
-        if len(self.products) + len(self.refs) >= CHUNK:
+        if len(self.products) + len(self.refs) >= CHUNK or self.pending_bytes >= CHUNK_BYTES:
             self.flush()
 
     def check_product(self, p: ProductRecord) -> None:
@@ -258,7 +289,8 @@ class _Writer:
             p.ean = p.ean.strip() or None
         if p.ean is not None and not gtin_valid(p.ean):
             raise RowError(
-                f"ean: '{p.ean}' is not a valid EAN/GTIN (8, 12, 13 or 14 digits with check digit)"
+                f"ean: '{_clip(p.ean)}' is not a valid EAN/GTIN "
+                "(8, 12, 13 or 14 digits with check digit)"
             )
         if p.manufacturer_id is not None and p.manufacturer_id not in self.manufacturers:
             raise RowError(f"manufacturerId: unknown manufacturer {p.manufacturer_id}")
@@ -322,6 +354,7 @@ class _Writer:
         self.refs = []
         self.products = {}
         self.replaced = 0
+        self.pending_bytes = 0
 
     def _write_products(self, cursor: Any) -> None:
         m = self.mark
@@ -402,13 +435,36 @@ class _Writer:
 _json_decoder = msgspec.json.Decoder(Record)
 
 
-def _read_jsonl(stream: io.BufferedIOBase, writer: _Writer) -> None:
-    for number, line in enumerate(stream, 1):
+def _too_long(name: str, number: int) -> UserError:
+    return UserError(
+        f"Line {number:,} of {name} is longer than {MAX_LINE >> 20} MiB, more than any catalog "
+        "row (is it the right file, one record per line?); the rows before it were imported."
+    )
+
+
+def _too_blank(name: str, number: int) -> UserError:
+    return UserError(
+        f"{name} has more than {MAX_BLANK_RUN:,} blank lines in a row from line {number:,} "
+        "(is it the right file?); the rows before them were imported."
+    )
+
+
+def _read_jsonl(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
+    number = blanks = 0
+    while line := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            raise _too_long(name, number)
+        writer.grow(len(line))
         line = line.strip()
         if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
             line = line[3:]
         if not line:
+            blanks += 1
+            if blanks > MAX_BLANK_RUN:
+                raise _too_blank(name, number - blanks + 1)
             continue
+        blanks = 0
         try:
             writer.add(_json_decoder.decode(line))
         except msgspec.ValidationError as exc:
@@ -508,6 +564,8 @@ class _CsvProducts:
         }
         self.current: ProductRecord | None = None
         self.current_line = 0
+        #: Suppliers of the current product's offers (two offers of one supplier are an error).
+        self.suppliers: set[int] = set()
         #: (puid text, line) of a product whose first row was bad: its other rows go too.
         self.failed: tuple[str, int] | None = None
 
@@ -570,14 +628,19 @@ class _CsvProducts:
             self.finish()
             product = self._product(row, texts)
         if row.supplier:
+            if len(product.offers) >= MAX_OFFERS:
+                raise RowError(f"puid {row.puid}: more than {MAX_OFFERS:,} offers")
             supplier = row.supplier
             supplier_id = self._ref(
                 "supplier",
                 supplier,
                 lambda i: SupplierRecord(id=i, name=supplier, partner=row.supplier_partner),
             )
-            if any(o.supplier_id == supplier_id for o in product.offers):
-                raise RowError(f"supplier: '{row.supplier}' has two offers for puid {row.puid}")
+            seen = self.suppliers if product is self.current else set()
+            if supplier_id in seen:
+                raise RowError(
+                    f"supplier: '{_clip(row.supplier)}' has two offers for puid {row.puid}"
+                )
             product.offers.append(
                 Offer(
                     supplier_id=supplier_id,
@@ -592,6 +655,9 @@ class _CsvProducts:
             )
         if product is not self.current:
             self.current, self.current_line = product, line
+            self.suppliers = set()
+        if row.supplier:
+            self.suppliers.add(product.offers[-1].supplier_id)
 
     def _product(self, row: _CsvRow, texts: dict[str, Text]) -> ProductRecord:
         manufacturer_id = type_id = None
@@ -660,17 +726,120 @@ def _utf8(values: list[str]) -> bool:
     return True
 
 
-def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, name: str) -> None:
+class _RunOn(Exception):
+    """The CSV row being read grew past MAX_LINE: a quote was opened and never closed."""
+
+
+class _CsvLines:
+    """The physical lines csv.reader parses: numbered, bounded, and kept per row, so that a row
+    swallowed by a stray quote can be skipped and the lines after the quote read again."""
+
+    def __init__(self, text: io.TextIOBase, name: str):
+        self.text, self.name = text, name
+        self.number = 0  # lines read from the file so far
+        self.eof = False
+        self.again: deque[tuple[int, str]] = deque()
+        #: The lines of the row being parsed, with their numbers.
+        self.row: list[tuple[int, str]] = []
+        self.size = 0
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if self.again:
+            number, line = self.again.popleft()
+        else:
+            line = self.text.readline(MAX_LINE + 1)
+            if not line:
+                self.eof = True
+                raise StopIteration
+            self.number += 1
+            number = self.number
+            if len(line) > MAX_LINE and not line.endswith(("\n", "\r")):
+                raise _too_long(self.name, number)
+        self.row.append((number, line))
+        self.size += len(line)
+        if self.size > MAX_LINE:
+            raise _RunOn
+        return line
+
+    def next_row(self) -> None:
+        self.row, self.size = [], 0
+
+
+def _opened_quote(lines: list[tuple[int, str]]) -> tuple[int, bool]:
+    """The line where the quoted field that crosses a line break opened, and whether a quote is
+    still open at the end of ``lines`` (the csv module's rules, run for a row that went wrong)."""
+    quoted = False
+    opened = lines[0][0]
+    crossing = 0
+    for number, line in lines:
+        i = 0
+        while (j := line.find('"', i)) >= 0:
+            if quoted:
+                if line.startswith('"', j + 1):  # a doubled quote inside the field
+                    i = j + 2
+                    continue
+                quoted = False
+            elif j == 0 or line[j - 1] == ",":  # a quote opens a field only at its start
+                quoted, opened = True, number
+            i = j + 1
+        if quoted and not crossing:
+            crossing = opened
+    return crossing or opened, quoted
+
+
+def _holds_rows(row: list[tuple[int, str]], width: int, puid: int) -> bool:
+    """Whether a line inside a quoted text reads as a row of its own (the header's number of
+    fields, a number as puid): then a stray quote swallowed it, not a long description. With
+    fewer than four columns a text line like "12, Stück" would look like a row: not checked."""
+    if width < 4:
+        return False
+    for _, line in row[1:]:
+        if line.count(",") + 1 < width:
+            continue
+        fields = next(csv.reader([line]), [])
+        if len(fields) == width and fields[puid].strip().isdigit():
+            return True
+    return False
+
+
+def _breaks_outside(values: list[str], multiline: set[int]) -> bool:
+    """Whether a field that cannot hold text has a line break (so a stray quote made it)."""
+    return any("\n" in v or "\r" in v for i, v in enumerate(values) if i not in multiline)
+
+
+def _read_csv(stream: io.BufferedIOBase, writer: _Writer, name: str) -> None:
     # Bytes that are not UTF-8 make their row bad, not the whole file.
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
-    header = next(reader, None)
+    # (typeshed wants a "buffer" protocol that BufferedIOBase meets at run time but not in stubs)
+    buffer = cast("io.BufferedReader[Any]", stream)
+    text = io.TextIOWrapper(buffer, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    if csv.field_size_limit() < MAX_LINE:  # our own bound (a row of MAX_LINE) comes first
+        csv.field_size_limit(MAX_LINE + 1)
+    lines = _CsvLines(text, name)
+    reader = csv.reader(lines)
+    try:
+        header = next(reader, None)
+        while header == [] and lines.number <= MAX_BLANK_RUN:  # blank lines before the header
+            lines.next_row()
+            header = next(reader, None)
+    except _RunOn:
+        raise UserError(
+            f"The header of {name} runs over {MAX_LINE >> 20} MiB (an unclosed quote?); "
+            "fix it and import again."
+        ) from None
     if not header:
         return
+    if len(lines.row) > 1:
+        raise UserError(
+            f"The header of {name} has an unclosed quote (a column name runs over several "
+            "lines); fix it and import again."
+        )
     if not _utf8(header):
         raise UserError(f"{name} is not UTF-8 text; save it as UTF-8 CSV and import again.")
     header = [h.strip() for h in header]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
+    unknown = [_clip(h, 40) for h in header if h not in CSV_COLUMNS]
     if unknown:
         raise UserError(
             f"{name} has unknown CSV columns ({', '.join(unknown[:5])}); "
@@ -678,12 +847,65 @@ def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, n
         )
     if "puid" not in header:
         raise UserError(f"{name} has no 'puid' column; every CSV row needs one.")
+    # Columns that may hold line breaks (quoted texts); a break anywhere else is a stray quote.
+    multiline = {i for i, h in enumerate(header) if "." in h}
+    puid = header.index("puid")
     products = _CsvProducts(writer)
-    line = reader.line_num
+    blanks = strays = 0
+    first_stray = 0
+
+    def stray(row: list[tuple[int, str]], why: str) -> None:
+        """Skip the row that a stray quote swallowed; read the lines after the quote again."""
+        nonlocal strays, first_stray
+        opened, still_open = _opened_quote(row)
+        strays += 1
+        first_stray = first_stray or opened
+        if strays > MAX_STRAY_QUOTES:
+            raise UserError(
+                f"{name} has more than {MAX_STRAY_QUOTES} unclosed quotes (the first on line "
+                f"{first_stray:,}); fix the quoting and import again (the rows before were "
+                "imported)."
+            )
+        end = row[-1][0]
+        if still_open and lines.eof:
+            where = "runs to the end of the file"
+        elif why:
+            where = why
+        else:
+            where = f"runs over {end - opened + 1:,} lines (to line {end:,})"
+        writer.error(
+            opened,
+            f"a quoted field opened on this line is not closed: it {where}; the row is skipped "
+            "and the lines after it are read again",
+        )
+        lines.again.extendleft(reversed([item for item in row if item[0] > opened]))
+
     try:
-        for values in reader:
-            start, line = line + 1, reader.line_num
+        while True:
+            lines.next_row()
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except _RunOn:
+                stray(lines.row, f"runs over {MAX_LINE >> 20} MiB")
+                continue
+            row = lines.row
+            start, end = row[0][0], row[-1][0]
+            writer.grow(lines.size)
             if not values or values == [""]:
+                blanks += 1
+                if blanks > MAX_BLANK_RUN:
+                    raise _too_blank(name, start - blanks + 1)
+                continue
+            blanks = 0
+            if end > start and (
+                len(values) != len(header)
+                or _breaks_outside(values, multiline)
+                or (lines.eof and _opened_quote(row)[1])
+                or _holds_rows(row, len(header), puid)
+            ):
+                stray(row, "")
                 continue
             if len(values) != len(header):
                 writer.error(start, f"{len(values)} fields where the header has {len(header)}")
@@ -697,7 +919,8 @@ def _read_csv(stream: gzip.GzipFile | io.BufferedReader[Any], writer: _Writer, n
                 writer.error(start, str(exc))
     except csv.Error as exc:
         raise UserError(
-            f"{name} cannot be read as CSV after line {line} ({exc}); the rows before it were imported."
+            f"{name} cannot be read as CSV after line {lines.number:,} ({exc}); "
+            "the rows before it were imported."
         ) from None
     finally:
         products.finish()
@@ -732,6 +955,28 @@ class _Counting(io.RawIOBase):
         return n
 
 
+class _Inflated(io.RawIOBase):
+    """The decompressed stream of a gzip file, refused once it inflates beyond ``limit``."""
+
+    def __init__(self, gz: gzip.GzipFile, limit: int, name: str):
+        self.gz, self.limit, self.name, self.done = gz, limit, name, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.gz.readinto(buffer)
+        self.done += n
+        if self.done > self.limit:
+            raise UserError(
+                f"{self.name} inflates to more than {self.limit >> 20:,} MiB, over "
+                f"{MAX_INFLATE_RATIO} times its size, which no catalog does (a damaged file or "
+                "a gzip bomb?); the rows before were imported, and to import it anyway, gunzip "
+                "it and import the uncompressed file."
+            )
+        return n
+
+
 def _format(path: Path) -> tuple[str, bool]:
     name = path.name.lower()
     gz = name.endswith(".gz")
@@ -760,10 +1005,14 @@ def import_file(
     try:
         total = os.fstat(raw.fileno()).st_size
         counted = io.BufferedReader(_Counting(raw, total, progress), 1 << 16)
-        stream = gzip.GzipFile(fileobj=counted, mode="rb") if gz else counted
+        stream: io.BufferedIOBase = counted
+        if gz:
+            inflated = gzip.GzipFile(fileobj=counted, mode="rb")
+            limit = max(MIN_INFLATE, MAX_INFLATE_RATIO * total)
+            stream = io.BufferedReader(_Inflated(inflated, limit, path.name), 1 << 16)
         try:
             if kind == "jsonl":
-                _read_jsonl(stream, writer)
+                _read_jsonl(stream, writer, path.name)
             else:
                 _read_csv(stream, writer, path.name)
         except UserError:

@@ -67,6 +67,13 @@ class ZipPump:
             self.error = exc
             while self.queue.get() is not None:
                 pass
+        finally:
+            if member is not None:
+                # A member left open keeps the ZipFile "writing": closing it (here, or when it is
+                # garbage-collected) would raise again and print a traceback after the sentence.
+                # The file is thrown away; the first error is the one reported.
+                with contextlib.suppress(Exception):
+                    member.close()
 
     def _put(self, item: tuple[str, bytes | str | None]) -> None:
         if self.error is not None:
@@ -85,14 +92,15 @@ class ZipPump:
     def finish(self, ok: bool = True) -> None:
         self.queue.put(None)
         self.thread.join()
+        if ok and self.error is None:
+            self.zf.close()
+            return
+        # The file is thrown away: close it now (the disk may still be full; the first error is
+        # the one reported) so that garbage collection has nothing left to write.
+        with contextlib.suppress(Exception):
+            self.zf.close()
         if self.error is not None:
             raise self.error
-        if ok:
-            self.zf.close()
-        else:
-            # The file is thrown away (the run failed already): just release the handles.
-            with contextlib.suppress(Exception):
-                self.zf.close()
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ def _emit(args: argparse.Namespace, data: object, text: str) -> None:
 
 
 def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
+    from tuiexport.output import whole_number
+
     p.add_argument("--name", required=False)
     p.add_argument("--selection", metavar="ID|NAME", help="product selection to use")
     if not creating:
@@ -39,7 +42,12 @@ def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
     p.add_argument("--output", choices=service.OUTPUTS, dest="output_format")
     p.add_argument("--language", choices=service.LANGUAGES)
     p.add_argument("--long-descriptions", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--limit", type=int, metavar="N", help="product limit (0: the contract limit)")
+    p.add_argument(
+        "--limit",
+        type=whole_number(0, MAX_INT),
+        metavar="N",
+        help="product limit (0: the contract limit)",
+    )
     p.add_argument(
         "--excel",
         action=argparse.BooleanOptionalAction,
@@ -174,17 +182,36 @@ def exports_share_url(args: argparse.Namespace) -> int:
 # --- selections ----------------------------------------------------------------------------
 
 
+#: Criteria are a few hundred bytes; a file bigger than this is the wrong file.
+_MAX_CRITERIA = 1 << 20
+
+
 def _read_criteria(text: str | None) -> service.Criteria | None:
     if text is None:
         return None
     if text == "-":
-        text = sys.stdin.read()
+        where = "standard input"
+        data = sys.stdin.buffer.read(_MAX_CRITERIA + 1)
     elif text.startswith("@"):
+        where = f"the criteria file {text[1:]}"
         try:
-            text = Path(text[1:]).read_text(encoding="utf-8")
+            with open(text[1:], "rb") as f:
+                data = f.read(_MAX_CRITERIA + 1)
         except OSError as exc:
-            raise UserError(f"Cannot read the criteria file {text[1:]}: {exc.strerror}.") from exc
-    return service.criteria_from_json(text)
+            raise UserError(f"Cannot read {where}: {exc.strerror}.") from exc
+    else:
+        return service.criteria_from_json(text)
+    if len(data) > _MAX_CRITERIA:
+        raise UserError(
+            f"{where[0].upper()}{where[1:]} is larger than 1 MiB; criteria are short JSON."
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(
+            f"{where[0].upper()}{where[1:]} is not UTF-8 text; save it as UTF-8."
+        ) from None
+    return service.criteria_from_json(data)
 
 
 def _describe_selection(s: service.SelectionView, count: int | None) -> str:
@@ -292,10 +319,46 @@ def history_cmd(args: argparse.Namespace) -> int:
 # --- headless run --------------------------------------------------------------------------
 
 
+def _check_output(path: Path) -> None:
+    """The run replaces the file at ``path`` by renaming its finished file over it: a device or a
+    pipe there would be replaced by a plain file (as root, /dev/full would be gone)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # not there yet (or not reachable): the run says why it cannot write
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UserError(
+            f"-o {path} is not a regular file or a folder (a device or a pipe); "
+            "name a file or a folder, or use '-o -' to write to standard output."
+        )
+
+
+def init_command(args: argparse.Namespace) -> int:
+    """Create (or bring up to date) the database: the one explicit first-run step for scripts,
+    containers and cron set-ups, which must not wait for someone to start the TUI."""
+    from tuiexport.output import print_json
+
+    service.prepare_database(args.db, load_sample=not args.no_sample)
+    service.mark_interrupted()
+    where = service.database_location()
+    definitions = len(service.list_definitions())
+    products = service.count_products(service.Criteria(suppliers="all"))
+    if args.json:
+        print_json({"database": where, "definitions": definitions, "products": products})
+    else:
+        print(
+            f"The database {where} is ready: {products:,} products, "
+            f"{definitions} export definitions."
+        )
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage."""
     to_stdout = args.output == "-"
     output_path = None if to_stdout or not args.output else args.output
+    if output_path is not None:
+        _check_output(Path(output_path).expanduser())
     progress = TerminalProgress("products", sys.stderr.isatty() and not args.quiet)
     try:
         run = service.run_export(
@@ -323,7 +386,21 @@ def run_command(args: argparse.Namespace) -> int:
 # --- registration --------------------------------------------------------------------------
 
 
+#: The largest number the database stores (64-bit integers).
+MAX_INT = 2**63 - 1
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    from tuiexport.output import whole_number
+
+    p = sub.add_parser(
+        "init",
+        help="create the database (with the sample catalog and examples), or migrate it",
+    )
+    p.add_argument("--no-sample", action="store_true", help="schema only, no sample catalog")
+    _json_flag(p)
+    p.set_defaults(handler=init_command, needs_db=False)
+
     exports = sub.add_parser("exports", help="export definitions").add_subparsers(
         dest="action", metavar="ACTION", required=True
     )
@@ -365,7 +442,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=selections_list)
     p = selections.add_parser("show", help="show a selection with its product count")
     p.add_argument("selection", metavar="SELECTION", help="number or unique name")
-    p.add_argument("--preview", type=int, metavar="N", default=0, help="list the first N products")
+    p.add_argument(
+        "--preview",
+        type=whole_number(0, 1_000_000),
+        metavar="N",
+        default=0,
+        help="list the first N products",
+    )
     _json_flag(p)
     p.set_defaults(handler=selections_show)
     for name, handler in (("create", selections_create), ("update", selections_update)):
@@ -388,6 +471,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--status", choices=["running", "success", "warning", "failed", "cancelled", "interrupted"]
     )
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=whole_number(1, 1_000_000), default=50)
     _json_flag(p)
     p.set_defaults(handler=history_cmd)

@@ -52,10 +52,15 @@ def _view(
     )
 
 
+#: The largest id the database holds (SQLite and PostgreSQL integers are 64-bit).
+_MAX_ID = 2**63 - 1
+
+
 def _get(ref: int | str) -> Selection:
     row = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = Selection.get_or_none(Selection.id == int(ref))
+    number = ref if isinstance(ref, int) else int(ref) if ref.isascii() and ref.isdigit() else None
+    if number is not None and 0 <= number <= _MAX_ID:
+        row = Selection.get_or_none(Selection.id == number)
     if row is None and isinstance(ref, str):
         rows = list(Selection.select().where(Selection.name == ref).limit(2))
         if len(rows) > 1:
