@@ -89,8 +89,9 @@ def test_commands_that_expect_a_catalog_never_create_one(tmp_path, isolated_home
         done = tx(work, isolated_home, "--db", target, *command)
         assert done.returncode == 2, done.stderr
         assert done.stderr.splitlines() == [
-            f"tuiexport: There is no tuiexport database at {target}; create it by starting "
-            "tuiexport (the TUI, with the sample catalog) or with 'tuiexport catalog import FILE'."
+            f"tuiexport: There is no tuiexport database at {target}; create it with 'tuiexport "
+            "init' (or by starting the TUI: both load the sample catalog) or 'tuiexport catalog "
+            "import FILE'."
         ]
         assert tree(tmp_path) == before, "no file and no folder may be created"
     if command[0] in ("--run", "serve"):  # the default database (no --db) is no exception
@@ -156,3 +157,17 @@ def test_a_fresh_postgresql_database_is_not_filled_by_run(
     assert done.returncode == 0, done.stderr
     done = tx(tmp_path, isolated_home, "--db", url, "exports", "list", "--json")
     assert done.returncode == 0, done.stderr
+
+
+def test_init_creates_the_database_with_the_sample_then_commands_work(tmp_path, isolated_home):
+    work = tmp_path / "work"
+    work.mkdir()
+    done = tx(work, isolated_home, "--db", "new.sqlite", "init")
+    assert done.returncode == 0, done.stderr
+    assert "2,500 products, 5 export definitions" in done.stdout
+    again = tx(work, isolated_home, "--db", "new.sqlite", "init")  # idempotent: nothing added
+    assert again.returncode == 0 and again.stdout == done.stdout
+    listed = tx(work, isolated_home, "--db", "new.sqlite", "exports", "list")
+    assert listed.returncode == 0 and "Shop feed" in listed.stdout
+    bare = tx(work, isolated_home, "--db", "bare.sqlite", "init", "--no-sample")
+    assert bare.returncode == 0 and "0 products, 0 export definitions" in bare.stdout

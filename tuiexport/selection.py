@@ -281,20 +281,36 @@ def count(c: Criteria) -> int:
     return query.scalar() or 0
 
 
-def only_in_first(a: Criteria, b: Criteria, examples: int = 3) -> tuple[int, list[int]]:
-    """How many products ``a`` selects that ``b`` does not, and the first few puids of them."""
-    query = Product.select(Product.puid)
-    conds = product_conditions(a)
+def count_both(a: Criteria, b: Criteria) -> int:
+    """How many products both rule sets select (their conditions joined with AND: as fast as one
+    count, where a NOT IN of one selection against the other took minutes at 1M products)."""
+    conds = product_conditions(a) + product_conditions(b)
+    query = Product.select(pw.fn.COUNT(pw.SQL("*")))
     if conds:
         query = query.where(*conds)
-    others = Product.select(Product.puid)
-    other_conds = product_conditions(b)
-    if other_conds:
-        others = others.where(*other_conds)
-    query = query.where(Product.puid.not_in(others))
-    counted = Product.select(pw.fn.COUNT(pw.SQL("*"))).from_(query.alias("only")).scalar() or 0
-    first = [puid for (puid,) in tuples(query.order_by(Product.puid).limit(examples))]
-    return counted, first
+    return int(query.scalar() or 0)
+
+
+def first_only_in(a: Criteria, b: Criteria, n: int = 3, *, batch: int = 500) -> list[int]:
+    """The first ``n`` puids that ``a`` selects and ``b`` does not, looked for in batches along
+    ``a`` (at most 4 batches: examples, not a full scan, when the two differ only far along)."""
+    found: list[int] = []
+    after: int | None = None
+    other = product_conditions(b)
+    for _ in range(4):
+        query = product_query(a, limit=batch)
+        if after is not None:
+            query = query.where(Product.puid > after)
+        puids = [puid for (puid,) in tuples(query)]
+        if not puids:
+            break
+        both = Product.select(Product.puid).where(Product.puid.in_(puids), *other)
+        in_b = {puid for (puid,) in tuples(both)}
+        found.extend(p for p in puids if p not in in_b)
+        if len(found) >= n:
+            break
+        after = puids[-1]
+    return found[:n]
 
 
 # --- the generated name --------------------------------------------------------------------

@@ -49,6 +49,7 @@ from tuiexport.management.history import (
     record_crash,
 )
 from tuiexport.management.selections import (
+    ImpactCancelled,
     count_products,
     create_selection,
     delete_selection,

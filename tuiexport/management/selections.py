@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
@@ -209,11 +210,29 @@ def preview(
     ]
 
 
+class ImpactCancelled(Exception):
+    """The edit the impact was computed for is gone (the rules changed again)."""
+
+
 def selection_impact(
-    ref: int | str, edited: Criteria, language: str = "de", fallback: str = "de"
+    ref: int | str,
+    edited: Criteria,
+    language: str = "de",
+    fallback: str = "de",
+    *,
+    after: int | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> SelectionImpact:
     """What saving ``edited`` over the stored rules of selection ``ref`` would change: products
-    gained and lost (counts and the first few), and each export using it against its limit."""
+    gained and lost (counts and the first few), and each export using it against its limit.
+
+    ``after``: the edited rules' count, when the caller has it already. ``cancelled`` is asked
+    between the queries (each a count at most); when it says so, :class:`ImpactCancelled`."""
+
+    def step() -> None:
+        if cancelled():
+            raise ImpactCancelled
+
     row = _get(ref)
     saved = sel.criteria_from_json(row.criteria)
     users = list(
@@ -235,9 +254,20 @@ def selection_impact(
         return SelectionImpact(
             before=before, after=0, gained=0, lost=0, exports=exports, reasons=reasons
         )
-    after = sel.count(edited)
-    gained, gained_first = sel.only_in_first(edited, saved)
-    lost, lost_first = sel.only_in_first(saved, edited)
+    step()
+    if after is None:
+        after = sel.count(edited)
+        step()
+    # Saved rules that are invalid select nothing (their exports cannot run): all is gained.
+    both = sel.count_both(saved, edited) if before else 0
+    gained, lost = after - both, before - both
+    step()
+    if not before:
+        gained_first = [p for (p,) in tuples(sel.product_query(edited, limit=3))]
+    else:
+        gained_first = sel.first_only_in(edited, saved) if gained else []
+    step()
+    lost_first = sel.first_only_in(saved, edited) if lost else []
     names = _names(gained_first + lost_first, language, fallback)
     return SelectionImpact(
         before=before,

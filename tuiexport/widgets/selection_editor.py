@@ -337,9 +337,17 @@ class SelectionEditor(Vertical):
         # Show the count at once; what saving would change takes two more queries.
         self.post_message(self.Computed(count, rows, name, reasons))
         if self.selection is not None and criteria != self.original:
-            impact = service.selection_impact(self.selection.id, criteria, language=self.language)
-            if not worker.is_cancelled:
-                self.post_message(self.Computed(count, rows, name, reasons, impact))
+            try:
+                impact = service.selection_impact(
+                    self.selection.id,
+                    criteria,
+                    language=self.language,
+                    after=None if reasons else count,
+                    cancelled=lambda: worker.is_cancelled,
+                )
+            except service.ImpactCancelled:
+                return  # the rules changed again: a newer worker computes their impact
+            self.post_message(self.Computed(count, rows, name, reasons, impact))
 
     def on_selection_editor_computed(self, message: Computed) -> None:
         message.stop()
