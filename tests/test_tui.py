@@ -8,7 +8,16 @@ import pytest
 from rich.console import Console
 from textual.widgets import Input
 
-from tests.test_tui_helpers import BASE_URL, make_app, notifications, settle, sync, tui_db  # noqa: F401 - tui_db is a fixture
+from tests.test_tui_helpers import (  # noqa: F401 - tui_db is a fixture
+    BASE_URL,
+    make_app,
+    move_to,
+    notifications,
+    settle,
+    sync,
+    tui_db,
+    until,
+)
 from tuiexport import service
 from tuiexport.models import ExportDefinition, Run
 from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
@@ -27,20 +36,6 @@ def rendered(renderable) -> str:
 
 def names(app) -> list[str]:
     return [v.name for v in app.screen.exports.definitions.views]
-
-
-async def until(pilot, condition, seconds: float = 2.0) -> None:
-    """Give the app a few frames (bounded) to reach a state, e.g. a pushed modal."""
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-
-
-async def move_to(pilot, name: str) -> None:
-    lst = pilot.app.screen.exports.definitions
-    lst.move_cursor([v.name for v in lst.views].index(name))
-    await pilot.pause()
 
 
 @sync

@@ -12,32 +12,12 @@ import sys
 import pytest
 from textual.widgets import Input, OptionList
 
-from tests.test_tui_helpers import make_app, settle, sync, tui_db  # noqa: F401
+from tests.test_tui_helpers import make_app, move_to, settle, sync, tui_db, type_keys, until  # noqa: F401
 from tuiexport.screens.command_log import CommandLogScreen
 from tuiexport.screens.dialogs import ConfirmScreen
 from tuiexport.widgets.selection_editor import SelectionEditor
 
 pytestmark = pytest.mark.usefixtures("tui_db")
-
-
-async def keys(pilot, *names: str) -> None:
-    for name in names:
-        await pilot.press(name)
-        await pilot.pause(0.05)
-        await settle(pilot)
-
-
-async def until(pilot, condition, seconds: float = 3.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-
-
-async def move_to(pilot, name: str) -> None:
-    lst = pilot.app.screen.exports.definitions
-    lst.move_cursor([v.name for v in lst.views].index(name))
-    await settle(pilot)
 
 
 def snapshot(path) -> list[tuple]:
@@ -68,44 +48,44 @@ async def test_every_action_has_a_command_that_does_the_same(tui_db, tmp_path): 
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         # A new export, renamed and switched to JSON Lines, no long texts.
-        await keys(pilot, "ctrl+n")
-        await keys(pilot, *"Replay feed")
+        await type_keys(pilot, "ctrl+n")
+        await type_keys(pilot, *"Replay feed")
         screen = app.screen
         screen.query_one("#ed-format").value = ("standard", "jsonl")
         screen.query_one("#ed-long").value = False
-        await keys(pilot, "ctrl+s", "escape")
+        await type_keys(pilot, "ctrl+s", "escape")
         # A new selection for the draft, assigned on save.
         await move_to(pilot, "Draft without selection")
-        await keys(pilot, "enter", "f4")
+        await type_keys(pilot, "enter", "f4")
         await until(pilot, lambda: bool(screen.query(SelectionEditor)))
         editor = screen.query_one(SelectionEditor)
         editor.query_one("#sel-only_new").value = True
         editor.query_one("#sel-search", Input).value = "Maus"
         await pilot.pause(0.4)
-        await keys(pilot, "ctrl+s", "f12")  # (ctrl+w in a text field deletes a word)
+        await type_keys(pilot, "ctrl+s", "f12")  # (ctrl+w in a text field deletes a word)
         # Excel on the shop feed, a new token for the BMEcat, one export deleted.
         await move_to(pilot, "Shop feed")
-        await keys(pilot, "enter")
+        await type_keys(pilot, "enter")
         screen.query_one("#ed-excel").value = True
-        await keys(pilot, "ctrl+s", "escape")
+        await type_keys(pilot, "ctrl+s", "escape")
         await move_to(pilot, "Marketplace BMEcat")
-        await keys(pilot, "f7")
+        await type_keys(pilot, "f7")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await keys(pilot, "y")
+        await type_keys(pilot, "y")
         await move_to(pilot, "Price and stock update")
-        await keys(pilot, "f8")
+        await type_keys(pilot, "f8")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await keys(pilot, "y")
+        await type_keys(pilot, "y")
         await move_to(pilot, "Shop feed")
-        await keys(pilot, "f6")
+        await type_keys(pilot, "f6")
         # One key away, newest first; Enter copies the command.
-        await keys(pilot, "ctrl+l")
+        await type_keys(pilot, "ctrl+l")
         assert isinstance(app.screen, CommandLogScreen)
         assert app.screen.query_one(OptionList).option_count == len(app.commands)
-        await keys(pilot, "enter")
+        await type_keys(pilot, "enter")
         assert app.clipboard == app.commands[-1].command
         assert app.clipboard.startswith("curl -fROJ 'http://127.0.0.1:8421/api/v1/exports/")
-        await keys(pilot, "escape")
+        await type_keys(pilot, "escape")
         commands = [entry.command for entry in app.commands]
     tui_tokens = tokens(tui_db)
 

@@ -157,3 +157,32 @@ def env_for_subprocess(home) -> dict:
     env = dict(os.environ, TUIEXPORT_HOME=str(home), TZ="UTC")
     env.pop("TUIEXPORT_DB", None)
     return env
+
+
+async def type_keys(pilot, *keys: str) -> None:
+    """One key, then the app settles, then the next: human speed, not one burst."""
+    for key in keys:
+        await pilot.press(key)
+        await pilot.pause(0.05)
+        await settle(pilot)
+
+
+async def until(pilot, condition, seconds: float = 3.0) -> bool:
+    """Give the app frames (bounded) to reach a state, e.g. a pushed modal or a loaded worker."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return True
+        await pilot.pause(0.02)
+    return bool(condition())
+
+
+async def move_to(pilot, name: str) -> None:
+    """Put the definition list's cursor on the export called ``name``."""
+    lst = pilot.app.screen.exports.definitions
+    lst.move_cursor([v.name for v in lst.views].index(name))
+    await settle(pilot)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -9,7 +9,7 @@ import sys
 import pytest
 from textual.widgets import Input
 
-from tests.test_tui_helpers import settle, sync, tui_db  # noqa: F401
+from tests.test_tui_helpers import move_to, settle, sync, tui_db, type_keys  # noqa: F401
 from tuiexport import config, service
 from tuiexport.app import ExportApp
 from tuiexport.models import ExportDefinition, Run
@@ -30,21 +30,8 @@ def app_with(**kwargs):
     return ExportApp(server_url=BASE_URL, **kwargs)
 
 
-async def keys(pilot, *names: str) -> None:
-    for name in names:
-        await pilot.press(name)
-        await pilot.pause(0.05)
-        await settle(pilot)
-
-
 def warnings(app) -> list[str]:
     return [str(n.message) for n in app._notifications if n.severity == "warning"]
-
-
-async def move_to(pilot, name: str) -> None:
-    lst = pilot.app.screen.exports.definitions
-    lst.move_cursor([v.name for v in lst.views].index(name))
-    await settle(pilot)
 
 
 @sync
@@ -58,16 +45,16 @@ async def test_read_only_changes_nothing_and_says_why():
         await settle(pilot)
         status = str(app.screen.query_one("#status").render())
         assert status.startswith("read-only")
-        await keys(pilot, "ctrl+n")
+        await type_keys(pilot, "ctrl+n")
         assert "Creating exports is off: this TUI is read-only (--read-only)." in warnings(app)
         await move_to(pilot, "Shop feed")
-        await keys(pilot, "enter", *"XY", "ctrl+s")
+        await type_keys(pilot, "enter", *"XY", "ctrl+s")
         assert any(w.startswith("Saving is off") for w in warnings(app))
-        await keys(pilot, "ctrl+x")
+        await type_keys(pilot, "ctrl+x")
         assert any(w.startswith("Changing an export's selection is off") for w in warnings(app))
         app.screen.exports.definitions.focus()
         await settle(pilot)
-        await keys(pilot, "f7", "f8")
+        await type_keys(pilot, "f7", "f8")
         assert any(w.startswith("Giving exports new share tokens is off") for w in warnings(app))
         assert any(w.startswith("Deleting exports is off") for w in warnings(app))
         # The key bar dims what would write.
@@ -92,7 +79,7 @@ async def test_read_only_downloads_follow_the_setting(isolated_home):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Shop feed")
-        await keys(pilot, "f5")
+        await type_keys(pilot, "f5")
         assert any(
             w
             == "Downloading is off: this TUI is read-only (read_only = true in the configuration)."
@@ -108,7 +95,7 @@ async def test_read_only_may_still_download_by_default():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await move_to(pilot, "Shop feed")
-        await keys(pilot, "f5")
+        await type_keys(pilot, "f5")
         for _ in range(300):
             if not app.screen.downloads.running:
                 break
@@ -130,10 +117,10 @@ async def test_keymap_and_theme_from_the_config(isolated_home):
         line = app.screen.query_one("KeyBar").render().plain
         assert "^b New" in line
         count = ExportDefinition.select().count()
-        await keys(pilot, "ctrl+b")
+        await type_keys(pilot, "ctrl+b")
         assert ExportDefinition.select().count() == count + 1
         assert app.focused is app.screen.query_one("#ed-name", Input)
-        await keys(pilot, "escape", "escape", "f1")
+        await type_keys(pilot, "escape", "escape", "f1")
         assert isinstance(app.screen, HelpScreen)
         shown = "\n".join(s.text for s in app.screen._compositor.render_strips())
         new_line = next(line for line in shown.splitlines() if " New " in f"{line} ")

@@ -9,7 +9,17 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from tests.test_tui_helpers import make_app, notifications, settle, sync, tui_db  # noqa: F401 - tui_db is a fixture
+from tests.test_tui_helpers import (  # noqa: F401 - tui_db is a fixture
+    make_app,
+    move_to,
+    notifications,
+    screen_text,
+    settle,
+    sync,
+    tui_db,
+    type_keys,
+    until,
+)
 from tuiexport import service
 from tuiexport.models import ExportDefinition
 from tuiexport.widgets.definition_list import DefinitionRows
@@ -20,37 +30,10 @@ pytestmark = pytest.mark.usefixtures("tui_db")
 EXPORTS = "exports-tab"
 
 
-async def type_keys(pilot, *keys: str) -> None:
-    """One key, then the app settles, then the next: human speed, not one burst."""
-    for key in keys:
-        await pilot.press(key)
-        await pilot.pause(0.05)
-        await settle(pilot)
-
-
-async def until(pilot, condition, seconds: float = 3.0) -> bool:
-    for _ in range(int(seconds / 0.02)):
-        if condition():
-            return True
-        await pilot.pause(0.02)
-    return condition()
-
-
-def screen_text(app) -> str:
-    """What the terminal shows now, as plain text."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
 def focus_in_active_pane(app) -> bool:
     tabs = app.screen.tabs
     pane = tabs.active_pane
     return app.focused is not None and pane is not None and pane in app.focused.ancestors
-
-
-async def move_to(pilot, name: str) -> None:
-    lst = pilot.app.screen.exports.definitions
-    lst.move_cursor([v.name for v in lst.views].index(name))
-    await settle(pilot)
 
 
 @sync
