@@ -15,9 +15,7 @@ from importlib.resources import as_file, files
 import peewee
 
 from tuiexport import schema
-from tuiexport.catalog.importer import import_file
 from tuiexport.db import DatabaseError, open_database, unusable
-from tuiexport.management.examples import create_examples
 from tuiexport.models import Product
 
 #: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
@@ -54,6 +52,11 @@ def ensure_sample() -> None:
         raise DatabaseError(
             f"The bundled sample catalog {SAMPLE_CATALOG} is missing; reinstall tuiexport."
         )
+    # Imported here, not at the top: every start (the TUI, each --run from cron) passes through
+    # prepare_database, and only a fresh database needs the importer.
+    from tuiexport.catalog.importer import import_file
+    from tuiexport.management.examples import create_examples
+
     with as_file(SAMPLE_CATALOG) as path:
         import_file(path)
     create_examples()
@@ -73,5 +76,7 @@ def finish_own_catalog(fresh: bool, changed: bool) -> None:
     if not fresh or not changed:
         return
     if Product.select().limit(1).exists():
+        from tuiexport.management.examples import create_examples
+
         create_examples()
     schema.set_meta("sample_loaded", "own catalog")

@@ -90,8 +90,7 @@ class DefinitionEditor(Vertical):
             yield Label("Limit", classes="label")
             yield Input(id="ed-limit", compact=True, placeholder="contract", type="integer")
             yield Static("", id="ed-count")
-        with Horizontal(classes="field", id="ed-trend-row"):
-            yield Label("Last runs", classes="label")
+            # The product counts of the last runs, in the same row: fewer widgets to expand.
             yield CountSparkline(id="ed-trend")
         yield Static("", id="ed-info")
         with Horizontal(classes="buttons"):

@@ -9,7 +9,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Sparkline
-from textual_plotext import PlotextPlot
 
 from tuiexport import service
 from tuiexport.management.views import RunView
@@ -46,6 +45,9 @@ class RunTrends(Horizontal):
         self.runs: list[RunView] = []
 
     def compose(self) -> ComposeResult:
+        # plotext is imported when run details first open, not at the TUI's start.
+        from textual_plotext import PlotextPlot
+
         yield PlotextPlot(id="trend-products")
         yield PlotextPlot(id="trend-size")
         yield PlotextPlot(id="trend-duration")
@@ -58,6 +60,8 @@ class RunTrends(Horizontal):
         self.post_message(self.Loaded(finished_runs(export_id)))
 
     def on_run_trends_loaded(self, message: Loaded) -> None:
+        from textual_plotext import PlotextPlot
+
         message.stop()
         self.runs = message.runs
         self.border_title = f"Last {len(self.runs)} finished runs (● this one)"
