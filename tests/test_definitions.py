@@ -150,3 +150,16 @@ def test_duplicate_name_on_the_cli_is_one_sentence_and_exit_2(catalog, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err == "tuiexport: An export named 'Shop feed' exists already; choose another name.\n"
+
+
+def test_options_are_typed_and_checked_on_save(catalog):
+    d = service.create_definition("Feed", options={"csv_variant": "excel"})
+    assert d.options == {"csv_variant": "excel"}
+    # A typo or a tuning knob is refused with a sentence instead of failing the run later.
+    with pytest.raises(UserError, match=r"export options are invalid: .*unknown field `workers`"):
+        service.update_definition(d.export_id, options={"workers": "two"})
+    with pytest.raises(UserError, match=r"Invalid enum value 'exel'"):
+        service.update_definition(d.export_id, options={"csv_variant": "exel"})
+    assert service.get_definition("Feed").options == {"csv_variant": "excel"}
+    # The default is not stored: "standard" and no option are the same definition.
+    assert service.update_definition(d.export_id, options={"csv_variant": "standard"}).options == {}

@@ -12,14 +12,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
+import msgspec
 import peewee as pw
 
 #: Name of the temporary table holding the selected puids, ordered, already cut to the limit.
 SELECTION_TABLE = "sel"
 #: Name of the temporary table holding puids that matched but were cut by the limit.
 OMITTED_TABLE = "sel_omitted"
+
+
+class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a user may set in a definition's options, validated on save (an unknown key or a
+    wrong value is refused with a sentence instead of failing the run later). Tuning knobs of
+    the writers (workers, chunk sizes, the generic path) are not options: tests and benchmarks
+    hand them to a job directly, and nothing stores them."""
+
+    #: ``excel``: the CSV members with a BOM, semicolons and decimal commas.
+    csv_variant: Literal["standard", "excel"] = "standard"
+
+
+def check_options(options: object) -> dict[str, Any]:
+    """The stored form of user options (defaults left out); raises ValueError with a sentence."""
+    try:
+        typed = msgspec.convert(options, ExportOptions)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"The export options are invalid: {exc}.") from None
+    stored: dict[str, Any] = msgspec.to_builtins(typed)
+    return stored
 
 
 class Cancelled(Exception):

@@ -16,6 +16,7 @@ from tuiexport import selection as sel
 from tuiexport.db import database
 from tuiexport.errors import NotFound, UserError
 from tuiexport.exporters import registry
+from tuiexport.exporters.base import check_options
 from tuiexport.management import history
 from tuiexport.management.views import DefinitionView, RunView
 from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, tuples, utcnow
@@ -200,9 +201,11 @@ def _check_fields(fields: dict[str, Any]) -> dict[str, Any]:
     elif "selection_id" in fields:
         fields["selection"] = fields.pop("selection_id")
     if "options" in fields:
-        if not isinstance(fields["options"], dict):
-            raise UserError("Options must be a JSON object.")
-        fields["options"] = json.dumps(fields["options"], sort_keys=True)
+        try:
+            options = check_options(fields["options"])
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        fields["options"] = json.dumps(options, sort_keys=True)
     return fields
 
 
