@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.pg_cluster import running_cluster
 from tuiexport import db as dbmod
 from tuiexport import service, setup
 from tuiexport.catalog.demo import generate_demo
@@ -27,61 +24,10 @@ from tuiexport.selection import Criteria
 pytestmark = pytest.mark.slow
 
 
-def _pg_bin() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
 @pytest.fixture(scope="module")
-def pg_url():
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb) are not installed")
-    # Not under pytest's tmp folder: that one is private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="tuiexport-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=60)
-
-    pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    pg(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(root / "log"),
-        "-w",
-        "-o",
-        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off",
-        "start",
-    )
-    try:
-        pg(
-            str(bindir / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "tuiexport",
-        )
-        yield f"postgresql://postgres@127.0.0.1:{port}/tuiexport"
-    finally:
-        pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+def pg_url() -> Iterator[str]:
+    with running_cluster() as cluster:
+        yield cluster.url
 
 
 def _build(target: str) -> dict[tuple[str, str], bytes]:

@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.pg_cluster import Cluster, running_cluster
 from tests.shared_catalog import make_catalog, tx
-from tests.test_postgres import _pg_bin
 from tuiexport import engine, service, setup
 from tuiexport.management import liveness
 from tuiexport.server import start_server
@@ -31,62 +27,11 @@ from tuiexport.server import start_server
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Cluster:
-    url: str
-    ctl: list[str]
-
-    def pg_ctl(self, *args: str) -> None:
-        subprocess.run([*self.ctl, *args], check=True, capture_output=True, timeout=120)
-
-    def stop(self) -> None:
-        self.pg_ctl("-m", "fast", "-w", "stop")
-
-    def start(self) -> None:
-        self.pg_ctl("-w", "start")
-
-
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     """A throw-away cluster of our own (it is stopped and started by the tests)."""
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb) are not installed")
-    root = Path(tempfile.mkdtemp(prefix="tuiexport-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log")]
-    found = Cluster(f"postgresql://postgres@127.0.0.1:{port}/tuiexport", [*ctl, "-o", options])
-    found.start()
-    try:
-        subprocess.run(
-            [
-                *as_user,
-                str(bindir / "createdb"),
-                *("-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "tuiexport"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    with running_cluster() as found:
         yield found
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_restart_mid_run_fails_the_run_in_one_sentence_and_records_it(
