@@ -9,6 +9,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
+from typing import Any
 
 import peewee as pw
 
@@ -130,22 +131,33 @@ def mark_interrupted() -> int:
     return len(dead)
 
 
+def _end(row: Run, status: str, message: str, *conditions: Any, **fields: Any) -> None:
+    """End a run's row with ``status``, one more message and ``fields`` (where ``conditions``
+    still hold: a row another process ended meanwhile keeps its ending)."""
+    messages = [*json.loads(row.messages or "[]"), message]
+    Run.update(
+        status=status,
+        finished=utcnow(),
+        messages=json.dumps(messages, ensure_ascii=False),
+        **fields,
+    ).where(Run.id == row.id, *conditions).execute()
+
+
 def record_crash(log_id: str, error: BaseException) -> None:
     """A run whose thread ended with an error that ``execute`` did not record (the run stays
     ``running`` otherwise, in a process that is alive): failed, its partial file removed."""
     row = Run.get_or_none(Run.log_id == log_id)
     if row is None or row.status != "running":
         return
-    messages = json.loads(row.messages or "[]")
-    messages.append(f"The export failed: {type(error).__name__}: {error}.")
-    Run.update(
-        status="failed",
-        finished=utcnow(),
-        messages=json.dumps(messages, ensure_ascii=False),
+    _end(
+        row,
+        "failed",
+        f"The export failed: {type(error).__name__}: {error}.",
+        Run.status == "running",
         outcome="",
         sha256=None,
         size=None,
-    ).where(Run.id == row.id, Run.status == "running").execute()
+    )
     if row.artifact_path:
         remove_partial(Path(row.artifact_path), row.log_id)
 
@@ -278,10 +290,6 @@ def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
     row = Run.get_or_none(Run.log_id == log_id)
     if row is None:
         return
-    messages = json.loads(row.messages or "[]")
-    messages.append(f"The client closed the connection after {sent:,} of {size or 0:,} bytes.")
-    Run.update(
-        status="cancelled",
-        finished=utcnow(),
-        messages=json.dumps(messages, ensure_ascii=False),
-    ).where(Run.id == row.id).execute()
+    _end(
+        row, "cancelled", f"The client closed the connection after {sent:,} of {size or 0:,} bytes."
+    )
