@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tuiexport import db as dbmod
 from tuiexport import service, setup
 from tuiexport.selection import Criteria
 
 
-def tx(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def tx(home: Path, *args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """``tuiexport ARGS`` in a child process with its own TUIEXPORT_HOME (``kw``: more
+    ``subprocess.run`` arguments)."""
     env = {**os.environ, "TUIEXPORT_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "tuiexport", *args],
@@ -20,6 +23,7 @@ def tx(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
         text=True,
         env=env,
         timeout=timeout,
+        **kw,
     )
 
 

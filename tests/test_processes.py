@@ -10,27 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.shared_catalog import tx
 from tuiexport import db as dbmod
 from tuiexport import service, setup
 from tuiexport.selection import Criteria
 
 pytestmark = pytest.mark.slow
-
-
-def tx(home: Path, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TUIEXPORT_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "tuiexport", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        **kw,
-    )
 
 
 @pytest.fixture
