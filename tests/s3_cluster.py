@@ -77,7 +77,8 @@ mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
 mon max pg per osd = 1000
 osd objectstore = memstore
-memstore device bytes = 1073741824
+# The OSD's capacity (objects take memory only as they are written).
+memstore device bytes = 4294967296
 [mon.a]
 mon data = {root}/mon
 public addr = 127.0.0.1:{mon_port}
@@ -90,6 +91,10 @@ osd class update on start = false
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 rgw data = {root}/rgw
+# Deleted objects' data is freed by the garbage collector: within seconds, not hours, so a
+# bench that writes and deletes large files does not fill the OSD.
+rgw gc obj min wait = 5
+rgw gc processor period = 5
 """
 
 

@@ -1,7 +1,7 @@
 """Artifacts in an S3-compatible object store, through boto3 (imported only with this module).
 
-A writer streams the file as a multipart upload: it fills one part buffer while the part before
-it uploads on a second thread, so memory stays at about two parts whatever the file's size. Each
+A writer streams the file as a multipart upload: it fills one part buffer while the parts before
+it upload on two threads, so memory stays at a few parts whatever the file's size. Each
 part carries its MD5 (the store refuses a part that arrived damaged); the SHA-256 of the whole
 file is computed on the way and stored as the object's ``sha256`` metadata. Leaving the writer
 without a commit aborts the upload: no object and no pending upload stay behind.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from types import TracebackType
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 #: The size of one part (S3 wants at least 5 MiB for all parts but the last).
 PART_SIZE = 8 << 20
+#: Parts uploading at once while the next one fills (memory: about in_flight + 2 parts).
+IN_FLIGHT = 2
 #: Above this size S3 cannot copy an object in one request: the digest goes into a tag instead.
 _COPY_LIMIT = 5 << 30
 #: Error codes that mean "these credentials may not do this".
@@ -54,9 +57,17 @@ _REFUSED = {
 class S3Store:
     """Objects under ``s3://bucket/prefix``; the key of a run's file is ``prefix/<key>``."""
 
-    def __init__(self, location: S3Location, client: S3Client, *, part_size: int = PART_SIZE):
+    def __init__(
+        self,
+        location: S3Location,
+        client: S3Client,
+        *,
+        part_size: int = PART_SIZE,
+        in_flight: int = IN_FLIGHT,
+    ):
         if part_size < 5 << 20:
             raise ValueError("S3 parts are at least 5 MiB")
+        self.in_flight = max(in_flight, 1)
         self.where = location
         self.client = client
         self.part_size = part_size
@@ -64,7 +75,9 @@ class S3Store:
         self.endpoint = client.meta.endpoint_url
 
     @classmethod
-    def from_url(cls, url: str, *, part_size: int = PART_SIZE) -> S3Store:
+    def from_url(
+        cls, url: str, *, part_size: int = PART_SIZE, in_flight: int = IN_FLIGHT
+    ) -> S3Store:
         """The store an ``artifacts_url`` names. Endpoint, region and credentials come from the
         URL's options where given, else the way boto3 finds them: ``AWS_*`` environment
         variables, ``~/.aws/config`` and ``~/.aws/credentials`` (``AWS_PROFILE``)."""
@@ -98,7 +111,7 @@ class S3Store:
             region_name=where.region or None,
             config=config,
         )
-        return cls(where, client, part_size=part_size)
+        return cls(where, client, part_size=part_size, in_flight=in_flight)
 
     # --- keys and errors ------------------------------------------------------------------
 
@@ -256,9 +269,10 @@ class S3Writer(io.RawIOBase):
         self._buffer = bytearray()
         self._size = 0
         self._sha256 = hashlib.sha256()
+        self._number = 0
         self._parts: list[CompletedPartTypeDef] = []
         self._uploader: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
+        self._pending: deque[Future[None]] = deque()
         self._result: StoredArtifact | None = None
         self._done = False
 
@@ -287,22 +301,22 @@ class S3Writer(io.RawIOBase):
 
     # --- parts ----------------------------------------------------------------------------
 
-    def _wait(self) -> None:
-        """Wait for the part in flight; its failure becomes a StorageError (after an abort)."""
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        try:
-            pending.result()
-        except Exception as exc:  # noqa: BLE001 - boto3's and the store's errors
-            self.abort()
-            raise self.store.error(exc, f"upload {self.key}") from None
+    def _wait(self, room: int = 0) -> None:
+        """Wait until at most ``room`` parts are in flight; a failed part becomes a
+        StorageError (after an abort)."""
+        while len(self._pending) > room:
+            try:
+                self._pending.popleft().result()
+            except Exception as exc:  # noqa: BLE001 - boto3's and the store's errors
+                self.abort()
+                raise self.store.error(exc, f"upload {self.key}") from None
 
     def _ship(self) -> None:
-        """Hand the full buffer to the uploader thread (after the previous part is done)."""
+        """Hand the full buffer to an uploader thread, once there is room in flight."""
         data = bytes(self._buffer)
         self._buffer = bytearray()
-        self._wait()
+        self._sha256.update(data)  # here, in order (hashlib lets the uploads run meanwhile)
+        self._wait(self.store.in_flight - 1)
         if self.upload_id is None:
             try:
                 started = self.store.client.create_multipart_upload(
@@ -312,13 +326,15 @@ class S3Writer(io.RawIOBase):
                 self.abort()
                 raise self.store.error(exc, f"start the upload of {self.key}") from None
             self.upload_id = started["UploadId"]
-            self._uploader = ThreadPoolExecutor(1, thread_name_prefix="s3-upload")
+            self._uploader = ThreadPoolExecutor(
+                self.store.in_flight, thread_name_prefix="s3-upload"
+            )
         assert self._uploader is not None
-        self._pending = self._uploader.submit(self._upload, len(self._parts) + 1, data)
+        self._number += 1
+        self._pending.append(self._uploader.submit(self._upload, self._number, data))
 
     def _upload(self, number: int, data: bytes) -> None:
-        """On the uploader thread: parts in order, so the SHA-256 sees the bytes in order."""
-        self._sha256.update(data)
+        """On an uploader thread."""
         assert self.upload_id is not None
         answer = self.store.client.upload_part(
             Bucket=self.store.where.bucket,
@@ -328,7 +344,7 @@ class S3Writer(io.RawIOBase):
             Body=data,
             ContentMD5=_md5(data),
         )
-        self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        self._parts.append({"ETag": answer["ETag"], "PartNumber": number})  # list.append: atomic
 
     # --- the end --------------------------------------------------------------------------
 
@@ -355,7 +371,8 @@ class S3Writer(io.RawIOBase):
                 self._done = True
                 raise self.store.error(exc, f"upload {self.key}") from None
         else:
-            self._ship()  # the last part (S3 allows it to be small)
+            if self._buffer:
+                self._ship()  # the last part (S3 allows it to be small)
             self._wait()
             digest = self._sha256.hexdigest()
             try:
@@ -363,7 +380,7 @@ class S3Writer(io.RawIOBase):
                     Bucket=bucket,
                     Key=name,
                     UploadId=self.upload_id,
-                    MultipartUpload={"Parts": self._parts},
+                    MultipartUpload={"Parts": sorted(self._parts, key=lambda p: p["PartNumber"])},
                 )
                 if self._size <= _COPY_LIMIT:
                     # Metadata is fixed when an upload starts, before the digest is known: a
@@ -405,11 +422,10 @@ class S3Writer(io.RawIOBase):
             return
         self._done = True
         self._buffer = bytearray()
-        pending, self._pending = self._pending, None
-        if pending is not None:
+        while self._pending:
             # Aborting anyway; the caller has the error that brought it here.
             with suppress(Exception):
-                pending.result()
+                self._pending.popleft().result()
         self._finish_uploader()
         if self.upload_id is not None:
             # If the store cannot be reached now, S3Store.discard_partial or the bucket's
