@@ -409,6 +409,8 @@ class S3Writer(io.RawIOBase):
         if stored is None or stored.size != self._size or stored.sha256 != digest:
             self._delete_quietly()
             found = "nothing" if stored is None else f"{stored.size:,} bytes"
+            if stored is not None and stored.size == self._size:
+                found = f"bytes with another SHA-256 ({stored.sha256 or 'none'})"
             raise StorageError(
                 f"The object store at {self.store.endpoint} holds {found} for {self.key}, not "
                 f"the {self._size:,} bytes written; the upload was discarded."
