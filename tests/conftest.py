@@ -33,3 +33,13 @@ def empty_db(tmp_path):
     database = setup.prepare_database(tmp_path / "t.sqlite", load_sample=False)
     yield database
     dbmod.close_database()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A throw-away S3-compatible store (radosgw, tests/s3_cluster.py) on loopback, started
+    once per test process (about 20 s) and shared by its tests: give each its own key prefix."""
+    from tests.s3_cluster import running_store
+
+    with running_store() as server:
+        yield server

@@ -41,6 +41,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Folders; empty means the platform default (or under TUIEXPORT_HOME).
     artifacts_dir: str = ""
     downloads_dir: str = ""
+    #: Artifacts in an S3-compatible object store, ``s3://bucket/prefix`` (endpoint, region,
+    #: profile as URL options; credentials the boto3 way); empty means the artifacts folder.
+    #: Checked here; runs and the share server do not use it yet (docs/operations/object-storage.md).
+    artifacts_url: str = ""
     #: Who is named as producer of definitions created here; empty means the login name.
     producer: str = ""
     #: The TUI changes nothing: no create, save, delete, rotate (``tuiexport --read-only`` too).
@@ -117,6 +121,16 @@ def load_settings() -> Settings:
             f"The contract limit ({source}) must be a whole number of at least 1, "
             f"not {loaded.contract_limit}."
         )
+    if loaded.artifacts_url:
+        from tuiexport.storage.base import StorageError, parse_s3_url
+
+        source = (
+            "TUIEXPORT_ARTIFACTS_URL" if "artifacts_url" in from_env else f"artifacts_url in {path}"
+        )
+        try:
+            parse_s3_url(loaded.artifacts_url)
+        except StorageError as exc:
+            raise ConfigError(f"{str(exc).rstrip('.')} ({source}).") from None
     return loaded
 
 
