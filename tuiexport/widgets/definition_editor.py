@@ -309,3 +309,7 @@ class DefinitionEditor(Vertical):
         name = self.query_one("#ed-name", Input)
         name.focus()
         name.action_end()
+
+    def select_name(self) -> None:
+        """Select the whole name (a new export's generated one), so that typing replaces it."""
+        self.query_one("#ed-name", Input).action_select_all()

@@ -7,6 +7,7 @@ right, recomputed in a debounced worker whenever a rule changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from tuiexport.errors import UserError
 from tuiexport.management.views import PreviewRow, SelectionImpact, SelectionView
 from tuiexport.widgets import fmt
 from tuiexport.widgets.checklist import FilterableChecklist
-from tuiexport.widgets.guard import background
+from tuiexport.widgets.guard import background, write_in_background
 
 SupplierMode = Literal["partners", "all", "list"]
 SUPPLIER_MODES: tuple[SupplierMode, ...] = ("partners", "all", "list")
@@ -140,6 +141,8 @@ class SelectionEditor(Vertical):
         self.auto_name = selection.name if selection else ""
         self._timer: Timer | None = None
         self._ready = False
+        #: A save is on its way to the database (a second one would create the selection twice).
+        self._saving = False
 
     @property
     def title(self) -> str:
@@ -394,19 +397,34 @@ class SelectionEditor(Vertical):
 
     # --- saving ----------------------------------------------------------------------------
 
-    def save(self) -> SelectionView:
-        """Store the rules (and name; empty = generated); every definition using it follows."""
-        criteria = self.criteria()
-        created = self.selection is None
-        if self.selection is None:
-            view = service.create_selection(criteria, self.name_value or None)
-        else:
-            view = service.update_selection(
-                self.selection.id, criteria=criteria, name=self.name_value
-            )
-        self.selection, self.original = view, view.criteria
-        self.original_name = view.name if view.name_custom else ""
-        self.auto_name = view.name
-        self.post_message(self.Saved(self, view, created))
-        self.post_message(self.TitleChanged(self))
-        return view
+    def save(self, then: Callable[[], None] | None = None) -> None:
+        """Store the rules (and name; empty = generated) in a worker; every definition using it
+        follows. Once stored: :class:`Saved` is posted, then ``then`` runs (on the UI thread)."""
+        if self._saving:
+            self.notify("Still saving this selection…", timeout=2)
+            return
+        criteria, name, selection = self.criteria(), self.name_value, self.selection
+
+        def write() -> SelectionView:
+            if selection is None:
+                return service.create_selection(criteria, name or None)
+            return service.update_selection(selection.id, criteria=criteria, name=name)
+
+        def stored(view: SelectionView) -> None:
+            self._saving = False
+            self.selection, self.original = view, view.criteria
+            self.original_name = view.name if view.name_custom else ""
+            self.auto_name = view.name
+            self.post_message(self.Saved(self, view, selection is None))
+            self.post_message(self.TitleChanged(self))
+            if then is not None:
+                then()
+
+        self._saving = True
+        write_in_background(
+            self,
+            f"Saving '{self.title.removeprefix('Selection: ').rstrip(' *')}'",
+            write,
+            stored,
+            failed=lambda: setattr(self, "_saving", False),
+        )
