@@ -1,7 +1,8 @@
 """Database writes never run on the UI thread (issue 15).
 
 Another process holding the SQLite write lock makes a save wait; the keys must keep working
-meanwhile, and the save must finish (and say so) once the lock is gone. A write that fails is a
+meanwhile (typing included, which the save must not undo), and the save must finish (and say so)
+once the lock is gone. A write that fails is a
 notification, not a traceback.
 """
 
@@ -56,6 +57,9 @@ async def test_a_save_waiting_for_the_database_does_not_freeze_the_keys(tui_db):
             await pilot.press("escape")
             assert await until(pilot, lambda: isinstance(app.screen, MainScreen))
             assert app.focused.id == "ed-name"
+            await pilot.press(*" 2")
+            await pilot.pause(0.05)
+            assert app.focused.value == "Shop feed EU 2"
             # Past a second the wait is said, not hidden.
             assert await until(
                 pilot, lambda: any("waiting for the database" in n for n in notifications(app))
@@ -69,8 +73,10 @@ async def test_a_save_waiting_for_the_database_does_not_freeze_the_keys(tui_db):
         assert await until(pilot, lambda: "Saved 'Shop feed EU'." in notifications(app), 10)
         assert stored_name(export_id) == "Shop feed EU"
         assert screen.exports.editor.view.name == "Shop feed EU"
-        assert not screen.exports.editor.dirty
         assert app.commands[-1].what == "Saved 'Shop feed EU'"
+        # What was typed while it waited is kept, as an unsaved edit of the stored export.
+        assert app.focused.value == "Shop feed EU 2"
+        assert screen.exports.editor.changes() == {"name": "Shop feed EU 2"}
 
 
 @pytest.mark.usefixtures("tui_db")

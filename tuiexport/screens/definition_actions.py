@@ -127,7 +127,7 @@ class DefinitionActions:
         def saved(result: tuple[DefinitionView, list[SelectionView]]) -> None:
             view, selections = result
             self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
-            self.exports.apply(view, selections)
+            self.exports.saved(view, selections, changes)
             self._notify(f"Saved '{view.name}'." + ("" if view.valid else " It is still invalid."))
             if then:
                 then()

@@ -164,17 +164,25 @@ class ExportsPane(Horizontal):
         editor = self.editor
         return editor.view is not None and view.export_id == editor.view.export_id and editor.dirty
 
-    def apply(self, view: DefinitionView, selections: list[SelectionView] | None = None) -> None:
-        """Show ``view``, just stored, everywhere: its row, the editor when open on it (keeping
-        unsaved edits of other fields), and the list again (its order may have changed)."""
+    def apply(self, view: DefinitionView) -> None:
+        """Show ``view``, changed underneath the editor (token, assignment), everywhere: its row,
+        the editor when open on it (keeping its unsaved edits), and the list again."""
         self.definitions.replace_view(view)
         editor = self.editor
         if editor.view is not None and editor.view.export_id == view.export_id:
-            if selections is None:
-                editor.rebase(view, self.share_url(view))
-            else:  # saved from the editor: it shows what is stored now
-                editor.load(view, selections, self.share_url(view))
-        self.reload(cursor_id=view.export_id if selections is not None else None)
+            editor.rebase(view, self.share_url(view))
+        self.reload()
+
+    def saved(
+        self, view: DefinitionView, selections: list[SelectionView], changes: dict[str, Any]
+    ) -> None:
+        """The editor's ``changes`` are stored as ``view``: show it, and the list again (its
+        order may have changed), the cursor staying on it."""
+        editor = self.editor
+        if editor.view is not None and editor.view.export_id == view.export_id:
+            editor.stored(view, selections, self.share_url(view), changes)
+        self.definitions.replace_view(view)
+        self.reload(cursor_id=view.export_id)
 
     # --- definitions -----------------------------------------------------------------------
 
