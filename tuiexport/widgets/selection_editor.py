@@ -7,6 +7,7 @@ right, recomputed in a debounced worker whenever a rule changes.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -106,10 +107,12 @@ class SelectionEditor(Vertical):
             auto_name: str,
             reasons: list[str],
             impact: SelectionImpact | None = None,
+            impact_follows: bool = False,
         ) -> None:
             super().__init__()
             self.count, self.rows, self.auto_name, self.reasons = count, rows, auto_name, reasons
-            self.impact = impact
+            #: What saving would change (a second message); ``impact_follows``: it is on its way.
+            self.impact, self.impact_follows = impact, impact_follows
 
     class Saved(Message):
         def __init__(self, editor: SelectionEditor, view: SelectionView, created: bool) -> None:
@@ -141,6 +144,7 @@ class SelectionEditor(Vertical):
         self.auto_name = selection.name if selection else ""
         self._timer: Timer | None = None
         self._ready = False
+        self._impact_timer: Timer | None = None
         #: A save is on its way to the database (a second one would create the selection twice).
         self._saving = False
 
@@ -323,6 +327,8 @@ class SelectionEditor(Vertical):
             self._show_reasons([str(exc)])
             return
         self.query_one("#sel-count", Static).update(Text("counting…", style="dim"))
+        # The impact shown was for the rules before this edit: never leave it standing.
+        self._show_impact(None)
         self._compute(criteria)
 
     @background("selection-preview")
@@ -337,24 +343,34 @@ class SelectionEditor(Vertical):
                 rows = service.preview(criteria, n=50, language=self.language)
         if worker.is_cancelled:
             return
+
         # Show the count at once; what saving would change takes two more queries.
-        self.post_message(self.Computed(count, rows, name, reasons))
-        if self.selection is not None and criteria != self.original:
+        def cancelled() -> bool:
+            return worker.is_cancelled
+
+        impact_follows = self.selection is not None and criteria != self.original
+        self.post_message(self.Computed(count, rows, name, reasons, impact_follows=impact_follows))
+        if self.selection is not None and impact_follows:
             try:
                 impact = service.selection_impact(
                     self.selection.id,
                     criteria,
                     language=self.language,
                     after=None if reasons else count,
-                    cancelled=lambda: worker.is_cancelled,
+                    cancelled=cancelled,
                 )
             except service.ImpactCancelled:
                 return  # the rules changed again: a newer worker computes their impact
+            if cancelled():  # changed during the last query: this impact is stale
+                return
             self.post_message(self.Computed(count, rows, name, reasons, impact))
 
     def on_selection_editor_computed(self, message: Computed) -> None:
         message.stop()
-        self._show_impact(message.impact)
+        if message.impact_follows:
+            self._impact_computing()
+        else:
+            self._show_impact(message.impact)
         if message.impact is not None:
             return  # the count and preview came with the message before
         self.count, self.auto_name = message.count, message.auto_name
@@ -382,7 +398,35 @@ class SelectionEditor(Vertical):
             )
         self.post_message(self.TitleChanged(self))
 
+    def _impact_computing(self) -> None:
+        """Say that what saving would change is being worked out, with the seconds it has taken
+        (on a large catalog that is many seconds; each edit starts it again)."""
+        self._stop_impact_timer()
+        started = time.monotonic()
+        widget = self.query_one("#sel-impact", Static)
+
+        def tick() -> None:
+            seconds = int(time.monotonic() - started)
+            widget.update(
+                Text(
+                    "Saving: working out what it changes…"
+                    + (f" {seconds} s" if seconds else "")
+                    + " (you can save now)",
+                    style="dim",
+                )
+            )
+
+        widget.display = True
+        tick()
+        self._impact_timer = self.set_interval(1, tick)
+
+    def _stop_impact_timer(self) -> None:
+        if self._impact_timer is not None:
+            self._impact_timer.stop()
+            self._impact_timer = None
+
     def _show_impact(self, impact: SelectionImpact | None) -> None:
+        self._stop_impact_timer()
         widget = self.query_one("#sel-impact", Static)
         widget.display = impact is not None and not (
             impact.gained == impact.lost == 0 and not impact.reasons
