@@ -8,7 +8,7 @@ import sys
 CHECK = """
 import sys
 import tuiexport.cli, tuiexport.service, tuiexport.engine, tuiexport.tui
-import tuiexport.widgets.run_process
+import tuiexport.tui_runs
 try:
     import tuiexport.server
 except ImportError:

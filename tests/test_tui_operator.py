@@ -279,6 +279,48 @@ async def test_selection_tab_shows_what_saving_would_change():
 
 
 @sync
+async def test_selection_impact_says_it_is_computing_and_restarts_on_each_edit(monkeypatch):
+    """At 1M products the impact takes seconds: the panel says it is being worked out (with
+    the seconds so far), and an edit meanwhile drops the old computation for the new rules."""
+    import threading
+
+    from tuiexport.widgets import selection_editor as module
+
+    gate, calls = threading.Event(), []
+    real = service.selection_impact
+
+    def slow_impact(*args, **kwargs):  # the real computation, held until the test lets it go
+        calls.append(args[1])
+        gate.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module.service, "selection_impact", slow_impact)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "f4")
+        assert await until(pilot, lambda: bool(app.screen.query(SelectionEditor)))
+        editor = app.screen.query_one(SelectionEditor)
+        impact = editor.query_one("#sel-impact")
+        assert await until(pilot, lambda: editor.count is not None)
+        editor.query_one("#sel-only_new").value = True
+        assert await until(pilot, lambda: "working out what it changes" in str(impact.render()))
+        assert impact.display and len(calls) == 1
+        # Another edit while the first impact is still being worked out.
+        editor.query_one("#sel-only_with_price").value = True
+        assert await until(pilot, lambda: len(calls) == 2)
+        assert "working out what it changes" in str(impact.render())
+        gate.set()
+        await settle(pilot)
+        shown = str(impact.render())
+        saved = service.get_selection(editor.selection.id).criteria
+        lost = service.count_products(saved) - service.count_products(editor.criteria())
+        assert f"−{lost:,} lost" in shown, shown  # for the rules on screen, not the first edit
+        assert "working out" not in shown
+
+
+@sync
 async def test_run_details_and_editor_plot_the_last_runs():
     from tuiexport.screens.run_details import RunDetailsScreen
     from tuiexport.widgets.run_trends import CountSparkline, RunTrends

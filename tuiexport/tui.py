@@ -57,7 +57,7 @@ def run_tui(args: argparse.Namespace) -> int:
     try:
         app.run()
     finally:
-        from tuiexport.widgets.run_process import cancel_all
+        from tuiexport.tui_runs import cancel_all
 
         cancel_all()
         if handle is not None:

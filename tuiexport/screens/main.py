@@ -1,37 +1,47 @@
-"""The main screen: an "Exports" tab (definitions | history) beside the selection editor tabs."""
+"""The main screen: an "Exports" tab (definitions | history) beside the selection editor tabs.
+
+It is composed of components, each with its own state and an interface of methods and messages:
+
+- :class:`~tuiexport.screens.selection_tabs.SelectionTabs` (the tabs, the focus in each, the
+  selection tabs' life),
+- :class:`~tuiexport.widgets.exports_pane.ExportsPane` (definition list, editor, history; which row
+  is open),
+- :class:`~tuiexport.widgets.download_bar.DownloadBar` (the download's child process and progress),
+- :class:`~tuiexport.screens.definition_actions.DefinitionActions` (the export commands; its writes
+  run in workers).
+
+The screen itself holds the key table (one place for the binding ids that ``[keymap]``, the help
+screen and the key bar read), says which commands apply where (:meth:`MainScreen.check_action`),
+routes each action and bubbled message to the component that owns it, and shows the status line.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.css.query import NoMatches
-from textual.events import DescendantFocus
 from textual.screen import Screen
-from textual.widget import Widget
-from textual.widgets import Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabPane
 
-from tuiexport import service
-from tuiexport.errors import UserError
-from tuiexport.management.views import DefinitionView
-from tuiexport.screens import command_log as commands
-from tuiexport.screens.definition_actions import DefinitionActionsMixin
-from tuiexport.screens.dialogs import UnsavedScreen
+from tuiexport import config, service
+from tuiexport.management.views import DefinitionView, SelectionView
+from tuiexport.screens.definition_actions import DefinitionActions
 from tuiexport.screens.run_details import RunDetailsScreen
-from tuiexport.screens.selection_tabs import SelectionTabsMixin
+from tuiexport.screens.selection_tabs import EXPORTS_TAB, SelectionTabs
 from tuiexport.widgets.definition_list import DefinitionRows
 from tuiexport.widgets.download_bar import DownloadBar
 from tuiexport.widgets.exports_pane import ExportsPane
-from tuiexport.widgets.guard import background, guarded, refuse_read_only, writes
+from tuiexport.widgets.guard import background, guarded, writes
 from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
+from tuiexport.widgets.selection_editor import SelectionEditor
 
-EXPORTS_TAB = "exports-tab"
+if TYPE_CHECKING:
+    from tuiexport.app import ExportApp
 #: Printable keys that stay commands on the list (a name hardly starts with them); every other
 #: printable key typed on the list goes into the filter, so typing a name filters by it.
 BOUND_CHARACTERS = set("/?[] ")
@@ -89,20 +99,24 @@ BINDINGS: list[BindingType] = [
 ]
 
 
-class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
+class MainScreen(Screen[None]):
     CSS_PATH: ClassVar[list[str | PurePath]] = ["main.tcss", "editor.tcss", "selection.tcss"]
     BINDINGS: ClassVar[list[BindingType]] = BINDINGS
+
+    if TYPE_CHECKING:
+        app: ExportApp
 
     def __init__(self) -> None:
         super().__init__()
         self.exports = ExportsPane(id="exports")
-        #: The widget that last had the focus in each tab pane, to give it back on return.
-        self._pane_focus: dict[str, Widget] = {}
+        self.tabs = SelectionTabs(id="tabs")
+        self.downloads = DownloadBar(id="download")
+        self.actions = DefinitionActions(self, self.exports, self.downloads)
 
     def compose(self) -> ComposeResult:
-        with TabbedContent(id="tabs"), TabPane("Exports", id=EXPORTS_TAB):
+        with self.tabs, TabPane("Exports", id=EXPORTS_TAB):
             yield self.exports
-        yield DownloadBar(id="download")
+        yield self.downloads
         yield Static("", id="status")
         yield KeyBar()
 
@@ -110,86 +124,23 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         self.exports.definitions.focus()
         self.show_status()
 
-    # --- tabs ------------------------------------------------------------------------------
-
-    def show_tab(self, pane_id: str) -> None:
-        """Make ``pane_id`` the active tab and move the focus into it in the same step.
-
-        The focus moves first and synchronously: had the tab switched first, Textual would move
-        the focus off the hidden pane to a sibling still in it (the other half of the definition
-        list), whose pane would then take the tab straight back.
-        """
-        target = self._focus_target(pane_id)
-        if target is not None:
-            self.set_focus(target, scroll_visible=False)
-        self.tabs.active = pane_id
-
-    def _focus_target(self, pane_id: str) -> Widget | None:
-        try:
-            pane = self.tabs.get_pane(pane_id)
-        except NoMatches:
-            return None
-        last = self._pane_focus.get(pane_id)
-        if last is not None and last.is_attached and last.focusable and pane in last.ancestors:
-            return last
-        if pane_id == EXPORTS_TAB:
-            return self.exports.definitions
-        return next((w for w in pane.query("Input") if w.focusable), None) or next(
-            (w for w in pane.query("*") if w.focusable), None
-        )
-
-    def on_descendant_focus(self, event: DescendantFocus) -> None:
-        pane = next((a for a in event.widget.ancestors if isinstance(a, TabPane)), None)
-        if pane is not None and pane.id:
-            self._pane_focus[pane.id] = event.widget
-
-    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        # A tab chosen with the mouse (or by Textual itself): the focus follows it there too.
-        pane = event.tabbed_content.active_pane
-        focused = self.focused
-        if pane is not None and pane.id and (focused is None or pane not in focused.ancestors):
-            target = self._focus_target(pane.id)
-            if target is not None:
-                self.set_focus(target, scroll_visible=False)
-        self.refresh_bindings()
-
-    # --- helpers ---------------------------------------------------------------------------
-
-    @property
-    def tabs(self) -> TabbedContent:
-        return self.query_one("#tabs", TabbedContent)
+    # --- what the App and the palette ask ----------------------------------------------------
 
     @property
     def on_exports_tab(self) -> bool:
-        return self.tabs.active == EXPORTS_TAB
-
-    @property
-    def downloads(self) -> DownloadBar:
-        return self.query_one(DownloadBar)
+        return self.tabs.on_exports
 
     def current(self) -> DefinitionView | None:
         """The definition actions apply to: the expanded one while editing, else the cursor row."""
-        lst = self.exports.definitions
-        if lst.expanded is not None and (lst.cursor == lst.expanded or self._editor_has_focus()):
-            return lst.expanded_view
-        return lst.cursor_view
+        return self.exports.current()
 
-    def _editor_has_focus(self) -> bool:
-        focused = self.focused
-        return focused is not None and self.exports.editor in focused.ancestors_with_self
+    def show_tab(self, pane_id: str) -> None:
+        self.tabs.show(pane_id)
 
     def unsaved(self) -> list[str]:
         """What would be lost by quitting now."""
-        names = []
-        editor = self.exports.editor
-        if self.exports.definitions.expanded is not None and editor.dirty:
-            assert editor.view is not None  # an expanded row has its definition loaded
-            names.append(f"the export '{editor.view.name}'")
-        names.extend(f"'{e.title.rstrip(' *')}'" for e in self.selection_editors() if e.dirty)
-        return names
-
-    def share_url(self, view: DefinitionView) -> str:
-        return service.share_url(view.export_id, base_url=self.app.server_url or None)
+        name = self.exports.unsaved()
+        return ([f"the export '{name}'"] if name is not None else []) + self.tabs.unsaved()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in EXPORT_ACTIONS:
@@ -227,84 +178,69 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         line.append(f" · {stats.products:,} products · {where}")
         self.app.call_from_thread(self.query_one("#status", Static).update, line)
 
-    # --- the definition list ---------------------------------------------------------------
+    # --- the export commands (DefinitionActions) ----------------------------------------------
+
+    @writes("creating exports")
+    @guarded
+    def action_new_definition(self) -> None:
+        self.actions.new()
 
     @guarded
     def action_toggle_row(self) -> None:
-        lst = self.exports.definitions
-        if lst.cursor_view is None:
-            return
-        if lst.expanded == lst.cursor:
-            self.close_editor()
+        self.actions.toggle_row()
+
+    @guarded
+    def action_download(self) -> None:
+        self.actions.download()
+
+    @guarded
+    def action_share(self) -> None:
+        self.actions.share()
+
+    @writes("giving exports new share tokens")
+    @guarded
+    def action_rotate(self) -> None:
+        self.actions.rotate()
+
+    @writes("deleting exports")
+    @guarded
+    def action_delete(self) -> None:
+        self.actions.delete()
+
+    @writes("saving")
+    @guarded
+    def action_save(self) -> None:
+        if not self.on_exports_tab:
+            self.tabs.save_active()
+        elif self.exports.definitions.expanded is not None:
+            self.actions.save()
         else:
-            self.close_editor(then=lambda: self.open_editor(lst.cursor))
+            self.notify("Open an export with Enter to edit it.", timeout=3)
 
-    def open_editor(self, index: int, *, focus_name: bool = True) -> None:
-        lst = self.exports.definitions
-        view = lst.views[index]
-        lst.expand_row(index)
-        self.exports.editor.load(view, service.list_selections(), self.share_url(view))
-        if focus_name:
-            self.exports.editor.focus_name()
-
-    def close_editor(self, then: Callable[[], None] | None = None) -> None:
-        """Collapse the expanded row, asking first about unsaved changes; then run ``then``."""
-        lst, editor = self.exports.definitions, self.exports.editor
-        if lst.expanded is None:
-            if then:
-                then()
-            return
-
-        def finish(answer: str | None) -> None:
-            if answer == "cancel":
-                return
-            if answer == "save" and (
-                refuse_read_only(self.app, "saving") or not self.save_definition()
-            ):
-                return
-            lst.collapse()
-            lst.focus()
-            if then:
-                then()
-
-        if editor.dirty:
-            assert editor.view is not None  # only a loaded definition can be dirty
-            self.app.push_screen(UnsavedScreen(f"The export '{editor.view.name}'"), finish)
-        else:
-            finish("discard")
-
-    def save_definition(self) -> bool:
-        editor = self.exports.editor
-        try:
-            changes = editor.changes()
-            if "name" in changes and not changes["name"]:
-                raise UserError("Give the export a name before saving.")
-            if not changes:
-                self.notify("Nothing to save.", timeout=2)
-                return True
-            assert editor.view is not None  # changes() is empty without a definition
-            before = editor.view.name
-            view = service.update_definition(editor.view.export_id, **changes)
-            self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
-        except UserError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return False
-        editor.load(view, service.list_selections(), self.share_url(view))
-        self.exports.definitions.replace_view(view)
-        self.exports.reload(cursor_id=view.export_id)
-        self.notify(
-            f"Saved '{view.name}'." + ("" if view.valid else " It is still invalid."), markup=False
-        )
-        return True
+    @guarded
+    def action_discard(self) -> None:
+        self.actions.discard()
 
     def action_escape(self) -> None:
         if isinstance(self.focused, Input) and self.focused.id == "filter":
             self.exports.definitions.focus()
         elif self.on_exports_tab and self.exports.definitions.expanded is not None:
-            self.close_editor()
+            self.actions.close_editor()
 
     def action_cancel_download(self) -> None:
         self.downloads.cancel()
+
+    def on_download_bar_started(self, message: DownloadBar.Started) -> None:
+        self.actions.download_started()
+
+    def on_download_bar_finished(self, message: DownloadBar.Finished) -> None:
+        self.actions.download_finished(message.run)
+
+    @guarded
+    def on_selection_editor_saved(self, message: SelectionEditor.Saved) -> None:
+        self.actions.selection_saved(message)
+
+    # --- the list, the filter and the history (ExportsPane) -----------------------------------
 
     def action_tab_from_list(self) -> None:
         """Tab on the open row goes into its editor; elsewhere on the list, to the history."""
@@ -321,9 +257,7 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
         self.exports.definitions.focus()
 
     def action_filter(self) -> None:
-        filter_input = self.query_one("#filter", Input)
-        filter_input.focus()
-        filter_input.action_end()
+        self.exports.focus_filter()
 
     def action_cycle_sort(self) -> None:
         self.exports.cycle_sort()
@@ -341,30 +275,65 @@ class MainScreen(DefinitionActionsMixin, SelectionTabsMixin, Screen[None]):
             self.set_focus(filter_input, scroll_visible=False)
             event.stop()
 
-    # --- saving ----------------------------------------------------------------------------
-
-    @writes("saving")
-    @guarded
-    def action_save(self) -> None:
-        if self.on_exports_tab:
-            if self.exports.definitions.expanded is not None:
-                self.save_definition()
-            else:
-                self.notify("Open an export with Enter to edit it.", timeout=3)
-        else:
-            self.save_selection_tab()
-
-    def action_discard(self) -> None:
-        lst = self.exports.definitions
-        if lst.expanded is not None and lst.expanded_view is not None:
-            self.open_editor(lst.expanded, focus_name=False)
-            self.notify("Changes discarded.", timeout=2)
-
-    # --- history ---------------------------------------------------------------------------
-
     @on(HistoryTable.RowSelected)
     def open_run(self, event: HistoryTable.RowSelected) -> None:
         key = event.row_key.value
         run = self.exports.history.runs.get(key) if key is not None else None
         if run is not None:
             self.app.push_screen(RunDetailsScreen(run))
+
+    # --- the selection tabs (SelectionTabs) ---------------------------------------------------
+
+    async def open_selection_tab(
+        self, selection: SelectionView | None, *, for_export: str | None = None
+    ) -> None:
+        view = self.current()
+        settings = config.settings()
+        await self.tabs.open(
+            selection,
+            limit=view.effective_limit if view is not None else settings.contract_limit,
+            language=view.language if view is not None else settings.default_language,
+            for_export=for_export,
+        )
+
+    @guarded
+    async def action_edit_selection(self) -> None:
+        view = self.current()
+        if view is None:
+            return
+        editor = self.exports.editor
+        if (
+            editor.view is not None
+            and editor.view.export_id == view.export_id
+            and self.exports.definitions.expanded is not None
+        ):
+            selection_id = editor.selection_id
+        else:
+            selection_id = view.selection_id
+        if selection_id is None:
+            await self.action_new_selection()
+            return
+        await self.open_selection_tab(service.get_selection(selection_id))
+
+    @guarded
+    async def action_new_selection(self) -> None:
+        view = self.current()
+        await self.open_selection_tab(None, for_export=view.export_id if view is not None else None)
+
+    @writes("changing an export's selection")
+    def action_remove_selection(self) -> None:
+        if self.exports.definitions.expanded is None:
+            self.notify("Open the export with Enter to change its selection.", timeout=3)
+            return
+        self.exports.editor.assign(None)
+        self.notify("Selection removed; save (ctrl+s) to keep it so.", timeout=3)
+
+    @guarded
+    def action_close_tab(self) -> None:
+        self.tabs.close_active()
+
+    def action_next_tab(self) -> None:
+        self.tabs.step(1)
+
+    def action_previous_tab(self) -> None:
+        self.tabs.step(-1)

@@ -143,6 +143,25 @@ class DefinitionEditor(Vertical):
         self._show_selection()
         self._show_meta()
 
+    def stored(
+        self,
+        view: DefinitionView,
+        selections: list[SelectionView],
+        share_url: str,
+        saved: dict[str, Any],
+    ) -> None:
+        """``saved`` (what :meth:`changes` gave) is now stored as ``view``. The save ran in the
+        background: fields edited meanwhile keep their newer values, unsaved against ``view``."""
+        try:
+            edited_since = self.changes() != saved
+        except UserError:  # a field holds what cannot be saved: an edit made since
+            edited_since = True
+        if not edited_since:
+            self.load(view, selections, share_url)
+            return
+        self.view, self.selections, self.share_url = view, selections, share_url
+        self._show_meta()
+
     def refresh_choices(self) -> None:
         self._loading = True
         self.query_one("#ed-sel-choose", Select).set_options(
@@ -309,3 +328,7 @@ class DefinitionEditor(Vertical):
         name = self.query_one("#ed-name", Input)
         name.focus()
         name.action_end()
+
+    def select_name(self) -> None:
+        """Select the whole name (a new export's generated one), so that typing replaces it."""
+        self.query_one("#ed-name", Input).action_select_all()

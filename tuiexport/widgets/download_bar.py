@@ -15,8 +15,8 @@ from textual.worker import get_current_worker
 from tuiexport import config, service
 from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
+from tuiexport.tui_runs import ChildRun
 from tuiexport.widgets.guard import background
-from tuiexport.widgets.run_process import ChildRun
 
 if TYPE_CHECKING:
     from tuiexport.app import ExportApp
@@ -93,7 +93,7 @@ class DownloadBar(Horizontal):
 
     @background("download")
     def _download(self, export_id: str, cancel: threading.Event) -> None:
-        """Start the child process and relay what it reports (see run_process)."""
+        """Start the child process and relay what it reports (see tuiexport.tui_runs)."""
         worker = get_current_worker()
         try:
             folder = config.downloads_dir()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -14,12 +14,15 @@ from textual.worker import get_current_worker
 
 from tuiexport import service
 from tuiexport.errors import UserError
-from tuiexport.management.views import DefinitionView
+from tuiexport.management.views import DefinitionView, SelectionView
 from tuiexport.widgets.definition_editor import DefinitionEditor
 from tuiexport.widgets.definition_list import DefinitionList
 from tuiexport.widgets.fmt import settle_heap
 from tuiexport.widgets.guard import background
 from tuiexport.widgets.history_table import HistoryTable
+
+if TYPE_CHECKING:
+    from tuiexport.app import ExportApp
 
 #: From this width on both panes show in full: the history gets what its six main columns need
 #: (status, date, name, products, file format, API) and the definitions the rest.
@@ -35,7 +38,13 @@ SORT_LABELS = {
 
 
 class ExportsPane(Horizontal):
-    """Loads definitions and selection counts in workers; the screen runs the actions."""
+    """The definition list with its editor, and the history: loads definitions and selection counts
+    in workers and owns which row is open. It changes nothing stored: the screen's actions
+    (``screens/definition_actions.py``) do, and tell it what changed (:meth:`apply`, :meth:`reload`).
+    """
+
+    if TYPE_CHECKING:
+        app: ExportApp
 
     class DefinitionsLoaded(Message):
         def __init__(self, views: list[DefinitionView], cursor_id: str | None) -> None:
@@ -115,6 +124,66 @@ class ExportsPane(Horizontal):
         self.reload()
         self.history.reload()
 
+    # --- the open row ----------------------------------------------------------------------
+
+    def current(self) -> DefinitionView | None:
+        """The definition actions apply to: the expanded one while editing, else the cursor row."""
+        lst = self.definitions
+        if lst.expanded is not None and (lst.cursor == lst.expanded or self.editor_has_focus()):
+            return lst.expanded_view
+        return lst.cursor_view
+
+    def editor_has_focus(self) -> bool:
+        focused = self.screen.focused
+        return focused is not None and self.editor in focused.ancestors_with_self
+
+    def share_url(self, view: DefinitionView) -> str:
+        return service.share_url(view.export_id, base_url=self.app.server_url or None)
+
+    def open_row(self, index: int, *, focus_name: bool = True) -> None:
+        """Expand row ``index`` with the editor on its definition (as stored: edits are dropped)."""
+        view = self.definitions.views[index]
+        self.definitions.expand_row(index)
+        self.editor.load(view, service.list_selections(), self.share_url(view))
+        if focus_name:
+            self.editor.focus_name()
+
+    def close_row(self) -> None:
+        """Collapse the open row (its edits are dropped: ask before) and focus the list."""
+        self.definitions.collapse()
+        self.definitions.focus()
+
+    def unsaved(self) -> str | None:
+        """The name of the open definition when it has unsaved edits."""
+        if self.definitions.expanded is not None and self.editor.dirty:
+            assert self.editor.view is not None  # an expanded row has its definition loaded
+            return self.editor.view.name
+        return None
+
+    def has_unsaved_edits(self, view: DefinitionView) -> bool:
+        editor = self.editor
+        return editor.view is not None and view.export_id == editor.view.export_id and editor.dirty
+
+    def apply(self, view: DefinitionView) -> None:
+        """Show ``view``, changed underneath the editor (token, assignment), everywhere: its row,
+        the editor when open on it (keeping its unsaved edits), and the list again."""
+        self.definitions.replace_view(view)
+        editor = self.editor
+        if editor.view is not None and editor.view.export_id == view.export_id:
+            editor.rebase(view, self.share_url(view))
+        self.reload()
+
+    def saved(
+        self, view: DefinitionView, selections: list[SelectionView], changes: dict[str, Any]
+    ) -> None:
+        """The editor's ``changes`` are stored as ``view``: show it, and the list again (its
+        order may have changed), the cursor staying on it."""
+        editor = self.editor
+        if editor.view is not None and editor.view.export_id == view.export_id:
+            editor.stored(view, selections, self.share_url(view), changes)
+        self.definitions.replace_view(view)
+        self.reload(cursor_id=view.export_id)
+
     # --- definitions -----------------------------------------------------------------------
 
     def reload(self, cursor_id: str | None = None, then: Callable[[], None] | None = None) -> None:
@@ -145,6 +214,14 @@ class ExportsPane(Horizontal):
         )
         if wanted:
             self.count(wanted)
+
+    def clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+
+    def focus_filter(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        filter_input.focus()
+        filter_input.action_end()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "sort" and isinstance(event.value, str) and event.value != self.sort:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -91,6 +92,68 @@ def background(
         return work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)(run)
 
     return decorate
+
+
+#: One write at a time, in the order asked for: a save then a delete must not overtake each other.
+_write_lock = threading.Lock()
+#: After this long a write still waiting (another process holds the database) says so.
+SLOW_WRITE_SECONDS = 1.0
+
+
+def write_in_background(
+    node: DOMNode,
+    what: str,
+    write: Callable[[], _R],
+    done: Callable[[_R], None],
+    failed: Callable[[], None] | None = None,
+) -> Worker[None]:
+    """Run ``write`` (a service call that changes the database) in a thread worker, never on the
+    UI thread: a database held by another writer blocks that thread, not the keys. ``done(result)``
+    then runs on the UI thread; an error in either becomes a notification (after which ``failed()``
+    runs, on the UI thread too). ``what`` ("Saving
+    'Shop feed'") is said when the write has waited longer than :data:`SLOW_WRITE_SECONDS`."""
+    app = node.app
+    finished = threading.Event()
+
+    def say_waiting() -> None:
+        if not finished.is_set():
+            app.notify(f"{what}… (waiting for the database; keys keep working)", timeout=4)
+
+    timer = node.set_timer(SLOW_WRITE_SECONDS, say_waiting)
+
+    def on_ui_thread(callback: Callable[..., None], *args: Any) -> None:
+        try:
+            app.call_from_thread(callback, *args)
+        except RuntimeError:  # the app is closing: nothing left to show it on
+            log.warning("a write finished while the app closed: %s", what)
+
+    def run_done(result: _R) -> None:
+        timer.stop()
+        try:
+            done(result)
+        except Exception as exc:  # noqa: BLE001 - the one place every error ends up
+            report(app, exc)
+
+    def run_failed(exc: Exception) -> None:
+        timer.stop()
+        report(app, exc)
+        if failed is not None:
+            failed()
+
+    def run() -> None:
+        try:
+            with _write_lock:
+                result = write()
+        except Exception as exc:  # noqa: BLE001 - the one place every error ends up
+            finished.set()
+            on_ui_thread(run_failed, exc)
+            return
+        finished.set()
+        on_ui_thread(run_done, result)
+
+    return node.run_worker(
+        run, name=what, group="writes", thread=True, exclusive=False, exit_on_error=False
+    )
 
 
 def refuse_read_only(app: ExportApp, what: str) -> bool:

@@ -7,6 +7,8 @@ right, recomputed in a debounced worker whenever a rule changes.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,7 +26,7 @@ from tuiexport.errors import UserError
 from tuiexport.management.views import PreviewRow, SelectionImpact, SelectionView
 from tuiexport.widgets import fmt
 from tuiexport.widgets.checklist import FilterableChecklist
-from tuiexport.widgets.guard import background
+from tuiexport.widgets.guard import background, write_in_background
 
 SupplierMode = Literal["partners", "all", "list"]
 SUPPLIER_MODES: tuple[SupplierMode, ...] = ("partners", "all", "list")
@@ -105,10 +107,12 @@ class SelectionEditor(Vertical):
             auto_name: str,
             reasons: list[str],
             impact: SelectionImpact | None = None,
+            impact_follows: bool = False,
         ) -> None:
             super().__init__()
             self.count, self.rows, self.auto_name, self.reasons = count, rows, auto_name, reasons
-            self.impact = impact
+            #: What saving would change (a second message); ``impact_follows``: it is on its way.
+            self.impact, self.impact_follows = impact, impact_follows
 
     class Saved(Message):
         def __init__(self, editor: SelectionEditor, view: SelectionView, created: bool) -> None:
@@ -140,6 +144,9 @@ class SelectionEditor(Vertical):
         self.auto_name = selection.name if selection else ""
         self._timer: Timer | None = None
         self._ready = False
+        self._impact_timer: Timer | None = None
+        #: A save is on its way to the database (a second one would create the selection twice).
+        self._saving = False
 
     @property
     def title(self) -> str:
@@ -320,6 +327,8 @@ class SelectionEditor(Vertical):
             self._show_reasons([str(exc)])
             return
         self.query_one("#sel-count", Static).update(Text("counting…", style="dim"))
+        # The impact shown was for the rules before this edit: never leave it standing.
+        self._show_impact(None)
         self._compute(criteria)
 
     @background("selection-preview")
@@ -334,24 +343,34 @@ class SelectionEditor(Vertical):
                 rows = service.preview(criteria, n=50, language=self.language)
         if worker.is_cancelled:
             return
+
         # Show the count at once; what saving would change takes two more queries.
-        self.post_message(self.Computed(count, rows, name, reasons))
-        if self.selection is not None and criteria != self.original:
+        def cancelled() -> bool:
+            return worker.is_cancelled
+
+        impact_follows = self.selection is not None and criteria != self.original
+        self.post_message(self.Computed(count, rows, name, reasons, impact_follows=impact_follows))
+        if self.selection is not None and impact_follows:
             try:
                 impact = service.selection_impact(
                     self.selection.id,
                     criteria,
                     language=self.language,
                     after=None if reasons else count,
-                    cancelled=lambda: worker.is_cancelled,
+                    cancelled=cancelled,
                 )
             except service.ImpactCancelled:
                 return  # the rules changed again: a newer worker computes their impact
+            if cancelled():  # changed during the last query: this impact is stale
+                return
             self.post_message(self.Computed(count, rows, name, reasons, impact))
 
     def on_selection_editor_computed(self, message: Computed) -> None:
         message.stop()
-        self._show_impact(message.impact)
+        if message.impact_follows:
+            self._impact_computing()
+        else:
+            self._show_impact(message.impact)
         if message.impact is not None:
             return  # the count and preview came with the message before
         self.count, self.auto_name = message.count, message.auto_name
@@ -379,7 +398,35 @@ class SelectionEditor(Vertical):
             )
         self.post_message(self.TitleChanged(self))
 
+    def _impact_computing(self) -> None:
+        """Say that what saving would change is being worked out, with the seconds it has taken
+        (on a large catalog that is many seconds; each edit starts it again)."""
+        self._stop_impact_timer()
+        started = time.monotonic()
+        widget = self.query_one("#sel-impact", Static)
+
+        def tick() -> None:
+            seconds = int(time.monotonic() - started)
+            widget.update(
+                Text(
+                    "Saving: working out what it changes…"
+                    + (f" {seconds} s" if seconds else "")
+                    + " (you can save now)",
+                    style="dim",
+                )
+            )
+
+        widget.display = True
+        tick()
+        self._impact_timer = self.set_interval(1, tick)
+
+    def _stop_impact_timer(self) -> None:
+        if self._impact_timer is not None:
+            self._impact_timer.stop()
+            self._impact_timer = None
+
     def _show_impact(self, impact: SelectionImpact | None) -> None:
+        self._stop_impact_timer()
         widget = self.query_one("#sel-impact", Static)
         widget.display = impact is not None and not (
             impact.gained == impact.lost == 0 and not impact.reasons
@@ -394,19 +441,34 @@ class SelectionEditor(Vertical):
 
     # --- saving ----------------------------------------------------------------------------
 
-    def save(self) -> SelectionView:
-        """Store the rules (and name; empty = generated); every definition using it follows."""
-        criteria = self.criteria()
-        created = self.selection is None
-        if self.selection is None:
-            view = service.create_selection(criteria, self.name_value or None)
-        else:
-            view = service.update_selection(
-                self.selection.id, criteria=criteria, name=self.name_value
-            )
-        self.selection, self.original = view, view.criteria
-        self.original_name = view.name if view.name_custom else ""
-        self.auto_name = view.name
-        self.post_message(self.Saved(self, view, created))
-        self.post_message(self.TitleChanged(self))
-        return view
+    def save(self, then: Callable[[], None] | None = None) -> None:
+        """Store the rules (and name; empty = generated) in a worker; every definition using it
+        follows. Once stored: :class:`Saved` is posted, then ``then`` runs (on the UI thread)."""
+        if self._saving:
+            self.notify("Still saving this selection…", timeout=2)
+            return
+        criteria, name, selection = self.criteria(), self.name_value, self.selection
+
+        def write() -> SelectionView:
+            if selection is None:
+                return service.create_selection(criteria, name or None)
+            return service.update_selection(selection.id, criteria=criteria, name=name)
+
+        def stored(view: SelectionView) -> None:
+            self._saving = False
+            self.selection, self.original = view, view.criteria
+            self.original_name = view.name if view.name_custom else ""
+            self.auto_name = view.name
+            self.post_message(self.Saved(self, view, selection is None))
+            self.post_message(self.TitleChanged(self))
+            if then is not None:
+                then()
+
+        self._saving = True
+        write_in_background(
+            self,
+            f"Saving '{self.title.removeprefix('Selection: ').rstrip(' *')}'",
+            write,
+            stored,
+            failed=lambda: setattr(self, "_saving", False),
+        )
