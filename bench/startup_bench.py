@@ -44,7 +44,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, cwd=ROOT)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -58,6 +58,7 @@ def _slowest_imports(cmd: list[str], env: dict[str, str], n: int = 12) -> list[t
         stderr=subprocess.PIPE,
         text=True,
         check=True,
+        cwd=ROOT,  # -m puts the working directory first on sys.path: this tree, not another
     )
     rows = []
     for line in proc.stderr.splitlines():
