@@ -39,6 +39,8 @@ test: lint docs
 # Each prints ratios against baselines measured in the same run; catalogs are cached in bench/out.
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/selection_bench.py
+	$(PY) bench/startup_bench.py
 	$(PY) bench/server_bench.py
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 80x24
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48

@@ -70,7 +70,8 @@ def test_a_version_1_database_is_migrated(tmp_path):
     tiny_catalog.build()
     dbmod.close_database()
     with sqlite3.connect(path) as con:  # make it look like version 1
-        con.execute("DROP INDEX product_filter")
+        con.execute("DROP INDEX product_filter_puid")  # version 5
+        con.execute("DROP INDEX supplier_item_offer")
         for name in ("ins", "del", "upd"):
             con.execute(f"DROP TRIGGER supplier_item_mask_{name}")
         for column in ("offer_mask", "stock_mask", "price_mask"):
@@ -83,6 +84,33 @@ def test_a_version_1_database_is_migrated(tmp_path):
     migrated = masks(database)
     assert migrated == recomputed(database) and any(m for _, m, *_ in migrated)
     assert service.count_products(Criteria(only_in_stock=True)) == 13
+
+
+def test_a_version_4_database_gets_the_selection_indexes(tmp_path):
+    """Version 5 replaced product_filter by product_filter_puid and added supplier_item_offer."""
+    path = tmp_path / "v4.sqlite"
+    setup.prepare_database(path, load_sample=False)
+    tiny_catalog.build()
+    dbmod.close_database()
+    with sqlite3.connect(path) as con:  # make it look like version 4
+        con.execute("DROP INDEX product_filter_puid")
+        con.execute("DROP INDEX supplier_item_offer")
+        con.execute(
+            "CREATE INDEX product_filter ON product (offer_mask, stock_mask, price_mask, "
+            "qualification, condition, image_exportable, manufacturer_id, product_type_id, updated)"
+        )
+        con.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    database = setup.prepare_database(path, load_sample=False)
+    assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+    names = {
+        name
+        for (name,) in database.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+        ).fetchall()
+    }
+    assert {"product_filter_puid", "supplier_item_offer"} <= names
+    assert "product_filter" not in names
+    assert service.count_products(Criteria(only_in_stock=True, price_min=1)) > 0
 
 
 def test_a_newer_database_is_refused(tmp_path):

@@ -8,6 +8,7 @@ that into one sentence on stderr and the exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -37,11 +38,22 @@ def _check_text(argv: Sequence[str]) -> None:
             ) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="tuiexport",
-        description="Manage, run, share and audit product-data exports. Without a command: the TUI.",
-    )
+#: The module that registers each command; it is imported only when its command is chosen (or
+#: for the help that lists them all): ``--run`` and the TUI import none of them.
+COMMANDS = {
+    "catalog": "tuiexport.catalog.cli",
+    "init": "tuiexport.management.cli",
+    "exports": "tuiexport.management.cli",
+    "selections": "tuiexport.management.cli",
+    "history": "tuiexport.management.cli",
+    "serve": "tuiexport.server_cli",
+    "apikey": "tuiexport.server_cli",
+    "web": "tuiexport.web",
+}
+
+
+def _options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options before a command (the TUI's, ``--run``'s and ``--db``)."""
     parser.add_argument("--db", metavar="PATH|URL", help="database file or URL (env TUIEXPORT_DB)")
     parser.add_argument(
         "--run", metavar="EXPORT", help="run one export (ID or unique name) and exit"
@@ -63,17 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="TUI: the share server's port (default: server_port in the config, 8421)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="with --run: no progress")
+    return parser
+
+
+def _modules_for(argv: Sequence[str]) -> list[str]:
+    """The command modules ``argv`` needs: the one of the command it names; every one when it
+    names an unknown command (for argparse's list of choices) or asks for help; none for
+    ``--run`` and the TUI."""
+    every = list(dict.fromkeys(COMMANDS.values()))
+    first = _options(_Parser(prog="tuiexport", add_help=False))
+    first.add_argument("command", nargs="?")
+    try:
+        known, _ = first.parse_known_args(argv)
+    except UserError:  # the whole parser says what is wrong
+        return every
+    if known.command is None:
+        return every if any(arg in ("-h", "--help") for arg in argv) else []
+    module = COMMANDS.get(known.command)
+    return [module] if module else every
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``argv``, only what it needs (see :func:`_modules_for`)."""
+    parser = _options(
+        _Parser(
+            prog="tuiexport",
+            description="Manage, run, share and audit product-data exports. "
+            "Without a command: the TUI.",
+        )
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    from tuiexport.catalog import cli as catalog_cli
-    from tuiexport.management import cli as management_cli
-
-    catalog_cli.register(sub)
-    management_cli.register(sub)
-    from tuiexport import server_cli, web
-
-    server_cli.register(sub)
-    web.register(sub)
+    modules = list(dict.fromkeys(COMMANDS.values())) if argv is None else _modules_for(argv)
+    for name in modules:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -129,8 +163,9 @@ def _drop_stdout() -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    _check_text(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    _check_text(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.read_only and (args.command or args.run):
         raise UserError("--read-only is for the TUI; it cannot go with --run or a command.")

@@ -7,14 +7,15 @@ comes from ``--db``, else ``TUIEXPORT_DB``, else the SQLite file in the user dat
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
-from playhouse.db_url import connect as connect_url
 
 from tuiexport import config
 from tuiexport.errors import UserError
@@ -108,6 +109,9 @@ def make_database(target: str) -> peewee.Database:
     if is_url(target):
         if target.startswith("sqlite:///"):
             return make_database(target[len("sqlite:///") :] or ":memory:")
+        postgres_driver()
+        from playhouse.db_url import connect as connect_url  # only for URLs: 40 ms of imports
+
         try:
             connected: peewee.Database = connect_url(target)
             return connected
@@ -115,6 +119,32 @@ def make_database(target: str) -> peewee.Database:
             raise DatabaseError(f"Cannot use the database URL {redact(target)}: {exc}.") from exc
     path = Path(target).expanduser()
     return _sqlite_database(str(path))
+
+
+def postgres_driver() -> None:
+    """Give peewee the psycopg2 driver if it was imported without it (``tuiexport/__init__.py``
+    defers that import: SQLite users never load it). Without psycopg2 installed, peewee keeps
+    saying so when it connects."""
+    pw: Any = peewee  # the attributes below are peewee's module globals, not in its stubs
+    if pw.psycopg2 is not None:
+        return
+    try:
+        psycopg2 = importlib.import_module("psycopg2")
+        extensions = importlib.import_module("psycopg2.extensions")
+        extras = importlib.import_module("psycopg2.extras")
+    except ImportError:
+        return
+    # What peewee's own ``import psycopg2`` sets up (peewee.py: module level, Psycopg2Adapter);
+    # tests/test_postgres*.py open PostgreSQL through this.
+    extras.register_uuid()
+    pw.psycopg2 = psycopg2
+    pw.pg_extensions = extensions
+    pw.pg_register_uuid = extras.register_uuid
+    pw.Json_pg2 = extras.Json
+    adapter = pw.Psycopg2Adapter
+    adapter.txn_idle = extensions.TRANSACTION_STATUS_IDLE
+    adapter.txn_inerror = extensions.TRANSACTION_STATUS_INERROR
+    adapter.txn_unknown = extensions.TRANSACTION_STATUS_UNKNOWN
 
 
 def _sqlite_database(path: str) -> peewee.SqliteDatabase:

@@ -226,7 +226,8 @@ def selection_impact(
     """What saving ``edited`` over the stored rules of selection ``ref`` would change: products
     gained and lost (counts and the first few), and each export using it against its limit.
 
-    ``after``: the edited rules' count, when the caller has it already. ``cancelled`` is asked
+    ``after``: the edited rules' count, when the caller has it already (valid saved rules are
+    counted with the edited ones and both in one pass, which counts it again). ``cancelled`` is asked
     between the queries (each a count at most); when it says so, :class:`ImpactCancelled`."""
 
     def step() -> None:
@@ -243,7 +244,14 @@ def selection_impact(
         )
     )
     reasons = sel.validate_criteria(edited)
-    before = 0 if sel.validate_criteria(saved) else sel.count(saved)
+    saved_valid = not sel.validate_criteria(saved)
+    both = 0
+    if saved_valid and not reasons:
+        # The three counts in one pass where both scan the catalog (selection.count_pair).
+        step()
+        before, after, both = sel.count_pair(saved, edited)
+    else:
+        before = sel.count(saved) if saved_valid else 0
     if reasons:
         exports = [
             ExportImpact(
@@ -255,11 +263,11 @@ def selection_impact(
             before=before, after=0, gained=0, lost=0, exports=exports, reasons=reasons
         )
     step()
-    if after is None:
-        after = sel.count(edited)
+    if not saved_valid:
+        # Saved rules that are invalid select nothing (their exports cannot run): all is gained.
+        after = sel.count(edited) if after is None else after
         step()
-    # Saved rules that are invalid select nothing (their exports cannot run): all is gained.
-    both = sel.count_both(saved, edited) if before else 0
+    assert after is not None
     gained, lost = after - both, before - both
     step()
     if not before:
