@@ -226,6 +226,8 @@ class NotificationAttempt(BaseModel):
 
     id = pw.AutoField()
     notification = pw.ForeignKeyField(Notification, on_delete="CASCADE", backref="tries")
+    if TYPE_CHECKING:  # peewee adds the id accessor of the foreign key
+        notification_id: int
     log_id = pw.CharField(index=True)
     attempt = pw.IntegerField()
     at = pw.DateTimeField(default=utcnow)
