@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -493,3 +494,50 @@ def test_the_tui_run_details_show_every_attempt(isolated_home, catalog, receiver
     assert "#1 " in text and "failed: HTTP 502" in text
     assert "#2 " in text and "delivered, HTTP 200" in text
     dbmod.close_database()
+
+
+def test_the_receiver_in_the_docs_verifies_a_real_event_and_refuses_a_forgery(
+    isolated_home, catalog, monkeypatch
+):
+    """The Python receiver of docs/guide/notifications.md, run as it is printed there."""
+    import re
+    import urllib.error
+    import urllib.request
+
+    page = (Path(__file__).parent.parent / "docs/guide/notifications.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "verified" in b)
+    code, serve = code.rsplit("\n\n", 1)  # the last line starts it on a fixed port
+    assert serve.startswith("HTTPServer(")
+    monkeypatch.setenv("TUIEXPORT_WEBHOOK_SECRET", SECRET)
+    example: dict = {}
+    exec(compile(code, "notifications.md", "exec"), example)
+    server = example["HTTPServer"](("127.0.0.1", 0), example["Hook"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        write_config(isolated_home, webhook_url=url, notify_attempts=1)
+        assert run(isolated_home, catalog, "Small").returncode == 0
+        [note] = last_run(isolated_home, catalog)["notifications"]
+        assert note["state"] == "delivered" and note["tries"][0]["http_status"] == 204
+        assert len(example["seen"]) == 1
+        # The same body with a wrong signature, and a replay from an hour ago: both 401.
+        body = b'{"id": "forged"}'
+        for timestamp, signed in (
+            (str(int(time.time())), "sha256=" + "0" * 64),
+            (str(int(time.time()) - 3600), signature_for(str(int(time.time()) - 3600), body)),
+        ):
+            forged = urllib.request.Request(
+                url,
+                data=body,
+                headers={"X-Tuiexport-Timestamp": timestamp, "X-Tuiexport-Signature": signed},
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(forged, timeout=10)
+            assert refused.value.code == 401
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def signature_for(timestamp: str, body: bytes) -> str:
+    return service.notification_signature(SECRET, timestamp, body)

@@ -403,6 +403,7 @@ class _Sender:
 
     #: Look for deliveries left by other processes at least this often (seconds).
     POLL = 60.0
+    MIN_PAUSE = 0.2
 
     def __init__(self, db: pw.Database) -> None:
         self.db = db
@@ -415,10 +416,12 @@ class _Sender:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop after the attempt in flight (waiting up to ``wait`` seconds for it)."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=5.0)
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join(timeout=wait)
 
     def current(self) -> bool:
         return database.obj is self.db and not self._stop.is_set()
@@ -435,8 +438,10 @@ class _Sender:
                             return
                         attempt(notification_id)
                     due = _next_due()
-                    if due is not None:
-                        pause = min(max((due - _now()).total_seconds(), 0.0), self.POLL)
+                    if due is not None:  # (not sooner than MIN_PAUSE: another process
+                        # may be attempting the one that is due, and it is not ours to take)
+                        left = (due - _now()).total_seconds()
+                        pause = min(max(left, self.MIN_PAUSE), self.POLL)
                 except pw.PeeweeException as exc:
                     log.warning("Notifications: the database does not answer: %s", exc)
                     drop_connection()
@@ -490,7 +495,7 @@ def _at_exit() -> None:
     with contextlib.suppress(Exception):
         flush(config.settings().notify_exit_wait)
     if _current is not None:
-        _current.stop()
+        _current.stop(wait=0.5)
 
 
 # --- reading and resending -----------------------------------------------------------------
