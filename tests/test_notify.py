@@ -349,8 +349,9 @@ def test_the_email_goes_through_a_real_smtp_server(isolated_home, catalog, monke
     assert b"mail-pass" not in catalog.read_bytes()
 
 
-def test_starttls_is_verified_against_the_trusted_certificates(
-    isolated_home, catalog, tmp_path, monkeypatch
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_tls_is_verified_against_the_trusted_certificates(
+    isolated_home, catalog, tmp_path, monkeypatch, security
 ):
     from aiosmtpd.controller import Controller
 
@@ -374,15 +375,19 @@ def test_starttls_is_verified_against_the_trusted_certificates(
             return "250 OK"
 
     port = free_port()
-    smtp = Controller(
-        Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
-    )
+    if security == "starttls":
+        smtp = Controller(
+            Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+        )
+    else:  # TLS from the first byte (port 465 style)
+        smtp = Controller(Handler(), hostname="127.0.0.1", port=port, ssl_context=context)
     smtp.start()
     try:
         write_config(
             isolated_home,
             smtp_host="127.0.0.1",
             smtp_port=port,
+            smtp_security=security,
             mail_to=["ops@example.com"],
             notify_attempts=1,
         )
@@ -541,3 +546,52 @@ def test_the_receiver_in_the_docs_verifies_a_real_event_and_refuses_a_forgery(
 
 def signature_for(timestamp: str, body: bytes) -> str:
     return service.notification_signature(SECRET, timestamp, body)
+
+
+def test_the_next_process_that_ends_a_run_sends_what_the_last_one_left(isolated_home, catalog):
+    port = free_port()
+    write_config(
+        isolated_home,
+        webhook_url=f"http://127.0.0.1:{port}/hook",
+        notify_backoff=0.5,
+        notify_exit_wait=0,  # exits at once: the notification stays pending
+    )
+    assert run(isolated_home, catalog, "Small").returncode == 0
+    first = last_run(isolated_home, catalog)
+    [note] = first["notifications"]
+    assert note["state"] == "pending"  # attempted once (refused) or not at all yet
+    hook = ReceiverOnPort(port)
+    try:
+        time.sleep(0.6)  # its next attempt is due now
+        write_config(isolated_home, webhook_url=f"http://127.0.0.1:{port}/hook")
+        assert run(isolated_home, catalog, "Small").returncode == 0
+    finally:
+        hook.close()
+    second = last_run(isolated_home, catalog)
+    assert second["log_id"] != first["log_id"]
+    assert sorted(r["body"]["logId"] for r in hook.requests) == sorted(
+        [first["log_id"], second["log_id"]]
+    )
+    shown = json.loads(history(isolated_home, catalog, first["log_id"], "--json").stdout)
+    assert shown["notifications"][0]["state"] == "delivered"
+
+
+def test_notifications_on_postgresql(isolated_home, receiver):
+    from tests.pg_cluster import running_cluster
+
+    hook = receiver([500])
+    with running_cluster() as cluster:
+        make_catalog(cluster.url, 200)
+        write_config(
+            isolated_home, webhook_url=hook.url, webhook_secret=SECRET, notify_backoff=0.05
+        )
+        done = tx(isolated_home, "--db", cluster.url, "--run", "Small", "-q")
+        assert done.returncode == 0, done.stderr
+        runs = json.loads(tx(isolated_home, "--db", cluster.url, "history", "--json").stdout)
+        shown = json.loads(
+            tx(isolated_home, "--db", cluster.url, "history", runs[0]["log_id"], "--json").stdout
+        )
+    [note] = shown["notifications"]
+    assert note["state"] == "delivered"
+    assert [(t["ok"], t["http_status"]) for t in note["tries"]] == [(False, 500), (True, 200)]
+    assert all(r["valid"] for r in hook.requests) and len(hook.requests) == 2

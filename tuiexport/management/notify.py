@@ -492,10 +492,17 @@ def _at_exit() -> None:
     """A process that ends (a cron ``--run`` right after its run) waits up to
     ``notify_exit_wait`` seconds for due deliveries; the rest stay pending in the database."""
     # At interpreter exit nothing is left to tell about a failure here.
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception, KeyboardInterrupt):  # ctrl+c ends the wait, quietly
         flush(config.settings().notify_exit_wait)
     if _current is not None:
         _current.stop(wait=0.5)
+        # An attempt cut short by the exit leaves no claim behind: the next process may send it
+        # at once (the receiver drops a repeat by its delivery id).
+        with contextlib.suppress(Exception):
+            if database.obj is _current.db:
+                Notification.update(claimed_by="", claimed_until=None).where(
+                    Notification.claimed_by == _ME
+                ).execute()
 
 
 # --- reading and resending -----------------------------------------------------------------
