@@ -92,9 +92,14 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def catalog_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("notify") / "catalog.sqlite"
-    make_catalog(path, 300)
-    return path
+    folder = tmp_path_factory.mktemp("notify")
+    with pytest.MonkeyPatch.context() as patch:  # before isolated_home: a home of its own
+        patch.setenv("TUIEXPORT_HOME", str(folder / "home"))
+        patch.delenv("TUIEXPORT_CONFIG", raising=False)
+        config.reset_settings()
+        make_catalog(folder / "catalog.sqlite", 300)
+    config.reset_settings()
+    return folder / "catalog.sqlite"
 
 
 @pytest.fixture
