@@ -78,12 +78,15 @@ def test_a_version_1_database_is_migrated(tmp_path):
             con.execute(f"ALTER TABLE product DROP COLUMN {column}")
         con.execute("ALTER TABLE run DROP COLUMN outcome")  # version 3
         con.execute("ALTER TABLE run DROP COLUMN owner")  # version 4
+        con.execute("DROP TABLE notification_attempt")  # version 6
+        con.execute("DROP TABLE notification")
         con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     database = setup.prepare_database(path, load_sample=False)
     assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
     migrated = masks(database)
     assert migrated == recomputed(database) and any(m for _, m, *_ in migrated)
     assert service.count_products(Criteria(only_in_stock=True)) == 13
+    assert {"notification", "notification_attempt"} <= set(database.get_tables())
 
 
 def test_a_version_4_database_gets_the_selection_indexes(tmp_path):

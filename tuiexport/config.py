@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import platformdirs
@@ -24,6 +24,12 @@ API_VERSION = "1.0"
 
 class ConfigError(UserError):
     """The configuration file cannot be used; the message is one sentence for the user."""
+
+
+#: The run endings a notification can be sent for (``held``: a run stopped by the publish gate).
+NotifyStatus = Literal["success", "warning", "failed", "cancelled", "held"]
+#: The run endings that notify unless ``notify_on`` says otherwise.
+NOTIFY_DEFAULT: tuple[NotifyStatus, ...] = ("failed", "held", "warning")
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -55,6 +61,28 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     theme: str = "textual-dark"
     #: The TUI's keys by binding id (``[keymap]`` in config.toml), e.g. ``download = "f5,ctrl+g"``.
     keymap: dict[str, str] = {}
+    #: Notifications (management.notify, docs/guide/notifications.md): which run endings notify
+    #: (a list; in the environment, comma-separated), the webhook, its HMAC secret (best given as
+    #: TUIEXPORT_WEBHOOK_SECRET), and retries: attempts in all, the first pause (doubling each
+    #: time, at most notify_backoff_max), and how long an exiting process waits for deliveries.
+    notify_on: list[NotifyStatus] = msgspec.field(default_factory=lambda: list(NOTIFY_DEFAULT))
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    notify_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8
+    notify_backoff: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    notify_backoff_max: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    notify_exit_wait: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    #: Email through an SMTP server (empty smtp_host: no email). smtp_port 0: 587 for
+    #: starttls, 465 for ssl, 25 for none. The password is best given as TUIEXPORT_SMTP_PASSWORD.
+    smtp_host: str = ""
+    smtp_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_timeout: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    mail_from: str = ""
+    mail_to: list[str] = []
 
 
 def _home() -> Path | None:
@@ -97,10 +125,13 @@ def load_settings() -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
     from_env: set[str] = set()
+    defaults = Settings()
     for field in Settings.__struct_fields__:
         value = os.environ.get(f"TUIEXPORT_{field.upper()}")
         if value is not None:
-            raw[field] = value
+            # A list in the environment is comma-separated: TUIEXPORT_NOTIFY_ON=failed,held
+            is_list = isinstance(getattr(defaults, field), list)
+            raw[field] = [v.strip() for v in value.split(",") if v.strip()] if is_list else value
             from_env.add(field)
     try:
         loaded = msgspec.convert(raw, Settings, strict=False)
@@ -131,6 +162,9 @@ def load_settings() -> Settings:
             parse_s3_url(loaded.artifacts_url)
         except StorageError as exc:
             raise ConfigError(f"{str(exc).rstrip('.')} ({source}).") from None
+    if loaded.webhook_url and not re.match(r"https?://[^/?#]", loaded.webhook_url, re.I):
+        source = "TUIEXPORT_WEBHOOK_URL" if "webhook_url" in from_env else f"webhook_url in {path}"
+        raise ConfigError(f"The webhook URL ({source}) must start with http:// or https://.")
     return loaded
 
 

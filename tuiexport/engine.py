@@ -30,7 +30,7 @@ from tuiexport.exporters.base import (
     ExportJob,
     WriteStats,
 )
-from tuiexport.management import definitions, history, liveness
+from tuiexport.management import definitions, history, liveness, notify
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
@@ -264,7 +264,9 @@ class PreparedRun:
 
         # A PostgreSQL restart in the middle of the run broke this connection too: the end of
         # the run is recorded once the server is back (or DatabaseLost says it could not be).
-        return liveness.write_through(write, f"the end of run {self.run.log_id} ({status})")
+        ended = liveness.write_through(write, f"the end of run {self.run.log_id} ({status})")
+        notify.run_ended(ended)  # the one hook of notifications: queued, sent in the background
+        return ended
 
 
 def begin_run(

@@ -197,5 +197,48 @@ class ApiKey(BaseModel):
     revoked = pw.DateTimeField(null=True)
 
 
-MANAGEMENT_MODELS = [Meta, Selection, ExportDefinition, Run, ApiKey]
+# --- notifications (written only by tuiexport.management.notify) ---------------------------
+
+
+class Notification(BaseModel):
+    """One event to deliver on one channel (a webhook POST, an email) for a run that ended with
+    a status the settings name (``notify_on``). It stays ``pending`` until it is delivered or
+    its attempts are used up (``failed``), so that the next process resends what one left."""
+
+    id = pw.AutoField()
+    log_id = pw.CharField(index=True)
+    channel = pw.CharField()  # webhook / email
+    #: Where it goes, without credentials or query string (shown in the run's details).
+    target = pw.TextField()
+    #: The event as JSON, exactly as it is sent (its bytes are signed at each attempt).
+    payload = pw.TextField()
+    state = pw.CharField(default="pending", index=True)  # pending, delivered, failed
+    attempts = pw.IntegerField(default=0)
+    created = pw.DateTimeField(default=utcnow)
+    next_attempt = pw.DateTimeField(default=utcnow)
+    #: A process that is attempting it (liveness.owner()) and until when that claim holds.
+    claimed_by = pw.CharField(default="")
+    claimed_until = pw.DateTimeField(null=True)
+
+
+class NotificationAttempt(BaseModel):
+    """One delivery attempt and its outcome: HTTP status or the error."""
+
+    id = pw.AutoField()
+    notification = pw.ForeignKeyField(Notification, on_delete="CASCADE", backref="tries")
+    if TYPE_CHECKING:  # peewee adds the id accessor of the foreign key
+        notification_id: int
+    log_id = pw.CharField(index=True)
+    attempt = pw.IntegerField()
+    at = pw.DateTimeField(default=utcnow)
+    ok = pw.BooleanField(default=False)
+    #: The receiver's HTTP status (webhooks); None when none came back.
+    http_status = pw.IntegerField(null=True)
+    #: Why it failed, one line (empty when it was delivered).
+    error = pw.TextField(default="")
+
+
+NOTIFICATION_MODELS = [Notification, NotificationAttempt]
+
+MANAGEMENT_MODELS = [Meta, Selection, ExportDefinition, Run, ApiKey, *NOTIFICATION_MODELS]
 ALL_MODELS = CATALOG_MODELS + MANAGEMENT_MODELS

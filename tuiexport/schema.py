@@ -8,9 +8,9 @@ from contextlib import contextmanager
 import peewee as pw
 
 from tuiexport import db as dbmod
-from tuiexport.models import ALL_MODELS, Meta
+from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -131,8 +131,13 @@ def _migrate_5(db: pw.Database) -> None:
     db.execute_sql("DROP INDEX IF EXISTS product_filter")
 
 
+def _migrate_6(db: pw.Database) -> None:
+    """Version 6: the notifications of runs and their delivery attempts (management.notify)."""
+    db.create_tables(NOTIFICATION_MODELS, safe=True)
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
-MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
+MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6}
 
 FTS_TABLE = "product_search"
 

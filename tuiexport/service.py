@@ -78,4 +78,18 @@ from tuiexport.selection import (
 )
 from tuiexport.setup import finish_own_catalog, prepare_database, prepare_own_catalog
 
+# --- notifications (issue 11): webhook and email when a run ends failed/held/warning --------
+# One block at the end (import order off), so that other branches' imports above merge cleanly.
+# isort: off
+from tuiexport.management.notify import (
+    AttemptView,
+    NotificationView,
+    retry_notifications,
+    run_notifications,
+)
+from tuiexport.management.notify import flush as flush_notifications
+from tuiexport.management.notify import signature as notification_signature
+# isort: on
+# --- end of notifications ------------------------------------------------------------------
+
 __all__ = [name for name in dir() if not name.startswith("_")]

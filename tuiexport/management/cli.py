@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from tuiexport import service
 from tuiexport.errors import RunFailed, UserError
 from tuiexport.progress import TerminalProgress
@@ -290,6 +292,7 @@ def selections_delete(args: argparse.Namespace) -> int:
 def history_cmd(args: argparse.Namespace) -> int:
     if args.log_id:
         run = service.get_run(args.log_id)
+        notes = service.run_notifications(run.log_id)
         text = "\n".join(
             [
                 f"{run.log_id}  {run.status}  {run.export_name}  ({run.export_id})",
@@ -301,9 +304,10 @@ def history_cmd(args: argparse.Namespace) -> int:
                 f"  file {run.artifact_path or '–'}" + ("" if run.artifact_kept else " (not kept)"),
                 f"  sha256 {run.sha256 or '–'}",
                 *(f"  - {m}" for m in run.messages),
+                *_notification_lines(notes),
             ]
         )
-        _emit(args, run, text)
+        _emit(args, {**msgspec.to_builtins(run), "notifications": notes}, text)
         return 0
     export_id = service.get_definition(args.export).export_id if args.export else None
     runs = service.list_history(limit=args.limit, export_id=export_id, status=args.status)
@@ -313,6 +317,40 @@ def history_cmd(args: argparse.Namespace) -> int:
         for r in runs
     ]
     _emit(args, runs, "\n".join(rows) if rows else "No runs yet.")
+    return 0
+
+
+def _notification_lines(notes: list[service.NotificationView]) -> list[str]:
+    """A run's notifications and every attempt, for ``history LOGID``."""
+    lines = ["  notifications:"] if notes else []
+    for n in notes:
+        state = {"delivered": "delivered", "failed": "failed, gave up"}.get(n.state, "pending")
+        if n.state == "pending" and n.next_attempt:
+            state += f", next attempt {n.next_attempt:%Y-%m-%d %H:%M:%S}"
+        lines.append(f"    {n.channel} {n.target}: {state} ({n.attempts} attempts)")
+        for t in n.tries:
+            lines.append(f"      #{t.attempt} {t.at:%Y-%m-%d %H:%M:%S}  {t.outcome}")
+    return lines
+
+
+def notify_retry(args: argparse.Namespace) -> int:
+    """``tuiexport notify retry [LOGID]``: send what is undelivered now, once each."""
+    results = service.retry_notifications(args.log_id)
+    lines = [
+        f"{n.log_id}  {n.channel} {n.target}: "
+        + ("delivered" if ok else f"not delivered ({n.tries[-1].error if n.tries else n.state})")
+        for n, ok in results
+    ]
+    _emit(
+        args,
+        [{"delivered": ok, **msgspec.to_builtins(n)} for n, ok in results],
+        "\n".join(lines) if lines else "Nothing to resend: every notification was delivered.",
+    )
+    if not all(ok for _, ok in results):
+        raise RunFailed(
+            f"{sum(not ok for _, ok in results)} of {len(results)} notifications could not be "
+            "delivered; 'tuiexport history LOGID' shows every attempt."
+        )
     return 0
 
 
@@ -474,3 +512,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--limit", type=whole_number(1, 1_000_000), default=50)
     _json_flag(p)
     p.set_defaults(handler=history_cmd)
+
+    notify = sub.add_parser("notify", help="notifications of runs (webhook, email)")
+    actions = notify.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = actions.add_parser(
+        "retry", help="send every undelivered notification now (of one run with LOGID)"
+    )
+    p.add_argument("log_id", nargs="?", metavar="LOGID")
+    _json_flag(p)
+    p.set_defaults(handler=notify_retry)

@@ -12,13 +12,14 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tuiexport import service
 from tuiexport.management.views import RunView
 from tuiexport.widgets import fmt
 from tuiexport.widgets.key_bar import KeyBar
 from tuiexport.widgets.run_trends import RunTrends
 
 
-def details(run: RunView) -> Table:
+def details(run: RunView, notifications: list[service.NotificationView] | None = None) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")
@@ -58,7 +59,25 @@ def details(run: RunView) -> Table:
         for name, count in sorted(run.supplier_shares.items(), key=lambda kv: -kv[1]):
             shares.append(f"{count / total:6.1%}  {count:>9,}  {name}\n")
         table.add_row("Suppliers", shares)
+    if notifications:
+        table.add_row("Notifications", notification_text(notifications))
     return table
+
+
+def notification_text(notifications: list[service.NotificationView]) -> Text:
+    """Each notification (webhook, email) with its state and every delivery attempt."""
+    text = Text()
+    for n in notifications:
+        style = {"delivered": "green", "failed": "red"}.get(n.state, "yellow")
+        text.append(f"{n.channel} {n.target}  ")
+        text.append(n.state, style=style)
+        if n.state == "pending" and n.next_attempt:
+            text.append(f", next attempt {fmt.when(n.next_attempt)}")
+        text.append("\n")
+        for t in n.tries:
+            text.append(f"  #{t.attempt} {fmt.local(t.at):%H:%M:%S}  {t.outcome}\n")
+    text.rstrip()
+    return text
 
 
 class RunDetailsScreen(ModalScreen[None]):
@@ -79,7 +98,8 @@ class RunDetailsScreen(ModalScreen[None]):
             box.border_title = f"Run {self.run.log_id}"
             # The export's last runs first: a drop in count or size shows at a glance.
             yield RunTrends(self.run.export_id, self.run.log_id, id="run-trends")
-            yield Static(details(self.run), id="run-details")
+            notes = service.run_notifications(self.run.log_id)
+            yield Static(details(self.run, notes), id="run-details")
         yield KeyBar()
 
     def action_copy(self, what: str) -> None:

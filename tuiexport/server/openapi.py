@@ -119,6 +119,12 @@ def document() -> dict[str, Any]:
                         "messages": {"type": "array", "items": {"type": "string"}},
                         "statusUrl": {"type": "string"},
                         "fileUrl": {"type": ["string", "null"]},
+                        "notifications": {
+                            "description": "Webhook and email notifications of the run (GET "
+                            "/runs/{logId} only), with every delivery attempt.",
+                            "type": "array",
+                            "items": {"type": "object"},
+                        },
                     },
                 },
                 "Export": {

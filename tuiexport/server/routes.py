@@ -182,7 +182,9 @@ class ShareHandler(FileResponses):
     def run_status(self, log_id: str) -> None:
         if not self.authorized():
             return
-        self.send_json(200, self.run_json(service.get_run(log_id)))
+        run = service.get_run(log_id)
+        notes = [self.notification_json(n) for n in service.run_notifications(run.log_id)]
+        self.send_json(200, {**self.run_json(run), "notifications": notes})
 
     def run_file(self, log_id: str) -> None:
         if not self.authorized():
@@ -281,6 +283,19 @@ class ShareHandler(FileResponses):
             "messages": run.messages,
             "statusUrl": status_url,
             "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
+        }
+
+    def notification_json(self, n: service.NotificationView) -> dict[str, Any]:
+        return {
+            "channel": n.channel,
+            "target": n.target,
+            "state": n.state,
+            "attempts": [
+                {"attempt": t.attempt, "at": _utc(t.at), "ok": t.ok, "httpStatus": t.http_status}
+                | ({"error": t.error} if t.error else {})
+                for t in n.tries
+            ],
+            "nextAttempt": _utc(n.next_attempt),
         }
 
     def definition_json(self, d: DefinitionView) -> dict[str, Any]:
