@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "out"
+#: Catalogs and work folders; TUIEXPORT_BENCH_OUT moves them (two benches side by side).
+OUT = Path(os.environ.get("TUIEXPORT_BENCH_OUT") or ROOT / "bench" / "out")
 sys.path.insert(0, str(ROOT))
 
 FORMATS = ["standard/csv", "standard/json", "standard/jsonl", "standard/xml", "bmecat12/xml"]

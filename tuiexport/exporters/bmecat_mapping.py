@@ -12,8 +12,8 @@ so both write the same bytes. Escaping, stripping and rounding are the other out
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from tuiexport.exporters.text import XML_FORBIDDEN, round_half_up, xml_escape
 
@@ -33,9 +33,11 @@ COLUMNS = {
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 
 
-@dataclass(frozen=True)
-class Text:
-    """A text element: the first of ``columns`` that is not blank, fitted to ``most``."""
+class Text(NamedTuple):
+    """A text element: the first of ``columns`` that is not blank, fitted to ``most``.
+
+    (A NamedTuple rather than a dataclass: ``dataclasses`` imports ``inspect``, which would
+    double the worker's start-up.)"""
 
     path: str
     columns: tuple[str, ...]
@@ -136,25 +138,39 @@ def element(tag: str, text: str | None) -> str:
     return "" if text is None else f"<{tag}>{text}</{tag}>"
 
 
-def _compile(t: Text) -> tuple[str, tuple[int, ...], int, bool, int]:
-    return t.tag, tuple(_AT[c] for c in t.columns), t.most, t.whole, _AT.get(t.fallback, -1)
+def _getter(t: Text) -> Callable[[tuple[Any, ...]], str | None]:
+    """The element's text from an article row (a closure per element: this runs per article)."""
+    at = [_AT[c] for c in t.columns]
+    most = t.most
+
+    def one(value: object) -> str | None:
+        return fit(value, most)
+
+    if t.whole:
+
+        def one(value: object) -> str | None:
+            if value is not None and len(str(value)) > most:
+                return None
+            return fit(value, most)
+
+    if len(at) == 1 and not t.fallback:
+        i = at[0]
+        return lambda row: one(row[i])
+    fallback = _AT.get(t.fallback, -1)
+
+    def first(row: tuple[Any, ...]) -> str | None:
+        for i in at:
+            text = one(row[i])
+            if text is not None:
+                return text
+        return str(row[fallback]) if fallback >= 0 else None
+
+    return first
 
 
-_TEXTS = tuple(_compile(t) for t in ARTICLE_TEXTS)
-_IMAGE = _compile(IMAGE)
+_TEXTS = tuple((t.tag, _getter(t)) for t in ARTICLE_TEXTS)
+_IMAGE = _getter(IMAGE)
 _PUID, _PRICE, _CURRENCY = _AT["puid"], _AT["price"], _AT["currency"]
-
-
-def _text(row: tuple[Any, ...], spec: tuple[str, tuple[int, ...], int, bool, int]) -> str | None:
-    _, columns, most, whole, fallback = spec
-    for i in columns:
-        value = row[i]
-        if value is None or (whole and len(str(value)) > most):
-            continue
-        text = fit(value, most)
-        if text is not None:
-            return text
-    return str(row[fallback]) if fallback >= 0 else None
 
 
 def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int]:
@@ -164,8 +180,10 @@ def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int]:
         price = row[_PRICE]
         if price is None:
             continue
-        details = "".join(element(spec[0], _text(row, spec)) for spec in _TEXTS)
-        image = _text(row, _IMAGE)
+        details = "".join(
+            [f"<{tag}>{text}</{tag}>" for tag, get in _TEXTS if (text := get(row)) is not None]
+        )
+        image = _IMAGE(row)
         parts.append(
             f"<ARTICLE><SUPPLIER_AID>{row[_PUID]}</SUPPLIER_AID><ARTICLE_DETAILS>{details}"
             "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
