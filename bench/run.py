@@ -372,7 +372,8 @@ def report(results: dict[int, list[dict]]) -> str:
                 f"{r.get('status', '')} |".replace("shell|gzip", "shell \\| gzip")
             )
         lines.append(
-            f"\nMedians of {rows[0].get('runs', 1)} interleaved pair(s); process-tree peak RSS "
+            f"\nMedians of {max(r.get('runs', 1) for r in rows if 'target' in r)} interleaved "
+            f"pair(s) per format (baselines: of all their runs); process-tree peak RSS "
             f"target ≤ {RSS_LIMIT_MB} MB:\n"
         )
         for r in rows:

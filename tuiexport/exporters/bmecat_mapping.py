@@ -139,28 +139,28 @@ def element(tag: str, text: str | None) -> str:
 
 
 def _getter(t: Text) -> Callable[[tuple[Any, ...]], str | None]:
-    """The element's text from an article row (a closure per element: this runs per article)."""
+    """The element's text from an article row (a closure per element: this runs per article,
+    so the common shapes get a closure without loops or extra calls)."""
     at = [_AT[c] for c in t.columns]
     most = t.most
-
-    def one(value: object) -> str | None:
-        return fit(value, most)
-
     if t.whole:
+        (i,) = at  # an identifier: one column, whole or nothing
 
-        def one(value: object) -> str | None:
-            if value is not None and len(str(value)) > most:
+        def whole(row: tuple[Any, ...]) -> str | None:
+            value = row[i]
+            if value is None or len(str(value)) > most:
                 return None
             return fit(value, most)
 
+        return whole
     if len(at) == 1 and not t.fallback:
-        i = at[0]
-        return lambda row: one(row[i])
+        (i,) = at
+        return lambda row: fit(row[i], most)
     fallback = _AT.get(t.fallback, -1)
 
     def first(row: tuple[Any, ...]) -> str | None:
         for i in at:
-            text = one(row[i])
+            text = fit(row[i], most)
             if text is not None:
                 return text
         return str(row[fallback]) if fallback >= 0 else None
