@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
+import msgspec
+
 from tuiexport.engine import drop_selection, prepare_selection
-from tuiexport.exporters.base import ExportJob, WriteStats
+from tuiexport.exporters.base import ExportJob, ExportOptions, WriteStats
 from tuiexport.exporters.registry import get_writer
+from tuiexport.exporters.tuning import Tuning
 from tuiexport.selection import Criteria
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5)
@@ -24,6 +27,7 @@ def make_job(
     fallback: str = "de",
     long_descriptions: bool = True,
     options: dict | None = None,
+    tuning: dict | None = None,
     cancelled=lambda: False,
     progress=lambda n: None,
 ) -> ExportJob:
@@ -42,7 +46,8 @@ def make_job(
         total=selected,
         omitted=omitted,
         limit=limit,
-        options=dict(options or {}),
+        options=msgspec.convert(options or {}, ExportOptions),
+        tuning=msgspec.convert(tuning or {}, Tuning),
         progress=progress,
         cancelled=cancelled,
     )

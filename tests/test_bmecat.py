@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from lxml import etree
 
 from tests import tiny_catalog
@@ -139,15 +137,25 @@ def test_empty_selection_is_still_valid(catalog):
     )
 
 
-@given(st.text(), st.floats(min_value=0, max_value=1e7, allow_nan=False))
-@settings(max_examples=100, deadline=None)
-def test_worker_copies_of_the_text_helpers_match_encode(text, number):
-    """The article mapping runs in stdlib-only worker processes, so it carries its own copies of
-    encode's escaping, stripping and rounding; they must stay identical."""
-    from tuiexport.exporters import bmecat, encode
+def test_buyer_and_supplier_options_fill_the_header(catalog):
+    from tuiexport import service
 
-    scope = bmecat._scope
-    assert scope["_FORBIDDEN"].pattern == encode.XML_FORBIDDEN.pattern
-    assert scope["_escape"](text) == encode.XmlFormat.escape(text)
-    for places in ("0.01", "0.001"):
-        assert scope["_round"](number, places) == encode._round(number, places)
+    saved = service.create_definition(
+        "BMEcat parties", options={"bmecat_buyer": "ACME & Söhne", "bmecat_supplier": "Us"}
+    )
+    assert saved.options == {"bmecat_buyer": "ACME & Söhne", "bmecat_supplier": "Us"}
+    doc = validated(
+        run(catalog, "bmecat12", "xml", options={"bmecat_buyer": "ACME & Söhne" + "x" * 60})[0]
+    )
+    assert doc.findtext(f"{NS}HEADER/{NS}BUYER/{NS}BUYER_NAME") == ("ACME & Söhne" + "x" * 60)[:50]
+    assert doc.findtext(f"{NS}HEADER/{NS}SUPPLIER/{NS}SUPPLIER_NAME") == "tuiexport"
+
+
+def test_the_docs_table_is_the_mapping_the_writer_uses():
+    from tuiexport.exporters import bmecat_mapping
+
+    table = bmecat_mapping.markdown()
+    for text in bmecat_mapping.ARTICLE_TEXTS:
+        assert f"| `{text.path}` | {text.doc()} |" in table
+        assert f"{text.most:,} characters" in table
+    assert "GROUP_ID = the product type's id" in table

@@ -14,7 +14,7 @@ from lxml import etree
 from tests import tiny_catalog
 from tests.exporters_harness import read_zip_csv, run, xml_records
 from tests.test_bmecat import NS, schema
-from tuiexport.exporters.encode import strip_xml_forbidden
+from tuiexport.exporters.text import strip_xml_forbidden
 from tuiexport.models import ProductText
 from tuiexport.selection import Criteria
 

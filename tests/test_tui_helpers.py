@@ -112,7 +112,7 @@ def build_tui_db(path, monkeypatch) -> None:
 
 @pytest.fixture
 def tui_db(tmp_path, monkeypatch):
-    pytest.importorskip("tuiexport.exporters.writers", reason="the exporters are not there yet")
+    pytest.importorskip("tuiexport.exporters.registry", reason="the exporters are not there yet")
     monkeypatch.delenv("TEXTUAL", raising=False)
     config.reset_settings()
     # A relative path: the status line shows "tui.sqlite", the same in every run (snapshots).

@@ -22,13 +22,14 @@ from tuiexport import config
 from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import InvalidDefinition, UserError
-from tuiexport.exporters import registry
+from tuiexport.exporters import registry, tuning
 from tuiexport.exporters.base import (
     OMITTED_TABLE,
     SELECTION_TABLE,
     Cancelled,
     ExportJob,
     WriteStats,
+    stored_options,
 )
 from tuiexport.management import definitions, history, liveness, notify
 from tuiexport.management.views import RunView
@@ -181,7 +182,8 @@ class PreparedRun:
                         total=selected,
                         omitted=omitted,
                         limit=self.limit,
-                        options=json.loads(row.options or "{}"),
+                        options=stored_options(row.options),
+                        tuning=tuning.from_env(),
                         progress=on_progress,
                         cancelled=is_cancelled,
                     )

@@ -17,6 +17,8 @@ from typing import Any, BinaryIO, Literal, Protocol
 import msgspec
 import peewee as pw
 
+from tuiexport.exporters.tuning import Tuning
+
 #: Name of the temporary table holding the selected puids, ordered, already cut to the limit.
 SELECTION_TABLE = "sel"
 #: Name of the temporary table holding puids that matched but were cut by the limit.
@@ -26,11 +28,15 @@ OMITTED_TABLE = "sel_omitted"
 class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """What a user may set in a definition's options, validated on save (an unknown key or a
     wrong value is refused with a sentence instead of failing the run later). Tuning knobs of
-    the writers (workers, chunk sizes, the generic path) are not options: tests and benchmarks
-    hand them to a job directly, and nothing stores them."""
+    the writers (workers, chunk sizes, the generic path) are not options but a
+    :class:`~tuiexport.exporters.tuning.Tuning`, which nothing stores."""
 
     #: ``excel``: the CSV members with a BOM, semicolons and decimal commas.
     csv_variant: Literal["standard", "excel"] = "standard"
+    #: BMEcat: the HEADER's BUYER_NAME (else "Catalog recipient") and SUPPLIER_NAME (else
+    #: "tuiexport"); cut to the standard's 50 characters.
+    bmecat_buyer: str | None = None
+    bmecat_supplier: str | None = None
 
 
 def check_options(options: object) -> dict[str, Any]:
@@ -41,6 +47,19 @@ def check_options(options: object) -> dict[str, Any]:
         raise ValueError(f"The export options are invalid: {exc}.") from None
     stored: dict[str, Any] = msgspec.to_builtins(typed)
     return stored
+
+
+def stored_options(text: str | None) -> ExportOptions:
+    """A definition's stored options for a run. Keys this version does not know (tuning knobs
+    saved before options were checked) are ignored; a wrong value is a ValueError sentence."""
+    raw = msgspec.json.decode(text or "{}")
+    if not isinstance(raw, dict):
+        raise ValueError("The export options are invalid: not a JSON object.")
+    known = {k: v for k, v in raw.items() if k in ExportOptions.__struct_fields__}
+    try:
+        return msgspec.convert(known, ExportOptions)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"The export options are invalid: {exc}.") from None
 
 
 class Cancelled(Exception):
@@ -64,7 +83,10 @@ class ExportJob:
     #: Products that matched but were cut by the limit (their puids are in ``sel_omitted``).
     omitted: int
     limit: int
-    options: dict[str, Any] = field(default_factory=dict)
+    #: What the user set (stored with the definition).
+    options: ExportOptions = field(default_factory=ExportOptions)
+    #: How the writer runs (workers, chunk sizes, path): never stored, see :mod:`.tuning`.
+    tuning: Tuning = field(default_factory=Tuning)
     #: ``progress(products_written)``; cheap to call, but call it every few thousand rows only.
     progress: Callable[[int], None] = lambda n: None
     cancelled: Callable[[], bool] = lambda: False

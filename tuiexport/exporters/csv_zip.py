@@ -1,6 +1,6 @@
 """CSV exports: a ZIP holding one CSV per element, ``Log.csv``, and ``ERROR.txt`` when needed.
 
-The CSV lines come out of SQLite ready-made (see :mod:`encode`); deflating runs on a second
+The CSV lines come out of SQLite ready-made (:meth:`CsvFormat.record_sql`); deflating runs on a second
 thread fed through a bounded queue — zlib and crc32 release the GIL, so the database and the
 compressor use both cores while memory stays flat.
 """
@@ -13,13 +13,30 @@ import sys
 import threading
 import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, BinaryIO
+from operator import itemgetter
+from typing import IO, Any, BinaryIO
 
-from tuiexport.exporters import encode
-from tuiexport.exporters.base import ExportJob, WriteStats
-from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES
+from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
+from tuiexport.exporters.format import Row, parse_dt
+from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
+from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES, Element, Field
+from tuiexport.exporters.sql import (
+    blob,
+    child_flat_from,
+    chunks,
+    field_sql,
+    flags,
+    indexed,
+    main_from,
+    ordered_index,
+    release_memory,
+    use_fast_path,
+)
+from tuiexport.exporters.summary import limit_reason, omitted_puids, supplier_names
+from tuiexport.exporters.text import round_half_up
 
 #: Deflate level: 1 like ``gzip -1``; the files are text and compress well even so.
 ZIP_LEVEL = 1
@@ -103,6 +120,177 @@ class ZipPump:
             raise self.error
 
 
+class CsvFormat:
+    """PRODUCT.md §3: CRLF, comma, quotes only when needed, doubled quotes, decimal point,
+    ``dd.MM.yyyy HH:mm``; the Excel variant uses semicolon and decimal comma."""
+
+    name = "csv"
+
+    def __init__(self, excel: bool = False):
+        self.excel = excel
+        self.sep = ";" if excel else ","
+        self.newline = "\r\n"
+
+    def _num(self, sql: str) -> str:
+        return f"replace({sql}, '.', ',')" if self.excel else sql
+
+    def sql(self, kind: str, v: str) -> str:
+        if kind == "int":
+            return f"IFNULL({v}, '')"
+        if kind == "text":
+            # instr() (unlike GLOB) sees past an embedded NUL character.
+            return (
+                f"CASE WHEN instr({v}, '\"') OR instr({v}, '{self.sep}') OR instr({v}, char(10)) "
+                f"OR instr({v}, char(13)) THEN '\"' || replace({v}, '\"', '\"\"') || '\"' "
+                f"ELSE IFNULL({v}, '') END"
+            )
+        if kind in ("price", "weight"):
+            places = 2 if kind == "price" else 3
+            formatted = self._num(f"printf('%.{places}f', {v})")
+            return f"CASE WHEN {v} IS NULL THEN '' ELSE {formatted} END"
+        if kind == "datetime":
+            return f"IFNULL(strftime('%d.%m.%Y %H:%M', {v}), '')"
+        if kind == "bool":
+            return f"CASE WHEN {v} IS NULL THEN '' WHEN {v} THEN 'true' ELSE 'false' END"
+        raise ValueError(kind)
+
+    def text(self, value: object) -> str:
+        if value is None:
+            return ""
+        text = str(value)
+        if '"' in text or self.sep in text or "\n" in text or "\r" in text:
+            return '"' + text.replace('"', '""') + '"'
+        return text
+
+    def py(self, kind: str) -> Callable[[Any], str]:
+        if kind == "int":
+            return lambda v: "" if v is None else str(int(v))
+        if kind == "text":
+            return self.text
+        if kind in ("price", "weight"):
+            places = "0.01" if kind == "price" else "0.001"
+            if self.excel:
+                return lambda v: "" if v is None else round_half_up(v, places).replace(".", ",")
+            return lambda v: "" if v is None else round_half_up(v, places)
+        if kind == "datetime":
+            return lambda v: "" if v is None else parse_dt(v).strftime("%d.%m.%Y %H:%M")
+        if kind == "bool":
+            return lambda v: "" if v is None else ("true" if v else "false")
+        raise ValueError(kind)
+
+    def record_sql(
+        self,
+        fields: tuple[Field, ...],
+        job: ExportJob,
+        children: Sequence[tuple[str, str]] = (),
+        tag: str = "",
+    ) -> str:
+        assert not children, "CSV writes children as files of their own"
+        # A chain of || rather than one printf('%s,…'): printf's %s stops at a NUL character.
+        sep = f" || '{self.sep}' || "
+        return sep.join(self.sql(f.kind, field_sql(f, job)) for f in fields)
+
+    def record_py(self, fields: tuple[Field, ...]) -> Callable[[Row], list[str]]:
+        encoders = [self.py(f.kind) for f in fields]
+        return lambda row: [enc(v) for enc, v in zip(encoders, row, strict=False)]
+
+    def join(
+        self, tag: str, parts: list[str], children: Sequence[tuple[str, list[str]]] = ()
+    ) -> str:
+        return self.sep.join(parts)
+
+    def header(self, fields: tuple[Field, ...]) -> str:
+        return self.sep.join(f.name for f in fields)
+
+
+class CsvChunk:
+    """CSV lines of one chunk, with what the writer needs for progress and statistics."""
+
+    __slots__ = ("data", "products", "rows", "suppliers")
+
+    def __init__(self, data: bytes, rows: int, products: int, suppliers: list[int] | None):
+        self.data, self.rows, self.products, self.suppliers = data, rows, products, suppliers
+
+
+def _counts_suppliers(element: Element) -> bool:
+    return element.role == "child" and element.link == "si.product_id"
+
+
+def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[CsvChunk]:
+    """One element as CSV lines (CRLF after each), in chunks.
+
+    Child rows carry their puid (progress counts products) and, for supplier items, the
+    supplier id (the run's supplier shares), so no extra pass over the offers is needed."""
+    fields = element.fields_for(flags(job))
+    nl_text = fmt.newline
+    nl = nl_text.encode()
+    join = fmt.join
+    extra: list[str] = []
+    index = ""
+    if element.role == "main":
+        from_sql, order = main_from(element, job), f"{SELECTION_TABLE}.puid"
+    elif element.role == "child":
+        source = child_flat_from(element)
+        index = ordered_index(job, element) if use_fast_path(job) else ""
+        if index:  # rows of one product come in order: no sort at all
+            source = f"{SELECTION_TABLE} CROSS JOIN {indexed(element.source, index)}"
+        from_sql = source + f" WHERE {element.link} = {SELECTION_TABLE}.puid"
+        order = f"{SELECTION_TABLE}.puid" + ("" if index else f", {element.order}")
+        extra.append(f"{SELECTION_TABLE}.puid")
+        if _counts_suppliers(element):
+            extra.append("si.supplier_id")
+    else:
+        from_sql, order = element.source, element.order
+    k = len(extra)
+    head = ", ".join(extra) + (", " if extra else "")
+    encode = None
+    if use_fast_path(job):
+        line = itemgetter(k)
+        record = blob(fmt.record_sql(fields, job))
+    else:
+        record = ", ".join(field_sql(f, job) for f in fields)
+        encode = fmt.record_py(fields)
+
+    def chunk(rows: list[tuple[Any, ...]]) -> CsvChunk:
+        if encode is None:
+            data = nl.join(map(line, rows)) + nl
+        else:
+            data = (nl_text.join(join("", encode(row[k:])) for row in rows) + nl_text).encode()
+        if element.role == "child":
+            products = len(set(map(itemgetter(0), rows)))
+            suppliers = list(map(itemgetter(1), rows)) if k == 2 else None
+        else:
+            products, suppliers = len(rows), None
+        return CsvChunk(data, len(rows), products, suppliers)
+
+    if element.role != "reference" and parallel_workers(job):
+        from_par = from_sql.replace(SELECTION_TABLE + " ", PAR_SELECTION + " ", 1)
+        # The puid list is the outer loop (in order); an ordering index orders each product's rows.
+        order_par = f" ORDER BY {order}" if element.role == "child" and not index else ""
+        # One row per chunk: the worker's single step runs the whole chunk without the GIL.
+        cols = f"{SELECTION_TABLE}.puid AS k_puid, " + (
+            "si.supplier_id AS k_sid, " if k == 2 else "NULL AS k_sid, "
+        )
+        sql = (
+            # The last CRLF is appended in SQL: one copy of the chunk fewer in this process.
+            f"SELECT CAST(group_concat(r, char(13, 10)) || char(13, 10) AS BLOB), "
+            f"COUNT(DISTINCT k_puid), "
+            f"COUNT(*), group_concat(k_sid) FROM (SELECT {cols}{fmt.record_sql(fields, job)} AS r "
+            f"FROM {from_par}{order_par})"
+        )
+
+        def aggregated(rows: list[tuple[Any, ...]]) -> CsvChunk:
+            data, products, n, sids = rows[0]
+            suppliers = [int(x) for x in sids.split(",")] if sids else ([] if k == 2 else None)
+            return CsvChunk(data or b"", n, products, suppliers)
+
+        yield from map(aggregated, run_parallel(job, sql))
+        return
+    cursor = job.db.execute_sql(f"SELECT {head}{record} FROM {from_sql} ORDER BY {order}")
+    for rows in chunks(cursor):
+        yield chunk(rows)
+
+
 @dataclass
 class CsvZipWriter:
     profile: str
@@ -112,12 +300,12 @@ class CsvZipWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
-        encode.release_memory(job)
-        excel = job.options.get("csv_variant") == "excel"
-        fmt = encode.CsvFormat(excel=excel)
+        release_memory(job)
+        excel = job.options.csv_variant == "excel"
+        fmt = CsvFormat(excel=excel)
         prefix = _BOM if excel else ""
         nl = fmt.newline
-        fl = encode.flags(job)
+        fl = flags(job)
         suppliers: Counter[int] = Counter()
         # Progress in products: each per-product file (product, then its children) is an
         # equal share of the run.
@@ -132,7 +320,7 @@ class CsvZipWriter:
                 pump.member(f"{element.name}.csv")
                 pump.write((prefix + fmt.header(element.fields_for(fl)) + nl).encode())
                 done = 0
-                for chunk in encode.csv_chunks(job, element, fmt):
+                for chunk in csv_chunks(job, element, fmt):
                     pump.write(chunk.data)
                     if chunk.suppliers is not None:
                         suppliers.update(chunk.suppliers)
@@ -145,8 +333,8 @@ class CsvZipWriter:
 
             pump.member("Log.csv")
             pump.write((prefix + fmt.header(LOG_FIELDS) + nl).encode())
-            reason = fmt.text(encode.limit_reason(job))
-            for puids in encode.omitted_puids(job):
+            reason = fmt.text(limit_reason(job))
+            for puids in omitted_puids(job):
                 pump.write("".join(f"{p}{fmt.sep}{reason}{nl}" for p in puids).encode())
             pump.end_member()
 
@@ -158,4 +346,4 @@ class CsvZipWriter:
         finally:
             pump.finish(ok)
         job.check(total)
-        return WriteStats(total, encode.supplier_names(job, suppliers))
+        return WriteStats(total, supplier_names(job, suppliers))

@@ -17,16 +17,97 @@ entity per line, wrapped in its element name (``{"manufacturer": {...}}`` … ``
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 
-from tuiexport.exporters import encode
 from tuiexport.exporters.base import ExportJob, WriteStats
-from tuiexport.exporters.profiles import PROFILES
+from tuiexport.exporters.format import Row, parse_dt
+from tuiexport.exporters.profiles import PROFILES, Element, Field
+from tuiexport.exporters.records import product_chunks, reference_records
+from tuiexport.exporters.sql import field_sql, indexed, ordered_index, release_memory
+from tuiexport.exporters.summary import limit_reason, meta, omitted_puids, supplier_names
+from tuiexport.exporters.text import round_half_up
 
 _enc = msgspec.json.Encoder()
+_json_str = _enc.encode
+
+
+class JsonFormat:
+    """Objects whose keys are the field names; ISO 8601 UTC timestamps; null for NULL.
+
+    The fast path uses SQLite's ``json_object``: numbers come out as SQLite prints doubles
+    (``12.5``, ``10.0``), which the generic path reproduces with ``repr`` of the rounded value."""
+
+    name = "json"
+
+    def sql(self, kind: str, v: str) -> str:
+        if kind in ("int", "text"):
+            return v
+        if kind == "price":
+            return f"round({v}, 2)"
+        if kind == "weight":
+            return f"round({v}, 3)"
+        if kind == "datetime":
+            return f"strftime('%Y-%m-%dT%H:%M:%SZ', {v})"
+        if kind == "bool":
+            return (
+                f"CASE WHEN {v} IS NULL THEN NULL WHEN {v} THEN json('true') ELSE json('false') END"
+            )
+        raise ValueError(kind)
+
+    def py(self, kind: str) -> Callable[[Any], str]:
+        if kind == "int":
+            return lambda v: "null" if v is None else str(int(v))
+        if kind == "text":
+            return lambda v: "null" if v is None else _json_str(str(v)).decode()
+        if kind in ("price", "weight"):
+            places = "0.01" if kind == "price" else "0.001"
+            return lambda v: "null" if v is None else repr(float(round_half_up(v, places)))
+        if kind == "datetime":
+            return lambda v: "null" if v is None else parse_dt(v).strftime('"%Y-%m-%dT%H:%M:%SZ"')
+        if kind == "bool":
+            return lambda v: "null" if v is None else ("true" if v else "false")
+        raise ValueError(kind)
+
+    def record_sql(
+        self,
+        fields: tuple[Field, ...],
+        job: ExportJob,
+        children: Sequence[tuple[str, str]] = (),
+        tag: str = "",
+    ) -> str:
+        args = [f"'{f.name}', {self.sql(f.kind, field_sql(f, job))}" for f in fields]
+        args += [f"'{name}', {sub}" for name, sub in children]
+        return f"json_object({', '.join(args)})"
+
+    def child_sql(self, child: Element, fields: tuple[Field, ...], job: ExportJob) -> str:
+        index = ordered_index(job, child)
+        if index:
+            source = indexed(child.source, index)
+            return (
+                f"(SELECT json_group_array({self.record_sql(fields, job)}) FROM {source} "
+                f"WHERE {child.link} = p.puid)"
+            )
+        # Ordered in a subquery; json() gives the objects back their JSON subtype, which a
+        # subquery's column does not keep.
+        return (
+            f"(SELECT json_group_array(json(r)) FROM (SELECT {self.record_sql(fields, job)} AS r "
+            f"FROM {child.source} WHERE {child.link} = p.puid ORDER BY {child.order}))"
+        )
+
+    def record_py(self, fields: tuple[Field, ...]) -> Callable[[Row], list[str]]:
+        encoders = [(f'"{f.name}":', self.py(f.kind)) for f in fields]
+        return lambda row: [key + enc(v) for (key, enc), v in zip(encoders, row, strict=False)]
+
+    def join(
+        self, tag: str, parts: list[str], children: Sequence[tuple[str, list[str]]] = ()
+    ) -> str:
+        if children:
+            parts = parts + [f'"{name}":[' + ",".join(items) + "]" for name, items in children]
+        return "{" + ",".join(parts) + "}"
 
 
 @dataclass
@@ -38,31 +119,31 @@ class JsonWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
-        encode.release_memory(job)
-        fmt = encode.JsonFormat()
+        release_memory(job)
+        fmt = JsonFormat()
         shares: Counter[int] = Counter()
-        out.write(b'{"meta":' + _enc.encode(encode.meta(job)))
+        out.write(b'{"meta":' + _enc.encode(meta(job)))
         for element in profile.references:
             out.write(f',\n"{element.name}":[\n'.encode())
-            out.write(",\n".join(encode.reference_records(job, element, fmt)).encode())
+            out.write(",\n".join(reference_records(job, element, fmt)).encode())
             out.write(b"\n]")
         out.write(f',\n"{profile.main.name}":['.encode())
         first = True
-        for data in encode.product_chunks(job, profile, fmt, sep=b",\n", shares=shares):
+        for data in product_chunks(job, profile, fmt, sep=b",\n", shares=shares):
             if data:
                 out.write((b",\n" if not first else b"\n") + data)
                 first = False
         out.write(b'\n],\n"log":[')
-        reason = _enc.encode(encode.limit_reason(job)).decode()
+        reason = _enc.encode(limit_reason(job)).decode()
         sep = "\n"
-        for puids in encode.omitted_puids(job):
+        for puids in omitted_puids(job):
             out.write(
                 (sep + ",\n".join(f'{{"puid":{p},"reason":{reason}}}' for p in puids)).encode()
             )
             sep = ",\n"
         out.write(b"\n]}\n")
         # Counted along with the products (or after them), so the first bytes go out at once.
-        return WriteStats(job.total, encode.supplier_names(job, shares))
+        return WriteStats(job.total, supplier_names(job, shares))
 
 
 @dataclass
@@ -74,17 +155,17 @@ class JsonLinesWriter:
 
     def write(self, job: ExportJob, out: BinaryIO) -> WriteStats:
         profile = PROFILES[self.profile]
-        encode.release_memory(job)
-        fmt = encode.JsonFormat()
+        release_memory(job)
+        fmt = JsonFormat()
         shares: Counter[int] = Counter()
         wrap = bool(profile.references)
         for element in profile.references:
-            for record in encode.reference_records(job, element, fmt):
+            for record in reference_records(job, element, fmt):
                 out.write(f'{{"{element.name}":{record}}}\n'.encode())
         envelope = (f'{{"{profile.main.name}":'.encode(), b"}") if wrap else (b"", b"")
-        for data in encode.product_chunks(
+        for data in product_chunks(
             job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n", shares=shares
         ):
             out.write(data)
         # Counted along with the products (or after them), so the first bytes go out at once.
-        return WriteStats(job.total, encode.supplier_names(job, shares))
+        return WriteStats(job.total, supplier_names(job, shares))

@@ -1,14 +1,39 @@
-"""The one registry of data formats: (profile, output) -> writer.
+"""The one registry of data formats: which (profile, output) pairs exist and who writes them.
 
-Adding a format = one module in ``exporters/`` and one line in :data:`WRITERS`.
+Adding an output = one module in ``exporters/`` (its writer and its format) and one line in
+:data:`OUTPUTS_TABLE` (see docs/design/writers.md). Writers are imported when first asked for,
+so listing the formats stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+from typing import cast
+
 from tuiexport.exporters.base import Writer
 
-PROFILES = ("standard", "standardUpdate", "developer", "bmecat12")
-OUTPUTS = ("csv", "json", "jsonl", "xml")
+#: The profiles declared by field lists (tuiexport.exporters.profiles.PROFILES, in this order).
+FIELD_PROFILES = ("standard", "standardUpdate", "developer")
+
+
+@dataclass(frozen=True)
+class Output:
+    #: The definition's ``output`` value, e.g. "csv".
+    name: str
+    label: str
+    #: The writer class by import path, ``"module:Class"``; constructed as ``Class(profile)``.
+    writer: str
+    profiles: tuple[str, ...] = FIELD_PROFILES
+
+
+OUTPUTS_TABLE = (
+    Output("csv", "CSV (ZIP)", "tuiexport.exporters.csv_zip:CsvZipWriter"),
+    Output("json", "JSON", "tuiexport.exporters.json_out:JsonWriter"),
+    Output("jsonl", "JSON Lines", "tuiexport.exporters.json_out:JsonLinesWriter"),
+    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter"),
+    Output("xml", "XML", "tuiexport.exporters.bmecat:BmecatWriter", ("bmecat12",)),
+)
 
 PROFILE_LABELS = {
     "standard": "Standard",
@@ -16,29 +41,33 @@ PROFILE_LABELS = {
     "developer": "Developer (everything, normalised)",
     "bmecat12": "BMEcat 1.2",
 }
-OUTPUT_LABELS = {"csv": "CSV (ZIP)", "json": "JSON", "jsonl": "JSON Lines", "xml": "XML"}
+#: Every profile and every output name, in the table's order.
+PROFILES = tuple(dict.fromkeys(p for o in OUTPUTS_TABLE for p in o.profiles))
+OUTPUTS = tuple(dict.fromkeys(o.name for o in OUTPUTS_TABLE))
+OUTPUT_LABELS = {o.name: o.label for o in OUTPUTS_TABLE}
 
-
-def _writers() -> dict[tuple[str, str], Writer]:
-    # Imported lazily so that listing formats does not import lxml & co.
-    from tuiexport.exporters import writers
-
-    return writers.WRITERS
+_PAIRS = {(p, o.name): o for o in OUTPUTS_TABLE for p in o.profiles}
+_loaded: dict[tuple[str, str], Writer] = {}
 
 
 def valid_pairs() -> list[tuple[str, str]]:
-    return list(_writers())
+    return list(_PAIRS)
 
 
 def is_valid_pair(profile: str, output: str) -> bool:
-    return (profile, output) in _writers()
+    return (profile, output) in _PAIRS
 
 
 def get_writer(profile: str, output: str) -> Writer:
-    try:
-        return _writers()[(profile, output)]
-    except KeyError:
-        raise KeyError(f"{profile}/{output}") from None
+    key = (profile, output)
+    if key not in _loaded:
+        try:
+            entry = _PAIRS[key]
+        except KeyError:
+            raise KeyError(f"{profile}/{output}") from None
+        module, _, name = entry.writer.partition(":")
+        _loaded[key] = cast(Writer, getattr(importlib.import_module(module), name)(profile))
+    return _loaded[key]
 
 
 def file_format(profile: str, output: str) -> str:
