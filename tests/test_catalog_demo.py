@@ -12,7 +12,7 @@ from tests.catalog_fixtures import catalog_rows, demo_fixture, ean13_ok  # noqa:
 from tuiexport import db as dbmod
 from tuiexport import schema, setup
 from tuiexport.catalog.demo import FIRST_PUID, base_date, generate_demo
-from tuiexport.catalog.importer import export_jsonl
+from tuiexport.catalog.dump import export_jsonl
 from tuiexport.catalog.stats import catalog_stats
 from tuiexport.models import (
     CONDITIONS,

@@ -11,7 +11,8 @@ from tests.catalog_fixtures import catalog_rows, demo_fixture  # noqa: F401 - fi
 from tuiexport import db as dbmod
 from tuiexport import schema, setup
 from tuiexport.catalog.demo import generate_demo
-from tuiexport.catalog.importer import export_jsonl, import_file
+from tuiexport.catalog.dump import export_jsonl
+from tuiexport.catalog.importer import import_file
 from tuiexport.cli import main
 from tuiexport.errors import UserError
 from tuiexport.models import Manufacturer, Product, ProductText, ProductType, Supplier, SupplierItem

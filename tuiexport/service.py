@@ -2,11 +2,20 @@
 
 None of the front ends builds queries or runs export logic itself; a bug fixed here is fixed
 everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.management.views`).
+
+``__all__`` below is the API, written out: a name imported here but not listed there is unused
+to ruff (which deletes it) and private to mypy. Add new functions at the end of their group.
 """
 
-# ruff: noqa: F401  (a façade: everything imported here is re-exported)
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tuiexport.catalog.records import MAX_REPORTED_ERRORS as MAX_REPORTED_IMPORT_ERRORS
+from tuiexport.catalog.records import ImportReport
+from tuiexport.catalog.stats import CatalogStats, catalog_stats
 from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
 from tuiexport.db import describe as database_location
 from tuiexport.db import unreachable as database_unreachable
@@ -78,4 +87,101 @@ from tuiexport.selection import (
 )
 from tuiexport.setup import finish_own_catalog, prepare_database, prepare_own_catalog
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+if TYPE_CHECKING:
+    from tuiexport.catalog.demo import DemoStats
+
+#: The API, sorted (ruff keeps it so): a new function goes in its alphabetical place.
+__all__ = [
+    "EDITABLE",
+    "LANGUAGES",
+    "MAX_REPORTED_IMPORT_ERRORS",
+    "OUTPUTS",
+    "PROFILES",
+    "SORTS",
+    "SWEEP_EVERY",
+    "CatalogStats",
+    "Criteria",
+    "CriteriaError",
+    "DatabaseError",
+    "DefinitionView",
+    "ExportImpact",
+    "ImpactCancelled",
+    "ImportReport",
+    "PreparedRun",
+    "PreviewRow",
+    "RunView",
+    "SelectionImpact",
+    "SelectionView",
+    "Sweeper",
+    "auto_name",
+    "begin_run",
+    "catalog_stats",
+    "close_database",
+    "count_history",
+    "count_products",
+    "create_definition",
+    "create_selection",
+    "criteria_from_json",
+    "criteria_to_json",
+    "database_location",
+    "database_unreachable",
+    "delete_definition",
+    "delete_selection",
+    "download_name",
+    "effective_limit",
+    "file_format",
+    "finish_own_catalog",
+    "generate_demo_catalog",
+    "get_definition",
+    "get_run",
+    "get_selection",
+    "import_catalog",
+    "is_valid_pair",
+    "list_definitions",
+    "list_history",
+    "list_manufacturers",
+    "list_product_types",
+    "list_selections",
+    "list_suppliers",
+    "mark_interrupted",
+    "open_database",
+    "prepare_database",
+    "prepare_own_catalog",
+    "preview",
+    "record_crash",
+    "resolve_target",
+    "reusable_artifact",
+    "rotate_share_token",
+    "run_export",
+    "selection_impact",
+    "share_path",
+    "share_url",
+    "update_definition",
+    "update_selection",
+    "valid_pairs",
+    "validate_criteria",
+    "validate_definition",
+]
+
+
+# --- the catalog ------------------------------------------------------------------------------
+# The importer and the demo generator are imported when called: every start (each --run from
+# cron) imports this module, and only these two commands need them.
+
+
+def import_catalog(
+    path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
+    """Import a catalog file (JSON Lines or CSV, maybe gzipped) into the open database."""
+    from tuiexport.catalog.importer import import_file
+
+    return import_file(path, progress=progress)
+
+
+def generate_demo_catalog(
+    products: int, *, seed: int = 1, progress: Callable[[int, int], None] | None = None
+) -> DemoStats:
+    """Add ``products`` deterministic demo products to the open database."""
+    from tuiexport.catalog.demo import generate_demo
+
+    return generate_demo(products, seed=seed, progress=progress)

@@ -35,7 +35,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog import demo_data as data
-from tuiexport.catalog.importer import (
+from tuiexport.catalog.writer import (
     OFFER_COLUMNS,
     PRODUCT_COLUMNS,
     TEXT_COLUMNS,
