@@ -21,11 +21,9 @@ from __future__ import annotations
 import math
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +37,8 @@ from tuiexport.catalog.writer import (
     OFFER_COLUMNS,
     PRODUCT_COLUMNS,
     TEXT_COLUMNS,
+    analyze,
+    bulk_load,
     insert_sql,
     search_text,
 )
@@ -398,43 +398,6 @@ def _produce(
         put(exc)
 
 
-_IF_NOT_EXISTS = re.compile(r"^CREATE (UNIQUE )?INDEX (?!IF NOT EXISTS)", re.IGNORECASE)
-#: Below this many new products (or when adding to a bigger catalog) indexes are kept live.
-REBUILD_INDEXES_FROM = 100_000
-
-
-@contextmanager
-def _indexes_rebuilt_after(db: pw.Database, products: int) -> Iterator[None]:
-    """Drop the catalog tables' secondary indexes for a big load into a small catalog and
-    build them again at the end: sorting a million keys once is several times faster than a
-    million random inserts into each index. A run that dies meanwhile leaves them missing, and
-    the next ``prepare_database`` creates them again (``ensure_schema``)."""
-    if (
-        not dbmod.is_sqlite(db)
-        or products < REBUILD_INDEXES_FROM
-        or (Product.select().count() > products)
-    ):
-        yield
-        return
-    tables = ("product", "product_text", "supplier_item")
-    marks = ", ".join("?" * len(tables))
-    indexes = db.execute_sql(
-        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-        f"AND tbl_name IN ({marks})",
-        tables,
-    ).fetchall()
-    with db.atomic():
-        for name, _ in indexes:
-            db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
-    try:
-        yield
-    finally:
-        with db.atomic():
-            for _, sql in indexes:
-                # Another process opening the database meanwhile may have created some again.
-                db.execute_sql(_IF_NOT_EXISTS.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1))
-
-
 def generate_demo(
     products: int, seed: int = 1, progress: Callable[[int, int], None] | None = None
 ) -> DemoStats:
@@ -467,9 +430,9 @@ def generate_demo(
     done = n_texts = n_offers = 0
     last_puid = first_puid
     try:
-        # Offer masks (schema.bulk_offer_load) are computed in one pass at the end, not by a
-        # trigger per offer.
-        with schema.bulk_offer_load(), _indexes_rebuilt_after(db, products):
+        # Offer masks are computed in one pass at the end, not by a trigger per offer (see
+        # writer.bulk_load), and a big demo builds the secondary indexes once at the end.
+        with bulk_load(db, products):
             while True:
                 batch = work.get()
                 if batch is None:
@@ -498,7 +461,7 @@ def generate_demo(
         producer.join()
         if done:  # interrupted or not, the batches written so far are catalog changes
             schema.bump_catalog_version()
-    db.execute_sql("ANALYZE")
+    analyze(db)
     return DemoStats(
         products=done,
         texts=n_texts,

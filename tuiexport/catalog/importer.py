@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog.bounds import MAX_INFLATE_RATIO, MIN_INFLATE
 from tuiexport.catalog.csv_reader import read_csv
 from tuiexport.catalog.jsonl_reader import read_jsonl
 from tuiexport.catalog.records import ImportReport
-from tuiexport.catalog.writer import CatalogWriter
+from tuiexport.catalog.writer import CatalogWriter, analyze, bulk_load
 from tuiexport.errors import UserError
 
 if TYPE_CHECKING:
@@ -100,36 +101,58 @@ def import_file(
         raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     report = ImportReport()
     writer = CatalogWriter(report)
+    db = dbmod.database.obj
     try:
         total = os.fstat(raw.fileno()).st_size
-        counted = io.BufferedReader(_Counting(raw, total, progress), 1 << 16)
-        stream: io.BufferedIOBase = counted
-        if gz:
-            inflated = gzip.GzipFile(fileobj=counted, mode="rb")
-            limit = max(MIN_INFLATE, MAX_INFLATE_RATIO * total)
-            stream = io.BufferedReader(_Inflated(inflated, limit, path.name), 1 << 16)
-        try:
-            if kind == "jsonl":
-                read_jsonl(stream, writer, path.name)
-            else:
-                read_csv(stream, writer, path.name)
-        except UserError:
-            writer.flush()  # the good rows before the damage are kept, as the message says
-            raise
-        except (gzip.BadGzipFile, EOFError, zlib.error):
-            writer.flush()
-            raise UserError(
-                f"{path.name} is not a complete gzip file; the rows before the damage were imported."
-            ) from None
-        except IsADirectoryError:
-            raise UserError(f"Cannot read {path}: it is a folder.") from None
-        except OSError as exc:
-            raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-        writer.flush()
-        if progress is not None:
-            progress(total, total)
+        with bulk_load(db, _estimated_products(total, gz)) as bulk:
+            _read(path, raw, total, gz, kind, writer, progress)
+        if bulk:
+            analyze(db)
     finally:
         raw.close()
         if writer.changed:
             schema.bump_catalog_version()
     return report
+
+
+def _estimated_products(size: int, gz: bool) -> int:
+    """About how many products a file of ``size`` bytes holds (on the low side: a demo product
+    is about 1.2 kB of JSON Lines, a real one with long texts more; gzip shrinks 5-10 times)."""
+    return size * (5 if gz else 1) // 2_000
+
+
+def _read(
+    path: Path,
+    raw: io.BufferedIOBase,
+    total: int,
+    gz: bool,
+    kind: str,
+    writer: CatalogWriter,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    counted = io.BufferedReader(_Counting(raw, total, progress), 1 << 16)
+    stream: io.BufferedIOBase = counted
+    if gz:
+        inflated = gzip.GzipFile(fileobj=counted, mode="rb")
+        limit = max(MIN_INFLATE, MAX_INFLATE_RATIO * total)
+        stream = io.BufferedReader(_Inflated(inflated, limit, path.name), 1 << 16)
+    try:
+        if kind == "jsonl":
+            read_jsonl(stream, writer, path.name)
+        else:
+            read_csv(stream, writer, path.name)
+    except UserError:
+        writer.flush()  # the good rows before the damage are kept, as the message says
+        raise
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        writer.flush()
+        raise UserError(
+            f"{path.name} is not a complete gzip file; the rows before the damage were imported."
+        ) from None
+    except IsADirectoryError:
+        raise UserError(f"Cannot read {path}: it is a folder.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    writer.flush()
+    if progress is not None:
+        progress(total, total)

@@ -10,7 +10,9 @@ blocked for long.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +104,13 @@ class CatalogWriter:
         self.db = dbmod.database.obj
         self.sqlite = dbmod.is_sqlite(self.db)
         self.mark = "?" if self.sqlite else "%s"
+        #: No product and no full-text row yet: then only the products this import replaces can
+        #: have full-text rows to delete.
+        self.fresh = (
+            self.sqlite
+            and not Product.select().limit(1).exists()
+            and not self.db.execute_sql(f"SELECT 1 FROM {schema.FTS_TABLE} LIMIT 1").fetchone()
+        )
         self.suppliers = {i: n for i, n in tuples(Supplier.select(Supplier.id, Supplier.name))}
         self.manufacturers = {
             i: n for i, n in tuples(Manufacturer.select(Manufacturer.id, Manufacturer.name))
@@ -282,8 +291,107 @@ class CatalogWriter:
         cursor.executemany(insert_sql(ProductText, TEXT_COLUMNS, m), texts)
         cursor.executemany(insert_sql(SupplierItem, OFFER_COLUMNS, m), offers)
         if self.sqlite:
-            # Every puid, not just the replaced ones: no stray index row may block the insert.
-            cursor.execute(f"DELETE FROM {schema.FTS_TABLE} WHERE rowid IN ({marks})", puids)
+            # Every puid, not just the replaced ones: no stray index row may block the insert
+            # (in a fresh catalog there are none).
+            if not self.fresh:
+                cursor.execute(f"DELETE FROM {schema.FTS_TABLE} WHERE rowid IN ({marks})", puids)
+            elif replaced:
+                cursor.execute(
+                    f"DELETE FROM {schema.FTS_TABLE} WHERE rowid IN ({old_marks})", replaced
+                )
             cursor.executemany(
                 f"INSERT INTO {schema.FTS_TABLE} (rowid, text) VALUES (?, ?)", search
             )
+
+
+# --- the bulk path ---------------------------------------------------------------------------
+
+_IF_NOT_EXISTS = re.compile(r"^CREATE (UNIQUE )?INDEX (?!IF NOT EXISTS)", re.IGNORECASE)
+#: A load of at least this many products into a catalog no bigger takes the bulk path (an empty
+#: catalog always does).
+REBUILD_INDEXES_FROM = 100_000
+#: WAL pages between two checkpoints while loading (SQLite's default is 1,000: a checkpoint, with
+#: its fsyncs, every 4 MB written).
+BULK_CHECKPOINT_PAGES = 16_000
+
+
+def is_bulk(db: pw.Database, new_products: int) -> bool:
+    """Whether loading ``new_products`` takes the bulk path (see :func:`bulk_load`)."""
+    if not dbmod.is_sqlite(db):
+        return False
+    if not Product.select().limit(1).exists():
+        return True
+    return new_products >= REBUILD_INDEXES_FROM and Product.select().count() <= new_products
+
+
+#: An index that leads with the product: a load in puid order appends to it (cheap, kept live;
+#: replacing a product's texts and offers finds them through it).
+_BY_PRODUCT = re.compile(r'\(\s*"?product_id"?\s*[,)]')
+
+
+def _random_indexes(db: pw.Database, *tables: str) -> list[tuple[str, str]]:
+    """The secondary indexes of ``tables`` that a load writes to at random places."""
+    marks = ", ".join("?" * len(tables))
+    rows: list[tuple[str, str]] = db.execute_sql(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        f"AND tbl_name IN ({marks}) ORDER BY name",
+        tables,
+    ).fetchall()
+    return [(name, sql) for name, sql in rows if not _BY_PRODUCT.search(sql)]
+
+
+def _create(db: pw.Database, indexes: list[tuple[str, str]]) -> None:
+    for _, sql in indexes:
+        # Another process opening the database meanwhile may have created some again.
+        db.execute_sql(_IF_NOT_EXISTS.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1))
+
+
+@contextmanager
+def bulk_load(db: pw.Database, new_products: int, *, masks: bool = False) -> Iterator[bool]:
+    """Load ``new_products`` the fast way when :func:`is_bulk` says so; yields whether it does.
+
+    The bulk path, for a big load into a small (or empty) catalog: the catalog tables' secondary
+    indexes that the load would write at random places (all but those that lead with the
+    product) are dropped and built again at the end (sorting a million keys once is several times
+    faster than a million random inserts into each index), the offer-mask triggers are suspended
+    and every product's masks computed in one pass at the end (not an UPDATE of the product and
+    its filter index per offer), and the WAL is checkpointed less often. Queries from other
+    processes are slow meanwhile. A run that dies in the middle leaves indexes or triggers
+    missing; the next ``prepare_database`` creates them again (``ensure_schema``), but the masks of
+    the offers loaded without triggers stay as they were until ``schema.refresh_offer_summary``.
+    With ``masks`` (the demo generator) the triggers are suspended even off the bulk path.
+    """
+    bulk = is_bulk(db, new_products)
+    sqlite = dbmod.is_sqlite(db)
+    suspend = sqlite and (bulk or masks)
+    products: list[tuple[str, str]] = []
+    offers: list[tuple[str, str]] = []
+    if bulk:
+        products = _random_indexes(db, "product")
+        offers = _random_indexes(db, "product_text", "supplier_item")
+        with db.atomic():
+            for name, _ in products + offers:
+                db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+        db.execute_sql(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+    if suspend:
+        with db.atomic():
+            schema.suspend_offer_triggers(db)
+    try:
+        yield bulk
+    finally:
+        # The product table's indexes after the masks (its filter index holds them), so that no
+        # index is written twice.
+        with db.atomic():
+            _create(db, offers)
+            if suspend:
+                schema.resume_offer_triggers(db)
+            _create(db, products)
+        if bulk:
+            db.execute_sql("PRAGMA wal_autocheckpoint = 1000")
+
+
+def analyze(db: pw.Database) -> None:
+    """Statistics for the query planner after a big load (sampled: a second, not a full pass)."""
+    if dbmod.is_sqlite(db):
+        db.execute_sql("PRAGMA analysis_limit = 1000")
+    db.execute_sql("ANALYZE")
