@@ -40,6 +40,7 @@ test: lint docs
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/server_bench.py
+	$(PY) bench/import_bench.py
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 80x24
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48
 
