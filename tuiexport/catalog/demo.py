@@ -98,13 +98,13 @@ def _ensure_by_name(
 
 def _reference_rows() -> tuple[list[int], list[int], list[int]]:
     mfr_ids, new_m = _ensure_by_name(
-        Manufacturer, Manufacturer.name, [(m[0], m[1]) for m in data.MANUFACTURERS]
+        Manufacturer, Manufacturer.name, [(m.name, m.short_name) for m in data.MANUFACTURERS]
     )
     type_ids, new_t = _ensure_by_name(
-        ProductType, ProductType.name, [(t[1], t[0]) for t in data.PRODUCT_TYPES]
+        ProductType, ProductType.name, [(t.name, t.code) for t in data.PRODUCT_TYPES]
     )
     sup_ids, new_s = _ensure_by_name(
-        Supplier, Supplier.name, [(s[0], s[2]) for s in data.SUPPLIERS]
+        Supplier, Supplier.name, [(s.name, s.partner) for s in data.SUPPLIERS]
     )
     with dbmod.database.atomic():
         if new_m:
@@ -154,37 +154,32 @@ class _Pools:
     ):
         self.types = []
         type_index = {}
-        for i, (code, _name, noun_en, eclass, price, weight, specs) in enumerate(
-            data.PRODUCT_TYPES
-        ):
-            type_index[code] = i
+        for i, t in enumerate(data.PRODUCT_TYPES):
+            type_index[t.code] = i
             self.types.append(
                 (
                     type_ids[i],
-                    data.NOUN_DE[code],
-                    noun_en,
-                    eclass,
-                    math.log(price[0]),
-                    math.log(price[1]) - math.log(price[0]),
-                    weight[0],
-                    weight[1] - weight[0],
-                    specs,
+                    t.noun_de,
+                    t.noun_en,
+                    t.eclass,
+                    math.log(t.price[0]),
+                    math.log(t.price[1]) - math.log(t.price[0]),
+                    t.weight[0],
+                    t.weight[1] - t.weight[0],
+                    t.specs,
                 )
             )
         self.mfrs = []
-        for i, (name, short, prefix, _weight, codes, series) in enumerate(data.MANUFACTURERS):
-            by_type = dict(part.split("=") for part in series.split(";"))
+        for i, m in enumerate(data.MANUFACTURERS):
+            prefix = m.gs1_prefix
             prefix_sum = sum(int(d) * (3 if k % 2 else 1) for k, d in enumerate(prefix))
             # (type index, series names): a type the brand has no series for gets a bare model.
-            kinds = [
-                (type_index[c], by_type[c].split("|") if c in by_type else [""])
-                for c in codes.split()
-            ]
+            kinds = [(type_index[code], names or [""]) for code, names in m.series.items()]
             self.mfrs.append(
                 (
                     mfr_ids[i],
-                    data.BRAND.get(name, name),
-                    short.lower(),
+                    m.brand or m.name,
+                    m.short_name.lower(),
                     prefix,
                     prefix_sum,
                     kinds,
@@ -194,9 +189,9 @@ class _Pools:
         self.mfr_cum = []
         acc = 0
         for m in data.MANUFACTURERS:
-            acc += m[3]
+            acc += m.weight
             self.mfr_cum.append(acc)
-        self.sups = [(sup_ids[i], s[1] + "-") for i, s in enumerate(data.SUPPLIERS)]
+        self.sups = [(sup_ids[i], s.sku_prefix + "-") for i, s in enumerate(data.SUPPLIERS)]
         # Weighted digit sums of item references: positions 7-9 weigh 1,3,1 and 10-12 weigh 3,1,3.
         self.sum_a = [(n // 100) + 3 * (n // 10 % 10) + (n % 10) for n in range(1000)]
         self.sum_b = [3 * (n // 100) + (n // 10 % 10) + 3 * (n % 10) for n in range(1000)]
