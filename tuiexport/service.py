@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import peewee
+
 from tuiexport.catalog.records import MAX_REPORTED_ERRORS as MAX_REPORTED_IMPORT_ERRORS
 from tuiexport.catalog.records import ImportReport
 from tuiexport.catalog.stats import CatalogStats, catalog_stats
@@ -172,16 +174,29 @@ __all__ = [
 def import_catalog(
     path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
 ) -> ImportReport:
-    """Import a catalog file (JSON Lines or CSV, maybe gzipped) into the open database."""
+    """Import a catalog file (JSON Lines or CSV, maybe gzipped) into the open database; a
+    database failure in the middle is a DatabaseError with one sentence (the chunks before it
+    stay imported)."""
     from tuiexport.catalog.importer import import_file
 
-    return import_file(path, progress=progress)
+    try:
+        return import_file(path, progress=progress)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(
+            f"Writing {path} to the catalog failed ({exc}); the chunks before it were kept."
+        ) from None
 
 
 def generate_demo_catalog(
     products: int, *, seed: int = 1, progress: Callable[[int, int], None] | None = None
 ) -> DemoStats:
-    """Add ``products`` deterministic demo products to the open database."""
+    """Add ``products`` deterministic demo products to the open database; a database failure in
+    the middle is a DatabaseError with one sentence (the batches before it stay)."""
     from tuiexport.catalog.demo import generate_demo
 
-    return generate_demo(products, seed=seed, progress=progress)
+    try:
+        return generate_demo(products, seed=seed, progress=progress)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(
+            f"Writing the demo catalog failed ({exc}); the batches before it were kept."
+        ) from None

@@ -11,8 +11,6 @@ import argparse
 import sys
 from typing import Any
 
-import peewee
-
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.progress import TerminalProgress
@@ -31,10 +29,6 @@ def demo_command(args: argparse.Namespace) -> int:
     progress = TerminalProgress("products", sys.stderr.isatty() and not args.json)
     try:
         stats = service.generate_demo_catalog(args.products, seed=args.seed, progress=progress)
-    except peewee.DatabaseError as exc:
-        raise service.DatabaseError(
-            f"Writing the demo catalog failed ({exc}); the batches before it were kept."
-        ) from None
     finally:
         progress.close()
     service.finish_own_catalog(fresh, stats.products > 0)
@@ -55,10 +49,6 @@ def import_command(args: argparse.Namespace) -> int:
     progress = TerminalProgress("bytes", sys.stderr.isatty() and not args.json)
     try:
         report = service.import_catalog(args.file, progress=progress)
-    except peewee.DatabaseError as exc:
-        raise service.DatabaseError(
-            f"Writing {args.file} to the catalog failed ({exc}); the chunks before it were kept."
-        ) from None
     finally:
         progress.close()
     service.finish_own_catalog(fresh, bool(report.added or report.updated or report.references))
