@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/selection_bench.py
 	$(PY) bench/startup_bench.py
 	$(PY) bench/server_bench.py
+	$(PY) bench/import_bench.py
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 80x24
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tuiexport import db, setup
 from tuiexport.catalog.demo import generate_demo
-from tuiexport.catalog.importer import export_jsonl
+from tuiexport.catalog.dump import export_jsonl
 from tuiexport.setup import SAMPLE_CATALOG as _SAMPLE
 
 SAMPLE_CATALOG = Path(str(_SAMPLE))

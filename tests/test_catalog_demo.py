@@ -12,7 +12,7 @@ from tests.catalog_fixtures import catalog_rows, demo_fixture, ean13_ok  # noqa:
 from tuiexport import db as dbmod
 from tuiexport import schema, setup
 from tuiexport.catalog.demo import FIRST_PUID, base_date, generate_demo
-from tuiexport.catalog.importer import export_jsonl
+from tuiexport.catalog.dump import export_jsonl
 from tuiexport.catalog.stats import catalog_stats
 from tuiexport.models import (
     CONDITIONS,
@@ -228,7 +228,7 @@ def test_offer_masks_are_exact_after_a_demo_and_triggers_are_back(demo):
 
 
 def test_a_big_demo_rebuilds_the_indexes_it_dropped(empty_db, monkeypatch):
-    from tuiexport.catalog import demo as demo_module
+    from tuiexport.catalog import writer as demo_module
 
     query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
     before = sql(query)

@@ -11,7 +11,8 @@ from tests.catalog_fixtures import catalog_rows, demo_fixture  # noqa: F401 - fi
 from tuiexport import db as dbmod
 from tuiexport import schema, setup
 from tuiexport.catalog.demo import generate_demo
-from tuiexport.catalog.importer import export_jsonl, import_file
+from tuiexport.catalog.dump import export_jsonl
+from tuiexport.catalog.importer import import_file
 from tuiexport.cli import main
 from tuiexport.errors import UserError
 from tuiexport.models import Manufacturer, Product, ProductText, ProductType, Supplier, SupplierItem
@@ -377,3 +378,44 @@ def test_exportable_image_needs_an_image(empty_db, tmp_path):
         1: False,
         2: True,
     }
+
+
+def test_bulk_import_into_an_empty_catalog_equals_the_row_by_row_path(demo, tmp_path, monkeypatch):
+    """An empty catalog takes the bulk path (random-order indexes and the mask triggers off,
+    rebuilt at the end); the path for a catalog that holds products keeps them live. Both end with
+    the same rows, masks, full-text rows and schema objects, and a later upsert still works."""
+    from tuiexport.catalog import writer
+
+    path = tmp_path / "cat.jsonl"
+    export_jsonl(path)
+    query = "SELECT type, name, sql FROM sqlite_master WHERE name != 'sqlite_stat1' ORDER BY name"
+    shape = dbmod.database.execute_sql(query).fetchall()
+    rows = catalog_rows(dbmod.database)
+    search = f"SELECT rowid, text FROM {schema.FTS_TABLE} ORDER BY rowid"
+    masks = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    dbmod.close_database()
+    results = []
+    for name, bulk in (("bulk.sqlite", True), ("rows.sqlite", False)):
+        setup.prepare_database(tmp_path / name, load_sample=False)
+        assert writer.is_bulk(dbmod.database.obj, 400)
+        with monkeypatch.context() as patch:
+            if not bulk:
+                patch.setattr(writer, "is_bulk", lambda db, n: False)
+            report = import_file(path)
+        assert (report.added, report.skipped) == (400, 0)
+        db = dbmod.database
+        results.append(
+            (
+                catalog_rows(db),
+                db.execute_sql(masks).fetchall(),
+                db.execute_sql(search).fetchall(),
+                db.execute_sql(query).fetchall(),
+            )
+        )
+        assert not writer.is_bulk(db.obj, 400)  # the catalog holds products now
+        assert import_file(path).updated == 400
+        assert catalog_rows(db) == rows
+        dbmod.close_database()
+    assert results[0] == results[1]
+    assert results[0][0] == rows
+    assert results[0][3] == shape

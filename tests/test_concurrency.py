@@ -65,7 +65,7 @@ def make_import(path: Path, feed: Path) -> None:
     """An import file of 300 products (imported once before the export, it only updates
     exported products afterwards)."""
     from tuiexport.catalog.demo import generate_demo
-    from tuiexport.catalog.importer import export_jsonl
+    from tuiexport.catalog.dump import export_jsonl
 
     setup.prepare_database(path, load_sample=False)
     generate_demo(300, seed=8)

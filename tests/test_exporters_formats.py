@@ -369,6 +369,6 @@ def test_tuning_comes_from_the_environment_and_is_never_an_option(catalog):
     with pytest.raises(ValueError, match=r"^TUIEXPORT_TUNING is not a valid tuning object: "):
         tuning.from_env({tuning.ENV: '{"workers": "two"}'})
     # Knobs stored in a definition by an older version are ignored at run time, not obeyed.
-    assert stored_options('{"workers": 2, "csv_variant": "excel"}').csv_variant == "excel"
+    assert stored_options({"workers": 2, "csv_variant": "excel"}).csv_variant == "excel"
     with pytest.raises(ValueError, match="export options are invalid"):
-        stored_options('{"csv_variant": "exel"}')
+        stored_options({"csv_variant": "exel"})

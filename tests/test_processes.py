@@ -98,7 +98,7 @@ def test_sigkill_mid_export_leaves_no_partial_and_is_interrupted_next_start(
 
 def test_two_exporters_and_an_importer_share_one_sqlite_file(demo_db, isolated_home, tmp_path):
     from tuiexport.catalog.demo import generate_demo
-    from tuiexport.catalog.importer import export_jsonl
+    from tuiexport.catalog.dump import export_jsonl
 
     # A second catalog to import: 5,000 products, the first 3,000 puids shared with the demo.
     other = tmp_path / "other.sqlite"

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
 import os
 import time
 from datetime import datetime, timedelta
@@ -103,10 +102,11 @@ def build_tui_db(path, monkeypatch) -> None:
             sha256="ab" * 32,
             artifact_path=f"/srv/exports/run{i + 1}.zip",
             artifact_kept=True,
-            messages=json.dumps(
-                [f"{count} products written.", *(["15 of 20 products were left out."] if i else [])]
-            ),
-            supplier_shares=json.dumps({"Alpha Distribution": count - 2, "Gamma Großhandel": 2}),
+            messages=[
+                f"{count} products written.",
+                *(["15 of 20 products were left out."] if i else []),
+            ],
+            supplier_shares={"Alpha Distribution": count - 2, "Gamma Großhandel": 2},
         )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import queue
 import re
@@ -31,7 +30,7 @@ from tuiexport.exporters.base import (
     WriteStats,
     stored_options,
 )
-from tuiexport.management import definitions, history, liveness, notify
+from tuiexport.management import definitions, history, liveness, notify, runs
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
@@ -248,20 +247,13 @@ class PreparedRun:
         fields: dict[str, object] = {
             "product_count": stats.product_count,
             "omitted_count": omitted,
-            "supplier_shares": json.dumps(stats.supplier_shares),
+            "supplier_shares": stats.supplier_shares,
         }
         return status, messages, fields
 
     def _finish(self, status: str, messages: list[str], **fields: Any) -> RunView:
         def write() -> RunView:
-            with database.atomic():
-                Run.update(
-                    status=status,
-                    finished=utcnow(),
-                    heartbeat=utcnow(),
-                    messages=json.dumps(messages, ensure_ascii=False),
-                    **fields,
-                ).where(Run.id == self.run.id).execute()
+            runs.finish(self.run.id, status, messages, **fields)
             return history.get_run(self.run.log_id)
 
         # A PostgreSQL restart in the middle of the run broke this connection too: the end of
@@ -303,25 +295,24 @@ def begin_run(
             / row.export_id
             / (f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}.{writer.extension}")
         )
-    with database.atomic():
-        run = Run.create(
-            log_id=log_id,
-            export_id=row.export_id,
-            export_name=row.name,
-            trigger=trigger,
-            status="running",
-            started=started,
-            heartbeat=started,
-            api_version=api_version,
-            profile=row.profile,
-            output=row.output,
-            file_format=registry.file_format(row.profile, row.output),
-            artifact_path=str(target),
-            fingerprint=definitions.fingerprint(row),
-            host=liveness.HOST,
-            pid=os.getpid(),
-            owner=liveness.owner(),
-        )
+    run = runs.create(
+        log_id=log_id,
+        export_id=row.export_id,
+        export_name=row.name,
+        trigger=trigger,
+        status="running",
+        started=started,
+        heartbeat=started,
+        api_version=api_version,
+        profile=row.profile,
+        output=row.output,
+        file_format=registry.file_format(row.profile, row.output),
+        artifact_path=str(target),
+        fingerprint=definitions.fingerprint(row),
+        host=liveness.HOST,
+        pid=os.getpid(),
+        owner=liveness.owner(),
+    )
     return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
 
 
@@ -343,18 +334,13 @@ def apply_retention(export_id: str, keep: int) -> int:
     """Delete artifacts beyond the newest ``keep`` of this export (inside the artifacts folder);
     their history rows stay. Returns how many files were removed."""
     root = config.artifacts_dir()
-    kept = (
-        Run.select()
-        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712 - peewee SQL
-        .order_by(Run.id.desc())
-    )
     removed = 0
-    for row in list(kept)[max(keep, 1) :]:
+    for row in runs.kept_runs(export_id)[max(keep, 1) :]:
         path = Path(row.artifact_path or "")
         if not _inside(path, root):
             continue
         _unlink(path)
-        Run.update(artifact_kept=False).where(Run.id == row.id).execute()
+        runs.release_artifact(row.id)
         removed += 1
     return removed
 
@@ -363,16 +349,7 @@ def reusable_artifact(ref: str) -> RunView | None:
     """The newest successful run whose artifact is still on disk and still current (same
     definition, selection and catalog): serving it is the same as running again."""
     row = definitions.get_row(ref)
-    last = (
-        Run.select()
-        .where(
-            Run.export_id == row.export_id,
-            Run.status.in_(["success", "warning"]),
-            Run.artifact_kept == True,  # noqa: E712 - peewee builds SQL from ==
-        )
-        .order_by(Run.id.desc())
-        .first()
-    )
+    last = runs.newest_complete_kept(row.export_id)
     if last is None or last.fingerprint != definitions.fingerprint(row):
         return None
     if not Path(last.artifact_path or "").is_file():

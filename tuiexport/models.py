@@ -6,10 +6,11 @@ text, which is what the exporters format in SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import peewee as pw
 
 from tuiexport.db import database
@@ -23,6 +24,29 @@ def tuples(query: pw.BaseQuery) -> Iterator[tuple[Any, ...]]:
     """The rows of ``query`` as plain tuples: ``iter(query.tuples())``, typed. (The stubs peewee
     ships type ``.tuples()`` as the query itself, so iterating it would yield model instances.)"""
     return iter(query.tuples())
+
+
+_json = msgspec.json.Encoder(order="sorted")
+
+
+class JSONField(pw.TextField):
+    """A JSON column of ``type``: Python values in and out, encoded and decoded by msgspec in this
+    one place (objects with their keys sorted, text as UTF-8, not escaped). An empty column reads
+    as ``default()``."""
+
+    def __init__(self, type: Any, default: Callable[[], Any], **kwargs: Any) -> None:
+        self.type = type
+        self._decoder = msgspec.json.Decoder(type)
+        self._empty = default
+        super().__init__(default=default, **kwargs)
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else _json.encode(value).decode()
+
+    def python_value(self, value: Any) -> Any:
+        if value is None or value == "":
+            return self._empty()
+        return self._decoder.decode(value)
 
 
 class BaseModel(pw.Model):
@@ -142,8 +166,9 @@ class ExportDefinition(BaseModel):
     language = pw.CharField(max_length=2, default="de")
     long_descriptions = pw.BooleanField(default=True)
     product_limit = pw.IntegerField(null=True)
-    #: Extra options as JSON (e.g. {"csv_variant": "excel"}).
-    options = pw.TextField(default="{}")
+    #: The user's export options (exporters.base.ExportOptions, defaults left out), e.g.
+    #: {"csv_variant": "excel"}.
+    options = JSONField(dict[str, Any], default=dict)
     producer = pw.CharField(default="")
     share_token = pw.CharField()
     created = pw.DateTimeField(default=utcnow)
@@ -171,10 +196,10 @@ class Run(BaseModel):
     artifact_path = pw.TextField(null=True)
     #: True while artifact_path still exists (retention removes old artifacts, the row stays).
     artifact_kept = pw.BooleanField(default=False)
-    #: JSON list of message strings.
-    messages = pw.TextField(default="[]")
-    #: JSON object: products per supplier in this run.
-    supplier_shares = pw.TextField(default="{}")
+    #: What the run said, in order.
+    messages = JSONField(list[str], default=list)
+    #: Products per supplier in this run.
+    supplier_shares = JSONField(dict[str, int], default=dict)
     fingerprint = pw.CharField(default="", index=True)
     #: The status a run reaches once its file is in place: written (with size, SHA-256, counts
     #: and messages) just before the final rename, so that the next start can tell a run killed

@@ -79,22 +79,34 @@ def refresh_offer_summary() -> None:
 
 @contextmanager
 def bulk_offer_load() -> Iterator[None]:
-    """For loading millions of offers at once (the demo generator): the mask triggers are
-    suspended and every product's masks are recomputed in one pass at the end, which is several
-    times faster than a trigger per offer. Writers in other processes meanwhile are covered by
-    that final pass as long as they finish before it."""
+    """For loading millions of offers at once: the mask triggers are suspended and every
+    product's masks are recomputed in one pass at the end, which is several times faster than a
+    trigger per offer. Writers in other processes meanwhile are covered by that final pass as
+    long as they finish before it. (The bulk writer, ``catalog.writer.bulk_load``, calls the two
+    halves itself, to recompute the masks between rebuilding two tables' indexes.)"""
     db = dbmod.database.obj  # the database itself: the proxy is no SqliteDatabase
     if not dbmod.is_sqlite(db):
         yield
         return
-    for sql in SQLITE_TRIGGERS:
-        db.execute_sql("DROP TRIGGER IF EXISTS " + sql.split("EXISTS ", 1)[1].split(" ", 1)[0])
+    suspend_offer_triggers(db)
     try:
         yield
     finally:
         with db.atomic():
-            refresh_offer_summary()
-            _ensure_triggers(db)
+            resume_offer_triggers(db)
+
+
+def suspend_offer_triggers(db: pw.Database) -> None:
+    """Drop the SQLite mask triggers (see :func:`bulk_offer_load`)."""
+    for sql in SQLITE_TRIGGERS:
+        db.execute_sql("DROP TRIGGER IF EXISTS " + sql.split("EXISTS ", 1)[1].split(" ", 1)[0])
+
+
+def resume_offer_triggers(db: pw.Database) -> None:
+    """Recompute every product's masks and create the triggers again (in the caller's
+    transaction)."""
+    refresh_offer_summary()
+    _ensure_triggers(db)
 
 
 def _ensure_triggers(db: pw.Database) -> None:

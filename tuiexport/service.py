@@ -2,11 +2,22 @@
 
 None of the front ends builds queries or runs export logic itself; a bug fixed here is fixed
 everywhere. Everything returned is a msgspec Struct (see :mod:`tuiexport.management.views`).
+
+``__all__`` below is the API, written out: a name imported here but not listed there is unused
+to ruff (which deletes it) and private to mypy. Add new functions at the end of their group.
 """
 
-# ruff: noqa: F401  (a façade: everything imported here is re-exported)
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import peewee
+
+from tuiexport.catalog.records import MAX_REPORTED_ERRORS as MAX_REPORTED_IMPORT_ERRORS
+from tuiexport.catalog.records import ImportReport
+from tuiexport.catalog.stats import CatalogStats, catalog_stats
 from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
 from tuiexport.db import describe as database_location
 from tuiexport.db import unreachable as database_unreachable
@@ -92,4 +103,120 @@ from tuiexport.management.notify import signature as notification_signature
 # isort: on
 # --- end of notifications ------------------------------------------------------------------
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+if TYPE_CHECKING:
+    from tuiexport.catalog.demo import DemoStats
+
+#: The API, sorted (ruff keeps it so): a new function goes in its alphabetical place.
+__all__ = [
+    "EDITABLE",
+    "LANGUAGES",
+    "MAX_REPORTED_IMPORT_ERRORS",
+    "OUTPUTS",
+    "PROFILES",
+    "SORTS",
+    "SWEEP_EVERY",
+    "AttemptView",
+    "CatalogStats",
+    "Criteria",
+    "CriteriaError",
+    "DatabaseError",
+    "DefinitionView",
+    "ExportImpact",
+    "ImpactCancelled",
+    "ImportReport",
+    "NotificationView",
+    "PreparedRun",
+    "PreviewRow",
+    "RunView",
+    "SelectionImpact",
+    "SelectionView",
+    "Sweeper",
+    "auto_name",
+    "begin_run",
+    "catalog_stats",
+    "close_database",
+    "count_history",
+    "count_products",
+    "create_definition",
+    "create_selection",
+    "criteria_from_json",
+    "criteria_to_json",
+    "database_location",
+    "database_unreachable",
+    "delete_definition",
+    "delete_selection",
+    "download_name",
+    "effective_limit",
+    "file_format",
+    "finish_own_catalog",
+    "flush_notifications",
+    "generate_demo_catalog",
+    "get_definition",
+    "get_run",
+    "get_selection",
+    "import_catalog",
+    "is_valid_pair",
+    "list_definitions",
+    "list_history",
+    "list_manufacturers",
+    "list_product_types",
+    "list_selections",
+    "list_suppliers",
+    "mark_interrupted",
+    "notification_signature",
+    "open_database",
+    "prepare_database",
+    "prepare_own_catalog",
+    "preview",
+    "record_crash",
+    "resolve_target",
+    "retry_notifications",
+    "reusable_artifact",
+    "rotate_share_token",
+    "run_export",
+    "run_notifications",
+    "selection_impact",
+    "share_path",
+    "share_url",
+    "update_definition",
+    "update_selection",
+    "valid_pairs",
+    "validate_criteria",
+    "validate_definition",
+]
+
+
+# --- the catalog ------------------------------------------------------------------------------
+# The importer and the demo generator are imported when called: every start (each --run from
+# cron) imports this module, and only these two commands need them.
+
+
+def import_catalog(
+    path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
+    """Import a catalog file (JSON Lines or CSV, maybe gzipped) into the open database; a
+    database failure in the middle is a DatabaseError with one sentence (the chunks before it
+    stay imported)."""
+    from tuiexport.catalog.importer import import_file
+
+    try:
+        return import_file(path, progress=progress)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(
+            f"Writing {path} to the catalog failed ({exc}); the chunks before it were kept."
+        ) from None
+
+
+def generate_demo_catalog(
+    products: int, *, seed: int = 1, progress: Callable[[int, int], None] | None = None
+) -> DemoStats:
+    """Add ``products`` deterministic demo products to the open database; a database failure in
+    the middle is a DatabaseError with one sentence (the batches before it stay)."""
+    from tuiexport.catalog.demo import generate_demo
+
+    try:
+        return generate_demo(products, seed=seed, progress=progress)
+    except peewee.DatabaseError as exc:
+        raise DatabaseError(
+            f"Writing the demo catalog failed ({exc}); the batches before it were kept."
+        ) from None

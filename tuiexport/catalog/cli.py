@@ -11,8 +11,6 @@ import argparse
 import sys
 from typing import Any
 
-import peewee
-
 from tuiexport import service
 from tuiexport.errors import UserError
 from tuiexport.progress import TerminalProgress
@@ -23,7 +21,6 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from tuiexport.catalog.demo import generate_demo
     from tuiexport.output import print_json
 
     if args.products < 1:
@@ -31,11 +28,7 @@ def demo_command(args: argparse.Namespace) -> int:
     fresh = service.prepare_own_catalog(args.db)
     progress = TerminalProgress("products", sys.stderr.isatty() and not args.json)
     try:
-        stats = generate_demo(args.products, seed=args.seed, progress=progress)
-    except peewee.DatabaseError as exc:
-        raise service.DatabaseError(
-            f"Writing the demo catalog failed ({exc}); the batches before it were kept."
-        ) from None
+        stats = service.generate_demo_catalog(args.products, seed=args.seed, progress=progress)
     finally:
         progress.close()
     service.finish_own_catalog(fresh, stats.products > 0)
@@ -50,17 +43,12 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from tuiexport.catalog.importer import MAX_REPORTED_ERRORS, import_file
     from tuiexport.output import print_json
 
     fresh = service.prepare_own_catalog(args.db)
     progress = TerminalProgress("bytes", sys.stderr.isatty() and not args.json)
     try:
-        report = import_file(args.file, progress=progress)
-    except peewee.DatabaseError as exc:
-        raise service.DatabaseError(
-            f"Writing {args.file} to the catalog failed ({exc}); the chunks before it were kept."
-        ) from None
+        report = service.import_catalog(args.file, progress=progress)
     finally:
         progress.close()
     service.finish_own_catalog(fresh, bool(report.added or report.updated or report.references))
@@ -69,7 +57,7 @@ def import_command(args: argparse.Namespace) -> int:
     if report.skipped > len(report.errors):
         print(
             f"… and {report.skipped - len(report.errors):,} more bad rows "
-            f"(only the first {MAX_REPORTED_ERRORS:,} are listed).",
+            f"(only the first {service.MAX_REPORTED_IMPORT_ERRORS:,} are listed).",
             file=sys.stderr,
         )
     summary = (
@@ -90,10 +78,9 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def stats_command(args: argparse.Namespace) -> int:
-    from tuiexport.catalog.stats import catalog_stats
     from tuiexport.output import print_json
 
-    stats = catalog_stats()
+    stats = service.catalog_stats()
     if args.json:
         print_json(stats)
         return 0

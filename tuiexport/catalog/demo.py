@@ -21,11 +21,9 @@ from __future__ import annotations
 import math
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,10 +33,12 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog import demo_data as data
-from tuiexport.catalog.importer import (
+from tuiexport.catalog.writer import (
     OFFER_COLUMNS,
     PRODUCT_COLUMNS,
     TEXT_COLUMNS,
+    analyze,
+    bulk_load,
     insert_sql,
     search_text,
 )
@@ -98,13 +98,13 @@ def _ensure_by_name(
 
 def _reference_rows() -> tuple[list[int], list[int], list[int]]:
     mfr_ids, new_m = _ensure_by_name(
-        Manufacturer, Manufacturer.name, [(m[0], m[1]) for m in data.MANUFACTURERS]
+        Manufacturer, Manufacturer.name, [(m.name, m.short_name) for m in data.MANUFACTURERS]
     )
     type_ids, new_t = _ensure_by_name(
-        ProductType, ProductType.name, [(t[1], t[0]) for t in data.PRODUCT_TYPES]
+        ProductType, ProductType.name, [(t.name, t.code) for t in data.PRODUCT_TYPES]
     )
     sup_ids, new_s = _ensure_by_name(
-        Supplier, Supplier.name, [(s[0], s[2]) for s in data.SUPPLIERS]
+        Supplier, Supplier.name, [(s.name, s.partner) for s in data.SUPPLIERS]
     )
     with dbmod.database.atomic():
         if new_m:
@@ -154,37 +154,32 @@ class _Pools:
     ):
         self.types = []
         type_index = {}
-        for i, (code, _name, noun_en, eclass, price, weight, specs) in enumerate(
-            data.PRODUCT_TYPES
-        ):
-            type_index[code] = i
+        for i, t in enumerate(data.PRODUCT_TYPES):
+            type_index[t.code] = i
             self.types.append(
                 (
                     type_ids[i],
-                    data.NOUN_DE[code],
-                    noun_en,
-                    eclass,
-                    math.log(price[0]),
-                    math.log(price[1]) - math.log(price[0]),
-                    weight[0],
-                    weight[1] - weight[0],
-                    specs,
+                    t.noun_de,
+                    t.noun_en,
+                    t.eclass,
+                    math.log(t.price[0]),
+                    math.log(t.price[1]) - math.log(t.price[0]),
+                    t.weight[0],
+                    t.weight[1] - t.weight[0],
+                    t.specs,
                 )
             )
         self.mfrs = []
-        for i, (name, short, prefix, _weight, codes, series) in enumerate(data.MANUFACTURERS):
-            by_type = dict(part.split("=") for part in series.split(";"))
+        for i, m in enumerate(data.MANUFACTURERS):
+            prefix = m.gs1_prefix
             prefix_sum = sum(int(d) * (3 if k % 2 else 1) for k, d in enumerate(prefix))
             # (type index, series names): a type the brand has no series for gets a bare model.
-            kinds = [
-                (type_index[c], by_type[c].split("|") if c in by_type else [""])
-                for c in codes.split()
-            ]
+            kinds = [(type_index[code], names or [""]) for code, names in m.series.items()]
             self.mfrs.append(
                 (
                     mfr_ids[i],
-                    data.BRAND.get(name, name),
-                    short.lower(),
+                    m.brand or m.name,
+                    m.short_name.lower(),
                     prefix,
                     prefix_sum,
                     kinds,
@@ -194,9 +189,9 @@ class _Pools:
         self.mfr_cum = []
         acc = 0
         for m in data.MANUFACTURERS:
-            acc += m[3]
+            acc += m.weight
             self.mfr_cum.append(acc)
-        self.sups = [(sup_ids[i], s[1] + "-") for i, s in enumerate(data.SUPPLIERS)]
+        self.sups = [(sup_ids[i], s.sku_prefix + "-") for i, s in enumerate(data.SUPPLIERS)]
         # Weighted digit sums of item references: positions 7-9 weigh 1,3,1 and 10-12 weigh 3,1,3.
         self.sum_a = [(n // 100) + 3 * (n // 10 % 10) + (n % 10) for n in range(1000)]
         self.sum_b = [3 * (n // 100) + (n // 10 % 10) + 3 * (n % 10) for n in range(1000)]
@@ -398,43 +393,6 @@ def _produce(
         put(exc)
 
 
-_IF_NOT_EXISTS = re.compile(r"^CREATE (UNIQUE )?INDEX (?!IF NOT EXISTS)", re.IGNORECASE)
-#: Below this many new products (or when adding to a bigger catalog) indexes are kept live.
-REBUILD_INDEXES_FROM = 100_000
-
-
-@contextmanager
-def _indexes_rebuilt_after(db: pw.Database, products: int) -> Iterator[None]:
-    """Drop the catalog tables' secondary indexes for a big load into a small catalog and
-    build them again at the end: sorting a million keys once is several times faster than a
-    million random inserts into each index. A run that dies meanwhile leaves them missing, and
-    the next ``prepare_database`` creates them again (``ensure_schema``)."""
-    if (
-        not dbmod.is_sqlite(db)
-        or products < REBUILD_INDEXES_FROM
-        or (Product.select().count() > products)
-    ):
-        yield
-        return
-    tables = ("product", "product_text", "supplier_item")
-    marks = ", ".join("?" * len(tables))
-    indexes = db.execute_sql(
-        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-        f"AND tbl_name IN ({marks})",
-        tables,
-    ).fetchall()
-    with db.atomic():
-        for name, _ in indexes:
-            db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
-    try:
-        yield
-    finally:
-        with db.atomic():
-            for _, sql in indexes:
-                # Another process opening the database meanwhile may have created some again.
-                db.execute_sql(_IF_NOT_EXISTS.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1))
-
-
 def generate_demo(
     products: int, seed: int = 1, progress: Callable[[int, int], None] | None = None
 ) -> DemoStats:
@@ -467,9 +425,9 @@ def generate_demo(
     done = n_texts = n_offers = 0
     last_puid = first_puid
     try:
-        # Offer masks (schema.bulk_offer_load) are computed in one pass at the end, not by a
-        # trigger per offer.
-        with schema.bulk_offer_load(), _indexes_rebuilt_after(db, products):
+        # Offer masks are computed in one pass at the end, not by a trigger per offer (see
+        # writer.bulk_load), and a big demo builds the secondary indexes once at the end.
+        with bulk_load(db, products):
             while True:
                 batch = work.get()
                 if batch is None:
@@ -498,7 +456,7 @@ def generate_demo(
         producer.join()
         if done:  # interrupted or not, the batches written so far are catalog changes
             schema.bump_catalog_version()
-    db.execute_sql("ANALYZE")
+    analyze(db)
     return DemoStats(
         products=done,
         texts=n_texts,

@@ -49,10 +49,12 @@ def check_options(options: object) -> dict[str, Any]:
     return stored
 
 
-def stored_options(text: str | None) -> ExportOptions:
-    """A definition's stored options for a run. Keys this version does not know (tuning knobs
-    saved before options were checked) are ignored; a wrong value is a ValueError sentence."""
-    raw = msgspec.json.decode(text or "{}")
+def stored_options(raw: object) -> ExportOptions:
+    """A definition's stored options (the decoded JSON column) for a run. Keys this version does
+    not know (tuning knobs saved before options were checked) are ignored; a wrong value is a
+    ValueError sentence."""
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise ValueError("The export options are invalid: not a JSON object.")
     known = {k: v for k, v in raw.items() if k in ExportOptions.__struct_fields__}

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import secrets
 import uuid
 from typing import Any
-
-import peewee as pw
 
 from tuiexport import config
 from tuiexport import selection as sel
@@ -17,9 +14,9 @@ from tuiexport.db import database
 from tuiexport.errors import NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.exporters.base import check_options
-from tuiexport.management import history
+from tuiexport.management import runs
 from tuiexport.management.views import DefinitionView, RunView
-from tuiexport.models import LANGUAGES, ExportDefinition, Run, Selection, tuples, utcnow
+from tuiexport.models import LANGUAGES, ExportDefinition, Selection, tuples, utcnow
 from tuiexport.schema import catalog_version
 
 
@@ -93,8 +90,8 @@ def _view(
         assert selection is not None  # selection_id is set
         selection_name = selection.name
     if isinstance(last_run, _Unset):
-        last = Run.select().where(Run.export_id == row.export_id).order_by(Run.id.desc()).first()
-        last_run = history.view(last) if last else None
+        last = runs.last_run(row.export_id)
+        last_run = runs.view(last) if last else None
     reasons = reasons_for(row, criteria_reasons)
     return DefinitionView(
         export_id=row.export_id,
@@ -108,7 +105,7 @@ def _view(
         long_descriptions=row.long_descriptions,
         product_limit=row.product_limit,
         effective_limit=effective_limit(row.product_limit),
-        options=json.loads(row.options or "{}"),
+        options=dict(row.options),
         producer=row.producer,
         share_token=row.share_token,
         created=row.created,
@@ -144,8 +141,7 @@ def list_definitions(sort: str = "name", filter_text: str = "") -> list[Definiti
         s.id: (s.name, sel.validate_criteria(sel.criteria_from_json(s.criteria), known))
         for s in Selection.select()
     }
-    last_ids = Run.select(pw.fn.MAX(Run.id)).group_by(Run.export_id)
-    last_runs = {r.export_id: history.view(r) for r in Run.select().where(Run.id.in_(last_ids))}
+    last_runs = {export_id: runs.view(r) for export_id, r in runs.last_runs().items()}
     needle = filter_text.casefold().strip()
     views = []
     for row in ExportDefinition.select():
@@ -205,7 +201,7 @@ def _check_fields(fields: dict[str, Any]) -> dict[str, Any]:
             options = check_options(fields["options"])
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        fields["options"] = json.dumps(options, sort_keys=True)
+        fields["options"] = options
     return fields
 
 
@@ -353,7 +349,7 @@ def fingerprint(row: ExportDefinition) -> str:
         row.language,
         str(row.long_descriptions),
         str(effective_limit(row.product_limit)),
-        row.options,
+        ExportDefinition.options.db_value(row.options) or "",
         selection,
         str(catalog_version()),
         row.updated.isoformat() if row.updated else "",

@@ -1,15 +1,13 @@
-"""The run history: every run, however started."""
+"""The run history: every run, however started (its rows are written by :mod:`.runs` only)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
 
 import peewee as pw
 
@@ -17,6 +15,7 @@ from tuiexport import config
 from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import NotFound
+from tuiexport.management import runs
 from tuiexport.management.liveness import (
     HOST,
     STALE_AFTER,
@@ -40,28 +39,7 @@ def new_log_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(10))
 
 
-def view(row: Run) -> RunView:
-    return RunView(
-        log_id=row.log_id,
-        export_id=row.export_id,
-        export_name=row.export_name,
-        trigger=row.trigger,
-        status=row.status,
-        started=row.started,
-        finished=row.finished,
-        api_version=row.api_version,
-        profile=row.profile,
-        output=row.output,
-        file_format=row.file_format,
-        product_count=row.product_count,
-        omitted_count=row.omitted_count,
-        size=row.size,
-        sha256=row.sha256,
-        artifact_path=row.artifact_path,
-        artifact_kept=row.artifact_kept,
-        messages=json.loads(row.messages or "[]"),
-        supplier_shares=json.loads(row.supplier_shares or "{}"),
-    )
+view = runs.view
 
 
 def list_history(
@@ -99,57 +77,45 @@ def mark_interrupted() -> int:
     it was killed between the final rename and the last update."""
     dead = []
     stale = utcnow() - STALE_AFTER
-    for row in Run.select().where(Run.status == "running"):
+    for row in runs.running():
         if is_dead(row, stale):
             dead.append(row)
     for row in dead:
         complete = bool(row.outcome) and _file_matches(row)
-        with database.atomic():
-            fresh = Run.get_by_id(row.id)
-            if fresh.status != "running":
-                continue
-            messages = json.loads(fresh.messages or "[]")
+
+        def decide(fresh: Run, complete: bool = complete) -> None:
             if complete:
-                messages.append(
+                fresh.messages = [
+                    *fresh.messages,
                     "The process ended right after the file was complete; its size and "
-                    "SHA-256 were checked at the next start."
-                )
+                    "SHA-256 were checked at the next start.",
+                ]
                 fresh.status = fresh.outcome
                 fresh.artifact_kept = True
             elif fresh.sha256 and not fresh.outcome:  # a served download (see record_served)
-                messages.append("The server ended before the download finished.")
+                fresh.messages = [*fresh.messages, "The server ended before the download finished."]
                 fresh.status = "interrupted"
             else:
-                messages.append("The process running this export ended before it finished.")
+                fresh.messages = [
+                    *fresh.messages,
+                    "The process running this export ended before it finished.",
+                ]
                 fresh.status = "interrupted"
                 fresh.sha256, fresh.size, fresh.product_count = None, None, 0
-            fresh.finished = fresh.heartbeat
-            fresh.messages = json.dumps(messages, ensure_ascii=False)
-            fresh.save()
+
+        runs.end_dead(row.id, decide)
         if row.artifact_path:
             remove_partial(Path(row.artifact_path), row.log_id)
     return len(dead)
 
 
-def _end(row: Run, status: str, message: str, *conditions: Any, **fields: Any) -> None:
-    """End a run's row with ``status``, one more message and ``fields`` (where ``conditions``
-    still hold: a row another process ended meanwhile keeps its ending)."""
-    messages = [*json.loads(row.messages or "[]"), message]
-    Run.update(
-        status=status,
-        finished=utcnow(),
-        messages=json.dumps(messages, ensure_ascii=False),
-        **fields,
-    ).where(Run.id == row.id, *conditions).execute()
-
-
 def record_crash(log_id: str, error: BaseException) -> None:
     """A run whose thread ended with an error that ``execute`` did not record (the run stays
     ``running`` otherwise, in a process that is alive): failed, its partial file removed."""
-    row = Run.get_or_none(Run.log_id == log_id)
+    row = runs.by_log_id(log_id)
     if row is None or row.status != "running":
         return
-    _end(
+    runs.end(
         row,
         "failed",
         f"The export failed: {type(error).__name__}: {error}.",
@@ -207,13 +173,7 @@ def _file_matches(row: Run) -> bool:
     return bool(digest.hexdigest() == row.sha256)
 
 
-def record_outcome(log_id: str, outcome: str, messages: list[str], **fields: object) -> None:
-    """What a run will be once its file is in place, written just before the final rename (the
-    row stays ``running`` until :meth:`PreparedRun._finish`)."""
-    with database.atomic():
-        Run.update(
-            outcome=outcome, messages=json.dumps(messages, ensure_ascii=False), **fields
-        ).where(Run.log_id == log_id, Run.status == "running").execute()
+record_outcome = runs.record_outcome
 
 
 def remove_partial(target: Path, log_id: str) -> None:
@@ -249,47 +209,42 @@ def record_served(
         messages.append(
             f"The client closed the connection after {sent:,} of {source.size or 0:,} bytes."
         )
-    with database.atomic():
-        row = Run.create(
-            log_id=log_id or new_log_id(),
-            export_id=source.export_id,
-            export_name=source.export_name,
-            trigger="api",
-            status=status,
-            started=now,
-            finished=now,
-            heartbeat=now,
-            api_version=config.API_VERSION,
-            profile=source.profile,
-            output=source.output,
-            file_format=source.file_format,
-            product_count=source.product_count,
-            omitted_count=source.omitted_count,
-            size=source.size,
-            sha256=source.sha256,
-            artifact_path=source.artifact_path,
-            artifact_kept=False,
-            messages=json.dumps(messages, ensure_ascii=False),
-            supplier_shares=json.dumps(source.supplier_shares),
-            host=HOST,
-            pid=os.getpid(),
-            owner=owner(),
-        )
+    row = runs.create(
+        log_id=log_id or new_log_id(),
+        export_id=source.export_id,
+        export_name=source.export_name,
+        trigger="api",
+        status=status,
+        started=now,
+        finished=now,
+        heartbeat=now,
+        api_version=config.API_VERSION,
+        profile=source.profile,
+        output=source.output,
+        file_format=source.file_format,
+        product_count=source.product_count,
+        omitted_count=source.omitted_count,
+        size=source.size,
+        sha256=source.sha256,
+        artifact_path=source.artifact_path,
+        artifact_kept=False,
+        messages=messages,
+        supplier_shares=source.supplier_shares,
+        host=HOST,
+        pid=os.getpid(),
+        owner=owner(),
+    )
     return view(row)
 
 
-def served_complete(log_id: str, status: str) -> None:
-    """A download :func:`record_served` recorded as pending went out whole."""
-    Run.update(status=status, finished=utcnow(), heartbeat=utcnow()).where(
-        Run.log_id == log_id
-    ).execute()
+served_complete = runs.served_complete
 
 
 def served_incomplete(log_id: str, sent: int, size: int | None) -> None:
     """The client broke off a download that :func:`record_served` had recorded up front."""
-    row = Run.get_or_none(Run.log_id == log_id)
+    row = runs.by_log_id(log_id)
     if row is None:
         return
-    _end(
+    runs.end(
         row, "cancelled", f"The client closed the connection after {sent:,} of {size or 0:,} bytes."
     )

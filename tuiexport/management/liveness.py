@@ -20,7 +20,8 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import DatabaseLost
-from tuiexport.models import Run, utcnow
+from tuiexport.management import runs
+from tuiexport.models import Run
 
 #: Seconds between two heartbeats of a running run (see Heartbeat).
 HEARTBEAT_EVERY = 5.0
@@ -194,9 +195,7 @@ class _Beats:
                         self._thread = None
                         return
                 try:
-                    Run.update(heartbeat=utcnow()).where(
-                        Run.log_id.in_(beating), Run.status == "running"
-                    ).execute()
+                    runs.beat(beating)
                 except pw.PeeweeException:
                     drop_connection()
         finally:

@@ -156,7 +156,7 @@ class MainScreen(Screen[None]):
 
     @background("status")
     def show_status(self) -> None:
-        from tuiexport.catalog.stats import catalog_stats
+        from tuiexport.service import catalog_stats
 
         stats = catalog_stats()
         server = (

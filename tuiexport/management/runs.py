@@ -1,0 +1,140 @@
+"""The runs table: the one module that writes it, and the mapping of its rows to RunView.
+
+Every write of a run's row goes through here, whoever makes it: the engine (create, outcome,
+finish, retention), the heartbeat thread (``liveness.Heartbeat``), the history's sweep for dead
+runs and a served download (``history``). The policy (which run is dead, what a message says)
+stays with the callers; this module only reads and writes rows. It imports nothing of the
+management package, so that each of those can import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+from peewee import fn
+
+from tuiexport.db import database
+from tuiexport.management.views import RunView
+from tuiexport.models import Run, utcnow
+
+
+def view(row: Run) -> RunView:
+    """The row as the front ends see it (the JSON columns are decoded by their field)."""
+    return msgspec.convert(row, RunView, from_attributes=True)
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def by_log_id(log_id: str) -> Run | None:
+    row: Run | None = Run.get_or_none(Run.log_id == log_id)
+    return row
+
+
+def last_run(export_id: str) -> Run | None:
+    """The newest run of an export, whatever its status."""
+    row: Run | None = Run.select().where(Run.export_id == export_id).order_by(Run.id.desc()).first()
+    return row
+
+
+def last_runs() -> dict[str, Run]:
+    """The newest run of every export that has one, by export ID."""
+    last_ids = Run.select(fn.MAX(Run.id)).group_by(Run.export_id)
+    return {r.export_id: r for r in Run.select().where(Run.id.in_(last_ids))}
+
+
+def kept_runs(export_id: str) -> list[Run]:
+    """The runs of an export whose artifact is still kept, newest first."""
+    return list(
+        Run.select()
+        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712 - peewee SQL
+        .order_by(Run.id.desc())
+    )
+
+
+def newest_complete_kept(export_id: str) -> Run | None:
+    """The newest successful run (success or warning) of an export whose artifact is kept."""
+    row: Run | None = (
+        Run.select()
+        .where(
+            Run.export_id == export_id,
+            Run.status.in_(["success", "warning"]),
+            Run.artifact_kept == True,  # noqa: E712 - peewee builds SQL from ==
+        )
+        .order_by(Run.id.desc())
+        .first()
+    )
+    return row
+
+
+def running() -> list[Run]:
+    return list(Run.select().where(Run.status == "running"))
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def create(**fields: Any) -> Run:
+    """A new row (a run that starts, or a served download); ``heartbeat`` defaults to ``started``."""
+    fields.setdefault("heartbeat", fields.get("started") or utcnow())
+    with database.atomic():
+        row: Run = Run.create(**fields)
+    return row
+
+
+def beat(log_ids: Iterable[str]) -> None:
+    """A heartbeat for these runs, where they are still running."""
+    Run.update(heartbeat=utcnow()).where(
+        Run.log_id.in_(list(log_ids)), Run.status == "running"
+    ).execute()
+
+
+def record_outcome(log_id: str, outcome: str, messages: list[str], **fields: object) -> None:
+    """What a running run will be once its file is in place (it stays ``running``)."""
+    with database.atomic():
+        Run.update(outcome=outcome, messages=messages, **fields).where(
+            Run.log_id == log_id, Run.status == "running"
+        ).execute()
+
+
+def finish(run_id: int, status: str, messages: list[str], **fields: Any) -> None:
+    """The end of a run: its status, messages and figures, finished and a last heartbeat now."""
+    now = utcnow()
+    with database.atomic():
+        Run.update(status=status, finished=now, heartbeat=now, messages=messages, **fields).where(
+            Run.id == run_id
+        ).execute()
+
+
+def end(row: Run, status: str, message: str, *conditions: Any, **fields: Any) -> None:
+    """End ``row`` with ``status``, one more message and ``fields``, where ``conditions`` still
+    hold (a row another process ended meanwhile keeps its ending)."""
+    Run.update(status=status, finished=utcnow(), messages=[*row.messages, message], **fields).where(
+        Run.id == row.id, *conditions
+    ).execute()
+
+
+def end_dead(run_id: int, decide: Callable[[Run], None]) -> Run | None:
+    """End a run whose process died, in one transaction: ``decide(row)`` sets the row's ending
+    (status, messages, figures) on the freshly read row; a row no longer ``running`` is left
+    alone (None is returned then)."""
+    with database.atomic():
+        fresh: Run = Run.get_by_id(run_id)
+        if fresh.status != "running":
+            return None
+        decide(fresh)
+        fresh.finished = fresh.heartbeat
+        fresh.save()
+    return fresh
+
+
+def served_complete(log_id: str, status: str) -> None:
+    now = utcnow()
+    Run.update(status=status, finished=now, heartbeat=now).where(Run.log_id == log_id).execute()
+
+
+def release_artifact(run_id: int) -> None:
+    """Retention removed the run's file; the row stays."""
+    Run.update(artifact_kept=False).where(Run.id == run_id).execute()
