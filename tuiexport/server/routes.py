@@ -6,21 +6,20 @@ import hmac
 import re
 from datetime import UTC, datetime
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus
 
 from tuiexport import config, service
 from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
-from tuiexport.exporters import registry
-from tuiexport.management import apikeys
 from tuiexport.management.views import DefinitionView, RunView
 from tuiexport.server.cache import ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
+from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import (
     RETRY_AFTER,
     RunManager,
     artifact_file,
 )
-from tuiexport.server.transport import PROBLEM_TYPE, ClientGone
+from tuiexport.server.transport import PROBLEM_TYPE
 
 _EXPORT_ID = (
     r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
@@ -47,8 +46,14 @@ class App:
     def __init__(self, base_url: str, openapi: bytes):
         self.base_url = base_url.rstrip("/")
         self.openapi = openapi
-        self.shares = ShareCache()
+        self.recorder = Recorder()
+        self.shares = ShareCache(self.recorder.data_version)
         self.runs = RunManager(on_end=lambda run: self.shares.invalidate())
+
+    def close(self) -> None:
+        """After the transport stopped: write the queued history rows, drop the cache."""
+        self.recorder.close()
+        self.shares.close()
 
 
 class ShareHandler(FileResponses):
@@ -57,11 +62,23 @@ class ShareHandler(FileResponses):
     # --- routing ------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        parts = urlsplit(self.path)
         # Decode per segment: an encoded "/" (%2F) never creates a new segment, ".." is just text.
-        path = "/".join(unquote(segment, errors="replace") for segment in parts.path.split("/"))
+        path = "/".join(
+            unquote(segment, errors="replace") for segment in self.request.path.split("/")
+        )
+        query = self.request.query
+        # "?%74oken=" (the name "token" percent-encoded) is refused, not read as the token: the
+        # one spelling of the share token is the plain one (and the log redacts every spelling).
+        if any(_disguised_token(pair.partition("=")[0]) for pair in re.split("[&;]", query)):
+            self.send_problem(
+                400,
+                "Query parameter names must not be percent-encoded; write them plainly "
+                "(e.g. '?token=…').",
+                type=PROBLEM_TYPE + "bad-query",
+            )
+            return
         try:
-            self.query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=16)
+            self.query = parse_qs(query, keep_blank_values=True, max_num_fields=16)
         except ValueError:
             self.send_problem(400, "The query string has too many parameters.")
             return
@@ -89,8 +106,6 @@ class ShareHandler(FileResponses):
                     type=PROBLEM_TYPE + "busy",
                 )
             except UserError as exc:
-                if self.headers_sent:
-                    raise ClientGone() from exc
                 extra = {"reasons": exc.reasons} if hasattr(exc, "reasons") else {}
                 kind = (
                     "invalid-definition"
@@ -110,7 +125,7 @@ class ShareHandler(FileResponses):
     def authorized(self) -> bool:
         """Management endpoints: a valid, unrevoked API key as ``Authorization: Bearer``."""
         scheme, _, key = (self.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() == "bearer" and apikeys.verify_key(key.strip()) is not None:
+        if scheme.lower() == "bearer" and service.api_key_valid(key.strip()):
             return True
         detail = (
             "This API key is not valid or was revoked."
@@ -234,7 +249,7 @@ class ShareHandler(FileResponses):
             return
         if self.command == "HEAD":
             # Answering HEAD must not start a run; the length and ETag are known only after one.
-            writer = registry.get_writer(definition.profile, definition.output)
+            writer = service.get_writer(definition.profile, definition.output)
             self.start_response(
                 200,
                 [
@@ -278,7 +293,7 @@ class ShareHandler(FileResponses):
             "omittedCount": run.omitted_count,
             "size": run.size,
             "sha256": run.sha256,
-            "messages": run.messages,
+            "messages": [without_paths(m) for m in run.messages],
             "statusUrl": status_url,
             "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
         }
@@ -300,6 +315,20 @@ class ShareHandler(FileResponses):
             "updated": _utc(d.updated),
             "lastRun": self.run_json(d.last_run) if d.last_run else None,
         }
+
+
+#: An absolute file path in a message: POSIX (/a/b…) or Windows (C:\\a\\b…).
+_PATH = re.compile(r"(?<![\w.:/])(?:/(?:[^\s/'\"]+/)+|[A-Za-z]:\\(?:[^\s\\'\"]+\\)+)([^\s/\\'\"]*)")
+
+
+def without_paths(message: str) -> str:
+    """A run's message as the API shows it: no server file path, only the file's name
+    ("written to /srv/…/artifacts/x.jsonl" becomes "written to x.jsonl")."""
+    return _PATH.sub(lambda m: m.group(1) or "(a server folder)", message)
+
+
+def _disguised_token(name: str) -> bool:
+    return name != "token" and unquote_plus(name, errors="replace") == "token"
 
 
 def raise_invalid(definition: DefinitionView) -> NoReturn:
