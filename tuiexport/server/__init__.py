@@ -11,6 +11,7 @@ The TUI runs it in a background thread and ``tuiexport serve`` in the foreground
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import resource
 import socket
@@ -120,7 +121,10 @@ def start_server(
         service.prepare_database()
     context = _tls_context(tls_cert, tls_key)
     limits = limits or Limits()
-    _raise_file_limit(limits.max_connections + 256)
+    files = _raise_file_limit(limits.max_connections + 256)
+    if files is not None and files - 256 < limits.max_connections:
+        # Each connection is a file descriptor: past the process's limit no 503 could be sent.
+        limits = dataclasses.replace(limits, max_connections=max(16, files - 256))
     handler: type[ShareHandler] = type("Handler", (ShareHandler,), {})
     try:
         server = HTTPServer(
@@ -168,14 +172,18 @@ def primary_address(ipv6: bool = False) -> str:
     return "::1" if ipv6 else "127.0.0.1"
 
 
-def _raise_file_limit(wanted: int) -> None:
+def _raise_file_limit(wanted: int) -> int | None:
     """Raise the soft limit of open files towards ``wanted`` (at most the hard limit): every
-    connection is a file descriptor."""
-    with contextlib.suppress(ValueError, OSError):
+    connection is a file descriptor. Returns the soft limit now (None: unlimited/unknown)."""
+    try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         if soft != resource.RLIM_INFINITY and soft < target:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    except (ValueError, OSError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:

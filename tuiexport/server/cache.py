@@ -37,12 +37,18 @@ class ShareState:
     path: Path | None
 
 
+class Miss:
+    """Not in the cache (see :meth:`ShareCache.peek`)."""
+
+
+MISS = Miss()
+
 #: Exports the cache remembers at most (known and unknown ones together).
 MAX_ENTRIES = 4096
 
 
 class ShareCache:
-    def __init__(self, data_version: Callable[[], int | None] | None = None) -> None:
+    def __init__(self, data_version: Callable[[bool], int | None] | None = None) -> None:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, ShareState | None] = OrderedDict()
         self._generation = 0
@@ -62,12 +68,24 @@ class ShareCache:
             self._probe = None
             self._entries.clear()
 
-    def _sync(self) -> int | None:
+    def peek(self, export_id: str) -> ShareState | Miss | None:
+        """The cached state of an export without waiting for anything (the event loop asks):
+        :data:`MISS` when it is not cached or the probe is busy."""
+        generation = self._sync(wait=False)
+        if generation is None:
+            return MISS
+        with self._lock:
+            if export_id in self._entries:
+                self._entries.move_to_end(export_id)
+                return self._entries[export_id]
+        return MISS
+
+    def _sync(self, wait: bool = True) -> int | None:
         """The generation to cache under (None: do not cache); a change anywhere invalidates."""
         probe = self._probe
         if probe is None:
             return None
-        version = probe()
+        version = probe(wait)
         with self._lock:
             if version is None:
                 return None

@@ -83,6 +83,11 @@ class FileResponses(Exchange):
             ("Vary", "Accept-Encoding"),
             ("Accept-Ranges", "bytes"),
         ]
+        if self.not_modified(run.sha256, when):  # before opening anything: the cheap answer
+            if self.accepts_gzip() and not is_zip(writer):
+                common[0] = ("ETag", f'"{run.sha256}-gz"')
+            self.start_response(304, common)
+            return
         try:
             f = open(path, "rb")  # noqa: SIM115 - the FileBody (or the finally below) closes it
         except OSError:
@@ -97,9 +102,6 @@ class FileResponses(Exchange):
             gzip = wanted is None and self.accepts_gzip() and not is_zip(writer)
             if gzip:
                 common[0] = ("ETag", f'"{run.sha256}-gz"')
-            if self.not_modified(run.sha256, when):
-                self.start_response(304, common)
-                return
             headers = [
                 ("Content-Type", writer.media_type),
                 (

@@ -98,9 +98,12 @@ class Recorder:
 
     # --- the share cache's change detector --------------------------------------------------
 
-    def data_version(self) -> int | None:
-        """``PRAGMA data_version`` on the recorder's connection (None: unknown right now)."""
-        if self._probe is None or not self._lock.acquire(timeout=0.05):
+    def data_version(self, wait: bool = True) -> int | None:
+        """``PRAGMA data_version`` on the recorder's connection (None: unknown right now, e.g.
+        the connection is busy writing and ``wait`` is false)."""
+        if self._probe is None:
+            return None
+        if not (self._lock.acquire(timeout=0.05) if wait else self._lock.acquire(blocking=False)):
             return None
         try:
             return self._probe()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, unquote_plus
@@ -11,7 +12,7 @@ from urllib.parse import parse_qs, unquote, unquote_plus
 from tuiexport import config, service
 from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
 from tuiexport.management.views import DefinitionView, RunView
-from tuiexport.server.cache import ShareCache
+from tuiexport.server.cache import Miss, ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
 from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import (
@@ -37,6 +38,10 @@ ROUTES = [
     (re.compile(rf"/api/v1/runs/{_LOG_ID}/file"), {"GET": "run_file"}),
 ]
 
+_SHARE = re.compile(rf"/api/v1/exports/{_EXPORT_ID}/download")
+#: Seconds a /healthz database check is reused (answered on the event loop meanwhile).
+HEALTH_FRESH = 1.0
+
 NOT_SHARED = "There is no export at this address, or its share token is wrong or was rotated."
 
 
@@ -49,6 +54,8 @@ class App:
         self.recorder = Recorder()
         self.shares = ShareCache(self.recorder.data_version)
         self.runs = RunManager(on_end=lambda run: self.shares.invalidate())
+        #: (when, problem) of the last database check of /healthz (problem None: it answered)
+        self.health: tuple[float, str | None] | None = None
 
     def close(self) -> None:
         """After the transport stopped: write the queued history rows, drop the cache."""
@@ -118,6 +125,37 @@ class ShareHandler(FileResponses):
             return
         self.send_problem(404, "There is nothing at this address; see /api/v1/openapi.json.")
 
+    def fast(self) -> bool:
+        """On the event loop, when nothing blocks: ``/healthz`` from a check at most a second
+        old, and a share URL whose state is in the share cache (a current artifact: 304, HEAD,
+        a range or the file). Anything else goes to the pool."""
+        if self.command not in ("GET", "HEAD"):
+            return False
+        path = self.request.path
+        if path == "/healthz":
+            checked = self.app.health
+            if checked is None or time.monotonic() - checked[0] > HEALTH_FRESH or checked[1]:
+                return False
+            self.send_health()
+            return True
+        match = _SHARE.fullmatch(path)
+        query = self.request.query
+        if match is None or "%" in query or "+" in query:
+            return False
+        state = self.app.shares.peek(match.group("export_id").lower())
+        if isinstance(state, Miss) or state is None or state.path is None:
+            return False  # unknown exports take the pool's (equally slow) path: same timing
+        self.query = parse_qs(query, keep_blank_values=True, max_num_fields=16)
+        token = self.param("token")
+        if not state.definition.valid or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
+        ):
+            return False
+        if state.current is None:
+            return False
+        self.serve_artifact(state.current, state.path, record=True)
+        return True
+
     def param(self, name: str) -> str:
         values = self.query.get(name)
         return values[0] if values else ""
@@ -144,6 +182,7 @@ class ShareHandler(FileResponses):
 
     def healthz(self) -> None:
         problem = service.database_unreachable()
+        self.app.health = (time.monotonic(), problem)
         if problem is not None:
             self.send_problem(
                 503,
@@ -152,6 +191,9 @@ class ShareHandler(FileResponses):
                 type=PROBLEM_TYPE + "database-unreachable",
             )
             return
+        self.send_health()
+
+    def send_health(self) -> None:
         self.send_json(
             200,
             {

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import email.utils
 import fcntl
+import functools
 import re
 import socket
 import ssl
@@ -102,6 +103,7 @@ def redact(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+@functools.lru_cache(maxsize=1024)
 def http_date(when: datetime) -> str:
     return email.utils.format_datetime(when, usegmt=True)
 
@@ -245,6 +247,11 @@ class Exchange:
 
     def dispatch(self) -> None:  # overridden by the routes
         self.send_problem(404, "There is nothing here.")
+
+    def fast(self) -> bool:
+        """Answer on the event loop itself when that cannot block (overridden by the routes);
+        False: :meth:`run` answers on the pool."""
+        return False
 
     # --- responses ----------------------------------------------------------------------
 
@@ -787,9 +794,17 @@ class Connection(asyncio.Protocol):
         started = request.started
         exchange = self.server.exchange(request, self.server)
         try:
-            response = await self.loop.run_in_executor(self.server.pool, exchange.run)
-        except RuntimeError:  # the pool is shut down: the server is stopping
-            return False
+            done = exchange.fast()
+        except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
+            done = False
+        if done and exchange.response is not None:
+            response = exchange.response
+        else:
+            exchange.response = None
+            try:
+                response = await self.loop.run_in_executor(self.server.pool, exchange.run)
+            except RuntimeError:  # the pool is shut down: the server is stopping
+                return False
         sent = 0
         status = response.status
         try:
