@@ -85,7 +85,7 @@ class ServerHandle:
                 time.sleep(0.02)
             self.server.cut_all()
             deadline = time.monotonic() + 2.0
-            while self.server.active and time.monotonic() < deadline:
+            while (self.server.active or self.server.busy()) and time.monotonic() < deadline:
                 time.sleep(0.02)
             self.server.close()
             self.app.close()

@@ -59,6 +59,7 @@ class Recorder:
         self._ready = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0
+        self._open = 0  # downloads begun and not yet ended
         self._thread = threading.Thread(target=self._run, name="tuiexport-recorder", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -94,6 +95,10 @@ class Recorder:
     def _put(self, event: object) -> None:
         with self._idle:
             self._pending += 1
+            if isinstance(event, _Begin):
+                self._open += 1
+            elif isinstance(event, _End):
+                self._open -= 1
         self._queue.put(event)
 
     # --- the share cache's change detector --------------------------------------------------
@@ -115,9 +120,10 @@ class Recorder:
     # --- stop ---------------------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every event so far is written; True when it is."""
+        """Wait until every download begun so far has ended and its row is written; True when
+        they have (False: ``timeout`` passed, e.g. a long download is still going)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+            return self._idle.wait_for(lambda: self._pending == 0 and self._open <= 0, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then end the thread."""

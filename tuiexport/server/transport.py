@@ -307,6 +307,8 @@ class HTTPServer:
         self.ssl_context = ssl_context
         self.access_log = access_log
         self.connections: set[Connection] = set()
+        #: downloads sent whose acknowledgement is awaited (see Connection._confirm)
+        self.confirming: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.pool = ThreadPoolExecutor(max(1, limits.workers), thread_name_prefix="tuiexport-http")
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -385,7 +387,10 @@ class HTTPServer:
         return len(self.connections)
 
     def busy(self) -> int:
-        return int(self.call(lambda: sum(1 for c in self.connections if c.busy)) or 0)
+        return int(
+            self.call(lambda: sum(1 for c in self.connections if c.busy) + len(self.confirming))
+            or 0
+        )
 
     def cut_idle(self) -> None:
         """Close connections that wait for their next request (stop: no grace needed)."""
@@ -441,6 +446,10 @@ class Connection(asyncio.Protocol):
         self.lost = False
         self.busy = False
         self.paused_writing = False
+        #: bytes written to this connection (heads and bodies), and what the client had
+        #: acknowledged when it went away
+        self.written = 0
+        self.final_acked: int | None = None
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self._waiter: asyncio.Future[None] | None = None
@@ -478,6 +487,8 @@ class Connection(asyncio.Protocol):
         return True  # keep the write side open: a half-closed client still gets its answer
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # The socket is still open here: what the client acknowledged is known one last time.
+        self.final_acked = self._acked()
         self.lost = True
         self.eof = True
         self.server.connections.discard(self)
@@ -556,6 +567,7 @@ class Connection(asyncio.Protocol):
         if self.lost or self.transport is None or self.transport.is_closing():
             raise ClientGone()
         self.transport.write(data)
+        self.written += len(data)
 
     # --- the connection's life -------------------------------------------------------------
 
@@ -858,18 +870,74 @@ class Connection(asyncio.Protocol):
                     raise ClientGone()  # the file shrank under us
                 offset += n
                 sent += n
+                self.written += n
+            if body.confirm and self._acked() is not None:
+                # Plain TCP: the acknowledgements are watched beside the connection, which goes
+                # on with its next request (waiting here would cost a delayed ACK, up to 40 ms,
+                # per download).
+                complete = True
+                task = self.loop.create_task(self._confirm(self.written, body, sent))
+                self.server.confirming.add(task)
+                task.add_done_callback(self.server.confirming.discard)
+                return sent
             if body.confirm:
                 await self._delivered()
             complete = True
             if body.on_complete is not None:
                 body.on_complete()
-            return sent
-        finally:
-            if not complete and body.on_incomplete is not None:
-                body.on_incomplete(sent)
             if body.on_end is not None:
                 body.on_end()
+            return sent
+        finally:
             body.file.close()
+            if not complete:
+                if body.on_incomplete is not None:
+                    body.on_incomplete(sent)
+                if body.on_end is not None:
+                    body.on_end()
+
+    def _acked(self) -> int | None:
+        """Bytes of this connection the client's TCP stack acknowledged (Linux TCP_INFO
+        ``tcpi_bytes_acked``); None over TLS (its records are not our bytes) or where unknown."""
+        if self.final_acked is not None:
+            return self.final_acked
+        transport = self.transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return None
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136)
+        except (OSError, AttributeError):
+            return None
+        if len(info) < 128:
+            return None
+        return int(struct.unpack_from("Q", info, 120)[0])
+
+    async def _confirm(self, target: int, body: FileBody, sent: int) -> None:
+        """Call ``on_complete`` once the client acknowledged every byte up to ``target`` of this
+        connection, ``on_incomplete`` when it went away (or stalled past the send deadline)
+        first."""
+        deadline = self.loop.time() + self.limits.send_timeout
+        delay = 0.001
+        acked: int | None = 0
+        try:
+            while True:
+                acked = self._acked()
+                if acked is None or acked >= target:
+                    if body.on_complete is not None:
+                        body.on_complete()
+                    return
+                if self.lost or self.loop.time() > deadline:
+                    if body.on_incomplete is not None:
+                        body.on_incomplete(max(0, sent - (target - acked)))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        finally:
+            if body.on_end is not None:
+                body.on_end()
 
     async def _delivered(self) -> None:
         """Wait until every byte written was acknowledged by the client's TCP stack."""
