@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import re
+import threading
 import time
 import zlib
 from collections.abc import Generator
@@ -45,6 +46,9 @@ CHUNK = 256 * 1024
 HEADERS_AFTER = 15.0
 #: zlib level for on-the-fly gzip: level 1 keeps most of the ratio at several times the speed.
 GZIP_LEVEL = 1
+#: Downloads at least this large wait (on the pool, not the loop) until their history row is
+#: written before their first byte goes out; smaller ones are recorded a few ms later.
+RECORD_FIRST = 1 << 20
 #: Downloads at least this large beat a heartbeat into their history row while they go out.
 HEARTBEAT_FROM = 16 << 20
 
@@ -161,10 +165,17 @@ class FileResponses(Exchange):
         recorder = self.recorder
         beat = liveness.Heartbeat(log_id) if big else None
 
+        written = threading.Event() if body.count >= RECORD_FIRST else None
+
         def start() -> None:
-            recorder.begin(run, log_id, note)
+            recorder.begin(run, log_id, note, written)
             if beat is not None:
                 beat.__enter__()
+
+        if written is not None:
+            # A large download starts once its row ("running") is in the database: a server
+            # that dies in the middle leaves a row the next start marks interrupted.
+            body.before_send = lambda: written.wait(10)
 
         def end() -> None:
             if beat is not None:

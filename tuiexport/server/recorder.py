@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -37,6 +38,7 @@ class _Begin:
     source: RunView
     log_id: str
     note: str
+    written: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,17 @@ class Recorder:
 
     # --- called by requests (never blocks) ------------------------------------------------
 
-    def begin(self, source: RunView, log_id: str | None = None, note: str = "") -> str:
-        """A download of ``source``'s artifact began; returns its log ID."""
+    def begin(
+        self,
+        source: RunView,
+        log_id: str | None = None,
+        note: str = "",
+        written: threading.Event | None = None,
+    ) -> str:
+        """A download of ``source``'s artifact began; returns its log ID. ``written`` is set
+        once its row is in the database (for downloads that wait for it before they start)."""
         log_id = log_id or service.new_log_id()
-        self._put(_Begin(source, log_id, note))
+        self._put(_Begin(source, log_id, note, written))
         return log_id
 
     def end(
@@ -103,11 +112,24 @@ class Recorder:
 
     # --- the share cache's change detector --------------------------------------------------
 
+    @property
+    def probes(self) -> bool:
+        """Whether the database is an SQLite file this recorder can watch for changes."""
+        return self._probe is not None
+
     def data_version(self, wait: bool = True) -> int | None:
         """``PRAGMA data_version`` on the recorder's connection (None: unknown right now, e.g.
         the connection is busy writing and ``wait`` is false)."""
         if self._probe is None:
             return None
+        if sqlite3.threadsafety == 3:
+            # SQLite serialises calls on one connection itself: ask between (or within) the
+            # recorder's statements instead of waiting for its whole batch. Its uncommitted
+            # rows do not change data_version either.
+            try:
+                return self._probe()
+            except Exception:  # noqa: BLE001 - any database error: the caller does not cache
+                return None
         if not (self._lock.acquire(timeout=0.05) if wait else self._lock.acquire(blocking=False)):
             return None
         try:
@@ -185,6 +207,9 @@ class Recorder:
                         flush=True,
                     )
         finally:
+            for event in events:
+                if isinstance(event, _Begin) and event.written is not None:
+                    event.written.set()
             with self._idle:
                 self._pending -= len(events)
                 self._idle.notify_all()

@@ -134,7 +134,14 @@ class ShareHandler(FileResponses):
         path = self.request.path
         if path == "/healthz":
             checked = self.app.health
-            if checked is None or time.monotonic() - checked[0] > HEALTH_FRESH or checked[1]:
+            # Only where the share cache has its SQLite probe: a database server (PostgreSQL)
+            # can go away at any moment, so /healthz asks it every time.
+            if (
+                not self.app.recorder.probes
+                or checked is None
+                or time.monotonic() - checked[0] > HEALTH_FRESH
+                or checked[1]
+            ):
                 return False
             self.send_health()
             return True
