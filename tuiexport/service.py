@@ -25,6 +25,7 @@ from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_art
 from tuiexport.exporters.registry import (
     OUTPUTS,
     PROFILES,
+    file_extension,
     file_format,
     is_valid_pair,
     valid_pairs,
@@ -147,6 +148,7 @@ __all__ = [
     "delete_selection",
     "download_name",
     "effective_limit",
+    "file_extension",
     "file_format",
     "finish_own_catalog",
     "flush_notifications",
