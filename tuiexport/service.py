@@ -29,6 +29,7 @@ from tuiexport.exporters.base import Writer
 from tuiexport.exporters.registry import (
     OUTPUTS,
     PROFILES,
+    file_extension,
     file_format,
     get_writer,
     is_valid_pair,
@@ -164,6 +165,7 @@ __all__ = [
     "delete_selection",
     "download_name",
     "effective_limit",
+    "file_extension",
     "file_format",
     "finish_own_catalog",
     "flush_notifications",
