@@ -13,6 +13,8 @@ import pytest
 
 from tests import tiny_catalog
 from tests.exporters_harness import read_zip_csv, run
+from tests.server_helpers import served_fixture  # noqa: F401  (fixture)
+from tuiexport import service
 from tuiexport.exporters import profiles, registry
 from tuiexport.exporters.sql import flags
 from tuiexport.models import Product, ProductText, SupplierItem
@@ -137,6 +139,22 @@ def test_the_registry_serves_xlsx_with_its_content_type():
     assert writer.extension == "xlsx"
     assert writer.media_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert not registry.is_valid_pair("bmecat12", "xlsx")
+
+
+def test_share_server_serves_xlsx_with_its_content_type(served):
+    selection = service.list_selections()[0]
+    d = service.create_definition(
+        "Sheet", selection_id=selection.id, profile="standard", output="xlsx"
+    )
+    path = service.share_path(service.get_definition(d.export_id))
+    status, head, body = served.request("GET", path, {"Accept-Encoding": "gzip"})
+    assert status == 200, body
+    assert head["content-type"] == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    assert "content-encoding" not in head  # a ZIP already: not gzipped again
+    assert head["content-disposition"].endswith('.xlsx"')
+    assert [r[0] for r in sheets(body)["product"][1:]] == list(range(1001, 1021))
 
 
 def _peak(db, limit: int) -> int:
