@@ -35,7 +35,7 @@ OUT = Path(os.environ.get("TUIEXPORT_BENCH_OUT") or ROOT / "bench" / "out")
 sys.path.insert(0, str(ROOT))
 
 FORMATS = ["standard/csv", "standard/json", "standard/jsonl", "standard/xml", "bmecat12/xml"]
-EXTRA_FORMATS = ["standardUpdate/csv", "developer/csv", "developer/jsonl"]
+EXTRA_FORMATS = ["standardUpdate/csv", "developer/csv", "developer/jsonl", "standard/xlsx"]
 #: (baseline, max ratio of the wall time) per format, from issue 15.
 TARGETS = {
     "standard/csv": ("shell|gzip -1", 1.5),

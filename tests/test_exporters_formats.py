@@ -19,7 +19,7 @@ from tuiexport.models import Product, ProductText, SupplierItem
 from tuiexport.selection import Criteria
 
 PROFILES = ("standard", "standardUpdate", "developer")
-OUTPUTS = ("csv", "json", "jsonl", "xml")
+OUTPUTS = ("csv", "json", "jsonl", "xml", "xlsx")
 ALL_PAIRS = [(p, o) for p in PROFILES for o in OUTPUTS] + [("bmecat12", "xml")]
 
 

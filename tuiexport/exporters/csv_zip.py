@@ -44,6 +44,12 @@ ZIP_LEVEL = 1
 #: Members above this many products may pass 4 GiB: write them with ZIP64 sizes.
 ZIP64_FROM = 400_000
 _BOM = "\ufeff"
+#: Excel variant: a text cell starting with one of these is neutralised with a leading ``'``
+#: (OWASP's advice against CSV/formula injection); numbers are not text and are left alone.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_SQL = ", ".join(
+    {"\t": "char(9)", "\r": "char(13)"}.get(c, f"'{c}'") for c in FORMULA_STARTS
+)
 
 
 class ZipPump:
@@ -146,6 +152,8 @@ class CsvFormat:
         if kind == "int":
             return f"IFNULL({v}, '')"
         if kind == "text":
+            if self.excel:  # OWASP: a leading ' keeps a spreadsheet from evaluating the cell
+                v = f"CASE WHEN substr({v}, 1, 1) IN ({_FORMULA_SQL}) THEN '''' || {v} ELSE {v} END"
             # instr() (unlike GLOB) sees past an embedded NUL character.
             return (
                 f"CASE WHEN instr({v}, '\"') OR instr({v}, '{self.sep}') OR instr({v}, char(10)) "
@@ -166,6 +174,8 @@ class CsvFormat:
         if value is None:
             return ""
         text = str(value)
+        if self.excel and text.startswith(FORMULA_STARTS):
+            text = "'" + text
         if '"' in text or self.sep in text or "\n" in text or "\r" in text:
             return '"' + text.replace('"', '""') + '"'
         return text

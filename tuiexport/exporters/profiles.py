@@ -357,14 +357,19 @@ def markdown() -> str:
     for profile in PROFILES.values():
         lines += [f"### Profile `{profile.name}`", "", profile.doc, ""]
         for element in profile.elements:
-            file = f" (`{element.name}.csv`)"
+            file = f" (`{element.name}.csv`; XLSX sheet `{element.name}`)"
             lines += [f"#### `{element.name}`{file}", "", element.doc, ""]
             lines += ["| Field | Type | Meaning |", "|---|---|---|"]
             for f in element.fields:
-                note = " *(CSV only: nested in JSON/XML)*" if f.link else ""
+                note = " *(CSV and XLSX only: nested in JSON/XML)*" if f.link else ""
                 lines.append(f"| `{f.name}` | {KINDS[f.kind]} | {f.doc}{note} |")
             lines.append("")
-    lines += ["### `Log.csv` (every CSV ZIP)", "", "| Field | Type | Meaning |", "|---|---|---|"]
+    lines += [
+        "### `Log.csv` (every CSV ZIP; the `Log` sheet of every XLSX)",
+        "",
+        "| Field | Type | Meaning |",
+        "|---|---|---|",
+    ]
     for f in LOG_FIELDS:
         lines.append(f"| `{f.name}` | {KINDS[f.kind]} | {f.doc} |")
     lines.append("")

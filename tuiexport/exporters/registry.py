@@ -32,6 +32,7 @@ OUTPUTS_TABLE = (
     Output("json", "JSON", "tuiexport.exporters.json_out:JsonWriter"),
     Output("jsonl", "JSON Lines", "tuiexport.exporters.json_out:JsonLinesWriter"),
     Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter"),
+    Output("xlsx", "Excel (XLSX)", "tuiexport.exporters.xlsx_out:XlsxWriter"),
     Output("xml", "XML", "tuiexport.exporters.bmecat:BmecatWriter", ("bmecat12",)),
 )
 

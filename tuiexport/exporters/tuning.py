@@ -34,6 +34,9 @@ class Tuning(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     worker_threads: bool = False
     #: Sort each product's children instead of reading them through their ordering index.
     no_index_order: bool = False
+    #: XLSX: rows per worksheet, the header included (Excel's limit); the tests lower it to
+    #: check the continuation sheets without writing a million rows.
+    xlsx_sheet_rows: int = 1_048_576
 
 
 def from_env(environ: dict[str, str] | None = None) -> Tuning:

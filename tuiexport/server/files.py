@@ -443,7 +443,7 @@ def _open_or_none(path: str | os.PathLike[str]) -> BinaryIO | None:
 
 
 def is_zip(writer: Writer) -> bool:
-    return writer.extension == "zip" or writer.media_type == "application/zip"
+    return writer.extension in ("zip", "xlsx") or writer.media_type == "application/zip"
 
 
 def disposition(name: str, when: datetime, extension: str) -> str:
