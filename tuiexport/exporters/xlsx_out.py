@@ -27,7 +27,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
-from tuiexport.exporters.format import parse_dt
+from tuiexport.exporters.format import NUMBER_BOUND, parse_dt
 from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES, Element, Field
 from tuiexport.exporters.sql import (
     child_flat_from,
@@ -120,9 +120,10 @@ class XlsxWriter:
                     return lambda ws, r, c, v: None if v is None else ws.write_number(r, c, int(v))
                 if f.kind in ("price", "weight"):
                     places, fmt = ("0.01" if f.kind == "price" else "0.001"), formats[f.kind]
+                    # Figures past NUMBER_BOUND are left empty, as in every other output.
                     return lambda ws, r, c, v: (
                         None
-                        if v is None
+                        if v is None or not abs(v) < NUMBER_BOUND
                         else ws.write_number(r, c, float(round_half_up(v, places)), fmt)
                     )
                 if f.kind == "datetime":
