@@ -5,8 +5,10 @@ the import used to take or word badly (§2.7): a key given twice, text that is n
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,13 @@ from tuiexport import db as dbmod
 from tuiexport import setup
 from tuiexport.catalog.importer import import_file
 from tuiexport.cli import main
+from tuiexport.errors import UserError
 from tuiexport.models import Product, ProductText, SupplierItem
 
 _OFFER_ID = re.compile(rb'\{"id":\d+,"supplierId":')
+
+
+_CSV_ID = re.compile(rb"(?m)^\d+,")
 
 
 def without_offer_ids(data: bytes) -> bytes:
@@ -49,6 +55,30 @@ def test_developer_json_lines_round_trip_byte_for_byte(demo, tmp_path, name):
     assert first.count(b"\n") > 400  # the references and every product
     assert len(_OFFER_ID.findall(first)) == SupplierItem.select().count() > 400
     assert without_offer_ids(second) == without_offer_ids(first)
+
+
+def test_developer_csv_zip_round_trip_member_for_member(demo, tmp_path):
+    first, second = export_import_export(tmp_path, "csv", "dev.zip")
+    a, b = zipfile.ZipFile(io.BytesIO(first)), zipfile.ZipFile(io.BytesIO(second))
+    assert a.namelist() == b.namelist()
+    for name in a.namelist():
+        old, new = a.read(name), b.read(name)
+        if name == "supplierItem.csv":  # the first column is the offer id (see above)
+            old, new = _CSV_ID.sub(b"", old), _CSV_ID.sub(b"", new)
+        assert new == old, name
+    assert len(a.read("product.csv").splitlines()) == 401
+
+
+def test_bad_developer_zips_are_one_sentence(empty_db, tmp_path):
+    path = tmp_path / "standard.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("product.csv", "puid\r\n1\r\n")
+        zf.writestr("supplierItem.csv", "puid\r\n1\r\n")
+    with pytest.raises(UserError, match=r"^standard\.zip is not a developer profile CSV export"):
+        import_file(path)
+    path.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(UserError, match=r"^standard\.zip is not a complete ZIP file"):
+        import_file(path)
 
 
 def test_round_trip_without_long_descriptions(demo, tmp_path):

@@ -19,6 +19,7 @@ from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog.bounds import MAX_INFLATE_RATIO, MIN_INFLATE
 from tuiexport.catalog.csv_reader import read_csv
+from tuiexport.catalog.developer_csv_reader import read_developer_zip
 from tuiexport.catalog.developer_reader import is_developer_jsonl, read_developer_jsonl
 from tuiexport.catalog.jsonl_reader import read_jsonl
 from tuiexport.catalog.records import ImportReport
@@ -85,8 +86,11 @@ def _format(path: Path) -> tuple[str, bool]:
     for ext in ("jsonl", "csv"):
         if name.endswith("." + ext):
             return ext, gz
+    if name.endswith(".zip") and not gz:
+        return "zip", False
     raise UserError(
-        f"Cannot tell the format of {path.name}: name it .jsonl, .jsonl.gz, .csv or .csv.gz."
+        f"Cannot tell the format of {path.name}: name it .jsonl, .jsonl.gz, .csv or .csv.gz "
+        "(or .zip for the developer profile's CSV export)."
     )
 
 
@@ -138,7 +142,10 @@ def _read(
         limit = max(MIN_INFLATE, MAX_INFLATE_RATIO * total)
         stream = io.BufferedReader(_Inflated(inflated, limit, path.name), 1 << 16)
     try:
-        if kind == "jsonl":
+        if kind == "zip":
+            # Read by members (a ZIP needs seeking): progress at the start and the end only.
+            read_developer_zip(raw, writer, path.name, total)
+        elif kind == "jsonl":
             # The developer profile's JSON Lines, told by its first line: {"manufacturer":{…
             if is_developer_jsonl(stream.peek(1 << 12)[: 1 << 12]):
                 read_developer_jsonl(stream, writer, path.name)
