@@ -316,7 +316,8 @@ def test_cli_import_errors_are_one_sentence(tmp_path, capsys):
     db = str(tmp_path / "cli.sqlite")
     assert main(["--db", db, "catalog", "import", str(tmp_path / "x.txt")]) == 2
     assert capsys.readouterr().err == (
-        "tuiexport: Cannot tell the format of x.txt: name it .jsonl, .jsonl.gz, .csv or .csv.gz.\n"
+        "tuiexport: Cannot tell the format of x.txt: name it .jsonl, .jsonl.gz, .csv or .csv.gz "
+        "(or .zip for the developer profile's CSV export).\n"
     )
     assert main(["--db", db, "catalog", "import", str(tmp_path / "gone.csv")]) == 2
     err = capsys.readouterr().err

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -33,6 +35,13 @@ from tuiexport.models import (
 )
 
 _encoder = msgspec.json.Encoder()
+#: msgspec leaves a default out only when the value is the default object itself (identity):
+#: the enum-like texts from the database are interned, so that the dump writes no explicit
+#: defaults and the import's duplicate-key check (jsonl_reader.same_keys) stays on its fast path.
+
+
+def _interned(value: Any) -> Any:
+    return sys.intern(value)
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
@@ -118,10 +127,10 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
                     supplier_id=sid,
                     supplier_sku=sku,
                     price=price,
-                    currency=cur,
+                    currency=_interned(cur),
                     stock=stock,
-                    stock_status=status,
-                    condition=cond,
+                    stock_status=_interned(status),
+                    condition=_interned(cond),
                     updated=_aware(upd),
                 )
             )
@@ -147,7 +156,7 @@ def iter_catalog_records(chunk: int = 1_000) -> Iterator[Record]:
                 manufacturer_id=mfr,
                 product_type_id=ptype,
                 qualification=qual,
-                condition=cond,
+                condition=_interned(cond),
                 image_url=img,
                 image_exportable=bool(img_ok),
                 weight=weight,

@@ -1,5 +1,5 @@
-"""Catalog import (JSON Lines or CSV, maybe gzipped): opens the file, picks the reader, hands
-the records to the bulk writer.
+"""Catalog import (JSON Lines or CSV, maybe gzipped, in the catalog format or as the developer
+profile exports them): opens the file, picks the reader, hands the records to the bulk writer.
 
 Every row is decoded and checked on its own: a bad row is reported with its line number and a
 one-line reason and skipped, good rows are kept (see :mod:`tuiexport.catalog.writer`).
@@ -19,6 +19,8 @@ from tuiexport import db as dbmod
 from tuiexport import schema
 from tuiexport.catalog.bounds import MAX_INFLATE_RATIO, MIN_INFLATE
 from tuiexport.catalog.csv_reader import read_csv
+from tuiexport.catalog.developer_csv_reader import read_developer_zip
+from tuiexport.catalog.developer_reader import is_developer_jsonl, read_developer_jsonl
 from tuiexport.catalog.jsonl_reader import read_jsonl
 from tuiexport.catalog.records import ImportReport
 from tuiexport.catalog.writer import CatalogWriter, analyze, bulk_load
@@ -84,8 +86,11 @@ def _format(path: Path) -> tuple[str, bool]:
     for ext in ("jsonl", "csv"):
         if name.endswith("." + ext):
             return ext, gz
+    if name.endswith(".zip") and not gz:
+        return "zip", False
     raise UserError(
-        f"Cannot tell the format of {path.name}: name it .jsonl, .jsonl.gz, .csv or .csv.gz."
+        f"Cannot tell the format of {path.name}: name it .jsonl, .jsonl.gz, .csv or .csv.gz "
+        "(or .zip for the developer profile's CSV export)."
     )
 
 
@@ -131,14 +136,21 @@ def _read(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     counted = io.BufferedReader(_Counting(raw, total, progress), 1 << 16)
-    stream: io.BufferedIOBase = counted
+    stream: io.BufferedReader[Any] = counted
     if gz:
         inflated = gzip.GzipFile(fileobj=counted, mode="rb")
         limit = max(MIN_INFLATE, MAX_INFLATE_RATIO * total)
         stream = io.BufferedReader(_Inflated(inflated, limit, path.name), 1 << 16)
     try:
-        if kind == "jsonl":
-            read_jsonl(stream, writer, path.name)
+        if kind == "zip":
+            # Read by members (a ZIP needs seeking): progress at the start and the end only.
+            read_developer_zip(raw, writer, path.name, total)
+        elif kind == "jsonl":
+            # The developer profile's JSON Lines, told by its first line: {"manufacturer":{…
+            if is_developer_jsonl(stream.peek(1 << 12)[: 1 << 12]):
+                read_developer_jsonl(stream, writer, path.name)
+            else:
+                read_jsonl(stream, writer, path.name)
         else:
             read_csv(stream, writer, path.name)
     except UserError:
