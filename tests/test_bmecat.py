@@ -114,9 +114,72 @@ def test_long_texts_are_cut_and_empty_ones_replaced(catalog):
     assert a["1003"].find(f"{NS}ARTICLE_DETAILS/{NS}EAN") is None
 
 
-def test_long_descriptions_off_uses_the_short_description(catalog):
+def test_long_descriptions_off_writes_no_description_long(catalog):
+    """Issue 11 §2.3: the switch off left DESCRIPTION_LONG in (filled from the short text)."""
+    on = validated(run(catalog, "bmecat12", "xml")[0])
+    assert articles(on)["1005"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_LONG") == (
+        "Lang 5\nmit Zeilenumbruch"
+    )
     doc = validated(run(catalog, "bmecat12", "xml", long_descriptions=False)[0])
-    assert articles(doc)["1005"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_LONG") == "Kurz 5"
+    assert len(articles(doc)) == 18
+    assert not list(doc.iter(f"{NS}DESCRIPTION_LONG"))
+    assert articles(doc)["1005"].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_SHORT") == "Maus 5"
+
+
+def test_used_and_refurbished_products_carry_their_article_status(catalog):
+    """Issue 11 §2.3: used or refurbished products looked new."""
+    Product.update(condition="refurbished").where(Product.puid == 1006).execute()
+    doc = validated(run(catalog, "bmecat12", "xml")[0])
+    a = articles(doc)
+    status = {
+        puid: [(s.get("type"), s.text) for s in art.iter(f"{NS}ARTICLE_STATUS")]
+        for puid, art in a.items()
+    }
+    assert status["1005"] == [("used", "used")] and status["1010"] == [("used", "used")]
+    assert status["1006"] == [("refurbished", "refurbished")]
+    assert all(not v for k, v in status.items() if k not in ("1005", "1006", "1010", "1015"))
+    # The schema's place: the last child of ARTICLE_DETAILS.
+    assert local(a["1005"].find(f"{NS}ARTICLE_DETAILS")[-1]) == "ARTICLE_STATUS"
+
+
+def test_a_sub_cent_price_keeps_its_precision(catalog):
+    """Issue 11 §2.3: 0.001 became PRICE_AMOUNT 0.00, a free article."""
+    SupplierItem.update(price=0.001).where(SupplierItem.product == 1001).execute()
+    SupplierItem.update(price=12.345).where(SupplierItem.product == 1002).execute()
+    SupplierItem.update(price=1e16).where(SupplierItem.product == 1003).execute()
+    doc = validated(run(catalog, "bmecat12", "xml")[0])
+    a = articles(doc)
+
+    def amount(puid: str) -> str:
+        return a[puid].findtext(f"{NS}ARTICLE_PRICE_DETAILS/{NS}ARTICLE_PRICE/{NS}PRICE_AMOUNT")
+
+    assert amount("1001") == "0.001" and amount("1002") == "12.345"
+    assert amount("1003") == "10000000000000000.00" and amount("1004") == "20.00"
+
+
+def test_a_manufacturer_sku_longer_than_50_leaves_the_article_out(catalog):
+    """Issue 11 §2.3: the SKU was cut into a different identifier."""
+    Product.update(manufacturer_sku="X" * 50).where(Product.puid == 1001).execute()
+    Product.update(manufacturer_sku="Y" * 51).where(Product.puid == 1002).execute()
+    data, stats, job = run(catalog, "bmecat12", "xml")
+    doc = validated(data)
+    a = articles(doc)
+    assert a["1001"].findtext(f"{NS}ARTICLE_DETAILS/{NS}MANUFACTURER_AID") == "X" * 50
+    assert "1002" not in a and b"YYYYY" not in data
+    assert "1002" not in {
+        m.findtext(f"{NS}ART_ID") for m in doc.iter(f"{NS}ARTICLE_TO_CATALOGGROUP_MAP")
+    }
+    assert stats.product_count == 17 and stats.skipped == 3
+    assert any("2 products without a net price were left out" in m for m in job.messages)
+    assert (
+        "1 product with a manufacturer SKU longer than 50 characters was left out of the BMEcat "
+        "file (MANUFACTURER_AID holds 50; a shortened SKU would be a different article number)."
+    ) in job.messages
+    # The same on the worker processes (the rule is applied per chunk).
+    par = run(
+        catalog, "bmecat12", "xml", tuning={"workers": 2, "parallel_chunk": 3, "parallel_min": 0}
+    )
+    assert par[0] == data and par[2].messages == job.messages
 
 
 def test_unknown_currencies_are_not_quoted(catalog):

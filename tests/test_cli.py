@@ -167,3 +167,39 @@ def test_selections_crud(capsys, dbfile, tmp_path):
     assert "Lenovo only" in out
     code, out, _ = cli(capsys, dbfile, "selections", "delete", "Lenovo only")
     assert code == 0
+
+
+def test_output_named_for_another_format_is_refused(capsys, dbfile, tmp_path):
+    """Issue 11 §2.5: ``-o feed.csv`` for a ZIP export wrote a ZIP under a .csv name."""
+    sel = make_export(capsys, dbfile)["selection_id"]
+    code, _out, err = cli(
+        capsys,
+        dbfile,
+        "exports",
+        "create",
+        "--name",
+        "Zipped",
+        "--output",
+        "csv",
+        "--selection",
+        str(sel),
+    )
+    assert code == 0, err
+    target = tmp_path / "feed.csv"
+    code, _out, err = cli(capsys, dbfile, "--run", "Feed", "-o", str(target))
+    assert code == 2 and err.count("\n") == 1
+    assert (
+        f"-o {target}: the export 'Feed' writes a .jsonl file (standard JSON Lines), not .csv; "
+        "name it feed.jsonl, or give a folder."
+    ) in err
+    assert not target.exists()
+    code, _out, err = cli(capsys, dbfile, "--run", "Zipped", "-o", str(target))
+    assert code == 2 and "writes a .zip file (standard CSV (ZIP)), not .csv" in err
+    assert not target.exists() and "Traceback" not in err
+    # The right extension (any case), no extension, or a folder: written.
+    for name in ("feed.ZIP", "feed"):
+        code, out, err = cli(capsys, dbfile, "--run", "Zipped", "-o", str(tmp_path / name))
+        assert code == 0, err
+        assert (tmp_path / name).read_bytes()[:2] == b"PK"
+    code, out, err = cli(capsys, dbfile, "--run", "Zipped", "-o", str(tmp_path))
+    assert code == 0 and out.strip().endswith(".zip")

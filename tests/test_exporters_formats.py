@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -204,6 +205,34 @@ def test_error_txt_only_when_errors_occurred(catalog):
     assert "ERROR.txt" not in zipfile.ZipFile(io.BytesIO(data)).namelist()
 
 
+def test_error_txt_says_when_products_were_left_out(catalog):
+    """Issue 11 §2.5: ERROR.txt was promised but nothing ever wrote it."""
+    job = make_job(catalog, "developer", "csv", limit=5)
+    job.errors.append("Something else went wrong.")
+    buf = io.BytesIO()
+    registry.get_writer("developer", "csv").write(job, buf)
+    with zipfile.ZipFile(buf) as zf:
+        assert zf.namelist()[-2:] == ["Log.csv", "ERROR.txt"]
+        assert zf.read("ERROR.txt").decode().splitlines() == [
+            "15 of 20 products that matched were left out: over the product limit of 5 "
+            "(see Log.csv).",
+            "Something else went wrong.",
+        ]
+
+
+def test_zip_members_are_regular_files(catalog):
+    """Issue 11 §2.5: no file type bits, so zipinfo showed ``?rw-r--r--``."""
+    import stat
+
+    data, _, _ = run(catalog, "developer", "csv", limit=5)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert "ERROR.txt" in zf.namelist()
+        for info in zf.infolist():
+            mode = info.external_attr >> 16
+            assert stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o644, info.filename
+            assert stat.filemode(mode) == "-rw-r--r--"
+
+
 def test_developer_csv_has_every_entity(catalog):
     files = read_zip_csv(run(catalog, "developer", "csv")[0])
     assert list(files) == [
@@ -295,8 +324,19 @@ def test_xml_parses_and_matches(catalog):
 
 @pytest.mark.parametrize("profile,output", ALL_PAIRS)
 def test_fast_and_generic_paths_write_the_same_bytes(catalog, profile, output):
-    ProductText.update(name="Tab\tNUL\x00 & <b> \r\n 😀").where(
+    ProductText.update(name="Tab\tNUL\x00 & <b> \r\n 😀 \u2028 \u2029").where(
         ProductText.product == 1003
+    ).execute()
+    # Issue 11 §2.4: year 1 (strftime does not pad it) and figures SQLite cannot print exactly.
+    Product.update(created=datetime(1, 1, 1), updated=datetime(1, 2, 3, 4, 5, 6)).where(
+        Product.puid == 1002
+    ).execute()
+    Product.update(weight=1.5e17).where(Product.puid == 1005).execute()
+    Product.update(weight=99_999_999_999.999).where(Product.puid == 1006).execute()
+    for puid, price in [(1001, 1e15), (1002, 1234567890123456.7), (1003, 1e300), (1004, 1e11)]:
+        SupplierItem.update(price=price).where(SupplierItem.product == puid).execute()
+    SupplierItem.update(price=99_999_999_999.99, updated=datetime(1, 1, 1)).where(
+        SupplierItem.product == 1006
     ).execute()
     generic = run(catalog, profile, output, limit=17, language="en", tuning={"generic_path": True})[
         0
@@ -372,3 +412,48 @@ def test_tuning_comes_from_the_environment_and_is_never_an_option(catalog):
     assert stored_options({"workers": 2, "csv_variant": "excel"}).csv_variant == "excel"
     with pytest.raises(ValueError, match="export options are invalid"):
         stored_options({"csv_variant": "exel"})
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_year_one_is_padded_and_unprintable_figures_are_null(catalog, generic):
+    """Issue 11 §2.4: ``1-01-01T00:00:00Z`` / ``01.01.1 00:00`` on the generic path; prices
+    past what SQLite prints exactly came out differently on the two paths."""
+    Product.update(updated=datetime(1, 2, 3, 4, 5, 6), weight=1e16).where(
+        Product.puid == 1001
+    ).execute()
+    SupplierItem.update(price=1e15).where(SupplierItem.product == 1001).execute()
+    SupplierItem.update(price=99_999_999_999.99).where(SupplierItem.product == 1002).execute()
+    tuning = {"generic_path": generic}
+    first = json.loads(run(catalog, "standard", "jsonl", tuning=tuning)[0].splitlines()[0])
+    assert first["updated"] == "0001-02-03T04:05:06Z"
+    assert first["weight"] is None and first["supplierItem"][0]["price"] is None
+    second = json.loads(run(catalog, "standard", "jsonl", tuning=tuning)[0].splitlines()[1])
+    assert second["supplierItem"][0]["price"] == 99_999_999_999.99
+    files = read_zip_csv(run(catalog, "standard", "csv", tuning=tuning)[0])
+    assert files["product.csv"][0]["updated"] == "03.02.0001 04:05"
+    assert files["product.csv"][0]["weight"] == ""
+    assert [r["price"] for r in files["supplierItem.csv"][:2]] == ["", "99999999999.99"]
+    records = xml_records(run(catalog, "standard", "xml", tuning=tuning)[0])
+    assert records[0]["updated"] == "0001-02-03T04:05:06Z" and "weight" not in records[0]
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_json_lines_escape_the_unicode_line_separators(catalog, generic):
+    """Issue 11 §2.5: U+2028 / U+2029 raw in a JSON Lines file split a record for readers that
+    split on every Unicode line break."""
+    from tuiexport.models import Manufacturer
+
+    ProductText.update(name="a\u2028b\u2029c").where(ProductText.product == 1001).execute()
+    Manufacturer.update(name="Len\u2028ovo").where(Manufacturer.id == 1).execute()
+    tuning = {"generic_path": generic}
+    for profile, count in (("standard", 20), ("developer", 27)):
+        data = run(catalog, profile, "jsonl", tuning=tuning)[0]
+        assert "\u2028".encode() not in data and "\u2029".encode() not in data
+        lines = data.decode().splitlines()  # splits on U+2028 / U+2029 too
+        assert len(lines) == count
+        records = [json.loads(line) for line in lines]
+        names = [r.get("name") for r in records] + [
+            r.get("product", {}).get("productText", [{}])[0].get("name") for r in records
+        ]
+        assert "a\u2028b\u2029c" in names
+    assert b'"name":"Len\\u2028ovo"' in data

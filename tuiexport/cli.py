@@ -153,6 +153,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _check_output_name(ref: str, output: str | None) -> None:
+    """``-o feed.csv`` for an export that writes a ZIP: refused, so that nothing opens the file
+    with the wrong program. A folder, or a name without an extension, is the user's choice."""
+    if not output:
+        return
+    from pathlib import Path
+
+    from tuiexport import service
+
+    path = Path(output).expanduser()
+    if not path.suffix or path.is_dir():
+        return
+    definition = service.get_definition(ref)
+    extension = service.file_extension(definition.profile, definition.output)
+    if path.suffix.lower() != f".{extension}":
+        kind = service.file_format(definition.profile, definition.output)
+        raise UserError(
+            f"-o {output}: the export '{definition.name}' writes a .{extension} file ({kind}), "
+            f"not {path.suffix}; name it {path.with_suffix('.' + extension).name}, or give a folder."
+        )
+
+
 def _drop_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
     try:
@@ -182,6 +204,8 @@ def _main(argv: Sequence[str] | None) -> int:
         from tuiexport.management.cli import run_command
 
         open_db(args)
+        if args.output != "-":
+            _check_output_name(args.run, args.output)
         return run_command(args)
     if args.output:
         raise UserError("-o/--output only works with --run.")

@@ -3,7 +3,9 @@
 Order as the standard wants it: HEADER (GENERATOR_INFO, CATALOG, BUYER, SUPPLIER), then
 T_NEW_CATALOG with CATALOG_GROUP_SYSTEM (a root and one leaf per product type), one ARTICLE per
 product, and ARTICLE_TO_CATALOGGROUP_MAP. The schema requires ARTICLE_PRICE_DETAILS in every
-ARTICLE, so a product without any net price is left out and the run's messages say how many.
+ARTICLE, so a product without any net price is left out and the run's messages say how many;
+so is one whose manufacturer SKU is longer than MANUFACTURER_AID holds (never cut into another
+identifier). Used and refurbished products carry ARTICLE_STATUS.
 
 One SQL query (portable: SQLite and PostgreSQL) gives the raw values per article
 (:data:`bmecat_mapping.COLUMNS`); :func:`bmecat_mapping.articles` writes the markup, cuts texts to
@@ -18,7 +20,15 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
-from tuiexport.exporters.bmecat_mapping import COLUMNS, HANDLER, articles, element, fit
+from tuiexport.exporters.bmecat_mapping import (
+    ARTICLE_TEXTS,
+    COLUMNS,
+    HANDLER,
+    SKU_MOST,
+    articles,
+    element,
+    fit,
+)
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
 from tuiexport.exporters.sql import CHUNK, cross, languages, release_memory, text_joins, text_sql
 from tuiexport.exporters.summary import generator, supplier_shares
@@ -53,9 +63,12 @@ class BmecatWriter:
         lang, _ = languages(job)
         release_memory(job)
         opts = job.options
+        # The articles written: with a price, and a manufacturer SKU MANUFACTURER_AID holds
+        # (the same rules as bmecat_mapping.articles, for the groups and the group map).
         priced = (
             f"EXISTS (SELECT 1 FROM supplier_item si WHERE si.product_id = p.puid AND si.price > 0 "
-            f"AND si.currency IN ({', '.join(repr(c) for c in CURRENCIES)}))"
+            f"AND si.currency IN ({', '.join(repr(c) for c in CURRENCIES)})) "
+            f"AND (p.manufacturer_sku IS NULL OR length(p.manufacturer_sku) <= {SKU_MOST})"
         )
         sel = SELECTION_TABLE
         # SQLite: keep sel as the outer loop (puid order without a sort).
@@ -110,7 +123,7 @@ class BmecatWriter:
         sql_of = {
             "puid": "p.puid",
             "name": text_sql(job, "name"),
-            "long": text_sql(job, "long_description") if job.long_descriptions else "NULL",
+            "long": text_sql(job, "long_description"),
             "short": text_sql(job, "short_description"),
             "ean": "p.ean",
             "sku": "p.manufacturer_sku",
@@ -118,12 +131,18 @@ class BmecatWriter:
             "image": "CASE WHEN p.image_exportable THEN p.image_url END",
             "price": _price_sql(job, "price"),
             "currency": _price_sql(job, "currency"),
+            "condition": "p.condition",
         }
         assert list(sql_of) == list(COLUMNS), "one SQL expression per mapping column, in order"
+        # Columns only switched-off elements read (the long and short descriptions without
+        # "include long descriptions") are not read at all: their elements are not written.
+        off = {c for t in ARTICLE_TEXTS if t.when and not getattr(job, t.when) for c in t.columns}
+        off -= {c for t in ARTICLE_TEXTS if not t.when or getattr(job, t.when) for c in t.columns}
+        sql_of.update(dict.fromkeys(off, "NULL"))
         columns = ", ".join(sql_of.values())
         joins = f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {text_joins(job)}"
-        written = skipped = seen = 0
-        chunks: Iterator[tuple[bytes, int, int]]
+        written = skipped = long_skus = seen = 0
+        chunks: Iterator[tuple[bytes, int, int, int]]
         if parallel_workers(job):
             # CROSS JOIN: the puid list (in order) is the outer loop, no ORDER BY needed.
             sql = (
@@ -138,10 +157,11 @@ class BmecatWriter:
             )
             cursor = job.db.execute_sql(sql)
             chunks = (articles(rows) for rows in iter(lambda: cursor.fetchmany(CHUNK), []))
-        for data, rows, count in chunks:
+        for data, rows, count, long_sku in chunks:
             out.write(data)
             written += count
             skipped += rows - count
+            long_skus += long_sku
             seen += rows
             job.check(seen)
         cursor = job.db.execute_sql(
@@ -157,11 +177,19 @@ class BmecatWriter:
                 ).encode()
             )
         out.write(b"</T_NEW_CATALOG>\n</BMECAT>\n")
-        if skipped:
+        priceless = skipped - long_skus
+        if priceless:
             job.messages.append(
-                f"{skipped:,} product{'s' if skipped != 1 else ''} without a net price "
-                f"{'were' if skipped != 1 else 'was'} left out of the BMEcat file "
+                f"{priceless:,} product{'s' if priceless != 1 else ''} without a net price "
+                f"{'were' if priceless != 1 else 'was'} left out of the BMEcat file "
                 f"(BMEcat 1.2 requires a price for every article)."
+            )
+        if long_skus:
+            job.messages.append(
+                f"{long_skus:,} product{'s' if long_skus != 1 else ''} with a manufacturer SKU "
+                f"longer than {SKU_MOST} characters {'were' if long_skus != 1 else 'was'} left "
+                f"out of the BMEcat file (MANUFACTURER_AID holds {SKU_MOST}; a shortened SKU "
+                f"would be a different article number)."
             )
         shares = supplier_shares(job)
         return WriteStats(written, shares, skipped=skipped)

@@ -13,15 +13,16 @@ so both write the same bytes. Escaping, stripping and rounding are the other out
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, NamedTuple
 
-from tuiexport.exporters.text import XML_FORBIDDEN, round_half_up, xml_escape
+from tuiexport.exporters.text import XML_FORBIDDEN, xml_escape
 
 #: The columns of an article row, in order, and what each holds (for the docs).
 COLUMNS = {
     "puid": "the puid",
     "name": "the name (language fallback)",
-    "long": "the long description (only with 'include long descriptions')",
+    "long": "the long description",
     "short": "the short description",
     "ean": "the EAN",
     "sku": "the manufacturer SKU",
@@ -29,6 +30,7 @@ COLUMNS = {
     "image": "the image URL (only where the image may be exported)",
     "price": "the lowest net price of the product's offers, preferring EUR",
     "currency": "the currency of that price",
+    "condition": "the product's condition (new / used / refurbished)",
 }
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 
@@ -46,6 +48,10 @@ class Text(NamedTuple):
     whole: bool = False
     #: Written when every column is blank (the element is required).
     fallback: str = ""
+    #: The job's switch (an ``ExportJob`` attribute) without which the element is not written.
+    when: str = ""
+    #: What happens past ``most``, when it is not the element that is left out or cut.
+    rule: str = ""
 
     @property
     def tag(self) -> str:
@@ -54,23 +60,41 @@ class Text(NamedTuple):
     def doc(self) -> str:
         sources = [COLUMNS[c] for c in (*self.columns, *([self.fallback] if self.fallback else []))]
         text = ", else ".join(sources)
-        rule = (
+        rule = self.rule or (
             f"left out when longer than {self.most:,} characters"
             if self.whole
             else f"cut to {self.most:,} characters"
         )
-        return f"{text[0].upper()}{text[1:]}; {rule}"
+        only = f"; only with '{SWITCHES[self.when]}'" if self.when else ""
+        return f"{text[0].upper()}{text[1:]}; {rule}{only}"
+
+
+#: The switches a :class:`Text` may depend on: ExportJob attribute -> its name in the editor.
+SWITCHES = {"long_descriptions": "include long descriptions"}
 
 
 #: ARTICLE_DETAILS, in the schema's order, and the image's MIME_SOURCE.
 ARTICLE_TEXTS = (
     Text("ARTICLE_DETAILS/DESCRIPTION_SHORT", ("name", "sku"), 80, fallback="puid"),
-    Text("ARTICLE_DETAILS/DESCRIPTION_LONG", ("long", "short"), 64000),
+    Text("ARTICLE_DETAILS/DESCRIPTION_LONG", ("long", "short"), 64000, when="long_descriptions"),
     Text("ARTICLE_DETAILS/EAN", ("ean",), 14, whole=True),
-    Text("ARTICLE_DETAILS/MANUFACTURER_AID", ("sku",), 50),
+    # A longer SKU is a different identifier cut short: the article is left out instead (below).
+    Text(
+        "ARTICLE_DETAILS/MANUFACTURER_AID",
+        ("sku",),
+        50,
+        whole=True,
+        rule="an article whose SKU is longer than 50 characters is left out, with a message",
+    ),
     Text("ARTICLE_DETAILS/MANUFACTURER_NAME", ("manufacturer",), 50),
 )
 IMAGE = Text("MIME_INFO/MIME/MIME_SOURCE", ("image",), 250, whole=True)
+#: The last element of ARTICLE_DETAILS: the condition, where it is not new.
+STATUS = "ARTICLE_DETAILS/ARTICLE_STATUS"
+#: Conditions BMEcat 1.2 names as ARTICLE_STATUS types (a new product needs no status).
+_STATUS = {c: f'<ARTICLE_STATUS type="{c}">{c}</ARTICLE_STATUS>' for c in ("used", "refurbished")}
+#: MANUFACTURER_AID's maximum length: an article with a longer manufacturer SKU is left out.
+SKU_MOST = next(t.most for t in ARTICLE_TEXTS if t.tag == "MANUFACTURER_AID")
 
 #: What fills the header (written by the export process from the job).
 HEADER = (
@@ -97,10 +121,17 @@ STRUCTURE = (
 ARTICLE_ROWS = (
     ("ARTICLE/SUPPLIER_AID", "puid"),
     *((t.path, t.doc()) for t in ARTICLE_TEXTS),
+    (
+        STATUS,
+        f"{COLUMNS['condition'][0].upper()}{COLUMNS['condition'][1:]}: "
+        '`<ARTICLE_STATUS type="used">used</ARTICLE_STATUS>` (likewise `refurbished`); '
+        "nothing for a new product",
+    ),
     ("ARTICLE_ORDER_DETAILS/ORDER_UNIT", "C62 (piece)"),
     (
         "ARTICLE_PRICE_DETAILS/ARTICLE_PRICE",
-        f"net_list: {COLUMNS['price']}, with {COLUMNS['currency']}; "
+        f"net_list: {COLUMNS['price']}, with {COLUMNS['currency']}; PRICE_AMOUNT "
+        "(xsd:decimal) as the catalog holds it, at least 2 decimals (`20.00`, `0.001`); "
         "an article without one is left out (the schema requires a price)",
     ),
     (IMAGE.path, f"{IMAGE.doc()}; MIME_TYPE image/jpeg, MIME_PURPOSE normal"),
@@ -218,27 +249,56 @@ _IMAGE = _compiled(
     "<MIME_PURPOSE>normal</MIME_PURPOSE></MIME></MIME_INFO>",
 )
 _PUID, _PRICE, _CURRENCY = _AT["puid"], _AT["price"], _AT["currency"]
+_SKU, _CONDITION = _AT["sku"], _AT["condition"]
 
 
-def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int]:
-    """ARTICLE elements for one chunk of rows (:data:`COLUMNS`): (UTF-8 text, rows, articles)."""
+def amount(value: float) -> str | None:
+    """PRICE_AMOUNT (an ``xsd:decimal``, any precision): the price's shortest decimal form with
+    at least 2 decimals — ``20.00``, ``12.50``, ``0.001``; None when it is not a finite number."""
+    text = repr(float(value))
+    if "e" in text or "n" in text:  # 1e+16, 1e-05; inf, nan
+        number = Decimal(text)
+        if not number.is_finite():
+            return None
+        text = format(number, "f")
+        if "." not in text:
+            text += "."
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals:0<2}"
+
+
+def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int, int]:
+    """ARTICLE elements for one chunk of rows (:data:`COLUMNS`): (UTF-8 text, rows, articles,
+    rows left out for a manufacturer SKU longer than MANUFACTURER_AID holds)."""
     parts: list[str] = []
     append = parts.append
     details_of = _DETAILS
     image_of = _IMAGE
-    join = "".join
-    at_puid, at_price, at_currency = _PUID, _PRICE, _CURRENCY
+    status = _STATUS.get
+    long_skus = 0
+    at_puid, at_price, at_currency, at_sku, at_condition = (
+        _PUID,
+        _PRICE,
+        _CURRENCY,
+        _SKU,
+        _CONDITION,
+    )
     for row in rows:
         price = row[at_price]
-        if price is None:
+        if price is None or (price_text := amount(price)) is None:
+            continue
+        sku = row[at_sku]
+        if sku is not None and len(str(sku)) > SKU_MOST:
+            long_skus += 1
             continue
         append(
             f"<ARTICLE><SUPPLIER_AID>{row[at_puid]}</SUPPLIER_AID><ARTICLE_DETAILS>"
             + details_of(row)
+            + status(row[at_condition], "")
             + "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
             "</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS>"
-            f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{round_half_up(price, "0.01")}'
+            f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{price_text}'
             f"</PRICE_AMOUNT><PRICE_CURRENCY>{row[at_currency]}</PRICE_CURRENCY></ARTICLE_PRICE>"
             "</ARTICLE_PRICE_DETAILS>" + image_of(row) + "</ARTICLE>\n"
         )
-    return join(parts).encode(), len(rows), len(parts)
+    return "".join(parts).encode(), len(rows), len(parts), long_skus

@@ -1,4 +1,5 @@
-"""CSV exports: a ZIP holding one CSV per element, ``Log.csv``, and ``ERROR.txt`` when needed.
+"""CSV exports: a ZIP holding one CSV per element, ``Log.csv``, and ``ERROR.txt`` when products
+were left out or errors occurred.
 
 The CSV lines come out of SQLite ready-made (:meth:`CsvFormat.record_sql`); deflating runs on a second
 thread fed through a bounded queue — zlib and crc32 release the GIL, so the database and the
@@ -20,7 +21,7 @@ from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
-from tuiexport.exporters.format import Row, parse_dt
+from tuiexport.exporters.format import IN_BOUND, NUMBER_BOUND, Row, parse_dt
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
 from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES, Element, Field
 from tuiexport.exporters.sql import (
@@ -71,7 +72,9 @@ class ZipPump:
                         info.compress_level = self.level
                     else:  # private before 3.13, so typeshed does not declare it
                         info._compresslevel = self.level  # type: ignore[attr-defined]
-                    info.external_attr = 0o644 << 16
+                    # A regular file (S_IFREG), rw-r--r--: without the type bits unzip and
+                    # zipinfo show "?rw-r--r--".
+                    info.external_attr = 0o100644 << 16
                     member = self.zf.open(info, "w", force_zip64=self.zip64)
                 elif kind == "data":
                     assert member is not None and isinstance(payload, bytes)
@@ -120,6 +123,11 @@ class ZipPump:
             raise self.error
 
 
+def _csv_time(d: datetime) -> str:
+    """``dd.MM.yyyy HH:mm``, the year zero-padded like SQLite's ``%Y`` (``01.01.0001 00:00``)."""
+    return f"{d.day:02d}.{d.month:02d}.{d.year:04d} {d.hour:02d}:{d.minute:02d}"
+
+
 class CsvFormat:
     """PRODUCT.md §3: CRLF, comma, quotes only when needed, doubled quotes, decimal point,
     ``dd.MM.yyyy HH:mm``; the Excel variant uses semicolon and decimal comma."""
@@ -147,7 +155,7 @@ class CsvFormat:
         if kind in ("price", "weight"):
             places = 2 if kind == "price" else 3
             formatted = self._num(f"printf('%.{places}f', {v})")
-            return f"CASE WHEN {v} IS NULL THEN '' ELSE {formatted} END"
+            return f"CASE WHEN {IN_BOUND.format(v)} THEN {formatted} ELSE '' END"
         if kind == "datetime":
             return f"IFNULL(strftime('%d.%m.%Y %H:%M', {v}), '')"
         if kind == "bool":
@@ -170,10 +178,16 @@ class CsvFormat:
         if kind in ("price", "weight"):
             places = "0.01" if kind == "price" else "0.001"
             if self.excel:
-                return lambda v: "" if v is None else round_half_up(v, places).replace(".", ",")
-            return lambda v: "" if v is None else round_half_up(v, places)
+                return lambda v: (
+                    ""
+                    if v is None or not abs(v) < NUMBER_BOUND
+                    else round_half_up(v, places).replace(".", ",")
+                )
+            return lambda v: (
+                "" if v is None or not abs(v) < NUMBER_BOUND else round_half_up(v, places)
+            )
         if kind == "datetime":
-            return lambda v: "" if v is None else parse_dt(v).strftime("%d.%m.%Y %H:%M")
+            return lambda v: "" if v is None else _csv_time(parse_dt(v))
         if kind == "bool":
             return lambda v: "" if v is None else ("true" if v else "false")
         raise ValueError(kind)
@@ -291,6 +305,19 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
         yield chunk(rows)
 
 
+def error_lines(job: ExportJob) -> list[str]:
+    """``ERROR.txt``: why the file is not the whole selection (products left out), then the
+    errors the writer met; empty when there is nothing to say (no ``ERROR.txt`` then)."""
+    lines = []
+    if job.omitted:
+        matched = job.total + job.omitted
+        lines.append(
+            f"{job.omitted:,} of {matched:,} products that matched were left out: "
+            f"{limit_reason(job)} (see Log.csv)."
+        )
+    return [*lines, *job.errors]
+
+
 @dataclass
 class CsvZipWriter:
     profile: str
@@ -338,9 +365,10 @@ class CsvZipWriter:
                 pump.write("".join(f"{p}{fmt.sep}{reason}{nl}" for p in puids).encode())
             pump.end_member()
 
-            if job.errors:
+            problems = error_lines(job)
+            if problems:
                 pump.member("ERROR.txt")
-                pump.write((nl.join(job.errors) + nl).encode())
+                pump.write((nl.join(problems) + nl).encode())
                 pump.end_member()
             ok = True
         finally:

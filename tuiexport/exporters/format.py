@@ -32,6 +32,22 @@ def parse_dt(value: object) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
+def iso_utc(value: object) -> str:
+    """``2026-03-07T14:05:00Z``, the year zero-padded as SQLite's ``%Y`` pads it (``0001-…``;
+    ``strftime`` on Linux writes year 1 as ``1``)."""
+    d = parse_dt(value)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
+
+
+#: Prices and weights of this magnitude or more are no real figures, and SQLite cannot print
+#: them exactly (``printf`` keeps 16 significant digits, JSON 15): every output writes them as
+#: NULL, on both paths (a number ≥ 10¹¹ with 3 decimals has more digits than a spreadsheet or
+#: JavaScript keeps, too).
+NUMBER_BOUND = 1e11
+#: The same bound as SQL, for ``CASE WHEN {IN_BOUND.format(v)} THEN … END``.
+IN_BOUND = "abs({}) < 1e11"
+
+
 class Format(Protocol):
     #: Short name, e.g. "csv".
     name: str

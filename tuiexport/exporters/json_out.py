@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from tuiexport.exporters.base import ExportJob, WriteStats
-from tuiexport.exporters.format import Row, parse_dt
+from tuiexport.exporters.format import IN_BOUND, NUMBER_BOUND, Row, iso_utc
 from tuiexport.exporters.profiles import PROFILES, Element, Field
 from tuiexport.exporters.records import product_chunks, reference_records
 from tuiexport.exporters.sql import field_sql, indexed, ordered_index, release_memory
@@ -47,9 +47,9 @@ class JsonFormat:
         if kind in ("int", "text"):
             return v
         if kind == "price":
-            return f"round({v}, 2)"
+            return f"CASE WHEN {IN_BOUND.format(v)} THEN round({v}, 2) END"
         if kind == "weight":
-            return f"round({v}, 3)"
+            return f"CASE WHEN {IN_BOUND.format(v)} THEN round({v}, 3) END"
         if kind == "datetime":
             return f"strftime('%Y-%m-%dT%H:%M:%SZ', {v})"
         if kind == "bool":
@@ -65,9 +65,13 @@ class JsonFormat:
             return lambda v: "null" if v is None else _json_str(str(v)).decode()
         if kind in ("price", "weight"):
             places = "0.01" if kind == "price" else "0.001"
-            return lambda v: "null" if v is None else repr(float(round_half_up(v, places)))
+            return lambda v: (
+                "null"
+                if v is None or not abs(v) < NUMBER_BOUND
+                else repr(float(round_half_up(v, places)))
+            )
         if kind == "datetime":
-            return lambda v: "null" if v is None else parse_dt(v).strftime('"%Y-%m-%dT%H:%M:%SZ"')
+            return lambda v: "null" if v is None else f'"{iso_utc(v)}"'
         if kind == "bool":
             return lambda v: "null" if v is None else ("true" if v else "false")
         raise ValueError(kind)
@@ -146,6 +150,21 @@ class JsonWriter:
         return WriteStats(job.total, supplier_names(job, shares))
 
 
+_LS, _PS = "\u2028".encode(), "\u2029".encode()
+
+
+def line_safe(data: bytes) -> bytes:
+    """U+2028 / U+2029 as ``\\u2028`` / ``\\u2029``: valid JSON either way, but readers that
+    split lines on every Unicode line break (Python's ``str.splitlines``, for one) would break a
+    record there.
+    They can only occur inside strings, so a byte-wise replace is safe."""
+    if _LS in data:
+        data = data.replace(_LS, b"\\u2028")
+    if _PS in data:
+        data = data.replace(_PS, b"\\u2029")
+    return data
+
+
 @dataclass
 class JsonLinesWriter:
     profile: str
@@ -161,10 +180,10 @@ class JsonLinesWriter:
         wrap = bool(profile.references)
         for element in profile.references:
             for record in reference_records(job, element, fmt):
-                out.write(f'{{"{element.name}":{record}}}\n'.encode())
+                out.write(line_safe(f'{{"{element.name}":{record}}}\n'.encode()))
         envelope = (f'{{"{profile.main.name}":'.encode(), b"}") if wrap else (b"", b"")
         for data in product_chunks(
-            job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n", shares=shares
+            job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n", post=line_safe, shares=shares
         ):
             out.write(data)
         # Counted along with the products (or after them), so the first bytes go out at once.

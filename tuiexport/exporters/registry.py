@@ -75,3 +75,8 @@ def file_format(profile: str, output: str) -> str:
     if profile == "bmecat12":
         return "BMEcat 1.2 XML"
     return f"{profile} {OUTPUT_LABELS.get(output, output)}"
+
+
+def file_extension(profile: str, output: str) -> str:
+    """The extension of the file the pair writes, e.g. ``zip`` for a CSV export."""
+    return get_writer(profile, output).extension

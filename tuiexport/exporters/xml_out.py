@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from tuiexport.exporters.base import ExportJob, WriteStats
-from tuiexport.exporters.format import Row, parse_dt
+from tuiexport.exporters.format import IN_BOUND, NUMBER_BOUND, Row, iso_utc
 from tuiexport.exporters.profiles import PROFILES, Element, Field
 from tuiexport.exporters.records import product_chunks, reference_records
 from tuiexport.exporters.sql import field_sql, indexed, ordered_index, release_memory
@@ -56,7 +56,7 @@ class XmlFormat:
             )
         if kind in ("price", "weight"):
             places = 2 if kind == "price" else 3
-            return f"CASE WHEN {v} IS NOT NULL THEN printf('%.{places}f', {v}) END"
+            return f"CASE WHEN {IN_BOUND.format(v)} THEN printf('%.{places}f', {v}) END"
         if kind == "datetime":
             return f"strftime('%Y-%m-%dT%H:%M:%SZ', {v})"
         if kind == "bool":
@@ -70,9 +70,11 @@ class XmlFormat:
             return lambda v: None if v is None else xml_escape(v)
         if kind in ("price", "weight"):
             places = "0.01" if kind == "price" else "0.001"
-            return lambda v: None if v is None else round_half_up(v, places)
+            return lambda v: (
+                None if v is None or not abs(v) < NUMBER_BOUND else round_half_up(v, places)
+            )
         if kind == "datetime":
-            return lambda v: None if v is None else parse_dt(v).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return lambda v: None if v is None else iso_utc(v)
         if kind == "bool":
             return lambda v: None if v is None else ("true" if v else "false")
         raise ValueError(kind)
