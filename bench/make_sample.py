@@ -15,9 +15,9 @@ from pathlib import Path
 from tuiexport import db, setup
 from tuiexport.catalog.demo import generate_demo
 from tuiexport.catalog.dump import export_jsonl
-from tuiexport.setup import SAMPLE_CATALOG as _SAMPLE
+from tuiexport.setup import sample_catalog
 
-SAMPLE_CATALOG = Path(str(_SAMPLE))
+SAMPLE_CATALOG = Path(str(sample_catalog()))
 
 PRODUCTS = 2_500
 

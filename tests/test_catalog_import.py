@@ -207,12 +207,12 @@ def test_export_and_reimport_round_trip_is_exact(demo, tmp_path):
 
 
 def test_bundled_sample_is_small_reproducible_and_loads_on_first_start(tmp_path):
-    assert len(setup.SAMPLE_CATALOG.read_bytes()) < 3_000_000
+    assert len(setup.sample_catalog().read_bytes()) < 3_000_000
     setup.prepare_database(tmp_path / "demo.sqlite", load_sample=False)
     generate_demo(2_500, seed=1)
     export_jsonl(tmp_path / "sample.jsonl.gz")
     dbmod.close_database()
-    assert (tmp_path / "sample.jsonl.gz").read_bytes() == setup.SAMPLE_CATALOG.read_bytes(), (
+    assert (tmp_path / "sample.jsonl.gz").read_bytes() == setup.sample_catalog().read_bytes(), (
         "tuiexport/data/sample-catalog.jsonl.gz is stale: run bench/make_sample.py"
     )
     setup.prepare_database(tmp_path / "fresh.sqlite")

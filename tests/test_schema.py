@@ -123,3 +123,44 @@ def test_a_newer_database_is_refused(tmp_path):
     dbmod.close_database()
     with pytest.raises(dbmod.DatabaseError, match="schema version 99, newer than this tuiexport"):
         setup.prepare_database(path, load_sample=False)
+
+
+def _statements(database, action) -> list[str]:
+    """The SQL statements SQLite runs for ``action()`` on the database's connection."""
+    seen: list[str] = []
+    connection = database.connection()
+    connection.set_trace_callback(seen.append)
+    try:
+        action()
+    finally:
+        connection.set_trace_callback(None)
+    return seen
+
+
+def test_an_up_to_date_database_is_not_set_up_again(tmp_path):
+    """Every start passes through ensure_schema: at the current version with everything in
+    place, it reads and writes nothing else (no CREATE ... IF NOT EXISTS for every table)."""
+    path = tmp_path / "current.sqlite"
+    database = setup.prepare_database(path, load_sample=False)
+    seen = _statements(database, lambda: schema.ensure_schema(database))
+    assert len(seen) == 2 and not any(
+        s.lstrip().upper().startswith(("CREATE", "BEGIN")) for s in seen
+    )
+
+
+def test_what_an_interrupted_bulk_load_left_dropped_comes_back(tmp_path):
+    """catalog.writer.bulk_load drops triggers and secondary indexes: the next start, though the
+    version is current, sees them missing and creates them again."""
+    path = tmp_path / "interrupted.sqlite"
+    database = setup.prepare_database(path, load_sample=False)
+    tiny_catalog.build()
+    schema.suspend_offer_triggers(database)  # as if the bulk load died before resuming
+    database.execute_sql("DROP INDEX product_ean")
+    database.execute_sql("DROP INDEX supplier_item_offer")
+    dbmod.close_database()
+    database = setup.prepare_database(path, load_sample=False)
+    names = {n for (n,) in database.execute_sql("SELECT name FROM sqlite_master").fetchall()}
+    assert {"supplier_item_mask_ins", "supplier_item_mask_del", "supplier_item_mask_upd"} <= names
+    assert {"product_ean", "supplier_item_offer"} <= names
+    SupplierItem.update(stock=0).where(SupplierItem.product == 1004).execute()
+    assert masks(database) == recomputed(database)

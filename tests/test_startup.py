@@ -24,6 +24,20 @@ NOT_FOR_RUN = [
     "tuiexport.catalog.cli",
     "tuiexport.catalog.importer",
     "tuiexport.catalog.demo",
+    # Only a run that queues a notification delivers it (management.notify imports these then).
+    "smtplib",
+    "ssl",
+    "urllib.request",
+    "email.message",
+    # The generator's version is tuiexport.__version__, not the installed metadata's.
+    "importlib.metadata",
+    # Only a fresh database loads the bundled sample (setup.sample_catalog).
+    "importlib.resources",
+    "zipfile",
+    # Only an export big enough for worker processes (or threads) starts them.
+    "multiprocessing",
+    "subprocess",
+    "concurrent.futures",
 ]
 
 #: Runs the CLI in a fresh interpreter and prints the modules it imported (one JSON line).
@@ -101,3 +115,15 @@ def test_peewee_gets_psycopg2_when_a_postgresql_target_is_opened():
     proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "PostgresqlDatabase"
+
+
+def test_the_documents_generator_names_the_installed_version():
+    """summary.generator() reads tuiexport.__version__ (pyproject.toml's version comes from it):
+    the installed metadata says the same, without a --run importing importlib.metadata."""
+    from importlib.metadata import version
+
+    import tuiexport
+    from tuiexport.exporters.summary import generator
+
+    assert tuiexport.__version__ == version("tuiexport")
+    assert generator() == f"tuiexport {version('tuiexport')}"

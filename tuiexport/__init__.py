@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
+#: The version (pyproject.toml reads it from here: one place to change it).
+__version__ = "0.1.0"
+
 
 class _DeferPsycopg2:
     """peewee imports psycopg2 when it is imported itself (about a third of a ``--run``'s start

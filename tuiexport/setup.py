@@ -10,7 +10,8 @@ opening the database never pulls in the importer or the example definitions.
 from __future__ import annotations
 
 import os
-from importlib.resources import as_file, files
+from functools import cache
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -18,8 +19,19 @@ from tuiexport import schema
 from tuiexport.db import DatabaseError, open_database, unusable
 from tuiexport.models import Product
 
-#: The bundled sample catalog, shipped inside the package (``tuiexport/data``).
-SAMPLE_CATALOG = files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+
+@cache
+def sample_catalog() -> Traversable:
+    """The bundled sample catalog, shipped inside the package (``tuiexport/data``).
+
+    A function, not a constant: :mod:`importlib.resources` (and the ``zipfile`` it brings) is
+    only needed by a fresh database, not by every start."""
+    from importlib.resources import files
+
+    return files("tuiexport") / "data" / "sample-catalog.jsonl.gz"
 
 
 def prepare_database(
@@ -47,17 +59,18 @@ def ensure_sample() -> None:
     if Product.select().limit(1).exists():
         schema.set_meta("sample_loaded", "skipped")
         return
-    if not SAMPLE_CATALOG.is_file():
+    sample = sample_catalog()
+    if not sample.is_file():
         # A broken installation: say so rather than start on an empty catalog for good.
-        raise DatabaseError(
-            f"The bundled sample catalog {SAMPLE_CATALOG} is missing; reinstall tuiexport."
-        )
+        raise DatabaseError(f"The bundled sample catalog {sample} is missing; reinstall tuiexport.")
     # Imported here, not at the top: every start (the TUI, each --run from cron) passes through
     # prepare_database, and only a fresh database needs the importer.
+    from importlib.resources import as_file
+
     from tuiexport.catalog.importer import import_file
     from tuiexport.management.examples import create_examples
 
-    with as_file(SAMPLE_CATALOG) as path:
+    with as_file(sample) as path:
         import_file(path)
     create_examples()
     schema.set_meta("sample_loaded", "yes")

@@ -31,7 +31,7 @@ from tuiexport.exporters.bmecat_mapping import (
 )
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
 from tuiexport.exporters.sql import CHUNK, cross, languages, release_memory, text_joins, text_sql
-from tuiexport.exporters.summary import GENERATOR, supplier_shares
+from tuiexport.exporters.summary import generator, supplier_shares
 
 NAMESPACE = "http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog"
 LANGUAGES = {"de": "deu", "en": "eng", "fr": "fra", "it": "ita", "nl": "nld", "es": "spa"}
@@ -78,7 +78,7 @@ class BmecatWriter:
         out.write(f'<BMECAT version="1.2" xmlns="{NAMESPACE}">\n<HEADER>\n'.encode())
         started = job.started
         header = (
-            element("GENERATOR_INFO", fit(GENERATOR, 250))
+            element("GENERATOR_INFO", fit(generator(), 250))
             + "\n<CATALOG>"
             + element("LANGUAGE", LANGUAGES.get(lang, "deu"))
             + element("CATALOG_ID", fit(job.export_id, 20) or "tuiexport")

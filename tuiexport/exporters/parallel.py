@@ -13,20 +13,26 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import tuiexport
 from tuiexport.exporters import worker
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob
 from tuiexport.exporters.sql import chunks, use_fast_path
+
+if TYPE_CHECKING:
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+    from multiprocessing.connection import Connection
+
+# subprocess, multiprocessing.connection and concurrent.futures are imported by the lanes that
+# use them: most exports (every small one) run on one connection and never start a worker, and
+# every ``--run`` from cron would pay for them at start.
 
 #: The selection as seen by a worker connection: one chunk of puids, bound as a JSON array
 #: (temporary tables belong to the connection that made them).
@@ -59,11 +65,14 @@ class _Lane(Protocol):
 
 class _ProcessLane:
     def __init__(self, uri: str, sql: str, handler: str):
+        import subprocess
+        from multiprocessing.connection import Connection
+
         ours, theirs = socket.socketpair()
         with theirs:
             # -E -s: no PYTHON* variables, no user site; -m puts the cwd (our package's root)
             # first on the path, so the worker imports the same tuiexport as this process.
-            self.proc = subprocess.Popen(
+            self.proc: subprocess.Popen[bytes] = subprocess.Popen(
                 [sys.executable, "-E", "-s", "-m", worker.__name__, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 cwd=_PACKAGE_ROOT,
@@ -71,7 +80,7 @@ class _ProcessLane:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
-        self.conn = Connection(ours.detach())
+        self.conn: Connection = Connection(ours.detach())
         self.outstanding = 0
         self.conn.send((uri, sql, handler))
 
@@ -94,6 +103,8 @@ class _ProcessLane:
         return value
 
     def close(self) -> None:
+        import subprocess
+
         self.conn.close()  # the worker reads EOF and exits
         if self.outstanding:
             self.proc.kill()  # the export stopped early: the worker may be mid-task
@@ -108,9 +119,11 @@ class _ProcessLane:
 
 class _ThreadLane:
     def __init__(self, uri: str, sql: str, handler: str):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.sql = sql
         self.process = worker.resolve(handler)
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="export")
+        self.pool: ThreadPoolExecutor = ThreadPoolExecutor(1, thread_name_prefix="export")
         self.db = worker.connect(uri)
         self.futures: list[Any] = []
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
+import tuiexport
 from tuiexport.exporters.base import OMITTED_TABLE, SELECTION_TABLE, ExportJob
 from tuiexport.exporters.sql import chunks
 
@@ -52,16 +54,13 @@ def omitted_puids(job: ExportJob) -> Iterator[list[int]]:
         yield [r[0] for r in rows]
 
 
-def _generator() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"tuiexport {version('tuiexport')}"
-    except PackageNotFoundError:  # not installed (running from a source tree)
-        return "tuiexport"
-
-
-GENERATOR = _generator()
+@cache
+def generator() -> str:
+    """``tuiexport VERSION``, as the documents name their generator. The version is the
+    package's own (:data:`tuiexport.__version__`, which the packaging reads too): looking it up
+    in the installed metadata imports ``importlib.metadata`` and scans ``sys.path``, a sizeable
+    part of a ``--run``'s start."""
+    return f"tuiexport {tuiexport.__version__}"
 
 
 def iso(dt: datetime) -> str:
@@ -85,7 +84,7 @@ def meta(job: ExportJob) -> dict[str, Any]:
         "productCount": job.total,
         "omittedCount": job.omitted,
         "limit": job.limit,
-        "generator": GENERATOR,
+        "generator": generator(),
     }
 
 

@@ -19,8 +19,10 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 Rows = list[tuple[Any, ...]]
 
@@ -68,6 +70,10 @@ def serve(conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
+    # Imported here: the export process imports this module for its thread lanes and must not
+    # pay for multiprocessing when it runs none.
+    from multiprocessing.connection import Connection
+
     conn = Connection(int(argv[1]))
     try:
         serve(conn)

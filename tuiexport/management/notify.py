@@ -25,18 +25,13 @@ import hmac
 import json
 import logging
 import os
-import smtplib
 import socket
-import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -48,6 +43,12 @@ from tuiexport.db import database
 from tuiexport.management.liveness import HOST, drop_connection
 from tuiexport.management.views import RunView
 from tuiexport.models import Notification, NotificationAttempt
+
+if TYPE_CHECKING:
+    import urllib.request
+
+# smtplib, ssl, urllib.request and email are imported by the functions that deliver: every run
+# passes through run_ended, and most queue nothing (a ``--run`` from cron would pay for them).
 
 log = logging.getLogger(__name__)
 
@@ -189,14 +190,18 @@ def run_ended(run: RunView) -> None:
 # --- delivering ----------------------------------------------------------------------------
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirected POST would arrive as a GET without its body: a 3xx is a failed attempt."""
+@cache
+def _opener() -> urllib.request.OpenerDirector:
+    import urllib.request
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        """A redirected POST would arrive as a GET without its body: a 3xx is a failed
+        attempt."""
 
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+    return urllib.request.build_opener(NoRedirect)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -207,6 +212,8 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def _post(settings: config.Settings, payload: str) -> int:
     """POST the event; the HTTP status of a 2xx answer (anything else raises)."""
+    import urllib.request
+
     body = payload.encode()
     timestamp = str(int(time.time()))
     headers = {
@@ -219,7 +226,7 @@ def _post(settings: config.Settings, payload: str) -> int:
     if settings.webhook_secret:
         headers[SIGNATURE_HEADER] = signature(settings.webhook_secret, timestamp, body)
     request = urllib.request.Request(settings.webhook_url, data=body, headers=headers)
-    with _OPENER.open(request, timeout=settings.webhook_timeout) as answer:
+    with _opener().open(request, timeout=settings.webhook_timeout) as answer:
         answer.read(1 << 16)
         return int(answer.status)
 
@@ -247,6 +254,11 @@ def mail_text(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def _mail(settings: config.Settings, payload: str) -> None:
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     data = json.loads(payload)
     subject, text = mail_text(data)
     message = EmailMessage()
@@ -281,6 +293,9 @@ def _mail(settings: config.Settings, payload: str) -> None:
 
 def _reason(exc: BaseException, settings: config.Settings) -> tuple[int | None, str]:
     """(HTTP status, one line) for a failed attempt; never the secret or the password."""
+    import smtplib
+    import urllib.error
+
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code, f"HTTP {exc.code} {exc.reason}".strip()
     if isinstance(exc, urllib.error.URLError):
