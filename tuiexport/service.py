@@ -51,6 +51,9 @@ from tuiexport.management.definitions import (
     validate as validate_definition,
 )
 from tuiexport.management.history import (
+    STATUSES as RUN_STATUSES,
+)
+from tuiexport.management.history import (
     SWEEP_EVERY,
     Sweeper,
     count_history,
@@ -100,8 +103,15 @@ from tuiexport.management.notify import (
 )
 from tuiexport.management.notify import flush as flush_notifications
 from tuiexport.management.notify import signature as notification_signature
+
 # isort: on
 # --- end of notifications ------------------------------------------------------------------
+# --- the publish gate (issue 11): approve or discard a held run ----------------------------
+# isort: off
+from tuiexport.management.gate import approve as approve_run
+from tuiexport.management.gate import discard as discard_run
+# isort: on
+# --- end of the publish gate ---------------------------------------------------------------
 
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
@@ -113,6 +123,7 @@ __all__ = [
     "MAX_REPORTED_IMPORT_ERRORS",
     "OUTPUTS",
     "PROFILES",
+    "RUN_STATUSES",
     "SORTS",
     "SWEEP_EVERY",
     "AttemptView",
@@ -131,6 +142,7 @@ __all__ = [
     "SelectionImpact",
     "SelectionView",
     "Sweeper",
+    "approve_run",
     "auto_name",
     "begin_run",
     "catalog_stats",
@@ -145,6 +157,7 @@ __all__ = [
     "database_unreachable",
     "delete_definition",
     "delete_selection",
+    "discard_run",
     "download_name",
     "effective_limit",
     "file_format",

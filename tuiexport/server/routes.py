@@ -36,6 +36,8 @@ ROUTES = [
     (re.compile(rf"/api/v1/exports/{_EXPORT_ID}/runs"), {"POST": "trigger_run"}),
     (re.compile(rf"/api/v1/runs/{_LOG_ID}"), {"GET": "run_status"}),
     (re.compile(rf"/api/v1/runs/{_LOG_ID}/file"), {"GET": "run_file"}),
+    # The publish gate (issue 11): the operator's decision on a held run.
+    (re.compile(rf"/api/v1/runs/{_LOG_ID}/(?P<decision>approve|discard)"), {"POST": "decide_run"}),
 ]
 
 NOT_SHARED = "There is no export at this address, or its share token is wrong or was rotated."
@@ -216,6 +218,15 @@ class ShareHandler(FileResponses):
             )
             return
         self.serve_artifact(run, path, record=True)
+
+    def decide_run(self, log_id: str, decision: str) -> None:
+        """Approve (publish) or discard a held run; 409 when it is not held."""
+        if not self.authorized():
+            return
+        decide = service.approve_run if decision == "approve" else service.discard_run
+        run = decide(log_id, by="api")
+        self.app.shares.invalidate()
+        self.send_json(200, self.run_json(run))
 
     # --- the share URL ------------------------------------------------------------------
 
