@@ -210,3 +210,59 @@ def test_cli_approve_discard_and_exit_codes(catalog):
     assert "Approved (cli" in shown.stdout and "50 % fewer" in shown.stdout
     listed = tx(env_home, "history", "--status", "held")
     assert listed.returncode == 0 and listed.stdout.strip() == "No runs yet."
+
+
+def test_tui_run_details_show_the_comparison_and_approve_or_discard(catalog):
+    import asyncio
+    import io
+
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from tuiexport.app import ExportApp
+    from tuiexport.screens.dialogs import ConfirmScreen
+    from tuiexport.screens.run_details import RunDetailsScreen
+
+    first = service.run_export("Big", trigger="tui")
+    shrink_catalog()
+    held = service.run_export("Big", trigger="tui")
+    assert held.status == "held"
+
+    def shown(app) -> str:
+        console = Console(width=140, record=True, file=io.StringIO())
+        console.print(app.screen.query_one("#run-details", Static).content)
+        return console.export_text()
+
+    async def operate() -> None:
+        app = ExportApp(server_url="http://127.0.0.1:9")
+        async with app.run_test(size=(140, 50)) as pilot:
+            await pilot.pause(0.2)
+            app.push_screen(RunDetailsScreen(service.get_run(held.log_id)))
+            await pilot.pause(0.2)
+            text = shown(app)
+            assert "Publish gate" in text and f"fewer than run {first.log_id} (200)" in text
+            assert "a approves it" in text
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert service.get_run(held.log_id).status == "success"
+            assert "Approved (tui" in shown(app)
+            await pilot.press("d")  # not held any more: the key does nothing
+            await pilot.pause(0.1)
+            assert not isinstance(app.screen, ConfirmScreen)
+
+            shrink_catalog()
+            again = service.run_export("Big", trigger="tui")
+            assert again.status == "held"
+            await pilot.press("escape")
+            app.push_screen(RunDetailsScreen(service.get_run(again.log_id)))
+            await pilot.pause(0.2)
+            await pilot.press("d")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("y")
+            await pilot.pause(0.2)
+            gone = service.get_run(again.log_id)
+            assert gone.status == "discarded" and not Path(again.artifact_path).exists()
+            assert "Discarded (tui" in shown(app)
+
+    asyncio.run(operate())
