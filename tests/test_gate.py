@@ -266,3 +266,18 @@ def test_tui_run_details_show_the_comparison_and_approve_or_discard(catalog):
             assert "Discarded (tui" in shown(app)
 
     asyncio.run(operate())
+
+
+def test_a_share_request_whose_own_run_is_held_gets_the_previous_zip(catalog):
+    other = service.get_definition("Other")  # CSV in a ZIP: answered once the run has ended
+    first = service.run_export("Other")
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    try:
+        shrink_catalog()  # the share request below starts a run, which the gate holds
+        status, head, body = request(handle, "GET", service.share_path(other))
+        assert status == 200 and head["etag"] == f'"{first.sha256}"', body[:300]
+        assert hashlib.sha256(body).hexdigest() == first.sha256
+        statuses = [r.status for r in service.list_history(export_id=other.export_id)]
+        assert statuses.count("held") == 1 and statuses[-1] == "success"
+    finally:
+        handle.stop(grace=0.5)

@@ -17,6 +17,7 @@ from tuiexport.server.cache import ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
 from tuiexport.server.runs import (
     RETRY_AFTER,
+    ActiveRun,
     RunManager,
     artifact_file,
 )
@@ -270,6 +271,17 @@ class ShareHandler(FileResponses):
             return
         # The request that started the run is recorded by the run itself; followers get a row.
         self.stream_run(active, record=not started_here)
+
+    def after_run(self, active: ActiveRun, *, record: bool) -> None:
+        """A share request whose run the publish gate held gets the last published file."""
+        outcome = active.outcome()
+        if outcome.status == "held":
+            current = service.reusable_artifact(outcome.export_id)
+            path = artifact_file(current) if current is not None else None
+            if current is not None and path is not None:
+                self.serve_artifact(current, path, record=True)
+                return
+        super().after_run(active, record=record)
 
     # --- JSON shapes --------------------------------------------------------------------
 
