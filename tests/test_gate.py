@@ -89,6 +89,8 @@ def test_a_halved_catalog_is_held_and_share_urls_keep_the_previous_artifact(cata
         statuses = [r.status for r in service.list_history(export_id=big.export_id)]
         assert statuses.count("held") == 1 and len(statuses) == 4  # run, copy, held, copy
 
+        status, _, body = request(handle, "GET", f"/api/v1/runs/{held.log_id}/file", key=key)
+        assert status == 409 and "held by the publish gate" in json.loads(body)["detail"]
         # The API needs a key like the trigger; a run that is not held is a 409 problem.
         status, _, _ = request(handle, "POST", f"/api/v1/runs/{held.log_id}/approve")
         assert status == 401

@@ -203,9 +203,13 @@ class ShareHandler(FileResponses):
             )
             return
         if run.status not in ("success", "warning"):
+            held = run.status == "held"
             self.send_problem(
                 409,
-                f"The run {run.log_id} ended as {run.status}; it has no file.",
+                f"The run {run.log_id} is held by the publish gate; POST .../approve publishes "
+                "its file."
+                if held
+                else f"The run {run.log_id} ended as {run.status}; it has no file.",
                 type=PROBLEM_TYPE + "no-file",
             )
             return
