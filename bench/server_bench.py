@@ -1,27 +1,35 @@
-"""Share server throughput and latency, as ratios measured in one run.
+"""Share server against nginx, as ratios measured in the same run (issue 10).
 
     .venv/bin/python bench/server_bench.py [--products 1000000] [--seconds 5] [--repeat 3]
 
-1. First byte of a share URL whose export must run (standard JSON Lines of the whole demo
-   catalog): time to the response head and to the first body byte; the whole download too.
-2. Downloading that unchanged artifact through the share URL vs a bare ``socket.sendfile``
-   server on the same file, with 1 and 8 concurrent clients (curl; a Python client without it).
-3. 304 revalidation of the share URL and ``/healthz``: requests/s with 32 connections
-   (wrk when installed, else a threaded http.client load generator in another process).
+The server runs as ``tuiexport serve`` in its own process; nginx (``/usr/sbin/nginx``, one
+worker, access log off, sendfile on) is started with its own config on another loopback port
+and serves the same files. Without nginx or wrk the ratios are skipped with a sentence.
 
-The demo catalog comes from ``bench/out/demo-N.sqlite`` (built by the export bench; built here
-with ``generate_demo`` when missing) and is copied to ``bench/out/server-N.sqlite``, which this
-bench may change. A benchmark, not a test: it prints, it does not assert.
+1. First *body* byte of a share URL whose export must run (JSON Lines of the whole catalog):
+   the head now goes out with the first byte of data, so head and first body byte coincide.
+2. One large download (that artifact) and 8 concurrent: share URL vs nginx (curl).
+3. ``/healthz`` and a 304 revalidation, ``wrk -t2 -c32``: requests/s vs nginx (its /healthz is
+   ``return 200``, its 304 its own ETag of the same small file).
+4. A small artifact (about 30 KB), full downloads with history rows, wrk: vs nginx; the rows
+   written are counted.
+5. 2,000 idle connections and 200 slowloris sockets held open: a normal client's success and
+   median latency against the same client without them; the server's peak RSS.
+
+The demo catalog is copied (sqlite3 backup) from ``bench/out/demo-N.sqlite`` or, for 1M
+products, ``/tmp/bench1m.sqlite``, to ``bench/out/server-N.sqlite``, which this bench may change.
+A benchmark, not a test: it prints, it does not assert. Report the load average with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
-import socketserver
 import sqlite3
 import subprocess
 import sys
@@ -47,6 +55,8 @@ def catalog(products: int) -> Path:
     if mine.exists():
         return mine
     shared = OUT / f"demo-{products}.sqlite"
+    if not shared.exists() and products == 1_000_000 and Path("/tmp/bench1m.sqlite").exists():
+        shared = Path("/tmp/bench1m.sqlite")
     started = time.perf_counter()
     if shared.exists():
         src, dst = sqlite3.connect(shared), sqlite3.connect(mine)
@@ -81,9 +91,20 @@ def prepare(products: int):
         if d.name.startswith("server-bench"):
             service.delete_definition(d.export_id)
     selection = service.create_selection(Criteria(suppliers="all"), name="server-bench: everything")
-    return service.create_definition(
+    large = service.create_definition(
         "server-bench-jsonl", selection_id=selection.id, profile="standard", output="jsonl"
     )
+    small = service.create_definition(
+        "server-bench-small",
+        selection_id=selection.id,
+        profile="standard",
+        output="jsonl",
+        product_limit=28,
+    )
+    from tuiexport import db
+
+    db.close_database()
+    return large, small
 
 
 # --- clients ----------------------------------------------------------------------------------
@@ -203,33 +224,192 @@ def requests_per_second(
     return float(out.strip()), "python http.client load generator (wrk not installed)"
 
 
-# --- the baseline -----------------------------------------------------------------------------
+# --- the servers ------------------------------------------------------------------------------
 
 
-def bare_sendfile_server(path: Path) -> socketserver.ThreadingTCPServer:
-    """The floor: read a request head, answer with the file via socket.sendfile."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    class Handler(socketserver.StreamRequestHandler):
-        disable_nagle_algorithm = True
 
-        def handle(self):
-            while True:
-                line = self.rfile.readline()
-                if not line:
-                    return
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                size = path.stat().st_size
-                self.wfile.write(
-                    f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nContent-Type: application/jsonl\r\n\r\n".encode()
-                )
-                with open(path, "rb") as f:
-                    self.connection.sendfile(f)
+def start_ours(db_path: Path) -> tuple[subprocess.Popen, str, Path]:
+    log = OUT / "server-bench-serve.log"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuiexport", "--db", str(db_path), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "serving on" in log.read_text(errors="replace"):
+            return proc, f"http://127.0.0.1:{port}", log
+        if proc.poll() is not None:
+            raise SystemExit(f"tuiexport serve ended: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    raise SystemExit("tuiexport serve did not start within 60 s")
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /healthz {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
+        location = /large {{ alias {large}; }}
+        location = /small {{ alias {small}; }}
+    }}
+}}
+"""
+
+
+def start_nginx(large: Path, small: Path) -> tuple[subprocess.Popen, str] | None:
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx is None:
+        print("nginx is not installed (apt-get install nginx): the nginx ratios are skipped.")
+        return None
+    folder = OUT / "nginx"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    port = free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=folder, port=port, large=large, small=small))
+    proc = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return proc, f"http://127.0.0.1:{port}"
+        time.sleep(0.05)
+    proc.kill()
+    print("nginx did not start: the nginx ratios are skipped.")
+    return None
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+# --- idle and slowloris ----------------------------------------------------------------------
+
+
+def health_latencies(base: str, count: int) -> tuple[int, list[float]]:
+    host, port = base.split("//")[1].split(":")
+    ok, times = 0, []
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            if data.startswith(b"HTTP/1.1 200"):
+                ok += 1
+        except OSError:
+            pass
+        times.append(time.perf_counter() - started)
+        time.sleep(0.01)
+    return ok, times
+
+
+def hostile_load(base: str, idle: int, slow: int, seconds: float, pid: int) -> dict:
+    """Hold ``idle`` silent connections and ``slow`` slowloris ones (reopened when cut) while a
+    normal client asks /healthz; returns its success, latencies and the server's peak RSS."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, idle + slow + 512):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, idle + slow + 512), hard))
+    host, port = base.split("//")[1].split(":")
+    stop = threading.Event()
+    peak = [rss_mb(pid)]
+
+    def hold_idle() -> None:
+        socks: list[socket.socket] = []
+        while not stop.is_set():
+            socks = [s for s in socks if s.fileno() >= 0]
+            while len(socks) < idle and not stop.is_set():
+                with contextlib.suppress(OSError):
+                    socks.append(socket.create_connection((host, int(port)), timeout=5))
+            stop.wait(1.0)
+            for s in list(socks):  # reopen those the server closed (idle timeout)
+                with contextlib.suppress(OSError):
+                    s.setblocking(False)
+                    if s.recv(1) == b"":
+                        s.close()
+                        socks.remove(s)
+                with contextlib.suppress(OSError):
+                    s.setblocking(True)
+        for s in socks:
+            s.close()
+
+    def slowloris() -> None:
+        socks: list[socket.socket] = []
+        while not stop.is_set():
+            while len(socks) < slow:
+                with contextlib.suppress(OSError):
+                    s = socket.create_connection((host, int(port)), timeout=5)
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\n")
+                    socks.append(s)
+            for s in list(socks):
+                try:
+                    s.sendall(b"X-a: b\r\n")
+                except OSError:
+                    s.close()
+                    socks.remove(s)
+            stop.wait(1.0)
+        for s in socks:
+            s.close()
+
+    def sample() -> None:
+        while not stop.wait(0.25):
+            with contextlib.suppress(OSError):
+                peak[0] = max(peak[0], rss_mb(pid))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (hold_idle, slowloris, sample)]
+    for t in threads:
+        t.start()
+    time.sleep(3.0)  # let the connections pile up
+    ok, times = health_latencies(base, int(seconds * 20))
+    stop.set()
+    for t in threads:
+        t.join(10)
+    return {"ok": ok, "n": len(times), "median": median(times), "rss": peak[0]}
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -239,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0, help="per requests/s measurement")
-    parser.add_argument("--repeat", type=int, default=5, help="downloads: best of this many")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved pairs per figure")
     # parse_known_args: bench/run.py may call main() with its own command line in sys.argv.
     args, _ = parser.parse_known_args(argv)
     saved = {k: os.environ.get(k) for k in ("TUIEXPORT_HOME", "TUIEXPORT_CONTRACT_LIMIT")}
@@ -256,72 +436,152 @@ def main(argv: list[str] | None = None) -> int:
         config.reset_settings()
 
 
+def runs_of(db_path: Path, export_id: str) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute(
+            "SELECT status, artifact_path, sha256 FROM run WHERE export_id = ? ORDER BY id DESC",
+            (export_id,),
+        ).fetchall()
+
+
 def _run(args: argparse.Namespace) -> int:
-
-    definition = prepare(args.products)
+    large, small = prepare(args.products)
+    db_path = catalog(args.products)
     from tuiexport import service
-    from tuiexport.server import start_server
 
-    handle = start_server("127.0.0.1", 0, access_log=None)
-    share = service.share_path(definition)
-    rows = []
+    proc, base, _log = start_ours(db_path)
+    rows: list[tuple[str, float, str]] = []
+    nginx = None
     try:
-        fb = first_byte(handle.port, share)
-        run = service.list_history(export_id=definition.export_id)[0]
-        if run.status not in ("success", "warning"):
-            raise SystemExit(f"the export run {run.log_id} ended {run.status}: {run.messages}")
+        # 1. first body byte of a fresh run
+        fb = first_byte(int(base.rsplit(":", 1)[1]), service.share_path(large))
+        _status, artifact_path, _sha = next(r for r in runs_of(db_path, large.export_id) if r[1])
         print(
-            f"first byte, share URL running a {run.product_count:,}-product JSON Lines export "
-            f"({fb['bytes'] / 1e6:,.0f} MB, {'chunked while produced' if fb['chunked'] else 'after the run'}): "
-            f"head {fb['head']:.3f} s, first body byte {fb['body']:.3f} s, whole download {fb['all']:.1f} s "
-            f"(budget {BUDGET_FIRST_BYTE:.1f} s)"
+            f"first byte, share URL running a fresh JSON Lines export of the catalog "
+            f"({fb['bytes'] / 1e6:,.0f} MB, {'streamed while produced' if fb['chunked'] else 'after the run'}): "
+            f"head {fb['head']:.3f} s, first body byte {fb['body']:.3f} s, whole {fb['all']:.1f} s "
+            f"({load()})"
         )
-        rows.append(("first body byte, running export (s)", fb["body"], BUDGET_FIRST_BYTE))
-        artifact = Path(run.artifact_path)
+        rows.append(
+            ("first body byte, fresh export (s)", fb["body"], f"budget {BUDGET_FIRST_BYTE}")
+        )
+        big = Path(artifact_path)
+        fetch = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                base + service.share_path(small),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert fetch.stdout == "200", fetch
+        small_row = next(r for r in runs_of(db_path, small.export_id) if r[1])
+        small_file = Path(small_row[1])
+        print(
+            f"small artifact: {small_file.stat().st_size:,} bytes; large: {big.stat().st_size / 1e6:,.0f} MB"
+        )
+        started = start_nginx(big, small_file)
+        if started is not None:
+            nginx, nbase = started
+        wrk = shutil.which("wrk")
+        if wrk is None:
+            print("wrk is not installed (apt-get install wrk): the requests/s ratios are skipped.")
 
-        bare = bare_sendfile_server(artifact)
-        bare_url = f"http://127.0.0.1:{bare.server_address[1]}/file"
-        ours_url = handle.url + share
-        for clients in (1, 8):
-            # Interleaved, best of --repeat each: the machine's load drifts between rounds.
-            times: dict[str, list[float]] = {"bare": [], "ours": []}
-            for _ in range(args.repeat):
-                for name, url in (("bare", bare_url), ("ours", ours_url)):
-                    seconds, size = download_many(url, clients)
-                    assert size == artifact.stat().st_size, (name, size)
-                    times[name].append(seconds)
-            best = {name: clients * artifact.stat().st_size / min(t) for name, t in times.items()}
-            ratio = best["ours"] / best["bare"]
-            print(
-                f"download of the unchanged artifact, {clients} client(s): share URL "
-                f"{best['ours'] / 1e9:.2f} GB/s, bare sendfile {best['bare'] / 1e9:.2f} GB/s -> "
-                f"{ratio:.2f}x (budget >= {BUDGET_SENDFILE_RATIO}x)"
-            )
-            rows.append(
-                (f"share URL / bare sendfile, {clients} client(s)", ratio, BUDGET_SENDFILE_RATIO)
-            )
-        bare.shutdown()
-        bare.server_close()
+        # 2. large downloads
+        if nginx is not None:
+            for clients in (1, 8):
+                times: dict[str, list[float]] = {"nginx": [], "ours": []}
+                for _ in range(args.repeat):
+                    for name, url in (
+                        ("nginx", nbase + "/large"),
+                        ("ours", base + service.share_path(large)),
+                    ):
+                        seconds, size = download_many(url, clients)
+                        assert size == big.stat().st_size, (name, size)
+                        times[name].append(seconds)
+                ratio = median(times["nginx"]) / median(times["ours"])
+                rate = clients * big.stat().st_size / median(times["ours"]) / 1e9
+                print(
+                    f"large download, {clients} client(s): {rate:.2f} GB/s, {ratio:.2f}x nginx ({load()})"
+                )
+                rows.append((f"large download x{clients} / nginx", ratio, ">= 0.9"))
 
-        etag = f'"{run.sha256}"'
-        for name, url, headers in (
-            ("304 revalidation", ours_url, [f"If-None-Match: {etag}"]),
-            ("/healthz", handle.url + "/healthz", []),
-        ):
-            rps, note = requests_per_second(url, args.seconds, headers)
-            print(
-                f"{name}, 32 connections: {rps:,.0f} requests/s ({note}; budget >= {BUDGET_RPS:,})"
-            )
-            rows.append((f"{name} (req/s)", rps, BUDGET_RPS))
+        # 3. healthz and 304; 4. small downloads with history rows
+        if nginx is not None and wrk:
+            nginx_etag = subprocess.run(
+                ["curl", "-sI", nbase + "/small"], capture_output=True, text=True, check=False
+            ).stdout
+            netag = re.search(r"(?i)etag: (\S+)", nginx_etag).group(1)
+            cases = [
+                ("/healthz", base + "/healthz", [], nbase + "/healthz", [], ">= 0.5"),
+                (
+                    "304 revalidation",
+                    base + service.share_path(small),
+                    [f'If-None-Match: "{small_row[2]}"'],
+                    nbase + "/small",
+                    [f"If-None-Match: {netag}"],
+                    ">= 0.5",
+                ),
+                (
+                    "small download with history row",
+                    base + service.share_path(small),
+                    [],
+                    nbase + "/small",
+                    [],
+                    ">= 0.3",
+                ),
+            ]
+            for name, ours, oh, theirs, th, target in cases:
+                before = len(runs_of(db_path, small.export_id))
+                mine, ref = [], []
+                for _ in range(args.repeat):
+                    ref.append(requests_per_second(theirs, args.seconds, th)[0])
+                    rps, note = requests_per_second(ours, args.seconds, oh)
+                    mine.append(rps)
+                ratio = median(mine) / median(ref)
+                extra = ""
+                if "history" in name:
+                    time.sleep(1.0)  # the last batch
+                    made = len(runs_of(db_path, small.export_id)) - before
+                    extra = f", {made:,} history rows written for {sum(mine) * args.seconds:,.0f} downloads"
+                print(
+                    f"{name}, wrk -t2 -c32: {median(mine):,.0f} req/s vs nginx {median(ref):,.0f} "
+                    f"-> {ratio:.2f}x ({note}{extra}; {load()})"
+                )
+                rows.append((f"{name} / nginx", ratio, target))
+
+        # 5. idle + slowloris
+        _calm_ok, calm = health_latencies(base, 100)
+        hostile = hostile_load(base, 2000, 200, args.seconds * 2, proc.pid)
+        lat = hostile["median"] / median(calm)
+        print(
+            f"2,000 idle + 200 slowloris: {hostile['ok']}/{hostile['n']} normal requests ok, median "
+            f"{hostile['median'] * 1000:.1f} ms vs {median(calm) * 1000:.1f} ms calm ({lat:.2f}x), "
+            f"server RSS peak {hostile['rss']:.0f} MB ({load()})"
+        )
+        rows.append(
+            ("hostile: normal client success (%)", 100 * hostile["ok"] / hostile["n"], "100")
+        )
+        rows.append(("hostile: latency / calm", lat, "<= 3"))
+        rows.append(("hostile: server RSS (MB)", hostile["rss"], "<= 200"))
     finally:
-        handle.stop()
-        from tuiexport import db
-
-        db.close_database()
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(10)
     print()
-    print(f"{'measure':<48} {'value':>10} {'budget':>10}")
-    for name, value, budget in rows:
-        print(f"{name:<48} {value:>10.3f} {budget:>10}")
+    print(f"{'measure':<48} {'value':>10} {'target':>10}")
+    for name, value, target in rows:
+        print(f"{name:<48} {value:>10.3f} {target:>10}")
+    print(load())
     return 0
 
 

@@ -19,7 +19,7 @@ from tuiexport.server import Limits, ServerHandle, start_server
 JSON_TYPES = ("application/json", "application/problem+json")
 #: Short bounds so the abuse tests finish in seconds.
 TEST_LIMITS = Limits(
-    idle_timeout=2.0, head_timeout=1.0, send_timeout=5.0, max_threads=64, stop_grace=1.0
+    idle_timeout=2.0, head_timeout=1.0, send_timeout=5.0, max_connections=64, stop_grace=1.0
 )
 OUTPUTS = (
     ("standard", "jsonl"),
@@ -61,6 +61,9 @@ class Served:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
             data = resp.read()
+            # History rows of downloads are written in batches: wait for them, so that a test
+            # sees its download in the history as a user does a moment later.
+            self.handle.flush_history()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
         finally:
             conn.close()

@@ -112,6 +112,7 @@ def test_gzip_when_accepted_but_never_for_zip(served):
 def test_a_running_export_streams_chunked_to_every_follower(served, monkeypatch):
     """While a run is in progress its part file is followed; all followers get the same bytes."""
     original = ExportJob.check
+    monkeypatch.setattr(files, "HEADERS_AFTER", 0.3)
 
     def slow_check(self, written):
         time.sleep(files.HEADERS_AFTER + 0.4)  # longer than the server waits before it answers
@@ -396,7 +397,7 @@ def test_tls(empty_db, tmp_path):
         import socket
 
         with socket.create_connection(("127.0.0.1", handle.port), timeout=5) as plain:
-            plain.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+            plain.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
             # The TLS handshake fails; the server may drop the connection.
             with contextlib.suppress(ConnectionResetError):
                 assert b"200" not in plain.recv(1000)
@@ -454,6 +455,7 @@ def test_stop_closes_idle_kept_alive_connections_at_once(served):
 def test_a_run_that_fails_while_streaming_never_looks_complete(served, monkeypatch):
     import http.client
 
+    monkeypatch.setattr(files, "HEADERS_AFTER", 0.3)
     delay = [files.HEADERS_AFTER + 0.3]  # first: fail once the head is out
 
     def failing_check(self, written):

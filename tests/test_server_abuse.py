@@ -52,12 +52,12 @@ def test_garbage_request_lines_get_400(served):
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
         b"GET\r\n\r\n",
         b"GET / HTTP/9.9\r\n\r\n",
-        b"GET nothing HTTP/1.1\r\n\r\n",
-        b"G\xc3\xa9T / HTTP/1.1\r\n\r\n",
+        b"GET nothing HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"G\xc3\xa9T / HTTP/1.1\r\nHost: t\r\n\r\n",
         b"\r\n\r\n",
-        b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n",
-        b"GET / HTTP/1.1\r\n Folded: x\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\n Folded: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
     ]:
         response = raw(served.port, line)
         assert status_of(response) in (0, 400), (line, response[:200])
@@ -67,15 +67,22 @@ def test_garbage_request_lines_get_400(served):
 
 
 def test_oversized_heads_get_431_and_bodies_413(served):
-    big = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+    big = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
     assert status_of(raw(served.port, big)) == 431
-    many = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n"
+    many = (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+        + b"".join(b"X-%d: y\r\n" % i for i in range(200))
+        + b"\r\n"
+    )
     assert status_of(raw(served.port, many)) == 431
-    long_line = b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n"
+    long_line = b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\nHost: t\r\n\r\n"
     assert status_of(raw(served.port, long_line)) == 414
-    body = b"POST /api/v1/exports HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n" + b"x" * 100_000
+    body = (
+        b"POST /api/v1/exports HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n"
+        + b"x" * 100_000
+    )
     assert status_of(raw(served.port, body)) == 413
-    chunked = b"POST /api/v1/exports HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    chunked = b"POST /api/v1/exports HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
     assert status_of(raw(served.port, chunked)) == 411
     healthy(served)
 
@@ -88,7 +95,7 @@ def test_silent_and_trickling_clients_are_cut_in_bounded_time(served):
 
     def trickle():
         try:
-            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"z" * 200:
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"z" * 200:
                 trickler.send(bytes([byte]))
                 time.sleep(0.05)
         except OSError:
@@ -125,7 +132,7 @@ def test_traversal_never_reaches_the_file_system(served, tmp_path):
     ]:
         response = raw(
             served.port,
-            f"GET {path} HTTP/1.1\r\nAuthorization: Bearer {served.key}\r\n\r\n".encode(),
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {served.key}\r\n\r\n".encode(),
         )
         assert status_of(response) in (400, 404), (path, response[:300])
         assert b"root:" not in response
@@ -183,16 +190,16 @@ def test_thread_cap_refuses_with_503_and_recovers(empty_db):
 
     from tuiexport.server import start_server
 
-    limits = replace(TEST_LIMITS, max_threads=4, idle_timeout=1.0)
+    limits = replace(TEST_LIMITS, max_connections=4, idle_timeout=1.0)
     with start_server("127.0.0.1", 0, access_log=None, limits=limits) as handle:
         idle = [socket.create_connection(("127.0.0.1", handle.port), timeout=5) for _ in range(4)]
         time.sleep(0.2)
-        response = raw(handle.port, b"GET /healthz HTTP/1.1\r\n\r\n")
+        response = raw(handle.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         assert status_of(response) == 503 and b"Retry-After: 5" in response
         for sock in idle:
             sock.close()
         time.sleep(0.3)
-        assert status_of(raw(handle.port, b"GET /healthz HTTP/1.1\r\n\r\n")) == 200
+        assert status_of(raw(handle.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")) == 200
 
 
 # --- fuzzing the OpenAPI routes ---------------------------------------------------------------

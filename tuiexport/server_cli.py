@@ -45,10 +45,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def apikey_create(args: argparse.Namespace) -> int:
-    from tuiexport.management import apikeys
+    from tuiexport import service
     from tuiexport.output import print_json
 
-    view, secret = apikeys.create_key(args.name)
+    view, secret = service.create_key(args.name)
     if args.json:
         print_json(
             {"name": view.name, "prefix": view.prefix, "key": secret, "created": view.created}
@@ -64,10 +64,10 @@ def apikey_create(args: argparse.Namespace) -> int:
 
 
 def apikey_list(args: argparse.Namespace) -> int:
-    from tuiexport.management import apikeys
+    from tuiexport import service
     from tuiexport.output import print_json
 
-    keys = apikeys.list_keys(include_revoked=args.all)
+    keys = service.list_keys(include_revoked=args.all)
     if args.json:
         print_json(
             [
@@ -95,10 +95,10 @@ def apikey_list(args: argparse.Namespace) -> int:
 
 
 def apikey_revoke(args: argparse.Namespace) -> int:
-    from tuiexport.management import apikeys
+    from tuiexport import service
     from tuiexport.output import print_json
 
-    view = apikeys.revoke_key(args.key)
+    view = service.revoke_key(args.key)
     if args.json:
         print_json({"name": view.name, "prefix": view.prefix, "revoked": view.revoked})
     else:

@@ -10,7 +10,7 @@ to ruff (which deletes it) and private to mypy. Add new functions at the end of 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import peewee
@@ -19,16 +19,23 @@ from tuiexport.catalog.records import MAX_REPORTED_ERRORS as MAX_REPORTED_IMPORT
 from tuiexport.catalog.records import ImportReport
 from tuiexport.catalog.stats import CatalogStats, catalog_stats
 from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
+from tuiexport.db import database as _database
 from tuiexport.db import describe as database_location
+from tuiexport.db import is_in_memory as _is_in_memory
+from tuiexport.db import is_sqlite as _is_sqlite
 from tuiexport.db import unreachable as database_unreachable
 from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
+from tuiexport.exporters.base import Writer
 from tuiexport.exporters.registry import (
     OUTPUTS,
     PROFILES,
     file_format,
+    get_writer,
     is_valid_pair,
     valid_pairs,
 )
+from tuiexport.management.apikeys import ApiKeyView, create_key, list_keys, revoke_key
+from tuiexport.management.apikeys import verify_key as _verify_key
 from tuiexport.management.catalog_lists import (
     list_manufacturers,
     list_product_types,
@@ -60,7 +67,11 @@ from tuiexport.management.history import (
     get_run,
     list_history,
     mark_interrupted,
+    new_log_id,
     record_crash,
+    record_served,
+    served_complete,
+    served_incomplete,
 )
 from tuiexport.management.selections import (
     ImpactCancelled,
@@ -126,6 +137,7 @@ __all__ = [
     "RUN_STATUSES",
     "SORTS",
     "SWEEP_EVERY",
+    "ApiKeyView",
     "AttemptView",
     "CatalogStats",
     "Criteria",
@@ -142,6 +154,8 @@ __all__ = [
     "SelectionImpact",
     "SelectionView",
     "Sweeper",
+    "Writer",
+    "api_key_valid",
     "approve_run",
     "auto_name",
     "begin_run",
@@ -150,9 +164,12 @@ __all__ = [
     "count_history",
     "count_products",
     "create_definition",
+    "create_key",
     "create_selection",
     "criteria_from_json",
     "criteria_to_json",
+    "data_version_probe",
+    "database_is_open",
     "database_location",
     "database_unreachable",
     "delete_definition",
@@ -167,28 +184,36 @@ __all__ = [
     "get_definition",
     "get_run",
     "get_selection",
+    "get_writer",
     "import_catalog",
     "is_valid_pair",
     "list_definitions",
     "list_history",
+    "list_keys",
     "list_manufacturers",
     "list_product_types",
     "list_selections",
     "list_suppliers",
     "mark_interrupted",
+    "new_log_id",
     "notification_signature",
     "open_database",
     "prepare_database",
     "prepare_own_catalog",
     "preview",
     "record_crash",
+    "record_served",
+    "release_connection",
     "resolve_target",
     "retry_notifications",
     "reusable_artifact",
+    "revoke_key",
     "rotate_share_token",
     "run_export",
     "run_notifications",
     "selection_impact",
+    "served_complete",
+    "served_incomplete",
     "share_path",
     "share_url",
     "update_definition",
@@ -196,6 +221,7 @@ __all__ = [
     "valid_pairs",
     "validate_criteria",
     "validate_definition",
+    "write_together",
 ]
 
 
@@ -233,3 +259,49 @@ def generate_demo_catalog(
         raise DatabaseError(
             f"Writing the demo catalog failed ({exc}); the batches before it were kept."
         ) from None
+
+
+# --- the share server (issue 10): what tuiexport.server and server_cli need, so that they
+# import no core module.
+
+
+def database_is_open() -> bool:
+    """Whether a database was opened in this process (the server opens one if not)."""
+    return _database.obj is not None
+
+
+def release_connection() -> None:
+    """Close the calling thread's database connection, if it has one."""
+    if _database.obj is not None and not _database.is_closed():
+        _database.close()
+
+
+def api_key_valid(secret: str | None) -> bool:
+    """Whether ``secret`` is an API key that exists and is not revoked."""
+    return _verify_key(secret) is not None
+
+
+def write_together(writes: Sequence[Callable[[], object]]) -> None:
+    """Run ``writes`` in one transaction on the calling thread's connection."""
+    with _database.atomic():
+        for write in writes:
+            write()
+
+
+def data_version_probe() -> Callable[[], int] | None:
+    """A function that returns SQLite's ``PRAGMA data_version`` on the *calling thread's*
+    connection (None for PostgreSQL or an in-memory database).
+
+    The value changes whenever another connection committed, never for this connection's own
+    commits: a thread that writes through this connection can tell its own writes from
+    everyone else's. Callers from other threads must serialise their calls with that thread's
+    writes (the connection is shared, not thread-safe on its own)."""
+    db = _database.obj
+    if db is None or not _is_sqlite(db) or _is_in_memory(db):
+        return None
+    connection = _database.connection()
+
+    def probe() -> int:
+        return int(connection.execute("PRAGMA data_version").fetchone()[0])
+
+    return probe

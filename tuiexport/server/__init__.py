@@ -10,7 +10,10 @@ The TUI runs it in a background thread and ``tuiexport serve`` in the foreground
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import errno
+import resource
 import socket
 import ssl
 import sys
@@ -22,11 +25,10 @@ from typing import Self
 import msgspec
 
 from tuiexport import config, service
-from tuiexport.db import database
 from tuiexport.errors import UserError
 from tuiexport.server import openapi
 from tuiexport.server.routes import App, ShareHandler
-from tuiexport.server.transport import Limits, ShareHTTPServer, redact
+from tuiexport.server.transport import HTTPServer, Limits, redact
 
 __all__ = ["Limits", "ServerHandle", "redact", "start_server"]
 
@@ -39,17 +41,11 @@ def _stderr_line(line: str) -> None:
 class ServerHandle:
     """A running server. ``url`` is where it listens; ``base_url`` is what share URLs start with."""
 
-    def __init__(self, server: ShareHTTPServer, app: App, url: str):
+    def __init__(self, server: HTTPServer, app: App, url: str):
         self.server = server
         self.app = app
         self.url = url
         self.host, self.port = server.server_address[:2]
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="tuiexport-http",
-            daemon=True,
-        )
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self._sweeper = service.Sweeper(service.SWEEP_EVERY)
@@ -60,36 +56,39 @@ class ServerHandle:
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive() and not self._stopped.is_set()
+        return self.server.alive and not self._stopped.is_set()
 
     def share_url(self, ref: str) -> str:
         """The share URL of an export as this server answers it."""
-        from tuiexport import service
-
         return service.share_url(ref, self.base_url)
+
+    def flush_history(self, timeout: float = 10.0) -> bool:
+        """Wait until the history rows of the downloads so far are written (they are written
+        in batches, a few milliseconds after each download); True when they are."""
+        return self.app.recorder.flush(timeout)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop cleanly: accept nothing new, cancel running exports (they end as ``cancelled`` and
-        leave no partial file), let downloads finish for ``grace`` seconds, then close what is left."""
+        leave no partial file), let downloads finish for ``grace`` seconds, then close what is
+        left, and write every queued history row."""
         with self._stop_lock:
             if self._stopped.is_set():
                 return
             grace = self.server.limits.stop_grace if grace is None else grace
-            self.server.stopping.set()
             self._sweeper.stop()
-            if self._thread.is_alive():
-                self.server.shutdown()
+            self.server.stop_accepting()
+            self.server.cut_idle()
             self.app.runs.close()
             deadline = time.monotonic() + grace
-            while self.server.active and time.monotonic() < deadline:
+            while self.server.busy() and time.monotonic() < deadline:
                 self.server.cut_idle()
                 time.sleep(0.02)
             self.server.cut_all()
             deadline = time.monotonic() + 2.0
-            while self.server.active and time.monotonic() < deadline:
+            while (self.server.active or self.server.busy()) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            self.server.server_close()
-            self.app.shares.close()
+            self.server.close()
+            self.app.close()
             self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -118,36 +117,73 @@ def start_server(
     ``access_log`` gets one redacted line per request (None: no log; the TUI passes its own
     sink, since stderr is its screen). Raises :class:`UserError` with one sentence when the port
     is taken, the address is unusable or the TLS files cannot be loaded."""
-    if database.obj is None:
-        database_open()
+    if not service.database_is_open():
+        service.prepare_database()
     context = _tls_context(tls_cert, tls_key)
     limits = limits or Limits()
+    files = _raise_file_limit(limits.max_connections + 256)
+    if files is not None and files - 256 < limits.max_connections:
+        # Each connection is a file descriptor: past the process's limit no 503 could be sent.
+        limits = dataclasses.replace(limits, max_connections=max(16, files - 256))
     handler: type[ShareHandler] = type("Handler", (ShareHandler,), {})
     try:
-        server = ShareHTTPServer(
+        server = HTTPServer(
             (host, port), handler, limits=limits, ssl_context=context, access_log=access_log
         )
     except OSError as exc:
         raise _bind_error(exc, host, port) from exc
     bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
     scheme = "https" if context else "http"
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"{scheme}://{shown}:{bound_port}"
+    url = f"{scheme}://{_shown(bound_host)}:{bound_port}"
     public = base_url or config.settings().base_url or url
     if bound_host in ("0.0.0.0", "::") and not (base_url or config.settings().base_url):
-        public = f"{scheme}://{socket.gethostname()}:{bound_port}"
+        # Every address: share URLs name the primary address (the one the default route
+        # leaves from), which other hosts can reach without resolving this machine's name.
+        public = f"{scheme}://{_shown(primary_address(bound_host == '::'))}:{bound_port}"
     app = App(public, msgspec.json.encode(openapi.document()))
     handler.app = app
+    handler.recorder = app.recorder
     handle = ServerHandle(server, app, url)
-    handle._thread.start()
+    server.start()
     handle._sweeper.start()
     return handle
 
 
-def database_open() -> None:
-    from tuiexport import service
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
-    service.prepare_database()
+
+def primary_address(ipv6: bool = False) -> str:
+    """This machine's primary address: the source address of its default route (no packet is
+    sent), else its host name's address, else the loopback address."""
+    family, probe = (
+        (socket.AF_INET6, ("2001:db8::1", 80)) if ipv6 else (socket.AF_INET, ("192.0.2.1", 80))
+    )
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(probe)
+            address = str(sock.getsockname()[0])
+            if address not in ("0.0.0.0", "::"):
+                return address
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        return socket.gethostbyname(socket.gethostname())
+    return "::1" if ipv6 else "127.0.0.1"
+
+
+def _raise_file_limit(wanted: int) -> int | None:
+    """Raise the soft limit of open files towards ``wanted`` (at most the hard limit): every
+    connection is a file descriptor. Returns the soft limit now (None: unlimited/unknown)."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    except (ValueError, OSError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:

@@ -3,21 +3,26 @@
 A share download (and above all its 304 revalidation) needs the definition, its validity and
 the current artifact: a handful of queries that would cap the server at a few hundred requests
 per second. SQLite's ``PRAGMA data_version`` changes on a connection whenever *another*
-connection committed. The cache keeps one probe connection that never writes, asks it before
-every lookup, and drops everything when anyone changed anything (a rotated token, an edited
-definition, a catalog import, a finished run; in this process or another). A run ending in this
-server drops it too. Databases other than an SQLite file are not cached.
+connection committed. The cache asks the history recorder's connection (see
+:mod:`tuiexport.server.recorder`) before every lookup, and drops everything when anyone else
+changed anything (a rotated token, an edited definition, a catalog import, a finished run; in
+this process or another). The rows of served downloads are written through that very connection,
+so serving never empties the cache. A run ending in this server drops it too. Databases other
+than an SQLite file are not cached.
+
+The cache holds at most :data:`MAX_ENTRIES` exports, least recently used first out: unknown
+export IDs (anyone can make up millions) are cached as "no such export" but cannot grow it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuiexport import service
-from tuiexport.db import database, is_sqlite
 from tuiexport.errors import NotFound
 from tuiexport.management.views import DefinitionView, RunView
 from tuiexport.server.runs import artifact_file
@@ -32,20 +37,26 @@ class ShareState:
     path: Path | None
 
 
+class Miss:
+    """Not in the cache (see :meth:`ShareCache.peek`)."""
+
+
+MISS = Miss()
+
+#: Exports the cache remembers at most (known and unknown ones together).
+MAX_ENTRIES = 4096
+
+
 class ShareCache:
-    def __init__(self) -> None:
+    def __init__(self, data_version: Callable[[bool], int | None] | None = None) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, ShareState | None] = {}
+        self._entries: OrderedDict[str, ShareState | None] = OrderedDict()
         self._generation = 0
-        self._probe: sqlite3.Connection | None = None
+        self._probe = data_version
         self._seen: int | None = None
-        db = database.obj
-        if db is not None and is_sqlite(db) and db.database not in ("", ":memory:"):
-            try:
-                uri = Path(db.database).resolve().as_uri() + "?mode=ro"
-                self._probe = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            except sqlite3.Error:
-                self._probe = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def invalidate(self) -> None:
         with self._lock:
@@ -54,18 +65,29 @@ class ShareCache:
 
     def close(self) -> None:
         with self._lock:
-            if self._probe is not None:
-                self._probe.close()
-                self._probe = None
+            self._probe = None
+            self._entries.clear()
 
-    def _sync(self) -> int | None:
-        """The generation to cache under (None: do not cache); a change anywhere invalidates."""
+    def peek(self, export_id: str) -> ShareState | Miss | None:
+        """The cached state of an export without waiting for anything (the event loop asks):
+        :data:`MISS` when it is not cached or the probe is busy."""
+        generation = self._sync(wait=False)
+        if generation is None:
+            return MISS
         with self._lock:
-            if self._probe is None:
-                return None
-            try:
-                version = self._probe.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error:
+            if export_id in self._entries:
+                self._entries.move_to_end(export_id)
+                return self._entries[export_id]
+        return MISS
+
+    def _sync(self, wait: bool = True) -> int | None:
+        """The generation to cache under (None: do not cache); a change anywhere invalidates."""
+        probe = self._probe
+        if probe is None:
+            return None
+        version = probe(wait)
+        with self._lock:
+            if version is None:
                 return None
             if version != self._seen:
                 self._seen = version
@@ -79,6 +101,7 @@ class ShareCache:
         if generation is not None:
             with self._lock:
                 if export_id in self._entries:
+                    self._entries.move_to_end(export_id)
                     return self._entries[export_id]
         try:
             definition = service.get_definition(export_id)
@@ -92,4 +115,7 @@ class ShareCache:
             with self._lock:
                 if self._generation == generation:
                     self._entries[export_id] = state
+                    self._entries.move_to_end(export_id)
+                    while len(self._entries) > MAX_ENTRIES:
+                        self._entries.popitem(last=False)
         return state

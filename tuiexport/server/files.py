@@ -1,16 +1,17 @@
-"""Sending export files: finished artifacts (conditional, HEAD, gzip, sendfile) and runs in
-progress (following the part file, chunked, cut unless the run succeeded)."""
+"""Sending export files: finished artifacts (conditional, HEAD, ranges, gzip, sendfile) and runs
+in progress (following the part file, chunked, cut unless the run succeeded)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
-import socket
-import struct
+import re
+import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Generator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -18,23 +19,40 @@ from typing import TYPE_CHECKING, BinaryIO, overload
 from urllib.parse import quote
 
 from tuiexport import config, service
-from tuiexport.exporters import registry
-from tuiexport.management import history, liveness
-from tuiexport.management.history import new_log_id, record_served, served_incomplete
+from tuiexport.management import liveness
 from tuiexport.management.views import RunView
+from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
-from tuiexport.server.transport import PROBLEM_TYPE, BaseHandler, ClientGone, http_date
+from tuiexport.server.transport import (
+    PROBLEM_TYPE,
+    WAIT,
+    ClientGone,
+    Exchange,
+    FileBody,
+    Head,
+    Response,
+    StreamBody,
+    http_date,
+)
 
 if TYPE_CHECKING:
-    from tuiexport.exporters.base import Writer
+    from tuiexport.service import Writer
 
 #: Stream pieces of this size; big enough for few syscalls, small enough for a quick first byte.
 CHUNK = 256 * 1024
-#: While a run has produced nothing yet, answer with headers after this long anyway, so that
-#: clients and proxies see the response begin.
-HEADERS_AFTER = 0.5
+#: While a run has produced nothing yet, the response waits for its first byte; after this long
+#: the head goes out anyway (proxies with a read timeout see the response begin). The first
+#: byte a client sees is then the export's first byte, not an early head.
+HEADERS_AFTER = 15.0
 #: zlib level for on-the-fly gzip: level 1 keeps most of the ratio at several times the speed.
 GZIP_LEVEL = 1
+#: Downloads at least this large wait (on the pool, not the loop) until their history row is
+#: written before their first byte goes out; smaller ones are recorded a few ms later.
+RECORD_FIRST = 1 << 20
+#: Downloads at least this large beat a heartbeat into their history row while they go out.
+HEARTBEAT_FROM = 16 << 20
+
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
 
 
 @overload
@@ -45,160 +63,203 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-class FileResponses(BaseHandler):
-    """The file-sending half of the share handler."""
+def repr_digest(sha256_hex: str) -> str:
+    """RFC 9530 ``Repr-Digest`` of a representation whose SHA-256 is ``sha256_hex``."""
+    return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
+
+
+class FileResponses(Exchange):
+    """The file-sending half of the share handler (runs on a pool thread)."""
+
+    #: Set on the subclass start_server creates.
+    recorder: Recorder
 
     def serve_artifact(self, run: RunView, path: Path, *, record: bool) -> None:
-        """A finished artifact: conditional GET, HEAD, gzip, or sendfile of the bytes as they are."""
-        writer = registry.get_writer(run.profile, run.output)
-        gzip = self.accepts_gzip() and not is_zip(writer)
-        etag = f'"{run.sha256}-gz"' if gzip else f'"{run.sha256}"'
+        """A finished artifact: conditional GET, HEAD, a byte range, gzip, or the bytes as they
+        are (``loop.sendfile``)."""
+        writer = service.get_writer(run.profile, run.output)
         when = run.finished or run.started
+        etag_plain = f'"{run.sha256}"'
         common = [
-            ("ETag", etag),
+            ("ETag", etag_plain),
             ("Last-Modified", http_date(_utc(when))),
             ("Cache-Control", "private, no-cache"),
             ("Vary", "Accept-Encoding"),
+            ("Accept-Ranges", "bytes"),
         ]
-        if self.not_modified(run.sha256, when):
+        if self.not_modified(run.sha256, when):  # before opening anything: the cheap answer
+            if self.accepts_gzip() and not is_zip(writer):
+                common[0] = ("ETag", f'"{run.sha256}-gz"')
             self.start_response(304, common)
             return
-        log_id = None
-        if record and self.command != "HEAD":
-            log_id = new_log_id()
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+            f = open(path, "rb")  # noqa: SIM115 - the FileBody (or the finally below) closes it
         except OSError:
             self.send_problem(
                 410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone"
             )
             return
-        with f:
+        handed_over = False
+        try:
             size = os.fstat(f.fileno()).st_size
+            wanted = self.byte_range(size, etag_plain, http_date(_utc(when)))
+            gzip = wanted is None and self.accepts_gzip() and not is_zip(writer)
+            if gzip:
+                common[0] = ("ETag", f'"{run.sha256}-gz"')
             headers = [
                 ("Content-Type", writer.media_type),
-                ("Content-Disposition", disposition(run.export_name, when, writer.extension)),
+                (
+                    "Content-Disposition",
+                    disposition(run.export_name, _utc(run.started), writer.extension),
+                ),
                 *common,
-                ("X-Log-Id", log_id or run.log_id),
             ]
-            if gzip:
-                headers.append(("Content-Encoding", "gzip"))
-            else:
-                headers.append(("Content-Length", str(size)))
+            if wanted == "unsatisfiable":
+                self.send_problem(
+                    416,
+                    f"The range is outside the file ({size:,} bytes).",
+                    headers=[("Content-Range", f"bytes */{size}"), ("Accept-Ranges", "bytes")],
+                    type=PROBLEM_TYPE + "range",
+                )
+                return
+            if not gzip and run.sha256:
+                headers.append(("Repr-Digest", repr_digest(run.sha256)))
+            log_id = service.new_log_id() if record and self.command != "HEAD" else None
+            headers.append(("X-Log-Id", log_id or run.log_id))
             if self.command == "HEAD":
+                if not gzip:
+                    headers.append(("Content-Length", str(size)))
+                else:
+                    headers.append(("Content-Encoding", "gzip"))
                 self.start_response(200, headers)
                 return
-            beat: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-
-            def complete() -> None:
-                # Before the last byte: a client that has the whole file finds it recorded so.
-                if log_id is not None:
-                    history.served_complete(log_id, run.status)
-
+            if gzip:
+                headers.append(("Content-Encoding", "gzip"))
+                self.response = Response(
+                    200, [], StreamBody(self._gzip(f, run, size, headers, log_id))
+                )
+                handed_over = True
+                return
+            status, offset, count = 200, 0, size
+            note = ""
+            if isinstance(wanted, tuple):
+                status, (offset, count) = 206, wanted
+                headers.append(("Content-Range", f"bytes {offset}-{offset + count - 1}/{size}"))
+                note = (
+                    f"Served bytes {offset:,}-{offset + count - 1:,} of {size:,} of the artifact "
+                    f"of run {run.log_id} (a range request)."
+                )
+            headers.append(("Content-Length", str(count)))
+            body = FileBody(f, offset, count, confirm=log_id is not None)
             if log_id is not None:
-                # Recorded before the bytes go out, so a client that has the file also finds its
-                # history entry: "running" (with heartbeats) until all but the last byte went
-                # out, then the source's status, or "cancelled" when the client broke off; a
-                # server that dies meanwhile leaves it to the next start to mark "interrupted".
-                record_served(run, log_id=log_id, pending=True)
-                beat = liveness.Heartbeat(log_id)
-            sent = False
-            try:
-                with beat:
-                    if gzip:
-                        self.begin_stream(200, headers)
-                        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-                        while chunk := f.read(CHUNK):
-                            self.write_chunk(compressor.compress(chunk))
-                        self.write_chunk(compressor.flush())
-                        complete()
-                        self.end_stream()  # the last chunk: the body is complete only now
-                    else:
-                        self.start_response(200, headers)
-                        self.send_file(f, size, before_last=complete)
-                sent = True
-            finally:
-                if log_id is not None and not sent:
-                    served_incomplete(log_id, self.bytes_sent, size)
-
-    def send_file(
-        self, f: BinaryIO, size: int, before_last: Callable[[], None] = lambda: None
-    ) -> None:
-        """os.sendfile on a blocking socket, bounded by SO_SNDTIMEO: socket.sendfile() with a
-        Python timeout polls a non-blocking socket instead, and loses a quarter of the throughput
-        with several clients on two cores.
-
-        ``before_last`` runs before the last byte goes out: no client has the whole file before
-        it ran (the history says the download is complete before the client can know it is)."""
-        sock = self.connection
-        split = max(size - 1, 0)
-        if not hasattr(os, "sendfile") or type(sock) is not socket.socket:
-            for start, end in ((0, split), (split, size)):
-                if start == split:
-                    before_last()
-                try:  # TLS: plain sends
-                    sent = sock.sendfile(f, start, end - start) if end > start else 0
-                except (OSError, ValueError) as exc:
-                    raise ClientGone() from exc
-                self.bytes_sent += sent
-                if sent != end - start:
-                    raise ClientGone()
-            return
-        timeout = self.limits.send_timeout
-        seconds = int(timeout)
-        timeval = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))
-        sock.settimeout(None)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        offset, fd, out = 0, f.fileno(), sock.fileno()
-        try:
-            for end in (split, size):
-                if end == size:
-                    before_last()
-                while offset < end:
-                    try:
-                        sent = os.sendfile(out, fd, offset, end - offset)
-                    except BlockingIOError as exc:  # SO_SNDTIMEO passed: the client stopped
-                        raise ClientGone() from exc
-                    except OSError as exc:
-                        raise ClientGone() from exc
-                    if sent == 0:  # the file shrank under us
-                        raise ClientGone()
-                    offset += sent
-                    self.bytes_sent += sent
+                self._record_file(body, run, log_id, note, big=count >= HEARTBEAT_FROM)
+            self.response = Response(status, headers, body)
+            handed_over = True
         finally:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 0))
-                sock.settimeout(timeout)
-            except OSError:
-                pass
+            if not handed_over:
+                f.close()
+
+    def _record_file(
+        self, body: FileBody, run: RunView, log_id: str, note: str, *, big: bool
+    ) -> None:
+        recorder = self.recorder
+        beat = liveness.Heartbeat(log_id) if big else None
+
+        written = threading.Event() if body.count >= RECORD_FIRST else None
+
+        def start() -> None:
+            recorder.begin(run, log_id, note, written)
+            if beat is not None:
+                beat.__enter__()
+
+        if written is not None:
+            # A large download starts once its row ("running") is in the database: a server
+            # that dies in the middle leaves a row the next start marks interrupted.
+            body.before_send = lambda: written.wait(10)
+
+        def end() -> None:
+            if beat is not None:
+                beat.__exit__(None, None, None)
+
+        body.on_start = start
+        body.on_complete = lambda: recorder.end(log_id, complete=True, status=run.status)
+        body.on_incomplete = lambda sent: recorder.end(
+            log_id, complete=False, sent=sent, size=run.size
+        )
+        body.on_end = end
+
+    def _gzip(
+        self,
+        f: BinaryIO,
+        run: RunView,
+        size: int,
+        headers: list[tuple[str, str]],
+        log_id: str | None,
+    ) -> Generator[bytes | Head | Response, None, list[tuple[str, str]]]:
+        """A finished artifact gzip-encoded on the fly; its digest goes in the trailer."""
+        recorder = self.recorder
+        done = False
+        digest = hashlib.sha256()
+        try:
+            if log_id is not None:
+                recorder.begin(run, log_id)
+            yield Head(200, [*headers, ("Trailer", "Repr-Digest")])
+            compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+            while chunk := f.read(CHUNK):
+                if out := compressor.compress(chunk):
+                    digest.update(out)
+                    yield out
+            out = compressor.flush()
+            digest.update(out)
+            if out:
+                yield out
+            done = True
+            if log_id is not None:
+                recorder.end(log_id, complete=True, status=run.status)
+            return [("Repr-Digest", repr_digest(digest.hexdigest()))]
+        finally:
+            f.close()
+            if log_id is not None and not done:
+                recorder.end(log_id, complete=False, sent=0, size=size)
 
     def stream_run(self, active: ActiveRun, *, record: bool) -> None:
         """Answer with a run in progress: follow its part file while it grows (not for ZIPs, whose
         directory is written last), and end the response cleanly only when the run succeeded.
 
-        The head goes out as soon as there is data, or after HEADERS_AFTER seconds at most (the
-        selection of a big catalog takes a moment before the first byte is written)."""
+        The head goes out with the first byte of data (or after HEADERS_AFTER seconds at most),
+        so a client's time to first byte is the export's. No ranges: the length is not known."""
+        self.response = Response(200, [], StreamBody(self._follow(active, record=record)))
+
+    def _follow(
+        self, active: ActiveRun, *, record: bool
+    ) -> Generator[bytes | Head | Response, None, list[tuple[str, str]]]:
         prepared = active.prepared
         writer = prepared.writer
         if is_zip(writer) or not prepared.part_path.resolve().is_relative_to(
             config.artifacts_dir().resolve()
         ):
-            prepared.done.wait()
+            while not prepared.done.is_set():
+                yield WAIT
             self.after_run(active, record=record)
-            return
+            assert self.response is not None
+            yield self.response
+            return []
         f = None
         give_up = time.monotonic() + HEADERS_AFTER
+        first = b""
         while not prepared.done.is_set() and time.monotonic() < give_up:
             f = f or _open_or_none(prepared.part_path)
-            if f is not None and os.fstat(f.fileno()).st_size > 0:
+            if f is not None and (first := f.read(CHUNK)):
                 break
-            prepared.done.wait(0.01)
-        if prepared.done.is_set():
+            yield WAIT
+        if prepared.done.is_set() and not first:
             # Finished before we began: answer with the whole file (length, ETag, sendfile).
             if f is not None:
                 f.close()
             self.after_run(active, record=record)
-            return
+            assert self.response is not None
+            yield self.response
+            return []
         gzip = self.accepts_gzip()
         headers = [
             ("Content-Type", writer.media_type),
@@ -208,14 +269,30 @@ class FileResponses(BaseHandler):
             ),
             ("Cache-Control", "private, no-cache"),
             ("Vary", "Accept-Encoding"),
+            ("Accept-Ranges", "none"),
             ("X-Log-Id", active.log_id),
         ]
         if gzip:
             headers.append(("Content-Encoding", "gzip"))
         compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         digest = hashlib.sha256()
+        sent_digest = hashlib.sha256()
+        sent = 0
+        failed = False
+
+        def out(data: bytes) -> bytes:
+            nonlocal sent
+            data = compressor.compress(data) if compressor else data
+            sent_digest.update(data)
+            sent += len(data)
+            return data
+
         try:
-            self.begin_stream(200, headers)
+            yield Head(200, [*headers, ("Trailer", "Repr-Digest")])
+            if first:
+                digest.update(first)
+                if piece := out(first):
+                    yield piece
             while True:
                 finished = prepared.done.is_set()
                 if f is None:
@@ -235,46 +312,46 @@ class FileResponses(BaseHandler):
                 chunk = f.read(CHUNK) if f is not None else b""
                 if chunk:
                     digest.update(chunk)
-                    self.write_chunk(compressor.compress(chunk) if compressor else chunk)
+                    if piece := out(chunk):
+                        yield piece
                     continue
                 if finished:
                     break
-                prepared.done.wait(0.02)
-        except ClientGone:
-            if (
-                record
-            ):  # the run goes on (its artifact serves the next request); this download ended
-                record_served(
-                    service.get_run(active.log_id),
-                    complete=False,
-                    sent=self.bytes_sent,
-                    note=f"Followed run {active.log_id} while it was running.",
+                yield WAIT
+            outcome = active.outcome()
+            if outcome.status not in ("success", "warning") or outcome.sha256 != digest.hexdigest():
+                # Cut the response without its last chunk: the client sees a broken transfer,
+                # never a file that looks complete. The run's own history entry says what
+                # went wrong.
+                self.close_connection = True
+                failed = True
+                raise ClientGone()
+            if compressor is not None:
+                tail = compressor.flush()
+                sent_digest.update(tail)
+                if tail:
+                    yield tail
+            if record:
+                self.recorder.record(
+                    outcome,
+                    note=f"Served run {outcome.log_id} while it was running "
+                    "(the same export was requested again before it finished).",
                 )
+            return [("Repr-Digest", repr_digest(sent_digest.hexdigest()))]
+        except ClientGone:
+            if record and not failed:
+                # The run goes on (its artifact serves the next request); this download ended.
+                with contextlib.suppress(Exception):
+                    self.recorder.record(
+                        service.get_run(active.log_id),
+                        complete=False,
+                        sent=sent,
+                        note=f"Followed run {active.log_id} while it was running.",
+                    )
             raise
         finally:
             if f is not None:
                 f.close()
-        outcome = active.outcome()
-        if outcome.status not in ("success", "warning") or outcome.sha256 != digest.hexdigest():
-            # Cut the response without its last chunk: the client sees a broken transfer, never a
-            # file that looks complete. The run's own history entry says what went wrong.
-            self.close_connection = True
-            raise ClientGone()
-        served = None
-        if record:
-            served = record_served(
-                outcome,
-                note=f"Served run {outcome.log_id} while it was running "
-                "(the same export was requested again before it finished).",
-            )
-        try:
-            if compressor:
-                self.write_chunk(compressor.flush())
-            self.end_stream()
-        except ClientGone:
-            if served is not None:
-                served_incomplete(served.log_id, self.bytes_sent, outcome.size)
-            raise
 
     def after_run(self, active: ActiveRun, *, record: bool) -> None:
         outcome = active.outcome()
@@ -299,25 +376,37 @@ class FileResponses(BaseHandler):
 
     # --- HTTP details -------------------------------------------------------------------
 
-    def begin_stream(self, status: int, headers: list[tuple[str, str]]) -> None:
-        self.chunked = self.request_version != "HTTP/1.0"
-        if self.chunked:
-            headers = [*headers, ("Transfer-Encoding", "chunked")]
-        else:
-            self.close_connection = True  # the end of the body is the end of the connection
-        self.start_response(status, headers)
-
-    def write_chunk(self, data: bytes) -> None:
-        if not data:  # an empty chunk would end the body
-            return
-        if self.chunked:
-            self.write(b"%X\r\n%b\r\n" % (len(data), data))
-        else:
-            self.write(data)
-
-    def end_stream(self) -> None:
-        if self.chunked:
-            self.write(b"0\r\n\r\n")
+    def byte_range(self, size: int, etag: str, last_modified: str) -> tuple[int, int] | str | None:
+        """RFC 9110 14.2: ``(offset, count)`` of a single satisfiable range, "unsatisfiable", or
+        None (no Range, a multi-range or malformed one, or If-Range no longer matching: the
+        whole file). GET only."""
+        header = self.headers.get("range")
+        if header is None or self.command != "GET":
+            return None
+        if_range = self.headers.get("if-range")
+        if if_range is not None:
+            if_range = if_range.strip()
+            if if_range.startswith("W/") or if_range not in (etag, last_modified):
+                return None  # If-Range uses strong comparison; a changed file comes whole
+        match = _RANGE.fullmatch(header)
+        if match is None:
+            return None  # several ranges or another unit: we may ignore Range (RFC 9110)
+        first, last = match.groups()
+        if not first and not last:
+            return None
+        if not first:  # the last N bytes
+            suffix = int(last)
+            if suffix == 0 or size == 0:
+                return "unsatisfiable"
+            start = max(0, size - suffix)
+            return start, size - start
+        start = int(first)
+        if start >= size:
+            return "unsatisfiable"
+        end = min(int(last), size - 1) if last else size - 1
+        if end < start:
+            return None  # invalid range-spec: ignored
+        return start, end - start + 1
 
     def accepts_gzip(self) -> bool:
         for item in (self.headers.get("accept-encoding") or "").split(","):

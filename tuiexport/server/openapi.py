@@ -54,6 +54,47 @@ _FILE = {
         "application/xml": {"schema": {"type": "string", "description": "XML or BMEcat 1.2."}},
     },
 }
+_FILE["headers"].update(  # type: ignore[attr-defined]  # a dict literal above
+    {
+        "Repr-Digest": {
+            "schema": {"type": "string"},
+            "description": "RFC 9530: sha-256=:<base64>: of the whole file (of the gzip bytes "
+            "when gzipped, then in the trailer).",
+        },
+        "Accept-Ranges": {
+            "schema": {"type": "string"},
+            "description": "bytes for finished files; none while a run streams.",
+        },
+    }
+)
+_PARTIAL = {
+    "description": "One byte range of a finished file (Range, If-Range with its ETag).",
+    "headers": {
+        "Content-Range": {"schema": {"type": "string"}},
+        "Repr-Digest": {"schema": {"type": "string"}},
+    },
+    "content": {
+        media: {"schema": {"type": "string", "format": "binary"}}
+        for media in ("application/zip", "application/json", "application/jsonl", "application/xml")
+    },
+}
+_RANGE_HEADERS = [
+    {
+        "name": "Range",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "One range, bytes=N-M, bytes=N- or bytes=-N (finished files only).",
+    },
+    {
+        "name": "If-Range",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The ETag (or Last-Modified) the client's part came from.",
+    },
+]
+_416 = _problem("The range lies outside the file; Content-Range says its length.")
 _401 = _problem("No API key, or one that is unknown or revoked.")
 _404 = _problem("Unknown export or run, or a wrong share token (indistinguishable on purpose).")
 _503 = _problem("More exports are running than the server allows; see Retry-After.")
@@ -225,11 +266,17 @@ def document() -> dict[str, Any]:
                             "required": False,
                             "schema": {"type": "string"},
                         },
+                        *_RANGE_HEADERS,
                     ],
                     "responses": {
                         "200": _FILE,
+                        "206": _PARTIAL,
                         "304": {"description": "Unchanged since the ETag given in If-None-Match."},
+                        "400": _problem(
+                            "A malformed query, e.g. the parameter name 'token' percent-encoded."
+                        ),
                         "404": _404,
+                        "416": _416,
                         "409": _problem("The definition is invalid; 'reasons' says why."),
                         "500": _problem("The run failed; its history entry says why."),
                         "503": _503,
@@ -289,11 +336,13 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "A finished run's file",
                     "security": _AUTH,
-                    "parameters": [_LOG_ID],
+                    "parameters": [_LOG_ID, *_RANGE_HEADERS],
                     "responses": {
                         "200": _FILE,
+                        "206": _PARTIAL,
                         "304": {"description": "Unchanged since the ETag given in If-None-Match."},
                         "401": _401,
+                        "416": _416,
                         "404": _404,
                         "409": _problem("The run is still running, or ended without a file."),
                         "410": _problem("Retention removed the file."),

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus
 
 from tuiexport import config, service
 from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
-from tuiexport.exporters import registry
-from tuiexport.management import apikeys
 from tuiexport.management.views import DefinitionView, RunView
-from tuiexport.server.cache import ShareCache
+from tuiexport.server.cache import Miss, ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
+from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import (
     RETRY_AFTER,
     ActiveRun,
     RunManager,
     artifact_file,
 )
-from tuiexport.server.transport import PROBLEM_TYPE, ClientGone
+from tuiexport.server.transport import PROBLEM_TYPE
 
 _EXPORT_ID = (
     r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
@@ -41,6 +41,10 @@ ROUTES = [
     (re.compile(rf"/api/v1/runs/{_LOG_ID}/(?P<decision>approve|discard)"), {"POST": "decide_run"}),
 ]
 
+_SHARE = re.compile(rf"/api/v1/exports/{_EXPORT_ID}/download")
+#: Seconds a /healthz database check is reused (answered on the event loop meanwhile).
+HEALTH_FRESH = 1.0
+
 NOT_SHARED = "There is no export at this address, or its share token is wrong or was rotated."
 
 
@@ -50,8 +54,16 @@ class App:
     def __init__(self, base_url: str, openapi: bytes):
         self.base_url = base_url.rstrip("/")
         self.openapi = openapi
-        self.shares = ShareCache()
+        self.recorder = Recorder()
+        self.shares = ShareCache(self.recorder.data_version)
         self.runs = RunManager(on_end=lambda run: self.shares.invalidate())
+        #: (when, problem) of the last database check of /healthz (problem None: it answered)
+        self.health: tuple[float, str | None] | None = None
+
+    def close(self) -> None:
+        """After the transport stopped: write the queued history rows, drop the cache."""
+        self.recorder.close()
+        self.shares.close()
 
 
 class ShareHandler(FileResponses):
@@ -60,11 +72,23 @@ class ShareHandler(FileResponses):
     # --- routing ------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        parts = urlsplit(self.path)
         # Decode per segment: an encoded "/" (%2F) never creates a new segment, ".." is just text.
-        path = "/".join(unquote(segment, errors="replace") for segment in parts.path.split("/"))
+        path = "/".join(
+            unquote(segment, errors="replace") for segment in self.request.path.split("/")
+        )
+        query = self.request.query
+        # "?%74oken=" (the name "token" percent-encoded) is refused, not read as the token: the
+        # one spelling of the share token is the plain one (and the log redacts every spelling).
+        if any(_disguised_token(pair.partition("=")[0]) for pair in re.split("[&;]", query)):
+            self.send_problem(
+                400,
+                "Query parameter names must not be percent-encoded; write them plainly "
+                "(e.g. '?token=…').",
+                type=PROBLEM_TYPE + "bad-query",
+            )
+            return
         try:
-            self.query = parse_qs(parts.query, keep_blank_values=True, max_num_fields=16)
+            self.query = parse_qs(query, keep_blank_values=True, max_num_fields=16)
         except ValueError:
             self.send_problem(400, "The query string has too many parameters.")
             return
@@ -92,8 +116,6 @@ class ShareHandler(FileResponses):
                     type=PROBLEM_TYPE + "busy",
                 )
             except UserError as exc:
-                if self.headers_sent:
-                    raise ClientGone() from exc
                 extra = {"reasons": exc.reasons} if hasattr(exc, "reasons") else {}
                 kind = (
                     "invalid-definition"
@@ -106,6 +128,44 @@ class ShareHandler(FileResponses):
             return
         self.send_problem(404, "There is nothing at this address; see /api/v1/openapi.json.")
 
+    def fast(self) -> bool:
+        """On the event loop, when nothing blocks: ``/healthz`` from a check at most a second
+        old, and a share URL whose state is in the share cache (a current artifact: 304, HEAD,
+        a range or the file). Anything else goes to the pool."""
+        if self.command not in ("GET", "HEAD"):
+            return False
+        path = self.request.path
+        if path == "/healthz":
+            checked = self.app.health
+            # Only where the share cache has its SQLite probe: a database server (PostgreSQL)
+            # can go away at any moment, so /healthz asks it every time.
+            if (
+                not self.app.recorder.probes
+                or checked is None
+                or time.monotonic() - checked[0] > HEALTH_FRESH
+                or checked[1]
+            ):
+                return False
+            self.send_health()
+            return True
+        match = _SHARE.fullmatch(path)
+        query = self.request.query
+        if match is None or "%" in query or "+" in query:
+            return False
+        state = self.app.shares.peek(match.group("export_id").lower())
+        if isinstance(state, Miss) or state is None or state.path is None:
+            return False  # unknown exports take the pool's (equally slow) path: same timing
+        self.query = parse_qs(query, keep_blank_values=True, max_num_fields=16)
+        token = self.param("token")
+        if not state.definition.valid or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
+        ):
+            return False
+        if state.current is None:
+            return False
+        self.serve_artifact(state.current, state.path, record=True)
+        return True
+
     def param(self, name: str) -> str:
         values = self.query.get(name)
         return values[0] if values else ""
@@ -113,7 +173,7 @@ class ShareHandler(FileResponses):
     def authorized(self) -> bool:
         """Management endpoints: a valid, unrevoked API key as ``Authorization: Bearer``."""
         scheme, _, key = (self.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() == "bearer" and apikeys.verify_key(key.strip()) is not None:
+        if scheme.lower() == "bearer" and service.api_key_valid(key.strip()):
             return True
         detail = (
             "This API key is not valid or was revoked."
@@ -132,6 +192,7 @@ class ShareHandler(FileResponses):
 
     def healthz(self) -> None:
         problem = service.database_unreachable()
+        self.app.health = (time.monotonic(), problem)
         if problem is not None:
             self.send_problem(
                 503,
@@ -140,6 +201,9 @@ class ShareHandler(FileResponses):
                 type=PROBLEM_TYPE + "database-unreachable",
             )
             return
+        self.send_health()
+
+    def send_health(self) -> None:
         self.send_json(
             200,
             {
@@ -252,7 +316,7 @@ class ShareHandler(FileResponses):
             return
         if self.command == "HEAD":
             # Answering HEAD must not start a run; the length and ETag are known only after one.
-            writer = registry.get_writer(definition.profile, definition.output)
+            writer = service.get_writer(definition.profile, definition.output)
             self.start_response(
                 200,
                 [
@@ -307,7 +371,7 @@ class ShareHandler(FileResponses):
             "omittedCount": run.omitted_count,
             "size": run.size,
             "sha256": run.sha256,
-            "messages": run.messages,
+            "messages": [without_paths(m) for m in run.messages],
             "statusUrl": status_url,
             "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
         }
@@ -342,6 +406,20 @@ class ShareHandler(FileResponses):
             "updated": _utc(d.updated),
             "lastRun": self.run_json(d.last_run) if d.last_run else None,
         }
+
+
+#: An absolute file path in a message: POSIX (/a/b…) or Windows (C:\\a\\b…).
+_PATH = re.compile(r"(?<![\w.:/])(?:/(?:[^\s/'\"]+/)+|[A-Za-z]:\\(?:[^\s\\'\"]+\\)+)([^\s/\\'\"]*)")
+
+
+def without_paths(message: str) -> str:
+    """A run's message as the API shows it: no server file path, only the file's name
+    ("written to /srv/…/artifacts/x.jsonl" becomes "written to x.jsonl")."""
+    return _PATH.sub(lambda m: m.group(1) or "(a server folder)", message)
+
+
+def _disguised_token(name: str) -> bool:
+    return name != "token" and unquote_plus(name, errors="replace") == "token"
 
 
 def raise_invalid(definition: DefinitionView) -> NoReturn:

@@ -1,42 +1,54 @@
-"""HTTP/1.1 on the standard library, hardened: the server, the request parser, responses.
+"""HTTP/1.1 on asyncio (standard library only), hardened: connections, the parser, responses.
 
-What the stdlib leaves open and this closes: a request head has a total size and line-count cap
-(431) and a deadline (a client that trickles bytes is cut by the watchdog, not by a per-recv
-timeout it can keep resetting); bodies have a cap (413); the thread count is bounded (503 when
-full); Nagle is off (a 40 ms stall per small response otherwise); the Server header names no
-Python version; errors are ``application/problem+json``; the access log redacts secrets.
+One event loop in one thread owns every socket. A connection is a small protocol object and one
+coroutine: an idle or slow client costs a few KiB, not a thread. Deadlines are per connection
+and per phase (waiting for the next request, reading the head, reading a body, each send), and
+TLS handshakes run inside the loop with their own deadline. A global connection cap answers 503
+past it. What blocks (database lookups, runs, file reads for gzip) runs on a bounded thread pool;
+the loop only parses, writes and ``sendfile``-s.
+
+A request is parsed on the loop, then its :class:`Exchange` (the route handler) runs on the pool
+and returns a :class:`Response`: bytes, a file range (sent with ``loop.sendfile``), or a stream
+(pulled piece by piece from the pool). Errors are ``application/problem+json``; the access log
+redacts secrets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
-import http.server
+import fcntl
+import functools
 import re
 import socket
-import socketserver
 import ssl
+import struct
 import sys
+import termios
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import unquote_plus, urlsplit
 
 import msgspec
 
-from tuiexport.db import database
-
 SERVER_NAME = "tuiexport"
+#: Files up to this size are sent with one write; larger ones with loop.sendfile.
+SMALL_FILE = 256 * 1024
+SERVER_VERSION = f"{SERVER_NAME}/1.0"
 PROBLEM_TYPE = "/api/v1/problems#"
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds that keep a hostile or broken client from holding a thread for long."""
+    """Bounds that keep a hostile or broken client from holding the server."""
 
     #: The whole request head (request line and headers), bytes.
     head_bytes: int = 16 * 1024
@@ -46,14 +58,16 @@ class Limits:
     body_bytes: int = 64 * 1024
     #: Seconds a kept-alive connection may wait for its next request line.
     idle_timeout: float = 15.0
-    #: Seconds from the request line to the end of the head, and to read a body.
+    #: Seconds from the first byte of a request to the end of its head, and to read a body.
     head_timeout: float = 10.0
-    #: Seconds one send may block on a client that stopped reading.
+    #: Seconds one send may wait for a client that stopped reading.
     send_timeout: float = 60.0
     #: Seconds for a TLS handshake.
     handshake_timeout: float = 10.0
-    #: Connection threads at most; beyond that a connection gets 503 at once.
-    max_threads: int = 256
+    #: Open connections at most; past it a new connection gets 503 and is closed.
+    max_connections: int = 20_000
+    #: Threads for blocking work (database lookups, file reads for gzip, streaming).
+    workers: int = 16
     #: Seconds :meth:`ServerHandle.stop` lets downloads finish before it cuts them.
     stop_grace: float = 3.0
 
@@ -61,7 +75,7 @@ class Limits:
 class Headers(dict[str, str]):
     """Request headers, names lower-cased; a repeated header is joined with ", "."""
 
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]  # case-insensitive lookup with dict.get's signature
         return super().get(name.lower(), default)
 
 
@@ -71,117 +85,29 @@ _REDACT = [
     (re.compile(r"(?i)(bearer\s+)\S+"), r"\1***"),
 ]
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+_QUERY_PAIR = re.compile(r"([?&;])([^=&;\s]*)=([^&;\s\"]*)")
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    name = match.group(2)
+    if "token" in unquote_plus(name, errors="replace").lower():
+        return f"{match.group(1)}{name}=***"
+    return match.group(0)
 
 
 def redact(text: str) -> str:
-    """The access log never shows a share token or an API key, nor raw control characters."""
+    """The access log never shows a share token or an API key, nor raw control characters.
+
+    A query parameter whose *decoded* name contains "token" is redacted too (``?%74oken=``)."""
+    text = _QUERY_PAIR.sub(_redact_pair, text)
     for pattern, replacement in _REDACT:
         text = pattern.sub(replacement, text)
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+@functools.lru_cache(maxsize=1024)
 def http_date(when: datetime) -> str:
     return email.utils.format_datetime(when, usegmt=True)
-
-
-class ShareHTTPServer(http.server.ThreadingHTTPServer):
-    """One thread per connection, bounded; a watchdog enforces read deadlines."""
-
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHandler],
-        *,
-        limits: Limits,
-        ssl_context: ssl.SSLContext | None = None,
-        access_log: Callable[[str], None] | None = None,
-    ):
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.limits = limits
-        self.ssl_context = ssl_context
-        self.access_log = access_log
-        self.active: set[BaseHandler] = set()
-        self.active_lock = threading.Lock()
-        self.stopping = threading.Event()
-        super().__init__(address, handler)
-        self._watchdog = threading.Thread(
-            target=self._watch, name="tuiexport-http-watchdog", daemon=True
-        )
-        self._watchdog.start()
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def process_request(
-        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
-    ) -> None:
-        assert isinstance(request, socket.socket)  # a TCP server: never a datagram
-        with self.active_lock:
-            full = len(self.active) >= self.limits.max_threads
-        if full or self.stopping.is_set():
-            self._refuse(request)
-            return
-        super().process_request(request, client_address)
-
-    def _refuse(self, request: socket.socket) -> None:
-        body = problem_body(
-            503, "Service Unavailable", "The server is busy; try again in a few seconds."
-        )
-        head = (
-            f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-            f"Content-Length: {len(body)}\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
-        ).encode()
-        try:
-            request.settimeout(0.5)
-            if self.ssl_context is None:  # a TLS client would not understand plain bytes
-                request.sendall(head + body)
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Client misbehaviour is not a server error; anything else is logged once, without noise.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError, OSError)):
-            return
-        sys.stderr.write(f"tuiexport serve: internal error for {client_address[0]}:\n")
-        traceback.print_exc(file=sys.stderr)
-
-    def _watch(self) -> None:
-        """Cut reads that passed their deadline (SHUT_RD: the handler sees EOF and may answer 408)."""
-        tick = max(0.05, min(self.limits.head_timeout, self.limits.idle_timeout) / 20)
-        while not self.stopping.wait(tick):
-            now = time.monotonic()
-            with self.active_lock:
-                late = [h for h in self.active if h.deadline is not None and h.deadline < now]
-            for handler in late:
-                handler.deadline = None
-                handler.timed_out = True
-                with contextlib.suppress(OSError):
-                    handler.connection.shutdown(socket.SHUT_RD)
-
-    def cut_idle(self) -> None:
-        """Close kept-alive connections that wait for their next request (stop: no grace needed)."""
-        with self.active_lock:
-            handlers = [h for h in self.active if getattr(h, "idle", False)]
-        for handler in handlers:
-            with contextlib.suppress(OSError):
-                handler.connection.shutdown(socket.SHUT_RD)
-
-    def cut_all(self) -> None:
-        """Close every connection now (stop, after the grace period)."""
-        with self.active_lock:
-            handlers = list(self.active)
-        for handler in handlers:
-            with contextlib.suppress(OSError):
-                handler.connection.shutdown(socket.SHUT_RDWR)
 
 
 def problem_body(status: int, title: str, detail: str, **extra: Any) -> bytes:
@@ -204,255 +130,147 @@ class ClientGone(Exception):
 
 
 #: Response headers as (name, value) pairs.
-_HeaderList = Sequence[tuple[str, str]]
+HeaderList = Sequence[tuple[str, str]]
 
 
-class BaseHandler(http.server.BaseHTTPRequestHandler):
-    """Request parsing with limits, responses, problem+json errors, one redacted log line per request."""
+# --- what a handler answers ---------------------------------------------------------------
 
-    protocol_version = "HTTP/1.1"
-    server_version = f"{SERVER_NAME}/1.0"
-    sys_version = ""
-    disable_nagle_algorithm = True
-    server: ShareHTTPServer
-    # Parsed by parse_request below, not by the stdlib (whose headers are an email Message).
-    headers: Headers  # type: ignore[assignment]
 
-    # --- connection ---------------------------------------------------------------------
+@dataclass
+class FileBody:
+    """Bytes ``offset`` to ``offset + count`` of an open file, sent with ``loop.sendfile``.
 
-    def setup(self) -> None:
-        self.deadline: float | None = None
-        self.timed_out = False
-        self.idle = False
-        self.limits = self.server.limits
-        self.connection = self.request
-        with self.server.active_lock:
-            self.server.active.add(self)
+    ``confirm``: after the last byte, wait until the client's TCP stack acknowledged every byte
+    (Linux ``SIOCOUTQ``), so ``on_complete`` means the client has the file; a client that broke
+    off gets ``on_incomplete(bytes sent)``. Both run on the loop and must not block."""
+
+    file: BinaryIO
+    offset: int
+    count: int
+    confirm: bool = False
+    on_start: Callable[[], None] | None = None
+    #: Blocking work to finish (on the pool) before the head goes out.
+    before_send: Callable[[], object] | None = None
+    on_complete: Callable[[], None] | None = None
+    on_incomplete: Callable[[int], None] | None = None
+    on_end: Callable[[], None] | None = None
+
+
+#: A stream yields this when it has nothing yet (the loop waits a moment and asks again).
+WAIT = b""
+
+
+@dataclass
+class Head:
+    """The first item of a :class:`StreamBody` that answers with a chunked stream."""
+
+    status: int
+    headers: list[tuple[str, str]]
+
+
+@dataclass
+class StreamBody:
+    """Pieces pulled from ``chunks`` on the pool. The first item other than :data:`WAIT` is a
+    :class:`Head` (then the pieces follow, sent chunked, and the generator's return value is the
+    trailer fields) or a whole :class:`Response` to send instead. The generator raising
+    :class:`ClientGone` cuts the response without its last chunk; when the client goes away,
+    :class:`ClientGone` is thrown into the generator (so it can record it)."""
+
+    chunks: Iterator[bytes | Head | Response]
+    #: bytes sent of the body so far (set by the loop; the generator may read it)
+    sent: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | FileBody | StreamBody = b""
+    #: Send no body (HEAD, 304) even if a length is given.
+    bodiless: bool = False
+
+
+# --- the exchange: one request, handled on the pool -----------------------------------------
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    path: str
+    query: str
+    version: str
+    headers: Headers
+    body: bytes
+    client: str
+    requestline: str
+    close: bool
+    #: time.monotonic() when the request's first byte arrived
+    started: float = 0.0
+
+
+class Exchange:
+    """One request and its answer. Subclasses add the routes (:meth:`dispatch`); they run on a
+    pool thread and answer by calling ``send_*`` (which build :attr:`response`)."""
+
+    def __init__(self, request: Request, server: HTTPServer):
+        self.request = request
+        self.server = server
+        self.limits = server.limits
+        self.command = request.method
+        self.path = request.target
+        self.headers = request.headers
+        self.body = request.body
+        self.request_version = request.version
+        self.close_connection = request.close
+        self.response: Response | None = None
+
+    @property
+    def headers_sent(self) -> bool:
+        return self.response is not None
+
+    def run(self) -> Response:
         try:
-            if self.server.ssl_context is not None:
-                self.deadline = time.monotonic() + self.limits.handshake_timeout
-                self.request.settimeout(self.limits.handshake_timeout)
-                self.request = self.server.ssl_context.wrap_socket(self.request, server_side=True)
-                self.deadline = None
-            super().setup()
-        except BaseException:
-            with self.server.active_lock:
-                self.server.active.discard(self)
-            raise
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ConnectionError, TimeoutError, ssl.SSLError, ClientGone):
-            pass
-        finally:
-            if not database.is_closed():
-                database.close()
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            with self.server.active_lock:
-                self.server.active.discard(self)
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def address_string(self) -> str:
-        return str(self.client_address[0])
-
-    # --- one request --------------------------------------------------------------------
-
-    def handle_one_request(self) -> None:
-        self._reset()
-        if self.server.stopping.is_set():
-            self.close_connection = True
-            return
-        self.connection.settimeout(self.limits.idle_timeout)
-        self.deadline = time.monotonic() + self.limits.idle_timeout
-        self.idle = True
-        try:
-            line = (
-                b""
-                if self.server.stopping.is_set()
-                else self.rfile.readline(self.limits.head_bytes + 1)
-            )
-        except (OSError, ValueError):
-            line = b""
-        self.idle = False
-        if not line:
-            self.close_connection = True
-            self.deadline = None
-            return
-        self.started = time.monotonic()
-        self.deadline = self.started + self.limits.head_timeout
-        self.connection.settimeout(self.limits.head_timeout)
-        self.raw_requestline = line
-        try:
-            if not self.parse_request():
-                return
-            self.body = self.read_body()
-            if self.body is None:
-                return
-            self.deadline = None
-            self.connection.settimeout(self.limits.send_timeout)
             self.dispatch()
-        except (BrokenPipeError, ConnectionResetError, ClientGone, TimeoutError):
+        except ClientGone:
             self.close_connection = True
+            if self.response is None:
+                self.send_problem(500, "The server failed on this request; see its log.")
         except Exception:  # noqa: BLE001 - a bug: the client gets a 500 problem, the operator a traceback
-            self.close_connection = True
-            sys.stderr.write(f"tuiexport serve: error handling {redact(self.requestline)!s}:\n")
-            traceback.print_exc(file=sys.stderr)
-            if not self.headers_sent:
-                with contextlib.suppress(OSError):
-                    self.send_problem(500, "The server failed on this request; see its log.")
-        finally:
-            self.deadline = None
-            if self.status is not None:
-                self.log_request(self.status, self.bytes_sent)
-
-    def _reset(self) -> None:
-        self.status: int | None = None
-        self.bytes_sent = 0
-        self.headers_sent = False
-        self.requestline = ""
-        self.request_version = "HTTP/1.1"
-        self.command = ""
-        self.path = ""
-        self.headers = Headers()
-        self.body = b""
-        self._headers_buffer: list[bytes] = []
-
-    def parse_request(self) -> bool:
-        self.close_connection = True
-        raw = self.raw_requestline
-        if len(raw) > self.limits.head_bytes:
-            self.request_version = "HTTP/1.1"
-            self.send_problem(414, "The request line is too long.")
-            return False
-        self.requestline = requestline = raw.decode("iso-8859-1").rstrip("\r\n")
-        words = requestline.split()
-        if len(words) != 3 or not words[2].startswith("HTTP/"):
-            self.send_problem(400, "The request line is not valid HTTP.")
-            return False
-        command, target, version = words
-        try:
-            major, minor = version[5:].split(".")
-            if not (major.isdigit() and minor.isdigit() and len(major) == 1 and len(minor) <= 2):
-                raise ValueError
-            number = (int(major), int(minor))
-        except ValueError:
-            self.send_problem(400, "The HTTP version in the request line is not valid.")
-            return False
-        if not (1, 0) <= number < (2, 0):
-            # 400, not 505: HTTP/2 arrives via ALPN/upgrade, never in an HTTP/1 request line.
-            self.request_version = "HTTP/1.1"
-            self.send_problem(400, "Use HTTP/1.1.")
-            return False
-        self.request_version, self.command, self.path = version, command, target
-        if not command.isalpha() or not target.startswith("/"):
-            self.send_problem(400, "The request line is not valid HTTP.")
-            return False
-        if not self._read_headers(len(raw)):
-            return False
-        connection = (self.headers.get("connection") or "").lower()
-        self.close_connection = "close" in connection or (
-            number == (1, 0) and "keep-alive" not in connection
-        )
-        return True
-
-    def _read_headers(self, used: int) -> bool:
-        headers, count = Headers(), 0
-        while True:
-            try:
-                line = self.rfile.readline(self.limits.head_bytes - used + 1)
-            except (OSError, ValueError):
-                line = b""
-            used += len(line)
-            if used > self.limits.head_bytes:
-                self.send_problem(
-                    431, f"The request headers are larger than {self.limits.head_bytes:,} bytes."
-                )
-                return False
-            if not line or not line.endswith(b"\n"):
-                if self.timed_out:
-                    self.send_problem(408, "The request headers did not arrive in time.")
-                return False
-            if line in (b"\r\n", b"\n"):
-                break
-            count += 1
-            if count > self.limits.header_count:
-                self.send_problem(
-                    431, f"The request has more than {self.limits.header_count} headers."
-                )
-                return False
-            name, sep, value = line.decode("iso-8859-1").partition(":")
-            if not sep or not name or name != name.strip() or " " in name:
-                self.send_problem(400, "A request header is malformed.")
-                return False
-            key, value = name.lower(), value.strip()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        self.headers = headers
-        return True
-
-    def read_body(self) -> bytes | None:
-        if self.headers.get("transfer-encoding"):
-            self.send_problem(411, "Send the request body with a Content-Length, not chunked.")
-            return None
-        raw = self.headers.get("content-length")
-        if raw is None:
-            return b""
-        if not raw.isdigit() or len(raw) > 18:
-            self.send_problem(400, "The Content-Length header is not a number.")
-            return None
-        length = int(raw)
-        if length > self.limits.body_bytes:
-            self.send_problem(
-                413, f"The request body is larger than {self.limits.body_bytes:,} bytes."
+            sys.stderr.write(
+                f"tuiexport serve: error handling {redact(self.request.requestline)!s}:\n"
             )
-            return None
-        if length and (self.headers.get("expect") or "").lower() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self.rfile.read(length) if length else b""
-        if len(body) != length:
-            if self.timed_out:
-                self.send_problem(408, "The request body did not arrive in time.")
-            else:
-                self.close_connection = True
-            return None
-        return body
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            self.response = None
+            self.send_problem(500, "The server failed on this request; see its log.")
+        if self.response is None:
+            self.send_problem(500, "The server gave no answer to this request.")
+        assert self.response is not None
+        return self.response
 
     def dispatch(self) -> None:  # overridden by the routes
         self.send_problem(404, "There is nothing here.")
 
+    def fast(self) -> bool:
+        """Answer on the event loop itself when that cannot block (overridden by the routes);
+        False: :meth:`run` answers on the pool."""
+        return False
+
     # --- responses ----------------------------------------------------------------------
 
-    def start_response(self, status: int, headers: _HeaderList = ()) -> None:
-        self.status = status
-        self.send_response_only(status)
-        self.send_header("Server", self.server_version)
-        self.send_header("Date", self.date_time_string())
-        for name, value in headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        elif self.request_version == "HTTP/1.0":
-            self.send_header("Connection", "keep-alive")
-        self.end_headers()
-        self.headers_sent = True
+    def start_response(self, status: int, headers: HeaderList = ()) -> None:
+        """A response with these headers and no body (HEAD, 304)."""
+        self.response = Response(status, list(headers), bodiless=True)
 
     def send_bytes(
-        self, status: int, body: bytes, content_type: str, headers: _HeaderList = ()
+        self, status: int, body: bytes, content_type: str, headers: HeaderList = ()
     ) -> None:
         head = [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
-        self.start_response(status, head)
-        if self.command != "HEAD" and status not in (204, 304) and body:
-            self.write(body)
+        bodiless = self.command == "HEAD" or status in (204, 304)
+        self.response = Response(status, head, b"" if bodiless else body, bodiless=bodiless)
 
-    def send_json(self, status: int, data: object, headers: _HeaderList = ()) -> None:
+    def send_json(self, status: int, data: object, headers: HeaderList = ()) -> None:
         self.send_bytes(
             status,
             msgspec.json.encode(data),
@@ -461,48 +279,820 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
         )
 
     def send_problem(
-        self, status: int, detail: str, *, headers: _HeaderList = (), **extra: Any
+        self, status: int, detail: str, *, headers: HeaderList = (), **extra: Any
     ) -> None:
-        title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         if status in _CLOSING:
             self.close_connection = True
-        body = problem_body(status, title, detail, **extra)
+        body = problem_body(status, _title(status), detail, **extra)
         self.send_bytes(status, body, "application/problem+json", headers)
-        if self.close_connection and status in (413, 431):
-            self._linger()
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        self.send_problem(code, explain or message or HTTPStatus(code).description)
 
-    def write(self, data: bytes | memoryview) -> None:
+def _title(status: int) -> str:
+    return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class HTTPServer:
+    """The listening socket, the loop thread, the pool, and every open connection."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        exchange: type[Exchange],
+        *,
+        limits: Limits,
+        ssl_context: ssl.SSLContext | None = None,
+        access_log: Callable[[str], None] | None = None,
+    ):
+        self.limits = limits
+        self.exchange = exchange
+        self.ssl_context = ssl_context
+        self.access_log = access_log
+        self.connections: set[Connection] = set()
+        #: downloads sent whose acknowledgement is awaited (see Connection._confirm)
+        self.confirming: set[asyncio.Task[None]] = set()
+        self.stopping = False
+        self.pool = ThreadPoolExecutor(max(1, limits.workers), thread_name_prefix="tuiexport-http")
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        infos = socket.getaddrinfo(
+            address[0], address[1], family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+        sock = socket.socket(infos[0][0], socket.SOCK_STREAM)
         try:
-            self.wfile.write(data)
-        except (OSError, ValueError) as exc:
-            raise ClientGone() from exc
-        self.bytes_sent += len(data)
-
-    def _linger(self) -> None:
-        """After refusing an oversized request, read (and drop) what the client is still sending
-        for a moment, so it sees our answer instead of a reset."""
-        try:
-            self.connection.shutdown(socket.SHUT_WR)
-            self.connection.settimeout(0.5)
-            deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline and self.connection.recv(65536):
-                pass
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+            sock.listen(1024)
+            sock.setblocking(False)
         except OSError:
-            pass
+            sock.close()
+            raise
+        self.socket = sock
+        self.server_address: tuple[str, int] = sock.getsockname()[:2]
+        self.loop = asyncio.new_event_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self._thread = threading.Thread(target=self._run, name="tuiexport-http", daemon=True)
+        self._ready = threading.Event()
 
-    # --- log ----------------------------------------------------------------------------
+    # --- lifecycle (called from other threads) -------------------------------------------
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        took = (time.monotonic() - getattr(self, "started", time.monotonic())) * 1000
-        self.log_message('"%s" %s %s %.1fms', self.requestline, code, size, took)
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        sink = self.server.access_log
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.set_default_executor(self.pool)
+        self.loop.run_until_complete(self._listen())
+        self._ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    async def _listen(self) -> None:
+        self._server = await self.loop.create_server(
+            lambda: Connection(self),
+            sock=self.socket,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=self.limits.handshake_timeout if self.ssl_context else None,
+            backlog=1024,
+        )
+
+    def call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run ``fn`` on the loop and return its result (from another thread)."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        if not self._thread.is_alive():
+            return None
+        future = asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+        return future.result(timeout)
+
+    def stop_accepting(self) -> None:
+        def close() -> None:
+            self.stopping = True
+            if self._server is not None:
+                self._server.close()
+
+        self.call(close)
+
+    @property
+    def active(self) -> int:
+        """Connections still open (busy ones and idle ones)."""
+        return len(self.connections)
+
+    def busy(self) -> int:
+        return int(
+            self.call(lambda: sum(1 for c in self.connections if c.busy) + len(self.confirming))
+            or 0
+        )
+
+    def cut_idle(self) -> None:
+        """Close connections that wait for their next request (stop: no grace needed)."""
+        self.call(lambda: _abort([c for c in self.connections if not c.busy]))
+
+    def cut_all(self) -> None:
+        """Close every connection now (stop, after the grace period)."""
+        self.call(lambda: _abort(list(self.connections)))
+
+    def close(self) -> None:
+        """Stop the loop and the pool (after the connections are gone)."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+        with contextlib.suppress(OSError):
+            self.socket.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- the log ---------------------------------------------------------------------------
+
+    def log(self, client: str, requestline: str, status: int, size: int, took: float) -> None:
+        sink = self.access_log
         if sink is None:
             return
-        line = f"{self.address_string()} - [{self.log_date_time_string()}] {format % args}"
+        when = time.strftime("%d/%b/%Y %H:%M:%S")
+        line = f'{client} - [{when}] "{requestline}" {status} {size} {took * 1000:.1f}ms'
         with contextlib.suppress(Exception):  # a broken log sink must not break serving
             sink(redact(line))
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(:[0-9]*)?")
+_METHOD = re.compile(r"[A-Z]+")
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: a buffer, flow control, and the coroutine that serves it."""
+
+    def __init__(self, server: HTTPServer):
+        self.server = server
+        self.limits = server.limits
+        self.loop = server.loop
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost = False
+        self.busy = False
+        self.paused_writing = False
+        #: bytes written to this connection (heads and bodies), and what the client had
+        #: acknowledged when it went away
+        self.written = 0
+        self.final_acked: int | None = None
+        self.transport: asyncio.Transport | None = None
+        self.client = "-"
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # --- protocol callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client = str(peer[0]) if peer else "-"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = self.server
+        if server.stopping or len(server.connections) >= self.limits.max_connections:
+            self._refuse()
+            return
+        server.connections.add(self)
+        self._task = self.loop.create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > self.limits.head_bytes + self.limits.body_bytes + 65536:
+            assert self.transport is not None
+            self.transport.pause_reading()  # resumed when the buffer is consumed
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True  # keep the write side open: a half-closed client still gets its answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The socket is still open here: what the client acknowledged is known one last time.
+        self.final_acked = self._acked()
+        self.lost = True
+        self.eof = True
+        self.server.connections.discard(self)
+        self._wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _refuse(self) -> None:
+        body = problem_body(
+            503, "Service Unavailable", "The server is busy; try again in a few seconds."
+        )
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\nServer: {SERVER_VERSION}\r\n"
+            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
+            "Retry-After: 5\r\nConnection: close\r\n\r\n"
+        ).encode()
+        assert self.transport is not None
+        self.transport.write(head + body)
+        self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    async def _wait_data(self, deadline: float) -> bool:
+        """Wait for more bytes (or EOF) until ``deadline`` (loop time); False when it passed."""
+        if self.eof:
+            return True
+        if self.transport is not None and self.transport.is_reading() is False:
+            self.transport.resume_reading()
+        waiter = self._waiter = self.loop.create_future()
+        timer = self.loop.call_at(deadline, self._expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+        return self.eof or self.loop.time() < deadline
+
+    @staticmethod
+    def _expire(waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its high-water mark (send deadline)."""
+        if not self.paused_writing or self.lost:
+            if self.lost:
+                raise ClientGone()
+            return
+        drain = self._drain = self.loop.create_future()
+        try:
+            await asyncio.wait_for(drain, self.limits.send_timeout)
+        except TimeoutError as exc:
+            raise ClientGone() from exc
+        finally:
+            self._drain = None
+        if self.lost:
+            raise ClientGone()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.lost or self.transport is None or self.transport.is_closing():
+            raise ClientGone()
+        self.transport.write(data)
+        self.written += len(data)
+
+    # --- the connection's life -------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        try:
+            while not self.server.stopping:
+                request = await self._read_request()
+                if request is None:
+                    break
+                self.busy = True
+                keep = await self._answer(request)
+                self.busy = False
+                if not keep:
+                    break
+        except (ClientGone, ConnectionError, OSError, ssl.SSLError):
+            pass
+        except Exception:  # noqa: BLE001 - a bug in the transport: log it, drop this connection only
+            sys.stderr.write("tuiexport serve: internal error on a connection:\n")
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            self.busy = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+            self.server.connections.discard(self)
+
+    async def _read_request(self) -> Request | None:
+        limits = self.limits
+        now = self.loop.time()
+        # Idle: wait for the first byte of the next request (blank lines before it are allowed).
+        deadline = now + limits.idle_timeout
+        while True:
+            while self.buffer[:2] == b"\r\n" or self.buffer[:1] == b"\n":
+                del self.buffer[: 2 if self.buffer[:1] == b"\r" else 1]
+            if self.buffer:
+                break
+            if self.eof or not await self._wait_data(deadline):
+                return None
+            if self.server.stopping:
+                return None
+        started = time.monotonic()
+        deadline = self.loop.time() + limits.head_timeout
+        searched = 0
+        while True:
+            match = _HEAD_END.search(self.buffer, max(0, searched - 3))
+            if match is not None:
+                break
+            searched = len(self.buffer)
+            if searched > limits.head_bytes:
+                if b"\n" not in self.buffer[: limits.head_bytes]:
+                    await self._refuse_head(414, "The request line is too long.")
+                else:
+                    await self._refuse_head(
+                        431, f"The request headers are larger than {limits.head_bytes:,} bytes."
+                    )
+                return None
+            if self.eof:
+                if self.buffer.strip():
+                    await self._refuse_head(400, "The request ended before its headers did.")
+                return None
+            if not await self._wait_data(deadline):
+                await self._refuse_head(408, "The request headers did not arrive in time.")
+                return None
+        end = match.end()
+        if end > limits.head_bytes:
+            await self._refuse_head(
+                431, f"The request headers are larger than {limits.head_bytes:,} bytes."
+            )
+            return None
+        raw = bytes(self.buffer[: match.start()])
+        del self.buffer[:end]
+        try:
+            request = self._parse(raw)
+            request.body = await self._read_body(request.headers, deadline)
+        except BadRequest as exc:
+            await self._send_problem_raw(exc.status, exc.detail, raw.split(b"\n", 1)[0], started)
+            return None
+        request.started = started
+        return request
+
+    def _parse(self, raw: bytes) -> Request:
+        limits = self.limits
+        lines = raw.split(b"\n")
+        first = lines[0].removesuffix(b"\r")
+        try:
+            requestline = first.decode("ascii")
+        except UnicodeDecodeError:
+            raise BadRequest(400, "The request line is not valid HTTP.") from None
+        words = requestline.split(" ")
+        if len(words) != 3 or not words[2].startswith("HTTP/"):
+            raise BadRequest(400, "The request line is not valid HTTP.")
+        method, target, version = words
+        number = version[5:]
+        if len(number) != 3 or number[1] != "." or not (number[0] + number[2]).isdigit():
+            raise BadRequest(400, "The HTTP version in the request line is not valid.")
+        if number not in ("1.0", "1.1"):
+            # 400, not 505: HTTP/2 arrives via ALPN/upgrade, never in an HTTP/1 request line.
+            raise BadRequest(400, "Use HTTP/1.1.")
+        if not _METHOD.fullmatch(method):
+            raise BadRequest(400, "The request line is not valid HTTP.")
+        if len(target) > limits.head_bytes:
+            raise BadRequest(414, "The request line is too long.")
+        headers = Headers()
+        hosts = 0
+        if len(lines) - 1 > limits.header_count:
+            raise BadRequest(431, f"The request has more than {limits.header_count} headers.")
+        for line in lines[1:]:
+            text = line.removesuffix(b"\r").decode("iso-8859-1")
+            name, sep, value = text.partition(":")
+            if not sep or not _TOKEN.fullmatch(name):
+                # Includes obs-fold (a line starting with a space), which RFC 9112 lets us refuse.
+                raise BadRequest(400, "A request header is malformed.")
+            key, value = name.lower(), value.strip(" \t")
+            if any(c in value for c in "\r\n\x00"):
+                raise BadRequest(400, "A request header is malformed.")
+            if key == "host":
+                hosts += 1
+            if key in headers:
+                if key in ("content-length", "host"):
+                    if key == "host":
+                        raise BadRequest(400, "The request has more than one Host header.")
+                    if headers[key] != value:
+                        raise BadRequest(400, "The request has conflicting Content-Length headers.")
+                    continue
+                headers[key] = f"{headers[key]}, {value}"
+            else:
+                headers[key] = value
+        # RFC 9112 3.2: a client sends Host in every HTTP/1.1 request, exactly once.
+        if number == "1.1" and hosts == 0:
+            raise BadRequest(400, "An HTTP/1.1 request needs a Host header.")
+        host = headers.get("host")
+        if host is not None and not _HOST.fullmatch(host):
+            raise BadRequest(400, "The Host header is not valid.")
+        # The request target: origin-form, or absolute-form (RFC 9112 3.2.2: accepted, its
+        # authority replaces Host).
+        if target.startswith("/"):
+            path_query = target
+        elif target[:7].lower() == "http://" or target[:8].lower() == "https://":
+            parts = urlsplit(target)
+            if not parts.netloc or "@" in parts.netloc:
+                raise BadRequest(400, "The request target is not a valid absolute URL.")
+            headers["host"] = parts.netloc
+            path_query = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            target = path_query
+        else:
+            raise BadRequest(400, "The request line is not valid HTTP.")
+        path, _, query = path_query.partition("?")
+        connection = (headers.get("connection") or "").lower()
+        close = "close" in connection or (number == "1.0" and "keep-alive" not in connection)
+        return Request(
+            method=method,
+            target=target,
+            path=path,
+            query=query.partition("#")[0],
+            version=version,
+            headers=headers,
+            body=b"",
+            client=self.client,
+            requestline=requestline,
+            close=close,
+        )
+
+    async def _read_body(self, headers: Headers, deadline: float) -> bytes:
+        limits = self.limits
+        if headers.get("transfer-encoding"):
+            raise BadRequest(411, "Send the request body with a Content-Length, not chunked.")
+        raw = headers.get("content-length")
+        if raw is None:
+            return b""
+        if not raw.isdigit() or len(raw) > 18:
+            raise BadRequest(400, "The Content-Length header is not a number.")
+        length = int(raw)
+        if length > limits.body_bytes:
+            raise BadRequest(413, f"The request body is larger than {limits.body_bytes:,} bytes.")
+        if length and (headers.get("expect") or "").lower() == "100-continue":
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while len(self.buffer) < length:
+            if self.eof:
+                raise ClientGone()
+            if not await self._wait_data(deadline):
+                raise BadRequest(408, "The request body did not arrive in time.")
+        body = bytes(self.buffer[:length])
+        del self.buffer[:length]
+        return body
+
+    async def _refuse_head(self, status: int, detail: str) -> None:
+        line = bytes(self.buffer.split(b"\n", 1)[0][:200])
+        await self._send_problem_raw(status, detail, line, time.monotonic())
+
+    async def _send_problem_raw(
+        self, status: int, detail: str, line: bytes, started: float
+    ) -> None:
+        body = problem_body(status, _title(status), detail)
+        response = Response(
+            status,
+            [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))],
+            body,
+        )
+        requestline = line.removesuffix(b"\r").decode("iso-8859-1")
+        with contextlib.suppress(ClientGone):
+            self.write(self._head(response, "HTTP/1.1", close=True) + body)
+        self.server.log(self.client, requestline, status, len(body), time.monotonic() - started)
+        if status in (413, 431):
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """After refusing an oversized request, read (and drop) what the client is still sending
+        for a moment, so it sees our answer instead of a reset."""
+        if self.transport is None:
+            return
+        with contextlib.suppress(OSError, RuntimeError, NotImplementedError):
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+        deadline = self.loop.time() + 1.0
+        while not self.eof and self.loop.time() < deadline:
+            self.buffer.clear()
+            await self._wait_data(deadline)
+
+    # --- answering -------------------------------------------------------------------------
+
+    def _head(self, response: Response, version: str, *, close: bool) -> bytes:
+        lines = [
+            f"HTTP/1.1 {response.status} {_title(response.status)}",
+            f"Server: {SERVER_VERSION}",
+            f"Date: {_now_http()}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        if close:
+            lines.append("Connection: close")
+        elif version == "HTTP/1.0":
+            lines.append("Connection: keep-alive")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("latin-1")
+
+    async def _answer(self, request: Request) -> bool:
+        """Handle one request; True when the connection may serve another."""
+        started = request.started
+        exchange = self.server.exchange(request, self.server)
+        try:
+            done = exchange.fast()
+        except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
+            done = False
+        if done and exchange.response is not None:
+            response = exchange.response
+        else:
+            exchange.response = None
+            try:
+                response = await self.loop.run_in_executor(self.server.pool, exchange.run)
+            except RuntimeError:  # the pool is shut down: the server is stopping
+                return False
+        sent = 0
+        status = response.status
+        try:
+            status, sent = await self._send(exchange, request, response)
+        finally:
+            self.server.log(
+                self.client, request.requestline, status, sent, time.monotonic() - started
+            )
+        return not exchange.close_connection and not self.server.stopping and not self.lost
+
+    async def _send(
+        self, exchange: Exchange, request: Request, response: Response
+    ) -> tuple[int, int]:
+        body = response.body
+        close = exchange.close_connection
+        if isinstance(body, StreamBody):
+            return await self._send_stream(exchange, request, body)
+        head = self._head(response, request.version, close=close)
+        if isinstance(body, FileBody):
+            return response.status, await self._send_file(head, body)
+        self.write(head + body if body else head)
+        if response.status in (413, 431) and close:
+            await self._linger()
+        else:
+            await self.drain()
+        return response.status, len(body)
+
+    async def _send_file(self, head: bytes, body: FileBody) -> int:
+        sent = 0
+        complete = False
+        try:
+            if body.on_start is not None:
+                body.on_start()
+            if body.before_send is not None:
+                await self.loop.run_in_executor(self.server.pool, body.before_send)
+            offset, end = body.offset, body.offset + body.count
+            if body.count <= SMALL_FILE:
+                # One read and one write with the head: loop.sendfile's hand-over costs more
+                # than the copy for a small file (measured: about 170 ms per response under
+                # keep-alive load against 12 ms).
+                body.file.seek(offset)
+                data = body.file.read(body.count)
+                if len(data) != body.count:
+                    raise ClientGone()  # the file shrank under us
+                self.write(head + data)  # counts head and data in self.written
+                offset = end
+                sent = len(data)
+                await self.drain()
+            else:
+                self.write(head)
+            piece = 64 << 20
+            transport = self.transport
+            assert transport is not None
+            while offset < end:
+                if self.lost:
+                    raise ClientGone()
+                count = min(piece, end - offset)
+                try:
+                    n = await asyncio.wait_for(
+                        self.loop.sendfile(transport, body.file, offset, count),
+                        self.limits.send_timeout + count / (64 * 1024),
+                    )
+                except (TimeoutError, OSError, RuntimeError) as exc:
+                    raise ClientGone() from exc
+                if n == 0:
+                    raise ClientGone()  # the file shrank under us
+                offset += n
+                sent += n
+                self.written += n
+            if body.confirm and self._acked() is not None:
+                # Plain TCP: the acknowledgements are watched beside the connection, which goes
+                # on with its next request (waiting here would cost a delayed ACK, up to 40 ms,
+                # per download).
+                complete = True
+                task = self.loop.create_task(self._confirm(self.written, body, sent))
+                self.server.confirming.add(task)
+                task.add_done_callback(self.server.confirming.discard)
+                return sent
+            if body.confirm:
+                await self._delivered()
+            complete = True
+            if body.on_complete is not None:
+                body.on_complete()
+            if body.on_end is not None:
+                body.on_end()
+            return sent
+        finally:
+            body.file.close()
+            if not complete:
+                if body.on_incomplete is not None:
+                    body.on_incomplete(sent)
+                if body.on_end is not None:
+                    body.on_end()
+
+    def _acked(self) -> int | None:
+        """Bytes of this connection the client's TCP stack acknowledged (Linux TCP_INFO
+        ``tcpi_bytes_acked``); None over TLS (its records are not our bytes) or where unknown."""
+        if self.final_acked is not None:
+            return self.final_acked
+        transport = self.transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return None
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136)
+        except (OSError, AttributeError):
+            return None
+        if len(info) < 128:
+            return None
+        return int(struct.unpack_from("Q", info, 120)[0])
+
+    async def _confirm(self, target: int, body: FileBody, sent: int) -> None:
+        """Call ``on_complete`` once the client acknowledged every byte up to ``target`` of this
+        connection, ``on_incomplete`` when it went away (or stalled past the send deadline)
+        first."""
+        deadline = self.loop.time() + self.limits.send_timeout
+        delay = 0.001
+        acked: int | None = 0
+        try:
+            while True:
+                acked = self._acked()
+                if acked is None or acked >= target:
+                    if body.on_complete is not None:
+                        body.on_complete()
+                    return
+                if self.lost or self.loop.time() > deadline:
+                    if body.on_incomplete is not None:
+                        body.on_incomplete(max(0, sent - (target - acked)))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        finally:
+            if body.on_end is not None:
+                body.on_end()
+
+    async def _delivered(self) -> None:
+        """Wait until every byte written was acknowledged by the client's TCP stack."""
+        transport = self.transport
+        assert transport is not None
+        sock = transport.get_extra_info("socket")
+        deadline = self.loop.time() + self.limits.send_timeout
+        delay = 0.0005
+        while True:
+            if self.lost:
+                raise ClientGone()
+            if transport.get_write_buffer_size() == 0:
+                if sock is None:
+                    return
+                try:
+                    queued = struct.unpack(
+                        "i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+                    )[0]
+                except OSError:
+                    return  # no such ioctl here: the kernel took it, which is all we know
+                if queued == 0:
+                    return
+            if self.loop.time() > deadline:
+                raise ClientGone()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def _send_stream(
+        self, exchange: Exchange, request: Request, body: StreamBody
+    ) -> tuple[int, int]:
+        pool = self.server.pool
+        chunks = body.chunks
+        sent = 0
+        head_sent = False
+        status = 200
+        chunked = request.version != "HTTP/1.0"
+        try:
+            while True:
+                try:
+                    finished, item = await self.loop.run_in_executor(pool, _next, chunks)
+                    if finished:
+                        raise _Finished(item)
+                except _Finished as stop:
+                    trailer: list[tuple[str, str]] = stop.value or []
+                    if chunked:
+                        fields = "".join(f"{n}: {v}\r\n" for n, v in trailer)
+                        self.write(f"0\r\n{fields}\r\n".encode("latin-1"))
+                    await self.drain()
+                    if not chunked:
+                        exchange.close_connection = True
+                    return status, sent
+                except ClientGone:
+                    exchange.close_connection = True
+                    if not head_sent:
+                        # Nothing went out: say so properly.
+                        exchange.send_problem(500, "The export failed; see the run's history.")
+                        assert exchange.response is not None
+                        return await self._send(exchange, request, exchange.response)
+                    self.abort()
+                    return status, sent
+                if isinstance(item, Response):
+                    return await self._send(exchange, request, item)
+                if isinstance(item, Head):
+                    status = item.status
+                    headers = list(item.headers)
+                    if chunked:
+                        headers.append(("Transfer-Encoding", "chunked"))
+                    else:
+                        exchange.close_connection = True
+                    self.write(
+                        self._head(
+                            Response(status, headers),
+                            request.version,
+                            close=exchange.close_connection,
+                        )
+                    )
+                    head_sent = True
+                    continue
+                if not item:
+                    if self.lost:
+                        raise ClientGone()
+                    await asyncio.sleep(0.02)
+                    continue
+                if chunked:
+                    self.write(b"%X\r\n" % len(item))
+                    self.write(item)
+                    self.write(b"\r\n")
+                else:
+                    self.write(item)
+                sent += len(item)
+                body.sent[0] = sent
+                await self.drain()
+        except ClientGone:
+            exchange.close_connection = True
+            with contextlib.suppress(Exception):
+                await self.loop.run_in_executor(pool, _throw, chunks)
+            self.abort()
+            return status, sent
+
+
+class _Finished(Exception):
+    def __init__(self, value: Any):
+        super().__init__()
+        self.value = value
+
+
+def _next(chunks: Iterator[Any]) -> tuple[bool, Any]:
+    """(False, the next item) or (True, the generator's return value): StopIteration cannot
+    cross a future."""
+    try:
+        return False, next(chunks)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def _abort(connections: list[Connection]) -> None:
+    for connection in connections:
+        connection.abort()
+
+
+def _throw(chunks: Iterator[Any]) -> None:
+    throw = getattr(chunks, "throw", None)
+    if throw is None:
+        return
+    with contextlib.suppress(ClientGone, StopIteration):
+        throw(ClientGone())
+    with contextlib.suppress(Exception):
+        chunks.close()  # type: ignore[attr-defined]  # a generator (checked by throw above)
+
+
+_DATE_CACHE: list[Any] = [0, ""]
+
+
+def _now_http() -> str:
+    second = int(time.time())
+    if _DATE_CACHE[0] != second:
+        _DATE_CACHE[0] = second
+        _DATE_CACHE[1] = http_date(datetime.fromtimestamp(second, UTC))
+    return str(_DATE_CACHE[1])

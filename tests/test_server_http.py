@@ -1,0 +1,310 @@
+"""The asyncio transport as a client sees it (issue 10): strict HTTP/1.1 (Host, absolute-form,
+trickled heads), byte ranges and their digest, `curl -C -`, served-download history rows that
+are batched but never lost, never empty the share cache, and say ``cancelled`` when the client
+broke off; run JSON without server paths, a disguised token parameter, share URLs with
+``--host 0.0.0.0``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import select
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.server_helpers import TEST_LIMITS, served_fixture  # noqa: F401  (fixture)
+from tuiexport import config, service
+from tuiexport.server import primary_address, start_server
+
+
+def raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+        return b"".join(chunks)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.") else 0
+
+
+def current_run(served, name: str):
+    status, _head, body = served.request("GET", served.share(name))
+    assert status == 200
+    export_id = served.exports[name].export_id
+    runs = [r for r in service.list_history(export_id=export_id) if r.artifact_kept]
+    return runs[0], body
+
+
+def test_host_header_rules_and_the_absolute_form(served):
+    close = b"Connection: close\r\n"
+    assert status_of(raw(served.port, b"GET /healthz HTTP/1.1\r\n" + close + b"\r\n")) == 400
+    doubled = b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + close + b"\r\n"
+    response = raw(served.port, doubled)
+    assert status_of(response) == 400 and b"more than one Host" in response
+    assert status_of(raw(served.port, b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n")) == 400
+    # HTTP/1.0 needs no Host; RFC 9112 3.2.2: a server accepts the absolute form.
+    assert status_of(raw(served.port, b"GET /healthz HTTP/1.0\r\n\r\n")) == 200
+    absolute = f"GET http://127.0.0.1:{served.port}/healthz HTTP/1.1\r\nHost: other\r\n".encode()
+    assert status_of(raw(served.port, absolute + close + b"\r\n")) == 200
+    share = f"GET http://x{served.share('standard-jsonl')} HTTP/1.1\r\nHost: x\r\n".encode()
+    assert status_of(raw(served.port, share + close + b"\r\n")) == 200
+    assert status_of(raw(served.port, b"GET http:///healthz HTTP/1.1\r\nHost: a\r\n\r\n")) == 400
+
+
+def test_a_trickled_request_line_gets_408(served):
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        started = time.monotonic()
+        answer = b""
+        for byte in b"GET /healthz HTTP/1.1":
+            sock.send(bytes([byte]))
+            if select.select([sock], [], [], 0.1)[0]:  # the server answered: stop sending
+                break
+        answer = sock.recv(4096)
+        assert time.monotonic() - started < TEST_LIMITS.head_timeout + 5
+    assert status_of(answer) == 408 and b"did not arrive in time" in answer
+
+
+def test_byte_ranges_if_range_and_the_digest(served):
+    run, body = current_run(served, "standard-xml")
+    size = len(body)
+    digest = "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+    path = served.share("standard-xml")
+    status, head, whole = served.request("GET", path)
+    assert status == 200 and head["accept-ranges"] == "bytes" and head["repr-digest"] == digest
+
+    status, head, part = served.request("GET", path, {"Range": "bytes=10-19"})
+    assert status == 206 and part == body[10:20]
+    assert head["content-range"] == f"bytes 10-19/{size}" and head["repr-digest"] == digest
+    status, head, part = served.request("GET", path, {"Range": "bytes=-7"})
+    assert status == 206 and part == body[-7:]
+    status, head, part = served.request("GET", path, {"Range": f"bytes={size - 3}-"})
+    assert status == 206 and part == body[-3:]
+    status, head, part = served.request("GET", path, {"Range": f"bytes=5-{size * 2}"})
+    assert status == 206 and part == body[5:]
+
+    status, head, _problem = served.request("GET", path, {"Range": f"bytes={size}-"})
+    assert status == 416 and head["content-range"] == f"bytes */{size}"
+    assert head["content-type"] == "application/problem+json"
+    # Malformed or several ranges: ignored, the whole file.
+    for header in ("bytes=a-b", "bytes=1-2,5-6", "lines=1-2", "bytes=9-3"):
+        status, _, whole = served.request("GET", path, {"Range": header})
+        assert status == 200 and whole == body, header
+
+    etag = f'"{run.sha256}"'
+    status, _, part = served.request("GET", path, {"Range": "bytes=0-4", "If-Range": etag})
+    assert status == 206 and part == body[:5]
+    status, _, whole = served.request("GET", path, {"Range": "bytes=0-4", "If-Range": '"old"'})
+    assert status == 200 and whole == body
+    # A range asks for the bytes as they are: no gzip.
+    status, head, part = served.request(
+        "GET", path, {"Range": "bytes=0-4", "Accept-Encoding": "gzip"}
+    )
+    assert status == 206 and part == body[:5] and "content-encoding" not in head
+
+
+def test_gzip_answers_carry_the_digest_of_their_bytes_in_the_trailer(served):
+    path = served.share("standard-jsonl")
+    served.request("GET", path)
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"Trailer: Repr-Digest" in head and b"Transfer-Encoding: chunked" in head
+    payload, trailer = b"", b""
+    while True:
+        line, _, rest = rest.partition(b"\r\n")
+        n = int(line, 16)
+        if n == 0:
+            trailer = rest
+            break
+        payload, rest = payload + rest[:n], rest[n + 2 :]
+    expected = base64.b64encode(hashlib.sha256(payload).digest()).decode()
+    assert f"Repr-Digest: sha-256=:{expected}:".encode() in trailer
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_resumes_a_broken_download(served, tmp_path):
+    _run, body = current_run(served, "bmecat12-xml")
+    out = tmp_path / "part.xml"
+    out.write_bytes(body[: len(body) // 3])
+    result = subprocess.run(
+        ["curl", "-sS", "-f", "-C", "-", "-o", str(out), served.url(served.share("bmecat12-xml"))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == body
+
+
+def test_downloads_keep_the_share_cache_and_a_clean_stop_loses_no_row(empty_db, monkeypatch):
+    from tests.server_helpers import Served, build_exports
+
+    exports = build_exports()
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    served = Served(handle, [], exports, "")
+    path = served.share("standard-json")
+    export_id = exports["standard-json"].export_id
+    assert served.request("GET", path)[0] == 200  # runs once
+    while handle.app.runs.running():  # the run's end empties the cache once: let it happen
+        time.sleep(0.01)
+    assert served.request("GET", path)[0] == 200
+    lookups = []
+    original = service.get_definition
+    monkeypatch.setattr(service, "get_definition", lambda ref: lookups.append(ref) or original(ref))
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=10)
+    for _ in range(40):  # not flushed in between: they are queued
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read()
+    conn.close()
+    assert lookups == [], "recording downloads must not empty the share cache"
+    handle.stop()
+    runs = service.list_history(100, export_id=export_id)
+    assert len(runs) == 42 and {r.status for r in runs} == {"success"}
+
+
+def test_a_broken_off_download_is_recorded_as_cancelled(served):
+    path = served.share("bmecat12-xml")
+    run, _body = current_run(served, "bmecat12-xml")
+    export_id = run.export_id
+    before = len(service.list_history(1000, export_id=export_id))
+    for _ in range(3):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", served.port))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        assert sock.recv(200).startswith(b"HTTP/1.1 200")
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    time.sleep(0.3)
+    served.handle.flush_history()
+    runs = service.list_history(1000, export_id=export_id)[
+        : len(service.list_history(1000, export_id=export_id)) - before
+    ]
+    assert len(runs) == 3 and {r.status for r in runs} == {"cancelled"}, [r.status for r in runs]
+
+
+def test_run_json_shows_no_server_paths(served):
+    run, _ = current_run(served, "standard-jsonl")
+    assert any(
+        config.artifacts_dir().name in m or "/" in m for m in service.get_run(run.log_id).messages
+    )
+    status, _, doc = served.api("GET", f"/api/v1/runs/{run.log_id}")
+    assert status == 200
+    text = json.dumps(doc["messages"])
+    assert str(config.artifacts_dir()) not in text and not re.search(r"(?<![\w.:/])/\w", text)
+    status, _, listing = served.api("GET", "/api/v1/exports")
+    last = [e["lastRun"] for e in listing["exports"] if e["lastRun"]]
+    assert last and str(config.artifacts_dir()) not in json.dumps(last)
+
+
+def test_a_percent_encoded_token_parameter_is_refused_and_never_logged(served):
+    definition = service.get_definition(served.exports["standard-jsonl"].export_id)
+    token = definition.share_token
+    path = f"/api/v1/exports/{definition.export_id}/download?%74oken={token}"
+    status, head, _problem = served.request("GET", path)
+    assert status == 400 and head["content-type"] == "application/problem+json"
+    deadline = time.monotonic() + 5
+    while not any("%74oken" in line for line in served.log) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the line is written once the answer went out
+    assert not any(token in line for line in served.log)
+    assert any("%74oken=***" in line for line in served.log)
+
+
+def test_share_urls_on_every_address_name_the_primary_address(empty_db):
+    with start_server("0.0.0.0", 0, access_log=None, limits=TEST_LIMITS) as handle:
+        assert handle.base_url == f"http://{primary_address()}:{handle.port}"
+        assert (
+            socket.gethostname() not in handle.base_url or socket.gethostname() == primary_address()
+        )
+    with start_server(
+        "0.0.0.0", 0, access_log=None, base_url="https://dl.example.com/x/"
+    ) as handle:
+        assert handle.base_url == "https://dl.example.com/x"
+
+
+def test_the_file_name_is_the_same_streamed_and_served(served, monkeypatch):
+    from tuiexport.exporters.base import ExportJob
+    from tuiexport.server import files
+
+    monkeypatch.setattr(files, "HEADERS_AFTER", 0.2)
+    original = ExportJob.check
+
+    def slow_check(self, written):
+        time.sleep(0.5)
+        original(self, written)
+
+    monkeypatch.setattr(ExportJob, "check", slow_check)
+    path = served.share("standard-jsonl")
+    status, first, _ = served.request("GET", path, {"Accept-Encoding": "identity"})
+    assert status == 200 and first.get("transfer-encoding") == "chunked"
+    status, later, _ = served.request("GET", path)
+    assert status == 200 and "transfer-encoding" not in later
+    assert first["content-disposition"] == later["content-disposition"]
+
+
+def test_many_idle_connections_do_not_lock_out_a_client(empty_db):
+    import resource
+    from dataclasses import replace
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 4096)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    idle_count = min(600, want // 2 - 100)
+    limits = replace(TEST_LIMITS, idle_timeout=30.0, max_connections=idle_count + 50)
+    with start_server("127.0.0.1", 0, access_log=None, limits=limits) as handle:
+        idle = [
+            socket.create_connection(("127.0.0.1", handle.port), timeout=5)
+            for _ in range(idle_count)
+        ]
+        try:
+            for _ in range(20):
+                assert (
+                    status_of(
+                        raw(
+                            handle.port,
+                            b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                        )
+                    )
+                    == 200
+                )
+            more = [
+                socket.create_connection(("127.0.0.1", handle.port), timeout=5) for _ in range(60)
+            ]
+            time.sleep(0.3)
+            refused = raw(handle.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert status_of(refused) == 503 and b"Retry-After: 5" in refused
+            for sock in more:
+                sock.close()
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.3)
+        assert (
+            status_of(
+                raw(handle.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            )
+            == 200
+        )

@@ -1,0 +1,233 @@
+"""The history rows of served downloads, written by one thread in batches.
+
+A download never waits for the database: the request hands its events (began, ended whole,
+broken off) to :class:`Recorder`, whose thread writes whatever has arrived in one transaction
+every few milliseconds. A download that began and ended within one batch is written once, with
+its final status; one still going is written as ``running`` and finished later (a server that
+dies meanwhile leaves it to the next start to mark ``interrupted``). :meth:`Recorder.close`
+writes everything still queued: a clean stop loses no row.
+
+The thread's database connection is also the share cache's change detector
+(:meth:`Recorder.data_version`): SQLite's ``data_version`` changes for other connections'
+commits only, so recording downloads never empties the share cache, while anything anyone
+else writes (a rotated token, an edited definition, a finished run, a catalog import) still
+does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tuiexport import service
+from tuiexport.management.views import RunView
+
+#: Seconds the thread waits for more events before it writes a batch.
+BATCH_WAIT = 0.02
+#: Events per transaction at most.
+BATCH_MAX = 512
+
+
+@dataclass(frozen=True)
+class _Begin:
+    source: RunView
+    log_id: str
+    note: str
+    written: threading.Event | None = None
+
+
+@dataclass(frozen=True)
+class _End:
+    log_id: str
+    complete: bool
+    status: str
+    sent: int
+    size: int | None
+
+
+_STOP = object()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # the connection: batches and data_version probes
+        self._probe: Callable[[], int] | None = None
+        self._ready = threading.Event()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._open = 0  # downloads begun and not yet ended
+        self._thread = threading.Thread(target=self._run, name="tuiexport-recorder", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    # --- called by requests (never blocks) ------------------------------------------------
+
+    def begin(
+        self,
+        source: RunView,
+        log_id: str | None = None,
+        note: str = "",
+        written: threading.Event | None = None,
+    ) -> str:
+        """A download of ``source``'s artifact began; returns its log ID. ``written`` is set
+        once its row is in the database (for downloads that wait for it before they start)."""
+        log_id = log_id or service.new_log_id()
+        self._put(_Begin(source, log_id, note, written))
+        return log_id
+
+    def end(
+        self,
+        log_id: str,
+        *,
+        complete: bool,
+        status: str = "success",
+        sent: int = 0,
+        size: int | None = None,
+    ) -> None:
+        """The download ``log_id`` went out whole (``status``: the source's) or was broken off."""
+        self._put(_End(log_id, complete, status, sent, size))
+
+    def record(
+        self, source: RunView, *, complete: bool = True, sent: int = 0, note: str = ""
+    ) -> str:
+        """A download that began and ended: one row."""
+        log_id = self.begin(source, note=note)
+        self.end(log_id, complete=complete, status=source.status, sent=sent, size=source.size)
+        return log_id
+
+    def _put(self, event: object) -> None:
+        with self._idle:
+            self._pending += 1
+            if isinstance(event, _Begin):
+                self._open += 1
+            elif isinstance(event, _End):
+                self._open -= 1
+        self._queue.put(event)
+
+    # --- the share cache's change detector --------------------------------------------------
+
+    @property
+    def probes(self) -> bool:
+        """Whether the database is an SQLite file this recorder can watch for changes."""
+        return self._probe is not None
+
+    def data_version(self, wait: bool = True) -> int | None:
+        """``PRAGMA data_version`` on the recorder's connection (None: unknown right now, e.g.
+        the connection is busy writing and ``wait`` is false)."""
+        if self._probe is None:
+            return None
+        if sqlite3.threadsafety == 3:
+            # SQLite serialises calls on one connection itself: ask between (or within) the
+            # recorder's statements instead of waiting for its whole batch. Its uncommitted
+            # rows do not change data_version either.
+            try:
+                return self._probe()
+            except Exception:  # noqa: BLE001 - any database error: the caller does not cache
+                return None
+        if not (self._lock.acquire(timeout=0.05) if wait else self._lock.acquire(blocking=False)):
+            return None
+        try:
+            return self._probe()
+        except Exception:  # noqa: BLE001 - any database error: the caller does not cache
+            return None
+        finally:
+            self._lock.release()
+
+    # --- stop ---------------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every download begun so far has ended and its row is written; True when
+        they have (False: ``timeout`` passed, e.g. a long download is still going)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0 and self._open <= 0, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            try:
+                self._probe = service.data_version_probe()
+            except Exception:  # noqa: BLE001 - no probe: the share cache does not cache
+                self._probe = None
+            self._ready.set()
+            stop = False
+            while not stop:
+                events = [self._queue.get()]
+                with contextlib.suppress(queue.Empty):
+                    while len(events) < BATCH_MAX:
+                        events.append(self._queue.get(timeout=BATCH_WAIT))
+                if any(e is _STOP for e in events):
+                    stop = True
+                    events = [e for e in events if e is not _STOP]
+                    with contextlib.suppress(queue.Empty):
+                        while True:
+                            events.append(self._queue.get_nowait())
+                self._write([e for e in events if e is not _STOP])
+        finally:
+            self._ready.set()
+            with contextlib.suppress(Exception):
+                service.release_connection()
+
+    def _write(self, events: list[object]) -> None:
+        if not events:
+            return
+        writes: list[Callable[[], object]] = []
+        begun: dict[str, _Begin] = {}
+        for event in events:
+            if isinstance(event, _Begin):
+                begun[event.log_id] = event
+            elif isinstance(event, _End):
+                start = begun.pop(event.log_id, None)
+                writes.append(_final(start, event) if start else _later(event))
+        writes[:0] = [_pending(b) for b in begun.values()]  # before their ends in later batches
+        try:
+            with self._lock:
+                service.write_together(writes)
+        except Exception as exc:  # noqa: BLE001 - one by one, so one bad row loses only itself
+            for write in writes:
+                try:
+                    with self._lock:
+                        service.write_together([write])
+                except Exception:  # noqa: BLE001 - reported, not raised: serving goes on
+                    print(
+                        f"tuiexport serve: a download's history row was not written: {exc}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            for event in events:
+                if isinstance(event, _Begin) and event.written is not None:
+                    event.written.set()
+            with self._idle:
+                self._pending -= len(events)
+                self._idle.notify_all()
+
+
+def _pending(begin: _Begin) -> Callable[[], object]:
+    return lambda: service.record_served(
+        begin.source, log_id=begin.log_id, note=begin.note, pending=True
+    )
+
+
+def _final(begin: _Begin, end: _End) -> Callable[[], object]:
+    return lambda: service.record_served(
+        begin.source, log_id=begin.log_id, note=begin.note, complete=end.complete, sent=end.sent
+    )
+
+
+def _later(end: _End) -> Callable[[], object]:
+    if end.complete:
+        return lambda: service.served_complete(end.log_id, end.status)
+    return lambda: service.served_incomplete(end.log_id, end.sent, end.size)
