@@ -27,10 +27,11 @@ from tuiexport.exporters.base import (
     SELECTION_TABLE,
     Cancelled,
     ExportJob,
+    ExportOptions,
     WriteStats,
     stored_options,
 )
-from tuiexport.management import definitions, history, liveness, notify, runs
+from tuiexport.management import definitions, gate, history, liveness, notify, runs
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
@@ -197,11 +198,16 @@ class PreparedRun:
                     _release(reader, own_reader)
                 status, messages, fields = self._outcome(job, stats, selected, omitted)
                 fields.update(size=size, sha256=digest)
+                # The publish gate (issue 11): the file is complete; past a limit it is held.
+                would_be = status
+                status, publish_to = self._gate(job.options, status, messages, fields)
                 # Recorded before the rename: a process killed between the rename and the final
                 # update leaves a row the next start can check against the file.
                 history.record_outcome(run.log_id, status, messages, **fields)
-                os.replace(part, self.target)
-                _fsync_dir(self.target.parent)
+                os.replace(part, publish_to)
+                _fsync_dir(publish_to.parent)
+                if status == "held":  # what it becomes once approved (gate.approve)
+                    fields["outcome"] = would_be
         except Cancelled:
             _unlink(part)
             return self._finish("cancelled", ["Cancelled before it finished."], **_NO_FILE)
@@ -250,6 +256,23 @@ class PreparedRun:
             "supplier_shares": stats.supplier_shares,
         }
         return status, messages, fields
+
+    def _gate(
+        self, options: ExportOptions, status: str, messages: list[str], fields: dict[str, Any]
+    ) -> tuple[str, Path]:
+        """The publish gate: ``(status, where the file goes)``; a run past one of the
+        definition's limits is ``held`` (its messages say why, its file waits unpublished)."""
+        reasons, _ = gate.check(
+            self.definition.export_id, options, fields["product_count"], fields["size"]
+        )
+        if not reasons:
+            return status, self.target
+        inside = _inside(self.target, config.artifacts_dir())
+        held = gate.held_path(self.target, self.run.log_id, inside)
+        messages[0] = f"{fields['product_count']:,} products written to {held}."
+        messages[1:1] = [*reasons, gate.held_message(self.run.log_id)]
+        fields["artifact_path"] = str(held)
+        return "held", held
 
     def _finish(self, status: str, messages: list[str], **fields: Any) -> RunView:
         def write() -> RunView:
@@ -335,9 +358,13 @@ def apply_retention(export_id: str, keep: int) -> int:
     their history rows stay. Returns how many files were removed."""
     root = config.artifacts_dir()
     removed = 0
+    # Never the file share URLs serve, nor a held run's (it waits for the operator's decision).
+    published = runs.newest_complete_kept(export_id)
     for row in runs.kept_runs(export_id)[max(keep, 1) :]:
         path = Path(row.artifact_path or "")
-        if not _inside(path, root):
+        if not _inside(path, root) or row.status == "held":
+            continue
+        if published is not None and row.id == published.id:
             continue
         _unlink(path)
         runs.release_artifact(row.id)
@@ -347,11 +374,20 @@ def apply_retention(export_id: str, keep: int) -> int:
 
 def reusable_artifact(ref: str) -> RunView | None:
     """The newest successful run whose artifact is still on disk and still current (same
-    definition, selection and catalog): serving it is the same as running again."""
+    definition, selection and catalog): serving it is the same as running again.
+
+    Also while the publish gate stopped the newest run of this very state (held, or discarded
+    by the operator): then the last published artifact goes on serving, instead of a new run
+    that the gate would hold again. A change of the catalog or definition runs again."""
     row = definitions.get_row(ref)
     last = runs.newest_complete_kept(row.export_id)
-    if last is None or last.fingerprint != definitions.fingerprint(row):
+    if last is None:
         return None
+    current = definitions.fingerprint(row)
+    if last.fingerprint != current:
+        gated = runs.newest_gated(row.export_id)
+        if gated is None or gated.id < last.id or gated.fingerprint != current:
+            return None
     if not Path(last.artifact_path or "").is_file():
         return None
     return history.view(last)

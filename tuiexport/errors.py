@@ -33,6 +33,13 @@ class RunFailed(UserError):
     http_status = 500
 
 
+class RunHeld(UserError):
+    """The run finished but the publish gate held its file (issue 11): not published."""
+
+    exit_code = 3
+    http_status = 409
+
+
 class DatabaseLost(UserError):
     """The database went away in the middle of something and did not come back in time."""
 

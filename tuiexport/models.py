@@ -181,7 +181,8 @@ class Run(BaseModel):
     export_id = pw.CharField(index=True)
     export_name = pw.CharField()
     trigger = pw.CharField()  # tui / cli / api
-    status = pw.CharField(index=True)  # running, success, warning, failed, cancelled, interrupted
+    #: running, success, warning, failed, cancelled, interrupted, held, discarded
+    status = pw.CharField(index=True)
     started = pw.DateTimeField(default=utcnow, index=True)
     finished = pw.DateTimeField(null=True)
     heartbeat = pw.DateTimeField(default=utcnow)

@@ -59,6 +59,9 @@ from tuiexport.management.definitions import (
     validate as validate_definition,
 )
 from tuiexport.management.history import (
+    STATUSES as RUN_STATUSES,
+)
+from tuiexport.management.history import (
     SWEEP_EVERY,
     Sweeper,
     count_history,
@@ -112,8 +115,15 @@ from tuiexport.management.notify import (
 )
 from tuiexport.management.notify import flush as flush_notifications
 from tuiexport.management.notify import signature as notification_signature
+
 # isort: on
 # --- end of notifications ------------------------------------------------------------------
+# --- the publish gate (issue 11): approve or discard a held run ----------------------------
+# isort: off
+from tuiexport.management.gate import approve as approve_run
+from tuiexport.management.gate import discard as discard_run
+# isort: on
+# --- end of the publish gate ---------------------------------------------------------------
 
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
@@ -125,6 +135,7 @@ __all__ = [
     "MAX_REPORTED_IMPORT_ERRORS",
     "OUTPUTS",
     "PROFILES",
+    "RUN_STATUSES",
     "SORTS",
     "SWEEP_EVERY",
     "ApiKeyView",
@@ -146,6 +157,7 @@ __all__ = [
     "Sweeper",
     "Writer",
     "api_key_valid",
+    "approve_run",
     "auto_name",
     "begin_run",
     "catalog_stats",
@@ -163,6 +175,7 @@ __all__ = [
     "database_unreachable",
     "delete_definition",
     "delete_selection",
+    "discard_run",
     "download_name",
     "effective_limit",
     "file_extension",

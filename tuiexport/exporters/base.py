@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Annotated, Any, BinaryIO, Literal, Protocol
 
 import msgspec
 import peewee as pw
@@ -23,6 +23,10 @@ from tuiexport.exporters.tuning import Tuning
 SELECTION_TABLE = "sel"
 #: Name of the temporary table holding puids that matched but were cut by the limit.
 OMITTED_TABLE = "sel_omitted"
+
+
+#: A percentage, 0 to 100 (the publish gate's limits).
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 
 
 class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -37,6 +41,13 @@ class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, om
     #: "tuiexport"); cut to the standard's 50 characters.
     bmecat_buyer: str | None = None
     bmecat_supplier: str | None = None
+    #: The publish gate (issue 11), against the export's last published run: hold a run whose
+    #: product count fell by more than this percentage (None: no limit) ...
+    gate_product_drop: Percent | None = 30.0
+    #: ... whose file size fell by more than this percentage (None, the default: no limit) ...
+    gate_size_drop: Percent | None = None
+    #: ... or that has no product at all. The first run of an export is never held.
+    gate_hold_empty: bool = True
 
 
 def check_options(options: object) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from tuiexport import service
-from tuiexport.errors import RunFailed, UserError
+from tuiexport.errors import RunFailed, RunHeld, UserError
 from tuiexport.progress import TerminalProgress
 from tuiexport.units import file_size
 
@@ -56,7 +56,37 @@ def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
         default=None,
         help="CSV for Excel: BOM, semicolon, decimal comma",
     )
+    for flag, what in (("product", "product count"), ("size", "file size")):
+        p.add_argument(
+            f"--gate-{flag}-drop",
+            type=_percent_or_off,
+            metavar="PCT|off",
+            help=f"publish gate: hold a run whose {what} fell by more than PCT %% "
+            "against the last published run",
+        )
+    p.add_argument(
+        "--gate-hold-empty",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="publish gate: hold a run without products",
+    )
     _json_flag(p)
+
+
+_OFF = "off"
+
+
+def _percent_or_off(text: str) -> float | str:
+    """A percentage 0–100 or ``off`` (the argument of the gate's limits)."""
+    if text.strip().lower() in ("off", "none", ""):
+        return _OFF
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a percentage from 0 to 100 or 'off'")
+    return value
 
 
 def _changes(
@@ -85,6 +115,17 @@ def _changes(
             options["csv_variant"] = "excel"
         else:
             options.pop("csv_variant", None)
+        changes["options"] = options
+    gate = {
+        "gate_product_drop": args.gate_product_drop,
+        "gate_size_drop": args.gate_size_drop,
+        "gate_hold_empty": args.gate_hold_empty,
+    }
+    if any(value is not None for value in gate.values()):
+        options = dict(changes.get("options", current_options or {}))
+        for key, value in gate.items():
+            if value is not None:
+                options[key] = None if value == _OFF else value
         changes["options"] = options
     return changes
 
@@ -290,6 +331,13 @@ def selections_delete(args: argparse.Namespace) -> int:
 
 
 def history_cmd(args: argparse.Namespace) -> int:
+    if args.log_id in ("approve", "discard"):
+        return history_decide(args.log_id, args.held_id, args)
+    if args.held_id:
+        raise UserError(
+            f"'{args.held_id}' is one word too many: 'tuiexport history LOGID' shows a run, "
+            "'tuiexport history approve|discard LOGID' decides a held one."
+        )
     if args.log_id:
         run = service.get_run(args.log_id)
         notes = service.run_notifications(run.log_id)
@@ -317,6 +365,16 @@ def history_cmd(args: argparse.Namespace) -> int:
         for r in runs
     ]
     _emit(args, runs, "\n".join(rows) if rows else "No runs yet.")
+    return 0
+
+
+def history_decide(action: str, log_id: str | None, args: argparse.Namespace) -> int:
+    """``tuiexport history approve|discard LOGID``: the operator's decision on a held run."""
+    if not log_id:
+        raise UserError(f"Name the held run: 'tuiexport history {action} LOGID'.")
+    decide = service.approve_run if action == "approve" else service.discard_run
+    run = decide(log_id, by="cli")
+    _emit(args, run, f"{run.log_id}  {run.status}: {run.messages[-1]}")
     return 0
 
 
@@ -392,7 +450,8 @@ def init_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage."""
+    """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage,
+    3 held by the publish gate."""
     to_stdout = args.output == "-"
     output_path = None if to_stdout or not args.output else args.output
     if output_path is not None:
@@ -407,6 +466,12 @@ def run_command(args: argparse.Namespace) -> int:
     if run.status in ("failed", "cancelled"):
         raise RunFailed(
             f"The export '{run.export_name}' {run.status} (log ID {run.log_id}): {run.messages[-1]}"
+        )
+    if run.status == "held":
+        raise RunHeld(
+            f"The export '{run.export_name}' is held by the publish gate (log ID {run.log_id}): "
+            f"{run.messages[1]} The file {run.artifact_path} is kept, not published; "
+            f"'tuiexport history approve {run.log_id}' publishes it."
         )
     if run.status == "warning":
         for message in run.messages[1:]:
@@ -503,12 +568,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _json_flag(p)
     p.set_defaults(handler=selections_delete)
 
-    p = sub.add_parser("history", help="runs, newest first; with a log ID: one run in full")
-    p.add_argument("log_id", nargs="?", metavar="LOGID")
-    p.add_argument("--export", metavar="EXPORT")
-    p.add_argument(
-        "--status", choices=["running", "success", "warning", "failed", "cancelled", "interrupted"]
+    p = sub.add_parser(
+        "history",
+        help="runs, newest first; with a log ID: one run in full; "
+        "approve|discard LOGID: decide a held run",
+        usage="tuiexport history [LOGID | approve LOGID | discard LOGID] [options]",
     )
+    p.add_argument("log_id", nargs="?", metavar="LOGID")
+    p.add_argument("held_id", nargs="?", help=argparse.SUPPRESS)
+    p.add_argument("--export", metavar="EXPORT")
+    p.add_argument("--status", choices=list(service.RUN_STATUSES))
     p.add_argument("--limit", type=whole_number(1, 1_000_000), default=50)
     _json_flag(p)
     p.set_defaults(handler=history_cmd)

@@ -30,7 +30,16 @@ from tuiexport.models import Run, utcnow
 #: Seconds between two looks of a running server for dead runs (see Sweeper).
 SWEEP_EVERY = 30.0
 
-STATUSES = ("running", "success", "warning", "failed", "cancelled", "interrupted")
+STATUSES = (
+    "running",
+    "success",
+    "warning",
+    "failed",
+    "cancelled",
+    "interrupted",
+    "held",
+    "discarded",
+)
 
 
 def new_log_id() -> str:

@@ -69,6 +69,39 @@ def newest_complete_kept(export_id: str) -> Run | None:
     return row
 
 
+#: Statuses of a run the publish gate stopped: ``held`` waits for the operator, ``discarded``
+#: was refused by them (its file deleted).
+GATED = ("held", "discarded")
+
+
+def last_published(export_id: str) -> Run | None:
+    """The newest run of an export whose file was published (success or warning, or approved
+    since): what the publish gate compares a new run with. A served download (a copy of another
+    run's figures, no outcome of its own) does not count."""
+    row: Run | None = (
+        Run.select()
+        .where(
+            Run.export_id == export_id,
+            Run.status.in_(["success", "warning"]),
+            Run.outcome != "",
+        )
+        .order_by(Run.id.desc())
+        .first()
+    )
+    return row
+
+
+def newest_gated(export_id: str) -> Run | None:
+    """The newest run of an export the publish gate stopped (held, or discarded since)."""
+    row: Run | None = (
+        Run.select()
+        .where(Run.export_id == export_id, Run.status.in_(GATED))
+        .order_by(Run.id.desc())
+        .first()
+    )
+    return row
+
+
 def running() -> list[Run]:
     return list(Run.select().where(Run.status == "running"))
 
@@ -133,6 +166,22 @@ def end_dead(run_id: int, decide: Callable[[Run], None]) -> Run | None:
 def served_complete(log_id: str, status: str) -> None:
     now = utcnow()
     Run.update(status=status, finished=now, heartbeat=now).where(Run.log_id == log_id).execute()
+
+
+def settle_held(run_id: int, status: str, message: str, **fields: Any) -> bool:
+    """The operator's decision on a held run: its new status, one more message and ``fields``,
+    only while it is still ``held`` (two operators deciding at once: the first one wins).
+    Returns whether this call decided it."""
+    with database.atomic():
+        row: Run | None = Run.get_or_none(Run.id == run_id, Run.status == "held")
+        if row is None:
+            return False
+        changed = (
+            Run.update(status=status, messages=[*row.messages, message], **fields)
+            .where(Run.id == run_id, Run.status == "held")
+            .execute()
+        )
+    return bool(changed)
 
 
 def release_artifact(run_id: int) -> None:

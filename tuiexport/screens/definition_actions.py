@@ -274,6 +274,15 @@ class DefinitionActions:
                 severity="warning" if run.status == "warning" else "information",
                 timeout=10,
             )
+        elif run.status == "held":
+            self._notify(
+                " ".join(run.messages[1:2])
+                + f"\nKept as {run.artifact_path}: open the run in the history (enter) to "
+                "approve (a) or discard (d) it.",
+                title="Download held by the publish gate",
+                severity="warning",
+                timeout=15,
+            )
         elif run.status == "cancelled":
             self._notify(f"Download of '{run.export_name}' cancelled.")
         else:

@@ -13,8 +13,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tuiexport import service
+from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
+from tuiexport.screens.dialogs import ConfirmScreen
 from tuiexport.widgets import fmt
+from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 from tuiexport.widgets.run_trends import RunTrends
 
@@ -52,6 +55,9 @@ def details(run: RunView, notifications: list[service.NotificationView] | None =
     ]
     for label, value in rows:
         table.add_row(label, value)
+    gate = gate_text(run)
+    if gate is not None:
+        table.add_row("Publish gate", gate)
     table.add_row("Messages", Text("\n".join(run.messages) or "—"))
     if run.supplier_shares:
         total = sum(run.supplier_shares.values()) or 1
@@ -62,6 +68,28 @@ def details(run: RunView, notifications: list[service.NotificationView] | None =
     if notifications:
         table.add_row("Notifications", notification_text(notifications))
     return table
+
+
+def gate_text(run: RunView) -> Text | None:
+    """Why the publish gate held the run (its comparison with the last published run), and
+    what the operator may do; or what they decided. None for a run the gate let through."""
+    reasons = [m for m in run.messages if "(option gate_" in m]
+    decided = [m for m in run.messages if m.startswith(("Approved (", "Discarded ("))]
+    if not reasons and not decided:
+        return None
+    text = Text()
+    for reason in reasons:
+        text.append(reason + "\n", style="bold #ff8700" if run.status == "held" else "")
+    if run.status == "held":
+        text.append("Not published: ")
+        text.append("a", style="bold")
+        text.append(" approves it (it becomes the current file), ")
+        text.append("d", style="bold")
+        text.append(" discards it (its file is deleted).")
+    for message in decided:
+        text.append(message)
+    text.rstrip()
+    return text
 
 
 def notification_text(notifications: list[service.NotificationView]) -> Text:
@@ -87,6 +115,8 @@ class RunDetailsScreen(ModalScreen[None]):
         Binding("l", "copy('log')", "Copy log ID", id="run.copy_log"),
         Binding("p", "copy('path')", "Copy file path", id="run.copy_path"),
         Binding("m", "copy('messages')", "Copy messages", id="run.copy_messages"),
+        Binding("a", "decide('approve')", "Approve held run", id="run.approve"),
+        Binding("d", "decide('discard')", "Discard held run", id="run.discard"),
     ]
 
     def __init__(self, run: RunView) -> None:
@@ -101,6 +131,49 @@ class RunDetailsScreen(ModalScreen[None]):
             notes = service.run_notifications(self.run.log_id)
             yield Static(details(self.run, notes), id="run-details")
         yield KeyBar()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "decide":
+            return self.run.status == "held"  # the keys show only for a held run
+        return True
+
+    def action_decide(self, decision: str) -> None:
+        """Approve (publish) or discard the held run; discarding asks first."""
+        if self.run.status != "held":
+            self.notify(f"The run is {self.run.status}, not held.", severity="warning")
+            return
+        if decision == "approve":
+            self._decide(decision)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._decide(decision)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Discard run {self.run.log_id}? Its file is deleted; the previous file "
+                "stays the export's current one.",
+                yes="Discard",
+            ),
+            answered,
+        )
+
+    def _decide(self, decision: str) -> None:
+        decide = service.approve_run if decision == "approve" else service.discard_run
+        try:
+            run = decide(self.run.log_id, by="tui")
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.run = run
+        self.query_one("#run-details", Static).update(
+            details(run, service.run_notifications(run.log_id))
+        )
+        self.refresh_bindings()
+        for table in self.app.query(HistoryTable):
+            table.update_run(run)
+        self.notify(run.messages[-1], title=f"Run {run.log_id} {run.status}", markup=False)
 
     def action_copy(self, what: str) -> None:
         run = self.run

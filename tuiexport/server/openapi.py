@@ -145,6 +145,8 @@ def document() -> dict[str, Any]:
                                 "failed",
                                 "cancelled",
                                 "interrupted",
+                                "held",
+                                "discarded",
                             ]
                         },
                         "started": {"type": "string", "format": "date-time"},
@@ -346,6 +348,34 @@ def document() -> dict[str, Any]:
                         "410": _problem("Retention removed the file."),
                     },
                 }
+            },
+            **{
+                f"/api/v1/runs/{{log_id}}/{decision}": {
+                    "post": {
+                        "summary": summary,
+                        "description": "A run the publish gate held (status held) waits for "
+                        "the operator: approve publishes its file, discard deletes it.",
+                        "security": _AUTH,
+                        "parameters": [_LOG_ID],
+                        "responses": {
+                            "200": {
+                                "description": "Decided; the run as it is now.",
+                                "content": {
+                                    "application/json": {
+                                        "schema": {"$ref": "#/components/schemas/Run"}
+                                    }
+                                },
+                            },
+                            "401": _401,
+                            "404": _404,
+                            "409": _problem("The run is not held (any more)."),
+                        },
+                    }
+                }
+                for decision, summary in (
+                    ("approve", "Publish a held run's file: it becomes the current artifact"),
+                    ("discard", "Discard a held run: its file is deleted"),
+                )
             },
         },
     }

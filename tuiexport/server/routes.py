@@ -17,6 +17,7 @@ from tuiexport.server.files import FileResponses, _utc, disposition
 from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import (
     RETRY_AFTER,
+    ActiveRun,
     RunManager,
     artifact_file,
 )
@@ -36,6 +37,8 @@ ROUTES = [
     (re.compile(rf"/api/v1/exports/{_EXPORT_ID}/runs"), {"POST": "trigger_run"}),
     (re.compile(rf"/api/v1/runs/{_LOG_ID}"), {"GET": "run_status"}),
     (re.compile(rf"/api/v1/runs/{_LOG_ID}/file"), {"GET": "run_file"}),
+    # The publish gate (issue 11): the operator's decision on a held run.
+    (re.compile(rf"/api/v1/runs/{_LOG_ID}/(?P<decision>approve|discard)"), {"POST": "decide_run"}),
 ]
 
 _SHARE = re.compile(rf"/api/v1/exports/{_EXPORT_ID}/download")
@@ -264,9 +267,13 @@ class ShareHandler(FileResponses):
             )
             return
         if run.status not in ("success", "warning"):
+            held = run.status == "held"
             self.send_problem(
                 409,
-                f"The run {run.log_id} ended as {run.status}; it has no file.",
+                f"The run {run.log_id} is held by the publish gate; POST .../approve publishes "
+                "its file."
+                if held
+                else f"The run {run.log_id} ended as {run.status}; it has no file.",
                 type=PROBLEM_TYPE + "no-file",
             )
             return
@@ -280,6 +287,15 @@ class ShareHandler(FileResponses):
             )
             return
         self.serve_artifact(run, path, record=True)
+
+    def decide_run(self, log_id: str, decision: str) -> None:
+        """Approve (publish) or discard a held run; 409 when it is not held."""
+        if not self.authorized():
+            return
+        decide = service.approve_run if decision == "approve" else service.discard_run
+        run = decide(log_id, by="api")
+        self.app.shares.invalidate()
+        self.send_json(200, self.run_json(run))
 
     # --- the share URL ------------------------------------------------------------------
 
@@ -323,6 +339,17 @@ class ShareHandler(FileResponses):
             return
         # The request that started the run is recorded by the run itself; followers get a row.
         self.stream_run(active, record=not started_here)
+
+    def after_run(self, active: ActiveRun, *, record: bool) -> None:
+        """A share request whose run the publish gate held gets the last published file."""
+        outcome = active.outcome()
+        if outcome.status == "held":
+            current = service.reusable_artifact(outcome.export_id)
+            path = artifact_file(current) if current is not None else None
+            if current is not None and path is not None:
+                self.serve_artifact(current, path, record=True)
+                return
+        super().after_run(active, record=record)
 
     # --- JSON shapes --------------------------------------------------------------------
 

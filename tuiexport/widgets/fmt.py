@@ -19,6 +19,8 @@ STATUS_STYLES = {
     "failed": "bold red",
     "cancelled": "magenta",
     "interrupted": "red",
+    "held": "bold #ff8700",
+    "discarded": "dim",
 }
 STATUS_MARKS = {
     "running": "…",
@@ -27,6 +29,8 @@ STATUS_MARKS = {
     "failed": "✗",
     "cancelled": "-",
     "interrupted": "✗",
+    "held": "‖",
+    "discarded": "-",
 }
 
 SHORT_PROFILES = {

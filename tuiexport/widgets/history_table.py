@@ -90,13 +90,20 @@ class HistoryTable(DataTable[Text | str]):
         self.set_interval(POLL_SECONDS, self.poll)
 
     def poll(self) -> None:
-        running = [log_id for log_id, run in self.runs.items() if run.status == "running"]
-        self._poll(running)
+        # Running runs end; held ones are approved or discarded (here, from the CLI or the API).
+        watched = {
+            log_id: run.status
+            for log_id, run in self.runs.items()
+            if run.status in ("running", "held")
+        }
+        self._poll(watched)
 
     @background("history-poll")
-    def _poll(self, running: list[str]) -> None:
+    def _poll(self, watched: dict[str, str]) -> None:
         newest = service.list_history(limit=1)
-        changed = [run for run in map(service.get_run, running) if run.status != "running"]
+        changed = [
+            run for run in map(service.get_run, watched) if run.status != watched[run.log_id]
+        ]
         self.post_message(self.Polled(newest[0].log_id if newest else None, changed))
 
     def on_history_table_polled(self, message: Polled) -> None:
