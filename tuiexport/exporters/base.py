@@ -37,6 +37,9 @@ class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, om
     #: "tuiexport"); cut to the standard's 50 characters.
     bmecat_buyer: str | None = None
     bmecat_supplier: str | None = None
+    #: Read the file back before it is published (the BMEcat schema, a structural re-read of
+    #: the other outputs; :mod:`tuiexport.exporters.validate`). Off: published unchecked.
+    validate: bool = True
 
 
 def check_options(options: object) -> dict[str, Any]:

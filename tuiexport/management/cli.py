@@ -56,6 +56,12 @@ def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
         default=None,
         help="CSV for Excel: BOM, semicolon, decimal comma",
     )
+    p.add_argument(
+        "--validate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read each file back before it is published (default: on)",
+    )
     _json_flag(p)
 
 
@@ -85,6 +91,13 @@ def _changes(
             options["csv_variant"] = "excel"
         else:
             options.pop("csv_variant", None)
+        changes["options"] = options
+    if args.validate is not None:
+        options = dict(changes.get("options", current_options or {}))
+        if args.validate:
+            options.pop("validate", None)
+        else:
+            options["validate"] = False
         changes["options"] = options
     return changes
 
