@@ -8,6 +8,7 @@ misbehaving writer would. Nothing of the database is mocked."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -50,9 +51,10 @@ def breaking(monkeypatch, change):
 
 def failed_with(run, *patterns: str) -> None:
     assert run.status == "failed", run.messages
-    assert run.messages[0].startswith("The file failed validation and was not published")
+    assert run.messages[-1].startswith("The file failed validation and was not published (")
+    assert run.messages[-1].endswith("); share URLs keep serving the previous file.")
     assert 2 <= len(run.messages) <= 1 + validate.MAX_PROBLEMS
-    text = "\n".join(run.messages[1:])
+    text = "\n".join(run.messages[:-1])
     for pattern in patterns:
         assert re.search(pattern, text), (pattern, run.messages)
     assert not run.artifact_kept and not Path(run.artifact_path).exists()
@@ -224,8 +226,8 @@ def test_the_previous_file_keeps_serving_over_the_share_server(served, monkeypat
     )
     run = service.run_export(export_id, trigger="cli")
     assert run.status == "failed"
-    assert run.messages[0].startswith("The file failed validation and was not published")
-    assert re.match(r"line \d+, element ", run.messages[1]), run.messages
+    assert run.messages[-1].startswith("The file failed validation and was not published")
+    assert re.match(r"line \d+, element EXTRA: This element is not expected", run.messages[0])
     assert [r.status for r in service.list_history(export_id=export_id)][:2] == [
         "failed",
         "warning",
@@ -237,3 +239,40 @@ def test_the_previous_file_keeps_serving_over_the_share_server(served, monkeypat
     served_run = service.get_run(head["x-log-id"])
     assert served_run.sha256 == service.get_run(first).sha256
     assert "nothing was run again" in served_run.messages[0]
+
+
+def test_the_cli_switches_validation_and_a_failed_run_exits_1(tmp_path, capsys, monkeypatch):
+    from tuiexport import db as dbmod
+    from tuiexport import setup
+    from tuiexport.cli import main
+
+    path = str(tmp_path / "cli.sqlite")
+    setup.prepare_database(path, load_sample=False)
+    tiny_catalog.build()
+    dbmod.close_database()
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(["--db", path, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert cli("selections", "create", "--criteria", '{"suppliers": "all"}')[0] == 0
+    code, _, err = cli(
+        "exports", "create", "--name", "Feed", "--selection", "1", "--output", "jsonl",
+        "--no-validate",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = cli("exports", "show", "Feed", "--json")
+    assert json.loads(out)["options"] == {"validate": False}
+    assert cli("exports", "update", "Feed", "--validate")[0] == 0
+    code, out, _ = cli("exports", "show", "Feed", "--json")
+    assert json.loads(out)["options"] == {}
+
+    breaking(monkeypatch, lambda data: data[:-10])
+    target = tmp_path / "feed.jsonl"
+    target.write_text("yesterday's feed\n")
+    code, out, err = cli("--run", "Feed", "-o", str(target))
+    assert code == 1, err
+    assert "The file failed validation and was not published (line 20: the last line" in err
+    assert "Traceback" not in err
+    assert target.read_text() == "yesterday's feed\n", "the previous file is left alone"

@@ -27,21 +27,35 @@ class Output:
     label: str
     #: The writer class by import path, ``"module:Class"``; constructed as ``Class(profile)``.
     writer: str
+    profiles: tuple[str, ...] = FIELD_PROFILES
     #: Its validator by import path, ``"module:function"`` (see :mod:`.validate`): reads the
     #: written file back before it is published. Empty: the output is published unchecked.
-    validator: str
-    profiles: tuple[str, ...] = FIELD_PROFILES
+    validator: str = ""
 
 
+#: Where the validators live (``validate.<function>``).
 _V = "tuiexport.exporters.validate:"
 OUTPUTS_TABLE = (
-    Output("csv", "CSV (ZIP)", "tuiexport.exporters.csv_zip:CsvZipWriter", _V + "csv_zip"),
-    Output("json", "JSON", "tuiexport.exporters.json_out:JsonWriter", _V + "json_document"),
     Output(
-        "jsonl", "JSON Lines", "tuiexport.exporters.json_out:JsonLinesWriter", _V + "json_lines"
+        "csv", "CSV (ZIP)", "tuiexport.exporters.csv_zip:CsvZipWriter", validator=_V + "csv_zip"
     ),
-    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter", _V + "xml"),
-    Output("xml", "XML", "tuiexport.exporters.bmecat:BmecatWriter", _V + "bmecat", ("bmecat12",)),
+    Output(
+        "json", "JSON", "tuiexport.exporters.json_out:JsonWriter", validator=_V + "json_document"
+    ),
+    Output(
+        "jsonl",
+        "JSON Lines",
+        "tuiexport.exporters.json_out:JsonLinesWriter",
+        validator=_V + "json_lines",
+    ),
+    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter", validator=_V + "xml"),
+    Output(
+        "xml",
+        "XML",
+        "tuiexport.exporters.bmecat:BmecatWriter",
+        ("bmecat12",),
+        validator=_V + "bmecat",
+    ),
 )
 
 PROFILE_LABELS = {

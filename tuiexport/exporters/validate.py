@@ -56,10 +56,14 @@ class InvalidArtifact(Exception):
 
     @property
     def messages(self) -> list[str]:
+        """The problems, then one sentence that says it all (the CLI's error, the server's
+        problem detail: front ends that show one message show the last)."""
+        more = len(self.problems) - 1
         return [
-            "The file failed validation and was not published "
-            "(share URLs keep serving the previous file):",
             *self.problems,
+            f"The file failed validation and was not published ({self.problems[0]}"
+            + (f"; {more} more problem{'s' if more != 1 else ''} above" if more else "")
+            + "); share URLs keep serving the previous file.",
         ]
 
 
