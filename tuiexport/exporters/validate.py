@@ -185,22 +185,24 @@ def _drop(elem: Any) -> None:
 
 
 def _iter_count(
-    path: Path, tag: str, schema: Any = None, *, top_level: bool = True
+    path: Path, tag: str, schema: Any = None, *, top_level: bool = True, also: tuple[str, ...] = ()
 ) -> tuple[int, str | None]:
     """Elements ``tag`` (with ``top_level``: only those right under the root) counted while
-    lxml parses (and validates against ``schema``); each is dropped once counted, and so are
-    its finished siblings. Returns (count, first problem)."""
+    lxml parses (and validates against ``schema``). Each is dropped once counted, and so are
+    the elements ``also`` (the other long runs of siblings) and finished siblings: memory stays
+    flat. Returns (count, first problem)."""
     from lxml import etree
 
     count = 0
-    kwargs: dict[str, Any] = {"events": ("end",), "tag": tag, "huge_tree": True}
+    kwargs: dict[str, Any] = {"events": ("end",), "tag": [tag, *also], "huge_tree": True}
     if schema is not None:
         kwargs["schema"] = schema
     try:
         for _, elem in etree.iterparse(str(path), **kwargs):
-            parent = elem.getparent()
-            if not top_level or (parent is not None and parent.getparent() is None):
-                count += 1
+            if elem.tag == tag:
+                parent = elem.getparent()
+                if not top_level or (parent is not None and parent.getparent() is None):
+                    count += 1
             _drop(elem)
     except etree.LxmlError as exc:
         locate = (lambda: _bmecat_error_line(path, schema)) if schema is not None else None
@@ -215,7 +217,8 @@ def bmecat(path: Path, profile: str, expected: int, options: ExportOptions) -> l
 
     # ARTICLEs sit in T_NEW_CATALOG, not right under the root.
     tag = f"{{{NAMESPACE}}}ARTICLE"
-    count, problem = _iter_count(path, tag, bmecat12_schema(), top_level=False)
+    maps = f"{{{NAMESPACE}}}ARTICLE_TO_CATALOGGROUP_MAP"  # one per article, after them
+    count, problem = _iter_count(path, tag, bmecat12_schema(), top_level=False, also=(maps,))
     if problem:
         return [problem]
     if count != expected:
@@ -226,7 +229,8 @@ def bmecat(path: Path, profile: str, expected: int, options: ExportOptions) -> l
 def xml(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
     """Well-formed XML; the root's ``product`` elements counted."""
     main = PROFILES[profile].main.name
-    count, problem = _iter_count(path, main)
+    # The log's entries (one per product over the limit) are dropped as they end too.
+    count, problem = _iter_count(path, main, also=("entry",))
     if problem:
         return [problem]
     if count != expected:
