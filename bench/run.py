@@ -3,6 +3,7 @@
     python bench/run.py                 # 100k and 1M demo products (builds them once)
     python bench/run.py --quick         # 100k only
     python bench/run.py --products 250000 --formats standard/csv,standard/jsonl
+    python bench/run.py --validation --products 1000000 --repeat 3   # validation off vs on
 
 Catalogs live in bench/out/ (git-ignored) and are reused. Every measurement runs in its own
 process: wall time is measured around the whole process (interpreter start included for ours);
@@ -157,6 +158,21 @@ def child_setup(db: str, products: int) -> dict:
                 name, selection_id=selection.id, profile=profile, output=output, language="de"
             ).export_id
         ids[fmt] = by_name[name]
+        # The same definition with validation off (issue 11): --validation compares the two.
+        off = f"{name} (validation off)"
+        if off not in by_name:
+            profile, output = fmt.split("/")
+            d = service.create_definition(
+                off,
+                selection_id=service.get_definition(by_name[name]).selection_id,
+                profile=profile,
+                output=output,
+                language="de",
+            )
+            by_name[off] = service.update_definition(
+                d.export_id, options={"validate": False}
+            ).export_id
+        ids[f"{fmt} off"] = by_name[off]
     return {"ids": ids}
 
 
@@ -342,6 +358,67 @@ def bench_size(
     return rows
 
 
+def bench_validation(products: int, formats: list[str], repeat: int, tuning: str = "") -> str:
+    """Validation's cost (issue 11): each format exported with validation off, then on, in
+    interleaved pairs; the table shows the medians and the ratio on/off."""
+    db = ensure_catalog(products)
+    work = OUT / f"validate-{products}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    env = dict(os.environ)
+    env.update(
+        TUIEXPORT_HOME=str(work / "home"),
+        TUIEXPORT_DB=str(db),
+        TUIEXPORT_CONTRACT_LIMIT=str(max(products, 200_000) * 2),
+    )
+    env.pop("TUIEXPORT_CONFIG", None)
+    if tuning:
+        env["TUIEXPORT_TUNING"] = tuning
+    ids = spawn("setup", db, products, env=env)["ids"]
+    subprocess.run(f"cat {db} > /dev/null", shell=True, check=True)
+    pairs: dict[str, list[tuple[dict, dict]]] = {fmt: [] for fmt in formats}
+    for _ in range(repeat):
+        for fmt in formats:
+            profile, output = fmt.split("/")
+            target = work / f"{profile}.{'zip' if output == 'csv' else output}"
+            off = spawn("export", db, ids[f"{fmt} off"], target, env=env)
+            load_off = os.getloadavg()[0]
+            target.unlink(missing_ok=True)
+            on = spawn("export", db, ids[fmt], target, env=env)
+            target.unlink(missing_ok=True)
+            on["load"], off["load"] = os.getloadavg()[0], load_off
+            pairs[fmt].append((off, on))
+            print(
+                f"  {fmt:16s} off {off['wall_s']:7.2f} s  on {on['wall_s']:7.2f} s  "
+                f"{on['wall_s'] / off['wall_s']:5.2f}×  CPU {on['cpu_s'] / off['cpu_s']:5.2f}×  "
+                f"tree {off['tree_mb']:.0f}/{on['tree_mb']:.0f} MB  {on['status']}  "
+                f"(load {on['load']:.1f})",
+                flush=True,
+            )
+    shutil.rmtree(work, ignore_errors=True)
+    lines = [
+        f"\n### Validation at {products:,} products\n",
+        "| Format | Off wall s | On wall s | On/off (wall) | Validation s | On/off (CPU) "
+        "| Tree peak RSS MB off/on | Output MB | Load average | Status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for fmt, done in pairs.items():
+        med = statistics.median
+        off_w, on_w = med(p[0]["wall_s"] for p in done), med(p[1]["wall_s"] for p in done)
+        ratio = med(p[1]["wall_s"] / p[0]["wall_s"] for p in done)
+        cpu = med(p[1]["cpu_s"] / p[0]["cpu_s"] for p in done)
+        loads = [p[i]["load"] for p in done for i in (0, 1)]
+        lines.append(
+            f"| {fmt} | {off_w:.2f} | {on_w:.2f} | {ratio:.2f}× | {on_w - off_w:.2f} | "
+            f"{cpu:.2f}× | {med(p[0]['tree_mb'] for p in done):.0f}/"
+            f"{med(p[1]['tree_mb'] for p in done):.0f} | {done[0][1]['size'] / 1e6:.0f} | "
+            f"{min(loads):.1f}–{max(loads):.1f} | {done[-1][1]['status']} |"
+        )
+    lines.append(f"\nMedians of {repeat} interleaved pair(s) (off, then on) per format.")
+    return "\n".join(lines)
+
+
 def report(results: dict[int, list[dict]]) -> str:
     lines = []
     for products, rows in results.items():
@@ -396,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="writer tuning for the exports, as JSON (e.g. '{\"generic_path\": true}')",
     )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="measure validation's cost instead: each format with validation off vs on",
+    )
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -415,6 +497,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
     )
+    if args.validation:
+        for n in sizes:
+            print(f"\n{n:,} products: validation off vs on", flush=True)
+            print(bench_validation(n, formats, args.repeat, args.tuning))
+        return 0
     results = {}
     for n in sizes:
         print(f"\n{n:,} products", flush=True)

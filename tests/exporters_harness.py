@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import tempfile
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 
 from tuiexport.engine import drop_selection, prepare_selection
 from tuiexport.exporters.base import ExportJob, ExportOptions, WriteStats
-from tuiexport.exporters.registry import get_writer
+from tuiexport.exporters.registry import get_validator, get_writer
 from tuiexport.exporters.tuning import Tuning
 from tuiexport.selection import Criteria
 
@@ -54,13 +56,23 @@ def make_job(
 
 
 def run(db, profile: str, output: str, **kw) -> tuple[bytes, WriteStats, ExportJob]:
+    """Write, and check that the product's own validation accepts the file (every writer test,
+    hostile and property-based texts included, is then also a test against false alarms)."""
     job = make_job(db, profile, output, **kw)
     buf = io.BytesIO()
     try:
         stats = get_writer(profile, output).write(job, buf)
     finally:
         drop_selection(db)
-    return buf.getvalue(), stats, job
+    data = buf.getvalue()
+    check = get_validator(profile, output)
+    assert check is not None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "artifact"
+        path.write_bytes(data)
+        problems = check(path, profile, stats.product_count, job.options)
+    assert problems == [], problems
+    return data, stats, job
 
 
 # --- independent readers -------------------------------------------------------------------

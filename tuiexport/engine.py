@@ -21,7 +21,7 @@ from tuiexport import config
 from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import InvalidDefinition, UserError
-from tuiexport.exporters import registry, tuning
+from tuiexport.exporters import registry, tuning, validate
 from tuiexport.exporters.base import (
     OMITTED_TABLE,
     SELECTION_TABLE,
@@ -196,6 +196,8 @@ class PreparedRun:
                     digest, size = out.hexdigest(), out.size
                 finally:
                     _release(reader, own_reader)
+                # The part file is complete: read it back before anything publishes it.
+                validate.artifact(self.writer, part, job, stats)
                 status, messages, fields = self._outcome(job, stats, selected, omitted)
                 fields.update(size=size, sha256=digest)
                 # The publish gate (issue 11): the file is complete; past a limit it is held.
@@ -211,6 +213,9 @@ class PreparedRun:
         except Cancelled:
             _unlink(part)
             return self._finish("cancelled", ["Cancelled before it finished."], **_NO_FILE)
+        except validate.InvalidArtifact as exc:
+            _unlink(part)
+            return self._finish("failed", exc.messages, **_NO_FILE)
         except OSError as exc:
             _unlink(part)
             reason = os.strerror(exc.errno) if exc.errno else str(exc)

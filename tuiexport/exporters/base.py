@@ -48,6 +48,9 @@ class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, om
     gate_size_drop: Percent | None = None
     #: ... or that has no product at all. The first run of an export is never held.
     gate_hold_empty: bool = True
+    #: Read the file back before it is published (the BMEcat schema, a structural re-read of
+    #: the other outputs; :mod:`tuiexport.exporters.validate`). Off: published unchecked.
+    validate: bool = True
 
 
 def check_options(options: object) -> dict[str, Any]:

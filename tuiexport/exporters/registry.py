@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from tuiexport.exporters.base import Writer
+
+if TYPE_CHECKING:
+    from tuiexport.exporters.validate import Validator
 
 #: The profiles declared by field lists (tuiexport.exporters.profiles.PROFILES, in this order).
 FIELD_PROFILES = ("standard", "standardUpdate", "developer")
@@ -25,15 +28,37 @@ class Output:
     #: The writer class by import path, ``"module:Class"``; constructed as ``Class(profile)``.
     writer: str
     profiles: tuple[str, ...] = FIELD_PROFILES
+    #: Its validator by import path, ``"module:function"`` (see :mod:`.validate`): reads the
+    #: written file back before it is published. Empty: the output is published unchecked.
+    validator: str = ""
 
 
+#: Where the validators live (``validate.<function>``).
+_V = "tuiexport.exporters.validate:"
 OUTPUTS_TABLE = (
-    Output("csv", "CSV (ZIP)", "tuiexport.exporters.csv_zip:CsvZipWriter"),
-    Output("json", "JSON", "tuiexport.exporters.json_out:JsonWriter"),
-    Output("jsonl", "JSON Lines", "tuiexport.exporters.json_out:JsonLinesWriter"),
-    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter"),
-    Output("xlsx", "Excel (XLSX)", "tuiexport.exporters.xlsx_out:XlsxWriter"),
-    Output("xml", "XML", "tuiexport.exporters.bmecat:BmecatWriter", ("bmecat12",)),
+    Output(
+        "csv", "CSV (ZIP)", "tuiexport.exporters.csv_zip:CsvZipWriter", validator=_V + "csv_zip"
+    ),
+    Output(
+        "json", "JSON", "tuiexport.exporters.json_out:JsonWriter", validator=_V + "json_document"
+    ),
+    Output(
+        "jsonl",
+        "JSON Lines",
+        "tuiexport.exporters.json_out:JsonLinesWriter",
+        validator=_V + "json_lines",
+    ),
+    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter", validator=_V + "xml"),
+    Output(
+        "xlsx", "Excel (XLSX)", "tuiexport.exporters.xlsx_out:XlsxWriter", validator=_V + "xlsx"
+    ),
+    Output(
+        "xml",
+        "XML",
+        "tuiexport.exporters.bmecat:BmecatWriter",
+        ("bmecat12",),
+        validator=_V + "bmecat",
+    ),
 )
 
 PROFILE_LABELS = {
@@ -69,6 +94,15 @@ def get_writer(profile: str, output: str) -> Writer:
         module, _, name = entry.writer.partition(":")
         _loaded[key] = cast(Writer, getattr(importlib.import_module(module), name)(profile))
     return _loaded[key]
+
+
+def get_validator(profile: str, output: str) -> Validator | None:
+    """The function that validates this pair's files (None: not validated)."""
+    entry = _PAIRS[(profile, output)]
+    if not entry.validator:
+        return None
+    module, _, name = entry.validator.partition(":")
+    return cast("Validator", getattr(importlib.import_module(module), name))
 
 
 def file_format(profile: str, output: str) -> str:

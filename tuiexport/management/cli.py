@@ -70,6 +70,12 @@ def _definition_options(p: argparse.ArgumentParser, creating: bool) -> None:
         default=None,
         help="publish gate: hold a run without products",
     )
+    p.add_argument(
+        "--validate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read each file back before it is published (default: on)",
+    )
     _json_flag(p)
 
 
@@ -126,6 +132,13 @@ def _changes(
         for key, value in gate.items():
             if value is not None:
                 options[key] = None if value == _OFF else value
+        changes["options"] = options
+    if args.validate is not None:
+        options = dict(changes.get("options", current_options or {}))
+        if args.validate:
+            options.pop("validate", None)
+        else:
+            options["validate"] = False
         changes["options"] = options
     return changes
 

@@ -1,0 +1,478 @@
+"""Every artifact is read back before it is published (issue 11).
+
+One function per output family, named beside its writer in :data:`registry.OUTPUTS_TABLE`:
+
+* BMEcat: the official 1.2 schema (:func:`tuiexport.formats.bmecat12_schema`), validated while
+  lxml parses (``iterparse(..., schema=...)``: libxml2 checks the SAX stream, so finished
+  ``ARTICLE`` elements are dropped and memory stays flat on a multi-GB file);
+* CSV in a ZIP: every ``.csv`` member through Python's ``csv`` reader (strict quoting), every
+  row with the header's number of fields;
+* JSON: a line-by-line tokenizer (every token of a JSON text lies within one line), each record
+  decoded whole; JSON Lines: every line decoded; XML: well-formed by lxml's ``iterparse``.
+
+Each counts the products it read; a count that differs from what the writer reported is a
+problem too. A validator returns its problems (``"line 12, element ARTICLE: reason"``, at most
+:data:`MAX_PROBLEMS`); :func:`artifact` is the one call the engine makes between "the part file
+is written" and "the part file is renamed onto its target".
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from tuiexport.exporters.base import ExportOptions
+from tuiexport.exporters.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from tuiexport.exporters.base import ExportJob, Writer, WriteStats
+
+#: At most this many problems are reported (a broken file usually breaks everywhere).
+MAX_PROBLEMS = 5
+
+#: A validator: (file, profile, products the writer reported, options) -> problems.
+Validator = Callable[[Path, str, int, ExportOptions], list[str]]
+
+#: Tests only: called with the part file after it is written and before it is validated, so a
+#: test can make a file go wrong the way a misbehaving writer would. Never set in the product.
+before_validate: Callable[[Path], None] | None = None
+
+
+class InvalidArtifact(Exception):
+    """The written file failed its validation: it is not published."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(problems[0] if problems else "invalid")
+        self.problems = problems
+
+    @property
+    def messages(self) -> list[str]:
+        """The problems, then one sentence that says it all (the CLI's error, the server's
+        problem detail: front ends that show one message show the last)."""
+        more = len(self.problems) - 1
+        return [
+            *self.problems,
+            f"The file failed validation and was not published ({self.problems[0]}"
+            + (f"; {more} more problem{'s' if more != 1 else ''} above" if more else "")
+            + "); share URLs keep serving the previous file.",
+        ]
+
+
+def artifact(writer: Writer, path: Path, job: ExportJob, stats: WriteStats) -> None:
+    """Validate the part file ``path`` written by ``writer``; raise :class:`InvalidArtifact`.
+
+    Does nothing when the definition switched validation off (``ExportOptions.validate``)."""
+    from tuiexport.exporters import registry
+
+    if before_validate is not None:
+        before_validate(path)
+    if not job.options.validate:
+        return
+    check = registry.get_validator(writer.profile, writer.output)
+    if check is None:
+        return
+    problems = check(path, writer.profile, stats.product_count, job.options)
+    if problems:
+        raise InvalidArtifact(problems[:MAX_PROBLEMS])
+
+
+def _count_problem(found: int, expected: int, what: str) -> str:
+    return (
+        f"the file holds {found:,} {what}{'' if found == 1 else 's'}, "
+        f"but the run wrote {expected:,}"
+    )
+
+
+# --- BMEcat and XML ---------------------------------------------------------------------------
+
+
+_ELEMENT = re.compile(r"^Element '(?:\{[^}]*\})?([^']+)'(?:, attribute '([^']+)')?: ")
+_NAMESPACED = re.compile(r"\{[^}]*\}")
+_POSITION = re.compile(r", line \d+, column \d+$")
+
+
+def _xml_problem(exc: Any, line_of: Callable[[], tuple[int, str]] | None = None) -> str:
+    """One line of an lxml error: its line, the element, the reason (namespaces left out).
+
+    A well-formedness error knows its line; a schema error found while streaming does not
+    (libxml2 validates the SAX stream), so ``line_of`` finds it (only ever for a failed run)."""
+    text = str(getattr(exc, "msg", "") or exc).strip()
+    line = getattr(exc, "lineno", 0) or 0
+    if not line and line_of is not None:
+        line, found = line_of()
+        text = found or text
+    element = ""
+    match = _ELEMENT.match(text)
+    if match:
+        element = f", element {match[1]}" + (f", attribute {match[2]}" if match[2] else "")
+        text = text[match.end() :]
+    text = _POSITION.sub("", _NAMESPACED.sub("", text))
+    return f"{f'line {line}' if line else 'the file'}{element}: {text}"
+
+
+#: ARTICLEs (and group maps) per document when a schema error is located.
+_LOCATE_BATCH = 1000
+
+
+def _bmecat_error_line(path: Path, schema: Any) -> tuple[int, str]:
+    """The line (and message) of the first schema error: the file parsed again without the
+    schema, its ARTICLEs moved in batches into small documents (the HEADER and the group
+    system copied into each), each validated as a tree, whose errors know their source lines.
+    (0, "") when no batch shows the error (one only the whole document has)."""
+    from lxml import etree
+
+    from tuiexport.exporters.bmecat import NAMESPACE
+
+    def q(tag: str) -> str:
+        return f"{{{NAMESPACE}}}{tag}"
+
+    root: Any = None
+    kept: dict[str, Any] = {}
+    batch: list[Any] = []
+
+    def check() -> tuple[int, str] | None:
+        doc = etree.Element(root.tag, dict(root.attrib), nsmap=root.nsmap)
+        if "HEADER" in kept:
+            doc.append(copy.deepcopy(kept["HEADER"]))
+        catalog = etree.SubElement(doc, q("T_NEW_CATALOG"))
+        if "CATALOG_GROUP_SYSTEM" in kept:
+            catalog.append(copy.deepcopy(kept["CATALOG_GROUP_SYSTEM"]))
+        for item in batch:
+            catalog.append(item)  # moved out of the file's tree: memory stays flat
+        batch.clear()
+        if schema.validate(doc):
+            return None
+        error = schema.error_log[0]
+        return int(error.line), str(error.message)
+
+    tags = [q(t) for t in ("BMECAT", "HEADER", "CATALOG_GROUP_SYSTEM", "ARTICLE")]
+    tags.append(q("ARTICLE_TO_CATALOGGROUP_MAP"))
+    try:
+        for event, elem in etree.iterparse(
+            str(path), events=("start", "end"), tag=tags, huge_tree=True
+        ):
+            if event == "start":
+                root = elem if root is None else root
+                continue
+            name = elem.tag.rpartition("}")[2]
+            if name in ("HEADER", "CATALOG_GROUP_SYSTEM"):
+                kept[name] = elem
+            elif name != "BMECAT":
+                batch.append(elem)
+                if len(batch) >= _LOCATE_BATCH and (found := check()):
+                    return found
+        return (check() if root is not None else None) or (0, "")
+    except etree.LxmlError:
+        return 0, ""
+
+
+def _drop(elem: Any) -> None:
+    """Free a counted element and its finished siblings (memory stays flat)."""
+    elem.clear()
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def _iter_count(
+    path: Path, tag: str, schema: Any = None, *, top_level: bool = True, also: tuple[str, ...] = ()
+) -> tuple[int, str | None]:
+    """Elements ``tag`` (with ``top_level``: only those right under the root) counted while
+    lxml parses (and validates against ``schema``). Each is dropped once counted, and so are
+    the elements ``also`` (the other long runs of siblings) and finished siblings: memory stays
+    flat. Returns (count, first problem)."""
+    from lxml import etree
+
+    count = 0
+    kwargs: dict[str, Any] = {"events": ("end",), "tag": [tag, *also], "huge_tree": True}
+    if schema is not None:
+        kwargs["schema"] = schema
+    try:
+        for _, elem in etree.iterparse(str(path), **kwargs):
+            if elem.tag == tag:
+                parent = elem.getparent()
+                if not top_level or (parent is not None and parent.getparent() is None):
+                    count += 1
+            _drop(elem)
+    except etree.LxmlError as exc:
+        locate = (lambda: _bmecat_error_line(path, schema)) if schema is not None else None
+        return count, _xml_problem(exc, locate)
+    return count, None
+
+
+def bmecat(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+    """The official BMEcat 1.2 schema, validated while parsing; ARTICLEs counted."""
+    from tuiexport.exporters.bmecat import NAMESPACE
+    from tuiexport.formats import bmecat12_schema
+
+    # ARTICLEs sit in T_NEW_CATALOG, not right under the root.
+    tag = f"{{{NAMESPACE}}}ARTICLE"
+    maps = f"{{{NAMESPACE}}}ARTICLE_TO_CATALOGGROUP_MAP"  # one per article, after them
+    count, problem = _iter_count(path, tag, bmecat12_schema(), top_level=False, also=(maps,))
+    if problem:
+        return [problem]
+    if count != expected:
+        return [_count_problem(count, expected, "ARTICLE")]
+    return []
+
+
+def xml(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+    """Well-formed XML; the root's ``product`` elements counted."""
+    main = PROFILES[profile].main.name
+    # The log's entries (one per product over the limit) are dropped as they end too.
+    count, problem = _iter_count(path, main, also=("entry",))
+    if problem:
+        return [problem]
+    if count != expected:
+        return [_count_problem(count, expected, f"<{main}> element")]
+    return []
+
+
+# --- JSON and JSON Lines ----------------------------------------------------------------------
+
+
+class _JsonError(Exception):
+    pass
+
+
+def json_document(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+    """A JSON text, tokenized line by line (no JSON token spans a line): a complete value on a
+    line is decoded whole (each record), an opening bracket that does not close on its line is
+    followed token by token. Memory: one line. Counts the values of the top-level main array."""
+    main = PROFILES[profile].main.name
+    raw = json.JSONDecoder().raw_decode
+    # Each open container: [kind, state, its key in its parent, the key being read]; state: object "key" (after "{"),
+    # "key!" (after ","), "colon", "value", "next"; array "first", "value", "next".
+    stack: list[list[Any]] = []
+    top_done = False
+    count = 0
+    lineno = 0
+
+    def ended() -> None:
+        nonlocal count, top_done
+        if not stack:
+            top_done = True
+            return
+        parent = stack[-1]
+        parent[1] = "next"
+        if len(stack) == 2 and parent[0] == "[" and parent[2] == main:
+            count += 1
+
+    with open(path, "rb") as f:
+        try:
+            for lineno, data in enumerate(f, 1):  # noqa: B007 - lineno is read after the loop
+                try:
+                    line = data.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _JsonError(f"not UTF-8 ({exc.reason})") from None
+                i, n = 0, len(line)
+                while i < n:
+                    ch = line[i]
+                    if ch in " \t\r\n":
+                        i += 1
+                        continue
+                    state = stack[-1][1] if stack else ("done" if top_done else "value")
+                    if state == "done":
+                        raise _JsonError(f"extra data after the document (column {i + 1})")
+                    if state in ("key", "key!"):
+                        if ch == "}" and state == "key":
+                            stack.pop()
+                            ended()
+                            i += 1
+                            continue
+                        if ch != '"':
+                            raise _JsonError(f"expected a key in quotes (column {i + 1})")
+                        key, i = raw(line, i)
+                        stack[-1][1], stack[-1][3] = "colon", key
+                        continue
+                    if state == "colon":
+                        if ch != ":":
+                            raise _JsonError(f"expected ':' (column {i + 1})")
+                        stack[-1][1] = "value"
+                        i += 1
+                        continue
+                    if state == "next":
+                        kind = stack[-1][0]
+                        if ch == ",":
+                            stack[-1][1] = "key!" if kind == "{" else "value"
+                            i += 1
+                        elif ch == ("}" if kind == "{" else "]"):
+                            stack.pop()
+                            ended()
+                            i += 1
+                        else:
+                            raise _JsonError(
+                                f"expected ',' or '{'}' if kind == '{' else ']'}' (column {i + 1})"
+                            )
+                        continue
+                    # A value (state "value", or "first" in an array).
+                    if ch == "]" and state == "first":
+                        stack.pop()
+                        ended()
+                        i += 1
+                        continue
+                    try:
+                        _, i = raw(line, i)
+                    except json.JSONDecodeError as exc:
+                        if ch not in "{[":
+                            raise _JsonError(f"{exc.msg} (column {exc.colno})") from None
+                        key = stack[-1][3] if stack and stack[-1][0] == "{" else None
+                        stack.append([ch, "key" if ch == "{" else "first", key, None])
+                        i += 1
+                        continue
+                    ended()
+            if stack or not top_done:
+                raise _JsonError("the file ends before the document does (truncated)")
+        except _JsonError as exc:
+            where = f"line {lineno}"
+            keys = [frame[2] for frame in stack if frame[2] is not None]
+            if keys:
+                where += f', in "{keys[-1]}"'
+            return [f"{where}: {exc}"]
+    if count != expected:
+        return [_count_problem(count, expected, f'record in "{main}"')]
+    return []
+
+
+def json_lines(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+    """Every line one JSON object; products counted (wrapped as ``{"product": …}`` when the
+    profile writes other entities too)."""
+    spec = PROFILES[profile]
+    wrapped = bool(spec.references)
+    main = spec.main.name
+    decode = msgspec.json.Decoder(dict[str, Any]).decode
+    problems: list[str] = []
+    count = 0
+    lineno = 0
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                problems.append(f"line {lineno}: the last line does not end (truncated)")
+                break
+            try:
+                record = decode(line)
+            except msgspec.DecodeError as exc:
+                problems.append(f"line {lineno}: {exc}")
+                if len(problems) >= MAX_PROBLEMS:
+                    return problems
+                continue
+            if not wrapped or main in record:
+                count += 1
+    if not problems and count != expected:
+        problems.append(_count_problem(count, expected, "product line"))
+    return problems
+
+
+# --- CSV in a ZIP -----------------------------------------------------------------------------
+
+
+def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+    """Every ``.csv`` member read by Python's csv module (strict): each row has the header's
+    number of fields; the main member has one row per product. Streams member by member."""
+    excel = options.csv_variant == "excel"
+    delimiter = ";" if excel else ","
+    main = f"{PROFILES[profile].main.name}.csv"
+    problems: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith(".csv")]
+            if main not in names:
+                return [f"the ZIP has no {main}"]
+            for name in names:
+                with (
+                    zf.open(name) as member,
+                    io.TextIOWrapper(member, encoding="utf-8-sig", newline="") as text,
+                ):
+                    reader = csv.reader(text, delimiter=delimiter, strict=True)
+                    rows = 0
+                    try:
+                        header = next(reader, None)
+                        if header is None:
+                            problems.append(f"{name}: empty (no header)")
+                            continue
+                        width = len(header)
+                        for row in reader:
+                            rows += 1
+                            if len(row) != width:
+                                problems.append(
+                                    f"{name} line {reader.line_num}: {len(row)} fields, "
+                                    f"the header has {width}"
+                                )
+                                if len(problems) >= MAX_PROBLEMS:
+                                    return problems
+                    except csv.Error as exc:
+                        problems.append(f"{name} line {reader.line_num}: {exc}")
+                    except UnicodeDecodeError as exc:
+                        problems.append(f"{name}: not UTF-8 ({exc.reason})")
+                    if name == main and not problems and rows != expected:
+                        problems.append(f"{name}: " + _count_problem(rows, expected, "row"))
+                if len(problems) >= MAX_PROBLEMS:
+                    break
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        problems.append(f"not a readable ZIP: {exc}")
+    return problems
+
+
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+
+def xlsx(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+    """The workbook read back as a spreadsheet program would open it: a readable ZIP whose
+    workbook names its sheets, every sheet well-formed XML, and the main element's sheets (the
+    first one and its continuations ``name (2)``…) holding one row per product below their
+    header rows. Streams sheet by sheet (lxml's iterparse, rows dropped as they end)."""
+    from lxml import etree
+
+    main = PROFILES[profile].main.name
+    problems: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if zf.testzip() is not None:
+                return ["a ZIP member of the workbook is damaged"]
+            with zf.open("xl/workbook.xml") as f:
+                book = etree.parse(f)
+            with zf.open("xl/_rels/workbook.xml.rels") as f:
+                rels = {
+                    r.get("Id"): r.get("Target")
+                    for r in etree.parse(f).iter(f"{_PKG_REL_NS}Relationship")
+                }
+            sheets = [
+                (s.get("name"), rels.get(s.get(f"{_REL_NS}id")))
+                for s in book.iter(f"{_SHEET_NS}sheet")
+            ]
+            if not any(name == main for name, _ in sheets):
+                return [f"the workbook has no sheet {main}"]
+            rows_of_main = 0
+            for name, target in sheets:
+                if not target:
+                    problems.append(f"sheet {name}: no part in the workbook")
+                    continue
+                member = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+                rows = 0
+                try:
+                    with zf.open(member) as f:
+                        for _, elem in etree.iterparse(f, tag=f"{_SHEET_NS}row"):
+                            rows += 1
+                            _drop(elem)
+                except (KeyError, etree.XMLSyntaxError) as exc:
+                    problems.append(f"sheet {name}: {exc}")
+                    continue
+                if name == main or (name or "").startswith(f"{main} ("):
+                    rows_of_main += max(0, rows - 1)  # each sheet repeats the header
+            if not problems and rows_of_main != expected:
+                problems.append(f"sheet {main}: " + _count_problem(rows_of_main, expected, "row"))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, KeyError) as exc:
+        problems.append(f"not a readable workbook: {exc}")
+    return problems[:MAX_PROBLEMS]
