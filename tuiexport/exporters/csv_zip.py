@@ -26,13 +26,10 @@ from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_pa
 from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES, Element, Field
 from tuiexport.exporters.sql import (
     blob,
-    child_flat_from,
     chunks,
     field_sql,
     flags,
-    indexed,
-    main_from,
-    ordered_index,
+    flat_source,
     release_memory,
     use_fast_path,
 )
@@ -236,10 +233,6 @@ class CsvChunk:
         self.data, self.rows, self.products, self.suppliers = data, rows, products, suppliers
 
 
-def _counts_suppliers(element: Element) -> bool:
-    return element.role == "child" and element.link == "si.product_id"
-
-
 def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[CsvChunk]:
     """One element as CSV lines (CRLF after each), in chunks.
 
@@ -249,22 +242,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
     nl_text = fmt.newline
     nl = nl_text.encode()
     join = fmt.join
-    extra: list[str] = []
-    index = ""
-    if element.role == "main":
-        from_sql, order = main_from(element, job), f"{SELECTION_TABLE}.puid"
-    elif element.role == "child":
-        source = child_flat_from(element)
-        index = ordered_index(job, element) if use_fast_path(job) else ""
-        if index:  # rows of one product come in order: no sort at all
-            source = f"{SELECTION_TABLE} CROSS JOIN {indexed(element.source, index)}"
-        from_sql = source + f" WHERE {element.link} = {SELECTION_TABLE}.puid"
-        order = f"{SELECTION_TABLE}.puid" + ("" if index else f", {element.order}")
-        extra.append(f"{SELECTION_TABLE}.puid")
-        if _counts_suppliers(element):
-            extra.append("si.supplier_id")
-    else:
-        from_sql, order = element.source, element.order
+    from_sql, order, extra, by_index = flat_source(job, element)
     k = len(extra)
     head = ", ".join(extra) + (", " if extra else "")
     encode = None
@@ -290,7 +268,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
     if element.role != "reference" and parallel_workers(job):
         from_par = from_sql.replace(SELECTION_TABLE + " ", PAR_SELECTION + " ", 1)
         # The puid list is the outer loop (in order); an ordering index orders each product's rows.
-        order_par = f" ORDER BY {order}" if element.role == "child" and not index else ""
+        order_par = f" ORDER BY {order}" if element.role == "child" and not by_index else ""
         # One row per chunk: the worker's single step runs the whole chunk without the GIL.
         cols = f"{SELECTION_TABLE}.puid AS k_puid, " + (
             "si.supplier_id AS k_sid, " if k == 2 else "NULL AS k_sid, "

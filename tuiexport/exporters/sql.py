@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tuiexport import db as dbmod
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob
@@ -101,6 +101,36 @@ def indexed(source: str, index: str) -> str:
     this index for one product returns its rows in (product, order) order."""
     table, alias, *rest = source.split(" ", 2)
     return " ".join([table, alias, f"INDEXED BY {index}", *rest])
+
+
+class FlatSource(NamedTuple):
+    """How one element is read flat, in file order: ``SELECT {extra}, … FROM {from_sql} ORDER BY
+    {order}``. Child rows carry their puid first (progress counts products) and supplier items
+    also the supplier id (the run's supplier shares), so no extra pass over the offers is needed.
+    ``by_index``: an ordering index already orders each product's rows."""
+
+    from_sql: str
+    order: str
+    extra: list[str]
+    by_index: bool = False
+
+
+def flat_source(job: ExportJob, element: Element) -> FlatSource:
+    """The :class:`FlatSource` of one element (shared by the CSV and the XLSX writers)."""
+    if element.role == "main":
+        return FlatSource(main_from(element, job), f"{SELECTION_TABLE}.puid", [])
+    if element.role != "child":
+        return FlatSource(element.source, element.order, [])
+    source = child_flat_from(element)
+    index = ordered_index(job, element) if use_fast_path(job) else ""
+    if index:  # rows of one product come in order: no sort at all
+        source = f"{SELECTION_TABLE} CROSS JOIN {indexed(element.source, index)}"
+    order = f"{SELECTION_TABLE}.puid" + ("" if index else f", {element.order}")
+    extra = [f"{SELECTION_TABLE}.puid"]
+    if element.link == "si.product_id":
+        extra.append("si.supplier_id")
+    where = f" WHERE {element.link} = {SELECTION_TABLE}.puid"
+    return FlatSource(source + where, order, extra, bool(index))
 
 
 def blob(sql: str) -> str:

@@ -26,19 +26,15 @@ from typing import Any, BinaryIO
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
+from tuiexport.exporters.base import ExportJob, WriteStats
 from tuiexport.exporters.format import NUMBER_BOUND, parse_dt
 from tuiexport.exporters.profiles import LOG_FIELDS, PROFILES, Element, Field
 from tuiexport.exporters.sql import (
-    child_flat_from,
     chunks,
     field_sql,
     flags,
-    indexed,
-    main_from,
-    ordered_index,
+    flat_source,
     release_memory,
-    use_fast_path,
 )
 from tuiexport.exporters.summary import limit_reason, omitted_puids, supplier_names
 from tuiexport.exporters.text import round_half_up
@@ -52,21 +48,7 @@ Cell = Callable[[Worksheet, int, int, Any], None]
 def _flat_query(job: ExportJob, element: Element, fields: tuple[Field, ...]) -> tuple[str, int]:
     """The raw values of one element in file order, after ``k`` leading columns (the child's
     puid for progress; for supplier items also the supplier id for the supplier shares)."""
-    extra: list[str] = []
-    if element.role == "main":
-        from_sql, order = main_from(element, job), f"{SELECTION_TABLE}.puid"
-    elif element.role == "child":
-        source = child_flat_from(element)
-        index = ordered_index(job, element) if use_fast_path(job) else ""
-        if index:  # rows of one product come in order: no sort at all
-            source = f"{SELECTION_TABLE} CROSS JOIN {indexed(element.source, index)}"
-        from_sql = source + f" WHERE {element.link} = {SELECTION_TABLE}.puid"
-        order = f"{SELECTION_TABLE}.puid" + ("" if index else f", {element.order}")
-        extra.append(f"{SELECTION_TABLE}.puid")
-        if element.link == "si.product_id":
-            extra.append("si.supplier_id")
-    else:
-        from_sql, order = element.source, element.order
+    from_sql, order, extra, _ = flat_source(job, element)
     cols = ", ".join([*extra, *(field_sql(f, job) for f in fields)])
     return f"SELECT {cols} FROM {from_sql} ORDER BY {order}", len(extra)
 
