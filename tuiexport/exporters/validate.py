@@ -23,7 +23,6 @@ import csv
 import io
 import json
 import re
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -379,6 +378,8 @@ def json_lines(path: Path, profile: str, expected: int, options: ExportOptions) 
 def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
     """Every ``.csv`` member read by Python's csv module (strict): each row has the header's
     number of fields; the main member has one row per product. Streams member by member."""
+    import zipfile  # here, not at the top: a --run of another format never imports it
+
     excel = options.csv_variant == "excel"
     delimiter = ";" if excel else ","
     main = f"{PROFILES[profile].main.name}.csv"
@@ -433,6 +434,8 @@ def xlsx(path: Path, profile: str, expected: int, options: ExportOptions) -> lis
     workbook names its sheets, every sheet well-formed XML, and the main element's sheets (the
     first one and its continuations ``name (2)``…) holding one row per product below their
     header rows. Streams sheet by sheet (lxml's iterparse, rows dropped as they end)."""
+    import zipfile
+
     from lxml import etree
 
     main = PROFILES[profile].main.name
