@@ -21,8 +21,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from tuiexport.catalog.bounds import MAX_BLANK_RUN, MAX_LINE, reason, too_blank, too_long
-from tuiexport.catalog.jsonl_reader import bad_json, duplicate_key, same_keys
+from tuiexport.catalog.jsonl_reader import duplicate_key, read_lines, same_keys
 from tuiexport.catalog.records import (
     Condition,
     Id,
@@ -196,31 +195,13 @@ def to_record(line: DevLine) -> Record:
 
 
 def read_developer_jsonl(stream: io.BufferedIOBase, writer: CatalogWriter, name: str) -> None:
-    number = blanks = 0
-    while line := stream.readline(MAX_LINE + 1):
-        number += 1
-        if len(line) > MAX_LINE and not line.endswith(b"\n"):
-            raise too_long(name, number)
-        writer.grow(len(line))
-        line = line.strip()
-        if number == 1 and line.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
-            line = line[3:]
-        if not line:
-            blanks += 1
-            if blanks > MAX_BLANK_RUN:
-                raise too_blank(name, number - blanks + 1)
-            continue
-        blanks = 0
-        try:
-            decoded = _decoder.decode(line)
-            # The exporter writes every field (DevLine leaves out the elements not there): the
-            # same key count means no key twice (see jsonl_reader).
-            if not same_keys(_encoder.encode(decoded), line):
-                duplicate_key(line)
-            writer.add(to_record(decoded))
-        except msgspec.ValidationError as exc:
-            writer.error(number, reason(exc))
-        except msgspec.DecodeError as exc:
-            writer.error(number, bad_json(line, exc))
-        except RowError as exc:
-            writer.error(number, str(exc))
+    read_lines(stream, writer, name, _record)
+
+
+def _record(line: bytes) -> Record:
+    decoded = _decoder.decode(line)
+    # The exporter writes every field (DevLine leaves out the elements not there): the same key
+    # count means no key twice (see jsonl_reader).
+    if not same_keys(_encoder.encode(decoded), line):
+        duplicate_key(line)
+    return to_record(decoded)

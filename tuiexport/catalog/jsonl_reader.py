@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -30,6 +31,26 @@ _SPACED = re.compile(rb'"\s+:')
 
 
 def read_jsonl(stream: io.BufferedIOBase, writer: CatalogWriter, name: str) -> None:
+    read_lines(stream, writer, name, _record)
+
+
+def _record(line: bytes) -> Record:
+    record = _json_decoder.decode(line)
+    if not same_keys(_json_encoder.encode(record), line):
+        duplicate_key(line)
+    return record
+
+
+def read_lines(
+    stream: io.BufferedIOBase,
+    writer: CatalogWriter,
+    name: str,
+    record_of: Callable[[bytes], Record],
+) -> None:
+    """Feed ``writer`` one record per line of ``stream``, made by ``record_of`` (which decodes
+    the line and may raise msgspec's errors or :class:`RowError`: the row is then reported and
+    skipped). The limits (line length, runs of blank lines) and a leading byte-order mark are
+    handled here for every JSON Lines reader."""
     number = blanks = 0
     while line := stream.readline(MAX_LINE + 1):
         number += 1
@@ -46,10 +67,7 @@ def read_jsonl(stream: io.BufferedIOBase, writer: CatalogWriter, name: str) -> N
             continue
         blanks = 0
         try:
-            record = _json_decoder.decode(line)
-            if not same_keys(_json_encoder.encode(record), line):
-                duplicate_key(line)
-            writer.add(record)
+            writer.add(record_of(line))
         except msgspec.ValidationError as exc:
             writer.error(number, reason(exc))
         except msgspec.DecodeError as exc:
