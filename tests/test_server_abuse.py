@@ -333,3 +333,20 @@ def test_schemathesis_against_the_served_openapi_document(served):
     assert done.returncode == 0, done.stdout[-3000:]
     assert not [line for line in served.log if '" 5' in line and '" 503 ' not in line]
     healthy(served)
+
+
+def test_the_openapi_document_names_every_output_and_gives_byte_ranges_no_schema():
+    """Every format a file route can send is documented; a 206 body is a byte range, not a document.
+
+    Schemathesis once parsed 'Range: bytes=52-1600' of a JSON export as JSON and failed CI.
+    """
+    from tuiexport.exporters import registry
+    from tuiexport.server.openapi import document
+
+    media = {registry.get_writer(p, o).media_type for p, o in registry.valid_pairs()}
+    paths = document()["paths"]
+    for route in ("/api/v1/exports/{export_id}/download", "/api/v1/runs/{log_id}/file"):
+        responses = paths[route]["get"]["responses"]
+        assert media <= set(responses["200"]["content"]), route
+        assert media <= set(responses["206"]["content"]), route
+        assert all("schema" not in entry for entry in responses["206"]["content"].values()), route

@@ -31,6 +31,7 @@ _LOG_ID = {
     "description": "A run's log ID.",
 }
 _AUTH: list[dict[str, list[str]]] = [{"apiKey": []}]
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _FILE = {
     "description": "The export file (gzip-encoded when accepted and the file is not a ZIP).",
     "headers": {
@@ -52,6 +53,7 @@ _FILE = {
             "schema": {"type": "string", "description": "One JSON object per line."}
         },
         "application/xml": {"schema": {"type": "string", "description": "XML or BMEcat 1.2."}},
+        _XLSX: {"schema": {"type": "string", "format": "binary"}},
     },
 }
 _FILE["headers"].update(  # type: ignore[attr-defined]  # a dict literal above
@@ -73,9 +75,16 @@ _PARTIAL = {
         "Content-Range": {"schema": {"type": "string"}},
         "Repr-Digest": {"schema": {"type": "string"}},
     },
+    # No schema: a byte range of a JSON or XML file is not a JSON or XML document itself.
     "content": {
-        media: {"schema": {"type": "string", "format": "binary"}}
-        for media in ("application/zip", "application/json", "application/jsonl", "application/xml")
+        media: {}
+        for media in (
+            "application/zip",
+            "application/json",
+            "application/jsonl",
+            "application/xml",
+            _XLSX,
+        )
     },
 }
 _RANGE_HEADERS = [
