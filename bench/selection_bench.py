@@ -46,6 +46,16 @@ def _selections(idents: list[str]) -> list[tuple[str, object, float]]:
         "price_max": 2000.0,
         "search": "notebook",
     }
+    rng = {"price_min": 100.0, "price_max": 2000.0}
+    six = {
+        "suppliers": "partners",
+        "only_with_catalog_id": True,
+        "only_in_stock": True,
+        "only_new": True,
+        "only_exportable_images": True,
+        "price_min": 20.0,
+        "price_max": 200.0,
+    }
     return [
         ("5 rules + text (issue 15)", Criteria(**five), COUNT_TARGET_S),
         (
@@ -86,28 +96,32 @@ def _selections(idents: list[str]) -> list[tuple[str, object, float]]:
             ),
             COUNT_TARGET_S,
         ),
+        ("price range only (100–2000 €)", Criteria(suppliers="all", **rng), COUNT_TARGET_S),
+        ("price max only (≤ 500 €)", Criteria(suppliers="all", price_max=500.0), COUNT_TARGET_S),
+        ("in stock only", Criteria(suppliers="all", only_in_stock=True), COUNT_TARGET_S),
         (
-            "price range, no text",
-            Criteria(suppliers="all", only_in_stock=True, price_min=100.0, price_max=2000.0),
+            "in stock + price range, no text",
+            Criteria(suppliers="all", only_in_stock=True, **rng),
             COUNT_TARGET_S,
         ),
+        ("suppliers: partners (default)", Criteria(), COUNT_TARGET_S),
+        ("suppliers: all", Criteria(suppliers="all"), COUNT_TARGET_S),
         (
-            "6 rules, no text",
-            Criteria(
-                suppliers="partners",
-                only_with_catalog_id=True,
-                only_in_stock=True,
-                only_new=True,
-                only_exportable_images=True,
-                price_min=20.0,
-                price_max=200.0,
-            ),
+            "suppliers: list of 3",
+            Criteria(suppliers="list", supplier_ids=[1, 2, 3]),
             COUNT_TARGET_S,
         ),
-        ("partners (default)", Criteria(), COUNT_TARGET_S),
+        ("suppliers: partners + price range", Criteria(**rng), COUNT_TARGET_S),
+        (
+            "suppliers: list of 3 + price range",
+            Criteria(suppliers="list", supplier_ids=[1, 2, 3], **rng),
+            COUNT_TARGET_S,
+        ),
+        ("6 rules, no text", Criteria(**six), COUNT_TARGET_S),
         ("include 1,000 ids", Criteria(suppliers="all", include=idents), LIST_TARGET_S),
         ("exclude 1,000 ids", Criteria(suppliers="all", exclude=idents), LIST_TARGET_S),
         ("exclude 1,000 + 5 rules + text", Criteria(**five, exclude=idents), COUNT_TARGET_S),
+        ("exclude 1,000 + 6 rules, no text", Criteria(**six, exclude=idents), COUNT_TARGET_S),
     ]
 
 
