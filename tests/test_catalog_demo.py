@@ -219,7 +219,10 @@ def test_an_interrupted_demo_keeps_whole_batches_and_bumps_the_version(empty_db)
 
 
 def test_offer_masks_are_exact_after_a_demo_and_triggers_are_back(demo):
-    query = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    query = (
+        "SELECT puid, offer_mask, stock_mask, price_mask, price_low, price_high FROM product "
+        "ORDER BY puid"
+    )
     after_demo = sql(query)
     assert any(row[1] for row in after_demo)
     schema.refresh_offer_summary()
@@ -237,7 +240,10 @@ def test_a_big_demo_rebuilds_the_indexes_it_dropped(empty_db, monkeypatch):
     assert sql(query) == before
     assert sql("PRAGMA integrity_check") == [("ok",)]
     assert count(Criteria(suppliers="partners", only_in_stock=True)) > 0
-    masks = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    masks = (
+        "SELECT puid, offer_mask, stock_mask, price_mask, price_low, price_high FROM product "
+        "ORDER BY puid"
+    )
     after = sql(masks)
     schema.refresh_offer_summary()
     assert sql(masks) == after

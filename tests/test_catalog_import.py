@@ -366,6 +366,20 @@ def test_offer_masks_follow_imported_and_replaced_offers(empty_db, tmp_path):
     assert dbmod.database.execute_sql(query).fetchall() == [(1, 0b100, 0b100, 0), (2, 0, 0, 0)]
 
 
+def test_price_ranges_follow_imported_and_replaced_offers(empty_db, tmp_path):
+    path = tmp_path / "cat.jsonl"
+    write_jsonl(path, [*REFS, product(1), product(2, offers=[])])
+    import_file(path)
+    query = "SELECT puid, price_low, price_high FROM product ORDER BY puid"
+    assert dbmod.database.execute_sql(query).fetchall() == [(1, 899.5, 910.0), (2, None, None)]
+    cheaper = [{"supplierId": 2, "price": 15, "stock": 4}, {"supplierId": 1, "price": 0}]
+    write_jsonl(path, [product(1, offers=cheaper), product(2)])
+    import_file(path)
+    assert dbmod.database.execute_sql(query).fetchall() == [(1, 15.0, 15.0), (2, 899.5, 910.0)]
+    assert count(Criteria(suppliers="all", price_min=10, price_max=20)) == 1
+    assert count(Criteria(suppliers="all", price_min=900)) == 1
+
+
 def test_exportable_image_needs_an_image(empty_db, tmp_path):
     from tuiexport.models import Product
 
@@ -393,7 +407,10 @@ def test_bulk_import_into_an_empty_catalog_equals_the_row_by_row_path(demo, tmp_
     shape = dbmod.database.execute_sql(query).fetchall()
     rows = catalog_rows(dbmod.database)
     search = f"SELECT rowid, text FROM {schema.FTS_TABLE} ORDER BY rowid"
-    masks = "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+    masks = (
+        "SELECT puid, offer_mask, stock_mask, price_mask, price_low, price_high FROM product "
+        "ORDER BY puid"
+    )
     dbmod.close_database()
     results = []
     for name, bulk in (("bulk.sqlite", True), ("rows.sqlite", False)):

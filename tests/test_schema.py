@@ -15,7 +15,8 @@ from tuiexport.selection import Criteria
 
 def masks(database) -> list[tuple]:
     return database.execute_sql(
-        "SELECT puid, offer_mask, stock_mask, price_mask FROM product ORDER BY puid"
+        "SELECT puid, offer_mask, stock_mask, price_mask, price_low, price_high FROM product "
+        "ORDER BY puid"
     ).fetchall()
 
 
@@ -32,11 +33,13 @@ def test_triggers_keep_masks_exact_through_every_kind_of_write(empty_db):
     SupplierItem.delete().where(SupplierItem.product == 1008, SupplierItem.supplier == 3).execute()
     SupplierItem.update(supplier=2).where(SupplierItem.product == 1001).execute()
     SupplierItem.create(product=1020, supplier=2, price=None, stock=5)
+    SupplierItem.update(price=999.0).where(SupplierItem.product == 1012).execute()
     after = masks(empty_db)
     assert after == recomputed(empty_db)
     by_puid = {p: rest for p, *rest in after}
     assert by_puid[1004][1] == 0 and by_puid[1008][0] == 1 << 1 and by_puid[1001][0] == 1 << 2
-    assert by_puid[1020] == [1 << 2, 1 << 2, 0]
+    assert by_puid[1020] == [1 << 2, 1 << 2, 0, None, None]
+    assert by_puid[1012][3:] == [999.0, 999.0]
 
 
 def test_suppliers_beyond_the_mask_bits_still_select_exactly(empty_db):
@@ -59,7 +62,7 @@ def test_bulk_load_suspends_triggers_and_recomputes(empty_db):
     tiny_catalog.build()
     with schema.bulk_offer_load():
         SupplierItem.update(stock=0).execute()
-    assert all(stock == 0 for _, _, stock, _ in masks(empty_db))
+    assert all(stock == 0 for _, _, stock, *_ in masks(empty_db))
     SupplierItem.update(stock=4).where(SupplierItem.product == 1002).execute()  # triggers are back
     assert masks(empty_db) == recomputed(empty_db)
 
@@ -74,8 +77,8 @@ def test_a_version_1_database_is_migrated(tmp_path):
         con.execute("DROP INDEX supplier_item_offer")
         for name in ("ins", "del", "upd"):
             con.execute(f"DROP TRIGGER supplier_item_mask_{name}")
-        for column in ("offer_mask", "stock_mask", "price_mask"):
-            con.execute(f"ALTER TABLE product DROP COLUMN {column}")
+        for column in ("offer_mask", "stock_mask", "price_mask", "price_low", "price_high"):
+            con.execute(f"ALTER TABLE product DROP COLUMN {column}")  # versions 2 and 7
         con.execute("ALTER TABLE run DROP COLUMN outcome")  # version 3
         con.execute("ALTER TABLE run DROP COLUMN owner")  # version 4
         con.execute("DROP TABLE notification_attempt")  # version 6
@@ -98,6 +101,10 @@ def test_a_version_4_database_gets_the_selection_indexes(tmp_path):
     with sqlite3.connect(path) as con:  # make it look like version 4
         con.execute("DROP INDEX product_filter_puid")
         con.execute("DROP INDEX supplier_item_offer")
+        for name in ("ins", "del", "upd"):  # version 7 (its triggers keep the price range)
+            con.execute(f"DROP TRIGGER supplier_item_mask_{name}")
+        for column in ("price_low", "price_high"):
+            con.execute(f"ALTER TABLE product DROP COLUMN {column}")
         con.execute(
             "CREATE INDEX product_filter ON product (offer_mask, stock_mask, price_mask, "
             "qualification, condition, image_exportable, manufacturer_id, product_type_id, updated)"
@@ -114,6 +121,41 @@ def test_a_version_4_database_gets_the_selection_indexes(tmp_path):
     assert {"product_filter_puid", "supplier_item_offer"} <= names
     assert "product_filter" not in names
     assert service.count_products(Criteria(only_in_stock=True, price_min=1)) > 0
+
+
+def test_a_version_6_database_gets_price_ranges_and_their_triggers(tmp_path):
+    """Version 7 added each product's price range to the selection index; its triggers keep it."""
+    path = tmp_path / "v6.sqlite"
+    setup.prepare_database(path, load_sample=False)
+    tiny_catalog.build()
+    dbmod.close_database()
+    with sqlite3.connect(path) as con:  # make it look like version 6
+        con.execute("DROP INDEX product_filter_puid")
+        for name in ("ins", "del", "upd"):
+            con.execute(f"DROP TRIGGER supplier_item_mask_{name}")
+        for column in ("price_low", "price_high"):
+            con.execute(f"ALTER TABLE product DROP COLUMN {column}")
+        con.execute(
+            "CREATE INDEX product_filter_puid ON product (puid, offer_mask, stock_mask, "
+            "price_mask, qualification, condition, image_exportable, manufacturer_id, "
+            "product_type_id, updated)"
+        )
+        con.execute(
+            "CREATE TRIGGER supplier_item_mask_del AFTER DELETE ON supplier_item BEGIN "
+            "UPDATE product SET offer_mask = 0 WHERE puid = OLD.product_id; END"
+        )
+        con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    database = setup.prepare_database(path, load_sample=False)
+    assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+    (index,) = database.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE name = 'product_filter_puid'"
+    ).fetchone()
+    assert "price_low, price_high" in index
+    by_puid = {p: rest for p, *rest in masks(database)}
+    assert by_puid[1008][3:] == [40.0, 80.0] and by_puid[1007][3:] == [None, None]
+    SupplierItem.delete().where(SupplierItem.product == 1008, SupplierItem.supplier == 1).execute()
+    assert masks(database) == recomputed(database)
+    assert {p: rest for p, *rest in masks(database)}[1008][3:] == [40.0, 40.0]
 
 
 def test_a_newer_database_is_refused(tmp_path):

@@ -102,6 +102,11 @@ class Product(BaseModel):
     offer_mask = pw.BigIntegerField(default=0)
     stock_mask = pw.BigIntegerField(default=0)
     price_mask = pw.BigIntegerField(default=0)
+    # The lowest and highest net price (> 0) of the product's offers, NULL when none has one
+    # (derived and kept like the masks). With the masks they decide a price range for nearly
+    # every product without looking at its offers (see selection._offer_rule).
+    price_low = pw.FloatField(null=True)
+    price_high = pw.FloatField(null=True)
 
 
 class ProductText(BaseModel):

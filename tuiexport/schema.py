@@ -11,7 +11,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -26,8 +26,8 @@ EXTRA_INDEXES = [
     # leads with puid so that a scan visits products in puid order: the offer look-ups of a
     # price range (selection.EXISTS) then walk supplier_item_offer in order, not at random.
     "CREATE INDEX IF NOT EXISTS product_filter_puid ON product (puid, offer_mask, stock_mask, "
-    "price_mask, qualification, condition, image_exportable, manufacturer_id, product_type_id, "
-    "updated)",
+    "price_mask, price_low, price_high, qualification, condition, image_exportable, "
+    "manufacturer_id, product_type_id, updated)",
     # Covers a product's offers for a price range's EXISTS (no table row read per offer).
     "CREATE INDEX IF NOT EXISTS supplier_item_offer ON supplier_item (product_id, price, stock, "
     "supplier_id)",
@@ -37,22 +37,33 @@ _BIT = "(CASE WHEN {row}.supplier_id < 63 THEN CAST(1 AS BIGINT) << {row}.suppli
 _SUMMARY = (
     "SELECT CAST(COALESCE(SUM({bit}), 0) AS BIGINT), "
     "CAST(COALESCE(SUM(CASE WHEN s.stock > 0 THEN {bit} ELSE 0 END), 0) AS BIGINT), "
-    "CAST(COALESCE(SUM(CASE WHEN s.price > 0 THEN {bit} ELSE 0 END), 0) AS BIGINT) "
+    "CAST(COALESCE(SUM(CASE WHEN s.price > 0 THEN {bit} ELSE 0 END), 0) AS BIGINT), "
+    "MIN(CASE WHEN s.price > 0 THEN s.price END), MAX(CASE WHEN s.price > 0 THEN s.price END) "
     "FROM supplier_item AS s WHERE s.product_id = product.puid"
 ).format(bit=_BIT.format(row="s"))
+#: The columns ``_SUMMARY`` computes, in its order.
+_SUMMARY_COLUMNS = "offer_mask, stock_mask, price_mask, price_low, price_high"
 
 # Triggers keep the masks exact whoever writes supplier items (import, demo, SQL by hand): as a
 # product has at most one offer per supplier, clearing or setting that supplier's bit is exact.
+# A new offer's price widens the product's price range; a removed one recomputes it from the
+# offers left (two look-ups in supplier_item_offer).
 _SET = (
     "UPDATE product SET offer_mask = offer_mask | {bit}, "
     "stock_mask = stock_mask | (CASE WHEN NEW.stock > 0 THEN {bit} ELSE 0 END), "
-    "price_mask = price_mask | (CASE WHEN NEW.price > 0 THEN {bit} ELSE 0 END) "
+    "price_mask = price_mask | (CASE WHEN NEW.price > 0 THEN {bit} ELSE 0 END), "
+    "price_low = CASE WHEN NEW.price > 0 AND (price_low IS NULL OR NEW.price < price_low) "
+    "THEN NEW.price ELSE price_low END, "
+    "price_high = CASE WHEN NEW.price > 0 AND (price_high IS NULL OR NEW.price > price_high) "
+    "THEN NEW.price ELSE price_high END "
     "WHERE puid = NEW.product_id"
 ).format(bit=_BIT.format(row="NEW"))
+_LEFT = "(SELECT {agg}(s.price) FROM supplier_item AS s WHERE s.product_id = OLD.product_id AND s.price > 0)"
 _CLEAR = (
     "UPDATE product SET offer_mask = offer_mask & ~{bit}, stock_mask = stock_mask & ~{bit}, "
-    "price_mask = price_mask & ~{bit} WHERE puid = OLD.product_id"
-).format(bit=_BIT.format(row="OLD"))
+    "price_mask = price_mask & ~{bit}, price_low = {low}, price_high = {high} "
+    "WHERE puid = OLD.product_id"
+).format(bit=_BIT.format(row="OLD"), low=_LEFT.format(agg="MIN"), high=_LEFT.format(agg="MAX"))
 SQLITE_TRIGGERS = [
     f"CREATE TRIGGER IF NOT EXISTS supplier_item_mask_ins AFTER INSERT ON supplier_item BEGIN {_SET}; END",
     f"CREATE TRIGGER IF NOT EXISTS supplier_item_mask_del AFTER DELETE ON supplier_item BEGIN {_CLEAR}; END",
@@ -71,11 +82,9 @@ POSTGRES_TRIGGERS = [
 
 
 def refresh_offer_summary() -> None:
-    """Recompute every product's offer masks from its supplier items (the triggers keep them
-    current afterwards)."""
-    dbmod.database.execute_sql(
-        f"UPDATE product SET (offer_mask, stock_mask, price_mask) = ({_SUMMARY})"
-    )
+    """Recompute every product's offer masks and price range from its supplier items (the
+    triggers keep them current afterwards)."""
+    dbmod.database.execute_sql(f"UPDATE product SET ({_SUMMARY_COLUMNS}) = ({_SUMMARY})")
 
 
 @contextmanager
@@ -122,10 +131,9 @@ def _ensure_triggers(db: pw.Database) -> None:
 
 
 def _migrate_2(db: pw.Database) -> None:
-    """Version 2: offer masks on products (see Product.offer_mask)."""
+    """Version 2: offer masks on products (see Product.offer_mask); version 7 computes them."""
     for column in ("offer_mask", "stock_mask", "price_mask"):
         db.execute_sql(f"ALTER TABLE product ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0")
-    refresh_offer_summary()
 
 
 def _migrate_3(db: pw.Database) -> None:
@@ -149,8 +157,28 @@ def _migrate_6(db: pw.Database) -> None:
     db.create_tables(NOTIFICATION_MODELS, safe=True)
 
 
+def _migrate_7(db: pw.Database) -> None:
+    """Version 7: each product's price range (Product.price_low, price_high), in the selection
+    index. ``ensure_schema`` creates the index again and the triggers that keep the range."""
+    db.execute_sql("DROP INDEX IF EXISTS product_filter_puid")
+    for column in ("price_low", "price_high"):
+        db.execute_sql(f"ALTER TABLE product ADD COLUMN {column} REAL")
+    if dbmod.is_sqlite(db):
+        suspend_offer_triggers(db)  # the version 6 triggers do not keep the range
+    else:
+        db.execute_sql("DROP TRIGGER IF EXISTS supplier_item_mask ON supplier_item")
+    refresh_offer_summary()
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
-MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6}
+MIGRATIONS = {
+    2: _migrate_2,
+    3: _migrate_3,
+    4: _migrate_4,
+    5: _migrate_5,
+    6: _migrate_6,
+    7: _migrate_7,
+}
 
 FTS_TABLE = "product_search"
 
