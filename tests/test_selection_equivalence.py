@@ -218,6 +218,30 @@ def test_the_issue_selections_match_the_reference(tmp_path):
     assert [p for p, _ in impact.gained_examples] == sorted(after - before)[:3]
 
 
+def test_price_bounds_at_offer_prices_select_what_the_reference_selects(tmp_path):
+    """A range decided by each product's lowest and highest price (all inside, all outside) or
+    by its offers (prices on both sides of a bound): bounds exactly at offer prices, on products
+    with offers at several prices, with every supplier and stock rule."""
+    database = _catalog(str(tmp_path / "catalog.sqlite"))
+    spread = database.execute_sql(
+        "SELECT price_low, price_high FROM product WHERE price_low < price_high ORDER BY puid"
+    ).fetchall()
+    assert len(spread) > 50
+    rng = random.Random(7)
+    for low, high in rng.sample(spread, 60):
+        middle = (low + high) / 2
+        for price_min, price_max in ((low, high), (middle, None), (None, middle), (high, high)):
+            for rules in (
+                {"suppliers": "all"},
+                {"suppliers": "partners", "only_in_stock": True},
+                {"suppliers": "list", "supplier_ids": [2, BIG_SUPPLIER]},
+                {"suppliers": "list", "supplier_ids": [1], "only_in_stock": True},
+            ):
+                c = Criteria(**rules, price_min=price_min, price_max=price_max)
+                expected = reference(database, c)
+                assert sel.count(c) == len(expected) and set(members(c)) == expected, c
+
+
 def msgspec_dict(c: Criteria) -> dict[str, Any]:
     import msgspec
 
