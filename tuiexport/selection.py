@@ -335,6 +335,14 @@ def _driven(c: Criteria) -> bool:
     return bool((c.search and _search_terms(c.search)) or c.include)
 
 
+def _driver(c: Criteria) -> pw.ColumnBase:
+    """The index look-up that drives a :func:`_driven` selection: true for every product it
+    selects."""
+    if c.search and _search_terms(c.search):
+        return _search_expr(c.search)
+    return _ident_match(c.include)
+
+
 def _count(*selections: Criteria) -> int:
     """How many products every one of ``selections`` selects.
 
@@ -374,12 +382,12 @@ def _selected(c: Criteria) -> pw.ColumnBase:
 def count_pair(a: Criteria, b: Criteria) -> tuple[int, int, int]:
     """``(count(a), count(b), count_both(a, b))``, for the impact of an edit.
 
-    Two selections that scan the catalog are counted in one pass that evaluates both rule sets
-    on every product (each offer look-up then happens once, not in three counts); two driven by
-    their text search or include list are three small counts."""
-    if _driven(a) and _driven(b):
-        return count(a), count(b), count_both(a, b)
+    One pass evaluates both rule sets on every candidate (each offer look-up and full-text query
+    then happens once, not in three counts): every product when one of them scans the catalog,
+    else the products that the text search or include list of either one finds."""
     flags = Product.select(_selected(a).alias("a"), _selected(b).alias("b"))
+    if _driven(a) and _driven(b):
+        flags = flags.where(_driver(a) | _driver(b))
     # LIMIT -1 (none) keeps SQLite from flattening the subquery into the sums, which would
     # evaluate each rule set once per sum.
     flags = flags.limit(-1) if dbmod.is_sqlite() else flags
