@@ -87,3 +87,47 @@ def test_postgresql_gives_the_same_files_as_sqlite(pg_url, tmp_path):
     for key in on_pg:
         assert _comparable(key, on_pg[key]) == _comparable(key, on_sqlite[key]), key
     assert int(on_pg[("count", "")]) > 0
+
+
+def test_a_version_6_postgresql_database_gets_price_ranges_and_their_trigger(pg_url):
+    """Schema version 7 on PostgreSQL: the price range columns, computed for every product,
+    and the trigger function that keeps them."""
+    import psycopg2
+
+    from tuiexport import schema
+
+    admin = psycopg2.connect(pg_url)
+    admin.autocommit = True
+    admin.cursor().execute("CREATE DATABASE v6")
+    admin.close()
+    url = pg_url.rsplit("/", 1)[0] + "/v6"
+    ranges = (
+        "SELECT p.puid, p.price_low, p.price_high, MIN(s.price), MAX(s.price) FROM product p "
+        "LEFT JOIN supplier_item s ON s.product_id = p.puid AND s.price > 0 GROUP BY p.puid"
+    )
+    database = setup.prepare_database(url, load_sample=False)
+    try:
+        generate_demo(60, seed=3)
+        database.execute_sql("DROP INDEX product_filter_puid")
+        for column in ("price_low", "price_high"):
+            database.execute_sql(f"ALTER TABLE product DROP COLUMN {column}")
+        database.execute_sql(  # a version 6 trigger function, which knows no price range
+            "CREATE OR REPLACE FUNCTION supplier_item_mask() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RETURN NULL; END $$"
+        )
+        schema.set_meta("schema_version", "6")
+        dbmod.close_database()
+        database = setup.prepare_database(url, load_sample=False)
+        assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+        rows = database.execute_sql(ranges).fetchall()
+        assert any(low is not None for _, low, *_ in rows)
+        assert all(row[1:3] == row[3:] for row in rows)
+        database.execute_sql(
+            "DELETE FROM supplier_item WHERE id IN (SELECT MIN(id) FROM supplier_item "
+            "GROUP BY product_id)"
+        )
+        database.execute_sql("UPDATE supplier_item SET price = price * 3 WHERE mod(id, 2) = 0")
+        rows = database.execute_sql(ranges).fetchall()
+        assert all(row[1:3] == row[3:] for row in rows)
+    finally:
+        dbmod.close_database()
