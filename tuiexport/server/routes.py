@@ -21,7 +21,7 @@ from tuiexport.server.runs import (
     RunManager,
     artifact_file,
 )
-from tuiexport.server.transport import PROBLEM_TYPE
+from tuiexport.server.transport import PROBLEM_TYPE, SMALL_FILE
 
 _EXPORT_ID = (
     r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
@@ -161,9 +161,12 @@ class ShareHandler(FileResponses):
             token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
         ):
             return False
-        if state.current is None:
+        current = state.current
+        if current is None:
             return False
-        self.serve_artifact(state.current, state.path, record=True)
+        small = current.size is not None and current.size <= SMALL_FILE
+        data = self.app.shares.small_file(state.path, SMALL_FILE) if small else None
+        self.serve_artifact(current, state.path, record=True, data=data)
         return True
 
     def param(self, name: str) -> str:
