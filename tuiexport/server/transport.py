@@ -319,6 +319,7 @@ class HTTPServer:
         self.access_log = access_log
         #: (second, its time stamp in the access log)
         self._log_second: tuple[int, str] = (0, "")
+        self._log_flush = False
         self.connections: set[Connection] = set()
         #: downloads sent whose acknowledgement is awaited (see confirm)
         self.confirming: set[_Unconfirmed] = set()
@@ -421,6 +422,8 @@ class HTTPServer:
         with contextlib.suppress(OSError):
             self.socket.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if hasattr(self.access_log, "flush"):
+            self._flush_log()  # the last lines (the loop is gone)
 
     # --- delivery ---------------------------------------------------------------------------
 
@@ -466,6 +469,15 @@ class HTTPServer:
         )
         with contextlib.suppress(Exception):  # a broken log sink must not break serving
             sink(line)
+        if not self._log_flush and hasattr(sink, "flush"):
+            # A sink that collects lines writes them once per turn of the loop.
+            self._log_flush = True
+            self.loop.call_soon(self._flush_log)
+
+    def _flush_log(self) -> None:
+        self._log_flush = False
+        with contextlib.suppress(Exception):
+            self.access_log.flush()  # type: ignore[union-attr]  # checked in log()
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
