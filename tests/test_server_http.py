@@ -180,6 +180,13 @@ def test_downloads_keep_the_share_cache_and_a_clean_stop_loses_no_row(empty_db, 
     handle.stop()
     runs = service.list_history(100, export_id=export_id)
     assert len(runs) == 42 and {r.status for r in runs} == {"success"}
+    # Written in multi-row batches: each row still copies its source run and has its own ID.
+    source, rows = runs[-1], runs[:-1]
+    assert len({r.log_id for r in runs}) == 42
+    assert {(r.size, r.sha256, r.artifact_path, r.trigger) for r in rows} == {
+        (source.size, source.sha256, source.artifact_path, "api")
+    }
+    assert all(r.messages and source.log_id in r.messages[0] for r in rows)
 
 
 def test_a_broken_off_download_is_recorded_as_cancelled(served):
