@@ -736,12 +736,11 @@ class Connection(asyncio.Protocol):
 
     def _parse(self, raw: bytes) -> Request:
         limits = self.limits
-        lines = raw.split(b"\n")
-        first = lines[0].removesuffix(b"\r")
-        try:
-            requestline = first.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest(400, "The request line is not valid HTTP.") from None
+        # ISO-8859-1 maps each byte to one character: split and check as text, decoded once.
+        lines = raw.decode("iso-8859-1").split("\n")
+        requestline = lines[0].removesuffix("\r")
+        if not requestline.isascii():
+            raise BadRequest(400, "The request line is not valid HTTP.")
         words = requestline.split(" ")
         if len(words) != 3 or not words[2].startswith("HTTP/"):
             raise BadRequest(400, "The request line is not valid HTTP.")
@@ -761,7 +760,7 @@ class Connection(asyncio.Protocol):
         if len(lines) - 1 > limits.header_count:
             raise BadRequest(431, f"The request has more than {limits.header_count} headers.")
         for line in lines[1:]:
-            text = line.removesuffix(b"\r").decode("iso-8859-1")
+            text = line.removesuffix("\r")
             name, sep, value = text.partition(":")
             if not sep or not _TOKEN.fullmatch(name):
                 # Includes obs-fold (a line starting with a space), which RFC 9112 lets us refuse.
