@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -64,6 +65,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+@functools.lru_cache(maxsize=256)  # the same few artifacts again and again
 def repr_digest(sha256_hex: str) -> str:
     """RFC 9530 ``Repr-Digest`` of a representation whose SHA-256 is ``sha256_hex``."""
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
@@ -450,6 +452,7 @@ def is_zip(writer: Writer) -> bool:
     return writer.extension in ("zip", "xlsx") or writer.media_type == "application/zip"
 
 
+@functools.lru_cache(maxsize=256)  # the same few artifacts again and again
 def disposition(name: str, when: datetime, extension: str) -> str:
     """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*``."""
     plain = service.download_name(name, when, extension, ascii_only=True)
