@@ -212,6 +212,21 @@ def test_a_broken_off_download_is_recorded_as_cancelled(served):
     assert len(runs) == 3 and {r.status for r in runs} == {"cancelled"}, [r.status for r in runs]
 
 
+def test_downloads_the_server_closes_are_recorded_whole(served):
+    """ "Connection: close": the server closes right after the last byte, before the client's
+    acknowledgement can arrive; the download is still recorded as whole (not cancelled)."""
+    path = served.share("standard-csv")
+    run, body = current_run(served, "standard-csv")
+    before = len(service.list_history(1000, export_id=run.export_id))
+    for _ in range(8):
+        status, _, data = served.request("GET", path, headers={"Connection": "close"})
+        assert status == 200 and data == body
+    served.handle.flush_history()
+    runs = service.list_history(1000, export_id=run.export_id)
+    added = runs[: len(runs) - before]
+    assert len(added) == 8 and {r.status for r in added} == {run.status}, [r.status for r in added]
+
+
 def test_run_json_shows_no_server_paths(served):
     run, _ = current_run(served, "standard-jsonl")
     assert any(

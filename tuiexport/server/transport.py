@@ -430,19 +430,22 @@ class HTTPServer:
     def confirm(self, item: _Unconfirmed) -> None:
         """Call ``on_complete`` of a sent file once its client acknowledged every byte of it,
         ``on_incomplete`` when it went away (or stalled past the send deadline) first: looked
-        at after 1 ms, then less and less often (a timer, not a task, per download)."""
+        at now, after 1 ms, then less and less often (a timer, not a task, per download)."""
         self.confirming.add(item)
-        self.loop.call_later(item.delay, self._check_confirmed, item)
+        item.connection.unconfirmed += 1
+        # At once first: on loopback the acknowledgement is often in before send() returned.
+        self._check_confirmed(item)
 
     def _check_confirmed(self, item: _Unconfirmed) -> None:
         connection, body = item.connection, item.body
         acked = connection._acked()
         whole = acked is None or acked >= item.target
         if not whole and not connection.lost and self.loop.time() <= item.deadline:
-            item.delay = min(item.delay * 2, 0.05)
             self.loop.call_later(item.delay, self._check_confirmed, item)
+            item.delay = min(item.delay * 2, 0.05)
             return
         self.confirming.discard(item)
+        connection.unconfirmed -= 1
         try:
             if whole:
                 if body.on_complete is not None:
@@ -509,6 +512,8 @@ class Connection(asyncio.Protocol):
         #: acknowledged when it went away
         self.written = 0
         self.final_acked: int | None = None
+        #: files sent on this connection whose delivery is not confirmed yet
+        self.unconfirmed = 0
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self._waiter: asyncio.Future[None] | None = None
@@ -664,9 +669,26 @@ class Connection(asyncio.Protocol):
             traceback.print_exc(file=sys.stderr)
         finally:
             self.busy = False
+            if self.unconfirmed and not self.lost:
+                with contextlib.suppress(Exception):
+                    await self._acknowledged()
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
             self.server.connections.discard(self)
+
+    async def _acknowledged(self) -> None:
+        """Before this server closes a connection whose last file is not confirmed yet: wait
+        (send deadline) until the client acknowledged every byte, or went away. Closing at once
+        would lose the acknowledgements still in flight (a delayed ACK: up to 40 ms), and a
+        download the client got whole would be recorded as broken off."""
+        deadline = self.loop.time() + self.limits.send_timeout
+        delay = 0.001
+        while not self.lost and self.loop.time() < deadline:
+            acked = self._acked()
+            if acked is None or acked >= self.written:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def _read_request(self) -> Request | None:
         limits = self.limits
