@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -47,10 +46,19 @@ STATUSES = (
 
 def new_log_id() -> str:
     """Short, unique, easy to read aloud in a support call: 10 Crockford base32 characters."""
-    bits = secrets.randbits(50)  # one draw: 10 characters of 5 bits each
+    with _random_lock:  # 50 random bits (7 bytes, 6 bits dropped) from a pool drawn 4 KiB at once
+        if len(_random) < 7:
+            _random[:] = os.urandom(4096)
+        bits = int.from_bytes(_random[-7:]) >> 6
+        del _random[-7:]
     return "".join(_CROCKFORD[(bits >> shift) & 31] for shift in range(0, 50, 5))
 
 
+#: Random bytes for log IDs (one system call per ID showed in the profile of a download);
+#: emptied in a forked child, which must not repeat its parent's IDs.
+_random = bytearray()
+_random_lock = threading.Lock()
+os.register_at_fork(after_in_child=_random.clear)
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
