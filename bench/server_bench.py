@@ -16,8 +16,9 @@ and serves the same files. Without nginx or wrk the ratios are skipped with a se
 5. 2,000 idle connections and 200 slowloris sockets held open: a normal client's success and
    median latency against the same client without them; the server's peak RSS.
 
-The demo catalog is copied (sqlite3 backup) from ``bench/out/demo-N.sqlite`` or, for 1M
-products, ``/tmp/bench1m.sqlite``, to ``bench/out/server-N.sqlite``, which this bench may change.
+The demo catalog is copied (sqlite3 backup) from ``OUT/demo-N.sqlite`` or, for 1M products,
+``/tmp/bench1m/demo-1000000.sqlite``, to ``OUT/server-N.sqlite``, which this bench may change.
+``OUT`` is ``bench/out``, or ``TUIEXPORT_BENCH_OUT`` (as for bench/run.py).
 A benchmark, not a test: it prints, it does not assert. Report the load average with it.
 """
 
@@ -37,7 +38,9 @@ import threading
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+OUT = Path(os.environ.get("TUIEXPORT_BENCH_OUT") or Path(__file__).resolve().parent / "out")
+#: The shared 1M demo catalog (read only: copied, never written).
+SHARED_1M = Path("/tmp/bench1m/demo-1000000.sqlite")
 
 #: The issue's budgets, printed beside the measurements.
 BUDGET_SENDFILE_RATIO = 0.8
@@ -55,8 +58,8 @@ def catalog(products: int) -> Path:
     if mine.exists():
         return mine
     shared = OUT / f"demo-{products}.sqlite"
-    if not shared.exists() and products == 1_000_000 and Path("/tmp/bench1m.sqlite").exists():
-        shared = Path("/tmp/bench1m.sqlite")
+    if not shared.exists() and products == 1_000_000 and SHARED_1M.exists():
+        shared = SHARED_1M
     started = time.perf_counter()
     if shared.exists():
         src, dst = sqlite3.connect(shared), sqlite3.connect(mine)

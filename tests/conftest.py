@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tuiexport import config, setup
@@ -13,14 +15,11 @@ def isolated_home(tmp_path, monkeypatch):
     """No test ever touches the user's real data or config."""
     home = tmp_path / "home"
     home.mkdir()
+    # Every TUIEXPORT_* variable of the caller's shell (a database, an artifacts URL, a webhook,
+    # tuning) is a setting: none may leak into a test.
+    for var in [name for name in os.environ if name.startswith("TUIEXPORT_")]:
+        monkeypatch.delenv(var)
     monkeypatch.setenv("TUIEXPORT_HOME", str(home))
-    for var in (
-        "TUIEXPORT_DB",
-        "TUIEXPORT_CONFIG",
-        "TUIEXPORT_CONTRACT_LIMIT",
-        "TUIEXPORT_KEEP_ARTIFACTS",
-    ):
-        monkeypatch.delenv(var, raising=False)
     config.reset_settings()
     yield home
     config.reset_settings()

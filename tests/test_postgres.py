@@ -131,3 +131,31 @@ def test_a_version_6_postgresql_database_gets_price_ranges_and_their_trigger(pg_
         assert all(row[1:3] == row[3:] for row in rows)
     finally:
         dbmod.close_database()
+
+
+def test_served_download_rows_are_written_in_batches_on_postgresql(pg_url, tmp_path):
+    """The recorder's prepared INSERT (runs.create_many) speaks PostgreSQL too: downloads of a
+    share URL leave one history row each, copying their source run."""
+    import urllib.request
+
+    from tuiexport.server import start_server
+
+    setup.prepare_database(pg_url, load_sample=False)
+    generate_demo(30, seed=3)
+    everything = service.create_selection(Criteria(suppliers="all"))
+    d = service.create_definition("pg-served", selection_id=everything.id, output="jsonl")
+    source = service.run_export(d.export_id)
+    handle = start_server("127.0.0.1", 0, access_log=None)
+    try:
+        url = handle.url + service.share_path(d)
+        bodies = {urllib.request.urlopen(url, timeout=30).read() for _ in range(5)}
+        assert bodies == {Path(source.artifact_path).read_bytes()}
+        assert handle.flush_history()
+    finally:
+        handle.stop(grace=0.5)
+    rows = [r for r in service.list_history(20, export_id=d.export_id) if r.log_id != source.log_id]
+    assert len(rows) == 5 and len({r.log_id for r in rows}) == 5
+    assert {(r.status, r.sha256, r.size, r.trigger) for r in rows} == {
+        (source.status, source.sha256, source.size, "api")
+    }
+    dbmod.close_database()

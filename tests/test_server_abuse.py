@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -183,6 +184,57 @@ def test_keep_alive_serves_many_requests_on_one_connection(served):
     conn.request("GET", "/healthz")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+def test_pipelined_requests_are_answered_in_order(served):
+    """Requests sent in one go, some answered on the event loop at once (/healthz, a warm share
+    URL, its 304), some on the pool (the API, a 404), a HEAD, then a malformed one: every answer
+    in the order asked, the last a 400 that closes the connection."""
+    share = served.share("standard-jsonl")
+    assert served.request("GET", share)[0] == 200  # the run (streamed)
+    status, head, body = served.request("GET", share)  # its artifact: the cache is warm
+    assert status == 200
+    etag = head["etag"]
+    asks = [
+        ("GET", "/healthz", ""),
+        ("GET", share, ""),
+        ("GET", "/api/v1/exports", f"Authorization: Bearer {served.key}\r\n"),
+        ("GET", share, f"If-None-Match: {etag}\r\n"),
+        ("GET", "/nowhere", ""),
+        ("HEAD", share, ""),
+        ("GET", "/healthz", ""),
+    ]
+    data = b"".join(
+        f"{method} {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+        for method, path, extra in asks
+    )
+    answer = raw(served.port, data + b"GET /healthz HTTP/1.1\r\nHost: t\r\nBad header\r\n\r\n")
+    statuses, bodies = [], []
+    for method, _, _ in [*asks, ("GET", "", "")]:
+        head, _, answer = answer.partition(b"\r\n\r\n")
+        statuses.append(status_of(head))
+        given = re.search(rb"(?i)content-length: (\d+)", head)
+        length = int(given.group(1)) if given and method != "HEAD" else 0
+        bodies.append(answer[:length])
+        answer = answer[length:]
+    assert statuses == [200, 200, 200, 304, 404, 200, 200, 400] and answer == b""
+    assert bodies[1] == body and bodies[3] == bodies[5] == b""
+    healthy(served)
+
+
+def test_a_connection_busy_on_the_loop_is_not_cut_as_idle(served):
+    """Requests the loop answers at once count as activity: a connection asking every half
+    idle timeout stays open past it (and is still cut once it falls silent)."""
+    idle = TEST_LIMITS.idle_timeout
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
+        for _ in range(4):  # 4 x idle/2: twice the idle timeout
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(idle / 2)
+        sock.settimeout(idle + 3)
+        started = time.monotonic()
+        assert read_all(sock) == b""  # silent now: closed by the server
+        assert time.monotonic() - started < idle + 2
 
 
 def test_thread_cap_refuses_with_503_and_recovers(empty_db):

@@ -180,6 +180,13 @@ def test_downloads_keep_the_share_cache_and_a_clean_stop_loses_no_row(empty_db, 
     handle.stop()
     runs = service.list_history(100, export_id=export_id)
     assert len(runs) == 42 and {r.status for r in runs} == {"success"}
+    # Written in multi-row batches: each row still copies its source run and has its own ID.
+    source, rows = runs[-1], runs[:-1]
+    assert len({r.log_id for r in runs}) == 42
+    assert {(r.size, r.sha256, r.artifact_path, r.trigger) for r in rows} == {
+        (source.size, source.sha256, source.artifact_path, "api")
+    }
+    assert all(r.messages and source.log_id in r.messages[0] for r in rows)
 
 
 def test_a_broken_off_download_is_recorded_as_cancelled(served):
@@ -203,6 +210,21 @@ def test_a_broken_off_download_is_recorded_as_cancelled(served):
         : len(service.list_history(1000, export_id=export_id)) - before
     ]
     assert len(runs) == 3 and {r.status for r in runs} == {"cancelled"}, [r.status for r in runs]
+
+
+def test_downloads_the_server_closes_are_recorded_whole(served):
+    """ "Connection: close": the server closes right after the last byte, before the client's
+    acknowledgement can arrive; the download is still recorded as whole (not cancelled)."""
+    path = served.share("standard-csv")
+    run, body = current_run(served, "standard-csv")
+    before = len(service.list_history(1000, export_id=run.export_id))
+    for _ in range(8):
+        status, _, data = served.request("GET", path, headers={"Connection": "close"})
+        assert status == 200 and data == body
+    served.handle.flush_history()
+    runs = service.list_history(1000, export_id=run.export_id)
+    added = runs[: len(runs) - before]
+    assert len(added) == 8 and {r.status for r in added} == {run.status}, [r.status for r in added]
 
 
 def test_run_json_shows_no_server_paths(served):

@@ -63,6 +63,7 @@ from tuiexport.management.history import (
 )
 from tuiexport.management.history import (
     SWEEP_EVERY,
+    Served,
     Sweeper,
     count_history,
     get_run,
@@ -71,6 +72,7 @@ from tuiexport.management.history import (
     new_log_id,
     record_crash,
     record_served,
+    record_served_many,
     served_complete,
     served_incomplete,
 )
@@ -154,6 +156,7 @@ __all__ = [
     "RunView",
     "SelectionImpact",
     "SelectionView",
+    "Served",
     "Sweeper",
     "Writer",
     "api_key_valid",
@@ -205,6 +208,7 @@ __all__ = [
     "preview",
     "record_crash",
     "record_served",
+    "record_served_many",
     "release_connection",
     "resolve_target",
     "retry_notifications",

@@ -34,8 +34,27 @@ __all__ = ["Limits", "ServerHandle", "redact", "start_server"]
 
 
 def _stderr_line(line: str) -> None:
+    """The default access log (each server replaces it with its own :class:`_StderrLog`)."""
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
+
+
+class _StderrLog:
+    """The default access log: lines to stderr, written together once per turn of the event
+    loop (HTTPServer calls :meth:`flush`), not one write per request."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self._lines.append(line + "\n")
+
+    def flush(self) -> None:
+        if self._lines:
+            text = "".join(self._lines)
+            self._lines.clear()
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
 
 class ServerHandle:
@@ -114,9 +133,10 @@ def start_server(
 ) -> ServerHandle:
     """Listen on ``host:port`` (port 0: a free one) and serve in a background thread.
 
-    ``access_log`` gets one redacted line per request (None: no log; the TUI passes its own
-    sink, since stderr is its screen). Raises :class:`UserError` with one sentence when the port
-    is taken, the address is unusable or the TLS files cannot be loaded."""
+    ``access_log`` gets one redacted line per request (None: no log; the default writes them
+    to stderr, together once per turn of the event loop; the TUI passes its own sink, since
+    stderr is its screen). Raises :class:`UserError` with one sentence when the port is taken,
+    the address is unusable or the TLS files cannot be loaded."""
     if not service.database_is_open():
         service.prepare_database()
     context = _tls_context(tls_cert, tls_key)
@@ -125,6 +145,8 @@ def start_server(
     if files is not None and files - 256 < limits.max_connections:
         # Each connection is a file descriptor: past the process's limit no 503 could be sent.
         limits = dataclasses.replace(limits, max_connections=max(16, files - 256))
+    if access_log is _stderr_line:
+        access_log = _StderrLog()
     handler: type[ShareHandler] = type("Handler", (ShareHandler,), {})
     try:
         server = HTTPServer(

@@ -12,6 +12,10 @@ than an SQLite file are not cached.
 
 The cache holds at most :data:`MAX_ENTRIES` exports, least recently used first out: unknown
 export IDs (anyone can make up millions) are cached as "no such export" but cannot grow it.
+Small current artifacts are kept in memory too (at most :data:`FILE_BYTES` together), so the
+event loop serves them without a system call; they go with everything else (a published file is
+never changed in place: a new run writes a new file, and retention's removal is a database change
+that empties the cache).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ MISS = Miss()
 
 #: Exports the cache remembers at most (known and unknown ones together).
 MAX_ENTRIES = 4096
+#: Bytes of small artifacts the cache keeps in memory at most.
+FILE_BYTES = 16 << 20
 
 
 class ShareCache:
@@ -54,6 +60,8 @@ class ShareCache:
         self._generation = 0
         self._probe = data_version
         self._seen: int | None = None
+        self._files: OrderedDict[Path, bytes] = OrderedDict()
+        self._file_bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,12 +69,42 @@ class ShareCache:
     def invalidate(self) -> None:
         with self._lock:
             self._generation += 1
-            self._entries.clear()
+            self._clear()
 
     def close(self) -> None:
         with self._lock:
             self._probe = None
-            self._entries.clear()
+            self._clear()
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._files.clear()
+        self._file_bytes = 0
+
+    def small_file(self, path: Path, limit: int) -> bytes | None:
+        """The bytes of the current artifact ``path`` (from :meth:`peek` or :meth:`resolve`),
+        read once per cache generation; None when it is larger than ``limit`` bytes or cannot
+        be read (the caller opens it, and answers what that gives)."""
+        with self._lock:
+            data = self._files.get(path)
+            if data is not None:
+                self._files.move_to_end(path)
+                return data
+            generation = self._generation
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except OSError:
+            return None
+        if len(data) > limit:
+            return None
+        with self._lock:
+            if self._generation == generation and path not in self._files:
+                self._files[path] = data
+                self._file_bytes += len(data)
+                while self._file_bytes > FILE_BYTES:
+                    self._file_bytes -= len(self._files.popitem(last=False)[1])
+        return data
 
     def peek(self, export_id: str) -> ShareState | Miss | None:
         """The cached state of an export without waiting for anything (the event loop asks):
@@ -92,7 +130,7 @@ class ShareCache:
             if version != self._seen:
                 self._seen = version
                 self._generation += 1
-                self._entries.clear()
+                self._clear()
             return self._generation
 
     def resolve(self, export_id: str) -> ShareState | None:

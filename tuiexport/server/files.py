@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
+import io
 import os
 import re
 import threading
@@ -63,6 +65,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+@functools.lru_cache(maxsize=256)  # the same few artifacts again and again
 def repr_digest(sha256_hex: str) -> str:
     """RFC 9530 ``Repr-Digest`` of a representation whose SHA-256 is ``sha256_hex``."""
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
@@ -74,9 +77,11 @@ class FileResponses(Exchange):
     #: Set on the subclass start_server creates.
     recorder: Recorder
 
-    def serve_artifact(self, run: RunView, path: Path, *, record: bool) -> None:
+    def serve_artifact(
+        self, run: RunView, path: Path, *, record: bool, data: bytes | None = None
+    ) -> None:
         """A finished artifact: conditional GET, HEAD, a byte range, gzip, or the bytes as they
-        are (``loop.sendfile``)."""
+        are (``loop.sendfile``). ``data``: the file's bytes, already in memory (a small one)."""
         writer = service.get_writer(run.profile, run.output)
         when = run.finished or run.started
         etag_plain = f'"{run.sha256}"'
@@ -93,7 +98,8 @@ class FileResponses(Exchange):
             self.start_response(304, common)
             return
         try:
-            f = open(path, "rb")  # noqa: SIM115 - the FileBody (or the finally below) closes it
+            # The FileBody (or the finally below) closes it.
+            f = io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115
         except OSError:
             self.send_problem(
                 410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone"
@@ -101,7 +107,7 @@ class FileResponses(Exchange):
             return
         handed_over = False
         try:
-            size = os.fstat(f.fileno()).st_size
+            size = len(data) if data is not None else os.fstat(f.fileno()).st_size
             wanted = self.byte_range(size, etag_plain, http_date(_utc(when)))
             gzip = wanted is None and self.accepts_gzip() and not is_zip(writer)
             if gzip:
@@ -446,6 +452,7 @@ def is_zip(writer: Writer) -> bool:
     return writer.extension in ("zip", "xlsx") or writer.media_type == "application/zip"
 
 
+@functools.lru_cache(maxsize=256)  # the same few artifacts again and again
 def disposition(name: str, when: datetime, extension: str) -> str:
     """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*``."""
     plain = service.download_name(name, when, extension, ascii_only=True)

@@ -21,16 +21,17 @@ import queue
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuiexport import service
 from tuiexport.management.views import RunView
 
-#: Seconds the thread waits for more events before it writes a batch.
+#: Seconds the thread waits after an event for more before it writes a batch.
 BATCH_WAIT = 0.02
 #: Events per transaction at most.
-BATCH_MAX = 512
+BATCH_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,12 @@ class Recorder:
         the connection is busy writing and ``wait`` is false)."""
         if self._probe is None:
             return None
-        if sqlite3.threadsafety == 3:
+        if wait and sqlite3.threadsafety == 3:
             # SQLite serialises calls on one connection itself: ask between (or within) the
             # recorder's statements instead of waiting for its whole batch. Its uncommitted
-            # rows do not change data_version either.
+            # rows do not change data_version either. Not for the event loop (``wait`` false):
+            # a statement of the batch may wait for another writer (busy timeout) or for a
+            # checkpoint's fsync, and the loop must never wait for the disk.
             try:
                 return self._probe()
             except Exception:  # noqa: BLE001 - any database error: the caller does not cache
@@ -165,9 +168,12 @@ class Recorder:
             stop = False
             while not stop:
                 events = [self._queue.get()]
+                # Then sleep once and take what came meanwhile: waiting on the queue for each
+                # event would wake this thread (and take the GIL from the event loop) per event.
+                time.sleep(BATCH_WAIT)
                 with contextlib.suppress(queue.Empty):
                     while len(events) < BATCH_MAX:
-                        events.append(self._queue.get(timeout=BATCH_WAIT))
+                        events.append(self._queue.get_nowait())
                 if any(e is _STOP for e in events):
                     stop = True
                     events = [e for e in events if e is not _STOP]
@@ -183,20 +189,32 @@ class Recorder:
     def _write(self, events: list[object]) -> None:
         if not events:
             return
-        writes: list[Callable[[], object]] = []
+        served: list[service.Served] = []
+        later: list[Callable[[], object]] = []
         begun: dict[str, _Begin] = {}
         for event in events:
             if isinstance(event, _Begin):
                 begun[event.log_id] = event
             elif isinstance(event, _End):
                 start = begun.pop(event.log_id, None)
-                writes.append(_final(start, event) if start else _later(event))
-        writes[:0] = [_pending(b) for b in begun.values()]  # before their ends in later batches
+                if start is None:
+                    later.append(_later(event))
+                else:
+                    served.append(
+                        service.Served(
+                            start.source, start.log_id, start.note, event.complete, event.sent
+                        )
+                    )
+        # Downloads still going: "running" rows, finished by their ends in later batches.
+        served[:0] = [
+            service.Served(b.source, b.log_id, b.note, pending=True) for b in begun.values()
+        ]
+        rows: list[Callable[[], object]] = [_rows(served)] if served else []
         try:
             with self._lock:
-                service.write_together(writes)
+                service.write_together([*rows, *later])
         except Exception as exc:  # noqa: BLE001 - one by one, so one bad row loses only itself
-            for write in writes:
+            for write in [*(_rows([s]) for s in served), *later]:
                 try:
                     with self._lock:
                         service.write_together([write])
@@ -215,16 +233,8 @@ class Recorder:
                 self._idle.notify_all()
 
 
-def _pending(begin: _Begin) -> Callable[[], object]:
-    return lambda: service.record_served(
-        begin.source, log_id=begin.log_id, note=begin.note, pending=True
-    )
-
-
-def _final(begin: _Begin, end: _End) -> Callable[[], object]:
-    return lambda: service.record_served(
-        begin.source, log_id=begin.log_id, note=begin.note, complete=end.complete, sent=end.sent
-    )
+def _rows(served: list[service.Served]) -> Callable[[], object]:
+    return lambda: service.record_served_many(served)
 
 
 def _later(end: _End) -> Callable[[], object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import time
@@ -21,7 +22,7 @@ from tuiexport.server.runs import (
     RunManager,
     artifact_file,
 )
-from tuiexport.server.transport import PROBLEM_TYPE
+from tuiexport.server.transport import PROBLEM_TYPE, SMALL_FILE
 
 _EXPORT_ID = (
     r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
@@ -88,7 +89,7 @@ class ShareHandler(FileResponses):
             )
             return
         try:
-            self.query = parse_qs(query, keep_blank_values=True, max_num_fields=16)
+            self.query = parsed_query(query)
         except ValueError:
             self.send_problem(400, "The query string has too many parameters.")
             return
@@ -155,15 +156,18 @@ class ShareHandler(FileResponses):
         state = self.app.shares.peek(match.group("export_id").lower())
         if isinstance(state, Miss) or state is None or state.path is None:
             return False  # unknown exports take the pool's (equally slow) path: same timing
-        self.query = parse_qs(query, keep_blank_values=True, max_num_fields=16)
+        self.query = parsed_query(query)
         token = self.param("token")
         if not state.definition.valid or not hmac.compare_digest(
             token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
         ):
             return False
-        if state.current is None:
+        current = state.current
+        if current is None:
             return False
-        self.serve_artifact(state.current, state.path, record=True)
+        small = current.size is not None and current.size <= SMALL_FILE
+        data = self.app.shares.small_file(state.path, SMALL_FILE) if small else None
+        self.serve_artifact(current, state.path, record=True, data=data)
         return True
 
     def param(self, name: str) -> str:
@@ -416,6 +420,13 @@ def without_paths(message: str) -> str:
     """A run's message as the API shows it: no server file path, only the file's name
     ("written to /srv/…/artifacts/x.jsonl" becomes "written to x.jsonl")."""
     return _PATH.sub(lambda m: m.group(1) or "(a server folder)", message)
+
+
+@functools.lru_cache(maxsize=256)
+def parsed_query(query: str) -> dict[str, list[str]]:
+    """The query's parameters (read only: shared by every request with that query string; a
+    client asks the same share URL again and again). ValueError: more than 16 of them."""
+    return parse_qs(query, keep_blank_values=True, max_num_fields=16)
 
 
 def _disguised_token(name: str) -> bool:

@@ -105,6 +105,12 @@ def redact(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+@functools.lru_cache(maxsize=256)
+def _redacted(requestline: str) -> str:
+    """:func:`redact` of a request line (a client asks the same URL again and again)."""
+    return redact(requestline)
+
+
 @functools.lru_cache(maxsize=1024)
 def http_date(when: datetime) -> str:
     return email.utils.format_datetime(when, usegmt=True)
@@ -287,6 +293,7 @@ class Exchange:
         self.send_bytes(status, body, "application/problem+json", headers)
 
 
+@functools.cache  # statuses come from the code, never from a client: a bounded set
 def _title(status: int) -> str:
     return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
 
@@ -310,9 +317,12 @@ class HTTPServer:
         self.exchange = exchange
         self.ssl_context = ssl_context
         self.access_log = access_log
+        #: (second, its time stamp in the access log)
+        self._log_second: tuple[int, str] = (0, "")
+        self._log_flush = False
         self.connections: set[Connection] = set()
-        #: downloads sent whose acknowledgement is awaited (see Connection._confirm)
-        self.confirming: set[asyncio.Task[None]] = set()
+        #: downloads sent whose acknowledgement is awaited (see confirm)
+        self.confirming: set[_Unconfirmed] = set()
         self.stopping = False
         self.pool = ThreadPoolExecutor(max(1, limits.workers), thread_name_prefix="tuiexport-http")
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -412,6 +422,40 @@ class HTTPServer:
         with contextlib.suppress(OSError):
             self.socket.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if hasattr(self.access_log, "flush"):
+            self._flush_log()  # the last lines (the loop is gone)
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    def confirm(self, item: _Unconfirmed) -> None:
+        """Call ``on_complete`` of a sent file once its client acknowledged every byte of it,
+        ``on_incomplete`` when it went away (or stalled past the send deadline) first: looked
+        at now, after 1 ms, then less and less often (a timer, not a task, per download)."""
+        self.confirming.add(item)
+        item.connection.unconfirmed += 1
+        # At once first: on loopback the acknowledgement is often in before send() returned.
+        self._check_confirmed(item)
+
+    def _check_confirmed(self, item: _Unconfirmed) -> None:
+        connection, body = item.connection, item.body
+        acked = connection._acked()
+        whole = acked is None or acked >= item.target
+        if not whole and not connection.lost and self.loop.time() <= item.deadline:
+            self.loop.call_later(item.delay, self._check_confirmed, item)
+            item.delay = min(item.delay * 2, 0.05)
+            return
+        self.confirming.discard(item)
+        connection.unconfirmed -= 1
+        try:
+            if whole:
+                if body.on_complete is not None:
+                    body.on_complete()
+            elif body.on_incomplete is not None:
+                assert acked is not None
+                body.on_incomplete(max(0, item.sent - (item.target - acked)))
+        finally:
+            if body.on_end is not None:
+                body.on_end()
 
     # --- the log ---------------------------------------------------------------------------
 
@@ -419,10 +463,24 @@ class HTTPServer:
         sink = self.access_log
         if sink is None:
             return
-        when = time.strftime("%d/%b/%Y %H:%M:%S")
-        line = f'{client} - [{when}] "{requestline}" {status} {size} {took * 1000:.1f}ms'
+        second = int(time.time())
+        if self._log_second[0] != second:
+            self._log_second = (second, time.strftime("%d/%b/%Y %H:%M:%S"))
+        line = (
+            f'{client} - [{self._log_second[1]}] "{_redacted(requestline)}" '
+            f"{status} {size} {took * 1000:.1f}ms"
+        )
         with contextlib.suppress(Exception):  # a broken log sink must not break serving
-            sink(redact(line))
+            sink(line)
+        if not self._log_flush and hasattr(sink, "flush"):
+            # A sink that collects lines writes them once per turn of the loop.
+            self._log_flush = True
+            self.loop.call_soon(self._flush_log)
+
+    def _flush_log(self) -> None:
+        self._log_flush = False
+        with contextlib.suppress(Exception):
+            self.access_log.flush()  # type: ignore[union-attr]  # checked in log()
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -454,11 +512,21 @@ class Connection(asyncio.Protocol):
         #: acknowledged when it went away
         self.written = 0
         self.final_acked: int | None = None
+        #: files sent on this connection whose delivery is not confirmed yet
+        self.unconfirmed = 0
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: The coroutine waits for the next request (with an empty buffer): data_received may
+        #: answer what arrives itself (see _answer_at_once).
+        self._idle = False
+        #: Loop time when a kept-alive connection waiting for its next request is closed.
+        self._idle_until = 0.0
+        #: A request the loop parsed but could not answer at once, for the coroutine:
+        #: (request, its exchange, the response fast() made or None).
+        self._handoff: tuple[Request, Exchange, Response | None] | None = None
 
     # --- protocol callbacks ----------------------------------------------------------------
 
@@ -480,6 +548,10 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if self._idle:
+            self._answer_at_once()
+            if not self.buffer and self._handoff is None:
+                return  # answered: the coroutine goes on waiting for the next request
         if len(self.buffer) > self.limits.head_bytes + self.limits.body_bytes + 65536:
             assert self.transport is not None
             self.transport.pause_reading()  # resumed when the buffer is consumed
@@ -582,7 +654,11 @@ class Connection(asyncio.Protocol):
                 if request is None:
                     break
                 self.busy = True
-                keep = await self._answer(request)
+                handoff, self._handoff = self._handoff, None
+                if handoff is not None and handoff[0] is request:
+                    keep = await self._answer(request, handoff[1], handoff[2])
+                else:
+                    keep = await self._answer(request)
                 self.busy = False
                 if not keep:
                     break
@@ -593,24 +669,53 @@ class Connection(asyncio.Protocol):
             traceback.print_exc(file=sys.stderr)
         finally:
             self.busy = False
+            if self.unconfirmed and not self.lost:
+                with contextlib.suppress(Exception):
+                    await self._acknowledged()
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
             self.server.connections.discard(self)
 
+    async def _acknowledged(self) -> None:
+        """Before this server closes a connection whose last file is not confirmed yet: wait
+        (send deadline) until the client acknowledged every byte, or went away. Closing at once
+        would lose the acknowledgements still in flight (a delayed ACK: up to 40 ms), and a
+        download the client got whole would be recorded as broken off."""
+        deadline = self.loop.time() + self.limits.send_timeout
+        delay = 0.001
+        while not self.lost and self.loop.time() < deadline:
+            acked = self._acked()
+            if acked is None or acked >= self.written:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
     async def _read_request(self) -> Request | None:
         limits = self.limits
-        now = self.loop.time()
         # Idle: wait for the first byte of the next request (blank lines before it are allowed).
-        deadline = now + limits.idle_timeout
+        # Requests the loop answers at once (see _answer_at_once) move the deadline on.
+        self._idle_until = self.loop.time() + limits.idle_timeout
         while True:
             while self.buffer[:2] == b"\r\n" or self.buffer[:1] == b"\n":
                 del self.buffer[: 2 if self.buffer[:1] == b"\r" else 1]
+            if self._handoff is not None:
+                return self._handoff[0]
             if self.buffer:
                 break
-            if self.eof or not await self._wait_data(deadline):
+            if self.eof or self.server.stopping:
                 return None
-            if self.server.stopping:
-                return None
+            self._idle = True
+            try:
+                await self._wait_data(self._idle_until)
+            finally:
+                self._idle = False
+            if (
+                not self.buffer
+                and self._handoff is None
+                and not self.eof
+                and self.loop.time() >= self._idle_until
+            ):
+                return None  # silent for idle_timeout since the last request
         started = time.monotonic()
         deadline = self.loop.time() + limits.head_timeout
         searched = 0
@@ -653,12 +758,11 @@ class Connection(asyncio.Protocol):
 
     def _parse(self, raw: bytes) -> Request:
         limits = self.limits
-        lines = raw.split(b"\n")
-        first = lines[0].removesuffix(b"\r")
-        try:
-            requestline = first.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest(400, "The request line is not valid HTTP.") from None
+        # ISO-8859-1 maps each byte to one character: split and check as text, decoded once.
+        lines = raw.decode("iso-8859-1").split("\n")
+        requestline = lines[0].removesuffix("\r")
+        if not requestline.isascii():
+            raise BadRequest(400, "The request line is not valid HTTP.")
         words = requestline.split(" ")
         if len(words) != 3 or not words[2].startswith("HTTP/"):
             raise BadRequest(400, "The request line is not valid HTTP.")
@@ -678,13 +782,13 @@ class Connection(asyncio.Protocol):
         if len(lines) - 1 > limits.header_count:
             raise BadRequest(431, f"The request has more than {limits.header_count} headers.")
         for line in lines[1:]:
-            text = line.removesuffix(b"\r").decode("iso-8859-1")
+            text = line.removesuffix("\r")
             name, sep, value = text.partition(":")
             if not sep or not _TOKEN.fullmatch(name):
                 # Includes obs-fold (a line starting with a space), which RFC 9112 lets us refuse.
                 raise BadRequest(400, "A request header is malformed.")
             key, value = name.lower(), value.strip(" \t")
-            if any(c in value for c in "\r\n\x00"):
+            if "\r" in value or "\x00" in value:  # (no "\n": the head was split on it)
                 raise BadRequest(400, "A request header is malformed.")
             if key == "host":
                 hosts += 1
@@ -791,13 +895,82 @@ class Connection(asyncio.Protocol):
 
     # --- answering -------------------------------------------------------------------------
 
+    def _answer_at_once(self) -> None:
+        """The hot path, in ``data_received`` while the coroutine waits for the next request:
+        complete bodiless requests whose answer needs nothing but the loop (``/healthz``, a 304,
+        a small file the share cache knows) are parsed, answered and logged right here, without
+        waking the coroutine (no future, no timer, no task step per request). The first request
+        that needs more (a body, the pool, a stream, a refusal, a closing answer, a full send
+        buffer) is handed to the coroutine as it is, and everything after it waits for the
+        coroutine: nothing is answered out of order. A malformed head is left in the buffer for
+        the coroutine, which parses it again and refuses it."""
+        buffer = self.buffer
+        server = self.server
+        transport = self.transport
+        while buffer and self._handoff is None:
+            if (
+                self.paused_writing
+                or server.stopping
+                or transport is None
+                or transport.is_closing()
+                or buffer[0] in b"\r\n"  # blank lines before a request: the coroutine's
+            ):
+                return
+            match = _HEAD_END.search(buffer)
+            if match is None or match.end() > self.limits.head_bytes:
+                return
+            try:
+                request = self._parse(bytes(buffer[: match.start()]))
+            except BadRequest:
+                return
+            if "content-length" in request.headers or "transfer-encoding" in request.headers:
+                return  # a body to read (with its deadline): the coroutine's
+            del buffer[: match.end()]
+            request.started = time.monotonic()
+            exchange = server.exchange(request, server)
+            try:
+                done = exchange.fast()
+            except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
+                done = False
+            response = exchange.response if done else None
+            if (
+                response is None
+                or exchange.close_connection
+                or not self._send_at_once(request, response)
+            ):
+                exchange.response = response
+                self._handoff = (request, exchange, response)
+                self._idle = False
+                return
+            self._idle_until = self.loop.time() + self.limits.idle_timeout
+
+    def _send_at_once(self, request: Request, response: Response) -> bool:
+        """Send a response that needs no waiting (bytes, or a small file whose delivery is
+        confirmed beside the connection) and log it; False (nothing done) for any other."""
+        body = response.body
+        if isinstance(body, FileBody):
+            if not self._small_file(body):
+                return False
+            head = self._head(response, request.version, close=False)
+            sent = self._send_small_file(head, body)
+        elif isinstance(body, bytes):
+            head = self._head(response, request.version, close=False)
+            self.write(head + body if body else head)
+            sent = len(body)
+        else:
+            return False
+        self.server.log(
+            self.client,
+            request.requestline,
+            response.status,
+            sent,
+            time.monotonic() - request.started,
+        )
+        return True
+
     def _head(self, response: Response, version: str, *, close: bool) -> bytes:
-        lines = [
-            f"HTTP/1.1 {response.status} {_title(response.status)}",
-            f"Server: {SERVER_VERSION}",
-            f"Date: {_now_http()}",
-        ]
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
+        lines = [_status_line(response.status), _server_and_date()]
+        lines.extend([f"{name}: {value}" for name, value in response.headers])
         if close:
             lines.append("Connection: close")
         elif version == "HTTP/1.0":
@@ -805,17 +978,23 @@ class Connection(asyncio.Protocol):
         lines.append("\r\n")
         return "\r\n".join(lines).encode("latin-1")
 
-    async def _answer(self, request: Request) -> bool:
-        """Handle one request; True when the connection may serve another."""
+    async def _answer(
+        self,
+        request: Request,
+        exchange: Exchange | None = None,
+        response: Response | None = None,
+    ) -> bool:
+        """Handle one request; True when the connection may serve another. ``exchange``: one
+        whose fast() was already asked (``response``: its answer, None: the pool's)."""
         started = request.started
-        exchange = self.server.exchange(request, self.server)
-        try:
-            done = exchange.fast()
-        except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
-            done = False
-        if done and exchange.response is not None:
-            response = exchange.response
-        else:
+        if exchange is None:
+            exchange = self.server.exchange(request, self.server)
+            try:
+                if exchange.fast():
+                    response = exchange.response
+            except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
+                response = None
+        if response is None:
             exchange.response = None
             try:
                 response = await self.loop.run_in_executor(self.server.pool, exchange.run)
@@ -848,7 +1027,58 @@ class Connection(asyncio.Protocol):
             await self.drain()
         return response.status, len(body)
 
+    def _small_file(self, body: FileBody) -> bool:
+        """Whether ``body`` goes out at once (:meth:`_send_small_file`)."""
+        return (
+            body.count <= SMALL_FILE
+            and body.before_send is None
+            and (not body.confirm or self._acked() is not None)
+        )
+
+    def _send_small_file(self, head: bytes, body: FileBody) -> int:
+        """A small file with its head in one write (loop.sendfile's hand-over costs more than
+        the copy: measured about 170 ms per response under keep-alive load against 12 ms),
+        its delivery confirmed beside the connection. Returns the bytes sent."""
+        sent = 0
+        complete = False
+        try:
+            if body.on_start is not None:
+                body.on_start()
+            body.file.seek(body.offset)
+            data = body.file.read(body.count)
+            if len(data) != body.count:
+                raise ClientGone()  # the file shrank under us
+            self.write(head + data)  # counts head and data in self.written
+            sent = len(data)
+            complete = True
+            self._watch(body, sent)
+            return sent
+        finally:
+            body.file.close()
+            if not complete:
+                if body.on_incomplete is not None:
+                    body.on_incomplete(sent)
+                if body.on_end is not None:
+                    body.on_end()
+
+    def _watch(self, body: FileBody, sent: int) -> None:
+        """After the last byte of ``body``: ``on_complete`` once the client acknowledged it (or at
+        once without ``confirm``), watched beside the connection, which goes on with its next
+        request (waiting here would cost a delayed ACK, up to 40 ms, per download)."""
+        if body.confirm:
+            deadline = self.loop.time() + self.limits.send_timeout
+            self.server.confirm(_Unconfirmed(self, self.written, body, sent, deadline))
+            return
+        if body.on_complete is not None:
+            body.on_complete()
+        if body.on_end is not None:
+            body.on_end()
+
     async def _send_file(self, head: bytes, body: FileBody) -> int:
+        if self._small_file(body):
+            sent = self._send_small_file(head, body)
+            await self.drain()
+            return sent
         sent = 0
         complete = False
         try:
@@ -858,14 +1088,12 @@ class Connection(asyncio.Protocol):
                 await self.loop.run_in_executor(self.server.pool, body.before_send)
             offset, end = body.offset, body.offset + body.count
             if body.count <= SMALL_FILE:
-                # One read and one write with the head: loop.sendfile's hand-over costs more
-                # than the copy for a small file (measured: about 170 ms per response under
-                # keep-alive load against 12 ms).
+                # Small, but its delivery is awaited here (TLS: see _acked).
                 body.file.seek(offset)
                 data = body.file.read(body.count)
                 if len(data) != body.count:
                     raise ClientGone()  # the file shrank under us
-                self.write(head + data)  # counts head and data in self.written
+                self.write(head + data)
                 offset = end
                 sent = len(data)
                 await self.drain()
@@ -891,13 +1119,8 @@ class Connection(asyncio.Protocol):
                 sent += n
                 self.written += n
             if body.confirm and self._acked() is not None:
-                # Plain TCP: the acknowledgements are watched beside the connection, which goes
-                # on with its next request (waiting here would cost a delayed ACK, up to 40 ms,
-                # per download).
-                complete = True
-                task = self.loop.create_task(self._confirm(self.written, body, sent))
-                self.server.confirming.add(task)
-                task.add_done_callback(self.server.confirming.discard)
+                complete = True  # plain TCP: the acknowledgements are watched beside it
+                self._watch(body, sent)
                 return sent
             if body.confirm:
                 await self._delivered()
@@ -933,30 +1156,6 @@ class Connection(asyncio.Protocol):
         if len(info) < 128:
             return None
         return int(struct.unpack_from("Q", info, 120)[0])
-
-    async def _confirm(self, target: int, body: FileBody, sent: int) -> None:
-        """Call ``on_complete`` once the client acknowledged every byte up to ``target`` of this
-        connection, ``on_incomplete`` when it went away (or stalled past the send deadline)
-        first."""
-        deadline = self.loop.time() + self.limits.send_timeout
-        delay = 0.001
-        acked: int | None = 0
-        try:
-            while True:
-                acked = self._acked()
-                if acked is None or acked >= target:
-                    if body.on_complete is not None:
-                        body.on_complete()
-                    return
-                if self.lost or self.loop.time() > deadline:
-                    if body.on_incomplete is not None:
-                        body.on_incomplete(max(0, sent - (target - acked)))
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        finally:
-            if body.on_end is not None:
-                body.on_end()
 
     async def _delivered(self) -> None:
         """Wait until every byte written was acknowledged by the client's TCP stack."""
@@ -1057,6 +1256,20 @@ class Connection(asyncio.Protocol):
             return status, sent
 
 
+@dataclass(eq=False)
+class _Unconfirmed:
+    """A file sent on ``connection`` whose bytes up to ``target`` (of everything written to it)
+    the client has not acknowledged yet."""
+
+    connection: Connection
+    target: int
+    body: FileBody
+    sent: int
+    deadline: float
+    #: seconds until the next look
+    delay: float = 0.001
+
+
 class _Finished(Exception):
     def __init__(self, value: Any):
         super().__init__()
@@ -1087,12 +1300,19 @@ def _throw(chunks: Iterator[Any]) -> None:
         chunks.close()  # type: ignore[attr-defined]  # a generator (checked by throw above)
 
 
+@functools.cache  # statuses come from the code: a bounded set
+def _status_line(status: int) -> str:
+    return f"HTTP/1.1 {status} {_title(status)}"
+
+
 _DATE_CACHE: list[Any] = [0, ""]
 
 
-def _now_http() -> str:
+def _server_and_date() -> str:
+    """The ``Server`` and ``Date`` lines of a head (the date changes once a second)."""
     second = int(time.time())
     if _DATE_CACHE[0] != second:
         _DATE_CACHE[0] = second
-        _DATE_CACHE[1] = http_date(datetime.fromtimestamp(second, UTC))
+        when = http_date(datetime.fromtimestamp(second, UTC))
+        _DATE_CACHE[1] = f"Server: {SERVER_VERSION}\r\nDate: {when}"
     return str(_DATE_CACHE[1])
