@@ -291,6 +291,9 @@ def test_share_url_answers_a_delta_by_cursor(served):
     assert doc["meta"]["logId"] == head["x-log-id"] and doc["meta"]["since"] == cursor
     delta = service.get_run(head["x-log-id"])
     assert (delta.trigger, delta.delta_since, delta.removed_count) == ("api", cursor, 1)
+    status, _, shown = served.api("GET", f"/api/v1/runs/{delta.log_id}")
+    assert status == 200 and shown["delta"]["since"] == cursor
+    assert (shown["delta"]["added"], shown["delta"]["removed"]) == (1, 1)
     # The delta's log ID is the next cursor: nothing changed since.
     status, head, body = served.request("GET", f"{share}&since={head['x-log-id']}")
     assert status == 200 and json.loads(body)["product"] == []
@@ -340,3 +343,39 @@ def test_a_held_run_shows_its_diff_with_the_published_one(catalog):
     assert diff.removed == 12 and diff.added == 0
     assert any("Alpha Distribution: 19 → 8 (-11)" in line for line in diff.lines())
     assert os.path.exists(deltas.manifest_path(export_id, held.log_id))
+
+
+def test_tui_run_details_of_a_held_run_show_its_changes(catalog):
+    import asyncio
+
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from tuiexport.app import ExportApp
+    from tuiexport.screens.run_details import RunDetailsScreen
+
+    export_id = define(catalog, "standard/json")
+    published = service.run_export(export_id, trigger="tui")
+    Product.delete().where(Product.puid > 1008).execute()
+    bump_catalog_version()
+    held = service.run_export(export_id, trigger="tui")
+    assert held.status == "held"
+
+    async def look() -> str:
+        app = ExportApp(server_url="http://127.0.0.1:9")
+        async with app.run_test(size=(140, 50)) as pilot:
+            await pilot.pause(0.2)
+            app.push_screen(RunDetailsScreen(service.get_run(held.log_id)))
+            for _ in range(50):  # the diff is read by a worker
+                await pilot.pause(0.05)
+                changes = app.screen.query_one("#run-changes", Static)
+                if changes.display:
+                    break
+            console = Console(width=140, record=True, file=io.StringIO())
+            console.print(changes.content)
+            return console.export_text()
+
+    text = asyncio.run(look())
+    assert "Changes against the published run (approving publishes these)" in text
+    assert f"Run {published.log_id} (20 products) → run {held.log_id} (8 products)" in text
+    assert "removed         12" in text

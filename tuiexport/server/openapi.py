@@ -171,6 +171,19 @@ def document() -> dict[str, Any]:
                         "messages": {"type": "array", "items": {"type": "string"}},
                         "statusUrl": {"type": "string"},
                         "fileUrl": {"type": ["string", "null"]},
+                        "delta": {
+                            "description": "A delta (issue 12): the cursor it answered, the "
+                            "full run it brings the consumer to, and its counts; null for "
+                            "a full run.",
+                            "type": ["object", "null"],
+                            "properties": {
+                                "since": {"type": "string"},
+                                "base": {"type": "string"},
+                                "added": {"type": "integer"},
+                                "changed": {"type": "integer"},
+                                "removed": {"type": "integer"},
+                            },
+                        },
                         "notifications": {
                             "description": "Webhook and email notifications of the run (GET "
                             "/runs/{logId} only), with every delivery attempt.",

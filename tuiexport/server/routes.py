@@ -421,6 +421,15 @@ class ShareHandler(FileResponses):
             "messages": [without_paths(m) for m in run.messages],
             "statusUrl": status_url,
             "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
+            "delta": {
+                "since": run.delta_since,
+                "base": run.delta_base,
+                "added": run.added_count,
+                "changed": run.changed_count,
+                "removed": run.removed_count,
+            }
+            if run.is_delta
+            else None,
         }
 
     def notification_json(self, n: service.NotificationView) -> dict[str, Any]:
