@@ -379,3 +379,39 @@ def test_tui_run_details_of_a_held_run_show_its_changes(catalog):
     assert "Changes against the published run (approving publishes these)" in text
     assert f"Run {published.log_id} (20 products) → run {held.log_id} (8 products)" in text
     assert "removed         12" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["standard/csv", "standard/json"])
+def test_deltas_on_postgresql(fmt):
+    """The generic path (records built in Python) notes the same fingerprints."""
+    from tests.pg_cluster import running_cluster
+    from tuiexport import db as dbmod
+    from tuiexport import setup
+    from tuiexport.catalog.demo import generate_demo
+
+    with running_cluster() as cluster:
+        try:
+            setup.prepare_database(cluster.url, load_sample=False)
+            generate_demo(60, seed=3)
+            selection = service.create_selection(Criteria(suppliers="all"), name="All")
+            export_id = define(selection, fmt)
+            old = service.run_export(export_id)
+            first = [p.puid for p in Product.select(Product.puid).order_by(Product.puid)]
+            offer, text, gone, same = first[:4]
+            SupplierItem.update(price=SupplierItem.price + 1).where(
+                SupplierItem.product == offer
+            ).execute()
+            ProductText.update(name="Neu").where(
+                ProductText.product == text, ProductText.lang == "de"
+            ).execute()
+            Product.delete().where(Product.puid == gone).execute()
+            bump_catalog_version()
+            delta = service.run_delta(export_id, old.log_id)
+            new = service.get_run(delta.delta_base)
+            got, removed = products(Path(delta.artifact_path), fmt)
+            full_old, _ = products(Path(old.artifact_path), fmt)
+            assert removed == [gone] and {offer, text} <= set(got) and same not in got
+            assert apply(full_old, got, removed) == products(Path(new.artifact_path), fmt)[0]
+        finally:
+            dbmod.close_database()
