@@ -156,7 +156,11 @@ class Builder:
             with open(tmp, "wb") as out:
                 out.write(MAGIC)
                 buffer = bytearray()
+                last = -1
                 for entry in _summed(heapq.merge(*(_entries(p) for p in paths))):
+                    if entry[0] <= last:  # a part noted out of puid order: no manifest
+                        raise ValueError(f"the records were not in puid order at {entry[0]}")
+                    last = entry[0]
                     buffer += ENTRY.pack(*entry)
                     count += 1
                     if len(buffer) >= SPILL:

@@ -376,11 +376,15 @@ def history_cmd(args: argparse.Namespace) -> int:
     runs = service.list_history(limit=args.limit, export_id=export_id, status=args.status)
     rows = [
         f"{r.log_id}  {r.status:<11} {r.started:%Y-%m-%d %H:%M}  {r.export_name[:30]:<30}  "
-        f"{r.api_version or '-':<4} {r.file_format[:24]:<24} {r.product_count:>9,}  {file_size(r.size, '–'):>8}"
+        f"{r.api_version or '-':<4} {_format_of(r)[:24]:<24} {r.product_count:>9,}  {file_size(r.size, '–'):>8}"
         for r in runs
     ]
     _emit(args, runs, "\n".join(rows) if rows else "No runs yet.")
     return 0
+
+
+def _format_of(run: service.RunView) -> str:
+    return f"{run.file_format} delta" if run.is_delta else run.file_format
 
 
 def history_decide(action: str, log_id: str | None, args: argparse.Namespace) -> int:
