@@ -44,42 +44,61 @@ OFFER_FIGURES = (
 )
 
 
-def _hash(part: int, data: bytes | str | None) -> int:
+_blake2b = hashlib.blake2b
+_FIGURES = (1 << 31).to_bytes(4, "big")
+
+
+def _hash(person: bytes, data: bytes | str | None) -> int:
     if data is None:
         return 0
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
-    return int.from_bytes(
-        hashlib.blake2b(data, digest_size=8, person=part.to_bytes(4, "big")).digest(), "big"
-    )
+    return int.from_bytes(_blake2b(data, digest_size=8, person=person).digest(), "big")
+
+
+class _Part:
+    """One part's packed entries, and the product being summed (its lines come one after
+    another)."""
+
+    __slots__ = ("buf", "content", "figures", "person", "puid")
+
+    def __init__(self, part: int):
+        self.buf = bytearray()
+        self.person = part.to_bytes(4, "big")
+        self.puid: int | None = None
+        self.content = self.figures = 0
+
+    def close(self) -> None:
+        if self.puid is not None:
+            self.buf += ENTRY.pack(self.puid, self.content, self.figures)
+            self.puid = None
 
 
 class Collector:
-    """The notes of one connection, per part: packed entries, consecutive ones of the same puid
-    summed. ``spill(part, data)``, if given, receives them every :data:`SPILL` bytes."""
+    """The notes of one connection, per part: packed entries, consecutive lines of the same
+    puid summed. ``spill(part, data)``, if given, receives them every :data:`SPILL` bytes."""
 
     def __init__(self, spill: Callable[[int, bytes], None] | None = None):
-        self.parts: dict[int, bytearray] = {}
-        self.last: dict[int, int] = {}
+        self.parts: dict[int, _Part] = {}
         self.spill = spill
 
     def record(
         self, part: int, puid: int, value: bytes | None, figures: object = None
     ) -> bytes | None:
-        content = _hash(part, value)
-        extra = _hash(1 << 31, str(figures)) if figures is not None else 0
-        buf = self.parts.get(part)
-        if buf is None:
-            buf = self.parts[part] = bytearray()
-        if buf and self.last.get(part) == puid:  # another line of the same product (CSV)
-            _, c, f = ENTRY.unpack_from(buf, len(buf) - ENTRY.size)
-            buf[-ENTRY.size :] = ENTRY.pack(puid, (c + content) & MASK, (f + extra) & MASK)
-        else:
-            buf += ENTRY.pack(puid, content, extra)
-            self.last[part] = puid
-            if self.spill is not None and len(buf) >= SPILL:
-                self.spill(part, bytes(buf))
-                buf.clear()
+        p = self.parts.get(part)
+        if p is None:
+            p = self.parts[part] = _Part(part)
+        content = _hash(p.person, value)
+        extra = _hash(_FIGURES, str(figures)) if figures is not None else 0
+        if p.puid == puid:  # another line of the same product (CSV)
+            p.content = (p.content + content) & MASK
+            p.figures = (p.figures + extra) & MASK
+            return value
+        p.close()
+        p.puid, p.content, p.figures = puid, content, extra
+        if self.spill is not None and len(p.buf) >= SPILL:
+            self.spill(part, bytes(p.buf))
+            p.buf.clear()
         return value
 
     def sql_function(self, *args: object) -> bytes | None:
@@ -91,9 +110,12 @@ class Collector:
 
     def take(self) -> list[tuple[int, bytes]]:
         """The notes so far (and forget them)."""
-        taken = [(part, bytes(buf)) for part, buf in self.parts.items() if buf]
+        taken = []
+        for part, p in self.parts.items():
+            p.close()
+            if p.buf:
+                taken.append((part, bytes(p.buf)))
         self.parts.clear()
-        self.last.clear()
         return taken
 
 
