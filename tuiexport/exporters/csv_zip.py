@@ -348,6 +348,8 @@ class CsvZipWriter:
         total = job.total
 
         pump = ZipPump(out, job.started, zip64=total > ZIP64_FROM)
+        # The ZIP's comment names the run (``unzip -z``): its log ID is a delta's cursor.
+        pump.zf.comment = f"tuiexport logId={job.log_id}".encode()
         ok = False
         try:
             phase = 0
