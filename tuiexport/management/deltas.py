@@ -190,4 +190,10 @@ def prune(export_id: str, keep: int) -> int:
             with suppress(OSError):
                 path.unlink()
                 removed += 1
+    # The notes a run killed while writing left behind (<logId>.new, <logId>.new.<n>.part).
+    running = {r.log_id for r in rows if r.status == "running"}
+    for path in folder.glob("*.new*"):
+        if path.name.split(".", 1)[0] not in running:
+            with suppress(OSError):
+                path.unlink()
     return removed
