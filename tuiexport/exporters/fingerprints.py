@@ -37,15 +37,17 @@ ENTRY = struct.Struct(">QQQ")
 MASK = (1 << 64) - 1
 #: Notes a collector keeps before it spills them (bytes).
 SPILL = 1 << 20
-#: A product's offers as the figures hash sees them: supplier, price and stock, in index order.
+#: A product's offers' prices and stock as one number (a weighted sum over its offers, read
+#: from the covering index supplier_item_offer): cheap to make, and a price or stock change
+#: changes it. It only counts changes for the run diff; what a delta holds is the content hash.
 OFFER_FIGURES = (
-    "(SELECT group_concat(fo.supplier_id || ':' || IFNULL(fo.price, '') || ':' || "
-    "IFNULL(fo.stock, ''), ';') FROM supplier_item fo WHERE fo.product_id = {puid})"
+    "(SELECT total(IFNULL(fo.price, -1.0) * 7919.0 + IFNULL(fo.stock, -1) * 104729.0 "
+    "+ fo.supplier_id * 15485863.0) FROM supplier_item fo WHERE fo.product_id = {puid})"
 )
+_DOUBLE = struct.Struct(">d")
 
 
 _blake2b = hashlib.blake2b
-_FIGURES = (1 << 31).to_bytes(4, "big")
 
 
 def _hash(person: bytes, data: bytes | str | None) -> int:
@@ -54,6 +56,12 @@ def _hash(person: bytes, data: bytes | str | None) -> int:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     return int.from_bytes(_blake2b(data, digest_size=8, person=person).digest(), "big")
+
+
+def _figures(value: object) -> int:
+    if not isinstance(value, (int, float)):
+        return 0
+    return int.from_bytes(_DOUBLE.pack(float(value)), "big") or 1
 
 
 class _Part:
@@ -89,7 +97,7 @@ class Collector:
         if p is None:
             p = self.parts[part] = _Part(part)
         content = _hash(p.person, value)
-        extra = _hash(_FIGURES, str(figures)) if figures is not None else 0
+        extra = _figures(figures)
         if p.puid == puid:  # another line of the same product (CSV)
             p.content = (p.content + content) & MASK
             p.figures = (p.figures + extra) & MASK
