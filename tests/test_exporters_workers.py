@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import tuiexport
-from tuiexport.exporters import bmecat_mapping, parallel, text, worker
+from tuiexport.exporters import bmecat_mapping, fingerprints, parallel, text, worker
 
 PACKAGE = Path(tuiexport.__file__).resolve().parent
 #: What a worker process imports of ours: the worker, its handlers and what they import.
-WORKER_MODULES = [worker.__name__, bmecat_mapping.__name__, text.__name__]
+WORKER_MODULES = [worker.__name__, fingerprints.__name__, bmecat_mapping.__name__, text.__name__]
 
 
 def test_worker_modules_import_only_the_standard_library():
@@ -67,7 +67,10 @@ def test_ordered_map_gives_results_in_task_order(tmp_path, lane):
     lanes = [lane(uri, sql, "") for _ in range(2)]
     try:
         tasks = [json.dumps(list(range(i, i + 5))) for i in range(0, 50, 5)]
-        results = list(parallel.ordered_map(lanes, tasks, window=4))
+        # Each result comes with its chunk's fingerprint notes (none for this SQL).
+        answers = list(parallel.ordered_map(lanes, tasks, window=4))
+        results = [value for value, _ in answers]
+        assert all(notes == [] for _, notes in answers)
     finally:
         for each in lanes:
             each.close()

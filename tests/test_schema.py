@@ -83,6 +83,8 @@ def test_a_version_1_database_is_migrated(tmp_path):
         con.execute("ALTER TABLE run DROP COLUMN owner")  # version 4
         con.execute("DROP TABLE notification_attempt")  # version 6
         con.execute("DROP TABLE notification")
+        for column in DELTA_COLUMNS:  # version 8
+            con.execute(f"ALTER TABLE run DROP COLUMN {column}")
         con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     database = setup.prepare_database(path, load_sample=False)
     assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
@@ -90,6 +92,32 @@ def test_a_version_1_database_is_migrated(tmp_path):
     assert migrated == recomputed(database) and any(m for _, m, *_ in migrated)
     assert service.count_products(Criteria(only_in_stock=True)) == 13
     assert {"notification", "notification_attempt"} <= set(database.get_tables())
+
+
+DELTA_COLUMNS = ("delta_since", "delta_base", "added_count", "changed_count", "removed_count")
+
+
+def test_a_version_6_database_gets_the_delta_columns(tmp_path):
+    """Version 8 (issue 12): a delta is a run with its cursor, its base run and its counts."""
+    path = tmp_path / "v6.sqlite"
+    setup.prepare_database(path, load_sample=False)
+    dbmod.close_database()
+    with sqlite3.connect(path) as con:
+        for column in DELTA_COLUMNS:
+            con.execute(f"ALTER TABLE run DROP COLUMN {column}")
+        con.execute(
+            "INSERT INTO run (log_id, export_id, export_name, trigger, status, started, "
+            "heartbeat, api_version, profile, output, file_format, product_count, omitted_count, "
+            "artifact_kept, messages, supplier_shares, fingerprint, outcome, host, pid, owner) "
+            "VALUES ('OLDRUN0001', 'e', 'old', 'cli', 'success', '2026-01-01 00:00:00', "
+            "'2026-01-01 00:00:00', '', 'standard', 'csv', 'standard CSV (ZIP)', 3, 0, 0, '[]', "
+            "'{}', '', 'success', '', 0, '')"
+        )
+        con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    setup.prepare_database(path, load_sample=False)
+    assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
+    old = service.get_run("OLDRUN0001")
+    assert (old.is_delta, old.delta_since, old.added_count, old.product_count) == (False, "", 0, 3)
 
 
 def test_a_version_4_database_gets_the_selection_indexes(tmp_path):

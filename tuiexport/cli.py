@@ -61,6 +61,11 @@ def _options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "-o", "--output", metavar="PATH|-", help="with --run: write the file here ('-' = stdout)"
     )
+    parser.add_argument(
+        "--since",
+        metavar="LOGID",
+        help="with --run: only what changed since that run (a delta; exit 4: fetch in full)",
+    )
     parser.add_argument("--no-server", action="store_true", help="TUI without the share server")
     parser.add_argument(
         "--read-only",
@@ -198,6 +203,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UserError("--run needs an export ID or name (see 'tuiexport exports list').")
     if args.output is not None and not args.output.strip():
         raise UserError("-o needs a file or folder path, or '-' for standard output.")
+    if args.since is not None and not args.since.strip():
+        raise UserError("--since needs a log ID (the X-Log-Id of the last file you fetched).")
     if args.run:
         if args.command:
             raise UserError("Use either --run or a command, not both.")
@@ -209,6 +216,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_command(args)
     if args.output:
         raise UserError("-o/--output only works with --run.")
+    if args.since is not None:
+        raise UserError("--since only works with --run: 'tuiexport --run EXPORT --since LOGID'.")
     if not args.command:
         from tuiexport.tui import run_tui
 

@@ -11,6 +11,7 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -20,10 +21,11 @@ import peewee as pw
 from tuiexport import config
 from tuiexport import db as dbmod
 from tuiexport.db import database
-from tuiexport.errors import InvalidDefinition, UserError
-from tuiexport.exporters import registry, tuning, validate
+from tuiexport.errors import InvalidDefinition, RunFailed, UserError
+from tuiexport.exporters import fingerprints, registry, tuning, validate
 from tuiexport.exporters.base import (
     OMITTED_TABLE,
+    REMOVED_TABLE,
     SELECTION_TABLE,
     Cancelled,
     ExportJob,
@@ -31,7 +33,7 @@ from tuiexport.exporters.base import (
     WriteStats,
     stored_options,
 )
-from tuiexport.management import definitions, gate, history, liveness, notify, runs
+from tuiexport.management import definitions, deltas, gate, history, liveness, notify, runs
 from tuiexport.management.views import RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
@@ -67,8 +69,46 @@ def prepare_selection(db: pw.Database, criteria: Criteria, limit: int) -> tuple[
 
 
 def drop_selection(db: pw.Database) -> None:
-    for table in (SELECTION_TABLE, OMITTED_TABLE):
+    for table in (SELECTION_TABLE, OMITTED_TABLE, REMOVED_TABLE):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+@dataclass(frozen=True)
+class DeltaPlan:
+    """A delta (issue 12): from the run of manifest ``old`` (the consumer's cursor ``since``)
+    to the full run ``base`` (manifest ``new``)."""
+
+    since: str
+    base: str
+    old: Path
+    new: Path
+
+
+def prepare_delta(db: pw.Database, plan: DeltaPlan) -> tuple[int, int, int]:
+    """``sel`` = the products added or changed from ``plan.old`` to ``plan.new``, REMOVED_TABLE
+    = the puids gone; ``sel_omitted`` empty. Returns ``(added, changed, removed)``."""
+    drop_selection(db)
+    kind = "INTEGER" if isinstance(db, pw.SqliteDatabase) else "BIGINT"
+    for table in (SELECTION_TABLE, OMITTED_TABLE, REMOVED_TABLE):
+        db.execute_sql(f"CREATE TEMPORARY TABLE {table} (puid {kind} PRIMARY KEY)")
+    counts = {"added": 0, "changed": 0, "removed": 0}
+    batches: dict[str, list[tuple[int]]] = {SELECTION_TABLE: [], REMOVED_TABLE: []}
+
+    def flush(table: str) -> None:
+        rows = batches[table]
+        if rows:
+            db.cursor().executemany(f"INSERT INTO {table} (puid) VALUES ({db.param})", rows)
+            rows.clear()
+
+    for change in fingerprints.diff(plan.old, plan.new):
+        counts[change.kind] += 1
+        table = REMOVED_TABLE if change.kind == "removed" else SELECTION_TABLE
+        batches[table].append((change.puid,))
+        if len(batches[table]) >= 10_000:
+            flush(table)
+    flush(SELECTION_TABLE)
+    flush(REMOVED_TABLE)
+    return counts["added"], counts["changed"], counts["removed"]
 
 
 # --- running -------------------------------------------------------------------------------
@@ -107,15 +147,26 @@ class PreparedRun:
     """
 
     def __init__(
-        self, row: ExportDefinition, run: Run, target: Path, limit: int, criteria: Criteria
+        self,
+        row: ExportDefinition,
+        run: Run,
+        target: Path,
+        limit: int,
+        criteria: Criteria,
+        delta: DeltaPlan | None = None,
     ):
         self.definition = row
         self.run = run
         self.target = target
         self.limit = limit
         self.criteria = criteria
+        self.delta = delta
         self.writer = registry.get_writer(row.profile, row.output)
         self.done = threading.Event()
+        #: A full run of a format that fingerprints its records keeps a manifest (issue 12).
+        self.manifest: Path | None = None
+        if delta is None and registry.supports_delta(row.profile, row.output):
+            self.manifest = deltas.manifest_path(row.export_id, run.log_id)
 
     @property
     def log_id(self) -> str:
@@ -163,8 +214,19 @@ class PreparedRun:
             with liveness.Heartbeat(run.log_id):
                 if own_reader or reader.is_closed():
                     reader.connect(reuse_if_open=True)
+                delta, counts = self.delta, (0, 0, 0)
+                notes = None
+                if self.manifest is not None:
+                    notes = fingerprints.Builder(self.manifest.with_suffix(".new"))
                 try:
-                    selected, omitted = prepare_selection(reader, self.criteria, self.limit)
+                    if delta is None:
+                        selected, omitted = prepare_selection(reader, self.criteria, self.limit)
+                    else:
+                        counts = prepare_delta(reader, delta)
+                        selected, omitted = counts[0] + counts[1], 0
+                    if notes is not None and dbmod.is_sqlite(reader):
+                        # The records built on this connection leave their fingerprints too.
+                        fingerprints.register(reader.connection(), notes.local)
                     total[0] = selected
                     if progress is not None:
                         progress(0, selected)
@@ -186,6 +248,10 @@ class PreparedRun:
                         tuning=tuning.from_env(),
                         progress=on_progress,
                         cancelled=is_cancelled,
+                        fingerprints=notes,
+                        since=delta.since if delta else "",
+                        delta_base=delta.base if delta else "",
+                        removed=counts[2],
                     )
                     part.parent.mkdir(parents=True, exist_ok=True)
                     with open(part, "wb", buffering=0) as raw, _HashingWriter(raw) as out:
@@ -194,35 +260,52 @@ class PreparedRun:
                         out.flush()
                         os.fsync(raw.fileno())
                     digest, size = out.hexdigest(), out.size
+                    if notes is not None:
+                        self._finish_manifest(notes, job)
                 finally:
+                    if notes is not None:
+                        notes.discard()
                     _release(reader, own_reader)
                 # The part file is complete: read it back before anything publishes it.
                 validate.artifact(self.writer, part, job, stats)
                 status, messages, fields = self._outcome(job, stats, selected, omitted)
                 fields.update(size=size, sha256=digest)
+                if delta is not None:
+                    fields.update(added_count=counts[0], changed_count=counts[1])
+                    fields.update(removed_count=counts[2])
+                    messages.insert(1, _delta_message(delta, *counts))
                 # The publish gate (issue 11): the file is complete; past a limit it is held.
+                # A delta is small by nature: never held.
                 would_be = status
-                status, publish_to = self._gate(job.options, status, messages, fields)
+                publish_to = self.target
+                if delta is None:
+                    status, publish_to = self._gate(job.options, status, messages, fields)
                 # Recorded before the rename: a process killed between the rename and the final
                 # update leaves a row the next start can check against the file.
                 history.record_outcome(run.log_id, status, messages, **fields)
                 os.replace(part, publish_to)
+                if self.manifest is not None and self.manifest.with_suffix(".new").is_file():
+                    os.replace(self.manifest.with_suffix(".new"), self.manifest)
                 _fsync_dir(publish_to.parent)
                 if status == "held":  # what it becomes once approved (gate.approve)
                     fields["outcome"] = would_be
         except Cancelled:
             _unlink(part)
+            self._drop_manifest()
             return self._finish("cancelled", ["Cancelled before it finished."], **_NO_FILE)
         except validate.InvalidArtifact as exc:
             _unlink(part)
+            self._drop_manifest()
             return self._finish("failed", exc.messages, **_NO_FILE)
         except OSError as exc:
             _unlink(part)
+            self._drop_manifest()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
             return self._finish("failed", [f"Could not write {where}: {reason}."], **_NO_FILE)
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
+            self._drop_manifest()
             reason = f"The export failed: {type(exc).__name__}: {exc}."
             if liveness.lost_connection(exc):
                 reason = (
@@ -232,13 +315,28 @@ class PreparedRun:
             return self._finish("failed", [reason], **_NO_FILE)
 
         view = self._finish(status, messages, artifact_kept=True, **fields)
-        if _inside(self.target, config.artifacts_dir()):
+        if not _inside(self.target, config.artifacts_dir()):
+            with suppress(pw.PeeweeException):
+                deltas.prune(row.export_id, settings.keep_artifacts)  # -o PATH: manifests only
+        else:
             try:
                 apply_retention(row.export_id, settings.keep_artifacts)
             except (pw.OperationalError, pw.InterfaceError) as exc:
                 if not liveness.lost_connection(exc):
                     raise  # a lost connection: the next run's retention removes the file
         return view
+
+    def _finish_manifest(self, notes: fingerprints.Builder, job: ExportJob) -> None:
+        """The part files of the fingerprints -> the manifest (published with the file)."""
+        try:
+            notes.finish()
+        except ValueError as exc:  # never expected: the writers note in puid order
+            job.messages.append(f"No fingerprint manifest was kept ({exc}); no delta from it.")
+
+    def _drop_manifest(self) -> None:
+        if self.manifest is not None:
+            _unlink(self.manifest.with_suffix(".new"))
+            _unlink(self.manifest)
 
     def _outcome(
         self, job: ExportJob, stats: WriteStats, selected: int, omitted: int
@@ -297,6 +395,7 @@ def begin_run(
     trigger: str = "cli",
     output_path: str | os.PathLike[str] | None = None,
     api_version: str = "",
+    delta: DeltaPlan | None = None,
 ) -> PreparedRun:
     """Validate the definition and open its history entry. Raises InvalidDefinition / NotFound
     (nothing recorded then: a refused run is not a run)."""
@@ -318,10 +417,11 @@ def begin_run(
         if not os.access(target.parent, os.W_OK):
             raise UserError(f"The folder {target.parent} is not writable.")
     else:
+        kind = ".delta" if delta is not None else ""
         target = (
             config.artifacts_dir()
             / row.export_id
-            / (f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}.{writer.extension}")
+            / (f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}{kind}.{writer.extension}")
         )
     run = runs.create(
         log_id=log_id,
@@ -340,8 +440,58 @@ def begin_run(
         host=liveness.HOST,
         pid=os.getpid(),
         owner=liveness.owner(),
+        delta_since=delta.since if delta else "",
+        delta_base=delta.base if delta else "",
     )
-    return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
+    limit = definitions.effective_limit(row.product_limit)
+    return PreparedRun(row, run, target, limit, criteria, delta)
+
+
+def run_delta(
+    ref: str,
+    since: str,
+    *,
+    trigger: str = "cli",
+    output_path: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    api_version: str = "",
+) -> RunView:
+    """What changed since the consumer's run ``since`` (issue 12), in the export's own format:
+    the products added or changed, then the removed puids. Relative to the export's current
+    full run — run first when the catalog or definition changed since the last one, exactly
+    as a share URL would. Raises Gone for a cursor without a manifest, UserError for a format
+    without deltas, RunFailed when the full run it needs failed."""
+    row = definitions.get_row(ref)
+    reason = deltas.refusal(row.profile, row.output)
+    if reason:
+        raise UserError(reason)
+    _, old = deltas.cursor(row.export_id, since, row.profile, row.output)
+    base = reusable_artifact(ref)
+    if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
+        full = run_export(ref, trigger=trigger, api_version=api_version)
+        base = full if full.status in ("success", "warning") else reusable_artifact(ref)
+        if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
+            raise RunFailed(
+                f"The export '{row.name}' could not bring its full file up to date (run "
+                f"{full.log_id} {full.status}); no delta can be made, see its history."
+            )
+    plan = DeltaPlan(
+        since=since.strip().upper(),
+        base=base.log_id,
+        old=old,
+        new=deltas.manifest_path(row.export_id, base.log_id),
+    )
+    prepared = begin_run(
+        ref, trigger=trigger, output_path=output_path, api_version=api_version, delta=plan
+    )
+    return prepared.execute(progress=progress)
+
+
+def _delta_message(plan: DeltaPlan, added: int, changed: int, removed: int) -> str:
+    return (
+        f"Delta since {plan.since} up to run {plan.base}: {added:,} added, {changed:,} changed, "
+        f"{removed:,} removed."
+    )
 
 
 def run_export(
@@ -365,7 +515,10 @@ def apply_retention(export_id: str, keep: int) -> int:
     removed = 0
     # Never the file share URLs serve, nor a held run's (it waits for the operator's decision).
     published = runs.newest_complete_kept(export_id)
-    for row in runs.kept_runs(export_id)[max(keep, 1) :]:
+    # Full runs and deltas (issue 12) are counted apart: deltas never push a full run out.
+    old = runs.kept_runs(export_id)[max(keep, 1) :]
+    old += runs.kept_runs(export_id, deltas=True)[max(keep, 1) :]
+    for row in old:
         path = Path(row.artifact_path or "")
         if not _inside(path, root) or row.status == "held":
             continue
@@ -374,6 +527,7 @@ def apply_retention(export_id: str, keep: int) -> int:
         _unlink(path)
         runs.release_artifact(row.id)
         removed += 1
+    deltas.prune(export_id, keep)
     return removed
 
 

@@ -52,3 +52,10 @@ class Busy(UserError):
 
     exit_code = 1
     http_status = 503
+
+
+class Gone(UserError):
+    """A delta's cursor the server no longer has a manifest for: fetch the full feed."""
+
+    exit_code = 4
+    http_status = 410

@@ -216,6 +216,13 @@ class Run(BaseModel):
     #: Who runs it: ``<boot id>/<PID namespace>/<process start time>`` (liveness.process_identity);
     #: with the pid it tells a live process from a dead one that had the same pid.
     owner = pw.CharField(default="")
+    #: A delta (issue 12): the log ID the consumer sent as ``since`` and the full run whose
+    #: state the delta brings them to; both empty for any other run.
+    delta_since = pw.CharField(default="")
+    delta_base = pw.CharField(default="")
+    added_count = pw.IntegerField(default=0)
+    changed_count = pw.IntegerField(default=0)
+    removed_count = pw.IntegerField(default=0)
 
 
 class ApiKey(BaseModel):

@@ -11,7 +11,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -170,7 +170,24 @@ def _migrate_7(db: pw.Database) -> None:
     refresh_offer_summary()
 
 
-#: Migrations: the version they reach -> function(db). A schema at version N runs every step above N.
+def _migrate_8(db: pw.Database) -> None:
+    """Version 8: deltas are runs too (issue 12): the cursor they answer, the run they bring
+    the consumer to, and their counts (see Run.delta_since)."""
+    # A table created by this version's models already has them (create_tables runs first).
+    present = {c.name for c in db.get_columns("run")}
+    for column, kind in (
+        ("delta_since", "VARCHAR(255) NOT NULL DEFAULT ''"),
+        ("delta_base", "VARCHAR(255) NOT NULL DEFAULT ''"),
+        ("added_count", "INTEGER NOT NULL DEFAULT 0"),
+        ("changed_count", "INTEGER NOT NULL DEFAULT 0"),
+        ("removed_count", "INTEGER NOT NULL DEFAULT 0"),
+    ):
+        if column not in present:
+            db.execute_sql(f"ALTER TABLE run ADD COLUMN {column} {kind}")
+
+
+#: Migrations: the version they reach -> function(db). A schema at version N runs every step
+#: above N, in order.
 MIGRATIONS = {
     2: _migrate_2,
     3: _migrate_3,
@@ -178,6 +195,7 @@ MIGRATIONS = {
     5: _migrate_5,
     6: _migrate_6,
     7: _migrate_7,
+    8: _migrate_8,
 }
 
 FTS_TABLE = "product_search"
@@ -239,7 +257,7 @@ def ensure_schema(db: pw.Database) -> None:
                 f"The database has schema version {current}, newer than this tuiexport "
                 f"({SCHEMA_VERSION}); upgrade tuiexport."
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        for version in sorted(v for v in MIGRATIONS if current < v <= SCHEMA_VERSION):
             MIGRATIONS[version](db)
         if fresh or current < SCHEMA_VERSION:
             set_meta("schema_version", str(SCHEMA_VERSION))

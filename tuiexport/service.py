@@ -124,8 +124,18 @@ from tuiexport.management.notify import signature as notification_signature
 # isort: off
 from tuiexport.management.gate import approve as approve_run
 from tuiexport.management.gate import discard as discard_run
+
 # isort: on
 # --- end of the publish gate ---------------------------------------------------------------
+# --- deltas and run diffs (issue 12) --------------------------------------------------------
+# isort: off
+from tuiexport.engine import run_delta
+from tuiexport.management.deltas import diff_with_previous as run_diff_with_previous
+from tuiexport.management.deltas import refusal as delta_refusal
+from tuiexport.management.deltas import run_diff
+from tuiexport.management.views import RunDiff
+# isort: on
+# --- end of deltas and run diffs ------------------------------------------------------------
 
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
@@ -153,6 +163,7 @@ __all__ = [
     "NotificationView",
     "PreparedRun",
     "PreviewRow",
+    "RunDiff",
     "RunView",
     "SelectionImpact",
     "SelectionView",
@@ -178,6 +189,7 @@ __all__ = [
     "database_unreachable",
     "delete_definition",
     "delete_selection",
+    "delta_refusal",
     "discard_run",
     "download_name",
     "effective_limit",
@@ -215,6 +227,9 @@ __all__ = [
     "reusable_artifact",
     "revoke_key",
     "rotate_share_token",
+    "run_delta",
+    "run_diff",
+    "run_diff_with_previous",
     "run_export",
     "run_notifications",
     "selection_impact",

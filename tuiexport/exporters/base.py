@@ -12,17 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal, Protocol
 
 import msgspec
 import peewee as pw
 
 from tuiexport.exporters.tuning import Tuning
 
+if TYPE_CHECKING:
+    from tuiexport.exporters.fingerprints import Builder
+
 #: Name of the temporary table holding the selected puids, ordered, already cut to the limit.
 SELECTION_TABLE = "sel"
 #: Name of the temporary table holding puids that matched but were cut by the limit.
 OMITTED_TABLE = "sel_omitted"
+#: A delta (issue 12): the puids the consumer's run had that the newer one no longer has.
+REMOVED_TABLE = "sel_removed"
 
 
 #: A percentage, 0 to 100 (the publish gate's limits).
@@ -109,6 +114,14 @@ class ExportJob:
     #: Writers append human-readable warnings/errors here; the engine stores them with the run.
     messages: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Where the writer's records leave their fingerprints (None: this run keeps no manifest).
+    fingerprints: Builder | None = None
+    #: A delta (issue 12): the log ID of the consumer's run (``since``) and of the run it
+    #: brings them to (``delta_base``); ``sel`` holds the added and changed products, and
+    #: ``removed`` puids are in REMOVED_TABLE. Empty for a full run.
+    since: str = ""
+    delta_base: str = ""
+    removed: int = 0
 
     def check(self, written: int) -> None:
         """Report progress and stop if cancelled; writers call it every few thousand products."""

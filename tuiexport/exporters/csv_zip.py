@@ -20,6 +20,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import IO, Any, BinaryIO
 
+from tuiexport.exporters import fingerprints
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob, WriteStats
 from tuiexport.exporters.format import IN_BOUND, NUMBER_BOUND, Row, parse_dt
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
@@ -33,7 +34,12 @@ from tuiexport.exporters.sql import (
     release_memory,
     use_fast_path,
 )
-from tuiexport.exporters.summary import limit_reason, omitted_puids, supplier_names
+from tuiexport.exporters.summary import (
+    limit_reason,
+    omitted_puids,
+    removed_puids,
+    supplier_names,
+)
 from tuiexport.exporters.text import round_half_up
 
 #: Deflate level: 1 like ``gzip -1``; the files are text and compress well even so.
@@ -243,12 +249,22 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
     nl = nl_text.encode()
     join = fmt.join
     from_sql, order, extra, by_index = flat_source(job, element)
+    # Every line of a product is fingerprinted (its puid is sel's); reference lines are not.
+    notes = job.fingerprints
+    fingerprinted = element.role != "reference"
+    if notes is not None and fingerprinted and not extra and not use_fast_path(job):
+        extra = [f"{SELECTION_TABLE}.puid"]  # the generic path notes product lines in Python
     k = len(extra)
     head = ", ".join(extra) + (", " if extra else "")
     encode = None
+    record_sql = fmt.record_sql(fields, job)
+    if fingerprinted:
+        record_sql = fingerprints.wrap(
+            job, element.name, f"{SELECTION_TABLE}.puid", record_sql, element.role == "main"
+        )
     if use_fast_path(job):
         line = itemgetter(k)
-        record = blob(fmt.record_sql(fields, job))
+        record = blob(record_sql)
     else:
         record = ", ".join(field_sql(f, job) for f in fields)
         encode = fmt.record_py(fields)
@@ -257,7 +273,11 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
         if encode is None:
             data = nl.join(map(line, rows)) + nl
         else:
-            data = (nl_text.join(join("", encode(row[k:])) for row in rows) + nl_text).encode()
+            lines = [join("", encode(row[k:])) for row in rows]
+            if notes is not None and fingerprinted:
+                for row, text in zip(rows, lines, strict=True):
+                    notes.record(element.name, row[0], text)
+            data = (nl_text.join(lines) + nl_text).encode()
         if element.role == "child":
             products = len(set(map(itemgetter(0), rows)))
             suppliers = list(map(itemgetter(1), rows)) if k == 2 else None
@@ -277,7 +297,7 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
             # The last CRLF is appended in SQL: one copy of the chunk fewer in this process.
             f"SELECT CAST(group_concat(r, char(13, 10)) || char(13, 10) AS BLOB), "
             f"COUNT(DISTINCT k_puid), "
-            f"COUNT(*), group_concat(k_sid) FROM (SELECT {cols}{fmt.record_sql(fields, job)} AS r "
+            f"COUNT(*), group_concat(k_sid) FROM (SELECT {cols}{record_sql} AS r "
             f"FROM {from_par}{order_par})"
         )
 
@@ -328,6 +348,8 @@ class CsvZipWriter:
         total = job.total
 
         pump = ZipPump(out, job.started, zip64=total > ZIP64_FROM)
+        # The ZIP's comment names the run (``unzip -z``): its log ID is a delta's cursor.
+        pump.zf.comment = f"tuiexport logId={job.log_id}".encode()
         ok = False
         try:
             phase = 0
@@ -352,6 +374,13 @@ class CsvZipWriter:
             for puids in omitted_puids(job):
                 pump.write("".join(f"{p}{fmt.sep}{reason}{nl}" for p in puids).encode())
             pump.end_member()
+
+            if job.since:  # a delta (issue 12): the puids to delete
+                pump.member("removed.csv")
+                pump.write((prefix + "puid" + nl).encode())
+                for puids in removed_puids(job):
+                    pump.write("".join(f"{p}{nl}" for p in puids).encode())
+                pump.end_member()
 
             problems = error_lines(job)
             if problems:

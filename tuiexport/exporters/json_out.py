@@ -28,7 +28,13 @@ from tuiexport.exporters.format import IN_BOUND, NUMBER_BOUND, Row, iso_utc
 from tuiexport.exporters.profiles import PROFILES, Element, Field
 from tuiexport.exporters.records import product_chunks, reference_records
 from tuiexport.exporters.sql import field_sql, indexed, ordered_index, release_memory
-from tuiexport.exporters.summary import limit_reason, meta, omitted_puids, supplier_names
+from tuiexport.exporters.summary import (
+    limit_reason,
+    meta,
+    omitted_puids,
+    removed_puids,
+    supplier_names,
+)
 from tuiexport.exporters.text import round_half_up
 
 _enc = msgspec.json.Encoder()
@@ -137,6 +143,12 @@ class JsonWriter:
             if data:
                 out.write((b",\n" if not first else b"\n") + data)
                 first = False
+        if job.since:  # a delta (issue 12): the puids to delete
+            out.write(b'\n],\n"removed":[')
+            sep = "\n"
+            for puids in removed_puids(job):
+                out.write((sep + ",\n".join(map(str, puids))).encode())
+                sep = ",\n"
         out.write(b'\n],\n"log":[')
         reason = _enc.encode(limit_reason(job)).decode()
         sep = "\n"
@@ -186,5 +198,10 @@ class JsonLinesWriter:
             job, profile, fmt, sep=b"\n", wrap=envelope, end=b"\n", post=line_safe, shares=shares
         ):
             out.write(data)
+        head, tail = envelope
+        for puids in removed_puids(job):  # a delta (issue 12): the puids to delete
+            out.write(
+                b"".join(head + b'{"puid":%d,"removed":true}' % p + tail + b"\n" for p in puids)
+            )
         # Counted along with the products (or after them), so the first bytes go out at once.
         return WriteStats(job.total, supplier_names(job, shares))

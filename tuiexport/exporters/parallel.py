@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import tuiexport
-from tuiexport.exporters import worker
+from tuiexport.exporters import fingerprints, worker
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob
 from tuiexport.exporters.sql import chunks, use_fast_path
 
@@ -91,7 +91,7 @@ class _ProcessLane:
 
     def _result(self) -> Any:
         try:
-            kind, value = self.conn.recv()
+            kind, value, *notes = self.conn.recv()
         except (EOFError, OSError):
             self.proc.kill()
             assert self.proc.stderr is not None  # opened with stderr=PIPE
@@ -100,7 +100,7 @@ class _ProcessLane:
         self.outstanding -= 1
         if kind != "ok":
             raise RuntimeError(f"Export worker failed: {value}")
-        return value
+        return value, notes[0]
 
     def close(self) -> None:
         import subprocess
@@ -124,11 +124,13 @@ class _ThreadLane:
         self.sql = sql
         self.process = worker.resolve(handler)
         self.pool: ThreadPoolExecutor = ThreadPoolExecutor(1, thread_name_prefix="export")
-        self.db = worker.connect(uri)
+        self.notes = fingerprints.Collector()
+        self.db = worker.connect(uri, self.notes)
         self.futures: list[Any] = []
 
     def _run(self, task: str) -> object:
-        return self.process(self.db.execute(self.sql, (task,)).fetchall())
+        result = self.process(self.db.execute(self.sql, (task,)).fetchall())
+        return result, self.notes.take()
 
     def submit(self, task: str) -> Callable[[], Any]:
         future = self.pool.submit(self._run, task)
@@ -171,7 +173,11 @@ def run_parallel(job: ExportJob, sql: str, handler: str = "") -> Iterator[Any]:
         tasks = (
             json.dumps([r[0] for r in rows]) for rows in chunks(cursor, job.tuning.parallel_chunk)
         )
-        yield from ordered_map(lanes, tasks, 2 * workers)
+        # Each result comes with the fingerprints of its chunk's records, in puid order.
+        for value, notes in ordered_map(lanes, tasks, 2 * workers):
+            if notes and job.fingerprints is not None:
+                job.fingerprints.feed_all(notes)
+            yield value
     finally:
         for each in lanes:
             with contextlib.suppress(OSError):

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from operator import itemgetter
 
+from tuiexport.exporters import fingerprints
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob
 from tuiexport.exporters.format import Format, NestingFormat, Row
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
@@ -105,6 +106,7 @@ def _product_chunks(
             (c.name, fmt.child_sql(c, c.fields_for(fl, nested=True), job)) for c in profile.children
         ]
         record = fmt.record_sql(fields, job, subs, tag=main.name)
+        record = fingerprints.wrap(job, main.name, "p.puid", record, figures=True)
         if parallel_workers(job):
             # CROSS JOIN keeps the puid list (in order) as the outer loop: no ORDER BY needed.
             # One row per chunk (group_concat): the worker's single step builds the whole chunk
@@ -151,6 +153,7 @@ def _product_chunks(
         kids.append((child, fmt.record_py(cf), Merge(ccur)))
     encode = fmt.record_py(fields)
     join = fmt.join
+    notes = job.fingerprints
     for rows in chunks(cursor):
         out = []
         for row in rows:
@@ -160,6 +163,8 @@ def _product_chunks(
                 for child, cenc, merge in kids
             ]
             out.append(join(main.name, encode(row[1:]), nested).encode())
+            if notes is not None:
+                notes.record(main.name, puid, out[-1])
         written += len(rows)
         yield finish(out)
         job.check(written)

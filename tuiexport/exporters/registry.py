@@ -31,24 +31,36 @@ class Output:
     #: Its validator by import path, ``"module:function"`` (see :mod:`.validate`): reads the
     #: written file back before it is published. Empty: the output is published unchecked.
     validator: str = ""
+    #: Its writer fingerprints every product's records (:mod:`.fingerprints`) and writes the
+    #: removed puids of a delta (issue 12): runs keep a manifest, consumers may ask for deltas.
+    delta: bool = False
 
 
 #: Where the validators live (``validate.<function>``).
 _V = "tuiexport.exporters.validate:"
 OUTPUTS_TABLE = (
     Output(
-        "csv", "CSV (ZIP)", "tuiexport.exporters.csv_zip:CsvZipWriter", validator=_V + "csv_zip"
+        "csv",
+        "CSV (ZIP)",
+        "tuiexport.exporters.csv_zip:CsvZipWriter",
+        validator=_V + "csv_zip",
+        delta=True,
     ),
     Output(
-        "json", "JSON", "tuiexport.exporters.json_out:JsonWriter", validator=_V + "json_document"
+        "json",
+        "JSON",
+        "tuiexport.exporters.json_out:JsonWriter",
+        validator=_V + "json_document",
+        delta=True,
     ),
     Output(
         "jsonl",
         "JSON Lines",
         "tuiexport.exporters.json_out:JsonLinesWriter",
         validator=_V + "json_lines",
+        delta=True,
     ),
-    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter", validator=_V + "xml"),
+    Output("xml", "XML", "tuiexport.exporters.xml_out:XmlWriter", validator=_V + "xml", delta=True),
     Output(
         "xlsx", "Excel (XLSX)", "tuiexport.exporters.xlsx_out:XlsxWriter", validator=_V + "xlsx"
     ),
@@ -94,6 +106,11 @@ def get_writer(profile: str, output: str) -> Writer:
         module, _, name = entry.writer.partition(":")
         _loaded[key] = cast(Writer, getattr(importlib.import_module(module), name)(profile))
     return _loaded[key]
+
+
+def supports_delta(profile: str, output: str) -> bool:
+    """Whether runs of this pair keep fingerprint manifests and answer deltas (issue 12)."""
+    return _PAIRS[(profile, output)].delta
 
 
 def get_validator(profile: str, output: str) -> Validator | None:

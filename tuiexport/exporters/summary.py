@@ -10,7 +10,7 @@ from operator import itemgetter
 from typing import Any
 
 import tuiexport
-from tuiexport.exporters.base import OMITTED_TABLE, SELECTION_TABLE, ExportJob
+from tuiexport.exporters.base import OMITTED_TABLE, REMOVED_TABLE, SELECTION_TABLE, ExportJob
 from tuiexport.exporters.sql import chunks
 
 
@@ -54,6 +54,15 @@ def omitted_puids(job: ExportJob) -> Iterator[list[int]]:
         yield [r[0] for r in rows]
 
 
+def removed_puids(job: ExportJob) -> Iterator[list[int]]:
+    """A delta's removed puids, in chunks (issue 12); nothing for a full run."""
+    if not job.since:
+        return
+    cursor = job.db.execute_sql(f"SELECT puid FROM {REMOVED_TABLE} ORDER BY puid")
+    for rows in chunks(cursor, 10_000):
+        yield [r[0] for r in rows]
+
+
 @cache
 def generator() -> str:
     """``tuiexport VERSION``, as the documents name their generator. The version is the
@@ -85,6 +94,8 @@ def meta(job: ExportJob) -> dict[str, Any]:
         "omittedCount": job.omitted,
         "limit": job.limit,
         "generator": generator(),
+        # A delta (issue 12): the run the consumer had, and the run this brings them to.
+        **({"since": job.since, "deltaBase": job.delta_base} if job.since else {}),
     }
 
 

@@ -27,7 +27,13 @@ from tuiexport.exporters.format import IN_BOUND, NUMBER_BOUND, Row, iso_utc
 from tuiexport.exporters.profiles import PROFILES, Element, Field
 from tuiexport.exporters.records import product_chunks, reference_records
 from tuiexport.exporters.sql import field_sql, indexed, ordered_index, release_memory
-from tuiexport.exporters.summary import limit_reason, meta, omitted_puids, supplier_names
+from tuiexport.exporters.summary import (
+    limit_reason,
+    meta,
+    omitted_puids,
+    removed_puids,
+    supplier_names,
+)
 from tuiexport.exporters.text import (
     round_half_up,
     strip_xml_forbidden,
@@ -168,6 +174,8 @@ class XmlWriter:
                     ).encode()
                 )
             out.write(b"</log>\n")
+        for puids in removed_puids(job):  # a delta (issue 12): the puids to delete
+            out.write("".join(f"<removed><puid>{p}</puid></removed>\n" for p in puids).encode())
         out.write(b"</export>\n")
         # Counted along with the products (or after them), so the first bytes go out at once.
         return WriteStats(job.total, supplier_names(job, shares))

@@ -346,7 +346,9 @@ def selections_delete(args: argparse.Namespace) -> int:
 def history_cmd(args: argparse.Namespace) -> int:
     if args.log_id in ("approve", "discard"):
         return history_decide(args.log_id, args.held_id, args)
-    if args.held_id:
+    if args.log_id == "diff":
+        return history_diff(args.held_id, args.other_id, args)
+    if args.held_id or args.other_id:
         raise UserError(
             f"'{args.held_id}' is one word too many: 'tuiexport history LOGID' shows a run, "
             "'tuiexport history approve|discard LOGID' decides a held one."
@@ -374,11 +376,15 @@ def history_cmd(args: argparse.Namespace) -> int:
     runs = service.list_history(limit=args.limit, export_id=export_id, status=args.status)
     rows = [
         f"{r.log_id}  {r.status:<11} {r.started:%Y-%m-%d %H:%M}  {r.export_name[:30]:<30}  "
-        f"{r.api_version or '-':<4} {r.file_format[:24]:<24} {r.product_count:>9,}  {file_size(r.size, '–'):>8}"
+        f"{r.api_version or '-':<4} {_format_of(r)[:24]:<24} {r.product_count:>9,}  {file_size(r.size, '–'):>8}"
         for r in runs
     ]
     _emit(args, runs, "\n".join(rows) if rows else "No runs yet.")
     return 0
+
+
+def _format_of(run: service.RunView) -> str:
+    return f"{run.file_format} delta" if run.is_delta else run.file_format
 
 
 def history_decide(action: str, log_id: str | None, args: argparse.Namespace) -> int:
@@ -388,6 +394,15 @@ def history_decide(action: str, log_id: str | None, args: argparse.Namespace) ->
     decide = service.approve_run if action == "approve" else service.discard_run
     run = decide(log_id, by="cli")
     _emit(args, run, f"{run.log_id}  {run.status}: {run.messages[-1]}")
+    return 0
+
+
+def history_diff(old: str | None, new: str | None, args: argparse.Namespace) -> int:
+    """``tuiexport history diff LOGID_A LOGID_B``: what changed from run A to run B."""
+    if not old or not new:
+        raise UserError("Name two runs of one export: 'tuiexport history diff LOGID_A LOGID_B'.")
+    diff = service.run_diff(old, new)
+    _emit(args, diff, "\n".join(diff.lines()))
     return 0
 
 
@@ -463,17 +478,22 @@ def init_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``tuiexport --run EXPORT [-o PATH|-]``: 0 success/warning, 1 failed, 2 invalid/usage,
-    3 held by the publish gate."""
+    """``tuiexport --run EXPORT [-o PATH|-] [--since LOGID]``: 0 success/warning, 1 failed,
+    2 invalid/usage, 3 held by the publish gate, 4 a delta's cursor the export no longer has."""
     to_stdout = args.output == "-"
     output_path = None if to_stdout or not args.output else args.output
     if output_path is not None:
         _check_output(Path(output_path).expanduser())
     progress = TerminalProgress("products", sys.stderr.isatty() and not args.quiet)
     try:
-        run = service.run_export(
-            args.run, trigger="cli", output_path=output_path, progress=progress
-        )
+        if args.since:
+            run = service.run_delta(
+                args.run, args.since, trigger="cli", output_path=output_path, progress=progress
+            )
+        else:
+            run = service.run_export(
+                args.run, trigger="cli", output_path=output_path, progress=progress
+            )
     finally:
         progress.close()
     if run.status in ("failed", "cancelled"):
@@ -489,6 +509,12 @@ def run_command(args: argparse.Namespace) -> int:
     if run.status == "warning":
         for message in run.messages[1:]:
             print(f"tuiexport: warning: {message}", file=sys.stderr)
+    if run.is_delta:  # the next cursor, for the script that keeps it
+        print(
+            f"tuiexport: delta {run.log_id}: {run.added_count:,} added, {run.changed_count:,} "
+            f"changed, {run.removed_count:,} removed; next time: --since {run.log_id}",
+            file=sys.stderr,
+        )
     if to_stdout:
         assert run.artifact_path is not None  # a run that succeeded has its file
         with open(run.artifact_path, "rb") as src:
@@ -584,11 +610,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "history",
         help="runs, newest first; with a log ID: one run in full; "
-        "approve|discard LOGID: decide a held run",
-        usage="tuiexport history [LOGID | approve LOGID | discard LOGID] [options]",
+        "approve|discard LOGID: decide a held run; diff LOGID_A LOGID_B: what changed",
+        usage="tuiexport history [LOGID | approve LOGID | discard LOGID | diff LOGID_A LOGID_B] "
+        "[options]",
     )
     p.add_argument("log_id", nargs="?", metavar="LOGID")
     p.add_argument("held_id", nargs="?", help=argparse.SUPPRESS)
+    p.add_argument("other_id", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("--export", metavar="EXPORT")
     p.add_argument("--status", choices=list(service.RUN_STATUSES))
     p.add_argument("--limit", type=whole_number(1, 1_000_000), default=50)

@@ -46,11 +46,32 @@ def last_runs() -> dict[str, Run]:
     return {r.export_id: r for r in Run.select().where(Run.id.in_(last_ids))}
 
 
-def kept_runs(export_id: str) -> list[Run]:
-    """The runs of an export whose artifact is still kept, newest first."""
+#: A full run (not a delta, issue 12): what retention, the publish gate and share URLs count.
+FULL = Run.delta_base == ""
+
+
+def kept_runs(export_id: str, *, deltas: bool = False) -> list[Run]:
+    """The full runs (or the deltas) of an export whose artifact is still kept, newest first."""
     return list(
         Run.select()
-        .where(Run.export_id == export_id, Run.artifact_kept == True)  # noqa: E712 - peewee SQL
+        .where(
+            Run.export_id == export_id,
+            Run.artifact_kept == True,  # noqa: E712 - peewee SQL
+            ~FULL if deltas else FULL,
+        )
+        .order_by(Run.id.desc())
+    )
+
+
+def manifest_runs(export_id: str) -> list[Run]:
+    """The full runs of an export that may have a fingerprint manifest, newest first."""
+    return list(
+        Run.select(Run.id, Run.log_id, Run.status)
+        .where(
+            Run.export_id == export_id,
+            Run.status.in_(["running", "success", "warning", "held"]),
+            FULL,
+        )
         .order_by(Run.id.desc())
     )
 
@@ -63,6 +84,7 @@ def newest_complete_kept(export_id: str) -> Run | None:
             Run.export_id == export_id,
             Run.status.in_(["success", "warning"]),
             Run.artifact_kept == True,  # noqa: E712 - peewee builds SQL from ==
+            FULL,
         )
         .order_by(Run.id.desc())
         .first()
@@ -85,6 +107,7 @@ def last_published(export_id: str) -> Run | None:
             Run.export_id == export_id,
             Run.status.in_(["success", "warning"]),
             Run.outcome != "",
+            FULL,
         )
         .order_by(Run.id.desc())
         .first()

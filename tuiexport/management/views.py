@@ -43,6 +43,17 @@ class RunView(msgspec.Struct, kw_only=True):
     artifact_kept: bool
     messages: list[str]
     supplier_shares: dict[str, int]
+    #: A delta (issue 12): the cursor it answered, the full run it brings the consumer to,
+    #: and what it holds. Empty / 0 for any other run.
+    delta_since: str = ""
+    delta_base: str = ""
+    added_count: int = 0
+    changed_count: int = 0
+    removed_count: int = 0
+
+    @property
+    def is_delta(self) -> bool:
+        return bool(self.delta_base)
 
     @property
     def duration(self) -> float | None:
@@ -53,6 +64,46 @@ class RunView(msgspec.Struct, kw_only=True):
     @property
     def done(self) -> bool:
         return self.status not in ("running",)
+
+
+class RunDiff(msgspec.Struct, kw_only=True):
+    """What changed from one run of an export to another (issue 12), from their manifests."""
+
+    old: str
+    new: str
+    old_count: int
+    new_count: int
+    added: int
+    removed: int
+    changed: int
+    #: Of the changed products, those whose offers' prices or stock changed.
+    changed_figures: int
+    #: Products per supplier in each run.
+    shares_before: dict[str, int]
+    shares_after: dict[str, int]
+    #: A few puids of each kind, for a look.
+    examples: dict[str, list[int]] = {}
+
+    def lines(self) -> list[str]:
+        """The diff as text (the CLI's ``history diff``, the TUI's run details)."""
+
+        def some(kind: str) -> str:
+            puids = self.examples.get(kind) or []
+            return f"  (e.g. {', '.join(map(str, puids))})" if puids else ""
+
+        out = [
+            f"Run {self.old} ({self.old_count:,} products) → run {self.new} "
+            f"({self.new_count:,} products)",
+            f"  added    {self.added:>9,}{some('added')}",
+            f"  removed  {self.removed:>9,}{some('removed')}",
+            f"  changed  {self.changed:>9,}{some('changed')}",
+            f"    of them with a changed price or stock: {self.changed_figures:,}",
+            "  products per supplier (before → after):",
+        ]
+        for name in sorted({*self.shares_before, *self.shares_after}):
+            before, after = self.shares_before.get(name, 0), self.shares_after.get(name, 0)
+            out.append(f"    {name}: {before:,} → {after:,} ({after - before:+,})")
+        return out
 
 
 class DefinitionView(msgspec.Struct, kw_only=True):

@@ -17,6 +17,7 @@ from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
 from tuiexport.screens.dialogs import ConfirmScreen
 from tuiexport.widgets import fmt
+from tuiexport.widgets.guard import background
 from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 from tuiexport.widgets.run_trends import RunTrends
@@ -58,6 +59,14 @@ def details(run: RunView, notifications: list[service.NotificationView] | None =
     gate = gate_text(run)
     if gate is not None:
         table.add_row("Publish gate", gate)
+    if run.is_delta:
+        table.add_row(
+            "Delta",
+            Text(
+                f"since {run.delta_since} up to run {run.delta_base}: {run.added_count:,} "
+                f"added, {run.changed_count:,} changed, {run.removed_count:,} removed"
+            ),
+        )
     table.add_row("Messages", Text("\n".join(run.messages) or "—"))
     if run.supplier_shares:
         total = sum(run.supplier_shares.values()) or 1
@@ -130,7 +139,31 @@ class RunDetailsScreen(ModalScreen[None]):
             yield RunTrends(self.run.export_id, self.run.log_id, id="run-trends")
             notes = service.run_notifications(self.run.log_id)
             yield Static(details(self.run, notes), id="run-details")
+            # What changed since the run published before it (filled in by a worker: two
+            # manifests of a million products take a moment to compare).
+            changes = Static(id="run-changes")
+            changes.display = False
+            yield changes
         yield KeyBar()
+
+    def on_mount(self) -> None:
+        if not self.run.is_delta and self.run.status in ("success", "warning", "held"):
+            self.load_changes(self.run.log_id)
+
+    @background("run-diff")
+    def load_changes(self, log_id: str) -> None:
+        diff = service.run_diff_with_previous(log_id)
+        if diff is not None:
+            self.app.call_from_thread(self._show_changes, diff)
+
+    def _show_changes(self, diff: service.RunDiff) -> None:
+        widget = self.query_one("#run-changes", Static)
+        held = self.run.status == "held"
+        title = "Changes against the published run" + (
+            " (approving publishes these)" if held else ""
+        )
+        widget.update(Text(title + "\n" + "\n".join(diff.lines())))
+        widget.display = True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "decide":

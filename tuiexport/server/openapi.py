@@ -171,6 +171,19 @@ def document() -> dict[str, Any]:
                         "messages": {"type": "array", "items": {"type": "string"}},
                         "statusUrl": {"type": "string"},
                         "fileUrl": {"type": ["string", "null"]},
+                        "delta": {
+                            "description": "A delta (issue 12): the cursor it answered, the "
+                            "full run it brings the consumer to, and its counts; null for "
+                            "a full run.",
+                            "type": ["object", "null"],
+                            "properties": {
+                                "since": {"type": "string"},
+                                "base": {"type": "string"},
+                                "added": {"type": "integer"},
+                                "changed": {"type": "integer"},
+                                "removed": {"type": "integer"},
+                            },
+                        },
                         "notifications": {
                             "description": "Webhook and email notifications of the run (GET "
                             "/runs/{logId} only), with every delivery attempt.",
@@ -270,6 +283,15 @@ def document() -> dict[str, Any]:
                             "description": "The share token.",
                         },
                         {
+                            "name": "since",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{4,32}$"},
+                            "description": "A delta: only what changed since this log ID (the "
+                            "X-Log-Id of the last file fetched), in the export's format, with "
+                            "the removed puids. Its own X-Log-Id is the next cursor.",
+                        },
+                        {
                             "name": "If-None-Match",
                             "in": "header",
                             "required": False,
@@ -286,7 +308,14 @@ def document() -> dict[str, Any]:
                         ),
                         "404": _404,
                         "416": _416,
-                        "409": _problem("The definition is invalid; 'reasons' says why."),
+                        "409": _problem(
+                            "The definition is invalid ('reasons' says why), or its format "
+                            "answers no deltas (BMEcat, XLSX)."
+                        ),
+                        "410": _problem(
+                            "A delta's cursor (since) the server has no manifest for: fetch "
+                            "the full feed and keep its X-Log-Id."
+                        ),
                         "500": _problem("The run failed; its history entry says why."),
                         "503": _503,
                     },

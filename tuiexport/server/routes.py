@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, unquote_plus
 
 from tuiexport import config, service
-from tuiexport.errors import Busy, InvalidDefinition, NotFound, UserError
+from tuiexport.errors import Busy, Gone, InvalidDefinition, NotFound, UserError
 from tuiexport.management.views import DefinitionView, RunView
 from tuiexport.server.cache import Miss, ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
@@ -157,6 +157,8 @@ class ShareHandler(FileResponses):
         if isinstance(state, Miss) or state is None or state.path is None:
             return False  # unknown exports take the pool's (equally slow) path: same timing
         self.query = parsed_query(query)
+        if "since" in self.query:
+            return False  # a delta is made on the pool
         token = self.param("token")
         if not state.definition.valid or not hmac.compare_digest(
             token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
@@ -314,6 +316,9 @@ class ShareHandler(FileResponses):
         definition = state.definition
         if not definition.valid:
             raise_invalid(definition)
+        if "since" in self.query:
+            self.share_delta(definition, self.param("since"))
+            return
         if state.path is not None and state.path.is_file():
             assert state.current is not None  # the path is the current run's artifact
             self.serve_artifact(state.current, state.path, record=True)
@@ -343,6 +348,48 @@ class ShareHandler(FileResponses):
             return
         # The request that started the run is recorded by the run itself; followers get a row.
         self.stream_run(active, record=not started_here)
+
+    def share_delta(self, definition: DefinitionView, since: str) -> None:
+        """``…/download?token=…&since=LOGID`` (issue 12): what changed since the consumer's
+        run, in the export's format; its X-Log-Id is the next cursor. 410 for a cursor the
+        server has no manifest for: fetch the full feed then."""
+        if not since.strip():
+            self.send_problem(
+                400,
+                "since needs a log ID: the X-Log-Id of the last file you fetched "
+                "(leave since out for the full feed).",
+                type=PROBLEM_TYPE + "bad-query",
+            )
+            return
+        reason = service.delta_refusal(definition.profile, definition.output)
+        if reason:
+            self.send_problem(409, reason, type=PROBLEM_TYPE + "no-delta")
+            return
+        if self.command == "HEAD":  # a HEAD never starts a run
+            writer = service.get_writer(definition.profile, definition.output)
+            self.start_response(
+                200, [("Content-Type", writer.media_type), ("Cache-Control", "private, no-cache")]
+            )
+            return
+        try:
+            run = service.run_delta(
+                definition.export_id, since, trigger="api", api_version=config.API_VERSION
+            )
+        except Gone as exc:
+            self.send_problem(410, str(exc), type=PROBLEM_TYPE + "cursor-gone")
+            return
+        finally:
+            self.app.shares.invalidate()  # a full run may have been made first
+        path = artifact_file(run)
+        if run.status not in ("success", "warning") or path is None:
+            self.send_problem(
+                500,
+                f"The delta {run.log_id} {run.status}: "
+                + without_paths(run.messages[-1] if run.messages else "see its history."),
+                type=PROBLEM_TYPE + "error",
+            )
+            return
+        self.serve_artifact(run, path, record=False)
 
     def after_run(self, active: ActiveRun, *, record: bool) -> None:
         """A share request whose run the publish gate held gets the last published file."""
@@ -378,6 +425,15 @@ class ShareHandler(FileResponses):
             "messages": [without_paths(m) for m in run.messages],
             "statusUrl": status_url,
             "fileUrl": status_url + "/file" if run.status in ("success", "warning") else None,
+            "delta": {
+                "since": run.delta_since,
+                "base": run.delta_base,
+                "added": run.added_count,
+                "changed": run.changed_count,
+                "removed": run.removed_count,
+            }
+            if run.is_delta
+            else None,
         }
 
     def notification_json(self, n: service.NotificationView) -> dict[str, Any]:
