@@ -161,8 +161,10 @@ def _migrate_7(db: pw.Database) -> None:
     """Version 7: each product's price range (Product.price_low, price_high), in the selection
     index. ``ensure_schema`` creates the index again and the triggers that keep the range."""
     db.execute_sql("DROP INDEX IF EXISTS product_filter_puid")
+    present = {c.name for c in db.get_columns("product")}
     for column in ("price_low", "price_high"):
-        db.execute_sql(f"ALTER TABLE product ADD COLUMN {column} REAL")
+        if column not in present:  # a table created by this version's models has them
+            db.execute_sql(f"ALTER TABLE product ADD COLUMN {column} REAL")
     if dbmod.is_sqlite(db):
         suspend_offer_triggers(db)  # the version 6 triggers do not keep the range
     else:
