@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import socket
+import struct
 import sys
 import urllib.parse
 from collections import deque
@@ -90,7 +92,7 @@ class _ProcessLane:
 
     def _result(self) -> Any:
         try:
-            kind, value = self.conn.recv()
+            kind, value = _receive(self.conn)
         except (EOFError, OSError):
             self.proc.kill()
             assert self.proc.stderr is not None  # opened with stderr=PIPE
@@ -114,6 +116,30 @@ class _ProcessLane:
             self.proc.wait()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+
+
+def _read_into(fd: int, buffer: bytearray) -> bytearray:
+    view, got = memoryview(buffer), 0
+    while got < len(buffer):
+        n = os.readv(fd, [view[got:]])
+        if not n:
+            raise EOFError
+        got += n
+    return buffer
+
+
+def _receive(conn: Connection) -> Any:
+    """``conn.recv()``, without its cost for a chunk of a megabyte: ``Connection`` reads the
+    message in pieces, each into a new buffer of all that remains, gathered in a ``BytesIO``
+    (3.2 s of the export process's CPU to receive 1.1 GB, the JSON Lines file of 1M products;
+    its pickle of a pipe before issue 15 took 0.3 s). Here it goes into one buffer of its size
+    (0.3 s). The framing is ``Connection``'s (the worker sends with ``Connection.send``): a
+    4-byte big-endian size, or -1 and an 8-byte one."""
+    fd = conn.fileno()
+    (size,) = struct.unpack("!i", _read_into(fd, bytearray(4)))
+    if size == -1:
+        (size,) = struct.unpack("!Q", _read_into(fd, bytearray(8)))
+    return pickle.loads(_read_into(fd, bytearray(size)))
 
 
 class _ThreadLane:
