@@ -430,8 +430,10 @@ class _HashingWriter(io.RawIOBase):
         return self.size
 
     def write(self, data: ReadableBuffer) -> int:
-        if not self._buffer and type(data) is bytes and len(data) >= self.BUFFER:
-            # A writer's whole chunk (JSON, XML: about a megabyte): out as it is, no two copies.
+        if type(data) is bytes and len(data) >= self.BUFFER:
+            # A writer's whole chunk (JSON, XML: about a megabyte): out as it is, no two copies
+            # (after what the buffer holds).
+            self._drain()
             self._out(data)
             self.size += len(data)
             return len(data)

@@ -136,7 +136,8 @@ class JsonWriter:
         first = True
         for data in product_chunks(job, profile, fmt, sep=b",\n", shares=shares):
             if data:
-                out.write((b",\n" if not first else b"\n") + data)
+                out.write(b",\n" if not first else b"\n")
+                out.write(data)  # not joined to the separator: one copy of the chunk fewer
                 first = False
         out.write(b'\n],\n"log":[')
         reason = _enc.encode(limit_reason(job)).decode()
