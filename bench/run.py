@@ -287,8 +287,17 @@ def _median(runs: list[dict]) -> dict:
     return out
 
 
+#: What ``--validate`` runs of each format: the export with validation on, off, or both.
+VALIDATE_CHOICES = {"on": ("",), "off": (" off",), "both": (" off", "")}
+
+
 def bench_size(
-    products: int, formats: list[str], keep: bool, repeat: int = 1, tuning: str = ""
+    products: int,
+    formats: list[str],
+    keep: bool,
+    repeat: int = 1,
+    tuning: str = "",
+    validate: str = "both",
 ) -> list[dict]:
     db = ensure_catalog(products)
     work = OUT / f"run-{products}"
@@ -318,8 +327,10 @@ def bench_size(
         export_env["TUIEXPORT_TUNING"] = tuning
     # Interleaved pairs: each export right after the baseline it is compared with; the table
     # shows the medians of ``repeat`` pairs (other work on the machine hits both alike).
+    # With validation off and on (issue 11's read-back), each against the same baseline run.
+    variants = VALIDATE_CHOICES[validate]
     base_runs: dict[str, list[dict]] = {name: [] for name in shells}
-    runs: dict[str, list[dict]] = {fmt: [] for fmt in formats}
+    runs: dict[str, list[dict]] = {fmt + v: [] for fmt in formats for v in variants}
     for _ in range(repeat):
         for fmt in formats:
             baseline, _limit = TARGETS.get(fmt, ("shell", None))
@@ -329,27 +340,42 @@ def bench_size(
             base_runs[baseline].append(b)
             profile, output = fmt.split("/")
             target = work / f"{profile}.{'zip' if output == 'csv' else output}"
-            r = spawn("export", db, ids[fmt], target, env=export_env)
-            r["ratio"] = r["wall_s"] / b["wall_s"]
-            r["cpu_ratio"] = r["cpu_s"] / b["cpu_s"]
-            runs[fmt].append(r)
-            print(
-                f"  {fmt:22s} {r['wall_s']:7.2f} s  {r['ratio']:5.2f}× {baseline}  "
-                f"CPU {r['cpu_s']:6.2f} s {r['cpu_ratio']:5.2f}×  tree {r['tree_mb']:6.1f} MB  "
-                f"{r['status']}  (load {os.getloadavg()[0]:.1f})",
-                flush=True,
-            )
-            if not keep:
-                target.unlink(missing_ok=True)
+            for variant in variants:
+                r = spawn("export", db, ids[fmt + variant], target, env=export_env)
+                r["ratio"] = r["wall_s"] / b["wall_s"]
+                r["cpu_ratio"] = r["cpu_s"] / b["cpu_s"]
+                r["load"] = os.getloadavg()[0]
+                runs[fmt + variant].append(r)
+                label = fmt + (" (validation off)" if variant else "")
+                print(
+                    f"  {label:33s} {r['wall_s']:7.2f} s  {r['ratio']:5.2f}× {baseline}  "
+                    f"CPU {r['cpu_s']:6.2f} s {r['cpu_ratio']:5.2f}×  tree {r['tree_mb']:6.1f} MB  "
+                    f"{r['status']}  (load {r['load']:.1f})",
+                    flush=True,
+                )
+                if not keep:
+                    target.unlink(missing_ok=True)
     for p in work.glob("shell.csv*"):
         p.unlink()
     labels = {"shell": "sqlite3 -csv -header", "shell|gzip -1": "sqlite3 -csv -header \\| gzip -1"}
     for name, done in base_runs.items():
         if done:
             rows.append({"what": labels[name], "baseline_name": name, **_median(done)})
-    for fmt, done in runs.items():
+    for key, done in runs.items():
+        fmt = key.removesuffix(" off")
         baseline, limit = TARGETS.get(fmt, ("shell", None))
-        rows.append({"what": fmt, "baseline": baseline, "target": limit, **_median(done)})
+        what = fmt + (" (validation off)" if key != fmt else "")
+        loads = [r["load"] for r in done]
+        rows.append(
+            {
+                "what": what,
+                "format": fmt,
+                "baseline": baseline,
+                "target": limit,
+                **_median(done),
+                "loads": f"{min(loads):.1f}–{max(loads):.1f}",
+            }
+        )
 
     c = spawn("count", db, env=env)
     rows.append({"what": "count: 5 rules + text search", **c})
@@ -425,15 +451,15 @@ def report(results: dict[int, list[dict]]) -> str:
         lines.append(f"\n### {products:,} products\n")
         lines.append(
             "| What | Wall s | Ratio (wall) | Target | CPU s (tree) | Ratio (CPU) "
-            "| Tree peak RSS MB | Largest process MB | Output MB | Status |"
+            "| Tree peak RSS MB | Largest process MB | Output MB | Load average | Status |"
         )
-        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---|")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|")
         for r in rows:
             if r["what"].startswith("count"):
                 ok = "ok" if r["best_s"] <= COUNT_LIMIT_S else "MISSED"
                 lines.append(
                     f"| {r['what']} ({r['count']:,} products) | {r['best_s']:.3f} (first {r['first_s']:.3f}) "
-                    f"| | ≤ {COUNT_LIMIT_S} s: {ok} | | | | | | |"
+                    f"| | ≤ {COUNT_LIMIT_S} s: {ok} | | | | | | | |"
                 )
                 continue
             base = r.get("baseline", r.get("baseline_name", ""))
@@ -446,7 +472,9 @@ def report(results: dict[int, list[dict]]) -> str:
             lines.append(
                 f"| {r['what']} | {r['wall_s']:.2f} | {ratio} | {target} | {r['cpu_s']:.2f} | "
                 f"{cpu_ratio} | {r['tree_mb']:.0f} | {r['peak_mb']:.0f} | {size} | "
-                f"{r.get('status', '')} |".replace("shell|gzip", "shell \\| gzip")
+                f"{r.get('loads', '')} | {r.get('status', '')} |".replace(
+                    "shell|gzip", "shell \\| gzip"
+                )
             )
         lines.append(
             f"\nMedians of {max(r.get('runs', 1) for r in rows if 'target' in r)} interleaved "
@@ -454,7 +482,7 @@ def report(results: dict[int, list[dict]]) -> str:
             f"target ≤ {RSS_LIMIT_MB} MB:\n"
         )
         for r in rows:
-            if r["what"] in FORMATS + EXTRA_FORMATS:
+            if r.get("format") in FORMATS + EXTRA_FORMATS:
                 ok = "ok" if r["tree_mb"] <= RSS_LIMIT_MB else "MISSED"
                 lines.append(f"- {r['what']}: {r['tree_mb']:.0f} MB {ok}")
     return "\n".join(lines)
@@ -477,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
         "--validation",
         action="store_true",
         help="measure validation's cost instead: each format with validation off vs on",
+    )
+    parser.add_argument(
+        "--validate",
+        choices=sorted(VALIDATE_CHOICES),
+        default="both",
+        help="run each export with validation on, off or both (default), against one baseline",
     )
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -505,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for n in sizes:
         print(f"\n{n:,} products", flush=True)
-        results[n] = bench_size(n, formats, args.keep, args.repeat, args.tuning)
+        results[n] = bench_size(n, formats, args.keep, args.repeat, args.tuning, args.validate)
     print(report(results))
     return 0
 

@@ -584,6 +584,13 @@ class _HashingWriter(io.RawIOBase):
         return self.size
 
     def write(self, data: ReadableBuffer) -> int:
+        if type(data) is bytes and len(data) >= self.BUFFER:
+            # A writer's whole chunk (JSON, XML: about a megabyte): out as it is, no two copies
+            # (after what the buffer holds).
+            self._drain()
+            self._out(data)
+            self.size += len(data)
+            return len(data)
         before = len(self._buffer)
         self._buffer += data
         written = len(self._buffer) - before
@@ -596,10 +603,13 @@ class _HashingWriter(io.RawIOBase):
         if self._buffer:
             chunk = bytes(self._buffer)
             self._buffer.clear()
-            view = memoryview(chunk)
-            while view:  # a raw write may be short
-                view = view[self._raw.write(view) :]
-            self._queue.put(chunk)
+            self._out(chunk)
+
+    def _out(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:  # a raw write may be short
+            view = view[self._raw.write(view) :]
+        self._queue.put(chunk)
 
     def flush(self) -> None:
         self._drain()
