@@ -116,6 +116,13 @@ class PreparedRun:
         self.criteria = criteria
         self.writer = registry.get_writer(row.profile, row.output)
         self.done = threading.Event()
+        options = stored_options(row.options)
+        #: The file may end up not published: it is validated first (the default), or the
+        #: publish gate may hold it. Nobody may see such a part file while it grows (the share
+        #: server waits for the run's end instead of streaming it).
+        self.may_be_withheld = validate.applies(self.writer, options) or gate.may_hold(
+            row.export_id, options
+        )
 
     @property
     def log_id(self) -> str:
@@ -375,6 +382,15 @@ def apply_retention(export_id: str, keep: int) -> int:
         runs.release_artifact(row.id)
         removed += 1
     return removed
+
+
+def published_artifact(export_id: str) -> RunView | None:
+    """The export's last published run whose file is still on disk, whatever it was made from:
+    what a share URL serves when its own run was not published (failed, or held)."""
+    last = runs.newest_complete_kept(export_id)
+    if last is None or not Path(last.artifact_path or "").is_file():
+        return None
+    return history.view(last)
 
 
 def reusable_artifact(ref: str) -> RunView | None:

@@ -24,7 +24,14 @@ from tuiexport.db import describe as database_location
 from tuiexport.db import is_in_memory as _is_in_memory
 from tuiexport.db import is_sqlite as _is_sqlite
 from tuiexport.db import unreachable as database_unreachable
-from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
+from tuiexport.engine import (
+    PreparedRun,
+    begin_run,
+    download_name,
+    published_artifact,
+    reusable_artifact,
+    run_export,
+)
 from tuiexport.exporters.base import Writer
 from tuiexport.exporters.registry import (
     OUTPUTS,
@@ -203,6 +210,7 @@ __all__ = [
     "prepare_database",
     "prepare_own_catalog",
     "preview",
+    "published_artifact",
     "record_crash",
     "record_served",
     "release_connection",

@@ -74,14 +74,20 @@ def artifact(writer: Writer, path: Path, job: ExportJob, stats: WriteStats) -> N
 
     if before_validate is not None:
         before_validate(path)
-    if not job.options.validate:
+    if not applies(writer, job.options):
         return
     check = registry.get_validator(writer.profile, writer.output)
-    if check is None:
-        return
+    assert check is not None  # applies() says there is one
     problems = check(path, writer.profile, stats.product_count, job.options)
     if problems:
         raise InvalidArtifact(problems[:MAX_PROBLEMS])
+
+
+def applies(writer: Writer, options: ExportOptions) -> bool:
+    """Whether :func:`artifact` checks this writer's files under these options."""
+    from tuiexport.exporters import registry
+
+    return options.validate and registry.get_validator(writer.profile, writer.output) is not None
 
 
 def _count_problem(found: int, expected: int, what: str) -> str:
