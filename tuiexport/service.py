@@ -32,7 +32,7 @@ from tuiexport.engine import (
     reusable_artifact,
     run_export,
 )
-from tuiexport.exporters.base import Writer
+from tuiexport.exporters.base import Writer, check_options, effective_options
 from tuiexport.exporters.registry import (
     OUTPUTS,
     PROFILES,
@@ -168,6 +168,7 @@ __all__ = [
     "auto_name",
     "begin_run",
     "catalog_stats",
+    "check_options",
     "close_database",
     "count_history",
     "count_products",
@@ -185,6 +186,7 @@ __all__ = [
     "discard_run",
     "download_name",
     "effective_limit",
+    "effective_options",
     "file_extension",
     "file_format",
     "finish_own_catalog",
