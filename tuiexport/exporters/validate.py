@@ -184,16 +184,13 @@ def _bmecat_error_line(path: Path, schema: Any) -> tuple[int, str]:
         return 0, ""
 
 
-#: Ended elements between two removals of their emptied shells from the tree.
-_DROP_EVERY = 512
-
-
 def _drop(elem: Any) -> None:
     """Free a counted element and its finished siblings (memory stays flat)."""
-    elem.clear(keep_tail=True)
+    elem.clear()
     parent = elem.getparent()
-    if parent is not None and (before := parent.index(elem)):
-        del parent[:before]
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
 
 
 def _iter_count(
@@ -210,15 +207,12 @@ def _iter_count(
     if schema is not None:
         kwargs["schema"] = schema
     try:
-        for ended, (_, elem) in enumerate(etree.iterparse(str(path), **kwargs), 1):
+        for _, elem in etree.iterparse(str(path), **kwargs):
             if elem.tag == tag:
                 parent = elem.getparent()
                 if not top_level or (parent is not None and parent.getparent() is None):
                     count += 1
-            # Emptied at once; the empty shells (and finished siblings) removed in batches.
-            elem.clear(keep_tail=True)
-            if ended % _DROP_EVERY == 0:
-                _drop(elem)
+            _drop(elem)
     except etree.LxmlError as exc:
         locate = (lambda: _bmecat_error_line(path, schema)) if schema is not None else None
         return count, _xml_problem(exc, locate)
