@@ -93,6 +93,13 @@ def build_exports() -> dict[str, service.DefinitionView]:
     return exports
 
 
+def streamed(served: Served, name: str) -> str:
+    """The share path of ``name`` with validation switched off: only a file that is published
+    as it is written (no validation, no publish gate to pass) streams while its run writes it."""
+    service.update_definition(served.exports[name].export_id, options={"validate": False})
+    return served.share(name)
+
+
 @pytest.fixture(name="served")
 def served_fixture(empty_db, monkeypatch):
     monkeypatch.setenv("TUIEXPORT_MAX_CONCURRENT_RUNS", "8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -283,5 +284,111 @@ def test_a_share_request_whose_own_run_is_held_gets_the_previous_zip(catalog):
         assert handle.flush_history()
         statuses = [r.status for r in service.list_history(export_id=other.export_id)]
         assert statuses.count("held") == 1 and statuses[-1] == "success"
+    finally:
+        handle.stop(grace=0.5)
+
+
+def _drop_last_line(path: Path) -> None:
+    """What a writer that lost its last record leaves: a file that fails validation."""
+    data = path.read_bytes()
+    if path.name.endswith(".zip.part") or data[:2] == b"PK":
+        path.write_bytes(data[: len(data) // 2])  # a truncated ZIP
+    else:
+        path.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 1])
+
+
+@pytest.mark.parametrize("name", ["Big", "Other"])  # JSON Lines (would stream), CSV in a ZIP
+@pytest.mark.parametrize("how", ["failed", "held"])
+def test_a_share_request_whose_own_run_is_not_published_gets_the_previous_file(
+    catalog, monkeypatch, name, how
+):
+    """Issue 11: the request that starts the run waits for its end (nothing of the unvalidated
+    file goes out, even after the streaming head delay), then gets the last published file, and
+    says which run was not published and why."""
+    from tuiexport.exporters import validate
+    from tuiexport.exporters.base import ExportJob
+    from tuiexport.server import files
+
+    definition = service.get_definition(name)
+    first = service.run_export(name)
+    assert first.status == "success"
+    monkeypatch.setattr(files, "HEADERS_AFTER", 0.2)
+    original = ExportJob.check
+
+    def slow_check(self, written):
+        time.sleep(0.5)  # longer than the head delay: a streamed answer would have begun
+        original(self, written)
+
+    monkeypatch.setattr(ExportJob, "check", slow_check)
+    if how == "failed":
+        schema.bump_catalog_version()  # the catalog changed: the share request runs again
+        monkeypatch.setattr(validate, "before_validate", _drop_last_line)
+    else:
+        shrink_catalog()  # the run the share request starts is past the gate's limit
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    try:
+        status, head, body = request(handle, "GET", service.share_path(definition))
+        assert status == 200, body[:300]
+        assert "transfer-encoding" not in head and head["content-length"] == str(len(body))
+        assert (
+            hashlib.sha256(body).hexdigest() == first.sha256 and head["etag"] == f'"{first.sha256}"'
+        )
+        assert head["x-tuiexport-served-run"] == first.log_id
+        unpublished, _, state = head["x-tuiexport-unpublished"].partition("; status=")
+        assert state == how
+        run = service.get_run(unpublished)
+        assert run.status == how and run.log_id != first.log_id
+        if how == "failed":
+            assert "failed validation" in run.messages[-1]
+        # The download has its own row, which says what was served and why.
+        assert handle.flush_history()
+        served = service.get_run(head["x-log-id"])
+        assert served.sha256 == first.sha256 and served.status == "success"
+        assert served.messages[0] == (
+            f"Served the artifact of run {first.log_id}: run {run.log_id}, which this request "
+            f"waited for, {'was held by the publish gate' if how == 'held' else 'failed and was not published'}."
+        )
+    finally:
+        handle.stop(grace=0.5)
+
+
+def test_an_unpublished_run_without_an_earlier_file_is_a_problem(catalog, monkeypatch):
+    from tuiexport.exporters import validate
+
+    monkeypatch.setattr(validate, "before_validate", _drop_last_line)
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    try:
+        status, head, body = request(
+            handle, "GET", service.share_path(service.get_definition("Big"))
+        )
+        assert status == 500 and head["content-type"] == "application/problem+json"
+        problem = json.loads(body)
+        assert problem["type"].endswith("run-failed")
+        assert service.get_run(problem["logId"]).status == "failed"
+        assert "failed validation" in problem["detail"]
+    finally:
+        handle.stop(grace=0.5)
+
+
+def test_a_definition_without_validation_or_gate_still_streams(catalog, monkeypatch):
+    """Validation off and nothing published yet (the gate cannot hold a first run): the file
+    streams while it is written, as before."""
+    from tuiexport.exporters.base import ExportJob
+    from tuiexport.server import files
+
+    big = service.update_definition("Big", options={"validate": False})
+    monkeypatch.setattr(files, "HEADERS_AFTER", 0.2)
+    original = ExportJob.check
+
+    def slow_check(self, written):
+        time.sleep(0.5)
+        original(self, written)
+
+    monkeypatch.setattr(ExportJob, "check", slow_check)
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    try:
+        status, head, body = request(handle, "GET", service.share_path(big))
+        assert status == 200 and head["transfer-encoding"] == "chunked"
+        assert products_in(body) == 200
     finally:
         handle.stop(grace=0.5)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server_helpers import path_of, served_fixture  # noqa: F401  (fixture)
+from tests.server_helpers import path_of, served_fixture, streamed  # noqa: F401  (fixture)
 from tuiexport import config, engine, service
 from tuiexport.errors import UserError
 from tuiexport.exporters.base import ExportJob
@@ -119,7 +119,7 @@ def test_a_running_export_streams_chunked_to_every_follower(served, monkeypatch)
         original(self, written)
 
     monkeypatch.setattr(ExportJob, "check", slow_check)
-    path = served.share("standard-jsonl")
+    path = streamed(served, "standard-jsonl")
 
     with ThreadPoolExecutor(4) as pool:
         results = list(
@@ -464,7 +464,7 @@ def test_a_run_that_fails_while_streaming_never_looks_complete(served, monkeypat
 
     monkeypatch.setattr(ExportJob, "check", failing_check)
     conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
-    conn.request("GET", served.share("standard-jsonl"))
+    conn.request("GET", streamed(served, "standard-jsonl"))
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
     with pytest.raises((http.client.IncompleteRead, ConnectionError)):

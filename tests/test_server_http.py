@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.server_helpers import TEST_LIMITS, served_fixture  # noqa: F401  (fixture)
+from tests.server_helpers import TEST_LIMITS, served_fixture, streamed  # noqa: F401  (fixture)
 from tuiexport import config, service
 from tuiexport.server import primary_address, start_server
 
@@ -278,7 +278,7 @@ def test_the_file_name_is_the_same_streamed_and_served(served, monkeypatch):
         original(self, written)
 
     monkeypatch.setattr(ExportJob, "check", slow_check)
-    path = served.share("standard-jsonl")
+    path = streamed(served, "standard-jsonl")
     status, first, _ = served.request("GET", path, {"Accept-Encoding": "identity"})
     assert status == 200 and first.get("transfer-encoding") == "chunked"
     status, later, _ = served.request("GET", path)

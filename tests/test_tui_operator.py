@@ -345,3 +345,64 @@ async def test_run_details_and_editor_plot_the_last_runs():
         await type_keys(pilot, "enter")
         spark = app.screen.query_one(CountSparkline)
         assert await until(pilot, lambda: list(spark.data) == [float(c) for c in expected])
+
+
+async def tab_to(pilot, widget_id: str, presses: int = 30) -> None:
+    """Press tab, one key at a time, until ``widget_id`` has the focus."""
+    for _ in range(presses):
+        if pilot.app.focused is not None and pilot.app.focused.id == widget_id:
+            return
+        await type_keys(pilot, "tab")
+    raise AssertionError(f"tab never reached #{widget_id}")
+
+
+@sync
+async def test_gate_limits_and_validation_are_edited_in_the_definition_editor():
+    """Issue 11: the publish gate's limits and the validation switch, typed at 80×24, saved,
+    shown again, and logged as the CLI command that does the same; a limit over 100 % is
+    refused with a sentence."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "enter")
+        screen = app.screen
+        text = screen_text(app)
+        assert "Validate" in text and "Hold if" in text and "% size" in text and "empty" in text
+        assert screen.query_one("#ed-gate-products", Input).value == "30"  # the default
+        assert screen.query_one("#ed-gate-size", Input).value == ""  # no limit
+        await tab_to(pilot, "ed-validate")
+        await type_keys(pilot, "space")  # validation off
+        await tab_to(pilot, "ed-gate-products")
+        await type_keys(pilot, "backspace", "backspace", "2", "0")
+        await tab_to(pilot, "ed-gate-size")
+        await type_keys(pilot, "4", "0")
+        await tab_to(pilot, "ed-gate-empty")
+        await type_keys(pilot, "space")
+        await type_keys(pilot, "ctrl+s")
+        stored = service.get_definition("Shop feed").options
+        assert stored == {
+            "gate_product_drop": 20.0,
+            "gate_size_drop": 40.0,
+            "gate_hold_empty": False,
+            "validate": False,
+        }
+        assert app.commands[-1].command == (
+            "tuiexport exports update 'Shop feed' --gate-product-drop 20 --gate-size-drop 40 "
+            "--no-gate-hold-empty --no-validate"
+        )
+        # Reopened, the editor shows what is stored.
+        await type_keys(pilot, "escape")
+        await type_keys(pilot, "enter")
+        assert screen.query_one("#ed-gate-products", Input).value == "20"
+        assert not screen.query_one("#ed-validate").value
+        # Emptied: no limit ("off"); over 100: refused, nothing stored.
+        await tab_to(pilot, "ed-gate-products")
+        await type_keys(pilot, "backspace", "backspace")
+        await type_keys(pilot, "ctrl+s")
+        assert service.get_definition("Shop feed").options["gate_product_drop"] is None
+        assert app.commands[-1].command.endswith("--gate-product-drop off")
+        await tab_to(pilot, "ed-gate-size")
+        await type_keys(pilot, "backspace", "backspace", "1", "5", "0", "ctrl+s")
+        assert any("percentages from 0 to 100" in n for n in notifications(app))
+        assert service.get_definition("Shop feed").options["gate_size_drop"] == 40.0

@@ -107,6 +107,28 @@ def test_json_lines_bad_lines_are_each_reported_up_to_five(catalog, monkeypatch)
     assert len(run.messages) == 1 + validate.MAX_PROBLEMS
 
 
+@pytest.mark.parametrize("profile", ["standard", "developer"])  # plain, and wrapped lines
+def test_json_lines_read_in_blocks_that_cut_lines_and_characters(catalog, monkeypatch, profile):
+    """Blocks of 37 bytes cut lines and multi-byte characters: the file still validates, a bad
+    line keeps its number, a bad UTF-8 byte is named as such."""
+    run = service.run_export(define(catalog, profile, "jsonl").export_id)
+    path = Path(run.artifact_path)
+    data = path.read_bytes()
+    assert re.search(rb"[\x80-\xff]", data), "the catalog has non-ASCII text"
+    monkeypatch.setattr(validate, "BLOCK", 37)
+    options = ExportOptions()
+    assert validate.json_lines(path, profile, run.product_count, options) == []
+    lines = data.split(b"\n")
+    broken = path.with_name("broken.jsonl")
+    broken.write_bytes(b"\n".join([*lines[:6], lines[6][:-1], *lines[7:]]))
+    (problem,) = validate.json_lines(broken, profile, run.product_count, options)
+    assert problem.startswith("line 7: ")
+    broken.write_bytes(b"\n".join([*lines[:2], lines[2].replace(b'"', b'"\xff', 1), *lines[3:]]))
+    assert validate.json_lines(broken, profile, run.product_count, options) == [
+        "line 3: not UTF-8 (invalid start byte)"
+    ]
+
+
 def test_a_missing_product_is_a_count_mismatch(catalog, monkeypatch):
     d = define(catalog, "standard", "jsonl")
     breaking(monkeypatch, lambda data: data.split(b"\n", 1)[1])

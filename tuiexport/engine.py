@@ -167,6 +167,13 @@ class PreparedRun:
         self.manifest: Path | None = None
         if delta is None and registry.supports_delta(row.profile, row.output):
             self.manifest = deltas.manifest_path(row.export_id, run.log_id)
+        options = stored_options(row.options)
+        #: The file may end up not published: it is validated first (the default), or the
+        #: publish gate may hold it. Nobody may see such a part file while it grows (the share
+        #: server waits for the run's end instead of streaming it).
+        self.may_be_withheld = validate.applies(self.writer, options) or gate.may_hold(
+            row.export_id, options
+        )
 
     @property
     def log_id(self) -> str:
@@ -529,6 +536,15 @@ def apply_retention(export_id: str, keep: int) -> int:
         removed += 1
     deltas.prune(export_id, keep)
     return removed
+
+
+def published_artifact(export_id: str) -> RunView | None:
+    """The export's last published run whose file is still on disk, whatever it was made from:
+    what a share URL serves when its own run was not published (failed, or held)."""
+    last = runs.newest_complete_kept(export_id)
+    if last is None or not Path(last.artifact_path or "").is_file():
+        return None
+    return history.view(last)
 
 
 def reusable_artifact(ref: str) -> RunView | None:

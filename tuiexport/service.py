@@ -24,8 +24,15 @@ from tuiexport.db import describe as database_location
 from tuiexport.db import is_in_memory as _is_in_memory
 from tuiexport.db import is_sqlite as _is_sqlite
 from tuiexport.db import unreachable as database_unreachable
-from tuiexport.engine import PreparedRun, begin_run, download_name, reusable_artifact, run_export
-from tuiexport.exporters.base import Writer
+from tuiexport.engine import (
+    PreparedRun,
+    begin_run,
+    download_name,
+    published_artifact,
+    reusable_artifact,
+    run_export,
+)
+from tuiexport.exporters.base import Writer, check_options, effective_options
 from tuiexport.exporters.registry import (
     OUTPUTS,
     PROFILES,
@@ -175,6 +182,7 @@ __all__ = [
     "auto_name",
     "begin_run",
     "catalog_stats",
+    "check_options",
     "close_database",
     "count_history",
     "count_products",
@@ -193,6 +201,7 @@ __all__ = [
     "discard_run",
     "download_name",
     "effective_limit",
+    "effective_options",
     "file_extension",
     "file_format",
     "finish_own_catalog",
@@ -218,6 +227,7 @@ __all__ = [
     "prepare_database",
     "prepare_own_catalog",
     "preview",
+    "published_artifact",
     "record_crash",
     "record_served",
     "record_served_many",

@@ -58,6 +58,9 @@ class ExportOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, om
     validate: bool = True
 
 
+_DEFAULTS = ExportOptions()
+
+
 def check_options(options: object) -> dict[str, Any]:
     """The stored form of user options (defaults left out); raises ValueError with a sentence."""
     try:
@@ -65,7 +68,14 @@ def check_options(options: object) -> dict[str, Any]:
     except msgspec.ValidationError as exc:
         raise ValueError(f"The export options are invalid: {exc}.") from None
     stored: dict[str, Any] = msgspec.to_builtins(typed)
-    return stored
+    # omit_defaults compares floats by identity: 30.0 typed in is left out here, as the default.
+    return {key: value for key, value in stored.items() if value != getattr(_DEFAULTS, key)}
+
+
+def effective_options(raw: object) -> dict[str, Any]:
+    """Every option of a definition with its value, the defaults included (what an editor
+    shows); a wrong value is a ValueError sentence."""
+    return msgspec.structs.asdict(stored_options(raw))
 
 
 def stored_options(raw: object) -> ExportOptions:

@@ -18,10 +18,14 @@ is written" and "the part file is renamed onto its target".
 
 from __future__ import annotations
 
+import codecs
+import collections
 import copy
 import csv
+import functools
 import io
 import json
+import operator
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -74,14 +78,20 @@ def artifact(writer: Writer, path: Path, job: ExportJob, stats: WriteStats) -> N
 
     if before_validate is not None:
         before_validate(path)
-    if not job.options.validate:
+    if not applies(writer, job.options):
         return
     check = registry.get_validator(writer.profile, writer.output)
-    if check is None:
-        return
+    assert check is not None  # applies() says there is one
     problems = check(path, writer.profile, stats.product_count, job.options)
     if problems:
         raise InvalidArtifact(problems[:MAX_PROBLEMS])
+
+
+def applies(writer: Writer, options: ExportOptions) -> bool:
+    """Whether :func:`artifact` checks this writer's files under these options."""
+    from tuiexport.exporters import registry
+
+    return options.validate and registry.get_validator(writer.profile, writer.output) is not None
 
 
 def _count_problem(found: int, expected: int, what: str) -> str:
@@ -343,43 +353,108 @@ def json_document(path: Path, profile: str, expected: int, options: ExportOption
     return []
 
 
+#: How a delta's removal line ends (``{"puid":1,"removed":true}``, wrapped or not).
+REMOVED = b'"removed":true}'
+
+#: Bytes of a JSON Lines file read at once (its lines are then checked in one C-level pass).
+BLOCK = 8 << 20
+
+
+@functools.cache
+def _line_type(main: str | None) -> Any:
+    """What a JSON Lines line decodes into: an object whose values are parsed (msgspec checks
+    every token of a skipped value as strictly as of a kept one) but not built; ``main`` kept
+    as raw bytes, only to see whether the line has it."""
+    fields = [] if main is None else [(main, msgspec.Raw, msgspec.UNSET)]
+    return msgspec.defstruct("Line", fields)
+
+
 def json_lines(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
     """Every line one JSON object; products counted (wrapped as ``{"product": …}`` when the
-    profile writes other entities too)."""
+    profile writes other entities too).
+
+    Read in blocks of :data:`BLOCK` bytes: each block's UTF-8 checked at once, its lines decoded
+    by msgspec without building their values. Only a block with a problem is gone through line
+    by line, for the line numbers and reasons."""
     spec = PROFILES[profile]
-    wrapped = bool(spec.references)
-    main = spec.main.name
-    decode = msgspec.json.Decoder(dict[str, Any]).decode
+    main = spec.main.name if spec.references else None
+    decode = msgspec.json.Decoder(_line_type(main)).decode
     problems: list[str] = []
     count = 0
-    lineno = 0
+    first = 1  # the line number of the block's first line
+    tail = b""
     with open(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.endswith(b"\n"):
-                problems.append(f"line {lineno}: the last line does not end (truncated)")
-                break
+        while block := f.read(BLOCK):
+            if tail:
+                block = tail + block
+            lines = block.split(b"\n")
+            tail = lines.pop()  # after the last newline: the start of a line, or b""
             try:
-                record = decode(line)
-            except msgspec.DecodeError as exc:
-                problems.append(f"line {lineno}: {exc}")
+                # final=False: a character cut at the end of the block is finished in the next.
+                codecs.utf_8_decode(block, "strict", False)
+                records = list(map(decode, lines))
+            except (UnicodeDecodeError, msgspec.DecodeError):
+                bad = _bad_lines(lines, first, decode, MAX_PROBLEMS - len(problems))
+                problems += bad
                 if len(problems) >= MAX_PROBLEMS:
                     return problems
-                continue
-            item = record.get(main) if wrapped else record
-            # A delta's removed puids (issue 12) are lines too, but no products.
-            if isinstance(item, dict) and item.get("removed") is not True:
-                count += 1
+                # (none: the bad bytes are in the tail, which the next block checks)
+                records = [] if bad else list(map(decode, lines))
+            count += (
+                len(records)
+                if main is None
+                else len(records) - list(map(_getter(main), records)).count(msgspec.UNSET)
+            )
+            if records:
+                # A delta's removed puids (issue 12) are lines too, but no products. The key
+                # cannot occur inside a string (its quotes would be escaped there).
+                count -= block.count(REMOVED, 0, len(block) - len(tail))
+            first += len(lines)
+    if tail:
+        problems.append(f"line {first}: the last line does not end (truncated)")
     if not problems and count != expected:
         problems.append(_count_problem(count, expected, "product line"))
+    return problems
+
+
+@functools.cache
+def _getter(name: str) -> Callable[[Any], Any]:
+    return operator.attrgetter(name)
+
+
+def _bad_lines(
+    lines: list[bytes], first: int, decode: Callable[[bytes], Any], most: int
+) -> list[str]:
+    """The problems of a block, line by line (at most ``most``)."""
+    problems: list[str] = []
+    for lineno, line in enumerate(lines, first):
+        try:
+            line.decode("utf-8")
+            decode(line)
+        except UnicodeDecodeError as exc:
+            problems.append(f"line {lineno}: not UTF-8 ({exc.reason})")
+        except msgspec.DecodeError as exc:
+            problems.append(f"line {lineno}: {exc}")
+        else:
+            continue
+        if len(problems) >= most:
+            break
     return problems
 
 
 # --- CSV in a ZIP -----------------------------------------------------------------------------
 
 
+#: Characters a CSV member is decoded in at once (TextIOWrapper's default is 8 KiB).
+CSV_CHUNK = 1 << 20
+
+
 def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
     """Every ``.csv`` member read by Python's csv module (strict): each row has the header's
-    number of fields; the main member has one row per product. Streams member by member."""
+    number of fields; the main member has one row per product. Streams member by member.
+
+    The rows' widths are counted in C (``Counter(map(len, reader))``); only a member with a
+    problem is read again row by row, for the line numbers and reasons."""
     import zipfile  # here, not at the top: a --run of another format never imports it
 
     excel = options.csv_variant == "excel"
@@ -392,37 +467,63 @@ def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> 
             if main not in names:
                 return [f"the ZIP has no {main}"]
             for name in names:
-                with (
-                    zf.open(name) as member,
-                    io.TextIOWrapper(member, encoding="utf-8-sig", newline="") as text,
-                ):
-                    reader = csv.reader(text, delimiter=delimiter, strict=True)
-                    rows = 0
-                    try:
-                        header = next(reader, None)
-                        if header is None:
-                            problems.append(f"{name}: empty (no header)")
-                            continue
-                        width = len(header)
-                        for row in reader:
-                            rows += 1
-                            if len(row) != width:
-                                problems.append(
-                                    f"{name} line {reader.line_num}: {len(row)} fields, "
-                                    f"the header has {width}"
-                                )
-                                if len(problems) >= MAX_PROBLEMS:
-                                    return problems
-                    except csv.Error as exc:
-                        problems.append(f"{name} line {reader.line_num}: {exc}")
-                    except UnicodeDecodeError as exc:
-                        problems.append(f"{name}: not UTF-8 ({exc.reason})")
-                    if name == main and not problems and rows != expected:
-                        problems.append(f"{name}: " + _count_problem(rows, expected, "row"))
+                rows = _csv_rows(zf, name, delimiter)
+                if rows is None:
+                    problems += _csv_problems(zf, name, delimiter, MAX_PROBLEMS - len(problems))
+                elif name == main and not problems and rows != expected:
+                    problems.append(f"{name}: " + _count_problem(rows, expected, "row"))
                 if len(problems) >= MAX_PROBLEMS:
                     break
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         problems.append(f"not a readable ZIP: {exc}")
+    return problems
+
+
+def _csv_member(zf: Any, name: str) -> Any:
+    member = zf.open(name)
+    text = io.TextIOWrapper(member, encoding="utf-8-sig", newline="")
+    text._CHUNK_SIZE = CSV_CHUNK  # type: ignore[attr-defined]  # CPython's read size, settable
+    return text
+
+
+def _csv_rows(zf: Any, name: str, delimiter: str) -> int | None:
+    """The member's rows below its header when every row has the header's width; None when
+    anything is wrong with it (then :func:`_csv_problems` says what)."""
+    with _csv_member(zf, name) as text:
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return None
+            widths = collections.Counter(map(len, reader))
+        except (csv.Error, UnicodeDecodeError):
+            return None
+    if set(widths) - {len(header)}:
+        return None
+    return widths[len(header)]
+
+
+def _csv_problems(zf: Any, name: str, delimiter: str, most: int) -> list[str]:
+    """A member's problems, row by row (at most ``most``)."""
+    problems: list[str] = []
+    with _csv_member(zf, name) as text:
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return [f"{name}: empty (no header)"]
+            width = len(header)
+            for row in reader:
+                if len(row) != width:
+                    problems.append(
+                        f"{name} line {reader.line_num}: {len(row)} fields, the header has {width}"
+                    )
+                    if len(problems) >= most:
+                        return problems
+        except csv.Error as exc:
+            problems.append(f"{name} line {reader.line_num}: {exc}")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{name}: not UTF-8 ({exc.reason})")
     return problems
 
 

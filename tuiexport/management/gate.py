@@ -61,6 +61,17 @@ def check(
     return reasons, previous.log_id
 
 
+def may_hold(export_id: str, options: ExportOptions) -> bool:
+    """Whether :func:`check` could hold the export's next run: it has a published run to
+    compare with and at least one limit set."""
+    limits = (
+        options.gate_product_drop is not None
+        or options.gate_size_drop is not None
+        or options.gate_hold_empty
+    )
+    return limits and runs.last_published(export_id) is not None
+
+
 def _percent(drop: float, limit: float) -> str:
     """``62 %``; one decimal where the whole number would read as the limit itself."""
     whole = f"{drop:.0f}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -40,9 +40,12 @@ def create_definition(view: DefinitionView) -> str:
     )
 
 
-def update_definition(ref: str, changes: dict[str, object]) -> str:
+def update_definition(
+    ref: str, changes: dict[str, object], options_before: dict[str, Any] | None = None
+) -> str:
     """``tuiexport exports update`` with the flags for exactly these changes. Exports are named
-    by name (unique, and what a person reads in a crontab), as they were before the change."""
+    by name (unique, and what a person reads in a crontab), as they were before the change;
+    ``options_before`` are the stored options the change started from."""
     parts = ["tuiexport", "exports", "update", q(ref)]
     for key, value in changes.items():
         if key == "name":
@@ -60,8 +63,27 @@ def update_definition(ref: str, changes: dict[str, object]) -> str:
         elif key == "product_limit":
             parts += ["--limit", str(value or 0)]
         elif key == "options" and isinstance(value, dict):
-            parts.append("--excel" if value.get("csv_variant") == "excel" else "--no-excel")
+            parts += _option_flags(options_before or {}, value)
     return " ".join(parts)
+
+
+def _option_flags(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The flags of the options that changed (stored options leave the defaults out)."""
+    try:
+        old, new = service.effective_options(before), service.effective_options(after)
+    except ValueError:
+        old, new = {}, service.effective_options(after)
+    flags: list[str] = []
+    if old.get("csv_variant") != new["csv_variant"]:
+        flags.append("--excel" if new["csv_variant"] == "excel" else "--no-excel")
+    for key, flag in (("gate_product_drop", "product"), ("gate_size_drop", "size")):
+        if old.get(key) != new[key]:
+            flags += [f"--gate-{flag}-drop", "off" if new[key] is None else f"{new[key]:g}"]
+    if old.get("gate_hold_empty") != new["gate_hold_empty"]:
+        flags.append("--gate-hold-empty" if new["gate_hold_empty"] else "--no-gate-hold-empty")
+    if old.get("validate") != new["validate"]:
+        flags.append("--validate" if new["validate"] else "--no-validate")
+    return flags
 
 
 def save_selection(view: SelectionView, *, created: bool) -> str:

@@ -120,13 +120,16 @@ class DefinitionActions:
             return
         assert editor.view is not None  # changes() is empty without a definition
         export_id, before = editor.view.export_id, editor.view.name
+        options_before = editor.view.options
 
         def write() -> tuple[DefinitionView, list[SelectionView]]:
             return service.update_definition(export_id, **changes), service.list_selections()
 
         def saved(result: tuple[DefinitionView, list[SelectionView]]) -> None:
             view, selections = result
-            self.app.record(f"Saved '{view.name}'", commands.update_definition(before, changes))
+            self.app.record(
+                f"Saved '{view.name}'", commands.update_definition(before, changes, options_before)
+            )
             self.exports.saved(view, selections, changes)
             self._notify(f"Saved '{view.name}'." + ("" if view.valid else " It is still invalid."))
             if then:

@@ -78,10 +78,18 @@ class FileResponses(Exchange):
     recorder: Recorder
 
     def serve_artifact(
-        self, run: RunView, path: Path, *, record: bool, data: bytes | None = None
+        self,
+        run: RunView,
+        path: Path,
+        *,
+        record: bool,
+        data: bytes | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
+        note: str = "",
     ) -> None:
         """A finished artifact: conditional GET, HEAD, a byte range, gzip, or the bytes as they
-        are (``loop.sendfile``). ``data``: the file's bytes, already in memory (a small one)."""
+        are (``loop.sendfile``). ``data``: the file's bytes, already in memory (a small one);
+        ``extra`` headers go on every answer, ``note`` into the history row of the download."""
         writer = service.get_writer(run.profile, run.output)
         when = run.finished or run.started
         etag_plain = f'"{run.sha256}"'
@@ -91,6 +99,7 @@ class FileResponses(Exchange):
             ("Cache-Control", "private, no-cache"),
             ("Vary", "Accept-Encoding"),
             ("Accept-Ranges", "bytes"),
+            *extra,
         ]
         if self.not_modified(run.sha256, when):  # before opening anything: the cheap answer
             if self.accepts_gzip() and not is_zip(writer):
@@ -142,16 +151,15 @@ class FileResponses(Exchange):
             if gzip:
                 headers.append(("Content-Encoding", "gzip"))
                 self.response = Response(
-                    200, [], StreamBody(self._gzip(f, run, size, headers, log_id))
+                    200, [], StreamBody(self._gzip(f, run, size, headers, log_id, note))
                 )
                 handed_over = True
                 return
             status, offset, count = 200, 0, size
-            note = ""
             if isinstance(wanted, tuple):
                 status, (offset, count) = 206, wanted
                 headers.append(("Content-Range", f"bytes {offset}-{offset + count - 1}/{size}"))
-                note = (
+                note = note or (
                     f"Served bytes {offset:,}-{offset + count - 1:,} of {size:,} of the artifact "
                     f"of run {run.log_id} (a range request)."
                 )
@@ -201,6 +209,7 @@ class FileResponses(Exchange):
         size: int,
         headers: list[tuple[str, str]],
         log_id: str | None,
+        note: str = "",
     ) -> Generator[bytes | Head | Response, None, list[tuple[str, str]]]:
         """A finished artifact gzip-encoded on the fly; its digest goes in the trailer."""
         recorder = self.recorder
@@ -208,7 +217,7 @@ class FileResponses(Exchange):
         digest = hashlib.sha256()
         try:
             if log_id is not None:
-                recorder.begin(run, log_id)
+                recorder.begin(run, log_id, note)
             yield Head(200, [*headers, ("Trailer", "Repr-Digest")])
             compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
             while chunk := f.read(CHUNK):
@@ -241,8 +250,12 @@ class FileResponses(Exchange):
     ) -> Generator[bytes | Head | Response, None, list[tuple[str, str]]]:
         prepared = active.prepared
         writer = prepared.writer
-        if is_zip(writer) or not prepared.part_path.resolve().is_relative_to(
-            config.artifacts_dir().resolve()
+        # Waits for the end instead of streaming: a ZIP, a file outside the artifacts folder,
+        # and a file that may not be published (validation, the publish gate).
+        if (
+            is_zip(writer)
+            or prepared.may_be_withheld
+            or not prepared.part_path.resolve().is_relative_to(config.artifacts_dir().resolve())
         ):
             while not prepared.done.is_set():
                 yield WAIT

@@ -67,6 +67,17 @@ _FILE["headers"].update(  # type: ignore[attr-defined]  # a dict literal above
             "schema": {"type": "string"},
             "description": "bytes for finished files; none while a run streams.",
         },
+        "X-Tuiexport-Unpublished": {
+            "schema": {"type": "string"},
+            "description": "Only when the run this request waited for was not published: "
+            "'<logId>; status=failed' or '<logId>; status=held'; the file is then the last "
+            "published one.",
+        },
+        "X-Tuiexport-Served-Run": {
+            "schema": {"type": "string"},
+            "description": "With X-Tuiexport-Unpublished: the log ID of the run whose file is "
+            "served.",
+        },
     }
 )
 _PARTIAL = {
@@ -272,7 +283,9 @@ def document() -> dict[str, Any]:
             "/api/v1/exports/{export_id}/download": {
                 "get": {
                     "summary": "Share URL: the export's current file (the last artifact when nothing "
-                    "changed since it was made, else a new run, streamed while it is produced)",
+                    "changed since it was made, else a new run; streamed while it is produced "
+                    "only when neither validation nor the publish gate applies, else answered "
+                    "once it ended: its file, or the last published one when it was not published)",
                     "parameters": [
                         _EXPORT_ID,
                         {
@@ -309,14 +322,18 @@ def document() -> dict[str, Any]:
                         "404": _404,
                         "416": _416,
                         "409": _problem(
-                            "The definition is invalid ('reasons' says why), or its format "
-                            "answers no deltas (BMEcat, XLSX)."
+                            "The definition is invalid ('reasons' says why), its format "
+                            "answers no deltas (BMEcat, XLSX), or the publish gate held the new "
+                            "run and no earlier file is left to serve ('logId')."
                         ),
                         "410": _problem(
                             "A delta's cursor (since) the server has no manifest for: fetch "
                             "the full feed and keep its X-Log-Id."
                         ),
-                        "500": _problem("The run failed; its history entry says why."),
+                        "500": _problem(
+                            "The run failed and no earlier file is left to serve; its history "
+                            "entry ('logId') says why."
+                        ),
                         "503": _503,
                     },
                 }

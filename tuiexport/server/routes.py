@@ -392,13 +392,39 @@ class ShareHandler(FileResponses):
         self.serve_artifact(run, path, record=False)
 
     def after_run(self, active: ActiveRun, *, record: bool) -> None:
-        """A share request whose run the publish gate held gets the last published file."""
+        """A share request whose run was not published (it failed, or the publish gate held
+        it) gets the last published file, saying so in ``X-Tuiexport-Unpublished`` and in the
+        download's history row; a problem only when there is no such file."""
         outcome = active.outcome()
-        if outcome.status == "held":
-            current = service.reusable_artifact(outcome.export_id)
-            path = artifact_file(current) if current is not None else None
-            if current is not None and path is not None:
-                self.serve_artifact(current, path, record=True)
+        if outcome.status in ("held", "failed"):
+            previous = service.published_artifact(outcome.export_id)
+            path = artifact_file(previous) if previous is not None else None
+            if previous is not None and path is not None:
+                why = (
+                    "was held by the publish gate"
+                    if outcome.status == "held"
+                    else "failed and was not published"
+                )
+                self.serve_artifact(
+                    previous,
+                    path,
+                    record=True,
+                    extra=(
+                        ("X-Tuiexport-Unpublished", f"{outcome.log_id}; status={outcome.status}"),
+                        ("X-Tuiexport-Served-Run", previous.log_id),
+                    ),
+                    note=f"Served the artifact of run {previous.log_id}: run {outcome.log_id}, "
+                    f"which this request waited for, {why}.",
+                )
+                return
+            if outcome.status == "held":
+                self.send_problem(
+                    409,
+                    f"The run {outcome.log_id} is held by the publish gate and no earlier file "
+                    "of this export is left to serve; approve or discard the run.",
+                    type=PROBLEM_TYPE + "held",
+                    logId=outcome.log_id,
+                )
                 return
         super().after_run(active, record=record)
 

@@ -30,6 +30,10 @@ def format_pairs() -> list[tuple[str, str]]:
         return [(p, o) for p in service.PROFILES for o in service.OUTPUTS]
 
 
+#: The publish gate's percentage fields and the options they edit.
+GATE_INPUTS = (("#ed-gate-products", "gate_product_drop"), ("#ed-gate-size", "gate_size_drop"))
+
+
 class DefinitionEditor(Vertical):
     """Name, selection, format, language, options, limit, IDs, share URL, reasons, actions."""
 
@@ -86,6 +90,18 @@ class DefinitionEditor(Vertical):
                 allow_blank=False,
             )
             yield Checkbox("Long texts", id="ed-long", compact=True)
+            # Read the file back before it is published (the BMEcat schema, a re-read).
+            yield Checkbox("Validate", id="ed-validate", compact=True)
+        with Horizontal(classes="field", id="ed-gate"):
+            # The publish gate's limits against the last published run; empty: no limit.
+            # "Hold if −30 % count −off % size, empty": 36 columns, the editor's width at 80.
+            yield Label("Hold if", classes="label")
+            yield Static("−", classes="gate-text")
+            yield Input(id="ed-gate-products", compact=True, placeholder="off", type="number")
+            yield Static("% count −", classes="gate-text")
+            yield Input(id="ed-gate-size", compact=True, placeholder="off", type="number")
+            yield Static("% size", classes="gate-text")
+            yield Checkbox("empty", id="ed-gate-empty", compact=True)
         with Horizontal(classes="field"):
             yield Label("Limit", classes="label")
             yield Input(id="ed-limit", compact=True, placeholder="contract", type="integer")
@@ -125,6 +141,7 @@ class DefinitionEditor(Vertical):
         self.query_one("#ed-long", Checkbox).value = view.long_descriptions
         self.query_one("#ed-excel", Checkbox).value = view.options.get("csv_variant") == "excel"
         self._show_excel(view.output)
+        self._show_checks(view.options)
         self.query_one("#ed-limit", Input).value = (
             str(view.product_limit) if view.product_limit else ""
         )
@@ -250,6 +267,18 @@ class DefinitionEditor(Vertical):
         self.selection_name = selection.name if selection else None
         self._show_selection()
 
+    def _show_checks(self, stored: dict[str, Any]) -> None:
+        """Validation and the publish gate's limits as stored (the defaults where none is)."""
+        try:
+            options = service.effective_options(stored)
+        except ValueError:  # stored by another version: show the defaults
+            options = service.effective_options({})
+        self.query_one("#ed-validate", Checkbox).value = bool(options["validate"])
+        for widget_id, key in GATE_INPUTS:
+            value = options[key]
+            self.query_one(widget_id, Input).value = "" if value is None else f"{value:g}"
+        self.query_one("#ed-gate-empty", Checkbox).value = bool(options["gate_hold_empty"])
+
     def _show_excel(self, output: str) -> None:
         self.query_one("#ed-excel", Checkbox).display = output == "csv"
 
@@ -305,7 +334,8 @@ class DefinitionEditor(Vertical):
         return {key: value for key, value in values.items() if getattr(view, key) != value}
 
     def _options(self, view: DefinitionView) -> dict[str, Any]:
-        """The stored options with the Excel choice applied (kept as is for other outputs)."""
+        """The stored options with the Excel choice (kept as is for other outputs), validation
+        and the gate's limits applied, in their stored form (defaults left out)."""
         options = dict(view.options)
         _profile, output = cast("tuple[str, str]", self.query_one("#ed-format", Select).value)
         if output == "csv":
@@ -313,7 +343,23 @@ class DefinitionEditor(Vertical):
                 options["csv_variant"] = "excel"
             else:
                 options.pop("csv_variant", None)
-        return options
+        options["validate"] = self.query_one("#ed-validate", Checkbox).value
+        options["gate_hold_empty"] = self.query_one("#ed-gate-empty", Checkbox).value
+        for widget_id, key in GATE_INPUTS:
+            raw = self.query_one(widget_id, Input).value.strip().rstrip("%").strip()
+            try:
+                options[key] = float(raw) if raw else None
+            except ValueError:
+                raise UserError(
+                    f"'{raw}' is not a percentage: give a number from 0 to 100 for the publish "
+                    "gate, or leave it empty for no limit."
+                ) from None
+        try:
+            return service.check_options(options)
+        except ValueError:
+            raise UserError(
+                "The publish gate's limits are percentages from 0 to 100 (empty: no limit)."
+            ) from None
 
     @property
     def dirty(self) -> bool:
