@@ -78,7 +78,12 @@ class XmlFormat:
             places = 2 if kind == "price" else 3
             return f"CASE WHEN {IN_BOUND.format(v)} THEN printf('%.{places}f', {v}) END"
         if kind == "datetime":
-            return f"strftime('%Y-%m-%dT%H:%M:%SZ', {v})"
+            # Timestamps are stored as ``YYYY-MM-DD HH:MM:SS`` (see models.py): one replace()
+            # instead of strftime's parse and format; any other form still goes to strftime.
+            return (
+                f"CASE WHEN length({v}) = 19 THEN replace({v}, ' ', 'T') || 'Z' "
+                f"ELSE strftime('%Y-%m-%dT%H:%M:%SZ', {v}) END"
+            )
         if kind == "bool":
             return f"CASE WHEN {v} IS NULL THEN NULL WHEN {v} THEN 'true' ELSE 'false' END"
         raise ValueError(kind)
