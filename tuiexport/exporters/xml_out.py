@@ -29,6 +29,9 @@ from tuiexport.exporters.records import product_chunks, reference_records
 from tuiexport.exporters.sql import field_sql, indexed, ordered_index, release_memory
 from tuiexport.exporters.summary import limit_reason, meta, omitted_puids, supplier_names
 from tuiexport.exporters.text import (
+    MARKUP_GT,
+    MARKUP_LT,
+    markup_to_xml,
     round_half_up,
     strip_xml_forbidden,
     strip_xml_forbidden_utf8,
@@ -38,29 +41,10 @@ from tuiexport.exporters.text import (
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
-#: The markup SQLite writes (:meth:`XmlFormat.record_sql`) has ``<`` and ``>`` as the bytes 0xFE
-#: and 0xFF, which UTF-8 text never contains (and the catalog's text is UTF-8: every import checks
-#: it): the values go in as they are, and one pass over each chunk escapes them all (``&``, ``<``,
-#: ``>``, CR, as :func:`xml_escape`) before the placeholders become the markup's brackets.
-#: Escaping every field in SQL (instr x 4 + a CASE per field) took a third of the workers' time.
-_LT, _GT = b"\xfe", b"\xff"
-_ESCAPES = ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"\r", b"&#13;"))
-#: Placeholders -> brackets, in the same pass that deletes the C0 controls XML 1.0 forbids.
-_BRACKETS = bytes.maketrans(_LT + _GT, b"<>")
-
-
 def _tag(name: str) -> str:
-    """``<name>`` (or ``</name>`` for ``/name``) with placeholder brackets, as an SQL literal."""
-    return f"x'{(_LT + name.encode() + _GT).hex()}'"
-
-
-def finish_sql(data: bytes) -> bytes:
-    """A chunk of records SQLite built -> the file's bytes: values escaped, brackets in place,
-    what XML 1.0 forbids stripped (as :func:`strip_xml_forbidden_utf8` does)."""
-    for raw, entity in _ESCAPES:
-        if raw in data:
-            data = data.replace(raw, entity)
-    return strip_xml_forbidden_utf8(data, _BRACKETS)
+    """``<name>`` (or ``</name>`` for ``/name``) with placeholder brackets (see
+    :func:`markup_to_xml`), as an SQL literal."""
+    return f"x'{(MARKUP_LT + name.encode() + MARKUP_GT).hex()}'"
 
 
 class XmlFormat:
@@ -71,8 +55,9 @@ class XmlFormat:
 
     def sql(self, kind: str, v: str) -> str:
         if kind in ("int", "text"):
-            # Text as it is: SQLite builds the markup with placeholder bytes and
-            # :func:`finish_sql` escapes the whole chunk at once (see there).
+            # Text as it is: SQLite builds the markup with placeholder brackets and
+            # markup_to_xml escapes each chunk in one pass (a third of the workers' time went
+            # into instr() x 4 + a CASE per field).
             return v
         if kind in ("price", "weight"):
             places = 2 if kind == "price" else 3
@@ -187,7 +172,7 @@ class XmlWriter:
             sep=b"\n",
             end=b"\n",
             post=strip_utf8,
-            sql_post=finish_sql,
+            sql_post=markup_to_xml,
             shares=shares,
         ):
             out.write(data)
