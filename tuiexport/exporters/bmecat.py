@@ -45,11 +45,13 @@ ROOT_GROUP = "root"
 SPOOL_IN_MEMORY = 8 << 20
 
 
-def _price_sql(job: ExportJob, column: str) -> str:
+def _best_offer_sql() -> str:
+    """The id of the offer whose net price an article quotes: the lowest, preferring offers in
+    the catalog currency (its price and currency are then read from that one row: two such
+    subqueries, one per column, cost a fifth of the workers' SQL)."""
     currencies = ", ".join(f"'{c}'" for c in CURRENCIES)
-    # The lowest net price, preferring offers in the catalog currency.
     return (
-        f"(SELECT si.{column} FROM supplier_item si WHERE si.product_id = p.puid "
+        f"(SELECT si.id FROM supplier_item si WHERE si.product_id = p.puid "
         f"AND si.price > 0 AND si.currency IN ({currencies}) "
         f"ORDER BY CASE WHEN si.currency = '{CATALOG_CURRENCY}' THEN 0 ELSE 1 END, si.price, "
         f"si.supplier_id LIMIT 1)"
@@ -153,8 +155,8 @@ class BmecatWriter:
             "sku": "p.manufacturer_sku",
             "manufacturer": "m.name",
             "image": "CASE WHEN p.image_exportable THEN p.image_url END",
-            "price": _price_sql(job, "price"),
-            "currency": _price_sql(job, "currency"),
+            "price": "b.price",
+            "currency": "b.currency",
             "condition": "p.condition",
             "type": "p.product_type_id",
         }
@@ -165,7 +167,10 @@ class BmecatWriter:
         off -= {c for t in ARTICLE_TEXTS if not t.when or getattr(job, t.when) for c in t.columns}
         sql_of.update(dict.fromkeys(off, "NULL"))
         columns = ", ".join(sql_of.values())
-        joins = f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {text_joins(job)}"
+        joins = (
+            f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {text_joins(job)} "
+            f"LEFT JOIN supplier_item b ON b.id = {_best_offer_sql()}"
+        )
         written = skipped = long_skus = seen = 0
         chunks: Iterator[tuple[bytes, int, int, int, bytes]]
         if parallel_workers(job):
