@@ -250,3 +250,13 @@ def test_the_docs_table_is_the_mapping_the_writer_uses():
         assert f"| `{text.path}` | {text.doc()} |" in table
         assert f"{text.most:,} characters" in table
     assert "GROUP_ID = the product type's id" in table
+
+
+def test_the_workers_count_the_same_supplier_shares_and_write_the_same_file(catalog):
+    serial, serial_stats, _ = run(catalog, "bmecat12", "xml", tuning={"workers": 1})
+    parallel, stats, _ = run(
+        catalog, "bmecat12", "xml", tuning={"workers": 2, "parallel_chunk": 3, "parallel_min": 0}
+    )
+    assert parallel == serial
+    assert stats.supplier_shares == serial_stats.supplier_shares
+    assert sum(stats.supplier_shares.values()) > 20  # every selected product's offers

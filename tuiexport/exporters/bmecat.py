@@ -15,8 +15,10 @@ any. The mapping is data (:mod:`.bmecat_mapping`), which also writes the docs ta
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -27,13 +29,14 @@ from tuiexport.exporters.bmecat_mapping import (
     COLUMNS,
     HANDLER,
     SKU_MOST,
+    Chunk,
     articles,
     element,
     fit,
 )
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
 from tuiexport.exporters.sql import CHUNK, cross, languages, release_memory, text_joins, text_sql
-from tuiexport.exporters.summary import generator, supplier_shares
+from tuiexport.exporters.summary import CHUNK_SHARES, generator, supplier_names, supplier_shares
 
 NAMESPACE = "http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog"
 LANGUAGES = {"de": "deu", "en": "eng", "fr": "fra", "it": "ita", "nl": "nld", "es": "spa"}
@@ -159,6 +162,7 @@ class BmecatWriter:
             "currency": "b.currency",
             "condition": "p.condition",
             "type": "p.product_type_id",
+            "shares": "NULL",
         }
         assert list(sql_of) == list(COLUMNS), "one SQL expression per mapping column, in order"
         # Columns only switched-off elements read (the long and short descriptions without
@@ -166,14 +170,19 @@ class BmecatWriter:
         off = {c for t in ARTICLE_TEXTS if t.when and not getattr(job, t.when) for c in t.columns}
         off -= {c for t in ARTICLE_TEXTS if not t.when or getattr(job, t.when) for c in t.columns}
         sql_of.update(dict.fromkeys(off, "NULL"))
+        # The workers count the supplier shares along with their chunks.
+        parallel = parallel_workers(job) > 0
+        shares: Counter[int] | None = Counter() if parallel else None
+        if parallel:
+            sql_of["shares"] = CHUNK_SHARES
         columns = ", ".join(sql_of.values())
         joins = (
             f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {text_joins(job)} "
             f"LEFT JOIN supplier_item b ON b.id = {_best_offer_sql()}"
         )
         written = skipped = long_skus = seen = 0
-        chunks: Iterator[tuple[bytes, int, int, int, bytes]]
-        if parallel_workers(job):
+        chunks: Iterator[Chunk]
+        if parallel:
             # CROSS JOIN: the puid list (in order) is the outer loop, no ORDER BY needed.
             sql = (
                 f"SELECT {columns} FROM {PAR_SELECTION} CROSS JOIN product p "
@@ -190,13 +199,15 @@ class BmecatWriter:
         # ARTICLE_TO_CATALOGGROUP_MAP comes after every ARTICLE: the articles' map elements
         # (built with them) wait in a temporary file, so memory stays flat.
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as groups:
-            for data, rows, count, long_sku, group_map in chunks:
-                out.write(data)
-                groups.write(group_map)
-                written += count
-                skipped += rows - count
-                long_skus += long_sku
-                seen += rows
+            for chunk in chunks:
+                out.write(chunk.data)
+                groups.write(chunk.groups)
+                if shares is not None and chunk.shares:
+                    shares.update({int(k): v for k, v in json.loads(chunk.shares).items()})
+                written += chunk.articles
+                skipped += chunk.rows - chunk.articles
+                long_skus += chunk.long_skus
+                seen += chunk.rows
                 job.check(seen)
             groups.seek(0)
             shutil.copyfileobj(groups, out, 1 << 20)
@@ -215,5 +226,5 @@ class BmecatWriter:
                 f"out of the BMEcat file (MANUFACTURER_AID holds {SKU_MOST}; a shortened SKU "
                 f"would be a different article number)."
             )
-        shares = supplier_shares(job)
-        return WriteStats(written, shares, skipped=skipped)
+        names = supplier_shares(job) if shares is None else supplier_names(job, shares)
+        return WriteStats(written, names, skipped=skipped)

@@ -38,6 +38,8 @@ COLUMNS = {
     "currency": "the currency of that price",
     "condition": "the product's condition (new / used / refurbished)",
     "type": "the product type's id",
+    # Not the article's: the same in every row of a chunk (worker processes only, else NULL).
+    "shares": "the offers per supplier id among the chunk's products, as a JSON object",
 }
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 
@@ -283,7 +285,7 @@ def _builders(exact: bool) -> _Builders:
 
 _FAST, _EXACT = _builders(exact=False), _builders(exact=True)
 _PUID, _PRICE, _CURRENCY = _AT["puid"], _AT["price"], _AT["currency"]
-_SKU, _CONDITION, _TYPE = _AT["sku"], _AT["condition"], _AT["type"]
+_SKU, _CONDITION, _TYPE, _SHARES = _AT["sku"], _AT["condition"], _AT["type"], _AT["shares"]
 #: An ARTICLE around its details, status, price and image (placeholder brackets).
 _ARTICLE = tuple(
     str_markup(part)
@@ -315,10 +317,23 @@ def amount(value: float) -> str | None:
     return f"{whole}.{decimals:0<2}"
 
 
-def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int, int, bytes]:
-    """ARTICLE elements for one chunk of rows (:data:`COLUMNS`): (UTF-8 text, rows, articles,
-    rows left out for a manufacturer SKU longer than MANUFACTURER_AID holds, the articles'
-    ARTICLE_TO_CATALOGGROUP_MAP elements).
+class Chunk(NamedTuple):
+    """What :func:`articles` makes of one chunk of rows."""
+
+    #: The ARTICLE elements (UTF-8).
+    data: bytes
+    rows: int
+    articles: int
+    #: Rows left out for a manufacturer SKU longer than MANUFACTURER_AID holds.
+    long_skus: int
+    #: The articles' ARTICLE_TO_CATALOGGROUP_MAP elements (UTF-8).
+    groups: bytes
+    #: The ``shares`` column: offers per supplier id (JSON), or None.
+    shares: str | None
+
+
+def articles(rows: list[tuple[Any, ...]]) -> Chunk:
+    """ARTICLE elements for one chunk of rows (:data:`COLUMNS`).
 
     The markup is built around the raw texts and escaped once per chunk; a chunk in which a
     forbidden character reached the markup is built again with the exact text rules (one pass
@@ -329,7 +344,7 @@ def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int, int, bytes]:
     if len(done) != len(escaped):  # forbidden characters were stripped: build it exactly
         data = _articles(rows, _EXACT)[0]
         done = brackets_in_place(escape_in_markup(data))
-    return done, len(rows), count, long_skus, groups
+    return Chunk(done, len(rows), count, long_skus, groups, rows[0][_SHARES] if rows else None)
 
 
 def _articles(rows: list[tuple[Any, ...]], build: _Builders) -> tuple[bytes, int, int, bytes]:

@@ -34,7 +34,7 @@ from tuiexport.exporters.sql import (
     main_from,
     use_fast_path,
 )
-from tuiexport.exporters.summary import supplier_counts
+from tuiexport.exporters.summary import CHUNK_SHARES, supplier_counts
 
 
 def reference_records(job: ExportJob, element: Element, fmt: Format) -> Iterator[str]:
@@ -69,14 +69,6 @@ def product_chunks(
     counted = yield from _product_chunks(job, profile, fmt, sep, wrap, end, post, shares, sql_post)
     if shares is not None and not counted:
         shares.update(supplier_counts(job))
-
-
-#: Offers per supplier id among a worker's chunk of puids (index-only), as a JSON object.
-_CHUNK_SHARES = (
-    "(SELECT json_group_object(sid, n) FROM (SELECT si.supplier_id AS sid, COUNT(*) AS n "
-    "FROM json_each(?1) AS c CROSS JOIN supplier_item si WHERE si.product_id = c.value "
-    "GROUP BY si.supplier_id))"
-)
 
 
 def _product_chunks(
@@ -119,7 +111,7 @@ def _product_chunks(
                 # ``end`` is appended in SQL: one copy of the chunk fewer in this process.
                 f"SELECT COUNT(*), CAST(group_concat(r, {literal(sep.decode())}) || "
                 f"{literal(end.decode())} AS BLOB), "
-                f"{_CHUNK_SHARES if shares is not None else 'NULL'} "
+                f"{CHUNK_SHARES if shares is not None else 'NULL'} "
                 f"FROM (SELECT {record} AS r FROM {main_from(main, job, PAR_SELECTION)})"
             )
             for rows in run_parallel(job, sql):
