@@ -114,6 +114,34 @@ def test_long_texts_are_cut_and_empty_ones_replaced(catalog):
     assert a["1003"].find(f"{NS}ARTICLE_DETAILS/{NS}EAN") is None
 
 
+@pytest.mark.parametrize(
+    "tuning", [{"workers": 1}, {"workers": 2, "parallel_chunk": 3, "parallel_min": 0}]
+)
+def test_forbidden_characters_are_stripped_before_texts_are_measured_and_cut(catalog, tuning):
+    """The articles are escaped per chunk; a text with characters XML 1.0 forbids still counts
+    only what remains: cut after stripping, blank when nothing else is left, and the rest of its
+    chunk unchanged."""
+    for puid, name in [
+        (1001, "a" * 79 + "\x01bc"),  # cut: the forbidden character does not count
+        (1002, "\x02" * 3 + " <&> \r"),  # short: stripped, escaped
+        (1003, " " * 85 + "\x01"),  # blank once stripped, even past the cut: the SKU
+        (1004, "\x1f\x0b"),  # forbidden white space only: the SKU
+        (1005, "Ok \uffff€"),
+    ]:
+        ProductText.update(name=name).where(
+            ProductText.product == puid, ProductText.lang == "de"
+        ).execute()
+    Product.update(manufacturer_sku="S\x01KU").where(Product.puid == 1006).execute()
+    a = articles(validated(run(catalog, "bmecat12", "xml", tuning=tuning)[0]))
+    short = {p: a[p].findtext(f"{NS}ARTICLE_DETAILS/{NS}DESCRIPTION_SHORT") for p in a}
+    assert short["1001"] == "a" * 79 + "b"
+    assert short["1002"] == " <&> \r"  # the CR written as &#13;
+    assert short["1003"] == "SKU-3" and short["1004"] == "SKU-4"
+    assert short["1005"] == "Ok €"
+    assert a["1006"].findtext(f"{NS}ARTICLE_DETAILS/{NS}MANUFACTURER_AID") == "SKU"
+    assert short["1008"] == "Maus 8"
+
+
 def test_long_descriptions_off_writes_no_description_long(catalog):
     """Issue 11 §2.3: the switch off left DESCRIPTION_LONG in (filled from the short text)."""
     on = validated(run(catalog, "bmecat12", "xml")[0])
@@ -222,3 +250,13 @@ def test_the_docs_table_is_the_mapping_the_writer_uses():
         assert f"| `{text.path}` | {text.doc()} |" in table
         assert f"{text.most:,} characters" in table
     assert "GROUP_ID = the product type's id" in table
+
+
+def test_the_workers_count_the_same_supplier_shares_and_write_the_same_file(catalog):
+    serial, serial_stats, _ = run(catalog, "bmecat12", "xml", tuning={"workers": 1})
+    parallel, stats, _ = run(
+        catalog, "bmecat12", "xml", tuning={"workers": 2, "parallel_chunk": 3, "parallel_min": 0}
+    )
+    assert parallel == serial
+    assert stats.supplier_shares == serial_stats.supplier_shares
+    assert sum(stats.supplier_shares.values()) > 20  # every selected product's offers

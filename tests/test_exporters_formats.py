@@ -437,6 +437,24 @@ def test_year_one_is_padded_and_unprintable_figures_are_null(catalog, generic):
     assert records[0]["updated"] == "0001-02-03T04:05:06Z" and "weight" not in records[0]
 
 
+def test_xml_timestamps_stored_in_other_forms_come_out_alike(catalog):
+    """The fast path turns the stored ``YYYY-MM-DD HH:MM:SS`` into ISO 8601 itself and leaves
+    other forms (fractions of a second, an offset written by another tool) to strftime."""
+    from tuiexport import db as dbmod
+
+    Product.update(updated=datetime(2024, 1, 2, 3, 4, 5, 678901)).where(
+        Product.puid == 1001
+    ).execute()
+    dbmod.database.execute_sql(
+        "UPDATE supplier_item SET updated = '2024-05-06T07:08:09+02:00' WHERE product_id = 1002"
+    )
+    fast = run(catalog, "standard", "xml", tuning={"workers": 1})[0]
+    records = xml_records(fast)
+    assert records[0]["updated"] == "2024-01-02T03:04:05Z"
+    assert records[1]["supplierItem"][0]["updated"] == "2024-05-06T05:08:09Z"
+    assert records[2]["updated"].endswith("Z") and "T" in records[2]["updated"]
+
+
 @pytest.mark.parametrize("generic", [False, True])
 def test_json_lines_escape_the_unicode_line_separators(catalog, generic):
     """Issue 11 §2.5: U+2028 / U+2029 raw in a JSON Lines file split a record for readers that

@@ -15,6 +15,10 @@ any. The mapping is data (:mod:`.bmecat_mapping`), which also writes the docs ta
 
 from __future__ import annotations
 
+import json
+import shutil
+import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,13 +29,14 @@ from tuiexport.exporters.bmecat_mapping import (
     COLUMNS,
     HANDLER,
     SKU_MOST,
+    Chunk,
     articles,
     element,
     fit,
 )
 from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_parallel
 from tuiexport.exporters.sql import CHUNK, cross, languages, release_memory, text_joins, text_sql
-from tuiexport.exporters.summary import generator, supplier_shares
+from tuiexport.exporters.summary import CHUNK_SHARES, generator, supplier_names, supplier_shares
 
 NAMESPACE = "http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog"
 LANGUAGES = {"de": "deu", "en": "eng", "fr": "fra", "it": "ita", "nl": "nld", "es": "spa"}
@@ -39,16 +44,48 @@ CATALOG_CURRENCY = "EUR"
 #: Currencies of offers we may quote: those our catalog uses that BMEcat 1.2's list knows.
 CURRENCIES = ("EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "HUF", "JPY", "CNY", "CAD", "AUD")
 ROOT_GROUP = "root"
+#: ARTICLE_TO_CATALOGGROUP_MAP waits in memory up to this size, then in a temporary file.
+SPOOL_IN_MEMORY = 8 << 20
 
 
-def _price_sql(job: ExportJob, column: str) -> str:
+def _best_offer_sql() -> str:
+    """The id of the offer whose net price an article quotes: the lowest, preferring offers in
+    the catalog currency (its price and currency are then read from that one row: two such
+    subqueries, one per column, cost a fifth of the workers' SQL)."""
     currencies = ", ".join(f"'{c}'" for c in CURRENCIES)
-    # The lowest net price, preferring offers in the catalog currency.
     return (
-        f"(SELECT si.{column} FROM supplier_item si WHERE si.product_id = p.puid "
+        f"(SELECT si.id FROM supplier_item si WHERE si.product_id = p.puid "
         f"AND si.price > 0 AND si.currency IN ({currencies}) "
         f"ORDER BY CASE WHEN si.currency = '{CATALOG_CURRENCY}' THEN 0 ELSE 1 END, si.price, "
         f"si.supplier_id LIMIT 1)"
+    )
+
+
+def _priced(puid: str) -> str:
+    """SQL: product ``p`` (its puid also as ``puid``) is written as an article: with a price, and
+    a manufacturer SKU MANUFACTURER_AID holds (the rules of bmecat_mapping.articles)."""
+    return (
+        f"EXISTS (SELECT 1 FROM supplier_item si WHERE si.product_id = {puid} AND si.price > 0 "
+        f"AND si.currency IN ({', '.join(repr(c) for c in CURRENCIES)})) "
+        f"AND (p.manufacturer_sku IS NULL OR length(p.manufacturer_sku) <= {SKU_MOST})"
+    )
+
+
+def _used_type(job: ExportJob) -> str:
+    """SQL: product type ``pt`` has an article written. A large selection is searched per type,
+    through the (type, puid) index, until its first article: reading the selection product by
+    product with its offers took about 2.5 s at 1M products before the first article could be
+    written. A small one is read product by product (a type it lacks would scan the catalog's
+    products of that type)."""
+    sel = SELECTION_TABLE
+    if job.total >= job.tuning.parallel_min:
+        return (
+            f"EXISTS (SELECT 1 FROM product p {cross(job)} {sel} ON {sel}.puid = p.puid "
+            f"WHERE p.product_type_id = pt.id AND {_priced(f'{sel}.puid')})"
+        )
+    return (
+        f"pt.id IN (SELECT p.product_type_id FROM {sel} {cross(job)} product p "
+        f"ON p.puid = {sel}.puid WHERE {_priced('p.puid')})"
     )
 
 
@@ -63,13 +100,6 @@ class BmecatWriter:
         lang, _ = languages(job)
         release_memory(job)
         opts = job.options
-        # The articles written: with a price, and a manufacturer SKU MANUFACTURER_AID holds
-        # (the same rules as bmecat_mapping.articles, for the groups and the group map).
-        priced = (
-            f"EXISTS (SELECT 1 FROM supplier_item si WHERE si.product_id = p.puid AND si.price > 0 "
-            f"AND si.currency IN ({', '.join(repr(c) for c in CURRENCIES)})) "
-            f"AND (p.manufacturer_sku IS NULL OR length(p.manufacturer_sku) <= {SKU_MOST})"
-        )
         sel = SELECTION_TABLE
         # SQLite: keep sel as the outer loop (puid order without a sort).
         join = cross(job)
@@ -105,9 +135,8 @@ class BmecatWriter:
             ).encode()
         )
         types = job.db.execute_sql(
-            f"SELECT pt.id, pt.name, pt.group_code FROM product_type pt WHERE pt.id IN "
-            f"(SELECT p.product_type_id FROM {sel} {join} product p ON p.puid = {sel}.puid "
-            f"WHERE {priced}) ORDER BY pt.id"
+            f"SELECT pt.id, pt.name, pt.group_code FROM product_type pt WHERE {_used_type(job)} "
+            f"ORDER BY pt.id"
         ).fetchall()
         for type_id, name, code in types:
             out.write(
@@ -129,9 +158,11 @@ class BmecatWriter:
             "sku": "p.manufacturer_sku",
             "manufacturer": "m.name",
             "image": "CASE WHEN p.image_exportable THEN p.image_url END",
-            "price": _price_sql(job, "price"),
-            "currency": _price_sql(job, "currency"),
+            "price": "b.price",
+            "currency": "b.currency",
             "condition": "p.condition",
+            "type": "p.product_type_id",
+            "shares": "NULL",
         }
         assert list(sql_of) == list(COLUMNS), "one SQL expression per mapping column, in order"
         # Columns only switched-off elements read (the long and short descriptions without
@@ -139,11 +170,19 @@ class BmecatWriter:
         off = {c for t in ARTICLE_TEXTS if t.when and not getattr(job, t.when) for c in t.columns}
         off -= {c for t in ARTICLE_TEXTS if not t.when or getattr(job, t.when) for c in t.columns}
         sql_of.update(dict.fromkeys(off, "NULL"))
+        # The workers count the supplier shares along with their chunks.
+        parallel = parallel_workers(job) > 0
+        shares: Counter[int] | None = Counter() if parallel else None
+        if parallel:
+            sql_of["shares"] = CHUNK_SHARES
         columns = ", ".join(sql_of.values())
-        joins = f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {text_joins(job)}"
+        joins = (
+            f"LEFT JOIN manufacturer m ON m.id = p.manufacturer_id {text_joins(job)} "
+            f"LEFT JOIN supplier_item b ON b.id = {_best_offer_sql()}"
+        )
         written = skipped = long_skus = seen = 0
-        chunks: Iterator[tuple[bytes, int, int, int]]
-        if parallel_workers(job):
+        chunks: Iterator[Chunk]
+        if parallel:
             # CROSS JOIN: the puid list (in order) is the outer loop, no ORDER BY needed.
             sql = (
                 f"SELECT {columns} FROM {PAR_SELECTION} CROSS JOIN product p "
@@ -157,25 +196,21 @@ class BmecatWriter:
             )
             cursor = job.db.execute_sql(sql)
             chunks = (articles(rows) for rows in iter(lambda: cursor.fetchmany(CHUNK), []))
-        for data, rows, count, long_sku in chunks:
-            out.write(data)
-            written += count
-            skipped += rows - count
-            long_skus += long_sku
-            seen += rows
-            job.check(seen)
-        cursor = job.db.execute_sql(
-            f"SELECT p.puid, p.product_type_id FROM {sel} {join} product p ON p.puid = {sel}.puid "
-            f"WHERE p.product_type_id IS NOT NULL AND {priced} ORDER BY {sel}.puid"
-        )
-        while rows := cursor.fetchmany(CHUNK * 5):
-            out.write(
-                "".join(
-                    f"<ARTICLE_TO_CATALOGGROUP_MAP><ART_ID>{puid}</ART_ID>"
-                    f"<CATALOG_GROUP_ID>{type_id}</CATALOG_GROUP_ID></ARTICLE_TO_CATALOGGROUP_MAP>\n"
-                    for puid, type_id in rows
-                ).encode()
-            )
+        # ARTICLE_TO_CATALOGGROUP_MAP comes after every ARTICLE: the articles' map elements
+        # (built with them) wait in a temporary file, so memory stays flat.
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as groups:
+            for chunk in chunks:
+                out.write(chunk.data)
+                groups.write(chunk.groups)
+                if shares is not None and chunk.shares:
+                    shares.update({int(k): v for k, v in json.loads(chunk.shares).items()})
+                written += chunk.articles
+                skipped += chunk.rows - chunk.articles
+                long_skus += chunk.long_skus
+                seen += chunk.rows
+                job.check(seen)
+            groups.seek(0)
+            shutil.copyfileobj(groups, out, 1 << 20)
         out.write(b"</T_NEW_CATALOG>\n</BMECAT>\n")
         priceless = skipped - long_skus
         if priceless:
@@ -191,5 +226,5 @@ class BmecatWriter:
                 f"out of the BMEcat file (MANUFACTURER_AID holds {SKU_MOST}; a shortened SKU "
                 f"would be a different article number)."
             )
-        shares = supplier_shares(job)
-        return WriteStats(written, shares, skipped=skipped)
+        names = supplier_shares(job) if shares is None else supplier_names(job, shares)
+        return WriteStats(written, names, skipped=skipped)

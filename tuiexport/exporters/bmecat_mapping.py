@@ -16,7 +16,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from tuiexport.exporters.text import XML_FORBIDDEN, xml_escape
+from tuiexport.exporters.text import (
+    XML_FORBIDDEN,
+    brackets_in_place,
+    escape_in_markup,
+    str_markup,
+    xml_escape,
+)
 
 #: The columns of an article row, in order, and what each holds (for the docs).
 COLUMNS = {
@@ -31,6 +37,9 @@ COLUMNS = {
     "price": "the lowest net price of the product's offers, preferring EUR",
     "currency": "the currency of that price",
     "condition": "the product's condition (new / used / refurbished)",
+    "type": "the product type's id",
+    # Not the article's: the same in every row of a chunk (worker processes only, else NULL).
+    "shares": "the offers per supplier id among the chunk's products, as a JSON object",
 }
 _AT = {name: i for i, name in enumerate(COLUMNS)}
 
@@ -92,7 +101,10 @@ IMAGE = Text("MIME_INFO/MIME/MIME_SOURCE", ("image",), 250, whole=True)
 #: The last element of ARTICLE_DETAILS: the condition, where it is not new.
 STATUS = "ARTICLE_DETAILS/ARTICLE_STATUS"
 #: Conditions BMEcat 1.2 names as ARTICLE_STATUS types (a new product needs no status).
-_STATUS = {c: f'<ARTICLE_STATUS type="{c}">{c}</ARTICLE_STATUS>' for c in ("used", "refurbished")}
+_STATUS = {
+    c: str_markup(f'<ARTICLE_STATUS type="{c}">{c}</ARTICLE_STATUS>')
+    for c in ("used", "refurbished")
+}
 #: MANUFACTURER_AID's maximum length: an article with a longer manufacturer SKU is left out.
 SKU_MOST = next(t.most for t in ARTICLE_TEXTS if t.tag == "MANUFACTURER_AID")
 
@@ -173,18 +185,23 @@ def element(tag: str, text: str | None) -> str:
 Part = Callable[[tuple[Any, ...]], str]
 
 
-def _compiled(t: Text, before: str = "", after: str = "") -> Part:
+def _compiled(t: Text, exact: bool, before: str = "", after: str = "") -> Part:
     """The mapping of one element compiled once into a closure for its shape: the whole
-    element (``<TAG>text</TAG>``) from an article row, or ``""``. This runs for every element of
+    element (``<TAG>text</TAG>``, brackets as placeholders: :func:`articles` escapes the values
+    of a whole chunk at once) from an article row, or ``""``. This runs for every element of
     every article, so each shape gets its own closure with what it needs bound as locals, no
     loop over one column and no call beyond the text rules themselves (:func:`fit`, inlined).
     ``before`` and ``after`` go around the element (its parents, when it is their only
-    content)."""
+    content).
+
+    Not ``exact``, forbidden characters are stripped only from a text that is cut (the cut
+    counts what remains); anywhere else they reach the markup, where :func:`articles` finds
+    them and builds the chunk again with the ``exact`` closures."""
     at = tuple(_AT[c] for c in t.columns)
     most = t.most
-    start, end = f"{before}<{t.tag}>", f"</{t.tag}>{after}"
+    start = str_markup(f"{before}<{t.tag}>")
+    end = str_markup(f"</{t.tag}>{after}")
     sub = XML_FORBIDDEN.sub
-    escape = xml_escape
     if t.whole:
         (i,) = at  # an identifier: one column, whole or nothing
 
@@ -195,8 +212,9 @@ def _compiled(t: Text, before: str = "", after: str = "") -> Part:
             text = str(value)
             if len(text) > most:
                 return ""
-            text = sub("", text)
-            return start + escape(text) + end if text.strip() else ""
+            if exact:
+                text = sub("", text)
+            return start + text + end if text.strip() else ""
 
         return whole
     if len(at) == 1 and not t.fallback:
@@ -206,8 +224,10 @@ def _compiled(t: Text, before: str = "", after: str = "") -> Part:
             value = row[i]
             if value is None:
                 return ""
-            text = sub("", str(value))
-            return start + escape(text[:most]) + end if text.strip() else ""
+            text = str(value)
+            if exact or len(text) > most:
+                text = sub("", text)
+            return start + text[:most] + end if text.strip() else ""
 
         return one
     fallback = _AT.get(t.fallback, -1)
@@ -216,9 +236,11 @@ def _compiled(t: Text, before: str = "", after: str = "") -> Part:
         for i in at:
             value = row[i]
             if value is not None:
-                text = sub("", str(value))
+                text = str(value)
+                if exact or len(text) > most:
+                    text = sub("", text)
                 if text.strip():
-                    return start + escape(text[:most]) + end
+                    return start + text[:most] + end
         return start + str(row[fallback]) + end if fallback >= 0 else ""
 
     return first
@@ -241,15 +263,43 @@ def _concat(parts: tuple[Part, ...]) -> Part:
     return parts[0] if parts else lambda row: ""
 
 
-#: ARTICLE_DETAILS' content from an article row, compiled from :data:`ARTICLE_TEXTS`.
-_DETAILS = _concat(tuple(_compiled(t) for t in ARTICLE_TEXTS))
-_IMAGE = _compiled(
-    IMAGE,
-    "<MIME_INFO><MIME><MIME_TYPE>image/jpeg</MIME_TYPE>",
-    "<MIME_PURPOSE>normal</MIME_PURPOSE></MIME></MIME_INFO>",
-)
+class _Builders(NamedTuple):
+    """ARTICLE_DETAILS' content and MIME_INFO from an article row, compiled from
+    :data:`ARTICLE_TEXTS` and :data:`IMAGE`."""
+
+    details: Part
+    image: Part
+
+
+def _builders(exact: bool) -> _Builders:
+    return _Builders(
+        _concat(tuple(_compiled(t, exact) for t in ARTICLE_TEXTS)),
+        _compiled(
+            IMAGE,
+            exact,
+            "<MIME_INFO><MIME><MIME_TYPE>image/jpeg</MIME_TYPE>",
+            "<MIME_PURPOSE>normal</MIME_PURPOSE></MIME></MIME_INFO>",
+        ),
+    )
+
+
+_FAST, _EXACT = _builders(exact=False), _builders(exact=True)
 _PUID, _PRICE, _CURRENCY = _AT["puid"], _AT["price"], _AT["currency"]
-_SKU, _CONDITION = _AT["sku"], _AT["condition"]
+_SKU, _CONDITION, _TYPE, _SHARES = _AT["sku"], _AT["condition"], _AT["type"], _AT["shares"]
+#: An ARTICLE around its details, status, price and image (placeholder brackets).
+_ARTICLE = tuple(
+    str_markup(part)
+    for part in (
+        "<ARTICLE><SUPPLIER_AID>",
+        "</SUPPLIER_AID><ARTICLE_DETAILS>",
+        "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
+        '</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS><ARTICLE_PRICE price_type="net_list">'
+        "<PRICE_AMOUNT>",
+        "</PRICE_AMOUNT><PRICE_CURRENCY>",
+        "</PRICE_CURRENCY></ARTICLE_PRICE></ARTICLE_PRICE_DETAILS>",
+        "</ARTICLE>\n",
+    )
+)
 
 
 def amount(value: float) -> str | None:
@@ -267,22 +317,53 @@ def amount(value: float) -> str | None:
     return f"{whole}.{decimals:0<2}"
 
 
-def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int, int]:
-    """ARTICLE elements for one chunk of rows (:data:`COLUMNS`): (UTF-8 text, rows, articles,
-    rows left out for a manufacturer SKU longer than MANUFACTURER_AID holds)."""
+class Chunk(NamedTuple):
+    """What :func:`articles` makes of one chunk of rows."""
+
+    #: The ARTICLE elements (UTF-8).
+    data: bytes
+    rows: int
+    articles: int
+    #: Rows left out for a manufacturer SKU longer than MANUFACTURER_AID holds.
+    long_skus: int
+    #: The articles' ARTICLE_TO_CATALOGGROUP_MAP elements (UTF-8).
+    groups: bytes
+    #: The ``shares`` column: offers per supplier id (JSON), or None.
+    shares: str | None
+
+
+def articles(rows: list[tuple[Any, ...]]) -> Chunk:
+    """ARTICLE elements for one chunk of rows (:data:`COLUMNS`).
+
+    The markup is built around the raw texts and escaped once per chunk; a chunk in which a
+    forbidden character reached the markup is built again with the exact text rules (one pass
+    that strips them from every text before it is measured and cut)."""
+    data, count, long_skus, groups = _articles(rows, _FAST)
+    escaped = escape_in_markup(data)
+    done = brackets_in_place(escaped)
+    if len(done) != len(escaped):  # forbidden characters were stripped: build it exactly
+        data = _articles(rows, _EXACT)[0]
+        done = brackets_in_place(escape_in_markup(data))
+    return Chunk(done, len(rows), count, long_skus, groups, rows[0][_SHARES] if rows else None)
+
+
+def _articles(rows: list[tuple[Any, ...]], build: _Builders) -> tuple[bytes, int, int, bytes]:
     parts: list[str] = []
+    groups: list[str] = []
     append = parts.append
-    details_of = _DETAILS
-    image_of = _IMAGE
+    group = groups.append
+    details_of, image_of = build
     status = _STATUS.get
     long_skus = 0
-    at_puid, at_price, at_currency, at_sku, at_condition = (
+    at_puid, at_price, at_currency, at_sku, at_condition, at_type = (
         _PUID,
         _PRICE,
         _CURRENCY,
         _SKU,
         _CONDITION,
+        _TYPE,
     )
+    a, b, c, d, e, f = _ARTICLE
     for row in rows:
         price = row[at_price]
         if price is None or (price_text := amount(price)) is None:
@@ -291,14 +372,15 @@ def articles(rows: list[tuple[Any, ...]]) -> tuple[bytes, int, int, int]:
         if sku is not None and len(str(sku)) > SKU_MOST:
             long_skus += 1
             continue
+        puid = row[at_puid]
         append(
-            f"<ARTICLE><SUPPLIER_AID>{row[at_puid]}</SUPPLIER_AID><ARTICLE_DETAILS>"
-            + details_of(row)
-            + status(row[at_condition], "")
-            + "</ARTICLE_DETAILS><ARTICLE_ORDER_DETAILS><ORDER_UNIT>C62</ORDER_UNIT>"
-            "</ARTICLE_ORDER_DETAILS><ARTICLE_PRICE_DETAILS>"
-            f'<ARTICLE_PRICE price_type="net_list"><PRICE_AMOUNT>{price_text}'
-            f"</PRICE_AMOUNT><PRICE_CURRENCY>{row[at_currency]}</PRICE_CURRENCY></ARTICLE_PRICE>"
-            "</ARTICLE_PRICE_DETAILS>" + image_of(row) + "</ARTICLE>\n"
+            f"{a}{puid}{b}{details_of(row)}{status(row[at_condition], '')}{c}{price_text}{d}"
+            f"{row[at_currency]}{e}{image_of(row)}{f}"
         )
-    return "".join(parts).encode(), len(rows), len(parts), long_skus
+        if (type_id := row[at_type]) is not None:
+            group(
+                f"<ARTICLE_TO_CATALOGGROUP_MAP><ART_ID>{puid}</ART_ID>"
+                f"<CATALOG_GROUP_ID>{type_id}</CATALOG_GROUP_ID></ARTICLE_TO_CATALOGGROUP_MAP>\n"
+            )
+    data = "".join(parts).encode("utf-8", "surrogateescape")
+    return data, len(parts), long_skus, "".join(groups).encode()

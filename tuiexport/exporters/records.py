@@ -35,7 +35,7 @@ from tuiexport.exporters.sql import (
     main_from,
     use_fast_path,
 )
-from tuiexport.exporters.summary import supplier_counts
+from tuiexport.exporters.summary import CHUNK_SHARES, supplier_counts
 
 
 def reference_records(job: ExportJob, element: Element, fmt: Format) -> Iterator[str]:
@@ -58,24 +58,18 @@ def product_chunks(
     end: bytes = b"",
     post: Callable[[bytes], bytes] | None = None,
     shares: Counter[int] | None = None,
+    sql_post: Callable[[bytes], bytes] | None = None,
 ) -> Iterator[bytes]:
     """The products, one encoded record each (UTF-8, children nested), per chunk as
-    ``post(sep.join(wrap[0] + record + wrap[1]) + end)``.
+    ``post(sep.join(wrap[0] + record + wrap[1]) + end)``; ``sql_post`` instead of ``post`` for
+    the chunks SQLite built (the fast path), if given.
 
     Adds the selected products per supplier id to ``shares`` if given: counted by the workers
     along with the chunks (in parallel), else in one pass after them (see supplier_counts).
     Calls ``job.check`` once per chunk (raises Cancelled)."""
-    counted = yield from _product_chunks(job, profile, fmt, sep, wrap, end, post, shares)
+    counted = yield from _product_chunks(job, profile, fmt, sep, wrap, end, post, shares, sql_post)
     if shares is not None and not counted:
         shares.update(supplier_counts(job))
-
-
-#: Offers per supplier id among a worker's chunk of puids (index-only), as a JSON object.
-_CHUNK_SHARES = (
-    "(SELECT json_group_object(sid, n) FROM (SELECT si.supplier_id AS sid, COUNT(*) AS n "
-    "FROM json_each(?1) AS c CROSS JOIN supplier_item si WHERE si.product_id = c.value "
-    "GROUP BY si.supplier_id))"
-)
 
 
 def _product_chunks(
@@ -87,11 +81,12 @@ def _product_chunks(
     end: bytes,
     post: Callable[[bytes], bytes] | None,
     shares: Counter[int] | None,
+    sql_post: Callable[[bytes], bytes] | None,
 ) -> Generator[bytes, None, bool]:
     """:func:`product_chunks`; returns True if it counted ``shares``."""
     head, tail = wrap
 
-    def finish(records: list[bytes]) -> bytes:
+    def finish(records: list[bytes], post: Callable[[bytes], bytes] | None = post) -> bytes:
         if not records:
             return b""
         data = sep.join([head + r + tail for r in records] if head or tail else records) + end
@@ -102,6 +97,7 @@ def _product_chunks(
     fields = main.fields_for(fl)
     written = 0
     if use_fast_path(job):
+        post = sql_post or post
         subs = [
             (c.name, fmt.child_sql(c, c.fields_for(fl, nested=True), job)) for c in profile.children
         ]
@@ -117,7 +113,7 @@ def _product_chunks(
                 # ``end`` is appended in SQL: one copy of the chunk fewer in this process.
                 f"SELECT COUNT(*), CAST(group_concat(r, {literal(sep.decode())}) || "
                 f"{literal(end.decode())} AS BLOB), "
-                f"{_CHUNK_SHARES if shares is not None else 'NULL'} "
+                f"{CHUNK_SHARES if shares is not None else 'NULL'} "
                 f"FROM (SELECT {record} AS r FROM {main_from(main, job, PAR_SELECTION)})"
             )
             for rows in run_parallel(job, sql):
@@ -132,7 +128,7 @@ def _product_chunks(
         sql = f"SELECT {blob(record)} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
         for rows in chunks(job.db.execute_sql(sql)):
             written += len(rows)
-            yield finish(list(map(first, rows)))
+            yield finish(list(map(first, rows)), post)
             job.check(written)
         return False
 

@@ -13,6 +13,14 @@ import tuiexport
 from tuiexport.exporters.base import OMITTED_TABLE, REMOVED_TABLE, SELECTION_TABLE, ExportJob
 from tuiexport.exporters.sql import chunks
 
+#: Offers per supplier id among a worker's chunk of puids (``?1``, index-only), as a JSON
+#: object: the workers count the run's supplier shares along with their chunks.
+CHUNK_SHARES = (
+    "(SELECT json_group_object(sid, n) FROM (SELECT si.supplier_id AS sid, COUNT(*) AS n "
+    "FROM json_each(?1) AS c CROSS JOIN supplier_item si WHERE si.product_id = c.value "
+    "GROUP BY si.supplier_id))"
+)
+
 
 def supplier_names(job: ExportJob, counts: dict[int, int]) -> dict[str, int]:
     """Supplier id -> count, turned into supplier name -> count."""
