@@ -32,7 +32,7 @@ from tuiexport.exporters.base import (
     stored_options,
 )
 from tuiexport.management import definitions, gate, history, liveness, notify, runs
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
 
@@ -297,9 +297,11 @@ def begin_run(
     trigger: str = "cli",
     output_path: str | os.PathLike[str] | None = None,
     api_version: str = "",
+    link: LinkView | None = None,
 ) -> PreparedRun:
-    """Validate the definition and open its history entry. Raises InvalidDefinition / NotFound
-    (nothing recorded then: a refused run is not a run)."""
+    """Validate the definition and open its history entry (naming the share ``link`` whose
+    request started it, if one did). Raises InvalidDefinition / NotFound (nothing recorded
+    then: a refused run is not a run)."""
     row = definitions.get_row(ref)
     reasons = definitions.reasons_for(row)
     if reasons:
@@ -340,6 +342,8 @@ def begin_run(
         host=liveness.HOST,
         pid=os.getpid(),
         owner=liveness.owner(),
+        link_id=link.link_id if link is not None else None,
+        link_name=link.name if link is not None else "",
     )
     return PreparedRun(row, run, target, definitions.effective_limit(row.product_limit), criteria)
 

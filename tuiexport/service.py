@@ -122,8 +122,25 @@ from tuiexport.management.notify import signature as notification_signature
 # isort: off
 from tuiexport.management.gate import approve as approve_run
 from tuiexport.management.gate import discard as discard_run
+
 # isort: on
 # --- end of the publish gate ---------------------------------------------------------------
+# --- named share links (issue 12, part 4) ----------------------------------------------------
+# isort: off
+from tuiexport.management.definitions import link_path, link_url
+from tuiexport.management.links import OVERDUE_FACTOR, USUAL_NEEDS, USUAL_OF
+from tuiexport.management.links import match as match_link
+from tuiexport.management.sharing import (
+    create_link,
+    link_activity,
+    list_links,
+    rename_link,
+    revoke_link,
+    rotate_link,
+)
+from tuiexport.management.views import LinkActivity, LinkView
+# isort: on
+# --- end of named share links -----------------------------------------------------------------
 
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
@@ -134,10 +151,13 @@ __all__ = [
     "LANGUAGES",
     "MAX_REPORTED_IMPORT_ERRORS",
     "OUTPUTS",
+    "OVERDUE_FACTOR",
     "PROFILES",
     "RUN_STATUSES",
     "SORTS",
     "SWEEP_EVERY",
+    "USUAL_NEEDS",
+    "USUAL_OF",
     "ApiKeyView",
     "AttemptView",
     "CatalogStats",
@@ -148,6 +168,8 @@ __all__ = [
     "ExportImpact",
     "ImpactCancelled",
     "ImportReport",
+    "LinkActivity",
+    "LinkView",
     "NotificationView",
     "PreparedRun",
     "PreviewRow",
@@ -166,6 +188,7 @@ __all__ = [
     "count_products",
     "create_definition",
     "create_key",
+    "create_link",
     "create_selection",
     "criteria_from_json",
     "criteria_to_json",
@@ -189,14 +212,19 @@ __all__ = [
     "get_writer",
     "import_catalog",
     "is_valid_pair",
+    "link_activity",
+    "link_path",
+    "link_url",
     "list_definitions",
     "list_history",
     "list_keys",
+    "list_links",
     "list_manufacturers",
     "list_product_types",
     "list_selections",
     "list_suppliers",
     "mark_interrupted",
+    "match_link",
     "new_log_id",
     "notification_signature",
     "open_database",
@@ -206,10 +234,13 @@ __all__ = [
     "record_crash",
     "record_served",
     "release_connection",
+    "rename_link",
     "resolve_target",
     "retry_notifications",
     "reusable_artifact",
     "revoke_key",
+    "revoke_link",
+    "rotate_link",
     "rotate_share_token",
     "run_export",
     "run_notifications",

@@ -24,7 +24,7 @@ from tuiexport.management.liveness import (
     owner,
     part_path,
 )
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 from tuiexport.models import Run, utcnow
 
 #: Seconds between two looks of a running server for dead runs (see Sweeper).
@@ -198,8 +198,10 @@ def record_served(
     sent: int = 0,
     note: str = "",
     pending: bool = False,
+    link: LinkView | None = None,
 ) -> RunView:
-    """The history entry of a request that served an existing artifact instead of running.
+    """The history entry of a request that served an existing artifact instead of running
+    (through the share ``link``, if it came through one).
 
     It copies the source run's figures and points at the same file, but never owns it
     (``artifact_kept`` stays false, so retention counts the file once, by its source run).
@@ -242,6 +244,9 @@ def record_served(
         host=HOST,
         pid=os.getpid(),
         owner=owner(),
+        link_id=link.link_id if link is not None else None,
+        link_name=link.name if link is not None else "",
+        source_log_id=source.log_id,
     )
     return view(row)
 

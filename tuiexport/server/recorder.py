@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuiexport import service
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 
 #: Seconds the thread waits for more events before it writes a batch.
 BATCH_WAIT = 0.02
@@ -39,6 +39,7 @@ class _Begin:
     log_id: str
     note: str
     written: threading.Event | None = None
+    link: LinkView | None = None
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,13 @@ class Recorder:
         log_id: str | None = None,
         note: str = "",
         written: threading.Event | None = None,
+        link: LinkView | None = None,
     ) -> str:
-        """A download of ``source``'s artifact began; returns its log ID. ``written`` is set
-        once its row is in the database (for downloads that wait for it before they start)."""
+        """A download of ``source``'s artifact (through the share ``link``) began; returns its
+        log ID. ``written`` is set once its row is in the database (for downloads that wait for
+        it before they start)."""
         log_id = log_id or service.new_log_id()
-        self._put(_Begin(source, log_id, note, written))
+        self._put(_Begin(source, log_id, note, written, link))
         return log_id
 
     def end(
@@ -94,10 +97,16 @@ class Recorder:
         self._put(_End(log_id, complete, status, sent, size))
 
     def record(
-        self, source: RunView, *, complete: bool = True, sent: int = 0, note: str = ""
+        self,
+        source: RunView,
+        *,
+        complete: bool = True,
+        sent: int = 0,
+        note: str = "",
+        link: LinkView | None = None,
     ) -> str:
         """A download that began and ended: one row."""
-        log_id = self.begin(source, note=note)
+        log_id = self.begin(source, note=note, link=link)
         self.end(log_id, complete=complete, status=source.status, sent=sent, size=source.size)
         return log_id
 
@@ -217,13 +226,18 @@ class Recorder:
 
 def _pending(begin: _Begin) -> Callable[[], object]:
     return lambda: service.record_served(
-        begin.source, log_id=begin.log_id, note=begin.note, pending=True
+        begin.source, log_id=begin.log_id, note=begin.note, pending=True, link=begin.link
     )
 
 
 def _final(begin: _Begin, end: _End) -> Callable[[], object]:
     return lambda: service.record_served(
-        begin.source, log_id=begin.log_id, note=begin.note, complete=end.complete, sent=end.sent
+        begin.source,
+        log_id=begin.log_id,
+        note=begin.note,
+        complete=end.complete,
+        sent=end.sent,
+        link=begin.link,
     )
 
 
