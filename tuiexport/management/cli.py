@@ -358,6 +358,12 @@ def history_cmd(args: argparse.Namespace) -> int:
             [
                 f"{run.log_id}  {run.status}  {run.export_name}  ({run.export_id})",
                 f"  trigger {run.trigger}   API version {run.api_version or '–'}   format {run.file_format}",
+                *(
+                    [f"  share link {run.link_name} ({run.link_id})"]
+                    if run.link_id is not None
+                    else []
+                ),
+                *([f"  served the file of run {run.source_log_id}"] if run.source_log_id else []),
                 f"  started {run.started:%Y-%m-%d %H:%M:%S}   finished "
                 + (f"{run.finished:%Y-%m-%d %H:%M:%S}" if run.finished else "–")
                 + " (UTC)",

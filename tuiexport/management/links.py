@@ -70,11 +70,15 @@ def of_export(export_id: str, *, include_revoked: bool = False) -> list[LinkView
 
 
 def find(export_id: str, ref: str | int, *, export_name: str = "") -> ShareLink:
-    """An active link of the export by its name (case-insensitive), or any of its links by ID."""
+    """Any of the export's links by ID (an int, or digits no active link is named), or an
+    active one by its name (case-insensitive)."""
     text = " ".join(str(ref).split())
-    for row in ShareLink.select().where(ShareLink.export == export_id, ShareLink.revoked.is_null()):
-        if row.name.casefold() == text.casefold():
-            return row
+    if not isinstance(ref, int):
+        for row in ShareLink.select().where(
+            ShareLink.export == export_id, ShareLink.revoked.is_null()
+        ):
+            if row.name.casefold() == text.casefold():
+                return row
     if text.isdigit():
         by_id: ShareLink | None = ShareLink.get_or_none(
             ShareLink.id == int(text), ShareLink.export == export_id
