@@ -247,6 +247,28 @@ def test_revoking_shop_a_leaves_marketplace_b_working(served):
     }
 
 
+def test_a_consumer_that_revalidates_is_seen_and_not_overdue(served):
+    """A 304 is no fetch (no history row), but it shows the consumer alive: a link that only
+    revalidates while nothing changed is not marked overdue."""
+    export, (shop,) = _links(served, "Shop A")
+    status, head, _ = served.request("GET", served.share("standard-jsonl"))  # the file exists
+    assert status == 200
+    source = service.get_run(head["x-log-id"])
+    for days in (3, 4, 5):  # Shop A fetched daily until 3 days ago
+        row = runs.by_log_id(service.record_served(source, link=shop).log_id)
+        runs.finish(row.id, "success", row.messages, started=utcnow() - timedelta(days=days))
+
+    def shop_a():
+        return next(a for a in service.link_activity(export.export_id) if a.link.name == "Shop A")
+
+    assert shop_a().overdue and shop_a().last_seen is None
+    etag = {"If-None-Match": f'"{service.get_run(source.log_id).sha256}"'}
+    assert served.request("GET", path_of(shop), headers=etag)[0] == 304
+    seen = shop_a()
+    assert not seen.overdue and seen.last_seen is not None and seen.fetches_7d == 3
+    assert utcnow() - seen.last_seen < timedelta(minutes=1)
+
+
 def test_a_rotated_link_refuses_its_old_token_at_once(served):
     export, (shop, market) = _links(served, "Shop A", "Marketplace B")
     assert served.request("GET", path_of(shop))[0] == 200

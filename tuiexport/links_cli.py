@@ -29,6 +29,7 @@ def _activity_json(a: LinkActivity, base_url: str | None) -> dict[str, Any]:
         "got": a.got,
         "gotRun": a.got_run,
         "fetches7d": a.fetches_7d,
+        "lastSeen": a.last_seen,
         "usualInterval": a.usual_interval,
         "overdue": a.overdue,
         "warning": a.warning or None,

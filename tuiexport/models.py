@@ -195,6 +195,9 @@ class ShareLink(BaseModel):
     created = pw.DateTimeField(default=utcnow)
     rotated = pw.DateTimeField(null=True)
     revoked = pw.DateTimeField(null=True)
+    #: The last request through the link (at most a minute old: the share server writes it once
+    #: a minute per link), also one that got no file: a 304 or a HEAD shows its consumer alive.
+    last_seen = pw.DateTimeField(null=True)
 
 
 class Run(BaseModel):

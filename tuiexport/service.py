@@ -130,6 +130,7 @@ from tuiexport.management.gate import discard as discard_run
 from tuiexport.management.definitions import link_path, link_url
 from tuiexport.management.links import OVERDUE_FACTOR, USUAL_NEEDS, USUAL_OF
 from tuiexport.management.links import match as match_link
+from tuiexport.management.links import seen as link_seen
 from tuiexport.management.sharing import (
     create_link,
     link_activity,
@@ -214,6 +215,7 @@ __all__ = [
     "is_valid_pair",
     "link_activity",
     "link_path",
+    "link_seen",
     "link_url",
     "list_definitions",
     "list_history",

@@ -45,6 +45,7 @@ def view(row: ShareLink) -> LinkView:
         created=row.created,
         rotated=row.rotated,
         revoked=row.revoked,
+        last_seen=row.last_seen,
     )
 
 
@@ -153,6 +154,11 @@ def revoke(row: ShareLink) -> LinkView:
     return view(row)
 
 
+def seen(link_ids: Iterable[int]) -> None:
+    """Requests came through these links just now (the share server's recorder calls this)."""
+    ShareLink.update(last_seen=utcnow()).where(ShareLink.id.in_(list(link_ids))).execute()
+
+
 # --- how consumers fetch ------------------------------------------------------------------------
 
 
@@ -164,8 +170,9 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
     the client broke off, a 304 (the consumer already had the file) and a HEAD are not. The
     *usual interval* is the median gap between the link's last :data:`USUAL_OF` + 1 fetches,
     known once it has :data:`USUAL_NEEDS`; the median, so that one retry or one missed night
-    does not move it. A link is *overdue* when its last fetch is more than
-    :data:`OVERDUE_FACTOR` times that interval ago."""
+    does not move it. A link is *overdue* when its last fetch, and its last request of any kind
+    (``last_seen``: a consumer that revalidates gets 304s while nothing changed), are both
+    more than :data:`OVERDUE_FACTOR` times that interval ago."""
     now = now or utcnow()
     result = []
     for link in links:
@@ -176,7 +183,7 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
             .limit(USUAL_OF + 1)
         )
         if not recent:
-            result.append(LinkActivity(link=link))
+            result.append(LinkActivity(link=link, last_seen=link.last_seen))
             continue
         fetches_7d = (
             Run.select()
@@ -191,7 +198,8 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
         times = [r.started for r in recent]
         gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(times)]
         usual = statistics.median(gaps) if len(recent) >= USUAL_NEEDS else None
-        silent = (now - last.started).total_seconds()
+        seen = link.last_seen if link.last_seen and link.last_seen > last.started else None
+        silent = (now - (seen or last.started)).total_seconds()
         overdue = bool(usual) and silent > OVERDUE_FACTOR * (usual or 0)
         result.append(
             LinkActivity(
@@ -203,11 +211,13 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
                 got="full",
                 got_run=last.source_log_id or last.log_id,
                 fetches_7d=fetches_7d,
+                last_seen=seen,
                 usual_interval=usual,
                 overdue=overdue,
                 warning=(
                     f"{link.name} usually fetches every {span(usual or 0)}; "
-                    f"last fetch {span(silent)} ago."
+                    f"last fetch {span((now - last.started).total_seconds())} ago"
+                    + (f", last seen {span(silent)} ago." if seen else ".")
                     if overdue
                     else ""
                 ),

@@ -98,6 +98,7 @@ class LinkView(msgspec.Struct, kw_only=True):
     created: datetime
     rotated: datetime | None = None
     revoked: datetime | None = None
+    last_seen: datetime | None = None
 
 
 class LinkActivity(msgspec.Struct, kw_only=True):
@@ -111,6 +112,8 @@ class LinkActivity(msgspec.Struct, kw_only=True):
     got: str | None = None
     got_run: str | None = None
     fetches_7d: int = 0
+    #: Its last request of any kind (a 304 or a HEAD too), if newer than ``last_fetch``.
+    last_seen: datetime | None = None
     #: The median gap between its recent downloads, in seconds (None: too few to tell).
     usual_interval: float | None = None
     #: Silent for longer than OVERDUE_FACTOR times its usual interval.

@@ -133,6 +133,8 @@ class LinksScreen(ModalScreen[None]):
             text.append(f"{OVERDUE} {a.warning}\n", style="bold #ff8700")
         text.append(self.url(a))
         since = f"Created {fmt.when(a.link.created)}"
+        if a.last_seen:
+            since = f"Last seen {fmt.when(a.last_seen)} (a 304 or a HEAD: no file). {since}"
         if a.link.rotated:
             since += f", new token {fmt.when(a.link.rotated)}"
         text.append(f"\n{since}", style="dim")

@@ -273,6 +273,12 @@ def document() -> dict[str, Any]:
                             "description": "(list only) The run whose file it got.",
                         },
                         "fetches7d": {"type": "integer"},
+                        "lastSeen": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "(list only) Its last request of any kind (a 304 "
+                            "or a HEAD too) when newer than lastFetch; written once a minute.",
+                        },
                         "usualInterval": {
                             "type": ["number", "null"],
                             "description": "(list only) Seconds: the median gap between its "

@@ -21,6 +21,7 @@ import queue
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ from tuiexport.management.views import LinkView, RunView
 BATCH_WAIT = 0.02
 #: Events per transaction at most.
 BATCH_MAX = 512
+#: Seconds between two writes of one share link's ``last_seen`` (a consumer revalidating many
+#: times a second costs one row update a minute).
+SEEN_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ class _End:
     size: int | None
 
 
+@dataclass(frozen=True)
+class _Seen:
+    link_id: int
+
+
 _STOP = object()
 
 
@@ -63,6 +72,7 @@ class Recorder:
         self._idle = threading.Condition()
         self._pending = 0
         self._open = 0  # downloads begun and not yet ended
+        self._seen: dict[int, float] = {}  # share link -> when its last_seen was last queued
         self._thread = threading.Thread(target=self._run, name="tuiexport-recorder", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -109,6 +119,15 @@ class Recorder:
         log_id = self.begin(source, note=note, link=link)
         self.end(log_id, complete=complete, status=source.status, sent=sent, size=source.size)
         return log_id
+
+    def seen(self, link: LinkView) -> None:
+        """A request came through the share ``link`` (also one that gets no file: a 304, a
+        HEAD): its consumer is alive. Written at most once per :data:`SEEN_EVERY` per link."""
+        now = time.monotonic()
+        last = self._seen.get(link.link_id)
+        if last is None or now - last >= SEEN_EVERY:
+            self._seen[link.link_id] = now
+            self._put(_Seen(link.link_id))
 
     def _put(self, event: object) -> None:
         with self._idle:
@@ -201,6 +220,9 @@ class Recorder:
                 start = begun.pop(event.log_id, None)
                 writes.append(_final(start, event) if start else _later(event))
         writes[:0] = [_pending(b) for b in begun.values()]  # before their ends in later batches
+        seen = {e.link_id for e in events if isinstance(e, _Seen)}
+        if seen:
+            writes.append(lambda: service.link_seen(seen))
         try:
             with self._lock:
                 service.write_together(writes)

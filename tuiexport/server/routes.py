@@ -173,6 +173,7 @@ class ShareHandler(FileResponses):
         if state.current is None:
             return False
         self.share_link = link
+        self.recorder.seen(link)
         self.serve_artifact(state.current, state.path, record=True)
         return True
 
@@ -316,6 +317,7 @@ class ShareHandler(FileResponses):
             self.send_problem(404, NOT_SHARED, type=PROBLEM_TYPE + "not-found")
             return
         self.share_link = link
+        self.recorder.seen(link)
         definition = state.definition
         if not definition.valid:
             raise_invalid(definition)
@@ -430,6 +432,7 @@ class ShareHandler(FileResponses):
                 "got": activity.got,
                 "gotRun": activity.got_run,
                 "fetches7d": activity.fetches_7d,
+                "lastSeen": _utc(activity.last_seen),
                 "usualInterval": activity.usual_interval,
                 "overdue": activity.overdue,
                 "warning": activity.warning or None,
