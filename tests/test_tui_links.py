@@ -4,6 +4,8 @@ rename, new token and revoke, each on one link only."""
 
 from __future__ import annotations
 
+import shlex
+import sqlite3
 from datetime import timedelta
 
 from tests.test_tui_helpers import (  # noqa: F401 - the imported fixture
@@ -20,6 +22,7 @@ from tests.test_tui_helpers import (  # noqa: F401 - the imported fixture
 )
 from tuiexport import service
 from tuiexport.app import ExportApp
+from tuiexport.cli import main
 from tuiexport.management import runs
 from tuiexport.models import utcnow
 from tuiexport.screens.dialogs import ConfirmScreen, NameScreen
@@ -74,8 +77,21 @@ async def test_each_link_shows_how_its_consumer_fetches_and_marks_the_overdue_on
         assert not isinstance(app.screen, LinksScreen)
 
 
+def link_states(path) -> list[tuple[str, str, bool, bool]]:
+    """Every link of every export: export name, link name, rotated, revoked."""
+    with sqlite3.connect(path) as con:
+        return con.execute(
+            "SELECT d.name, l.name, l.rotated IS NOT NULL, l.revoked IS NOT NULL "
+            "FROM share_link l JOIN export_definition d ON d.export_id = l.export_id "
+            "ORDER BY l.id"
+        ).fetchall()
+
+
 @sync
-async def test_new_copy_rename_rotate_and_revoke_one_link_at_a_time(tui_db):  # noqa: F811 - the imported fixture
+async def test_new_copy_rename_rotate_and_revoke_one_link_at_a_time(tui_db, tmp_path):  # noqa: F811 - the imported fixture
+    pristine = tmp_path / "replay.sqlite"
+    with sqlite3.connect(tui_db) as src, sqlite3.connect(pristine) as dst:
+        src.backup(dst)
     before = links_of("Shop feed")
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -122,6 +138,10 @@ async def test_new_copy_rename_rotate_and_revoke_one_link_at_a_time(tui_db):  # 
             "tuiexport links rotate 'Shop feed' 'Market C'",
             "tuiexport links revoke 'Shop feed' Default",
         ]
+    # The command log's commands do the same through the CLI.
+    for command in commands:
+        assert main(["--db", str(pristine), *shlex.split(command)[1:]]) == 0, command
+    assert link_states(pristine) == link_states(tui_db)
 
 
 @sync
