@@ -547,8 +547,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _definition_options(p, creating=False)
     p.set_defaults(handler=exports_update)
     for name, handler, helptext in (
-        ("rotate-token", exports_rotate, "new share token (old share URL stops working)"),
-        ("share-url", exports_share_url, "print the share URL"),
+        ("rotate-token", exports_rotate, "new token for the first share link (its old URL stops)"),
+        ("share-url", exports_share_url, "print the first share link's URL (see 'links')"),
     ):
         p = exports.add_parser(name, help=helptext)
         p.add_argument("export", metavar="EXPORT")
