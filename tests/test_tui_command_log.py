@@ -34,7 +34,14 @@ def snapshot(path) -> list[tuple]:
 
 def tokens(path) -> dict[str, str]:
     con = sqlite3.connect(path)
-    found = dict(con.execute("SELECT name, share_token FROM export_definition").fetchall())
+    # Each export's first share link's token: its share URL (issue 12 gave exports named links).
+    found = dict(
+        con.execute(
+            "SELECT d.name, l.token FROM export_definition d JOIN share_link l "
+            "ON l.export_id = d.export_id AND l.revoked IS NULL "
+            "AND l.id = (SELECT MIN(id) FROM share_link WHERE export_id = d.export_id)"
+        ).fetchall()
+    )
     con.close()
     return found
 

@@ -37,10 +37,7 @@ def warnings(app) -> list[str]:
 @sync
 async def test_read_only_changes_nothing_and_says_why():
     app = app_with(read_only=True)
-    before = [
-        (r.name, r.share_token, r.selection_id)
-        for r in ExportDefinition.select().order_by(ExportDefinition.id)
-    ]
+    before = [(r.name, r.share_token, r.selection_id) for r in service.list_definitions()]
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         status = str(app.screen.query_one("#status").render())
@@ -65,10 +62,7 @@ async def test_read_only_changes_nothing_and_says_why():
             if "dim" in str(span.style)
         }
         assert "Save" in dimmed and "New" in dimmed and "Download" not in dimmed
-    after = [
-        (r.name, r.share_token, r.selection_id)
-        for r in ExportDefinition.select().order_by(ExportDefinition.id)
-    ]
+    after = [(r.name, r.share_token, r.selection_id) for r in service.list_definitions()]
     assert after == before
 
 

@@ -46,6 +46,7 @@ COMMANDS = {
     "exports": "tuiexport.management.cli",
     "selections": "tuiexport.management.cli",
     "history": "tuiexport.management.cli",
+    "links": "tuiexport.links_cli",
     "serve": "tuiexport.server_cli",
     "apikey": "tuiexport.server_cli",
     "web": "tuiexport.web",

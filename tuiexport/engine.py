@@ -34,7 +34,7 @@ from tuiexport.exporters.base import (
     stored_options,
 )
 from tuiexport.management import definitions, deltas, gate, history, liveness, notify, runs
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
 
@@ -403,9 +403,11 @@ def begin_run(
     output_path: str | os.PathLike[str] | None = None,
     api_version: str = "",
     delta: DeltaPlan | None = None,
+    link: LinkView | None = None,
 ) -> PreparedRun:
-    """Validate the definition and open its history entry. Raises InvalidDefinition / NotFound
-    (nothing recorded then: a refused run is not a run)."""
+    """Validate the definition and open its history entry (naming the share ``link`` whose
+    request started it, if one did). Raises InvalidDefinition / NotFound (nothing recorded
+    then: a refused run is not a run)."""
     row = definitions.get_row(ref)
     reasons = definitions.reasons_for(row)
     if reasons:
@@ -449,6 +451,8 @@ def begin_run(
         owner=liveness.owner(),
         delta_since=delta.since if delta else "",
         delta_base=delta.base if delta else "",
+        link_id=link.link_id if link is not None else None,
+        link_name=link.name if link is not None else "",
     )
     limit = definitions.effective_limit(row.product_limit)
     return PreparedRun(row, run, target, limit, criteria, delta)

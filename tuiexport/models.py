@@ -175,9 +175,34 @@ class ExportDefinition(BaseModel):
     #: {"csv_variant": "excel"}.
     options = JSONField(dict[str, Any], default=dict)
     producer = pw.CharField(default="")
-    share_token = pw.CharField()
     created = pw.DateTimeField(default=utcnow)
     updated = pw.DateTimeField(default=utcnow)
+
+
+class ShareLink(BaseModel):
+    """One consumer's share URL of an export ("Shop A", "Marketplace B"): its own token, renamed,
+    rotated and revoked on its own (written only by tuiexport.management.links). A revoked link
+    stays, so that the history rows that name it keep their meaning."""
+
+    id = pw.AutoField()
+    export = pw.ForeignKeyField(
+        ExportDefinition,
+        field=ExportDefinition.export_id,
+        column_name="export_id",
+        on_delete="CASCADE",
+        backref="links",
+    )
+    if TYPE_CHECKING:  # peewee adds the id accessor of the foreign key
+        export_id: str
+    name = pw.CharField()
+    #: Kept as the export's single token was: plain, compared in constant time by the server.
+    token = pw.CharField()
+    created = pw.DateTimeField(default=utcnow)
+    rotated = pw.DateTimeField(null=True)
+    revoked = pw.DateTimeField(null=True)
+    #: The last request through the link (at most a minute old: the share server writes it once
+    #: a minute per link), also one that got no file: a 304 or a HEAD shows its consumer alive.
+    last_seen = pw.DateTimeField(null=True)
 
 
 class Run(BaseModel):
@@ -223,6 +248,13 @@ class Run(BaseModel):
     added_count = pw.IntegerField(default=0)
     changed_count = pw.IntegerField(default=0)
     removed_count = pw.IntegerField(default=0)
+    #: The share link whose request this row is (a served download, or a run a share request
+    #: started), by ID and by its name at that moment; None / "" for everything else. Indexed
+    #: with ``started`` (schema.EXTRA_INDEXES: a model index would precede the column).
+    link_id = pw.IntegerField(null=True)
+    link_name = pw.CharField(default="")
+    #: A served download: the run whose file it sent ("" for a run: it sent its own).
+    source_log_id = pw.CharField(default="")
 
 
 class ApiKey(BaseModel):
@@ -278,5 +310,13 @@ class NotificationAttempt(BaseModel):
 
 NOTIFICATION_MODELS = [Notification, NotificationAttempt]
 
-MANAGEMENT_MODELS = [Meta, Selection, ExportDefinition, Run, ApiKey, *NOTIFICATION_MODELS]
+MANAGEMENT_MODELS = [
+    Meta,
+    Selection,
+    ExportDefinition,
+    ShareLink,
+    Run,
+    ApiKey,
+    *NOTIFICATION_MODELS,
+]
 ALL_MODELS = CATALOG_MODELS + MANAGEMENT_MODELS

@@ -9,9 +9,9 @@ from functools import cache
 import peewee as pw
 
 from tuiexport import db as dbmod
-from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta
+from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta, ShareLink
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -31,6 +31,9 @@ EXTRA_INDEXES = [
     # Covers a product's offers for a price range's EXISTS (no table row read per offer).
     "CREATE INDEX IF NOT EXISTS supplier_item_offer ON supplier_item (product_id, price, stock, "
     "supplier_id)",
+    # A share link's newest downloads and its count of the last days (management.links). Here,
+    # not on the model: create_tables would make it before version 7 adds the column.
+    "CREATE INDEX IF NOT EXISTS run_link_started ON run (link_id, started)",
 ]
 
 _BIT = "(CASE WHEN {row}.supplier_id < 63 THEN CAST(1 AS BIGINT) << {row}.supplier_id ELSE 0 END)"
@@ -188,6 +191,32 @@ def _migrate_8(db: pw.Database) -> None:
             db.execute_sql(f"ALTER TABLE run ADD COLUMN {column} {kind}")
 
 
+#: The name of the share link an export gets when it is created (and the one its single share
+#: token became in version 9).
+FIRST_LINK = "Default"
+
+
+def _migrate_9(db: pw.Database) -> None:
+    """Version 9: named share links (models.ShareLink). Each export's single share token becomes
+    its first link, so every share URL out there keeps working; history rows name their link."""
+    db.create_tables([ShareLink], safe=True)
+    if "share_token" in {c.name for c in db.get_columns("export_definition")}:
+        db.execute_sql(
+            "INSERT INTO share_link (export_id, name, token, created) "
+            f"SELECT export_id, {db.param}, share_token, created FROM export_definition",
+            (FIRST_LINK,),
+        )
+        db.execute_sql("ALTER TABLE export_definition DROP COLUMN share_token")
+    have = {c.name for c in db.get_columns("run")}
+    for column, sql in (
+        ("link_id", "INTEGER"),
+        ("link_name", "VARCHAR(255) NOT NULL DEFAULT ''"),
+        ("source_log_id", "VARCHAR(255) NOT NULL DEFAULT ''"),
+    ):
+        if column not in have:
+            db.execute_sql(f"ALTER TABLE run ADD COLUMN {column} {sql}")
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step
 #: above N, in order.
 MIGRATIONS = {
@@ -198,6 +227,7 @@ MIGRATIONS = {
     6: _migrate_6,
     7: _migrate_7,
     8: _migrate_8,
+    9: _migrate_9,
 }
 
 FTS_TABLE = "product_search"

@@ -141,8 +141,26 @@ from tuiexport.management.deltas import diff_with_previous as run_diff_with_prev
 from tuiexport.management.deltas import refusal as delta_refusal
 from tuiexport.management.deltas import run_diff
 from tuiexport.management.views import RunDiff
+
 # isort: on
 # --- end of deltas and run diffs ------------------------------------------------------------
+# --- named share links (issue 12, part 4) ----------------------------------------------------
+# isort: off
+from tuiexport.management.definitions import link_path, link_url
+from tuiexport.management.links import OVERDUE_FACTOR, USUAL_NEEDS, USUAL_OF
+from tuiexport.management.links import match as match_link
+from tuiexport.management.links import seen as link_seen
+from tuiexport.management.sharing import (
+    create_link,
+    link_activity,
+    list_links,
+    rename_link,
+    revoke_link,
+    rotate_link,
+)
+from tuiexport.management.views import LinkActivity, LinkView
+# isort: on
+# --- end of named share links -----------------------------------------------------------------
 
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
@@ -153,10 +171,13 @@ __all__ = [
     "LANGUAGES",
     "MAX_REPORTED_IMPORT_ERRORS",
     "OUTPUTS",
+    "OVERDUE_FACTOR",
     "PROFILES",
     "RUN_STATUSES",
     "SORTS",
     "SWEEP_EVERY",
+    "USUAL_NEEDS",
+    "USUAL_OF",
     "ApiKeyView",
     "AttemptView",
     "CatalogStats",
@@ -167,6 +188,8 @@ __all__ = [
     "ExportImpact",
     "ImpactCancelled",
     "ImportReport",
+    "LinkActivity",
+    "LinkView",
     "NotificationView",
     "PreparedRun",
     "PreviewRow",
@@ -188,6 +211,7 @@ __all__ = [
     "count_products",
     "create_definition",
     "create_key",
+    "create_link",
     "create_selection",
     "criteria_from_json",
     "criteria_to_json",
@@ -213,14 +237,20 @@ __all__ = [
     "get_writer",
     "import_catalog",
     "is_valid_pair",
+    "link_activity",
+    "link_path",
+    "link_seen",
+    "link_url",
     "list_definitions",
     "list_history",
     "list_keys",
+    "list_links",
     "list_manufacturers",
     "list_product_types",
     "list_selections",
     "list_suppliers",
     "mark_interrupted",
+    "match_link",
     "new_log_id",
     "notification_signature",
     "open_database",
@@ -232,10 +262,13 @@ __all__ = [
     "record_served",
     "record_served_many",
     "release_connection",
+    "rename_link",
     "resolve_target",
     "retry_notifications",
     "reusable_artifact",
     "revoke_key",
+    "revoke_link",
+    "rotate_link",
     "rotate_share_token",
     "run_delta",
     "run_diff",

@@ -360,6 +360,12 @@ def history_cmd(args: argparse.Namespace) -> int:
             [
                 f"{run.log_id}  {run.status}  {run.export_name}  ({run.export_id})",
                 f"  trigger {run.trigger}   API version {run.api_version or '–'}   format {run.file_format}",
+                *(
+                    [f"  share link {run.link_name} ({run.link_id})"]
+                    if run.link_id is not None
+                    else []
+                ),
+                *([f"  served the file of run {run.source_log_id}"] if run.source_log_id else []),
                 f"  started {run.started:%Y-%m-%d %H:%M:%S}   finished "
                 + (f"{run.finished:%Y-%m-%d %H:%M:%S}" if run.finished else "–")
                 + " (UTC)",
@@ -567,8 +573,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _definition_options(p, creating=False)
     p.set_defaults(handler=exports_update)
     for name, handler, helptext in (
-        ("rotate-token", exports_rotate, "new share token (old share URL stops working)"),
-        ("share-url", exports_share_url, "print the share URL"),
+        ("rotate-token", exports_rotate, "new token for the first share link (its old URL stops)"),
+        ("share-url", exports_share_url, "print the first share link's URL (see 'links')"),
     ):
         p = exports.add_parser(name, help=helptext)
         p.add_argument("export", metavar="EXPORT")

@@ -14,10 +14,10 @@ from tuiexport.db import database
 from tuiexport.errors import NotFound, UserError
 from tuiexport.exporters import registry
 from tuiexport.exporters.base import check_options
-from tuiexport.management import runs
-from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.management import links, runs
+from tuiexport.management.views import DefinitionView, LinkView, RunView
 from tuiexport.models import LANGUAGES, ExportDefinition, Selection, tuples, utcnow
-from tuiexport.schema import catalog_version
+from tuiexport.schema import FIRST_LINK, catalog_version
 
 
 class _Unset:
@@ -84,6 +84,7 @@ def _view(
     selection_name: str | None = None,
     criteria_reasons: list[str] | None = None,
     last_run: RunView | _Unset | None = _UNSET,
+    active_links: list[LinkView] | None = None,
 ) -> DefinitionView:
     if row.selection_id is not None and selection_name is None:
         selection = row.selection
@@ -93,6 +94,8 @@ def _view(
         last = runs.last_run(row.export_id)
         last_run = runs.view(last) if last else None
     reasons = reasons_for(row, criteria_reasons)
+    if active_links is None:
+        active_links = links.of_export(row.export_id)
     return DefinitionView(
         export_id=row.export_id,
         name=row.name,
@@ -107,12 +110,13 @@ def _view(
         effective_limit=effective_limit(row.product_limit),
         options=dict(row.options),
         producer=row.producer,
-        share_token=row.share_token,
+        share_token=active_links[0].token if active_links else "",
         created=row.created,
         updated=row.updated,
         valid=not reasons,
         reasons=reasons,
         last_run=last_run,
+        links=active_links,
     )
 
 
@@ -135,13 +139,15 @@ def get_definition(ref: str) -> DefinitionView:
 
 
 def list_definitions(sort: str = "name", filter_text: str = "") -> list[DefinitionView]:
-    """Every definition with validity and last run, in three queries whatever their number."""
+    """Every definition with validity, last run and links, in four queries whatever their
+    number."""
     known = sel.known_ids()
     selections: dict[int | None, tuple[str | None, list[str] | None]] = {
         s.id: (s.name, sel.validate_criteria(sel.criteria_from_json(s.criteria), known))
         for s in Selection.select()
     }
     last_runs = {export_id: runs.view(r) for export_id, r in runs.last_runs().items()}
+    active_links = links.active()
     needle = filter_text.casefold().strip()
     views = []
     for row in ExportDefinition.select():
@@ -151,6 +157,7 @@ def list_definitions(sort: str = "name", filter_text: str = "") -> list[Definiti
             selection_name=name,
             criteria_reasons=reasons,
             last_run=last_runs.get(row.export_id),
+            active_links=active_links.get(row.export_id, []),
         )
         if (
             needle
@@ -269,11 +276,9 @@ def create_definition(
         else:
             _check_name_free(fields["name"])
         row = ExportDefinition.create(
-            export_id=str(uuid.uuid4()),
-            share_token=new_share_token(),
-            producer=producer or _producer(),
-            **fields,
+            export_id=str(uuid.uuid4()), producer=producer or _producer(), **fields
         )
+        links.create(row.export_id, FIRST_LINK, new_share_token())
     return _view(row)
 
 
@@ -316,23 +321,53 @@ def delete_definition(ref: str) -> str:
 
 
 def rotate_share_token(ref: str) -> DefinitionView:
-    """Give the export a new share token; the old share URL stops working at once."""
+    """Give the export's first share link a new token; its old URL stops working at once (the
+    export's other links keep theirs)."""
     with database.atomic():
         row = get_row(ref)
-        row.share_token = new_share_token()
-        row.save()
+        first = links.of_export(row.export_id)[:1]
+        if not first:
+            raise UserError(_no_link(row.name))
+        links.rotate(links.find(row.export_id, first[0].link_id), new_share_token())
     return _view(row)
 
 
-def share_path(view: DefinitionView) -> str:
-    return f"/api/v1/exports/{view.export_id}/download?token={view.share_token}"
+def _no_link(name: str) -> str:
+    return (
+        f"The export '{name}' has no share link (all were revoked); create one with "
+        f"'tuiexport links create \"{name}\" NAME'."
+    )
+
+
+def share_path(view: DefinitionView, link: LinkView | None = None) -> str:
+    """The path of the export's share URL: of ``link``, or of its first active link."""
+    if link is None:
+        if not view.links:
+            raise UserError(_no_link(view.name))
+        link = view.links[0]
+    return link_path(link)
+
+
+def link_path(link: LinkView) -> str:
+    """The path of a share link's URL: the token names the link."""
+    return f"/api/v1/exports/{link.export_id}/download?token={link.token}"
 
 
 def share_url(ref: str, base_url: str | None = None) -> str:
-    """The URL other hosts fetch: ``base_url`` (or the configured one) + the share path."""
+    """The URL other hosts fetch: ``base_url`` (or the configured one) + the share path of the
+    export's first active link."""
+    return _base(base_url) + share_path(get_definition(ref))
+
+
+def link_url(link: LinkView, base_url: str | None = None) -> str:
+    """A share link's URL: ``base_url`` (or the configured one) + its path."""
+    return _base(base_url) + link_path(link)
+
+
+def _base(base_url: str | None) -> str:
     settings = config.settings()
     base = base_url or settings.base_url or f"http://{settings.server_host}:{settings.server_port}"
-    return base.rstrip("/") + share_path(get_definition(ref))
+    return base.rstrip("/")
 
 
 def validate(ref: str) -> list[str]:

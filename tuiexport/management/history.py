@@ -26,7 +26,7 @@ from tuiexport.management.liveness import (
     owner,
     part_path,
 )
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 from tuiexport.models import Run, utcnow
 
 #: Seconds between two looks of a running server for dead runs (see Sweeper).
@@ -212,15 +212,17 @@ def record_served(
     sent: int = 0,
     note: str = "",
     pending: bool = False,
+    link: LinkView | None = None,
 ) -> RunView:
-    """The history entry of a request that served an existing artifact instead of running.
+    """The history entry of a request that served an existing artifact instead of running
+    (through the share ``link``, if it came through one).
 
     It copies the source run's figures and points at the same file, but never owns it
     (``artifact_kept`` stays false, so retention counts the file once, by its source run).
     A download the client broke off is recorded as ``cancelled``. With ``pending`` the entry
     says ``running`` until :func:`served_complete` (or :func:`served_incomplete`): a server
     that dies in the middle leaves a run the next start marks ``interrupted``."""
-    served = Served(source, log_id or new_log_id(), note, complete, sent, pending)
+    served = Served(source, log_id or new_log_id(), note, complete, sent, pending, link)
     return view(runs.create(**_served_fields(served, utcnow())))
 
 
@@ -234,6 +236,7 @@ class Served(NamedTuple):
     complete: bool = True
     sent: int = 0
     pending: bool = False
+    link: LinkView | None = None
 
 
 def record_served_many(served: Sequence[Served]) -> None:
@@ -280,6 +283,9 @@ def _served_fields(served: Served, now: datetime) -> dict[str, Any]:
         host=HOST,
         pid=os.getpid(),
         owner=owner(),
+        link_id=served.link.link_id if served.link is not None else None,
+        link_name=served.link.name if served.link is not None else "",
+        source_log_id=source.log_id,
     )
 
 

@@ -43,6 +43,11 @@ class RunView(msgspec.Struct, kw_only=True):
     artifact_kept: bool
     messages: list[str]
     supplier_shares: dict[str, int]
+    #: The share link whose request this is (see models.Run.link_id); None / "" otherwise.
+    link_id: int | None = None
+    link_name: str = ""
+    #: A served download: the run whose file it sent ("" for a run).
+    source_log_id: str = ""
     #: A delta (issue 12): the cursor it answered, the full run it brings the consumer to,
     #: and what it holds. Empty / 0 for any other run.
     delta_since: str = ""
@@ -122,12 +127,50 @@ class DefinitionView(msgspec.Struct, kw_only=True):
     effective_limit: int
     options: dict[str, Any]
     producer: str
+    #: The token of the first active share link ("" when every link was revoked): the one
+    #: share URL of the export before it had named links.
     share_token: str
     created: datetime
     updated: datetime
     valid: bool
     reasons: list[str]
     last_run: RunView | None = None
+    #: The active share links, oldest first.
+    links: list[LinkView] = []
+
+
+class LinkView(msgspec.Struct, kw_only=True):
+    """One share link of an export (models.ShareLink)."""
+
+    link_id: int
+    export_id: str
+    name: str
+    token: str
+    created: datetime
+    rotated: datetime | None = None
+    revoked: datetime | None = None
+    last_seen: datetime | None = None
+
+
+class LinkActivity(msgspec.Struct, kw_only=True):
+    """How a link's consumer fetches (see management.links.activity for the rules)."""
+
+    link: LinkView
+    #: The newest download through this link, when it began, its history row and what it got:
+    #: "full" (the export's whole file) and the run whose file it was.
+    last_fetch: datetime | None = None
+    last_log_id: str | None = None
+    got: str | None = None
+    got_run: str | None = None
+    fetches_7d: int = 0
+    #: Its last request of any kind (a 304 or a HEAD too), if newer than ``last_fetch``.
+    last_seen: datetime | None = None
+    #: The median gap between its recent downloads, in seconds (None: too few to tell).
+    usual_interval: float | None = None
+    #: Silent for longer than OVERDUE_FACTOR times its usual interval.
+    overdue: bool = False
+    #: The one sentence a front end shows for an overdue link ("" otherwise).
+    warning: str = ""
 
 
 class PreviewRow(msgspec.Struct, array_like=True):

@@ -112,6 +112,22 @@ def delete(view: DefinitionView) -> str:
     return f"tuiexport exports delete {q(view.name)}"
 
 
+def create_link(view: DefinitionView, name: str) -> str:
+    return f"tuiexport links create {q(view.name)} {q(name)}"
+
+
+def rename_link(view: DefinitionView, before: str, after: str) -> str:
+    return f"tuiexport links rename {q(view.name)} {q(before)} {q(after)}"
+
+
+def rotate_link(view: DefinitionView, name: str) -> str:
+    return f"tuiexport links rotate {q(view.name)} {q(name)}"
+
+
+def revoke_link(view: DefinitionView, name: str) -> str:
+    return f"tuiexport links revoke {q(view.name)} {q(name)}"
+
+
 class CommandLogScreen(ModalScreen[None]):
     """The session's commands, newest first; Enter copies the highlighted one (OSC 52)."""
 

@@ -301,6 +301,12 @@ class DefinitionActions:
         if view is None:
             return
         url = self.exports.share_url(view)
+        if not url:
+            self._notify(
+                f"'{view.name}' has no share link (every one was revoked); ctrl+k creates one.",
+                severity="warning",
+            )
+            return
         self.app.copy_to_clipboard(url)
         self.app.record(f"Share URL of '{view.name}'", commands.share(url))
         note = "" if self.app.server_url else "\n(the share server is off in this TUI)"

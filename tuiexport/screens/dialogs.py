@@ -1,4 +1,5 @@
-"""Small modal dialogs: confirm a destructive action, or decide about unsaved changes."""
+"""Small modal dialogs: confirm a destructive action, decide about unsaved changes, ask for a
+name."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -72,3 +73,32 @@ class UnsavedScreen(ModalScreen[str]):
 
     def action_answer(self, value: str) -> None:
         self.dismiss(value)
+
+
+class NameScreen(ModalScreen[str | None]):
+    """Ask for a name (a share link's): Enter dismisses with the text, Escape with None."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="name.cancel"),
+    ]
+
+    def __init__(self, question: str, value: str = "") -> None:
+        super().__init__()
+        self.question, self.value = question, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog name-dialog"):
+            yield Static(Text(self.question), classes="question")
+            yield Input(self.value, id="name-input", max_length=80)
+            yield Static(Text("Enter: OK   Escape: cancel", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#name-input", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

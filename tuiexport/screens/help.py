@@ -21,7 +21,8 @@ def all_bindings(app_bindings: Iterable[BindingType]) -> list[Binding]:
     from textual.widget import Widget
 
     from tuiexport.screens.command_log import CommandLogScreen
-    from tuiexport.screens.dialogs import ConfirmScreen, UnsavedScreen
+    from tuiexport.screens.dialogs import ConfirmScreen, NameScreen, UnsavedScreen
+    from tuiexport.screens.links import LinksScreen
     from tuiexport.screens.main import BINDINGS
     from tuiexport.screens.run_details import RunDetailsScreen
     from tuiexport.widgets.definition_list import DefinitionRows
@@ -31,8 +32,10 @@ def all_bindings(app_bindings: Iterable[BindingType]) -> list[Binding]:
         DefinitionRows,
         HistoryTable,
         RunDetailsScreen,
+        LinksScreen,
         ConfirmScreen,
         UnsavedScreen,
+        NameScreen,
         HelpScreen,
         CommandLogScreen,
     ]

@@ -30,6 +30,7 @@ from textual.widgets import Input, Static, TabPane
 from tuiexport import config, service
 from tuiexport.management.views import DefinitionView, SelectionView
 from tuiexport.screens.definition_actions import DefinitionActions
+from tuiexport.screens.links import LinksScreen
 from tuiexport.screens.run_details import RunDetailsScreen
 from tuiexport.screens.selection_tabs import EXPORTS_TAB, SelectionTabs
 from tuiexport.widgets.definition_list import DefinitionRows
@@ -52,6 +53,7 @@ EXPORT_ACTIONS = {
     "download",
     "share",
     "rotate",
+    "links",
     "delete",
     "cycle_sort",
     "filter",
@@ -83,6 +85,7 @@ BINDINGS: list[BindingType] = [
         priority=True,
     ),
     Binding("f7,ctrl+t", "rotate", "New token", id="rotate", show=False),
+    Binding("ctrl+k", "links", "Share links", id="links", show=False),
     Binding("delete,f8", "delete", "Delete", id="delete"),
     Binding("f9,ctrl+o", "cycle_sort", "Sort", id="sort"),
     Binding("slash,ctrl+f", "filter", "Filter", id="filter"),
@@ -201,6 +204,12 @@ class MainScreen(Screen[None]):
     @guarded
     def action_rotate(self) -> None:
         self.actions.rotate()
+
+    @guarded
+    def action_links(self) -> None:
+        view = self.current()
+        if view is not None:
+            self.app.push_screen(LinksScreen(view))
 
     @writes("deleting exports")
     @guarded

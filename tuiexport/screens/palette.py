@@ -16,6 +16,7 @@ COMMANDS = [
     ("Download export", "download", "Run the export now and save the file to the downloads folder"),
     ("Share URL", "share", "Copy the export's share URL (OSC 52) and show it"),
     ("New share token", "rotate", "Rotate the share token; the old URL stops working"),
+    ("Share links", "links", "One URL per consumer: last fetch, 7 days, overdue; new, revoke"),
     ("Delete export", "delete", "Delete the export after confirmation"),
     ("Edit product selection", "edit_selection", "Open the export's selection in a tab"),
     ("New product selection", "new_selection", "Open a new selection tab for the export"),

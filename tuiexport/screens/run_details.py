@@ -32,6 +32,12 @@ def details(run: RunView, notifications: list[service.NotificationView] | None =
         ("Status", fmt.status(run.status)),
         ("Export", Text(f"{run.export_name}  ({run.export_id})")),
         ("Trigger", Text(run.trigger)),
+        *(
+            [("Share link", Text(f"{run.link_name}  (link {run.link_id})"))]
+            if run.link_id is not None
+            else []
+        ),
+        *([("Served", Text(f"the file of run {run.source_log_id}"))] if run.source_log_id else []),
         ("Started", Text(fmt.when(run.started))),
         ("Finished", Text(fmt.when(run.finished) or "—")),
         ("Duration", Text(fmt.duration(run.duration) or "—")),

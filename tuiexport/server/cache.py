@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tuiexport import service
 from tuiexport.errors import NotFound
-from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.management.views import DefinitionView, LinkView, RunView
 from tuiexport.server.runs import artifact_file
 
 
@@ -39,6 +39,12 @@ class ShareState:
     current: RunView | None
     #: Its file, checked to lie inside the artifacts folder.
     path: Path | None
+
+    def link(self, token: str) -> LinkView | None:
+        """The export's active share link whose token this is (None: no link has it). The
+        links come with the definition: a rotated or revoked link changes the database, which
+        empties the cache before the next lookup."""
+        return service.match_link(self.definition.links, token)
 
 
 class Miss:

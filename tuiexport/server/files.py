@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from tuiexport import config, service
 from tuiexport.management import liveness
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
 from tuiexport.server.transport import (
@@ -76,6 +76,8 @@ class FileResponses(Exchange):
 
     #: Set on the subclass start_server creates.
     recorder: Recorder
+    #: The share link this request came through (its downloads name it in the history).
+    share_link: LinkView | None = None
 
     def serve_artifact(
         self,
@@ -182,7 +184,7 @@ class FileResponses(Exchange):
         written = threading.Event() if body.count >= RECORD_FIRST else None
 
         def start() -> None:
-            recorder.begin(run, log_id, note, written)
+            recorder.begin(run, log_id, note, written, self.share_link)
             if beat is not None:
                 beat.__enter__()
 
@@ -217,7 +219,7 @@ class FileResponses(Exchange):
         digest = hashlib.sha256()
         try:
             if log_id is not None:
-                recorder.begin(run, log_id, note)
+                recorder.begin(run, log_id, note, link=self.share_link)
             yield Head(200, [*headers, ("Trailer", "Repr-Digest")])
             compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
             while chunk := f.read(CHUNK):
@@ -355,6 +357,7 @@ class FileResponses(Exchange):
                     outcome,
                     note=f"Served run {outcome.log_id} while it was running "
                     "(the same export was requested again before it finished).",
+                    link=self.share_link,
                 )
             return [("Repr-Digest", repr_digest(sent_digest.hexdigest()))]
         except ClientGone:
@@ -366,6 +369,7 @@ class FileResponses(Exchange):
                         complete=False,
                         sent=sent,
                         note=f"Followed run {active.log_id} while it was running.",
+                        link=self.share_link,
                     )
             raise
         finally:

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document served at /api/v1/openapi.json (written by hand: seven routes)."""
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json (written by hand, route by route)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ _LOG_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{4,32}$"},
     "description": "A run's log ID.",
+}
+_LINK_ID = {
+    "name": "link_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0, "maximum": 999999999999999999},
+    "description": "A share link's ID (see GET /api/v1/exports/{export_id}/links).",
 }
 _AUTH: list[dict[str, list[str]]] = [{"apiKey": []}]
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -114,6 +121,25 @@ _RANGE_HEADERS = [
         "description": "The ETag (or Last-Modified) the client's part came from.",
     },
 ]
+_LINK = {"$ref": "#/components/schemas/Link"}
+_LINK_ANSWER = {
+    "description": "The link as it is now.",
+    "content": {"application/json": {"schema": _LINK}},
+}
+_NAME_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 80}},
+            },
+            "example": {"name": "Shop A"},
+        }
+    },
+}
 _416 = _problem("The range lies outside the file; Content-Range says its length.")
 _401 = _problem("No API key, or one that is unknown or revoked.")
 _404 = _problem("Unknown export or run, or a wrong share token (indistinguishable on purpose).")
@@ -217,12 +243,73 @@ def document() -> dict[str, Any]:
                         "productLimit": {"type": "integer"},
                         "valid": {"type": "boolean"},
                         "reasons": {"type": "array", "items": {"type": "string"}},
-                        "shareUrl": {"type": "string"},
+                        "shareUrl": {
+                            "type": ["string", "null"],
+                            "description": "The URL of the first active share link (null: "
+                            "every link was revoked).",
+                        },
+                        "links": {
+                            "description": "The active share links, oldest first.",
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "linkId": {"type": "integer"},
+                                    "name": {"type": "string"},
+                                    "url": {"type": "string"},
+                                },
+                            },
+                        },
                         "created": {"type": "string", "format": "date-time"},
                         "updated": {"type": "string", "format": "date-time"},
                         "lastRun": {
                             "oneOf": [{"$ref": "#/components/schemas/Run"}, {"type": "null"}]
                         },
+                    },
+                },
+                "Link": {
+                    "type": "object",
+                    "required": ["linkId", "exportId", "name", "url", "created", "revoked"],
+                    "properties": {
+                        "linkId": {"type": "integer"},
+                        "exportId": {"type": "string"},
+                        "name": {"type": "string"},
+                        "url": {
+                            "type": ["string", "null"],
+                            "description": "The share URL (its token names the link); null "
+                            "once revoked.",
+                        },
+                        "created": {"type": "string", "format": "date-time"},
+                        "rotated": {"type": ["string", "null"], "format": "date-time"},
+                        "revoked": {"type": ["string", "null"], "format": "date-time"},
+                        "lastFetch": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "(list only) When its newest whole download began.",
+                        },
+                        "lastLogId": {"type": ["string", "null"]},
+                        "got": {
+                            "type": ["string", "null"],
+                            "description": "(list only) What that download got: full.",
+                        },
+                        "gotRun": {
+                            "type": ["string", "null"],
+                            "description": "(list only) The run whose file it got.",
+                        },
+                        "fetches7d": {"type": "integer"},
+                        "lastSeen": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "(list only) Its last request of any kind (a 304 "
+                            "or a HEAD too) when newer than lastFetch; written once a minute.",
+                        },
+                        "usualInterval": {
+                            "type": ["number", "null"],
+                            "description": "(list only) Seconds: the median gap between its "
+                            "last 11 downloads (null below 3).",
+                        },
+                        "overdue": {"type": "boolean"},
+                        "warning": {"type": ["string", "null"]},
                     },
                 },
             },
@@ -367,6 +454,88 @@ def document() -> dict[str, Any]:
                         "409": _problem("The definition is invalid; 'reasons' says why."),
                         "413": _problem("The request body is too large."),
                         "503": _503,
+                    },
+                }
+            },
+            "/api/v1/exports/{export_id}/links": {
+                "get": {
+                    "summary": "The export's active share links, with how each one fetches",
+                    "security": _AUTH,
+                    "parameters": [_EXPORT_ID],
+                    "responses": {
+                        "200": {
+                            "description": "The links, oldest first.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "apiVersion": {"type": "string"},
+                                            "links": {"type": "array", "items": _LINK},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _401,
+                        "404": _404,
+                    },
+                },
+                "post": {
+                    "summary": "A new share link with its own token (one per consumer)",
+                    "security": _AUTH,
+                    "parameters": [_EXPORT_ID],
+                    "requestBody": _NAME_BODY,
+                    "responses": {
+                        "201": {
+                            "description": "Created.",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                            "content": {"application/json": {"schema": _LINK}},
+                        },
+                        "400": _problem("No name, a name the export's links have, or bad JSON."),
+                        "401": _401,
+                        "404": _404,
+                        "413": _problem("The request body is too large."),
+                    },
+                },
+            },
+            "/api/v1/exports/{export_id}/links/{link_id}": {
+                "patch": {
+                    "summary": "Rename a share link (its URL stays)",
+                    "security": _AUTH,
+                    "parameters": [_EXPORT_ID, _LINK_ID],
+                    "requestBody": _NAME_BODY,
+                    "responses": {
+                        "200": _LINK_ANSWER,
+                        "400": _problem(
+                            "No name, a name another link has, bad JSON, or a revoked link."
+                        ),
+                        "401": _401,
+                        "404": _problem("Unknown export, or no such link of this export."),
+                        "413": _problem("The request body is too large."),
+                    },
+                },
+                "delete": {
+                    "summary": "Revoke a share link: its URL stops working, the others go on",
+                    "security": _AUTH,
+                    "parameters": [_EXPORT_ID, _LINK_ID],
+                    "responses": {
+                        "200": _LINK_ANSWER,
+                        "401": _401,
+                        "404": _problem("Unknown export, or no such link of this export."),
+                    },
+                },
+            },
+            "/api/v1/exports/{export_id}/links/{link_id}/rotate": {
+                "post": {
+                    "summary": "Give a share link a new token: its old URL stops working",
+                    "security": _AUTH,
+                    "parameters": [_EXPORT_ID, _LINK_ID],
+                    "responses": {
+                        "200": _LINK_ANSWER,
+                        "400": _problem("The link was revoked."),
+                        "401": _401,
+                        "404": _problem("Unknown export, or no such link of this export."),
                     },
                 }
             },

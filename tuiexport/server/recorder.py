@@ -26,12 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuiexport import service
-from tuiexport.management.views import RunView
+from tuiexport.management.views import LinkView, RunView
 
 #: Seconds the thread waits after an event for more before it writes a batch.
 BATCH_WAIT = 0.02
 #: Events per transaction at most.
 BATCH_MAX = 4096
+#: Seconds between two writes of one share link's ``last_seen`` (a consumer revalidating many
+#: times a second costs one row update a minute).
+SEEN_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class _Begin:
     log_id: str
     note: str
     written: threading.Event | None = None
+    link: LinkView | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class _End:
     status: str
     sent: int
     size: int | None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    link_id: int
 
 
 _STOP = object()
@@ -63,6 +72,7 @@ class Recorder:
         self._idle = threading.Condition()
         self._pending = 0
         self._open = 0  # downloads begun and not yet ended
+        self._seen: dict[int, float] = {}  # share link -> when its last_seen was last queued
         self._thread = threading.Thread(target=self._run, name="tuiexport-recorder", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -75,11 +85,13 @@ class Recorder:
         log_id: str | None = None,
         note: str = "",
         written: threading.Event | None = None,
+        link: LinkView | None = None,
     ) -> str:
-        """A download of ``source``'s artifact began; returns its log ID. ``written`` is set
-        once its row is in the database (for downloads that wait for it before they start)."""
+        """A download of ``source``'s artifact (through the share ``link``) began; returns its
+        log ID. ``written`` is set once its row is in the database (for downloads that wait for
+        it before they start)."""
         log_id = log_id or service.new_log_id()
-        self._put(_Begin(source, log_id, note, written))
+        self._put(_Begin(source, log_id, note, written, link))
         return log_id
 
     def end(
@@ -95,12 +107,27 @@ class Recorder:
         self._put(_End(log_id, complete, status, sent, size))
 
     def record(
-        self, source: RunView, *, complete: bool = True, sent: int = 0, note: str = ""
+        self,
+        source: RunView,
+        *,
+        complete: bool = True,
+        sent: int = 0,
+        note: str = "",
+        link: LinkView | None = None,
     ) -> str:
         """A download that began and ended: one row."""
-        log_id = self.begin(source, note=note)
+        log_id = self.begin(source, note=note, link=link)
         self.end(log_id, complete=complete, status=source.status, sent=sent, size=source.size)
         return log_id
+
+    def seen(self, link: LinkView) -> None:
+        """A request came through the share ``link`` (also one that gets no file: a 304, a
+        HEAD): its consumer is alive. Written at most once per :data:`SEEN_EVERY` per link."""
+        now = time.monotonic()
+        last = self._seen.get(link.link_id)
+        if last is None or now - last >= SEEN_EVERY:
+            self._seen[link.link_id] = now
+            self._put(_Seen(link.link_id))
 
     def _put(self, event: object) -> None:
         with self._idle:
@@ -202,14 +229,23 @@ class Recorder:
                 else:
                     served.append(
                         service.Served(
-                            start.source, start.log_id, start.note, event.complete, event.sent
+                            start.source,
+                            start.log_id,
+                            start.note,
+                            event.complete,
+                            event.sent,
+                            link=start.link,
                         )
                     )
         # Downloads still going: "running" rows, finished by their ends in later batches.
         served[:0] = [
-            service.Served(b.source, b.log_id, b.note, pending=True) for b in begun.values()
+            service.Served(b.source, b.log_id, b.note, pending=True, link=b.link)
+            for b in begun.values()
         ]
         rows: list[Callable[[], object]] = [_rows(served)] if served else []
+        seen = {e.link_id for e in events if isinstance(e, _Seen)}
+        if seen:
+            later.append(lambda: service.link_seen(seen))
         try:
             with self._lock:
                 service.write_together([*rows, *later])

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import re
 import time
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, unquote_plus
 
+import msgspec
+
 from tuiexport import config, service
 from tuiexport.errors import Busy, Gone, InvalidDefinition, NotFound, UserError
-from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.management.views import DefinitionView, LinkActivity, LinkView, RunView
 from tuiexport.server.cache import Miss, ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
 from tuiexport.server.recorder import Recorder
@@ -28,6 +29,7 @@ _EXPORT_ID = (
     r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
 )
 _LOG_ID = r"(?P<log_id>[0-9A-Za-z]{4,32})"
+_LINK = rf"/api/v1/exports/{_EXPORT_ID}/links/(?P<link_id>[0-9]{{1,18}})"
 
 #: (path pattern, {method: handler method name}). HEAD is allowed wherever GET is.
 ROUTES = [
@@ -40,13 +42,22 @@ ROUTES = [
     (re.compile(rf"/api/v1/runs/{_LOG_ID}/file"), {"GET": "run_file"}),
     # The publish gate (issue 11): the operator's decision on a held run.
     (re.compile(rf"/api/v1/runs/{_LOG_ID}/(?P<decision>approve|discard)"), {"POST": "decide_run"}),
+    # Named share links (issue 12): one per consumer, each with its own token.
+    (
+        re.compile(rf"/api/v1/exports/{_EXPORT_ID}/links"),
+        {"GET": "list_links", "POST": "create_link"},
+    ),
+    (re.compile(_LINK), {"PATCH": "rename_link", "DELETE": "revoke_link"}),
+    (re.compile(_LINK + "/rotate"), {"POST": "rotate_link"}),
 ]
 
 _SHARE = re.compile(rf"/api/v1/exports/{_EXPORT_ID}/download")
 #: Seconds a /healthz database check is reused (answered on the event loop meanwhile).
 HEALTH_FRESH = 1.0
 
-NOT_SHARED = "There is no export at this address, or its share token is wrong or was rotated."
+NOT_SHARED = (
+    "There is no export at this address, or its share token is wrong or was rotated or revoked."
+)
 
 
 class App:
@@ -159,14 +170,14 @@ class ShareHandler(FileResponses):
         self.query = parsed_query(query)
         if "since" in self.query:
             return False  # a delta is made on the pool
-        token = self.param("token")
-        if not state.definition.valid or not hmac.compare_digest(
-            token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
-        ):
+        link = state.link(self.param("token"))
+        if not state.definition.valid or link is None:
             return False
         current = state.current
         if current is None:
             return False
+        self.share_link = link
+        self.recorder.seen(link)
         small = current.size is not None and current.size <= SMALL_FILE
         data = self.app.shares.small_file(state.path, SMALL_FILE) if small else None
         self.serve_artifact(current, state.path, record=True, data=data)
@@ -306,13 +317,13 @@ class ShareHandler(FileResponses):
     # --- the share URL ------------------------------------------------------------------
 
     def share_download(self, export_id: str) -> None:
-        token = self.param("token")
         state = self.app.shares.resolve(export_id.lower())
-        if state is None or not hmac.compare_digest(
-            token.encode("utf-8", "surrogateescape"), state.definition.share_token.encode()
-        ):
+        link = state.link(self.param("token")) if state is not None else None
+        if state is None or link is None:
             self.send_problem(404, NOT_SHARED, type=PROBLEM_TYPE + "not-found")
             return
+        self.share_link = link
+        self.recorder.seen(link)
         definition = state.definition
         if not definition.valid:
             raise_invalid(definition)
@@ -338,7 +349,7 @@ class ShareHandler(FileResponses):
                 ],
             )
             return
-        active, current, started_here = self.app.runs.follow_or_start(definition)
+        active, current, started_here = self.app.runs.follow_or_start(definition, link)
         if active is None:
             assert current is not None  # follow_or_start returns a run or a current artifact
             path = artifact_file(current)
@@ -428,6 +439,83 @@ class ShareHandler(FileResponses):
                 return
         super().after_run(active, record=record)
 
+    # --- named share links (management API) -----------------------------------------------
+
+    def list_links(self, export_id: str) -> None:
+        if not self.authorized():
+            return
+        activity = service.link_activity(export_id)
+        self.send_json(
+            200,
+            {
+                "apiVersion": config.API_VERSION,
+                "links": [self.link_json(a.link, a) for a in activity],
+            },
+        )
+
+    def create_link(self, export_id: str) -> None:
+        if not self.authorized():
+            return
+        link = service.create_link(export_id, self.link_name())
+        self.app.shares.invalidate()
+        location = f"{self.app.base_url}/api/v1/exports/{link.export_id}/links/{link.link_id}"
+        self.send_json(201, self.link_json(link), [("Location", location)])
+
+    def rename_link(self, export_id: str, link_id: str) -> None:
+        if not self.authorized():
+            return
+        link = service.rename_link(export_id, int(link_id), self.link_name())
+        self.app.shares.invalidate()
+        self.send_json(200, self.link_json(link))
+
+    def rotate_link(self, export_id: str, link_id: str) -> None:
+        if not self.authorized():
+            return
+        link = service.rotate_link(export_id, int(link_id))
+        self.app.shares.invalidate()
+        self.send_json(200, self.link_json(link))
+
+    def revoke_link(self, export_id: str, link_id: str) -> None:
+        if not self.authorized():
+            return
+        link = service.revoke_link(export_id, int(link_id))
+        self.app.shares.invalidate()
+        self.send_json(200, self.link_json(link))
+
+    def link_name(self) -> str:
+        """The ``{"name": …}`` a create or rename sends."""
+        try:
+            return msgspec.json.decode(self.body or b"", type=_LinkName).name
+        except msgspec.DecodeError:
+            raise UserError(
+                'Send the link\'s name as a JSON object, e.g. {"name": "Shop A"}.'
+            ) from None
+
+    def link_json(self, link: LinkView, activity: LinkActivity | None = None) -> dict[str, Any]:
+        shared = link.revoked is None
+        data: dict[str, Any] = {
+            "linkId": link.link_id,
+            "exportId": link.export_id,
+            "name": link.name,
+            "url": self.app.base_url + service.link_path(link) if shared else None,
+            "created": _utc(link.created),
+            "rotated": _utc(link.rotated),
+            "revoked": _utc(link.revoked),
+        }
+        if activity is not None:
+            data |= {
+                "lastFetch": _utc(activity.last_fetch),
+                "lastLogId": activity.last_log_id,
+                "got": activity.got,
+                "gotRun": activity.got_run,
+                "fetches7d": activity.fetches_7d,
+                "lastSeen": _utc(activity.last_seen),
+                "usualInterval": activity.usual_interval,
+                "overdue": activity.overdue,
+                "warning": activity.warning or None,
+            }
+        return data
+
     # --- JSON shapes --------------------------------------------------------------------
 
     def run_json(self, run: RunView) -> dict[str, Any]:
@@ -487,7 +575,15 @@ class ShareHandler(FileResponses):
             "productLimit": d.effective_limit,
             "valid": d.valid,
             "reasons": d.reasons,
-            "shareUrl": self.app.base_url + service.share_path(d),
+            "shareUrl": self.app.base_url + service.share_path(d) if d.links else None,
+            "links": [
+                {
+                    "linkId": k.link_id,
+                    "name": k.name,
+                    "url": self.app.base_url + service.link_path(k),
+                }
+                for k in d.links
+            ],
             "created": _utc(d.created),
             "updated": _utc(d.updated),
             "lastRun": self.run_json(d.last_run) if d.last_run else None,
@@ -509,6 +605,10 @@ def parsed_query(query: str) -> dict[str, list[str]]:
     """The query's parameters (read only: shared by every request with that query string; a
     client asks the same share URL again and again). ValueError: more than 16 of them."""
     return parse_qs(query, keep_blank_values=True, max_num_fields=16)
+
+
+class _LinkName(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
 
 
 def _disguised_token(name: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from tuiexport import config, service
 from tuiexport.errors import Busy
 from tuiexport.management import liveness
-from tuiexport.management.views import DefinitionView, RunView
+from tuiexport.management.views import DefinitionView, LinkView, RunView
 
 #: Seconds a client is told to wait when every run slot is taken.
 RETRY_AFTER = 5
@@ -80,11 +80,12 @@ class RunManager:
             return list(self._active.values())
 
     def follow_or_start(
-        self, definition: DefinitionView
+        self, definition: DefinitionView, link: LinkView | None = None
     ) -> tuple[ActiveRun | None, RunView | None, bool]:
-        """For a share download: join a run of this export under way (same definition; it may
-        have just finished), or serve an artifact that became current since the caller looked,
-        or start a run. Returns ``(run, None, started_here)`` or ``(None, current run, False)``."""
+        """For a share download (through ``link``): join a run of this export under way (same
+        definition; it may have just finished), or serve an artifact that became current since
+        the caller looked, or start a run (whose history row names ``link``). Returns
+        ``(run, None, started_here)`` or ``(None, current run, False)``."""
         with self._lock:
             for active in self._active.values():
                 if (
@@ -97,13 +98,13 @@ class RunManager:
             current = service.reusable_artifact(definition.export_id)
             if current is not None and artifact_file(current) is not None:
                 return None, current, False
-            return self._start_locked(definition), None, True
+            return self._start_locked(definition, link), None, True
 
     def start(self, definition: DefinitionView) -> ActiveRun:
         with self._lock:
             return self._start_locked(definition)
 
-    def _start_locked(self, definition: DefinitionView) -> ActiveRun:
+    def _start_locked(self, definition: DefinitionView, link: LinkView | None = None) -> ActiveRun:
         if self._closing:
             raise Busy("The server is stopping; try again in a moment.")
         limit = max(1, config.settings().max_concurrent_runs)
@@ -113,7 +114,7 @@ class RunManager:
                 f"try again in {RETRY_AFTER} seconds."
             )
         prepared = service.begin_run(
-            definition.export_id, trigger="api", api_version=config.API_VERSION
+            definition.export_id, trigger="api", api_version=config.API_VERSION, link=link
         )
         active = ActiveRun(prepared, definition, on_end=self._ended)
         self._active[active.log_id] = active

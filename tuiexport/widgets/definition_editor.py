@@ -252,7 +252,17 @@ class DefinitionEditor(Vertical):
             "Producer",
             Text.assemble(view.producer, (f" · created {fmt.when(view.created)}", "dim")),
         )
-        info.add_row("Share URL", Text(self.share_url))
+        more = len(view.links) - 1
+        info.add_row(
+            "Share URL",
+            Text.assemble(
+                self.share_url or ("none: every share link was revoked (ctrl+k)", "bold"),
+                (
+                    f"  +{more} more link{'s' if more > 1 else ''} (ctrl+k)" if more > 0 else "",
+                    "dim",
+                ),
+            ),
+        )
         if view.reasons:
             info.add_row(
                 Text("Invalid", style="bold red"),

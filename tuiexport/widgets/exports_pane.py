@@ -138,7 +138,10 @@ class ExportsPane(Horizontal):
         return focused is not None and self.editor in focused.ancestors_with_self
 
     def share_url(self, view: DefinitionView) -> str:
-        return service.share_url(view.export_id, base_url=self.app.server_url or None)
+        """The URL of the export's first share link ("" when every link was revoked)."""
+        if not view.links:
+            return ""
+        return service.link_url(view.links[0], base_url=self.app.server_url or None)
 
     def open_row(self, index: int, *, focus_name: bool = True) -> None:
         """Expand row ``index`` with the editor on its definition (as stored: edits are dropped)."""

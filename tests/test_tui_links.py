@@ -1,0 +1,168 @@
+"""The share links screen (ctrl+k) at 80x24, keys pressed one at a time: per link its last
+fetch, what it got, fetches in 7 days, its usual interval and the overdue mark; new, copy,
+rename, new token and revoke, each on one link only."""
+
+from __future__ import annotations
+
+import shlex
+import sqlite3
+from datetime import timedelta
+
+from tests.test_tui_helpers import (  # noqa: F401 - the imported fixture
+    BASE_URL,
+    make_app,
+    move_to,
+    notifications,
+    screen_text,
+    settle,
+    sync,
+    tui_db,
+    type_keys,
+    until,
+)
+from tuiexport import service
+from tuiexport.app import ExportApp
+from tuiexport.cli import main
+from tuiexport.management import runs
+from tuiexport.models import utcnow
+from tuiexport.screens.dialogs import ConfirmScreen, NameScreen
+from tuiexport.screens.links import LinksScreen
+
+
+def fetched_daily(link, days_ago: int, times: int) -> None:
+    """History rows of ``times`` daily downloads through ``link``, the last ``days_ago`` days
+    ago (as the share server writes them)."""
+    source = service.get_run("LOG0000001")
+    for i in range(times):
+        served = runs.by_log_id(service.record_served(source, link=link).log_id)
+        assert served is not None
+        started = utcnow() - timedelta(days=days_ago + i, minutes=5)
+        runs.finish(served.id, "success", served.messages, started=started)
+
+
+def links_of(name: str) -> dict[str, str]:
+    return {k.name: k.token for k in service.list_links(name)}
+
+
+async def open_links(pilot, export: str) -> LinksScreen:
+    await move_to(pilot, export)
+    await type_keys(pilot, "ctrl+k")
+    assert await until(pilot, lambda: isinstance(pilot.app.screen, LinksScreen))
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, LinksScreen)
+    return screen
+
+
+async def type_text(pilot, text: str) -> None:
+    await type_keys(pilot, *("space" if c == " " else c for c in text))
+
+
+@sync
+async def test_each_link_shows_how_its_consumer_fetches_and_marks_the_overdue_one(tui_db):  # noqa: F811 - the imported fixture
+    shop = service.create_link("Shop feed", "Shop A")
+    fetched_daily(shop, days_ago=3, times=5)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await open_links(pilot, "Shop feed")
+        table = screen.query_one("#links-table")
+        assert table.row_count == 2
+        text = screen_text(app)
+        assert "⚠ Shop A" in text and "never" in text  # the first link was never fetched
+        assert "full LOG0000001" in text and "24 h" in text
+        await type_keys(pilot, "down")
+        assert "Shop A usually fetches every 24 h; last fetch 3 days ago." in screen_text(app)
+        await type_keys(pilot, "escape")
+        assert not isinstance(app.screen, LinksScreen)
+
+
+def link_states(path) -> list[tuple[str, str, bool, bool]]:
+    """Every link of every export: export name, link name, rotated, revoked."""
+    with sqlite3.connect(path) as con:
+        return con.execute(
+            "SELECT d.name, l.name, l.rotated IS NOT NULL, l.revoked IS NOT NULL "
+            "FROM share_link l JOIN export_definition d ON d.export_id = l.export_id "
+            "ORDER BY l.id"
+        ).fetchall()
+
+
+@sync
+async def test_new_copy_rename_rotate_and_revoke_one_link_at_a_time(tui_db, tmp_path):  # noqa: F811 - the imported fixture
+    pristine = tmp_path / "replay.sqlite"
+    with sqlite3.connect(tui_db) as src, sqlite3.connect(pristine) as dst:
+        src.backup(dst)
+    before = links_of("Shop feed")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await open_links(pilot, "Shop feed")
+        await type_keys(pilot, "n")
+        assert isinstance(app.screen, NameScreen)
+        await type_text(pilot, "Marketplace B")
+        await type_keys(pilot, "enter")
+        assert await until(pilot, lambda: "Marketplace B" in links_of("Shop feed"))
+        await settle(pilot)
+        assert app.screen is screen and screen.current().link.name == "Marketplace B"
+        # Copy the new link's URL.
+        await type_keys(pilot, "c")
+        market = service.list_links("Shop feed")[1]
+        assert app.clipboard == service.link_url(market, BASE_URL)
+        # Rename it: the URL stays.
+        await type_keys(pilot, "r")
+        assert isinstance(app.screen, NameScreen)
+        await type_keys(pilot, "ctrl+u")  # clear the field
+        await type_text(pilot, "Market C")
+        await type_keys(pilot, "enter")
+        assert await until(pilot, lambda: "Market C" in links_of("Shop feed"))
+        assert links_of("Shop feed")["Market C"] == market.token
+        # A new token for it alone.
+        await settle(pilot)
+        await type_keys(pilot, "t")
+        assert isinstance(app.screen, ConfirmScreen)
+        await type_keys(pilot, "y")
+        assert await until(pilot, lambda: links_of("Shop feed")["Market C"] != market.token)
+        assert links_of("Shop feed")["Default"] == before["Default"]
+        # Revoke the first link: the other keeps working.
+        await settle(pilot)
+        await type_keys(pilot, "up", "d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await type_keys(pilot, "y")
+        assert await until(pilot, lambda: list(links_of("Shop feed")) == ["Market C"])
+        await settle(pilot)
+        assert screen.query_one("#links-table").row_count == 1
+        commands = [e.command for e in app.commands if e.command.startswith("tuiexport links")]
+        assert commands == [
+            "tuiexport links create 'Shop feed' 'Marketplace B'",
+            "tuiexport links rename 'Shop feed' 'Marketplace B' 'Market C'",
+            "tuiexport links rotate 'Shop feed' 'Market C'",
+            "tuiexport links revoke 'Shop feed' Default",
+        ]
+    # The command log's commands do the same through the CLI.
+    for command in commands:
+        assert main(["--db", str(pristine), *shlex.split(command)[1:]]) == 0, command
+    assert link_states(pristine) == link_states(tui_db)
+
+
+@sync
+async def test_bad_names_are_notified_and_read_only_writes_nothing(tui_db):  # noqa: F811 - the imported fixture
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_links(pilot, "Shop feed")
+        await type_keys(pilot, "n")
+        await type_text(pilot, "default")
+        await type_keys(pilot, "enter")
+        await settle(pilot)
+        assert any("has a share link named 'Default'" in n for n in notifications(app))
+        assert list(links_of("Shop feed")) == ["Default"]
+    before = links_of("Shop feed")
+    app = ExportApp(server_url=BASE_URL, read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await open_links(pilot, "Shop feed")
+        await type_keys(pilot, "n", "t", "d")
+        assert isinstance(app.screen, LinksScreen)
+        assert any(n.startswith("Creating share links is off") for n in notifications(app))
+        assert any(n.startswith("Revoking share links is off") for n in notifications(app))
+    assert links_of("Shop feed") == before
