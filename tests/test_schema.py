@@ -103,7 +103,9 @@ def test_a_version_6_database_gets_the_delta_columns(tmp_path):
     setup.prepare_database(path, load_sample=False)
     dbmod.close_database()
     with sqlite3.connect(path) as con:
-        for column in DELTA_COLUMNS:
+        # Version 6 had neither the delta columns (8) nor the share links' (9).
+        con.execute("DROP INDEX run_link_started")
+        for column in (*DELTA_COLUMNS, "link_id", "link_name", "source_log_id"):
             con.execute(f"ALTER TABLE run DROP COLUMN {column}")
         con.execute(
             "INSERT INTO run (log_id, export_id, export_name, trigger, status, started, "
