@@ -392,3 +392,37 @@ def test_a_definition_without_validation_or_gate_still_streams(catalog, monkeypa
         assert products_in(body) == 200
     finally:
         handle.stop(grace=0.5)
+
+
+def test_after_a_failed_validation_share_requests_do_not_run_the_same_state_again(
+    catalog, monkeypatch
+):
+    """A feed whose file fails validation is not run again for every consumer's request (each
+    would wait for a whole export to get the previous file): the previous file serves at once,
+    until the catalog or the definition changes."""
+    from tuiexport.exporters import validate
+
+    definition = service.get_definition("Big")
+    first = service.run_export("Big")
+    schema.bump_catalog_version()
+    monkeypatch.setattr(validate, "before_validate", _drop_last_line)
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    try:
+        status, head, _ = request(handle, "GET", service.share_path(definition))
+        assert status == 200 and "x-tuiexport-unpublished" in head
+        for _ in range(3):
+            status, head, body = request(handle, "GET", service.share_path(definition))
+            assert status == 200 and hashlib.sha256(body).hexdigest() == first.sha256
+            assert "x-tuiexport-unpublished" not in head
+        assert handle.flush_history()
+        runs = [
+            r
+            for r in service.list_history(export_id=definition.export_id)
+            if r.sha256 != first.sha256
+        ]
+        assert [r.status for r in runs] == ["failed"], "the failing state ran only once"
+        schema.bump_catalog_version()  # a change: the next request runs again (and fails again)
+        status, head, _ = request(handle, "GET", service.share_path(definition))
+        assert status == 200 and "x-tuiexport-unpublished" in head
+    finally:
+        handle.stop(grace=0.5)

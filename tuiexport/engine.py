@@ -557,7 +557,9 @@ def reusable_artifact(ref: str) -> RunView | None:
 
     Also while the publish gate stopped the newest run of this very state (held, or discarded
     by the operator): then the last published artifact goes on serving, instead of a new run
-    that the gate would hold again. A change of the catalog or definition runs again."""
+    that the gate would hold again; and while the newest run of this state failed validation
+    (every share request would otherwise run it again, wait, and get the previous file). A
+    change of the catalog or definition runs again."""
     row = definitions.get_row(ref)
     last = runs.newest_complete_kept(row.export_id)
     if last is None:
@@ -566,7 +568,9 @@ def reusable_artifact(ref: str) -> RunView | None:
     if last.fingerprint != current:
         gated = runs.newest_gated(row.export_id)
         if gated is None or gated.id < last.id or gated.fingerprint != current:
-            return None
+            invalid = runs.newest_invalid(row.export_id, current)
+            if invalid is None or invalid.id < last.id:
+                return None
     if not Path(last.artifact_path or "").is_file():
         return None
     return history.view(last)

@@ -50,6 +50,10 @@ Validator = Callable[[Path, str, int, ExportOptions], list[str]]
 before_validate: Callable[[Path], None] | None = None
 
 
+#: How the last message of a run whose file failed validation begins (runs.newest_invalid).
+FAILED = "The file failed validation and was not published"
+
+
 class InvalidArtifact(Exception):
     """The written file failed its validation: it is not published."""
 
@@ -64,7 +68,7 @@ class InvalidArtifact(Exception):
         more = len(self.problems) - 1
         return [
             *self.problems,
-            f"The file failed validation and was not published ({self.problems[0]}"
+            f"{FAILED} ({self.problems[0]}"
             + (f"; {more} more problem{'s' if more != 1 else ''} above" if more else "")
             + "); share URLs keep serving the previous file.",
         ]

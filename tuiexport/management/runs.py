@@ -126,6 +126,26 @@ def newest_gated(export_id: str) -> Run | None:
     return row
 
 
+def newest_invalid(export_id: str, fingerprint: str) -> Run | None:
+    """The newest run of an export, made from the state ``fingerprint``, whose file failed
+    validation (validate.InvalidArtifact): running that state again would fail again."""
+    from tuiexport.exporters.validate import FAILED
+
+    row: Run | None = (
+        Run.select()
+        .where(
+            Run.export_id == export_id,
+            Run.status == "failed",
+            Run.fingerprint == fingerprint,
+            # Cast: the raw JSON text (the field would encode FAILED as a JSON value).
+            Run.messages.cast("TEXT").contains(FAILED),
+        )
+        .order_by(Run.id.desc())
+        .first()
+    )
+    return row
+
+
 def running() -> list[Run]:
     return list(Run.select().where(Run.status == "running"))
 
