@@ -1054,12 +1054,7 @@ class Connection(asyncio.Protocol):
             self._watch(body, sent)
             return sent
         finally:
-            body.file.close()
-            if not complete:
-                if body.on_incomplete is not None:
-                    body.on_incomplete(sent)
-                if body.on_end is not None:
-                    body.on_end()
+            _closed(body, complete, sent)
 
     def _watch(self, body: FileBody, sent: int) -> None:
         """After the last byte of ``body``: ``on_complete`` once the client acknowledged it (or at
@@ -1131,12 +1126,7 @@ class Connection(asyncio.Protocol):
                 body.on_end()
             return sent
         finally:
-            body.file.close()
-            if not complete:
-                if body.on_incomplete is not None:
-                    body.on_incomplete(sent)
-                if body.on_end is not None:
-                    body.on_end()
+            _closed(body, complete, sent)
 
     def _acked(self) -> int | None:
         """Bytes of this connection the client's TCP stack acknowledged (Linux TCP_INFO
@@ -1316,3 +1306,14 @@ def _server_and_date() -> str:
         when = http_date(datetime.fromtimestamp(second, UTC))
         _DATE_CACHE[1] = f"Server: {SERVER_VERSION}\r\nDate: {when}"
     return str(_DATE_CACHE[1])
+
+
+def _closed(body: FileBody, complete: bool, sent: int) -> None:
+    """A file body's sending ended: its file closed, and if it did not go out whole, its
+    ``on_incomplete`` and ``on_end`` called (a whole one calls them when acknowledged)."""
+    body.file.close()
+    if not complete:
+        if body.on_incomplete is not None:
+            body.on_incomplete(sent)
+        if body.on_end is not None:
+            body.on_end()
