@@ -120,7 +120,7 @@ def links_revoke(args: argparse.Namespace) -> int:
     link = service.revoke_link(args.export, args.link)
     left = service.list_links(link.export_id)
     more = (
-        f" {len(left)} other link{'s' if len(left) != 1 else ''} keep working."
+        f" {len(left)} other link{'s keep' if len(left) != 1 else ' keeps'} working."
         if left
         else " The export has no share link now; 'tuiexport links create EXPORT NAME' makes one."
     )
