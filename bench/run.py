@@ -278,6 +278,24 @@ def ensure_catalog(products: int) -> Path:
     return path
 
 
+def _workplace(products: int, name: str) -> tuple[Path, Path, dict[str, str]]:
+    """The catalog of ``products``, an empty work folder ``name-products`` and the environment
+    of the children that export from that catalog into that folder."""
+    db = ensure_catalog(products)
+    work = OUT / f"{name}-{products}"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    env = dict(os.environ)
+    env.update(
+        TUIEXPORT_HOME=str(work / "home"),
+        TUIEXPORT_DB=str(db),
+        TUIEXPORT_CONTRACT_LIMIT=str(max(products, 200_000) * 2),
+    )
+    env.pop("TUIEXPORT_CONFIG", None)
+    return db, work, env
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -316,18 +334,7 @@ def bench_size(
     tuning: str = "",
     validate: str = "both",
 ) -> list[dict]:
-    db = ensure_catalog(products)
-    work = OUT / f"run-{products}"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir()
-    env = dict(os.environ)
-    env.update(
-        TUIEXPORT_HOME=str(work / "home"),
-        TUIEXPORT_DB=str(db),
-        TUIEXPORT_CONTRACT_LIMIT=str(max(products, 200_000) * 2),
-    )
-    env.pop("TUIEXPORT_CONFIG", None)
+    db, work, env = _workplace(products, "run")
     ids = spawn("setup", db, products, env=env)["ids"]
 
     rows: list[dict] = []
@@ -404,18 +411,7 @@ def bench_size(
 def bench_validation(products: int, formats: list[str], repeat: int, tuning: str = "") -> str:
     """Validation's cost (issue 11): each format exported with validation off, then on, in
     interleaved pairs; the table shows the medians and the ratio on/off."""
-    db = ensure_catalog(products)
-    work = OUT / f"validate-{products}"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir()
-    env = dict(os.environ)
-    env.update(
-        TUIEXPORT_HOME=str(work / "home"),
-        TUIEXPORT_DB=str(db),
-        TUIEXPORT_CONTRACT_LIMIT=str(max(products, 200_000) * 2),
-    )
-    env.pop("TUIEXPORT_CONFIG", None)
+    db, work, env = _workplace(products, "validate")
     if tuning:
         env["TUIEXPORT_TUNING"] = tuning
     ids = spawn("setup", db, products, env=env)["ids"]

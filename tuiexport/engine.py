@@ -566,11 +566,9 @@ def reusable_artifact(ref: str) -> RunView | None:
         return None
     current = definitions.fingerprint(row)
     if last.fingerprint != current:
-        gated = runs.newest_gated(row.export_id)
-        if gated is None or gated.id < last.id or gated.fingerprint != current:
-            invalid = runs.newest_invalid(row.export_id, current)
-            if invalid is None or invalid.id < last.id:
-                return None
+        withheld = runs.newest_withheld(row.export_id, current)
+        if withheld is None or withheld.id < last.id:
+            return None
     if not Path(last.artifact_path or "").is_file():
         return None
     return history.view(last)

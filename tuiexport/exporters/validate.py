@@ -50,7 +50,7 @@ Validator = Callable[[Path, str, int, ExportOptions], list[str]]
 before_validate: Callable[[Path], None] | None = None
 
 
-#: How the last message of a run whose file failed validation begins (runs.newest_invalid).
+#: How the last message of a run whose file failed validation begins (runs.newest_withheld).
 FAILED = "The file failed validation and was not published"
 
 

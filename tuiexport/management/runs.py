@@ -115,30 +115,23 @@ def last_published(export_id: str) -> Run | None:
     return row
 
 
-def newest_gated(export_id: str) -> Run | None:
-    """The newest run of an export the publish gate stopped (held, or discarded since)."""
-    row: Run | None = (
-        Run.select()
-        .where(Run.export_id == export_id, Run.status.in_(GATED))
-        .order_by(Run.id.desc())
-        .first()
-    )
-    return row
-
-
-def newest_invalid(export_id: str, fingerprint: str) -> Run | None:
-    """The newest run of an export, made from the state ``fingerprint``, whose file failed
-    validation (validate.InvalidArtifact): running that state again would fail again."""
+def newest_withheld(export_id: str, fingerprint: str) -> Run | None:
+    """The newest run of an export, made from the state ``fingerprint``, whose file was not
+    published and would not be if that state ran again: the publish gate stopped it (held, or
+    discarded since), or it failed validation (validate.InvalidArtifact)."""
     from tuiexport.exporters.validate import FAILED
 
     row: Run | None = (
         Run.select()
         .where(
             Run.export_id == export_id,
-            Run.status == "failed",
             Run.fingerprint == fingerprint,
-            # Cast: the raw JSON text (the field would encode FAILED as a JSON value).
-            Run.messages.cast("TEXT").contains(FAILED),
+            Run.status.in_(GATED)
+            | (
+                (Run.status == "failed")
+                # Cast: the raw JSON text (the field would encode FAILED as a JSON value).
+                & Run.messages.cast("TEXT").contains(FAILED)
+            ),
         )
         .order_by(Run.id.desc())
         .first()
