@@ -79,10 +79,13 @@ def _cpu(who=resource.RUSAGE_SELF) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child_export(db: str, export_id: str, target: str) -> dict:
+def child_export(db: str, export_id: str, target: str, manifest: str = "manifest") -> dict:
     from tuiexport import setup
     from tuiexport.engine import run_export
-    from tuiexport.exporters import validate
+    from tuiexport.exporters import registry, validate
+
+    if manifest == "no-manifest":  # what the fingerprints cost (--manifest-cost): none kept
+        registry.supports_delta = lambda profile, output: False
 
     # The validation step timed where it runs (the engine calls validate.artifact): its own
     # wall and CPU seconds, which other load on the machine disturbs far less than the
@@ -324,6 +327,8 @@ def _median(runs: list[dict]) -> dict:
 
 #: What ``--validate`` runs of each format: the export with validation on, off, or both.
 VALIDATE_CHOICES = {"on": ("",), "off": (" off",), "both": (" off", "")}
+#: The variant ``--manifest-cost`` adds: validation off, and no fingerprint manifest kept.
+NO_MANIFEST = " off, no manifest"
 
 
 def bench_size(
@@ -333,6 +338,7 @@ def bench_size(
     repeat: int = 1,
     tuning: str = "",
     validate: str = "both",
+    manifest_cost: bool = False,
 ) -> list[dict]:
     db, work, env = _workplace(products, "run")
     ids = spawn("setup", db, products, env=env)["ids"]
@@ -352,7 +358,7 @@ def bench_size(
     # Interleaved pairs: each export right after the baseline it is compared with; the table
     # shows the medians of ``repeat`` pairs (other work on the machine hits both alike).
     # With validation off and on (issue 11's read-back), each against the same baseline run.
-    variants = VALIDATE_CHOICES[validate]
+    variants = VALIDATE_CHOICES[validate] + ((NO_MANIFEST,) if manifest_cost else ())
     base_runs: dict[str, list[dict]] = {name: [] for name in shells}
     runs: dict[str, list[dict]] = {fmt + v: [] for fmt in formats for v in variants}
     for _ in range(repeat):
@@ -365,12 +371,16 @@ def bench_size(
             profile, output = fmt.split("/")
             target = work / f"{profile}.{'zip' if output == 'csv' else output}"
             for variant in variants:
-                r = spawn("export", db, ids[fmt + variant], target, env=export_env)
+                if variant == NO_MANIFEST:
+                    args = (ids[fmt + " off"], target, "no-manifest")
+                else:
+                    args = (ids[fmt + variant], target)
+                r = spawn("export", db, *args, env=export_env)
                 r["ratio"] = r["wall_s"] / b["wall_s"]
                 r["cpu_ratio"] = r["cpu_s"] / b["cpu_s"]
                 r["load"] = os.getloadavg()[0]
                 runs[fmt + variant].append(r)
-                label = fmt + (" (validation off)" if variant else "")
+                label = fmt + _variant_label(variant)
                 print(
                     f"  {label:33s} {r['wall_s']:7.2f} s  {r['ratio']:5.2f}× {baseline}  "
                     f"CPU {r['cpu_s']:6.2f} s {r['cpu_ratio']:5.2f}×  tree {r['tree_mb']:6.1f} MB  "
@@ -386,9 +396,9 @@ def bench_size(
         if done:
             rows.append({"what": labels[name], "baseline_name": name, **_median(done)})
     for key, done in runs.items():
-        fmt = key.removesuffix(" off")
+        fmt = key.removesuffix(NO_MANIFEST).removesuffix(" off")
         baseline, limit = TARGETS.get(fmt, ("shell", None))
-        what = fmt + (" (validation off)" if key != fmt else "")
+        what = fmt + _variant_label(key[len(fmt) :])
         loads = [r["load"] for r in done]
         rows.append(
             {
@@ -406,6 +416,12 @@ def bench_size(
     if not keep:
         shutil.rmtree(work / "home", ignore_errors=True)
     return rows
+
+
+def _variant_label(variant: str) -> str:
+    if variant == NO_MANIFEST:
+        return " (validation off, no manifest)"
+    return " (validation off)" if variant else ""
 
 
 def bench_validation(products: int, formats: list[str], repeat: int, tuning: str = "") -> str:
@@ -503,6 +519,23 @@ def report(results: dict[int, list[dict]]) -> str:
             if r.get("format") in FORMATS + EXTRA_FORMATS:
                 ok = "ok" if r["tree_mb"] <= RSS_LIMIT_MB else "MISSED"
                 lines.append(f"- {r['what']}: {r['tree_mb']:.0f} MB {ok}")
+        by_what = {r["what"]: r for r in rows}
+        costs = [
+            (r["format"], by_what.get(r["format"] + _variant_label(" off")), r)
+            for r in rows
+            if r["what"].endswith(_variant_label(NO_MANIFEST))
+        ]
+        if costs:
+            lines.append("\nWhat the fingerprint manifests cost (validation off, medians):\n")
+        for fmt, with_, without in costs:
+            if with_ is not None:
+                lines.append(
+                    f"- {fmt}: wall {without['wall_s']:.2f} → {with_['wall_s']:.2f} s "
+                    f"({with_['wall_s'] / without['wall_s'] - 1:+.0%}), CPU (tree) "
+                    f"{without['cpu_s']:.2f} → {with_['cpu_s']:.2f} s "
+                    f"({with_['cpu_s'] / without['cpu_s'] - 1:+.0%}), tree RSS "
+                    f"{without['tree_mb']:.0f} → {with_['tree_mb']:.0f} MB"
+                )
     return "\n".join(lines)
 
 
@@ -529,6 +562,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(VALIDATE_CHOICES),
         default="both",
         help="run each export with validation on, off or both (default), against one baseline",
+    )
+    parser.add_argument(
+        "--manifest-cost",
+        action="store_true",
+        help="also run each export with validation off and no fingerprint manifest kept",
     )
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -557,7 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for n in sizes:
         print(f"\n{n:,} products", flush=True)
-        results[n] = bench_size(n, formats, args.keep, args.repeat, args.tuning, args.validate)
+        results[n] = bench_size(
+            n, formats, args.keep, args.repeat, args.tuning, args.validate, args.manifest_cost
+        )
     print(report(results))
     return 0
 

@@ -149,6 +149,59 @@ def test_manifests_follow_the_retention_of_the_artifacts(catalog, monkeypatch):
         service.run_delta(export_id, first.log_id)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_serial_path_and_the_workers_note_the_same_fingerprints(catalog, fmt, monkeypatch):
+    # A catalog that grows past Tuning.parallel_min moves to the workers: its next delta must
+    # not show every product as changed.
+    export_id = define(catalog, fmt)
+    serial = service.run_export(export_id)
+    monkeypatch.setenv("TUIEXPORT_TUNING", WORKERS)
+    bump_catalog_version()
+    workers = service.run_export(export_id)
+    entries = list(fingerprints.read(deltas.manifest_path(export_id, serial.log_id)))
+    assert len(entries) == 20
+    assert list(fingerprints.read(deltas.manifest_path(export_id, workers.log_id))) == entries
+    assert workers.supplier_shares == serial.supplier_shares
+
+
+def test_a_product_hashes_the_same_however_its_lines_fall_into_chunks():
+    # CSV: the serial path reads lines, and a product's lines may go on in the next chunk.
+    lines = [(7, b"7,a"), (7, b"7,b"), (8, b"8,c"), (9, b"9,d"), (9, b"9,e"), (9, b"9,f")]
+
+    def noted(cuts: list[int]) -> bytes:
+        noter = fingerprints.Noter(1, b"\r\n", spans_chunks=True)
+        out = b""
+        for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True):
+            chunk = lines[a:b]
+            data = b"\r\n".join(line for _, line in chunk) + b"\r\n"
+            out += noter.note(data, [p for p, _ in chunk], [len(line) for _, line in chunk])
+        return out + noter.close()
+
+    whole = noted([])
+    assert [e[0] for e in fingerprints.ENTRY.iter_unpack(whole)] == [7, 8, 9]
+    for cuts in ([1], [2], [3], [4], [5], [1, 4], [1, 2, 3, 4, 5]):
+        assert noted(cuts) == whole, cuts
+    # The worker's handler (one chunk, all of a product's lines in it) notes the same.
+    data = b"\r\n".join(line for _, line in lines) + b"\r\n"
+    puids = ",".join(str(p) for p, _ in lines)
+    lengths = ",".join(str(len(line)) for _, line in lines)
+    assert fingerprints.noted([(data, 1, b"\r\n", puids, lengths, None)]) == ((data,), whole)
+
+
+def test_manifests_of_an_older_version_are_refused_with_a_sentence(catalog):
+    export_id = define(catalog, "standard/jsonl")
+    old = service.run_export(export_id)
+    path = deltas.manifest_path(export_id, old.log_id)
+    # What tuiexport wrote before this version (other hashes, the same 24 bytes an entry).
+    path.write_bytes(fingerprints.OLD_MAGICS[0] + path.read_bytes()[len(fingerprints.MAGIC) :])
+    bump_catalog_version()
+    new = service.run_export(export_id)
+    with pytest.raises(Gone, match="fetch the full feed"):
+        service.run_delta(export_id, old.log_id)
+    with pytest.raises(UserError, match="predates this version's manifests"):
+        service.run_diff(old.log_id, new.log_id)
+
+
 # --- 2. deltas ------------------------------------------------------------------------------
 
 

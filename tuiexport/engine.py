@@ -231,9 +231,6 @@ class PreparedRun:
                     else:
                         counts = prepare_delta(reader, delta)
                         selected, omitted = counts[0] + counts[1], 0
-                    if notes is not None and dbmod.is_sqlite(reader):
-                        # The records built on this connection leave their fingerprints too.
-                        fingerprints.register(reader.connection(), notes.local)
                     total[0] = selected
                     if progress is not None:
                         progress(0, selected)

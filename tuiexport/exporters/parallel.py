@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import tuiexport
-from tuiexport.exporters import fingerprints, worker
+from tuiexport.exporters import worker
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob
 from tuiexport.exporters.sql import use_fast_path
 
@@ -92,7 +92,7 @@ class _ProcessLane:
 
     def _result(self) -> Any:
         try:
-            kind, value, *notes = _receive(self.conn)
+            kind, value = _receive(self.conn)
         except (EOFError, OSError):
             self.proc.kill()
             assert self.proc.stderr is not None  # opened with stderr=PIPE
@@ -101,7 +101,7 @@ class _ProcessLane:
         self.outstanding -= 1
         if kind != "ok":
             raise RuntimeError(f"Export worker failed: {value}")
-        return value, notes[0]
+        return value
 
     def close(self) -> None:
         import subprocess
@@ -149,13 +149,11 @@ class _ThreadLane:
         self.sql = sql
         self.process = worker.resolve(handler)
         self.pool: ThreadPoolExecutor = ThreadPoolExecutor(1, thread_name_prefix="export")
-        self.notes = fingerprints.Collector()
-        self.db = worker.connect(uri, self.notes)
+        self.db = worker.connect(uri)
         self.futures: list[Any] = []
 
     def _run(self, task: str) -> object:
-        result = self.process(self.db.execute(self.sql, (task,)).fetchall())
-        return result, self.notes.take()
+        return self.process(self.db.execute(self.sql, (task,)).fetchall())
 
     def submit(self, task: str) -> Callable[[], Any]:
         future = self.pool.submit(self._run, task)
@@ -208,11 +206,7 @@ def run_parallel(job: ExportJob, sql: str, handler: str = "") -> Iterator[Any]:
     try:
         for _ in range(workers):
             lanes.append(lane(uri, sql, handler))
-        # Each result comes with the fingerprints of its chunk's records, in puid order.
-        for value, notes in ordered_map(lanes, _tasks(job), 2 * workers):
-            if notes and job.fingerprints is not None:
-                job.fingerprints.feed_all(notes)
-            yield value
+        yield from ordered_map(lanes, _tasks(job), 2 * workers)
     finally:
         for each in lanes:
             with contextlib.suppress(OSError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from operator import itemgetter
 
 from tuiexport.exporters import fingerprints
 from tuiexport.exporters.base import SELECTION_TABLE, ExportJob
@@ -85,50 +84,78 @@ def _product_chunks(
 ) -> Generator[bytes, None, bool]:
     """:func:`product_chunks`; returns True if it counted ``shares``."""
     head, tail = wrap
-
-    def finish(records: list[bytes], post: Callable[[bytes], bytes] | None = post) -> bytes:
-        if not records:
-            return b""
-        data = sep.join([head + r + tail for r in records] if head or tail else records) + end
-        return post(data) if post else data
-
     main = profile.main
     fl = flags(job)
     fields = main.fields_for(fl)
     written = 0
-    if use_fast_path(job):
+    builder = job.fingerprints
+    noter = builder.noter(main.name, sep) if builder is not None else None
+    fast = use_fast_path(job)
+    if fast:
         post = sql_post or post
+
+    def chunk(records: list[bytes], puids: list[int], figures: list[str] | None) -> bytes:
+        """The chunk of these records (``head + record + tail`` each), fingerprinted."""
+        if not records:
+            return b""
+        data = sep.join(records) + end
+        if builder is not None and noter is not None:
+            builder.feed(noter.part, noter.note(data, puids, list(map(len, records)), figures))
+        return post(data) if post else data
+
+    if fast:
         subs = [
             (c.name, fmt.child_sql(c, c.fields_for(fl, nested=True), job)) for c in profile.children
         ]
         record = fmt.record_sql(fields, job, subs, tag=main.name)
-        record = fingerprints.wrap(job, main.name, "p.puid", record, figures=True)
+        if head or tail:
+            record = f"{literal(head.decode())} || {record} || {literal(tail.decode())}"
+        # Fingerprinted (issue 12): the puid and the offers' figures come with each record.
+        figures = fingerprints.OFFER_FIGURES.format(puid="p.puid")
         if parallel_workers(job):
             # CROSS JOIN keeps the puid list (in order) as the outer loop: no ORDER BY needed.
             # One row per chunk (group_concat): the worker's single step builds the whole chunk
             # without the GIL, so workers and writer really run at the same time.
-            if head or tail:
-                record = f"{literal(head.decode())} || {record} || {literal(tail.decode())}"
+            inner, noted, handler = "", "", ""
+            if noter is not None:  # the worker hashes the records (fingerprints.noted)
+                inner = f"p.puid AS fp_puid, {figures} AS fp_fig, "
+                noted = fingerprints.chunk_columns(noter.part, sep, figures=True)
+                handler = fingerprints.HANDLER
             sql = (
                 # ``end`` is appended in SQL: one copy of the chunk fewer in this process.
-                f"SELECT COUNT(*), CAST(group_concat(r, {literal(sep.decode())}) || "
-                f"{literal(end.decode())} AS BLOB), "
-                f"{CHUNK_SHARES if shares is not None else 'NULL'} "
-                f"FROM (SELECT {record} AS r FROM {main_from(main, job, PAR_SELECTION)})"
+                f"SELECT CAST(group_concat(r, {literal(sep.decode())}) || "
+                f"{literal(end.decode())} AS BLOB), COUNT(*), "
+                f"{CHUNK_SHARES if shares is not None else 'NULL'}{noted} "
+                f"FROM (SELECT {inner}{blob(record) if noted else record} AS r "
+                f"FROM {main_from(main, job, PAR_SELECTION)}{' LIMIT -1' if noted else ''})"
             )
-            for rows in run_parallel(job, sql):
-                n, data, counts = rows[0]
+            for result in run_parallel(job, sql, handler):
+                (data, n, counts), entries = result if handler else (result[0], b"")
+                if builder is not None and noter is not None:
+                    builder.feed(noter.part, entries)
                 if counts and shares is not None:
                     shares.update({int(k): v for k, v in json.loads(counts).items()})
                 written += n
                 yield (post(data) if post else data) if n else b""
                 job.check(written)
             return True
-        first = itemgetter(0)
-        sql = f"SELECT {blob(record)} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
+        if noter is None:
+            sql = (
+                f"SELECT {blob(record)} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
+            )
+            for rows in chunks(job.db.execute_sql(sql)):
+                written += len(rows)
+                yield chunk([r[0] for r in rows], [], None)
+                job.check(written)
+            return False
+        sql = (
+            f"SELECT p.puid, {blob(record)}, {figures} FROM {main_from(main, job)} "
+            f"ORDER BY {SELECTION_TABLE}.puid"
+        )
         for rows in chunks(job.db.execute_sql(sql)):
             written += len(rows)
-            yield finish(list(map(first, rows)), post)
+            puids, records, figured = map(list, zip(*rows, strict=True))
+            yield chunk(records, puids, figured)
             job.check(written)
         return False
 
@@ -149,20 +176,16 @@ def _product_chunks(
         kids.append((child, fmt.record_py(cf), Merge(ccur)))
     encode = fmt.record_py(fields)
     join = fmt.join
-    notes = job.fingerprints
     for rows in chunks(cursor):
         out = []
         for row in rows:
-            puid = row[0]
             nested = [
-                (child.name, [join(child.name, cenc(r[1:])) for r in merge.take(puid)])
+                (child.name, [join(child.name, cenc(r[1:])) for r in merge.take(row[0])])
                 for child, cenc, merge in kids
             ]
-            out.append(join(main.name, encode(row[1:]), nested).encode())
-            if notes is not None:
-                notes.record(main.name, puid, out[-1])
+            out.append(head + join(main.name, encode(row[1:]), nested).encode() + tail)
         written += len(rows)
-        yield finish(out)
+        yield chunk(out, [row[0] for row in rows], None)
         job.check(written)
     return False
 

@@ -3,8 +3,7 @@
 It talks to the export process over a :mod:`multiprocessing.connection` ``Connection`` on the
 socket ``FD`` (one end of a ``socketpair``, what ``multiprocessing.Pipe()`` is made of): first
 ``(database URI, SQL, handler)``, then one task per message — a JSON array of puids bound to the
-SQL's ``?1`` — answered in order with ``("ok", handler(rows), fingerprint notes)`` or
-``("error", one line)`` (the notes: :mod:`.fingerprints`).
+SQL's ``?1`` — answered in order with ``("ok", handler(rows))`` or ``("error", one line)``.
 
 ``handler`` names a function by import path (``"package.module:function"``) in a module that,
 like this one, needs only the standard library: the worker never imports peewee, msgspec or
@@ -21,8 +20,6 @@ import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from tuiexport.exporters import fingerprints
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -44,21 +41,18 @@ def resolve(handler: str) -> Callable[[Rows], object]:
     return function
 
 
-def connect(uri: str, notes: fingerprints.Collector | None = None) -> sqlite3.Connection:
-    """A read-only connection with a small page cache (memory stays flat); the records'
-    fingerprints (``tx_fp``) go to ``notes``."""
+def connect(uri: str) -> sqlite3.Connection:
+    """A read-only connection with a small page cache (memory stays flat)."""
     conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 60000")
     conn.execute("PRAGMA cache_size = -4000")
-    fingerprints.register(conn, notes or fingerprints.Collector())
     return conn
 
 
 def serve(conn: Connection) -> None:
     uri, sql, handler = conn.recv()
     process = resolve(handler)
-    notes = fingerprints.Collector()
-    db = connect(uri, notes)
+    db = connect(uri)
     # Tasks are read on a thread of their own, so the export process can never block on a full
     # socket while this worker blocks on sending a result.
     tasks: queue.Queue[str | None] = queue.Queue()
@@ -73,7 +67,7 @@ def serve(conn: Connection) -> None:
     threading.Thread(target=reader, daemon=True).start()
     while (task := tasks.get()) is not None:
         result = process(db.execute(sql, (task,)).fetchall())
-        conn.send(("ok", result, notes.take()))
+        conn.send(("ok", result))
 
 
 def main(argv: list[str]) -> None:

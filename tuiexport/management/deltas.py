@@ -89,7 +89,7 @@ def cursor(export_id: str, since: str, profile: str, output: str) -> tuple[str, 
     if state is None or (state.profile, state.output) != (profile, output):
         raise gone(since)
     path = manifest_path(export_id, state.log_id)
-    if not path.is_file():
+    if not fingerprints.current(path):  # missing, or made by an older version
         raise gone(since)
     return state.log_id, path
 
@@ -100,14 +100,15 @@ def _manifest_of(log_id: str) -> tuple[Run, Path]:
         raise NotFound(f"There is no run with log ID '{log_id}'.")
     state = state_run(row)
     path = manifest_path(row.export_id, state.log_id) if state is not None else None
-    if state is None or path is None or not path.is_file():
+    if state is None or path is None or not fingerprints.current(path):
         reason = refusal(row.profile, row.output)
         raise UserError(
             f"The run {row.log_id} has no fingerprint manifest "
             + (
                 "(its format keeps none); "
                 if reason
-                else "(it failed, is older than the runs kept, or predates manifests); "
+                else "(it failed, is older than the runs kept, or predates this version's "
+                "manifests); "
             )
             + "compare two kept runs of a CSV, JSON, JSON Lines or XML export."
         )
