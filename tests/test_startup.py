@@ -38,6 +38,14 @@ NOT_FOR_RUN = [
     "multiprocessing",
     "subprocess",
     "concurrent.futures",
+    "pickle",
+    # TUIEXPORT_HOME is set and there is no configuration file to read.
+    "platformdirs",
+    "tomllib",
+    # Only new definitions, tokens and keys need these; only link health the median.
+    "getpass",
+    "secrets",
+    "statistics",
 ]
 
 #: Runs the CLI in a fresh interpreter and prints the modules it imported (one JSON line).

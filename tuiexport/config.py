@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-import platformdirs
 
 from tuiexport.errors import UserError
 
@@ -85,6 +83,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mail_to: list[str] = []
 
 
+# platformdirs and tomllib (about a tenth of a ``--run``'s imports) are imported where they are
+# needed: with TUIEXPORT_HOME set and no configuration file, never.
+
+
 def _home() -> Path | None:
     home = os.environ.get("TUIEXPORT_HOME")
     return Path(home).expanduser() if home else None
@@ -92,7 +94,11 @@ def _home() -> Path | None:
 
 def data_dir() -> Path:
     home = _home()
-    return home if home else Path(platformdirs.user_data_dir(APP_NAME))
+    if home:
+        return home
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME))
 
 
 def config_path() -> Path:
@@ -100,8 +106,11 @@ def config_path() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     home = _home()
-    base = home if home else Path(platformdirs.user_config_dir(APP_NAME))
-    return base / "config.toml"
+    if home:
+        return home / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
 def default_db_path() -> Path:
@@ -113,6 +122,8 @@ def load_settings() -> Settings:
     raw: dict[str, Any] = {}
     path = config_path()
     if path.exists():
+        import tomllib
+
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -196,4 +207,6 @@ def downloads_dir() -> Path:
     home = _home()
     if home:
         return home / "downloads"
+    import platformdirs
+
     return Path(platformdirs.user_downloads_dir())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import socket
 import struct
 import sys
@@ -139,6 +138,8 @@ def _receive(conn: Connection) -> Any:
     (size,) = struct.unpack("!i", _read_into(fd, bytearray(4)))
     if size == -1:
         (size,) = struct.unpack("!Q", _read_into(fd, bytearray(8)))
+    import pickle  # here: most runs start no worker
+
     return pickle.loads(_read_into(fd, bytearray(size)))
 
 

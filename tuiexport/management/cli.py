@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import stat
 import sys
 from pathlib import Path
@@ -523,6 +522,8 @@ def run_command(args: argparse.Namespace) -> int:
         )
     if to_stdout:
         assert run.artifact_path is not None  # a run that succeeded has its file
+        import shutil
+
         with open(run.artifact_path, "rb") as src:
             shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
         sys.stdout.buffer.flush()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
-import secrets
 import uuid
 from typing import Any
 
@@ -36,6 +34,8 @@ SORTS = {
 
 def new_share_token() -> str:
     """128+ random bits, URL-safe."""
+    import secrets  # a new token only: not at every --run's start
+
     return secrets.token_urlsafe(24)
 
 
@@ -43,6 +43,8 @@ def _producer() -> str:
     configured = config.settings().producer
     if configured:
         return configured
+    import getpass  # a new definition only: not at every --run's start
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name (containers): OSError, before 3.13 KeyError

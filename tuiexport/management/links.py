@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import itertools
-import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -173,6 +172,8 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
     does not move it. A link is *overdue* when its last fetch, and its last request of any kind
     (``last_seen``: a consumer that revalidates gets 304s while nothing changed), are both
     more than :data:`OVERDUE_FACTOR` times that interval ago."""
+    import statistics  # for link health only: not at every --run's start
+
     now = now or utcnow()
     result = []
     for link in links:
