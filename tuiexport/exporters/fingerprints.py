@@ -21,11 +21,13 @@ Standard library only: the worker processes import it.
 from __future__ import annotations
 
 import hashlib
-import heapq
+import operator
 import os
 import struct
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate
+import sys
+from array import array
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -204,26 +206,26 @@ class Builder:
             f.close()
         paths = [self._path(part) for part in sorted(self.files)]
         tmp = self.target.with_name(self.target.name + ".tmp")
-        count = 0
         try:
+            for path in paths:  # never expected: the writers note in puid order
+                _check_order(path)
             with open(tmp, "wb") as out:
                 out.write(MAGIC)
-                buffer = bytearray()
-                last = -1
-                for entry in _summed(heapq.merge(*(_entries(p) for p in paths))):
-                    if entry[0] <= last:  # a part noted out of puid order: no manifest
-                        raise ValueError(f"the records were not in puid order at {entry[0]}")
-                    last = entry[0]
-                    buffer += ENTRY.pack(*entry)
-                    count += 1
-                    if len(buffer) >= 1 << 20:
-                        out.write(buffer)
-                        buffer.clear()
-                out.write(buffer)
+                if len(paths) == 1:  # JSON, JSON Lines, XML: the part file is the manifest
+                    with open(paths[0], "rb") as f:
+                        while block := f.read(1 << 20):
+                            out.write(block)
+                else:  # the CSV ZIP's members: summed per puid
+                    merged: Iterator[tuple[int, int, int]] = iter(())
+                    for path in paths:
+                        merged = _added(merged, _entries(path))
+                    pack = ENTRY.pack
+                    while block := list(islice(merged, 40_000)):
+                        out.write(b"".join([pack(*entry) for entry in block]))
             os.replace(tmp, self.target)
         finally:
             self.discard()
-        return count
+        return count(self.target)
 
     def discard(self) -> None:
         for f in self.files.values():
@@ -240,18 +242,42 @@ def _entries(path: Path, skip: int = 0) -> Iterator[tuple[int, int, int]]:
             yield from ENTRY.iter_unpack(data)
 
 
-def _summed(entries: Iterable[tuple[int, int, int]]) -> Iterator[tuple[int, int, int]]:
-    current: list[int] | None = None
-    for puid, content, figures in entries:
-        if current is not None and current[0] == puid:
-            current[1] = (current[1] + content) & MASK
-            current[2] = (current[2] + figures) & MASK
-            continue
-        if current is not None:
-            yield current[0], current[1], current[2]
-        current = [puid, content, figures]
-    if current is not None:
-        yield current[0], current[1], current[2]
+def _check_order(path: Path) -> None:
+    """ValueError unless the puids of a part file increase strictly (checked a block at a
+    time in C: the first of every three 8-byte numbers)."""
+    last = -1
+    with open(path, "rb") as f:
+        while block := f.read(ENTRY.size * 40_000):
+            numbers = array("Q", block)
+            if sys.byteorder == "little":
+                numbers.byteswap()
+            puids = numbers[0::3]
+            if puids[0] <= last or not all(map(operator.lt, puids, puids[1:])):
+                raise ValueError(f"the records of {path.name} were not in puid order")
+            last = puids[-1]
+
+
+def _added(
+    a: Iterator[tuple[int, int, int]], b: Iterator[tuple[int, int, int]]
+) -> Iterator[tuple[int, int, int]]:
+    """Two streams of entries in puid order merged, the entries of a puid in both summed."""
+    x, y = next(a, None), next(b, None)
+    while x is not None and y is not None:
+        if x[0] == y[0]:
+            yield x[0], (x[1] + y[1]) & MASK, (x[2] + y[2]) & MASK
+            x, y = next(a, None), next(b, None)
+        elif x[0] < y[0]:
+            yield x
+            x = next(a, None)
+        else:
+            yield y
+            y = next(b, None)
+    if x is not None:
+        yield x
+        yield from a
+    if y is not None:
+        yield y
+        yield from b
 
 
 def current(path: Path) -> bool:
