@@ -220,8 +220,8 @@ class Builder:
                     for path in paths:
                         merged = _added(merged, _entries(path))
                     pack = ENTRY.pack
-                    while block := list(islice(merged, 40_000)):
-                        out.write(b"".join([pack(*entry) for entry in block]))
+                    while some := list(islice(merged, 40_000)):
+                        out.write(b"".join([pack(*entry) for entry in some]))
             os.replace(tmp, self.target)
         finally:
             self.discard()
