@@ -466,12 +466,15 @@ def run_delta(
     output_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     api_version: str = "",
+    link: LinkView | None = None,
 ) -> RunView:
     """What changed since the consumer's run ``since`` (issue 12), in the export's own format:
     the products added or changed, then the removed puids. Relative to the export's current
     full run — run first when the catalog or definition changed since the last one, exactly
-    as a share URL would. Raises Gone for a cursor without a manifest, UserError for a format
-    without deltas, RunFailed when the full run it needs failed."""
+    as a share URL would. The delta's history entry names the share ``link`` it answered (the
+    full run it may need first does not: that consumer got the delta). Raises Gone for a
+    cursor without a manifest, UserError for a format without deltas, RunFailed when the full
+    run it needs failed."""
     row = definitions.get_row(ref)
     reason = deltas.refusal(row.profile, row.output)
     if reason:
@@ -493,7 +496,12 @@ def run_delta(
         new=deltas.manifest_path(row.export_id, base.log_id),
     )
     prepared = begin_run(
-        ref, trigger=trigger, output_path=output_path, api_version=api_version, delta=plan
+        ref,
+        trigger=trigger,
+        output_path=output_path,
+        api_version=api_version,
+        delta=plan,
+        link=link,
     )
     return prepared.execute(progress=progress)
 
