@@ -28,7 +28,7 @@ from textual.screen import Screen
 from textual.widgets import Input, Static, TabPane
 
 from tuiexport import config, service
-from tuiexport.management.views import DefinitionView, SelectionView
+from tuiexport.management.views import DefinitionView, RunView, SelectionView
 from tuiexport.screens.definition_actions import DefinitionActions
 from tuiexport.screens.links import LinksScreen
 from tuiexport.screens.run_details import RunDetailsScreen
@@ -289,7 +289,12 @@ class MainScreen(Screen[None]):
         key = event.row_key.value
         run = self.exports.history.runs.get(key) if key is not None else None
         if run is not None:
-            self.app.push_screen(RunDetailsScreen(run))
+            self.app.push_screen(RunDetailsScreen(run, self.download_changes_since))
+
+    def download_changes_since(self, run: RunView) -> bool:
+        """Start the delta download since ``run`` (the run details' ``s``); whether it runs."""
+        self.actions.download_delta(run)
+        return self.downloads.running
 
     # --- the selection tabs (SelectionTabs) ---------------------------------------------------
 
