@@ -406,3 +406,25 @@ async def test_gate_limits_and_validation_are_edited_in_the_definition_editor():
         await type_keys(pilot, "backspace", "backspace", "1", "5", "0", "ctrl+s")
         assert any("percentages from 0 to 100" in n for n in notifications(app))
         assert service.get_definition("Shop feed").options["gate_size_drop"] == 40.0
+
+
+@sync
+async def test_letters_arriving_before_the_filter_has_the_focus_are_kept():
+    """The browser case of issue 14 ("shop" became "sop"): the terminal delivers a key to the
+    widget focused when it arrives. A letter that arrives while the first one is still moving
+    the focus from the list to the filter is handed to the list, and must reach the filter
+    (in order) all the same."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        for char in "shop":  # in one burst: each is queued before the previous is handled
+            key = events.Key(char, char)
+            key.set_sender(app)
+            app._driver.send_message(key)
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert screen.query_one("#filter", Input).value == "shop"
+        assert [v.name for v in screen.exports.definitions.views] == ["Shop feed"]
