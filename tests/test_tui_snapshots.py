@@ -111,3 +111,20 @@ def test_links_with_a_delta_fetch(snap_compare):
         started += timedelta(minutes=1)
     keys = ("down", "down", "down", "down", "ctrl+k", "down")
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare(*keys))
+
+
+def test_editor_says_what_saving_would_do(snap_compare):
+    # "Shop feed" open, its limit typed down to 3 (unsaved): the line under the limit says what
+    # saving would do to it.
+    before = prepare("down", "down", "down", "down", "enter")
+
+    async def run_before(pilot) -> None:
+        await before(pilot)
+        pilot.app.screen.query_one("#ed-limit", Input).focus()
+        await pilot.press("3")
+        await settle(pilot)
+        for widget in pilot.app.screen.query(Input):
+            widget.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
