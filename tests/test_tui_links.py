@@ -4,10 +4,12 @@ rename, new token and revoke, each on one link only."""
 
 from __future__ import annotations
 
+import http.client
 import shlex
 import sqlite3
 from datetime import timedelta
 
+from tests.server_helpers import TEST_LIMITS
 from tests.test_tui_helpers import (  # noqa: F401 - the imported fixture
     BASE_URL,
     make_app,
@@ -24,9 +26,11 @@ from tuiexport import service
 from tuiexport.app import ExportApp
 from tuiexport.cli import main
 from tuiexport.management import runs
-from tuiexport.models import utcnow
+from tuiexport.models import SupplierItem, utcnow
+from tuiexport.schema import bump_catalog_version
 from tuiexport.screens.dialogs import ConfirmScreen, NameScreen
 from tuiexport.screens.links import LinksScreen
+from tuiexport.server import start_server
 
 
 def fetched_daily(link, days_ago: int, times: int) -> None:
@@ -166,3 +170,49 @@ async def test_bad_names_are_notified_and_read_only_writes_nothing(tui_db):  # n
         assert any(n.startswith("Creating share links is off") for n in notifications(app))
         assert any(n.startswith("Revoking share links is off") for n in notifications(app))
     assert links_of("Shop feed") == before
+
+
+def fetch(handle, path: str) -> tuple[int, str]:
+    """GET ``path`` from the share server as a consumer does: (status, X-Log-Id)."""
+    conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        handle.flush_history()  # served downloads are recorded in batches
+        return resp.status, resp.getheader("X-Log-Id") or ""
+    finally:
+        conn.close()
+
+
+@sync
+async def test_a_delta_fetch_shows_as_delta_since_its_cursor(tui_db):  # noqa: F811 - the imported fixture
+    shop = service.create_link("Shop feed", "Shop A")
+    path = service.share_path(service.get_definition("Shop feed"), shop)
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    try:
+        # Shop A fetches the whole file, then (after a price change) what changed since.
+        status, cursor = fetch(handle, path)
+        assert status == 200 and cursor
+        SupplierItem.update(price=SupplierItem.price + 1).execute()
+        bump_catalog_version()
+        status, delta_id = fetch(handle, f"{path}&since={cursor}")
+        assert status == 200 and delta_id
+    finally:
+        handle.stop(grace=0.5)
+    delta = service.get_run(delta_id)
+    assert delta.is_delta and delta.link_name == "Shop A" and delta.changed_count > 0
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = await open_links(pilot, "Shop feed")
+        await type_keys(pilot, "down")
+        assert f"delta → {delta.delta_base}" in screen_text(app)  # the row, in 80 columns
+        detail = str(screen.query_one("#links-detail").content)
+        assert (
+            f"Last fetch: delta since {cursor} → run {delta.delta_base} (0 added, "
+            f"{delta.changed_count} changed, 0 removed); next cursor {delta_id}."
+        ) in detail
+        # The other link never fetched; a full fetch says "full" and its run.
+        await type_keys(pilot, "up")
+        assert "never" in screen_text(app)

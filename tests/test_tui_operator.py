@@ -406,3 +406,58 @@ async def test_gate_limits_and_validation_are_edited_in_the_definition_editor():
         await type_keys(pilot, "backspace", "backspace", "1", "5", "0", "ctrl+s")
         assert any("percentages from 0 to 100" in n for n in notifications(app))
         assert service.get_definition("Shop feed").options["gate_size_drop"] == 40.0
+
+
+@sync
+async def test_letters_arriving_before_the_filter_has_the_focus_are_kept():
+    """The browser case of issue 14 ("shop" became "sop"): the terminal delivers a key to the
+    widget focused when it arrives. A letter that arrives while the first one is still moving
+    the focus from the list to the filter is handed to the list, and must reach the filter
+    (in order) all the same."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        for char in "shop":  # in one burst: each is queued before the previous is handled
+            key = events.Key(char, char)
+            key.set_sender(app)
+            app._driver.send_message(key)
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert screen.query_one("#filter", Input).value == "shop"
+        assert [v.name for v in screen.exports.definitions.views] == ["Shop feed"]
+
+
+@sync
+async def test_an_unsaved_limit_or_selection_says_what_saving_would_do():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await move_to(pilot, "Shop feed")
+        await type_keys(pilot, "enter")
+        editor = app.screen.exports.editor
+        saving = editor.query_one("#ed-saving")
+        assert not saving.display  # nothing unsaved
+        count = app.screen.exports.counts[editor.selection_id]
+        limit = editor.query_one("#ed-limit", Input)
+        limit.focus()
+        await type_keys(pilot, "3")
+        assert saving.display
+        assert str(saving.content) == (
+            f"Saving: {count:,} products, limit 200,000 → 3; over: the first 3 by puid go out"
+        )
+        await type_keys(pilot, "backspace", "ctrl+x")  # the limit as stored, no selection
+        assert str(saving.content) == (
+            f"Saving: {count:,} → 0 products / limit 200,000\n"
+            "✗ turns invalid: No product selection is assigned."
+        )
+        await type_keys(pilot, "ctrl+s")
+        assert await until(pilot, lambda: not service.get_definition("Shop feed").valid)
+        await settle(pilot)
+        assert not saving.display  # saved: nothing unsaved any more
+        # Assigning a selection again (as the Select does) makes it valid.
+        editor.assign(service.get_selection(service.list_selections()[0].id))
+        await settle(pilot)
+        assert "✓ becomes valid" in str(saving.content)

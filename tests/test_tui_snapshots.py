@@ -75,3 +75,56 @@ def test_main_read_only(snap_compare):
 
     app = ExportApp(server_url=BASE_URL, read_only=True)
     assert snap_compare(app, terminal_size=(80, 24), run_before=prepare())
+
+
+def test_links_with_a_delta_fetch(snap_compare):
+    # Share links (ctrl+k) of "Shop feed": Shop A's last fetch was a delta, shown in 80 columns.
+    from datetime import timedelta
+
+    from tests.test_tui_helpers import CREATED
+    from tuiexport import service
+    from tuiexport.models import Run, ShareLink
+
+    shop = service.create_link("Shop feed", "Shop A")
+    ShareLink.update(created=CREATED).execute()
+    full = Run.get(Run.log_id == "LOG0000001")
+    started = CREATED + timedelta(days=12)
+    for log_id, delta in (("LOG0000003", {}), ("LOG0000004", {"delta_since": "LOG0000001"})):
+        Run.create(
+            **{
+                **{
+                    f.name: getattr(full, f.name) for f in Run._meta.sorted_fields if f.name != "id"
+                },
+                "log_id": log_id,
+                "trigger": "api",
+                "started": started,
+                "finished": started + timedelta(seconds=3),
+                "link_id": shop.link_id if delta else None,
+                "link_name": shop.name if delta else "",
+                **(
+                    {**delta, "delta_base": "LOG0000003", "changed_count": 2, "removed_count": 1}
+                    if delta
+                    else {}
+                ),
+            }
+        )
+        started += timedelta(minutes=1)
+    keys = ("down", "down", "down", "down", "ctrl+k", "down")
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=prepare(*keys))
+
+
+def test_editor_says_what_saving_would_do(snap_compare):
+    # "Shop feed" open, its limit typed down to 3 (unsaved): the line under the limit says what
+    # saving would do to it.
+    before = prepare("down", "down", "down", "down", "enter")
+
+    async def run_before(pilot) -> None:
+        await before(pilot)
+        pilot.app.screen.query_one("#ed-limit", Input).focus()
+        await pilot.press("3")
+        await settle(pilot)
+        for widget in pilot.app.screen.query(Input):
+            widget.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)

@@ -133,11 +133,18 @@ def _slug(name: str, *, ascii_only: bool = False) -> str:
 
 
 def download_name(
-    export_name: str, when: datetime, extension: str, *, ascii_only: bool = False
+    export_name: str,
+    when: datetime,
+    extension: str,
+    *,
+    ascii_only: bool = False,
+    delta: bool = False,
 ) -> str:
     """A sensible file name: ``<export-name>_<yyyymmdd-HHMMSS>.<ext>`` ("Händler" stays
-    "Händler"; with ``ascii_only`` it becomes "Haendler")."""
-    return f"{_slug(export_name, ascii_only=ascii_only)}_{when:%Y%m%d-%H%M%S}.{extension}"
+    "Händler"; with ``ascii_only`` it becomes "Haendler"); a ``delta`` ends ``_delta.<ext>``,
+    so that it is never taken for the whole file."""
+    kind = "_delta" if delta else ""
+    return f"{_slug(export_name, ascii_only=ascii_only)}_{when:%Y%m%d-%H%M%S}{kind}.{extension}"
 
 
 class PreparedRun:
@@ -417,7 +424,9 @@ def begin_run(
     if output_path is not None:
         target = Path(output_path).expanduser().resolve()
         if target.is_dir():
-            target = target / download_name(row.name, started, writer.extension)
+            target = target / download_name(
+                row.name, started, writer.extension, delta=delta is not None
+            )
         if not target.parent.is_dir():
             raise UserError(f"The folder {target.parent} does not exist.")
         if not os.access(target.parent, os.W_OK):
@@ -462,13 +471,17 @@ def run_delta(
     trigger: str = "cli",
     output_path: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | threading.Event | None = None,
     api_version: str = "",
+    link: LinkView | None = None,
 ) -> RunView:
     """What changed since the consumer's run ``since`` (issue 12), in the export's own format:
     the products added or changed, then the removed puids. Relative to the export's current
     full run — run first when the catalog or definition changed since the last one, exactly
-    as a share URL would. Raises Gone for a cursor without a manifest, UserError for a format
-    without deltas, RunFailed when the full run it needs failed."""
+    as a share URL would. The delta's history entry names the share ``link`` it answered (the
+    full run it may need first does not: that consumer got the delta). Raises Gone for a
+    cursor without a manifest, UserError for a format without deltas, RunFailed when the full
+    run it needs failed."""
     row = definitions.get_row(ref)
     reason = deltas.refusal(row.profile, row.output)
     if reason:
@@ -476,7 +489,7 @@ def run_delta(
     _, old = deltas.cursor(row.export_id, since, row.profile, row.output)
     base = reusable_artifact(ref)
     if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
-        full = run_export(ref, trigger=trigger, api_version=api_version)
+        full = run_export(ref, trigger=trigger, api_version=api_version, cancel=cancel)
         base = full if full.status in ("success", "warning") else reusable_artifact(ref)
         if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
             raise RunFailed(
@@ -490,9 +503,14 @@ def run_delta(
         new=deltas.manifest_path(row.export_id, base.log_id),
     )
     prepared = begin_run(
-        ref, trigger=trigger, output_path=output_path, api_version=api_version, delta=plan
+        ref,
+        trigger=trigger,
+        output_path=output_path,
+        api_version=api_version,
+        delta=plan,
+        link=link,
     )
-    return prepared.execute(progress=progress)
+    return prepared.execute(progress=progress, cancel=cancel)
 
 
 def _delta_message(plan: DeltaPlan, added: int, changed: int, removed: int) -> str:

@@ -379,30 +379,13 @@ def _selected(c: Criteria) -> pw.ColumnBase:
     return pw.Case(None, [(functools.reduce(operator.and_, conds), 1)], 0)
 
 
-def count_pair(a: Criteria, b: Criteria) -> tuple[int, int, int]:
-    """``(count(a), count(b), count_both(a, b))``, for the impact of an edit.
-
-    One pass evaluates both rule sets on every candidate (each offer look-up and full-text query
-    then happens once, not in three counts): every product when one of them scans the catalog,
-    else the products that the text search or include list of either one finds."""
-    flags = Product.select(_selected(a).alias("a"), _selected(b).alias("b"))
-    if _driven(a) and _driven(b):
-        flags = flags.where(_driver(a) | _driver(b))
-    # LIMIT -1 (none) keeps SQLite from flattening the subquery into the sums, which would
-    # evaluate each rule set once per sum.
-    flags = flags.limit(-1) if dbmod.is_sqlite() else flags
-    sums = pw.Select(
-        [flags.alias("flags")],
-        [pw.fn.SUM(pw.SQL("a")), pw.fn.SUM(pw.SQL("b")), pw.fn.SUM(pw.SQL("a * b"))],
-    )
-    row = dbmod.database.execute(sums).fetchone()
-    n_a, n_b, n_both = (int(v or 0) for v in row)
-    return n_a, n_b, n_both
-
-
 def first_only_in(a: Criteria, b: Criteria, n: int = 3, *, batch: int = 500) -> list[int]:
-    """The first ``n`` puids that ``a`` selects and ``b`` does not, looked for in batches along
+    """The first ``n`` puids that ``a`` selects and ``b`` does not: one query when a text search
+    or include list finds ``a``'s few candidates (sorted once), else looked for in batches along
     ``a`` (at most 4 batches: examples, not a full scan, when the two differ only far along)."""
+    if _driven(a):
+        only_a = product_query(a, limit=n).where(_selected(b) == 0)
+        return [puid for (puid,) in tuples(only_a)]
     found: list[int] = []
     after: int | None = None
     other = product_conditions(b)

@@ -5,7 +5,10 @@ and made key presses wait for seconds. The child calls the same service function
 (``begin_run`` with ``trigger="tui"``, then ``PreparedRun.execute``) and reports over a pipe:
 ``("started", log_id, name)``, ``("progress", done, total)``, ``("done", log_id)`` or
 ``("error", sentence)``. Its history row carries the child's pid, so a child that dies is marked
-``interrupted`` like any other dead run. This module must not import Textual.
+``interrupted`` like any other dead run. A delta (``since``: what changed since that run, as
+``tuiexport --run EXPORT --since LOGID``) goes through ``run_delta``, which may run the export
+in full first: its log ID is known, and ``started`` sent, once it has ended. This module must
+not import Textual.
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ PROGRESS_HZ = 10
 
 
 def _child(
-    db_target: str, export_id: str, folder: str, conn: Connection, cancel: EventType
+    db_target: str,
+    export_id: str,
+    folder: str,
+    conn: Connection,
+    cancel: EventType,
+    since: str | None = None,
 ) -> None:
     # The terminal belongs to the TUI: nothing the child might print may reach it.
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -39,17 +47,6 @@ def _child(
     from tuiexport import config, service
     from tuiexport.errors import UserError
 
-    try:
-        config.reset_settings()
-        service.prepare_database(db_target, load_sample=False)
-        prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
-    except UserError as exc:
-        conn.send(("error", str(exc)))
-        return
-    except Exception as exc:  # noqa: BLE001 - the parent shows it as one sentence
-        conn.send(("error", f"The download could not start: {type(exc).__name__}: {exc}."))
-        return
-    conn.send(("started", prepared.log_id, prepared.definition.name))
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -58,8 +55,33 @@ def _child(
             last[0] = now
             conn.send(("progress", done, total))
 
-    prepared.execute(progress=progress, cancel=cancel.is_set)
-    conn.send(("done", prepared.log_id))
+    prepared = None
+    try:
+        config.reset_settings()
+        service.prepare_database(db_target, load_sample=False)
+        if since is None:
+            prepared = service.begin_run(export_id, trigger="tui", output_path=folder)
+            started = (prepared.log_id, prepared.definition.name)
+        else:
+            run = service.run_delta(
+                export_id,
+                since,
+                trigger="tui",
+                output_path=folder,
+                progress=progress,
+                cancel=cancel.is_set,
+            )
+            started = (run.log_id, run.export_name)
+    except UserError as exc:
+        conn.send(("error", str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - the parent shows it as one sentence
+        conn.send(("error", f"The download could not start: {type(exc).__name__}: {exc}."))
+        return
+    conn.send(("started", *started))
+    if prepared is not None:
+        prepared.execute(progress=progress, cancel=cancel.is_set)
+    conn.send(("done", started[0]))
     service.close_database()
 
 
@@ -75,7 +97,9 @@ def cancel_all() -> None:
 class ChildRun:
     """A download running in a child process; iterate :meth:`messages` until it ends."""
 
-    def __init__(self, db_target: str, export_id: str, folder: str) -> None:
+    def __init__(
+        self, db_target: str, export_id: str, folder: str, since: str | None = None
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         # Textual replaces sys.stderr with an object whose fileno() is -1, which multiprocessing
         # (its resource tracker) passes on to the processes it starts: hand it the real one.
@@ -86,7 +110,7 @@ class ChildRun:
             self.cancel_event = context.Event()
             self.process = context.Process(
                 target=_child,
-                args=(db_target, export_id, folder, send, self.cancel_event),
+                args=(db_target, export_id, folder, send, self.cancel_event, since),
                 name="tuiexport-download",
                 # Not a daemon: the writers may start processes of their own, and at exit Python
                 # waits for it, which cancel_all() keeps short.

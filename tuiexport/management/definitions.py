@@ -80,6 +80,12 @@ def reasons_for(row: ExportDefinition, criteria_reasons: list[str] | None = None
     return reasons
 
 
+def edited_reasons(name: str, selection_id: int | None, profile: str, output: str) -> list[str]:
+    """Why a definition with these values (an unsaved edit) could not run; empty: it could."""
+    edited = ExportDefinition(name=name, selection=selection_id, profile=profile, output=output)
+    return reasons_for(edited)
+
+
 def _view(
     row: ExportDefinition,
     *,

@@ -165,20 +165,31 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
     """For each link: its newest download, what that got, its downloads of the last 7 days, its
     usual interval and whether it is overdue.
 
-    A *fetch* is a history row of the link that went out whole (success or warning): a download
-    the client broke off, a 304 (the consumer already had the file) and a HEAD are not. The
-    *usual interval* is the median gap between the link's last :data:`USUAL_OF` + 1 fetches,
-    known once it has :data:`USUAL_NEEDS`; the median, so that one retry or one missed night
-    does not move it. A link is *overdue* when its last fetch, and its last request of any kind
-    (``last_seen``: a consumer that revalidates gets 304s while nothing changed), are both
-    more than :data:`OVERDUE_FACTOR` times that interval ago."""
+    A *fetch* is a history row of the link that went out whole (success or warning), of the
+    export's file or of a delta (what it got then: "delta", from ``got_since`` up to the full
+    run ``got_run``); a download the client broke off, a 304 (the consumer already had the
+    file) and a HEAD are not. The *usual interval* is the median gap between the link's last
+    :data:`USUAL_OF` + 1 fetches, known once it has :data:`USUAL_NEEDS`; the median, so that
+    one retry or one missed night does not move it. A link is *overdue* when its last fetch,
+    and its last request of any kind (``last_seen``: a consumer that revalidates gets 304s
+    while nothing changed), are both more than :data:`OVERDUE_FACTOR` times that interval
+    ago."""
     import statistics  # for link health only: not at every --run's start
 
     now = now or utcnow()
     result = []
     for link in links:
         recent = list(
-            Run.select(Run.log_id, Run.started, Run.source_log_id)
+            Run.select(
+                Run.log_id,
+                Run.started,
+                Run.source_log_id,
+                Run.delta_since,
+                Run.delta_base,
+                Run.added_count,
+                Run.changed_count,
+                Run.removed_count,
+            )
             .where(Run.link_id == link.link_id, Run.status.in_(FETCHED))
             .order_by(Run.started.desc(), Run.id.desc())
             .limit(USUAL_OF + 1)
@@ -207,10 +218,14 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
                 link=link,
                 last_fetch=last.started,
                 last_log_id=last.log_id,
-                # What it got: the export's whole file, of this run. (Delta downloads, issue 12
-                # part 2, name theirs here: "delta" and the cursor they started from.)
-                got="full",
-                got_run=last.source_log_id or last.log_id,
+                # What it got: the export's whole file (of the run it served, or its own), or a
+                # delta from the cursor it sent up to the full run it brought the consumer to.
+                got="delta" if last.delta_base else "full",
+                got_run=last.delta_base or last.source_log_id or last.log_id,
+                got_since=last.delta_since or None,
+                got_added=last.added_count,
+                got_changed=last.changed_count,
+                got_removed=last.removed_count,
                 fetches_7d=fetches_7d,
                 last_seen=seen,
                 usual_interval=usual,

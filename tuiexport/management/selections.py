@@ -7,6 +7,7 @@ from typing import Any
 
 import peewee as pw
 
+from tuiexport import db as dbmod
 from tuiexport import selection as sel
 from tuiexport.db import database
 from tuiexport.errors import Conflict, NotFound, UserError
@@ -23,6 +24,7 @@ from tuiexport.models import (
     tuples,
     utcnow,
 )
+from tuiexport.schema import catalog_version
 from tuiexport.selection import Criteria
 
 
@@ -214,6 +216,24 @@ class ImpactCancelled(Exception):
     """The edit the impact was computed for is gone (the rules changed again)."""
 
 
+#: The count of a selection's saved rules, by database, rules and catalog version: the "before"
+#: of an impact stays the same while its tab is edited, so that each edit counts only what both
+#: the saved and the edited rules select (the edited rules' own count is the tab's live count).
+_saved_counts: dict[tuple[str, int, str, int], int] = {}
+SAVED_COUNTS_KEPT = 64
+
+
+def _saved_count(criteria_json: str, saved: Criteria) -> int:
+    key = (dbmod.describe(), id(database.obj), criteria_json, catalog_version())
+    found = _saved_counts.get(key)
+    if found is None:
+        found = sel.count(saved)
+        if len(_saved_counts) >= SAVED_COUNTS_KEPT:
+            _saved_counts.clear()
+        _saved_counts[key] = found
+    return found
+
+
 def selection_impact(
     ref: int | str,
     edited: Criteria,
@@ -226,9 +246,10 @@ def selection_impact(
     """What saving ``edited`` over the stored rules of selection ``ref`` would change: products
     gained and lost (counts and the first few), and each export using it against its limit.
 
-    ``after``: the edited rules' count, when the caller has it already (valid saved rules are
-    counted with the edited ones and both in one pass, which counts it again). ``cancelled`` is asked
-    between the queries (each a count at most); when it says so, :class:`ImpactCancelled`."""
+    ``after``: the edited rules' count, when the caller has it already (the selection tab's live
+    count). The saved rules' count is kept per catalog version, so an edit costs one count (of
+    the products both select) and the examples. ``cancelled`` is asked between the queries
+    (each a count at most); when it says so, :class:`ImpactCancelled`."""
 
     def step() -> None:
         if cancelled():
@@ -244,14 +265,8 @@ def selection_impact(
         )
     )
     reasons = sel.validate_criteria(edited)
-    saved_valid = not sel.validate_criteria(saved)
-    both = 0
-    if saved_valid and not reasons:
-        # The three counts in one pass where both scan the catalog (selection.count_pair).
-        step()
-        before, after, both = sel.count_pair(saved, edited)
-    else:
-        before = sel.count(saved) if saved_valid else 0
+    # Saved rules that are invalid select nothing (their exports cannot run).
+    before = _saved_count(row.criteria, saved) if not sel.validate_criteria(saved) else 0
     if reasons:
         exports = [
             ExportImpact(
@@ -263,11 +278,10 @@ def selection_impact(
             before=before, after=0, gained=0, lost=0, exports=exports, reasons=reasons
         )
     step()
-    if not saved_valid:
-        # Saved rules that are invalid select nothing (their exports cannot run): all is gained.
-        after = sel.count(edited) if after is None else after
+    if after is None:
+        after = sel.count(edited)
         step()
-    assert after is not None
+    both = sel.count_both(saved, edited) if before and after else 0
     gained, lost = after - both, before - both
     step()
     if not before:

@@ -157,11 +157,16 @@ class LinkActivity(msgspec.Struct, kw_only=True):
 
     link: LinkView
     #: The newest download through this link, when it began, its history row and what it got:
-    #: "full" (the export's whole file) and the run whose file it was.
+    #: "full" (the export's whole file) or "delta" (what changed since the cursor
+    #: ``got_since``), and the run whose state that brought the consumer to; a delta's counts.
     last_fetch: datetime | None = None
     last_log_id: str | None = None
     got: str | None = None
     got_run: str | None = None
+    got_since: str | None = None
+    got_added: int = 0
+    got_changed: int = 0
+    got_removed: int = 0
     fetches_7d: int = 0
     #: Its last request of any kind (a 304 or a HEAD too), if newer than ``last_fetch``.
     last_seen: datetime | None = None

@@ -99,6 +99,10 @@ def download(view: DefinitionView, folder: str) -> str:
     return f"tuiexport --run {q(view.name)} -o {q(folder)}/"
 
 
+def download_delta(view: DefinitionView, since: str, folder: str) -> str:
+    return f"tuiexport --run {q(view.name)} --since {q(since)} -o {q(folder)}/"
+
+
 def share(url: str) -> str:
     # -f: fail on HTTP errors; -R: the file's time; -OJ: save under the server's file name.
     return f"curl -fROJ {q(url)}"

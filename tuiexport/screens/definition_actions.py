@@ -263,13 +263,39 @@ class DefinitionActions:
             f"Download '{view.name}'", commands.download(view, str(config.downloads_dir()))
         )
 
+    def download_delta(self, run: RunView) -> None:
+        """Download what changed since ``run`` (a delta, as ``tuiexport --run EXPORT --since
+        LOGID``) into the downloads folder; the same read-only rule as a download."""
+        if not self.app.read_only_downloads and refuse_read_only(self.app, "downloading"):
+            return
+        view = service.get_definition(run.export_id)
+        reason = service.delta_refusal(view.profile, view.output)
+        if reason:
+            raise UserError(reason)
+        if not view.valid:
+            raise UserError(f"'{view.name}' cannot run: " + " ".join(view.reasons))
+        if not self.downloads.start(view.export_id, view.name, since=run.log_id):
+            raise UserError("A download is already running; Esc cancels it.")
+        self.app.record(
+            f"Changes of '{view.name}' since {run.log_id}",
+            commands.download_delta(view, run.log_id, str(config.downloads_dir())),
+        )
+
     def download_started(self) -> None:
         self.exports.history.reload()
 
     def download_finished(self, run: RunView) -> None:
         self.exports.history.update_run(run)
         self.exports.reload()
-        if run.status in ("success", "warning"):
+        if run.is_delta and run.status in ("success", "warning"):
+            self._notify(
+                f"{run.added_count:,} added, {run.changed_count:,} changed, "
+                f"{run.removed_count:,} removed since {run.delta_since}: saved to "
+                f"{run.artifact_path}\nNext cursor: {run.log_id}",
+                title="Changes downloaded",
+                timeout=10,
+            )
+        elif run.status in ("success", "warning"):
             self._notify(
                 f"{run.product_count:,} products saved to {run.artifact_path}"
                 + (f"\n{run.messages[-1]}" if run.status == "warning" and run.messages else ""),

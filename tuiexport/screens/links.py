@@ -37,10 +37,12 @@ def row_cells(a: LinkActivity) -> tuple[Text, ...]:
     if a.overdue:
         name = Text(f"{OVERDUE} ") + name
         name.stylize("bold #ff8700")
+    # What it got: "full" and the run whose file it was, or "delta →" the run it brought the
+    # consumer to (since which cursor is in the detail below: both log IDs do not fit 80 columns).
     got = (
-        # What it got: "full" and the run whose file it was (a delta download, issue 12 part 2,
-        # reports "delta" and its run here).
-        Text(f"{a.got} {a.got_run}") if a.got else Text("—", style="dim")
+        Text(f"{a.got} {'→ ' if a.got_since else ''}{a.got_run}")
+        if a.got
+        else Text("—", style="dim")
     )
     return (
         name,
@@ -49,6 +51,18 @@ def row_cells(a: LinkActivity) -> tuple[Text, ...]:
         Text(str(a.fetches_7d), justify="right"),
         Text(span(a.usual_interval) if a.usual_interval is not None else "—"),
     )
+
+
+def got_text(a: LinkActivity) -> str:
+    """What the link's last fetch got, in a sentence ("" when it never fetched)."""
+    if a.got_since:
+        return (
+            f"Last fetch: delta since {a.got_since} → run {a.got_run} ({a.got_added:,} added, "
+            f"{a.got_changed:,} changed, {a.got_removed:,} removed); next cursor {a.last_log_id}."
+        )
+    if a.got:
+        return f"Last fetch: the full file of run {a.got_run}."
+    return ""
 
 
 class LinksScreen(ModalScreen[None]):
@@ -131,6 +145,9 @@ class LinksScreen(ModalScreen[None]):
         text = Text()
         if a.warning:
             text.append(f"{OVERDUE} {a.warning}\n", style="bold #ff8700")
+        got = got_text(a)
+        if got:
+            text.append(got + "\n")
         text.append(self.url(a))
         since = f"Created {fmt.when(a.link.created)}"
         if a.last_seen:

@@ -21,14 +21,14 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input, Static, TabPane
 
 from tuiexport import config, service
-from tuiexport.management.views import DefinitionView, SelectionView
+from tuiexport.management.views import DefinitionView, RunView, SelectionView
 from tuiexport.screens.definition_actions import DefinitionActions
 from tuiexport.screens.links import LinksScreen
 from tuiexport.screens.run_details import RunDetailsScreen
@@ -43,10 +43,6 @@ from tuiexport.widgets.selection_editor import SelectionEditor
 
 if TYPE_CHECKING:
     from tuiexport.app import ExportApp
-#: Printable keys that stay commands on the list (a name hardly starts with them); every other
-#: printable key typed on the list goes into the filter, so typing a name filters by it.
-BOUND_CHARACTERS = set("/?[] ")
-
 #: Actions that only make sense on the Exports tab.
 EXPORT_ACTIONS = {
     "new_definition",
@@ -271,25 +267,24 @@ class MainScreen(Screen[None]):
     def action_cycle_sort(self) -> None:
         self.exports.cycle_sort()
 
-    def on_key(self, event: events.Key) -> None:
-        # Type to filter: a printable key without a binding, typed on the list, starts the filter.
-        if (
-            isinstance(self.focused, DefinitionRows)
-            and event.is_printable
-            and event.character
-            and event.character not in BOUND_CHARACTERS
-        ):
-            filter_input = self.query_one("#filter", Input)
-            filter_input.insert_text_at_cursor(event.character)
-            self.set_focus(filter_input, scroll_visible=False)
-            event.stop()
+    def on_definition_rows_typed(self, message: DefinitionRows.Typed) -> None:
+        # Type to filter: a letter typed on the list starts (or goes on with) the filter.
+        message.stop()
+        filter_input = self.query_one("#filter", Input)
+        filter_input.insert_text_at_cursor(message.character)
+        self.set_focus(filter_input, scroll_visible=False)
 
     @on(HistoryTable.RowSelected)
     def open_run(self, event: HistoryTable.RowSelected) -> None:
         key = event.row_key.value
         run = self.exports.history.runs.get(key) if key is not None else None
         if run is not None:
-            self.app.push_screen(RunDetailsScreen(run))
+            self.app.push_screen(RunDetailsScreen(run, self.download_changes_since))
+
+    def download_changes_since(self, run: RunView) -> bool:
+        """Start the delta download since ``run`` (the run details' ``s``); whether it runs."""
+        self.actions.download_delta(run)
+        return self.downloads.running
 
     # --- the selection tabs (SelectionTabs) ---------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.table import Table
@@ -17,7 +18,7 @@ from tuiexport.errors import UserError
 from tuiexport.management.views import RunView
 from tuiexport.screens.dialogs import ConfirmScreen
 from tuiexport.widgets import fmt
-from tuiexport.widgets.guard import background
+from tuiexport.widgets.guard import background, guarded
 from tuiexport.widgets.history_table import HistoryTable
 from tuiexport.widgets.key_bar import KeyBar
 from tuiexport.widgets.run_trends import RunTrends
@@ -132,11 +133,17 @@ class RunDetailsScreen(ModalScreen[None]):
         Binding("m", "copy('messages')", "Copy messages", id="run.copy_messages"),
         Binding("a", "decide('approve')", "Approve held run", id="run.approve"),
         Binding("d", "decide('discard')", "Discard held run", id="run.discard"),
+        Binding("s", "changes_since", "Download changes since", id="run.delta"),
     ]
 
-    def __init__(self, run: RunView) -> None:
+    def __init__(
+        self, run: RunView, changes_since: Callable[[RunView], bool] | None = None
+    ) -> None:
+        """``changes_since(run)`` starts the download of what changed since ``run`` (the main
+        screen's download bar shows it) and says whether it started."""
         super().__init__()
         self.run = run
+        self.changes_since = changes_since
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="run-box") as box:
@@ -174,6 +181,8 @@ class RunDetailsScreen(ModalScreen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "decide":
             return self.run.status == "held"  # the keys show only for a held run
+        if action == "changes_since":
+            return self.changes_since is not None
         return True
 
     def action_decide(self, decision: str) -> None:
@@ -213,6 +222,20 @@ class RunDetailsScreen(ModalScreen[None]):
         for table in self.app.query(HistoryTable):
             table.update_run(run)
         self.notify(run.messages[-1], title=f"Run {run.log_id} {run.status}", markup=False)
+
+    @guarded
+    def action_changes_since(self) -> None:
+        """Download what changed since this run (a delta, with this run's log ID as the
+        cursor); once it runs, close so that its bar (where esc cancels) shows."""
+        if self.changes_since is None:
+            return
+        if self.run.status not in ("success", "warning"):
+            raise UserError(
+                f"The run {self.run.log_id} {self.run.status}: only a finished run (or a "
+                "download or delta of one) is a cursor to download changes since."
+            )
+        if self.changes_since(self.run):
+            self.dismiss()
 
     def action_copy(self, what: str) -> None:
         run = self.run

@@ -290,11 +290,12 @@ def document() -> dict[str, Any]:
                         "lastLogId": {"type": ["string", "null"]},
                         "got": {
                             "type": ["string", "null"],
-                            "description": "(list only) What that download got: full.",
+                            "description": "(list only) What that download got: full (the file) or delta.",
                         },
                         "gotRun": {
                             "type": ["string", "null"],
-                            "description": "(list only) The run whose file it got.",
+                            "description": "(list only) The run whose file it got (of a delta: the run it brought the "
+                            "consumer to).",
                         },
                         "fetches7d": {"type": "integer"},
                         "lastSeen": {

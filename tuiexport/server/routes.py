@@ -384,7 +384,11 @@ class ShareHandler(FileResponses):
             return
         try:
             run = service.run_delta(
-                definition.export_id, since, trigger="api", api_version=config.API_VERSION
+                definition.export_id,
+                since,
+                trigger="api",
+                api_version=config.API_VERSION,
+                link=self.share_link,
             )
         except Gone as exc:
             self.send_problem(410, str(exc), type=PROBLEM_TYPE + "cursor-gone")

@@ -108,6 +108,8 @@ class DefinitionEditor(Vertical):
             yield Static("", id="ed-count")
             # The product counts of the last runs, in the same row: fewer widgets to expand.
             yield CountSparkline(id="ed-trend")
+        # What saving the unsaved edits would do to this export (hidden without such edits).
+        yield Static("", id="ed-saving")
         yield Static("", id="ed-info")
         with Horizontal(classes="buttons"):
             yield Button(
@@ -178,6 +180,7 @@ class DefinitionEditor(Vertical):
             return
         self.view, self.selections, self.share_url = view, selections, share_url
         self._show_meta()
+        self.show_saving()
 
     def refresh_choices(self) -> None:
         self._loading = True
@@ -236,6 +239,63 @@ class DefinitionEditor(Vertical):
                 text.stylize("bold yellow")
                 text.append(" over", style="yellow")
         self.query_one("#ed-count", Static).update(text)
+        self.show_saving(counts)
+
+    def show_saving(self, counts: dict[int, int] | None = None) -> None:
+        """What saving would do to this export, while a change of its selection, format,
+        limit or name is unsaved: its count against the new limit (before → after), and whether
+        it turns (or stays) invalid, with the reasons, or becomes valid."""
+        widget = self.query_one("#ed-saving", Static)
+        view = self.view
+        counts = self.counts if counts is None else counts
+        try:
+            changes = self.changes() if view is not None and not self._loading else {}
+        except UserError as exc:
+            widget.update(Text(f"✗ {exc}", style="red"))
+            widget.display = True
+            return
+        if view is None or not changes.keys() & {
+            "selection_id",
+            "profile",
+            "output",
+            "product_limit",
+        }:
+            widget.display = False
+            return
+        contract = config.settings().contract_limit
+
+        def limit_of(own: int | None) -> int:
+            return min(own, contract) if own else contract
+
+        def count_of(selection_id: int | None) -> int | None:
+            return 0 if selection_id is None else counts.get(selection_id)
+
+        name = changes.get("name", view.name)
+        profile, output = changes.get("profile", view.profile), changes.get("output", view.output)
+        reasons = service.edited_reasons(name, self.selection_id, profile, output)
+        before, after = count_of(view.selection_id), count_of(self.selection_id)
+        limit = limit_of(self._limit_value(quiet=True))
+        text = Text("Saving: ", style="bold")
+        shown = "counting…" if after is None else f"{after:,}"
+        if "selection_id" in changes:
+            text.append(f"{'…' if before is None else f'{before:,}'} → {shown} products")
+        else:
+            text.append(f"{shown} products")
+        if "product_limit" in changes:
+            text.append(f", limit {limit_of(view.product_limit):,} → {limit:,}")
+        else:
+            text.append(f" / limit {limit:,}")
+        if after is not None and after > limit:
+            text.append(f"; over: the first {limit:,} by puid go out", style="yellow")
+        if reasons:
+            text.append(
+                "\n✗ " + ("stays" if not view.valid else "turns") + " invalid: ", "bold red"
+            )
+            text.append(" ".join(reasons), style="red")
+        elif not view.valid:
+            text.append("\n✓ becomes valid", style="bold green")
+        widget.update(text)
+        widget.display = True
 
     def _show_meta(self) -> None:
         self.query_one("#ed-info", Static).update(self.info_table())
@@ -297,6 +357,8 @@ class DefinitionEditor(Vertical):
             self._show_excel(event.value[1])
         if self._loading:
             return
+        if event.select.id == "ed-format":
+            self.show_saving()
         if event.select.id == "ed-sel-choose" and isinstance(event.value, int):
             chosen = next((s for s in self.selections if s.id == event.value), None)
             self.assign(chosen)
@@ -307,6 +369,7 @@ class DefinitionEditor(Vertical):
             error = self.query_one("#ed-name-error", Static)
             error.update("The name must not be empty." if empty else "")
             error.display = empty
+
         elif event.input.id == "ed-limit" and self.view is not None:
             self.update_count(self.counts)
 

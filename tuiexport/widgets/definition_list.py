@@ -31,6 +31,11 @@ def _cell(text: str, width: int, *, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+#: Printable keys that stay commands on the list (a name hardly starts with them); every other
+#: printable key typed on the list goes into the filter, so typing a name filters by it.
+BOUND_CHARACTERS = set("/?[] ")
+
+
 class DefinitionRows(Widget, can_focus=True):
     """Draws ``views[start:end]`` of its :class:`DefinitionList`, one line each.
 
@@ -90,6 +95,21 @@ class DefinitionRows(Widget, can_focus=True):
 
     def action_cursor_to(self, index: int) -> None:
         self.owner.move_cursor(index if index >= 0 else len(self.owner.views) - 1)
+
+    class Typed(Message):
+        """A printable key typed on the list that is no command: it goes into the filter."""
+
+        def __init__(self, character: str) -> None:
+            super().__init__()
+            self.character = character
+
+    def on_key(self, event: events.Key) -> None:
+        # Here, not on the screen: a key goes to the widget focused when it arrives, and the
+        # letters typed right after the first one can arrive before the filter has the focus.
+        # Handled once focus has moved, they would be lost ("shop" became "sop" in a browser).
+        if event.is_printable and event.character and event.character not in BOUND_CHARACTERS:
+            self.post_message(self.Typed(event.character))
+            event.stop()
 
     def on_focus(self) -> None:
         self.owner.refresh_cursor()

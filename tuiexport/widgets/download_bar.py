@@ -64,23 +64,21 @@ class DownloadBar(Horizontal):
     def running(self) -> bool:
         return self.cancel_event is not None
 
-    def start(self, export_id: str, export_name: str) -> bool:
-        """Start a download; False when one is already running."""
+    def start(self, export_id: str, export_name: str, since: str | None = None) -> bool:
+        """Start a download (``since``: of what changed since that run, a delta); False when
+        one is already running."""
         if self.running:
             return False
         self.cancel_event = threading.Event()
         self.export_name = export_name
         self.query_one(ProgressBar).update(total=None, progress=0)
+        doing = f"changes since {since}" if since else "selecting products"
         self._label(
-            Text(
-                f" ↓ {export_name}: selecting products… (esc cancels)",
-                no_wrap=True,
-                overflow="ellipsis",
-            )
+            Text(f" ↓ {export_name}: {doing}… (esc cancels)", no_wrap=True, overflow="ellipsis")
         )
         self.add_class("-running")
         self.screen.refresh_bindings()  # "esc Cancel download" appears
-        self.worker = self._download(export_id, self.cancel_event)
+        self.worker = self._download(export_id, self.cancel_event, since)
         return True
 
     def cancel(self) -> None:
@@ -92,13 +90,13 @@ class DownloadBar(Horizontal):
         self.query_one("#download-label", Static).update(text)
 
     @background("download")
-    def _download(self, export_id: str, cancel: threading.Event) -> None:
+    def _download(self, export_id: str, cancel: threading.Event, since: str | None) -> None:
         """Start the child process and relay what it reports (see tuiexport.tui_runs)."""
         worker = get_current_worker()
         try:
             folder = config.downloads_dir()
             folder.mkdir(parents=True, exist_ok=True)
-            child = ChildRun(self.app.db_target, export_id, str(folder))
+            child = ChildRun(self.app.db_target, export_id, str(folder), since)
         except BaseException:
             self.app.call_from_thread(self._reset)
             raise
