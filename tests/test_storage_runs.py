@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,14 +37,16 @@ class Bucket:
     client: Any
     prefix: str
 
-    def objects(self) -> dict[str, bytes]:
-        """Every object under the test's prefix, by key below it."""
+    def objects(self, manifests: bool = False) -> dict[str, bytes]:
+        """The files of runs under the test's prefix (or their fingerprint manifests), by key
+        below it."""
         listed = self.client.list_objects_v2(Bucket=BUCKET, Prefix=self.prefix + "/")
         return {
             o["Key"].removeprefix(self.prefix + "/"): self.client.get_object(
                 Bucket=BUCKET, Key=o["Key"]
             )["Body"].read()
             for o in listed.get("Contents", [])
+            if o["Key"].endswith(".fingerprints") == manifests
         }
 
     def uploads(self) -> list[str]:
@@ -212,6 +215,13 @@ def test_a_server_with_an_empty_folder_serves_what_another_process_wrote(
         status, head, shared = served.request("GET", served.share("Big"))
         assert status == 200 and shared == data and head["etag"] == f'"{run.sha256}"'
         assert len([r for r in service.list_history() if not r.source_log_id]) == 1, "no second run"
+        # Its fingerprint manifest is beside it in the store: a delta from it is answered here.
+        assert list(bucket.objects(manifests=True)) == [
+            f"{run.export_id}/{run.log_id}.fingerprints"
+        ]
+        status, head, delta = served.request("GET", served.share("Big") + f"&since={run.log_id}")
+        assert status == 200, delta
+        assert head["x-log-id"] != run.log_id and delta.count(b"\n") <= 2  # nothing changed
         # The same run with its file in another host's folder: not "removed", but elsewhere.
         Run.update(artifact_path=str(other_home / "artifacts" / key), host="other-host").where(
             Run.log_id == run.log_id
@@ -231,6 +241,10 @@ def test_retention_deletes_old_objects(bucket, served, monkeypatch):
     assert all(r.status == "success" for r in made)
     keys = {r.log_id: r.artifact_path.removeprefix(bucket.url_of("")) for r in made}
     assert sorted(bucket.objects()) == sorted(keys[r.log_id] for r in made[2:])
+    export_id = made[0].export_id
+    assert sorted(bucket.objects(manifests=True)) == sorted(
+        f"{export_id}/{r.log_id}.fingerprints" for r in made[2:]
+    ), "the manifests of removed runs go with them"
     status, _, problem = served.api("GET", f"/api/v1/runs/{made[0].log_id}/file")
     assert status == 410
     assert problem["detail"] == (
@@ -292,3 +306,29 @@ def test_a_redirect_to_a_presigned_url_where_allowed(bucket, served, monkeypatch
     assert status == 304  # conditional requests are still answered by the server
     status, _, part = served.request("GET", served.share("Other"), {"Range": "bytes=0-9"})
     assert status == 206 and part == fetched[:10]  # ranges too: streamed
+
+
+def test_a_killed_run_leaves_no_pending_upload_after_the_next_start(bucket, tmp_path):
+    """kill -9 in the middle of the upload: the next start marks the run interrupted and aborts
+    the multipart upload it left (the bucket's lifecycle rule is only the safety net)."""
+    path = tmp_path / "big.sqlite"
+    make_catalog(path, 15000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuiexport", "--db", str(path), "--run", "Big", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not bucket.uploads() and proc.poll() is None:
+            time.sleep(0.05)
+        assert bucket.uploads(), "the run never began a multipart upload"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    setup.prepare_database(path, load_sample=False)
+    assert service.mark_interrupted() == 1  # what the next start (CLI, server, TUI) does first
+    [run] = service.list_history()
+    assert run.status == "interrupted"
+    assert bucket.uploads() == [] and bucket.objects() == {}

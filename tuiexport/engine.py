@@ -1,4 +1,5 @@
-"""Run one export: validate, open the history entry, stream into a temporary file, finish atomically."""
+"""Run one export: validate, open the history entry, stream into a part file (or the object
+store), check the file, publish it (an atomic rename; in the store, the history row)."""
 
 from __future__ import annotations
 
@@ -311,6 +312,8 @@ class PreparedRun:
                 out.commit()  # the folder: the rename; the store: publishing is the row's end
                 if self.manifest is not None and self.manifest.with_suffix(".new").is_file():
                     os.replace(self.manifest.with_suffix(".new"), self.manifest)
+                    if self.in_store:  # beside the file, for deltas answered by other hosts
+                        deltas.store_manifest(row.export_id, run.log_id)
                 if status == "held":  # what it becomes once approved (gate.approve)
                     fields["outcome"] = would_be
         except Cancelled:
@@ -357,7 +360,8 @@ class PreparedRun:
     def _output(self, options: ExportOptions) -> LocalWriter | _ToStore:
         """Where the file goes while it is produced: the part file beside its target, or the
         object store (with a local spool beside it when the file is validated first)."""
-        if self.key is not None and self.in_store:
+        if self.in_store:
+            assert self.key is not None  # in_store says so
             spool = self.part_path if validate.applies(self.writer, options) else None
             return _ToStore(artifacts.store(), self.key, spool)
         # Made here, so that a folder that cannot be made names itself (OSError above).
@@ -515,10 +519,10 @@ def run_delta(
         raise UserError(reason)
     _, old = deltas.cursor(row.export_id, since, row.profile, row.output)
     base = reusable_artifact(ref)
-    if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
+    if base is None or deltas.manifest(row.export_id, base.log_id) is None:
         full = run_export(ref, trigger=trigger, api_version=api_version)
         base = full if full.status in ("success", "warning") else reusable_artifact(ref)
-        if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
+        if base is None or deltas.manifest(row.export_id, base.log_id) is None:
             raise RunFailed(
                 f"The export '{row.name}' could not bring its full file up to date (run "
                 f"{full.log_id} {full.status}); no delta can be made, see its history."
@@ -577,6 +581,8 @@ def apply_retention(export_id: str, keep: int) -> int:
             artifacts.delete(path)
         except StorageError:
             continue  # the store cannot be reached now: the next run's retention deletes it
+        if stored and not row.delta_base:
+            deltas.remove_stored_manifest(export_id, row.log_id)
         runs.release_artifact(row.id)
         removed += 1
     deltas.prune(export_id, keep)

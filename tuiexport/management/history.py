@@ -128,8 +128,8 @@ def mark_interrupted() -> int:
                 fresh.sha256, fresh.size, fresh.product_count = None, None, 0
 
         runs.end_dead(row.id, decide)
-        if row.artifact_path:
-            remove_partial(row.artifact_path, row.log_id)
+        if row.artifact_path and not row.source_log_id:  # a download's path is its source's
+            remove_partial(row.artifact_path, row.log_id, unpublished=not complete)
     return len(dead)
 
 
@@ -207,13 +207,17 @@ def _file_matches(row: Run) -> bool:
 record_outcome = runs.record_outcome
 
 
-def remove_partial(artifact_path: str, log_id: str) -> None:
+def remove_partial(artifact_path: str, log_id: str, *, unpublished: bool = True) -> None:
     """What a run that died left: its part file, and in the object store its pending upload
-    (whose part file, if any, is the local spool at the key's place in the artifacts folder)."""
+    (whose part file, if any, is the local spool at the key's place in the artifacts folder)
+    and, ``unpublished``, an object it completed before it died (never served: its key is the
+    dead run's alone)."""
     key = artifacts.key_of(artifact_path)
     target = config.artifacts_dir() / key if key is not None else Path(artifact_path)
     with contextlib.suppress(StorageError):  # the bucket's lifecycle rule ends it otherwise
         artifacts.discard_partial(artifact_path, part_path(target, log_id))
+        if key is not None and unpublished:
+            artifacts.delete(artifact_path)
 
 
 def record_served(
