@@ -332,3 +332,28 @@ def test_a_killed_run_leaves_no_pending_upload_after_the_next_start(bucket, tmp_
     [run] = service.list_history()
     assert run.status == "interrupted"
     assert bucket.uploads() == [] and bucket.objects() == {}
+
+
+def test_a_held_run_waits_in_the_store_until_approved_or_discarded(bucket, tmp_path):
+    from tests.test_gate import shrink_catalog
+
+    path = tmp_path / "gate.sqlite"
+    make_catalog(path, 200)
+    setup.prepare_database(path, load_sample=False)
+    first = service.run_export("Big")
+    shrink_catalog()
+    held = service.run_export("Big")
+    assert held.status == "held", held.messages
+    key = held.artifact_path.removeprefix(bucket.url_of(""))
+    assert held.artifact_path == bucket.url_of(key) and key in bucket.objects()
+    assert service.reusable_artifact("Big").log_id == first.log_id  # the previous file serves
+    approved = service.approve_run(held.log_id, by="tests")
+    assert approved.status == "success" and approved.artifact_path == held.artifact_path
+    assert service.reusable_artifact("Big").log_id == held.log_id
+
+    shrink_catalog()
+    again = service.run_export("Big")
+    assert again.status == "held"
+    service.discard_run(again.log_id, by="tests")
+    assert again.artifact_path.removeprefix(bucket.url_of("")) not in bucket.objects()
+    assert service.reusable_artifact("Big").log_id == held.log_id
