@@ -262,6 +262,13 @@ def exports(args: argparse.Namespace) -> None:
                 where[arm] = printed
                 print(f"  run {i + 1} {arm:5}  {seconds:7.1f} s  (load {load()})", flush=True)
         local_size = Path(where["local"]).stat().st_size
+        # What validating from the store (instead of the local spool) would add: the object
+        # read back once more.
+        began_read = time.perf_counter()
+        body = client.get_object(Bucket="bench", Key=where["s3"].removeprefix("s3://bench/"))
+        while body["Body"].read(1 << 20):
+            pass
+        reread = time.perf_counter() - began_read
         servers = {arm: _serve(envs[arm], db, work / f"serve-{arm}.log") for arm in envs}
         fetch: dict[str, list[float]] = {"local": [], "s3": []}
         try:
@@ -284,6 +291,7 @@ def exports(args: argparse.Namespace) -> None:
     print(f"  run into the local folder  {run_local:7.1f} s  {_all(runs['local'])}")
     print(f"  run into S3 (radosgw)      {run_s3:7.1f} s  {_all(runs['s3'])}")
     print(f"  ratio S3 / local: {run_s3 / run_local:.2f}")
+    print(f"  reading the object back from S3 once: {reread:.1f} s ({mb / reread:.0f} MiB/s)")
     get_local, get_s3 = statistics.median(fetch["local"]), statistics.median(fetch["s3"])
     print(f"  download, local file (sendfile)     {get_local:6.2f} s  {mb / get_local:7.1f} MiB/s")
     print(f"  download, from S3 through the server {get_s3:6.2f} s  {mb / get_s3:7.1f} MiB/s")
