@@ -357,3 +357,13 @@ def test_a_held_run_waits_in_the_store_until_approved_or_discarded(bucket, tmp_p
     service.discard_run(again.log_id, by="tests")
     assert again.artifact_path.removeprefix(bucket.url_of("")) not in bucket.objects()
     assert service.reusable_artifact("Big").log_id == held.log_id
+
+
+def test_run_to_stdout_reads_the_file_back_from_the_store(bucket, catalog):
+    done = subprocess.run(
+        [sys.executable, "-m", "tuiexport", "--db", str(catalog), "--run", "Other", "-o", "-"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(bucket.objects().values()) == [done.stdout]
