@@ -127,18 +127,25 @@ def running_store() -> Iterator[S3Server]:
     logs = ExitStack()
 
     def run(*args: str, timeout: float = 60) -> str:
-        try:
-            done = subprocess.run(
-                [*args[:1], "-c", str(conf), *args[1:]],
-                capture_output=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired:
-            message = f"{' '.join(args)} did not finish in {timeout} s\n{_log_tail(root)}"
-            raise RuntimeError(message) from None
-        if done.returncode:
+        for attempt in range(4):
+            try:
+                done = subprocess.run(
+                    [*args[:1], "-c", str(conf), *args[1:]],
+                    capture_output=True,
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                )
+            except subprocess.TimeoutExpired:
+                message = f"{' '.join(args)} did not finish in {timeout} s\n{_log_tail(root)}"
+                raise RuntimeError(message) from None
             output = (done.stderr or done.stdout).decode(errors="replace").strip()
+            # A monitor just started may refuse its first client ("handle_command on fsid 0…",
+            # seen on a loaded machine): that command changed nothing, so ask again.
+            if done.returncode and "problem getting command descriptions" in output and attempt < 3:
+                time.sleep(1)
+                continue
+            break
+        if done.returncode:
             raise RuntimeError(f"{' '.join(args)} failed: {output}\n{_log_tail(root)}")
         return done.stdout.decode()
 

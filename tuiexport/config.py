@@ -47,8 +47,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     downloads_dir: str = ""
     #: Artifacts in an S3-compatible object store, ``s3://bucket/prefix`` (endpoint, region,
     #: profile as URL options; credentials the boto3 way); empty means the artifacts folder.
-    #: Checked here; runs and the share server do not use it yet (docs/operations/object-storage.md).
+    #: See docs/operations/object-storage.md.
     artifacts_url: str = ""
+    #: Seconds a presigned URL of the object store is valid when the share server answers a
+    #: download with a redirect to it; 0 (the default): the server streams every file itself.
+    artifacts_redirect: Annotated[int, msgspec.Meta(ge=0, le=604800)] = 0
     #: Who is named as producer of definitions created here; empty means the login name.
     producer: str = ""
     #: The TUI changes nothing: no create, save, delete, rotate (``tuiexport --read-only`` too).

@@ -1,16 +1,15 @@
-"""Run one export: validate, open the history entry, stream into a temporary file, finish atomically."""
+"""Run one export: validate, open the history entry, stream into a part file (or the object
+store), check the file, publish it (an atomic rename; in the store, the history row)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import queue
 import re
 import threading
 import unicodedata
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,10 +32,21 @@ from tuiexport.exporters.base import (
     WriteStats,
     stored_options,
 )
-from tuiexport.management import definitions, deltas, gate, history, liveness, notify, runs
+from tuiexport.management import (
+    artifacts,
+    definitions,
+    deltas,
+    gate,
+    history,
+    liveness,
+    notify,
+    runs,
+)
 from tuiexport.management.views import LinkView, RunView
 from tuiexport.models import ExportDefinition, Run, utcnow
 from tuiexport.selection import Criteria, criteria_from_json, product_query
+from tuiexport.storage import ArtifactStore, ArtifactWriter, StorageError, StoredArtifact
+from tuiexport.storage.local import LocalWriter
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -161,8 +171,13 @@ class PreparedRun:
         limit: int,
         criteria: Criteria,
         delta: DeltaPlan | None = None,
+        key: str | None = None,
     ):
         self.definition = row
+        #: The file's key in the artifacts store (None: ``-o PATH``, outside it).
+        self.key = key
+        #: The file goes into the object store (no part file grows for downloads to follow).
+        self.in_store = key is not None and artifacts.in_object_store()
         self.run = run
         self.target = target
         self.limit = limit
@@ -220,12 +235,13 @@ class PreparedRun:
                 progress(written, total[0])
 
         part = self.part_path
+        stack = ExitStack()
         # The export reads on a connection of its own; the history (begin, heartbeat, finish)
         # is written on others. See dbmod.second_database for why they must never share one.
         reader = dbmod.second_database(database.obj)
         own_reader = reader is not database.obj
         try:
-            with liveness.Heartbeat(run.log_id):
+            with stack, liveness.Heartbeat(run.log_id):
                 if own_reader or reader.is_closed():
                     reader.connect(reuse_if_open=True)
                 delta, counts = self.delta, (0, 0, 0)
@@ -264,23 +280,24 @@ class PreparedRun:
                         delta_base=delta.base if delta else "",
                         removed=counts[2],
                     )
-                    part.parent.mkdir(parents=True, exist_ok=True)
-                    with open(part, "wb", buffering=0) as raw, _HashingWriter(raw) as out:
-                        # A binary file as far as writers go (write, flush, tell, seekable).
-                        stats = self.writer.write(job, cast(BinaryIO, out))
-                        out.flush()
-                        os.fsync(raw.fileno())
-                    digest, size = out.hexdigest(), out.size
+                    out = self._output(job.options)
+                    # Leaving without the commit below throws the file away (aborts an upload).
+                    stack.callback(out.close)
+                    # A binary file as far as writers go (write, flush, tell, seekable).
+                    stats = self.writer.write(job, cast(BinaryIO, out))
+                    # Complete (on disk; in the store: uploaded and verified), not published.
+                    stored = out.seal()
                     if notes is not None:
                         self._finish_manifest(notes, job)
                 finally:
                     if notes is not None:
                         notes.discard()
                     _release(reader, own_reader)
-                # The part file is complete: read it back before anything publishes it.
+                # The part file (in the store's case its local spool) is complete: read it
+                # back before anything publishes it.
                 validate.artifact(self.writer, part, job, stats)
                 status, messages, fields = self._outcome(job, stats, selected, omitted)
-                fields.update(size=size, sha256=digest)
+                fields.update(size=stored.size, sha256=stored.sha256)
                 if delta is not None:
                     fields.update(added_count=counts[0], changed_count=counts[1])
                     fields.update(removed_count=counts[2])
@@ -294,10 +311,13 @@ class PreparedRun:
                 # Recorded before the rename: a process killed between the rename and the final
                 # update leaves a row the next start can check against the file.
                 history.record_outcome(run.log_id, status, messages, **fields)
-                os.replace(part, publish_to)
+                if isinstance(out, LocalWriter):
+                    out.target = publish_to
+                out.commit()  # the folder: the rename; the store: publishing is the row's end
                 if self.manifest is not None and self.manifest.with_suffix(".new").is_file():
                     os.replace(self.manifest.with_suffix(".new"), self.manifest)
-                _fsync_dir(publish_to.parent)
+                    if self.in_store:  # beside the file, for deltas answered by other hosts
+                        deltas.store_manifest(row.export_id, run.log_id)
                 if status == "held":  # what it becomes once approved (gate.approve)
                     fields["outcome"] = would_be
         except Cancelled:
@@ -314,6 +334,10 @@ class PreparedRun:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             where = exc.filename or part
             return self._finish("failed", [f"Could not write {where}: {reason}."], **_NO_FILE)
+        except StorageError as exc:  # the folder or the object store refused the file
+            _unlink(part)
+            self._drop_manifest()
+            return self._finish("failed", [str(exc)], **_NO_FILE)
         except Exception as exc:  # noqa: BLE001 - the run failed; the history says why
             _unlink(part)
             self._drop_manifest()
@@ -336,6 +360,22 @@ class PreparedRun:
                 if not liveness.lost_connection(exc):
                     raise  # a lost connection: the next run's retention removes the file
         return view
+
+    def _output(self, options: ExportOptions) -> LocalWriter | _ToStore:
+        """Where the file goes while it is produced: the part file beside its target, or the
+        object store (with a local spool beside it when the file is validated first)."""
+        if self.in_store:
+            assert self.key is not None  # in_store says so
+            spool = self.part_path if validate.applies(self.writer, options) else None
+            return _ToStore(artifacts.store(), self.key, spool)
+        # Made here, so that a folder that cannot be made names itself (OSError above).
+        self.part_path.parent.mkdir(parents=True, exist_ok=True)
+        return LocalWriter(self.target, part=self.part_path, key=self.key)
+
+    @property
+    def where(self) -> str:
+        """Where the file is published: its path, or its ``s3://`` URL in the store."""
+        return artifacts.location(self.key) if self.key is not None else str(self.target)
 
     def _finish_manifest(self, notes: fingerprints.Builder, job: ExportJob) -> None:
         """The part files of the fingerprints -> the manifest (published with the file)."""
@@ -363,7 +403,7 @@ class PreparedRun:
             )
         if job.errors or stats.skipped:
             status = "warning"
-        messages.insert(0, f"{stats.product_count:,} products written to {self.target}.")
+        messages.insert(0, f"{stats.product_count:,} products written to {self.where}.")
         fields: dict[str, object] = {
             "product_count": stats.product_count,
             "omitted_count": omitted,
@@ -383,9 +423,10 @@ class PreparedRun:
             return status, self.target
         inside = _inside(self.target, config.artifacts_dir())
         held = gate.held_path(self.target, self.run.log_id, inside)
-        messages[0] = f"{fields['product_count']:,} products written to {held}."
+        where = self.where if held == self.target else str(held)
+        messages[0] = f"{fields['product_count']:,} products written to {where}."
         messages[1:1] = [*reasons, gate.held_message(self.run.log_id)]
-        fields["artifact_path"] = str(held)
+        fields["artifact_path"] = where
         return "held", held
 
     def _finish(self, status: str, messages: list[str], **fields: Any) -> RunView:
@@ -431,13 +472,13 @@ def begin_run(
             raise UserError(f"The folder {target.parent} does not exist.")
         if not os.access(target.parent, os.W_OK):
             raise UserError(f"The folder {target.parent} is not writable.")
+        key = None
     else:
         kind = ".delta" if delta is not None else ""
-        target = (
-            config.artifacts_dir()
-            / row.export_id
-            / (f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}{kind}.{writer.extension}")
-        )
+        name = f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}{kind}.{writer.extension}"
+        key = f"{row.export_id}/{name}"
+        # In an object store, the local place of the part file (the spool validation reads).
+        target = config.artifacts_dir() / key
     run = runs.create(
         log_id=log_id,
         export_id=row.export_id,
@@ -450,7 +491,7 @@ def begin_run(
         profile=row.profile,
         output=row.output,
         file_format=registry.file_format(row.profile, row.output),
-        artifact_path=str(target),
+        artifact_path=artifacts.location(key) if key is not None else str(target),
         fingerprint=definitions.fingerprint(row),
         host=liveness.HOST,
         pid=os.getpid(),
@@ -461,7 +502,7 @@ def begin_run(
         link_name=link.name if link is not None else "",
     )
     limit = definitions.effective_limit(row.product_limit)
-    return PreparedRun(row, run, target, limit, criteria, delta)
+    return PreparedRun(row, run, target, limit, criteria, delta, key)
 
 
 def run_delta(
@@ -488,10 +529,10 @@ def run_delta(
         raise UserError(reason)
     _, old = deltas.cursor(row.export_id, since, row.profile, row.output)
     base = reusable_artifact(ref)
-    if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
+    if base is None or deltas.manifest(row.export_id, base.log_id) is None:
         full = run_export(ref, trigger=trigger, api_version=api_version, cancel=cancel)
         base = full if full.status in ("success", "warning") else reusable_artifact(ref)
-        if base is None or not deltas.manifest_path(row.export_id, base.log_id).is_file():
+        if base is None or deltas.manifest(row.export_id, base.log_id) is None:
             raise RunFailed(
                 f"The export '{row.name}' could not bring its full file up to date (run "
                 f"{full.log_id} {full.status}); no delta can be made, see its history."
@@ -545,12 +586,18 @@ def apply_retention(export_id: str, keep: int) -> int:
     old = runs.kept_runs(export_id)[max(keep, 1) :]
     old += runs.kept_runs(export_id, deltas=True)[max(keep, 1) :]
     for row in old:
-        path = Path(row.artifact_path or "")
-        if not _inside(path, root) or row.status == "held":
+        path = row.artifact_path or ""
+        stored = artifacts.key_of(path) is not None
+        if not (stored or _inside(Path(path), root)) or row.status == "held":
             continue
         if published is not None and row.id == published.id:
             continue
-        _unlink(path)
+        try:
+            artifacts.delete(path)
+        except StorageError:
+            continue  # the store cannot be reached now: the next run's retention deletes it
+        if stored and not row.delta_base:
+            deltas.remove_stored_manifest(export_id, row.log_id)
         runs.release_artifact(row.id)
         removed += 1
     deltas.prune(export_id, keep)
@@ -561,7 +608,7 @@ def published_artifact(export_id: str) -> RunView | None:
     """The export's last published run whose file is still on disk, whatever it was made from:
     what a share URL serves when its own run was not published (failed, or held)."""
     last = runs.newest_complete_kept(export_id)
-    if last is None or not Path(last.artifact_path or "").is_file():
+    if last is None or not artifacts.present(last.artifact_path, last.artifact_kept):
         return None
     return history.view(last)
 
@@ -584,32 +631,34 @@ def reusable_artifact(ref: str) -> RunView | None:
         withheld = runs.newest_withheld(row.export_id, current)
         if withheld is None or withheld.id < last.id:
             return None
-    if not Path(last.artifact_path or "").is_file():
+    if not artifacts.present(last.artifact_path, last.artifact_kept):
         return None
     return history.view(last)
 
 
-class _HashingWriter(io.RawIOBase):
-    """The file a writer writes into: buffers, writes, and hashes what it wrote on a second
-    thread (hashlib releases the GIL), so the SHA-256 costs no second pass over the file.
+class _ToStore(io.RawIOBase):
+    """A run's file on its way into the object store: a multipart upload, and beside it, when
+    the file is validated before it is published, a local spool (the part file) that the
+    validator reads, so validation costs no second download of the object.
 
-    Not seekable, so a ZIP writer streams (data descriptors) instead of patching headers."""
+    :meth:`seal` completes and verifies the upload (size and SHA-256); the object is then in
+    the store under the run's unique key but not published: only the run's row publishes it.
+    :meth:`commit` drops the spool; closing without it deletes the object or aborts the upload."""
 
-    BUFFER = 1 << 20
-
-    def __init__(self, raw: io.RawIOBase):
+    def __init__(self, store: ArtifactStore, key: str, spool: Path | None):
         super().__init__()
-        self._raw = raw
-        self._buffer = bytearray()
-        self._digest = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self._thread = threading.Thread(target=self._hash, name="export-sha256", daemon=True)
-        self._thread.start()
-        self.size = 0
-
-    def _hash(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            self._digest.update(chunk)
+        self.store = store
+        self.key = key
+        self._upload: ArtifactWriter = store.create(key)
+        self._spool: LocalWriter | None = None
+        if spool is not None:
+            try:
+                self._spool = LocalWriter(spool, part=spool, key=key)  # never committed
+            except StorageError:
+                self._upload.abort()
+                raise
+        self._sealed: StoredArtifact | None = None
+        self._committed = False
 
     def writable(self) -> bool:
         return True
@@ -618,50 +667,41 @@ class _HashingWriter(io.RawIOBase):
         return False
 
     def tell(self) -> int:
-        return self.size
+        return self._upload.tell()
 
     def write(self, data: ReadableBuffer) -> int:
-        if type(data) is bytes and len(data) >= self.BUFFER:
-            # A writer's whole chunk (JSON, XML: about a megabyte): out as it is, no two copies
-            # (after what the buffer holds).
-            self._drain()
-            self._out(data)
-            self.size += len(data)
-            return len(data)
-        before = len(self._buffer)
-        self._buffer += data
-        written = len(self._buffer) - before
-        self.size += written
-        if len(self._buffer) >= self.BUFFER:
-            self._drain()
-        return written
-
-    def _drain(self) -> None:
-        if self._buffer:
-            chunk = bytes(self._buffer)
-            self._buffer.clear()
-            self._out(chunk)
-
-    def _out(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:  # a raw write may be short
-            view = view[self._raw.write(view) :]
-        self._queue.put(chunk)
+        if self._spool is not None:
+            self._spool.write(data)
+        return self._upload.write(data)
 
     def flush(self) -> None:
-        self._drain()
+        if self._spool is not None:
+            self._spool.flush()
+
+    def seal(self) -> StoredArtifact:
+        if self._sealed is None:
+            if self._spool is not None:
+                self._spool.seal()  # on disk, for the validator
+            self._sealed = self._upload.commit()
+        return self._sealed
+
+    def commit(self) -> StoredArtifact:
+        sealed = self.seal()
+        self._committed = True
+        if self._spool is not None:
+            self._spool.abort()
+        return sealed
 
     def close(self) -> None:
-        if not self.closed:
-            try:
-                self._drain()
-            finally:
-                self._queue.put(None)
-                self._thread.join()
+        if not self.closed and not self._committed:
+            if self._spool is not None:
+                self._spool.abort()
+            if self._sealed is not None:
+                with suppress(StorageError):  # never published; its key is never used again
+                    self.store.delete(self.key)
+            else:
+                self._upload.abort()
         super().close()
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
 
 
 def _release(reader: pw.Database, own: bool) -> None:
@@ -674,19 +714,6 @@ def _release(reader: pw.Database, own: bool) -> None:
             reader.dispose()
     else:
         drop_selection(reader)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _unlink(path: Path) -> None:

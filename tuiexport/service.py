@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import peewee
 
@@ -32,6 +32,7 @@ from tuiexport.engine import (
     reusable_artifact,
     run_export,
 )
+from tuiexport.errors import Gone
 from tuiexport.exporters.base import Writer, check_options, effective_options
 from tuiexport.exporters.registry import (
     OUTPUTS,
@@ -160,8 +161,17 @@ from tuiexport.management.sharing import (
     rotate_link,
 )
 from tuiexport.management.views import LinkActivity, LinkView
+
 # isort: on
 # --- end of named share links -----------------------------------------------------------------
+# --- artifacts in shared storage (issue 13, part 1) --------------------------------------------
+# isort: off
+from tuiexport.management.artifacts import StoredFile
+from tuiexport.management.artifacts import find as find_artifact
+from tuiexport.management.artifacts import why_missing as why_artifact_missing
+from tuiexport.storage import SeekableReader, StorageError
+# isort: on
+# --- end of artifacts in shared storage ---------------------------------------------------------
 
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
@@ -196,9 +206,12 @@ __all__ = [
     "PreviewRow",
     "RunDiff",
     "RunView",
+    "SeekableReader",
     "SelectionImpact",
     "SelectionView",
     "Served",
+    "StorageError",
+    "StoredFile",
     "Sweeper",
     "Writer",
     "api_key_valid",
@@ -230,6 +243,7 @@ __all__ = [
     "effective_options",
     "file_extension",
     "file_format",
+    "find_artifact",
     "finish_own_catalog",
     "flush_notifications",
     "generate_demo_catalog",
@@ -256,6 +270,7 @@ __all__ = [
     "new_log_id",
     "notification_signature",
     "open_database",
+    "open_run_file",
     "prepare_database",
     "prepare_own_catalog",
     "preview",
@@ -287,6 +302,7 @@ __all__ = [
     "valid_pairs",
     "validate_criteria",
     "validate_definition",
+    "why_artifact_missing",
     "write_together",
 ]
 
@@ -371,3 +387,14 @@ def data_version_probe() -> Callable[[], int] | None:
         return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
     return probe
+
+
+def open_run_file(run: RunView) -> BinaryIO:
+    """The file of a finished run, to read (a path on this host, or the object in the store);
+    Gone with the sentence of :func:`why_artifact_missing` when it cannot be read from here."""
+    where = find_artifact(run)
+    if where is None:
+        raise Gone(why_artifact_missing(run)[1])
+    if isinstance(where, StoredFile):
+        return cast(BinaryIO, where.open())
+    return open(where, "rb")

@@ -521,10 +521,9 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if to_stdout:
-        assert run.artifact_path is not None  # a run that succeeded has its file
         import shutil
 
-        with open(run.artifact_path, "rb") as src:
+        with service.open_run_file(run) as src:
             shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
         sys.stdout.buffer.flush()
     else:

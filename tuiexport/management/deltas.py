@@ -2,7 +2,8 @@
 
 Every full run of an export whose writer fingerprints its records keeps a manifest
 (:mod:`tuiexport.exporters.fingerprints`) in the export's artifacts folder, named by its log ID,
-for as long as retention keeps the newest ``keep_artifacts`` runs. A consumer's cursor is the
+for as long as retention keeps the newest ``keep_artifacts`` runs (with ``artifacts_url``, also
+beside the run's file in the object store, from where other hosts fetch it). A consumer's cursor is the
 log ID of whatever it downloaded last — a run, a served download of a run, or a delta — and
 stands for the full run whose state it has (:func:`state_run`). A delta compares that run's
 manifest with the current run's and writes the added and changed products with the export's
@@ -19,9 +20,11 @@ from pathlib import Path
 from tuiexport import config
 from tuiexport.errors import Gone, NotFound, UserError
 from tuiexport.exporters import fingerprints, registry
-from tuiexport.management import runs
+from tuiexport.management import artifacts, runs
 from tuiexport.management.views import RunDiff
 from tuiexport.models import Run
+from tuiexport.storage import StorageError
+from tuiexport.storage.local import LocalWriter
 
 #: Puids of each kind a run diff shows as examples.
 EXAMPLES = 5
@@ -31,6 +34,46 @@ SUFFIX = ".fingerprints"
 def manifest_path(export_id: str, log_id: str) -> Path:
     """Where a run's manifest lives: the export's artifacts folder, whatever ``-o`` said."""
     return config.artifacts_dir() / export_id / f"{log_id}{SUFFIX}"
+
+
+def _manifest_key(export_id: str, log_id: str) -> str:
+    return f"{export_id}/{log_id}{SUFFIX}"
+
+
+def manifest(export_id: str, log_id: str) -> Path | None:
+    """A run's manifest on this host, if it has one. Where runs keep their files in an object
+    store, the manifest is there too, beside the file (another host may have made the run):
+    fetched once into the artifacts folder, which is then its cache on this host."""
+    path = manifest_path(export_id, log_id)
+    if path.is_file() or not artifacts.in_object_store():
+        # missing, or made by an older version: no delta from it
+        return path if fingerprints.current(path) else None
+    store = artifacts.store()
+    try:
+        with store.open(_manifest_key(export_id, log_id)) as source, LocalWriter(path) as copy:
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+            copy.commit()
+    except (NotFound, StorageError):
+        return None
+    return path if fingerprints.current(path) else None
+
+
+def store_manifest(export_id: str, log_id: str) -> None:
+    """Put a finished run's manifest beside its file in the object store (before the run is
+    published). Without it, other hosts answer a delta from this run with 410 (full feed)."""
+    path = manifest_path(export_id, log_id)
+    key = _manifest_key(export_id, log_id)
+    with suppress(StorageError), open(path, "rb") as source, artifacts.store().create(key) as out:
+        while chunk := source.read(1 << 20):
+            out.write(chunk)
+        out.commit()
+
+
+def remove_stored_manifest(export_id: str, log_id: str) -> None:
+    """Retention: the manifest of a run whose file was deleted from the object store."""
+    with suppress(StorageError):
+        artifacts.store().delete(_manifest_key(export_id, log_id))
 
 
 def refusal(profile: str, output: str) -> str | None:
@@ -88,8 +131,8 @@ def cursor(export_id: str, since: str, profile: str, output: str) -> tuple[str, 
     state = state_run(row)
     if state is None or (state.profile, state.output) != (profile, output):
         raise gone(since)
-    path = manifest_path(export_id, state.log_id)
-    if not fingerprints.current(path):  # missing, or made by an older version
+    path = manifest(export_id, state.log_id)
+    if path is None:
         raise gone(since)
     return state.log_id, path
 
@@ -99,8 +142,8 @@ def _manifest_of(log_id: str) -> tuple[Run, Path]:
     if row is None:
         raise NotFound(f"There is no run with log ID '{log_id}'.")
     state = state_run(row)
-    path = manifest_path(row.export_id, state.log_id) if state is not None else None
-    if state is None or path is None or not fingerprints.current(path):
+    path = manifest(row.export_id, state.log_id) if state is not None else None
+    if state is None or path is None:
         reason = refusal(row.profile, row.output)
         raise UserError(
             f"The run {row.log_id} has no fingerprint manifest "

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from tuiexport.errors import Conflict
 from tuiexport.exporters.base import ExportOptions
-from tuiexport.management import runs
+from tuiexport.management import artifacts, runs
 from tuiexport.management.history import get_run
 from tuiexport.management.views import RunView
 from tuiexport.models import Run, utcnow
+from tuiexport.storage import StorageError
 from tuiexport.units import file_size
 
 
@@ -113,6 +114,20 @@ def approve(log_id: str, by: str = "cli") -> RunView:
     replaces the file at the path). The run becomes what it would have been (success/warning)."""
     row = _held(log_id)
     status = row.outcome if row.outcome in ("success", "warning") else "success"
+    key = artifacts.key_of(row.artifact_path)
+    if key is not None:  # in the object store: publishing is the row's change alone
+        if artifacts.store().stat(key) is None:
+            raise Conflict(
+                f"The file of the held run {row.log_id} ({row.artifact_path}) is gone; discard "
+                "the run instead."
+            )
+        message = (
+            f"Approved ({by}, {utcnow():%Y-%m-%d %H:%M:%S} UTC): published; "
+            f"{row.artifact_path} is the export's current file."
+        )
+        if not runs.settle_held(row.id, status, message):
+            raise Conflict(f"The run {row.log_id} was decided by someone else meanwhile.")
+        return get_run(row.log_id)
     source = Path(row.artifact_path or "")
     target = source.with_name(source.name.removesuffix(f".held-{row.log_id}"))
     if not source.is_file():
@@ -143,6 +158,6 @@ def discard(log_id: str, by: str = "cli") -> RunView:
     )
     if not runs.settle_held(row.id, "discarded", message, artifact_kept=False):
         raise Conflict(f"The run {row.log_id} was decided by someone else meanwhile.")
-    with suppress(OSError):
-        Path(row.artifact_path or "").unlink()
+    with suppress(StorageError):  # an object left behind is never served (the row says so)
+        artifacts.delete(row.artifact_path or "")
     return get_run(row.log_id)

@@ -17,7 +17,7 @@ from tuiexport import config
 from tuiexport import db as dbmod
 from tuiexport.db import database
 from tuiexport.errors import NotFound
-from tuiexport.management import runs
+from tuiexport.management import artifacts, runs
 from tuiexport.management.liveness import (
     HOST,
     STALE_AFTER,
@@ -28,6 +28,7 @@ from tuiexport.management.liveness import (
 )
 from tuiexport.management.views import LinkView, RunView
 from tuiexport.models import Run, utcnow
+from tuiexport.storage import StorageError
 
 #: Seconds between two looks of a running server for dead runs (see Sweeper).
 SWEEP_EVERY = 30.0
@@ -127,8 +128,8 @@ def mark_interrupted() -> int:
                 fresh.sha256, fresh.size, fresh.product_count = None, None, 0
 
         runs.end_dead(row.id, decide)
-        if row.artifact_path:
-            remove_partial(Path(row.artifact_path), row.log_id)
+        if row.artifact_path and not row.source_log_id:  # a download's path is its source's
+            remove_partial(row.artifact_path, row.log_id, unpublished=not complete)
     return len(dead)
 
 
@@ -148,7 +149,7 @@ def record_crash(log_id: str, error: BaseException) -> None:
         size=None,
     )
     if row.artifact_path:
-        remove_partial(Path(row.artifact_path), row.log_id)
+        remove_partial(row.artifact_path, row.log_id)
 
 
 class Sweeper:
@@ -183,6 +184,13 @@ class Sweeper:
 
 def _file_matches(row: Run) -> bool:
     """The run's file is in place with the size and SHA-256 it recorded before the rename."""
+    key = artifacts.key_of(row.artifact_path)
+    if key is not None:
+        try:
+            stored = artifacts.store().stat(key)
+        except StorageError:
+            return False
+        return stored is not None and (stored.size, stored.sha256) == (row.size, row.sha256)
     path = Path(row.artifact_path or "")
     try:
         if not row.sha256 or not path.is_file() or path.stat().st_size != row.size:
@@ -199,9 +207,17 @@ def _file_matches(row: Run) -> bool:
 record_outcome = runs.record_outcome
 
 
-def remove_partial(target: Path, log_id: str) -> None:
-    with contextlib.suppress(OSError):
-        part_path(target, log_id).unlink()
+def remove_partial(artifact_path: str, log_id: str, *, unpublished: bool = True) -> None:
+    """What a run that died left: its part file, and in the object store its pending upload
+    (whose part file, if any, is the local spool at the key's place in the artifacts folder)
+    and, ``unpublished``, an object it completed before it died (never served: its key is the
+    dead run's alone)."""
+    key = artifacts.key_of(artifact_path)
+    target = config.artifacts_dir() / key if key is not None else Path(artifact_path)
+    with contextlib.suppress(StorageError):  # the bucket's lifecycle rule ends it otherwise
+        artifacts.discard_partial(artifact_path, part_path(target, log_id))
+        if key is not None and unpublished:
+            artifacts.delete(artifact_path)
 
 
 def record_served(

@@ -256,3 +256,13 @@ def settle_held(run_id: int, status: str, message: str, **fields: Any) -> bool:
 def release_artifact(run_id: int) -> None:
     """Retention removed the run's file; the row stays."""
     Run.update(artifact_kept=False).where(Run.id == run_id).execute()
+
+
+def file_kept(artifact_path: str) -> bool:
+    """Whether a run that owns the file at ``artifact_path`` still keeps it (a served download
+    points at its source run's file without owning it)."""
+    return bool(
+        Run.select(Run.id)
+        .where(Run.artifact_path == artifact_path, Run.artifact_kept == True)  # noqa: E712
+        .exists()
+    )

@@ -37,8 +37,8 @@ class ShareState:
     definition: DefinitionView
     #: The run whose artifact is current (same definition, selection, catalog), if any.
     current: RunView | None
-    #: Its file, checked to lie inside the artifacts folder.
-    path: Path | None
+    #: Its file, checked to lie inside the artifacts folder, or its object in the store.
+    path: Path | service.StoredFile | None
 
     def link(self, token: str) -> LinkView | None:
         """The export's active share link whose token this is (None: no link has it). The
@@ -66,7 +66,7 @@ class ShareCache:
         self._generation = 0
         self._probe = data_version
         self._seen: int | None = None
-        self._files: OrderedDict[Path, bytes] = OrderedDict()
+        self._files: OrderedDict[Path | service.StoredFile, bytes] = OrderedDict()
         self._file_bytes = 0
 
     def __len__(self) -> int:
@@ -87,7 +87,7 @@ class ShareCache:
         self._files.clear()
         self._file_bytes = 0
 
-    def small_file(self, path: Path, limit: int) -> bytes | None:
+    def small_file(self, path: Path | service.StoredFile, limit: int) -> bytes | None:
         """The bytes of the current artifact ``path`` (from :meth:`peek` or :meth:`resolve`),
         read once per cache generation; None when it is larger than ``limit`` bytes or cannot
         be read (the caller opens it, and answers what that gives)."""
@@ -98,9 +98,14 @@ class ShareCache:
                 return data
             generation = self._generation
         try:
-            with open(path, "rb") as f:
-                data = f.read(limit + 1)
-        except OSError:
+            if isinstance(path, Path):
+                with open(path, "rb") as f:
+                    data = f.read(limit + 1)
+            elif (stored := path.read(limit)) is None:
+                return None
+            else:
+                data = stored
+        except (OSError, NotFound, service.StorageError):
             return None
         if len(data) > limit:
             return None

@@ -17,16 +17,18 @@ from collections.abc import Generator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, overload
+from typing import TYPE_CHECKING, BinaryIO, cast, overload
 from urllib.parse import quote
 
 from tuiexport import config, service
+from tuiexport.errors import NotFound
 from tuiexport.management import liveness
 from tuiexport.management.views import LinkView, RunView
 from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import RETRY_AFTER, ActiveRun, artifact_file
 from tuiexport.server.transport import (
     PROBLEM_TYPE,
+    SMALL_FILE,
     WAIT,
     ClientGone,
     Exchange,
@@ -82,7 +84,7 @@ class FileResponses(Exchange):
     def serve_artifact(
         self,
         run: RunView,
-        path: Path,
+        path: Path | service.StoredFile,
         *,
         record: bool,
         data: bytes | None = None,
@@ -91,7 +93,11 @@ class FileResponses(Exchange):
     ) -> None:
         """A finished artifact: conditional GET, HEAD, a byte range, gzip, or the bytes as they
         are (``loop.sendfile``). ``data``: the file's bytes, already in memory (a small one);
-        ``extra`` headers go on every answer, ``note`` into the history row of the download."""
+        ``extra`` headers go on every answer, ``note`` into the history row of the download.
+
+        A file in the object store (``path`` a StoredFile) is answered the same way, its bytes
+        streamed through the server from ranged reads of the store (or, where the settings
+        allow, a redirect to a short-lived presigned URL: :meth:`redirect_to_store`)."""
         writer = service.get_writer(run.profile, run.output)
         when = run.finished or run.started
         etag_plain = f'"{run.sha256}"'
@@ -108,9 +114,25 @@ class FileResponses(Exchange):
                 common[0] = ("ETag", f'"{run.sha256}-gz"')
             self.start_response(304, common)
             return
+        stored = path if isinstance(path, service.StoredFile) else None
+        reader: service.SeekableReader | None = None
+        if stored is not None and data is None:
+            if self.redirect_to_store(run, stored, writer.extension, common, record=record):
+                return
+            if stored.size <= SMALL_FILE:
+                data = self._read_stored(run, stored)
+                if data is None:
+                    return  # answered with a problem
         try:
-            # The FileBody (or the finally below) closes it.
-            f = io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115
+            # The FileBody (or the finally below) closes it. An object in the store is read
+            # from the range's start once the range is known (below).
+            if data is not None:
+                f: BinaryIO = io.BytesIO(data)
+            elif isinstance(path, Path):
+                f = open(path, "rb")  # noqa: SIM115
+            else:
+                reader = path.open()
+                f = cast(BinaryIO, reader)
         except OSError:
             self.send_problem(
                 410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone"
@@ -118,7 +140,12 @@ class FileResponses(Exchange):
             return
         handed_over = False
         try:
-            size = len(data) if data is not None else os.fstat(f.fileno()).st_size
+            if data is not None:
+                size = len(data)
+            elif stored is not None:
+                size = stored.size
+            else:
+                size = os.fstat(f.fileno()).st_size
             wanted = self.byte_range(size, etag_plain, http_date(_utc(when)))
             gzip = wanted is None and self.accepts_gzip() and not is_zip(writer)
             if gzip:
@@ -166,6 +193,8 @@ class FileResponses(Exchange):
                     f"of run {run.log_id} (a range request)."
                 )
             headers.append(("Content-Length", str(count)))
+            if reader is not None and not self._start_stored(run, reader, offset):
+                return  # answered with a problem
             body = FileBody(f, offset, count, confirm=log_id is not None)
             if log_id is not None:
                 self._record_file(body, run, log_id, note, big=count >= HEARTBEAT_FROM)
@@ -174,6 +203,75 @@ class FileResponses(Exchange):
         finally:
             if not handed_over:
                 f.close()
+
+    def redirect_to_store(
+        self,
+        run: RunView,
+        stored: service.StoredFile,
+        extension: str,
+        common: list[tuple[str, str]],
+        *,
+        record: bool,
+    ) -> bool:
+        """Where ``artifacts_redirect`` allows it (seconds; 0, the default: never), a GET of a
+        whole file in the object store is answered with a 307 to a presigned URL valid that
+        long: the client fetches the bytes from the store itself. The token was checked here;
+        the URL cannot be guessed and expires. True when it answered."""
+        expires = config.settings().artifacts_redirect
+        if not expires or self.command != "GET" or self.headers.get("range") is not None:
+            return False
+        name = disposition(run.export_name, _utc(run.started), extension)
+        try:
+            url = stored.presigned_url(expires, name)
+        except service.StorageError:
+            return False  # no credentials to sign with: stream it through the server instead
+        if url is None:
+            return False
+        self.start_response(
+            307,
+            [("Location", url), ("Cache-Control", "private, no-store"), *common[:2]],
+        )
+        if record:
+            self.recorder.record(
+                run,
+                note=f"Redirected to the object store (a presigned URL valid {expires} s) for "
+                f"the artifact of run {run.log_id}.",
+                link=self.share_link,
+            )
+        return True
+
+    def _read_stored(self, run: RunView, stored: service.StoredFile) -> bytes | None:
+        """A small file of the object store, read whole (None: answered with a problem)."""
+        try:
+            data = stored.read(SMALL_FILE)
+        except NotFound:
+            data = None
+        except service.StorageError as exc:
+            self.send_problem(503, str(exc), type=PROBLEM_TYPE + "storage")
+            return None
+        if data is None or len(data) != stored.size:
+            self.send_problem(
+                410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone"
+            )
+            return None
+        return data
+
+    def _start_stored(self, run: RunView, reader: service.SeekableReader, offset: int) -> bool:
+        """Begin reading an object of the store at ``offset`` here, on the pool: a missing
+        object or an unreachable store is a problem answer, not a broken transfer."""
+        try:
+            reader.start(offset)
+        except NotFound:
+            reader.close()
+            self.send_problem(
+                410, f"The file of run {run.log_id} is gone; try again.", type=PROBLEM_TYPE + "gone"
+            )
+            return False
+        except service.StorageError as exc:
+            reader.close()
+            self.send_problem(503, str(exc), type=PROBLEM_TYPE + "storage")
+            return False
+        return True
 
     def _record_file(
         self, body: FileBody, run: RunView, log_id: str, note: str, *, big: bool
@@ -257,6 +355,7 @@ class FileResponses(Exchange):
         if (
             is_zip(writer)
             or prepared.may_be_withheld
+            or prepared.in_store
             or not prepared.part_path.resolve().is_relative_to(config.artifacts_dir().resolve())
         ):
             while not prepared.done.is_set():
@@ -326,7 +425,7 @@ class FileResponses(Exchange):
                             if outcome.status in ("success", "warning")
                             else None
                         )
-                        f = _open_or_none(path) if path else None
+                        f = _open_or_none(path) if isinstance(path, Path) else None
                         if f is None:
                             break
                         finished = True

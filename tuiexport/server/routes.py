@@ -6,6 +6,7 @@ import functools
 import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, unquote, unquote_plus
 
@@ -178,6 +179,10 @@ class ShareHandler(FileResponses):
             return False
         self.share_link = link
         self.recorder.seen(link)
+        if not isinstance(state.path, Path) and not self.not_modified(
+            current.sha256, current.finished or current.started
+        ):
+            return False  # a file in the object store is read on the pool (only 304s here)
         small = current.size is not None and current.size <= SMALL_FILE
         data = self.app.shares.small_file(state.path, SMALL_FILE) if small else None
         self.serve_artifact(current, state.path, record=True, data=data)
@@ -296,11 +301,13 @@ class ShareHandler(FileResponses):
             return
         path = artifact_file(run)
         if path is None:
+            kind, detail = service.why_artifact_missing(run)
+            # Gone when it was removed, or is not for the network (-o PATH); a file that this
+            # server cannot reach (made on another host without shared storage) is the
+            # installation's problem, not the client's.
+            status = 503 if kind == "elsewhere" else 410
             self.send_problem(
-                410,
-                f"The file of run {run.log_id} was removed (only the newest "
-                f"{config.settings().keep_artifacts} per export are kept); start a new run.",
-                type=PROBLEM_TYPE + "gone",
+                status, detail, type=PROBLEM_TYPE + ("gone" if status == 410 else kind)
             )
             return
         self.serve_artifact(run, path, record=True)
@@ -330,9 +337,12 @@ class ShareHandler(FileResponses):
         if "since" in self.query:
             self.share_delta(definition, self.param("since"))
             return
-        if state.path is not None and state.path.is_file():
+        if state.path is not None and (not isinstance(state.path, Path) or state.path.is_file()):
             assert state.current is not None  # the path is the current run's artifact
-            self.serve_artifact(state.current, state.path, record=True)
+            small = state.current.size is not None and state.current.size <= SMALL_FILE
+            stored = not isinstance(state.path, Path)  # read once, kept with the cache
+            data = self.app.shares.small_file(state.path, SMALL_FILE) if small and stored else None
+            self.serve_artifact(state.current, state.path, record=True, data=data)
             return
         if self.command == "HEAD":
             # Answering HEAD must not start a run; the length and ETag are known only after one.

@@ -139,18 +139,7 @@ class RunManager:
             active.thread.join(timeout)
 
 
-def artifact_file(run: RunView) -> Path | None:
-    """The run's file when it exists inside the artifacts folder; None otherwise.
-
-    The one gate between the history and the file system: a path from the database is resolved
-    (symlinks too) and must lie under the artifacts folder, whatever the row says."""
-    if not run.artifact_path:
-        return None
-    root = config.artifacts_dir().resolve()
-    try:
-        path = Path(run.artifact_path).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path
+def artifact_file(run: RunView) -> Path | service.StoredFile | None:
+    """The run's file: a path inside the artifacts folder that is there, or the published
+    object in the object store; None otherwise (``service.why_artifact_missing`` says why)."""
+    return service.find_artifact(run)

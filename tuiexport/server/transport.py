@@ -1097,13 +1097,16 @@ class Connection(asyncio.Protocol):
             piece = 64 << 20
             transport = self.transport
             assert transport is not None
+            # A file without a descriptor (an object of the artifact store) is read on the pool
+            # in pieces of a MiB (loop.sendfile's own fallback reads 16 KiB per hop).
+            copy = self._copy_pieces if not _has_fd(body.file) else self.loop.sendfile
             while offset < end:
                 if self.lost:
                     raise ClientGone()
                 count = min(piece, end - offset)
                 try:
                     n = await asyncio.wait_for(
-                        self.loop.sendfile(transport, body.file, offset, count),
+                        copy(transport, body.file, offset, count),
                         self.limits.send_timeout + count / (64 * 1024),
                     )
                 except (TimeoutError, OSError, RuntimeError) as exc:
@@ -1127,6 +1130,23 @@ class Connection(asyncio.Protocol):
             return sent
         finally:
             _closed(body, complete, sent)
+
+    async def _copy_pieces(
+        self, transport: asyncio.Transport, file: BinaryIO, offset: int, count: int
+    ) -> int:
+        """``loop.sendfile`` for a file without a descriptor: pieces of a MiB read on the pool
+        and written as they come. Returns the bytes sent (fewer: the file ended)."""
+        sent = 0
+        while sent < count:
+            data = await self.loop.run_in_executor(
+                self.server.pool, _read_at, file, offset + sent, min(count - sent, 1 << 20)
+            )
+            if not data:
+                break
+            transport.write(data)
+            sent += len(data)
+            await self.drain()
+        return sent
 
     def _acked(self) -> int | None:
         """Bytes of this connection the client's TCP stack acknowledged (Linux TCP_INFO
@@ -1306,6 +1326,19 @@ def _server_and_date() -> str:
         when = http_date(datetime.fromtimestamp(second, UTC))
         _DATE_CACHE[1] = f"Server: {SERVER_VERSION}\r\nDate: {when}"
     return str(_DATE_CACHE[1])
+
+
+def _has_fd(file: BinaryIO) -> bool:
+    try:
+        file.fileno()
+    except (AttributeError, OSError):  # io.UnsupportedOperation is an OSError
+        return False
+    return True
+
+
+def _read_at(file: BinaryIO, offset: int, size: int) -> bytes:
+    file.seek(offset)
+    return file.read(size)
 
 
 def _closed(body: FileBody, complete: bool, sent: int) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from tuiexport.storage.base import (
     ArtifactStore,
     ArtifactWriter,
+    SeekableReader,
     StorageError,
     StoredArtifact,
     check_key,
@@ -27,6 +28,7 @@ __all__ = [
     "ArtifactStore",
     "ArtifactWriter",
     "LocalStore",
+    "SeekableReader",
     "StorageError",
     "StoredArtifact",
     "check_key",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -220,3 +221,61 @@ def parse_s3_url(url: str) -> S3Location:
             f"The artifacts URL's endpoint {endpoint!r} is not an http:// or https:// URL."
         )
     return S3Location(split.netloc, prefix, **options)
+
+
+class SeekableReader(io.RawIOBase):
+    """A stored file as a seekable, read-only file of known ``size``: reading streams from
+    ``opener(position)`` (a ranged read of the store), a seek elsewhere opens a new one. What a
+    server's file answer needs from an object in S3: a 206 seeks, the event loop's copy reads."""
+
+    def __init__(self, opener: Callable[[int], BinaryIO], size: int):
+        super().__init__()
+        self._opener = opener
+        self._size = size
+        self._position = 0
+        self._stream: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        position = max(base + offset, 0)
+        if position != self._position and self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._position = position
+        return position
+
+    def start(self, position: int) -> None:
+        """Seek to ``position`` and open the store's read there now (raising what it raises:
+        NotFound for a missing object, StorageError for an unreachable store)."""
+        self.seek(position)
+        if self._stream is None and position < self._size:
+            self._stream = self._opener(position)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")[: max(self._size - self._position, 0)]
+        filled = 0
+        while filled < len(view):
+            if self._stream is None:
+                self._stream = self._opener(self._position)
+            data = self._stream.read(len(view) - filled)
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self._position += len(data)
+        return filled
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        super().close()

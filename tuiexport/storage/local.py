@@ -1,11 +1,15 @@
 """The local artifacts folder (the embedded default): a part file beside the target, fsync, and
-an atomic rename into place on commit. A folder shared by every host (NFS) works the same way."""
+an atomic rename into place on commit. A folder shared by every host (NFS) works the same way.
+
+:class:`LocalWriter` is also how a run writes to an ``-o PATH`` outside the folder."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import queue
+import threading
 from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
@@ -27,21 +31,41 @@ def _reason(exc: OSError) -> str:
 
 
 class LocalWriter(io.RawIOBase):
-    """Writes ``.<name>.part`` beside the target; :meth:`commit` fsyncs and renames it."""
+    """Writes a part file beside the target (``.<name>.part``, or the ``part`` path given);
+    :meth:`commit` fsyncs it, checks it and renames it into place (atomic, on NFS too).
 
-    def __init__(self, root: Path, key: str):
+    Writes are gathered into pieces of :attr:`BUFFER` bytes (a writer's whole chunk of about a
+    megabyte goes out as it is) and hashed on a second thread (hashlib releases the GIL), so
+    the SHA-256 costs no second pass over the file. Not seekable, so a ZIP writer streams."""
+
+    BUFFER = 1 << 20
+
+    def __init__(self, target: Path, *, part: Path | None = None, key: str | None = None):
         super().__init__()
-        self.key = key
-        self.target = root / key
-        self.part = self.target.with_name(f".{self.target.name}.part")
+        self.key = key if key is not None else target.name
+        #: Where the file goes on commit (the caller may point it elsewhere before: a held
+        #: run's file beside an ``-o`` path).
+        self.target = target
+        self.part = part if part is not None else target.with_name(f".{target.name}.part")
         self._digest = hashlib.sha256()
+        self._buffer = bytearray()
         self._size = 0
+        self._sealed: StoredArtifact | None = None
         self._result: StoredArtifact | None = None
         try:
             self.part.parent.mkdir(parents=True, exist_ok=True)
             self._file: io.FileIO | None = io.FileIO(self.part, "wb")
         except OSError as exc:
             raise StorageError(f"Cannot write {self.part}: {_reason(exc)}.") from None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._hasher: threading.Thread | None = threading.Thread(
+            target=self._hash, name="artifact-sha256", daemon=True
+        )
+        self._hasher.start()
+
+    def _hash(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
 
     def writable(self) -> bool:
         return True
@@ -53,51 +77,93 @@ class LocalWriter(io.RawIOBase):
         return self._size
 
     def write(self, data: ReadableBuffer) -> int:
-        if self._file is None:
+        if self._file is None or self._sealed is not None:
             raise ValueError("write to a committed or aborted artifact")
-        view = memoryview(data).cast("B")
-        written = len(view)
-        self._digest.update(view)
-        while view:  # a raw write may be short
-            view = view[self._file.write(view) or 0 :]
+        if type(data) is bytes and len(data) >= self.BUFFER:
+            # A writer's whole chunk (JSON, XML: about a megabyte): out as it is, no two copies.
+            self._drain()
+            self._out(data)
+            self._size += len(data)
+            return len(data)
+        before = len(self._buffer)
+        self._buffer += data
+        written = len(self._buffer) - before
         self._size += written
+        if len(self._buffer) >= self.BUFFER:
+            self._drain()
         return written
 
+    def _drain(self) -> None:
+        if self._buffer:
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
+            self._out(chunk)
+
+    def _out(self, chunk: bytes) -> None:
+        assert self._file is not None
+        view = memoryview(chunk)
+        while view:  # a raw write may be short
+            view = view[self._file.write(view) or 0 :]
+        self._queue.put(chunk)
+
     def flush(self) -> None:
-        pass  # unbuffered: every write went to the file
+        """Everything written so far is in the part file (another process may read it)."""
+        if self._file is not None:
+            self._drain()
+
+    def _stop_hasher(self) -> None:
+        if self._hasher is not None:
+            self._queue.put(None)
+            self._hasher.join()
+            self._hasher = None
+
+    def seal(self) -> StoredArtifact:
+        """The part file complete and on disk (fsync), with its size and SHA-256, not yet at
+        its target: read it back (validation) or record it before :meth:`commit` publishes it."""
+        if self._sealed is not None:
+            return self._sealed
+        if self._file is None:
+            raise ValueError("commit of an aborted artifact")
+        try:
+            self._drain()
+            self._stop_hasher()
+            os.fsync(self._file.fileno())
+            on_disk = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"Cannot write {self.part}: {_reason(exc)}.") from None
+        if on_disk != self._size:
+            self.abort()
+            raise StorageError(
+                f"The file {self.part} holds {on_disk:,} bytes, not the {self._size:,} "
+                "written; the disk may be failing."
+            )
+        self._sealed = StoredArtifact(self.key, self._size, self._digest.hexdigest())
+        return self._sealed
 
     def commit(self) -> StoredArtifact:
         if self._result is not None:
             return self._result
-        if self._file is None:
-            raise ValueError("commit of an aborted artifact")
+        sealed = self.seal()
+        assert self._file is not None
         try:
-            os.fsync(self._file.fileno())
-            on_disk = os.fstat(self._file.fileno()).st_size
             self._file.close()
             self._file = None
-            if on_disk != self._size:
-                raise StorageError(
-                    f"The file {self.part} holds {on_disk:,} bytes, not the {self._size:,} "
-                    "written; the disk may be failing."
-                )
-            digest = self._digest.hexdigest()
             with suppress(OSError, AttributeError):  # a file system without user xattrs
-                os.setxattr(self.part, _XATTR, digest.encode())
+                os.setxattr(self.part, _XATTR, sealed.sha256.encode())
             os.replace(self.part, self.target)
             _fsync_dir(self.target.parent)
         except OSError as exc:
             self.abort()
             raise StorageError(f"Cannot write {self.target}: {_reason(exc)}.") from None
-        except StorageError:
-            self.abort()
-            raise
-        self._result = StoredArtifact(self.key, self._size, digest)
-        return self._result
+        self._result = sealed
+        return sealed
 
     def abort(self) -> None:
         if self._result is not None:
             return
+        self._buffer.clear()
+        self._stop_hasher()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -131,7 +197,7 @@ class LocalStore:
         return self.root / check_key(key)
 
     def create(self, key: str) -> LocalWriter:
-        return LocalWriter(self.root, check_key(key))
+        return LocalWriter(self._path(key), key=key)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         path = self._path(key)
