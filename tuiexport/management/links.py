@@ -167,7 +167,9 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
     usual interval and whether it is overdue.
 
     A *fetch* is a history row of the link that went out whole (success or warning): a download
-    the client broke off, a 304 (the consumer already had the file) and a HEAD are not. The
+    the client broke off, a 304 (the consumer already had the file) and a HEAD are not, nor is a
+    byte range that ends before the file's last byte (``partial``: a piece of a resumed or
+    ranged download, whose range with the last byte is its fetch). The
     *usual interval* is the median gap between the link's last :data:`USUAL_OF` + 1 fetches,
     known once it has :data:`USUAL_NEEDS`; the median, so that one retry or one missed night
     does not move it. A link is *overdue* when its last fetch, and its last request of any kind
@@ -178,7 +180,7 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
     for link in links:
         recent = list(
             Run.select(Run.log_id, Run.started, Run.source_log_id)
-            .where(Run.link_id == link.link_id, Run.status.in_(FETCHED))
+            .where(Run.link_id == link.link_id, Run.status.in_(FETCHED), ~Run.partial)
             .order_by(Run.started.desc(), Run.id.desc())
             .limit(USUAL_OF + 1)
         )
@@ -190,6 +192,7 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
             .where(
                 Run.link_id == link.link_id,
                 Run.status.in_(FETCHED),
+                ~Run.partial,
                 Run.started >= now - RECENT,
             )
             .count()
