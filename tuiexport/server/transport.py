@@ -40,6 +40,8 @@ from urllib.parse import unquote_plus, urlsplit
 import msgspec
 
 SERVER_NAME = "tuiexport"
+#: Seconds an access log line may wait to be written with others (a sink with ``flush``).
+LOG_EVERY = 0.05
 #: Files up to this size are sent with one write; larger ones with loop.sendfile.
 SMALL_FILE = 256 * 1024
 SERVER_VERSION = f"{SERVER_NAME}/1.0"
@@ -474,9 +476,10 @@ class HTTPServer:
         with contextlib.suppress(Exception):  # a broken log sink must not break serving
             sink(line)
         if not self._log_flush and hasattr(sink, "flush"):
-            # A sink that collects lines writes them once per turn of the loop.
+            # A sink that collects lines writes them together, at most LOG_EVERY seconds late
+            # (one write for many requests, not one per turn of the loop).
             self._log_flush = True
-            self.loop.call_soon(self._flush_log)
+            self.loop.call_later(LOG_EVERY, self._flush_log)
 
     def _flush_log(self) -> None:
         self._log_flush = False
