@@ -16,6 +16,13 @@ and serves the same files. Without nginx or wrk the ratios are skipped with a se
 5. 2,000 idle connections and 200 slowloris sockets held open: a normal client's success and
    median latency against the same client without them; the server's peak RSS.
 
+Beside 3 and 4, the floor: a minimal standard-library asyncio Protocol (no parsing beyond
+counting request ends, one fixed keep-alive answer of the same size) in its own process, loaded
+the same way, so each figure can also be read as a fraction of what Python's asyncio reaches
+here at all. ``--workers N`` runs nginx with N workers and the floor as N processes sharing the
+port (SO_REUSEPORT); ``--quick`` measures only 3 and 4 (no fresh export, no large downloads, no
+idle connections).
+
 The demo catalog is copied (sqlite3 backup) from ``OUT/demo-N.sqlite`` or, for 1M products,
 ``/tmp/bench1m/demo-1000000.sqlite``, to ``OUT/server-N.sqlite``, which this bench may change.
 ``OUT`` is ``bench/out``, or ``TUIEXPORT_BENCH_OUT`` (as for bench/run.py).
@@ -259,7 +266,7 @@ def start_ours(db_path: Path) -> tuple[subprocess.Popen, str, Path]:
 
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
@@ -286,7 +293,7 @@ http {{
 """
 
 
-def start_nginx(large: Path, small: Path) -> tuple[subprocess.Popen, str] | None:
+def start_nginx(large: Path, small: Path, workers: int = 1) -> tuple[subprocess.Popen, str] | None:
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
@@ -298,7 +305,9 @@ def start_nginx(large: Path, small: Path) -> tuple[subprocess.Popen, str] | None
     folder.mkdir(parents=True)
     port = free_port()
     conf = folder / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=folder, port=port, large=large, small=small))
+    conf.write_text(
+        NGINX_CONF.format(dir=folder, port=port, large=large, small=small, workers=workers)
+    )
     proc = subprocess.Popen(
         [nginx, "-c", str(conf), "-p", str(folder)],
         stdout=subprocess.DEVNULL,
@@ -312,6 +321,64 @@ def start_nginx(large: Path, small: Path) -> tuple[subprocess.Popen, str] | None
     proc.kill()
     print("nginx did not start: the nginx ratios are skipped.")
     return None
+
+
+_FLOOR = r"""
+import asyncio, os, socket, sys
+port, size, processes = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+body = b"x" * size
+ANSWER = (b"HTTP/1.1 200 OK\r\nServer: floor\r\nContent-Type: application/json\r\n"
+          b"Content-Length: %d\r\n\r\n" % size) + body
+
+class Floor(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.rest = transport, b""
+
+    def data_received(self, data):
+        data = self.rest + data
+        n = data.count(b"\r\n\r\n")
+        if n:
+            self.transport.write(ANSWER * n)
+            data = data[data.rfind(b"\r\n\r\n") + 4:]
+        self.rest = data
+
+def serve():
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(loop.create_server(Floor, sock=sock))
+    loop.run_forever()
+
+for _ in range(processes - 1):
+    if os.fork() == 0:
+        serve()
+serve()
+"""
+
+
+def start_floor(size: int, processes: int) -> tuple[subprocess.Popen, str]:
+    """The floor: a bare asyncio Protocol answering one fixed response of ``size`` body bytes to
+    every request end it sees, in ``processes`` processes sharing one port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FLOOR, str(port), str(size), str(processes)],
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return proc, f"http://127.0.0.1:{port}/"
+        time.sleep(0.05)
+    raise SystemExit("the asyncio floor server did not start")
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(10)
 
 
 def rss_mb(pid: int) -> float:
@@ -426,6 +493,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0, help="per requests/s measurement")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved pairs per figure")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="nginx workers and floor processes (default 1)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the requests/s figures (healthz, 304, small downloads, the asyncio floor)",
+    )
     # parse_known_args: bench/run.py may call main() with its own command line in sys.argv.
     args, _ = parser.parse_known_args(argv)
     saved = {k: os.environ.get(k) for k in ("TUIEXPORT_HOME", "TUIEXPORT_CONTRACT_LIMIT")}
@@ -459,19 +534,22 @@ def _run(args: argparse.Namespace) -> int:
     rows: list[tuple[str, float, str]] = []
     nginx = None
     try:
-        # 1. first body byte of a fresh run
-        fb = first_byte(int(base.rsplit(":", 1)[1]), service.share_path(large))
-        _status, artifact_path, _sha = next(r for r in runs_of(db_path, large.export_id) if r[1])
-        print(
-            f"first byte, share URL running a fresh JSON Lines export of the catalog "
-            f"({fb['bytes'] / 1e6:,.0f} MB, {'streamed while produced' if fb['chunked'] else 'after the run'}): "
-            f"head {fb['head']:.3f} s, first body byte {fb['body']:.3f} s, whole {fb['all']:.1f} s "
-            f"({load()})"
-        )
-        rows.append(
-            ("first body byte, fresh export (s)", fb["body"], f"budget {BUDGET_FIRST_BYTE}")
-        )
-        big = Path(artifact_path)
+        if not args.quick:
+            # 1. first body byte of a fresh run
+            fb = first_byte(int(base.rsplit(":", 1)[1]), service.share_path(large))
+            _status, artifact_path, _sha = next(
+                r for r in runs_of(db_path, large.export_id) if r[1]
+            )
+            print(
+                f"first byte, share URL running a fresh JSON Lines export of the catalog "
+                f"({fb['bytes'] / 1e6:,.0f} MB, "
+                f"{'streamed while produced' if fb['chunked'] else 'after the run'}): "
+                f"head {fb['head']:.3f} s, first body byte {fb['body']:.3f} s, whole "
+                f"{fb['all']:.1f} s ({load()})"
+            )
+            rows.append(
+                ("first body byte, fresh export (s)", fb["body"], f"budget {BUDGET_FIRST_BYTE}")
+            )
         fetch = subprocess.run(
             [
                 "curl",
@@ -489,10 +567,11 @@ def _run(args: argparse.Namespace) -> int:
         assert fetch.stdout == "200", fetch
         small_row = next(r for r in runs_of(db_path, small.export_id) if r[1])
         small_file = Path(small_row[1])
+        big = small_file if args.quick else Path(artifact_path)
         print(
             f"small artifact: {small_file.stat().st_size:,} bytes; large: {big.stat().st_size / 1e6:,.0f} MB"
         )
-        started = start_nginx(big, small_file)
+        started = start_nginx(big, small_file, args.workers)
         if started is not None:
             nginx, nbase = started
         wrk = shutil.which("wrk")
@@ -500,7 +579,7 @@ def _run(args: argparse.Namespace) -> int:
             print("wrk is not installed (apt-get install wrk): the requests/s ratios are skipped.")
 
         # 2. large downloads
-        if nginx is not None:
+        if nginx is not None and not args.quick:
             for clients in (1, 8):
                 times: dict[str, list[float]] = {"nginx": [], "ours": []}
                 for _ in range(args.repeat):
@@ -525,7 +604,7 @@ def _run(args: argparse.Namespace) -> int:
             ).stdout
             netag = re.search(r"(?i)etag: (\S+)", nginx_etag).group(1)
             cases = [
-                ("/healthz", base + "/healthz", [], nbase + "/healthz", [], ">= 0.5"),
+                ("/healthz", base + "/healthz", [], nbase + "/healthz", [], ">= 0.5", 15),
                 (
                     "304 revalidation",
                     base + service.share_path(small),
@@ -533,6 +612,7 @@ def _run(args: argparse.Namespace) -> int:
                     nbase + "/small",
                     [f"If-None-Match: {netag}"],
                     ">= 0.5",
+                    0,
                 ),
                 (
                     "small download with history row",
@@ -541,15 +621,21 @@ def _run(args: argparse.Namespace) -> int:
                     nbase + "/small",
                     [],
                     ">= 0.3",
+                    small_file.stat().st_size,
                 ),
             ]
-            for name, ours, oh, theirs, th, target in cases:
+            for name, ours, oh, theirs, th, target, floor_size in cases:
                 before = len(runs_of(db_path, small.export_id))
-                mine, ref = [], []
-                for _ in range(args.repeat):
-                    ref.append(requests_per_second(theirs, args.seconds, th)[0])
-                    rps, note = requests_per_second(ours, args.seconds, oh)
-                    mine.append(rps)
+                floor, floor_url = start_floor(floor_size, args.workers)
+                mine, ref, bare = [], [], []
+                try:
+                    for _ in range(args.repeat):
+                        ref.append(requests_per_second(theirs, args.seconds, th)[0])
+                        rps, note = requests_per_second(ours, args.seconds, oh)
+                        mine.append(rps)
+                        bare.append(requests_per_second(floor_url, args.seconds, [])[0])
+                finally:
+                    stop_group(floor)
                 ratio = median(mine) / median(ref)
                 extra = ""
                 if "history" in name:
@@ -560,22 +646,33 @@ def _run(args: argparse.Namespace) -> int:
                     f"{name}, wrk -t2 -c32: {median(mine):,.0f} req/s vs nginx {median(ref):,.0f} "
                     f"-> {ratio:.2f}x ({note}{extra}; {load()})"
                 )
+                print(
+                    f"  floor (bare asyncio Protocol, {floor_size:,}-byte body, "
+                    f"{args.workers} process(es)): {median(bare):,.0f} req/s = "
+                    f"{median(bare) / median(ref):.2f}x nginx; ours = "
+                    f"{median(mine) / median(bare):.2f}x the floor"
+                )
                 rows.append((f"{name} / nginx", ratio, target))
+                rows.append(
+                    (f"  floor / nginx ({args.workers} worker(s))", median(bare) / median(ref), "")
+                )
+                rows.append(("  ours / floor", median(mine) / median(bare), ""))
 
         # 5. idle + slowloris
-        _calm_ok, calm = health_latencies(base, 100)
-        hostile = hostile_load(base, 2000, 200, args.seconds * 2, proc.pid)
-        lat = hostile["median"] / median(calm)
-        print(
-            f"2,000 idle + 200 slowloris: {hostile['ok']}/{hostile['n']} normal requests ok, median "
-            f"{hostile['median'] * 1000:.1f} ms vs {median(calm) * 1000:.1f} ms calm ({lat:.2f}x), "
-            f"server RSS peak {hostile['rss']:.0f} MB ({load()})"
-        )
-        rows.append(
-            ("hostile: normal client success (%)", 100 * hostile["ok"] / hostile["n"], "100")
-        )
-        rows.append(("hostile: latency / calm", lat, "<= 3"))
-        rows.append(("hostile: server RSS (MB)", hostile["rss"], "<= 200"))
+        if not args.quick:
+            _calm_ok, calm = health_latencies(base, 100)
+            hostile = hostile_load(base, 2000, 200, args.seconds * 2, proc.pid)
+            lat = hostile["median"] / median(calm)
+            print(
+                f"2,000 idle + 200 slowloris: {hostile['ok']}/{hostile['n']} normal requests ok, median "
+                f"{hostile['median'] * 1000:.1f} ms vs {median(calm) * 1000:.1f} ms calm ({lat:.2f}x), "
+                f"server RSS peak {hostile['rss']:.0f} MB ({load()})"
+            )
+            rows.append(
+                ("hostile: normal client success (%)", 100 * hostile["ok"] / hostile["n"], "100")
+            )
+            rows.append(("hostile: latency / calm", lat, "<= 3"))
+            rows.append(("hostile: server RSS (MB)", hostile["rss"], "<= 200"))
     finally:
         proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -9,6 +9,7 @@ import pytest
 from tests import tiny_catalog
 from tuiexport import db as dbmod
 from tuiexport import schema, service, setup
+from tuiexport.management import runs
 from tuiexport.models import SupplierItem
 from tuiexport.selection import Criteria
 
@@ -103,9 +104,10 @@ def test_a_version_6_database_gets_the_delta_columns(tmp_path):
     setup.prepare_database(path, load_sample=False)
     dbmod.close_database()
     with sqlite3.connect(path) as con:
-        # Version 6 had neither the delta columns (8) nor the share links' (9).
+        # Version 6 had neither the delta columns (8) nor the share links' (9) nor the
+        # partial downloads' (12).
         con.execute("DROP INDEX run_link_started")
-        for column in (*DELTA_COLUMNS, "link_id", "link_name", "source_log_id"):
+        for column in (*DELTA_COLUMNS, "link_id", "link_name", "source_log_id", "partial"):
             con.execute(f"ALTER TABLE run DROP COLUMN {column}")
         con.execute(
             "INSERT INTO run (log_id, export_id, export_name, trigger, status, started, "
@@ -120,6 +122,7 @@ def test_a_version_6_database_gets_the_delta_columns(tmp_path):
     assert schema.get_meta("schema_version") == str(schema.SCHEMA_VERSION)
     old = service.get_run("OLDRUN0001")
     assert (old.is_delta, old.delta_since, old.added_count, old.product_count) == (False, "", 0, 3)
+    assert runs.by_log_id("OLDRUN0001").partial is False  # an old row is no piece of a download
 
 
 def test_a_version_4_database_gets_the_selection_indexes(tmp_path):

@@ -189,6 +189,54 @@ def test_downloads_keep_the_share_cache_and_a_clean_stop_loses_no_row(empty_db, 
     assert all(r.messages and source.log_id in r.messages[0] for r in rows)
 
 
+def test_a_clean_stop_in_the_middle_of_many_downloads_loses_no_row(empty_db):
+    """Four keep-alive clients download as fast as they can (small files, answered on the event
+    loop, rows batched) when the server stops: every download whose answer began has its row,
+    ended (success, or cancelled when the stop cut it), none left running."""
+    import http.client
+    import threading
+
+    from tests.server_helpers import Served, build_exports
+
+    exports = build_exports()
+    handle = start_server("127.0.0.1", 0, access_log=None, limits=TEST_LIMITS)
+    served = Served(handle, [], exports, "")
+    path = served.share("standard-json")
+    export_id = exports["standard-json"].export_id
+    assert served.request("GET", path)[0] == 200  # runs once
+    while handle.app.runs.running():
+        time.sleep(0.01)
+    began: list[str] = []  # the X-Log-Id of every download whose answer began
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=10)
+        try:
+            while True:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                began.append(resp.getheader("X-Log-Id") or "")
+                resp.read()
+        except (OSError, http.client.HTTPException):
+            pass  # the stop closed the connection
+        finally:
+            conn.close()
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for t in clients:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(began) < 400 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handle.stop()
+    for t in clients:
+        t.join(10)
+    rows = {r.log_id: r for r in service.list_history(100_000, export_id=export_id)}
+    assert len(began) >= 400
+    assert [log_id for log_id in began if log_id not in rows] == []
+    assert {rows[log_id].status for log_id in began} <= {"success", "cancelled"}
+    assert len(rows) == len(began) + 1  # and no row beyond them (the first: the run)
+
+
 def test_a_broken_off_download_is_recorded_as_cancelled(served):
     path = served.share("bmecat12-xml")
     run, _body = current_run(served, "bmecat12-xml")

@@ -269,6 +269,34 @@ def test_a_consumer_that_revalidates_is_seen_and_not_overdue(served):
     assert utcnow() - seen.last_seen < timedelta(minutes=1)
 
 
+def test_a_download_fetched_in_ranges_or_resumed_counts_once(served):
+    """Issue 12: a byte range that ends before the file's last byte is a piece of a download:
+    its history row is written (flagged partial) but it is no fetch; the range that delivers
+    the last byte is. However a consumer splits or resumes a download, it counts once."""
+    export, (shop, market) = _links(served, "Shop A", "Marketplace B")
+    status, _, whole = served.request("GET", path_of(shop))  # runs the export: fetch 1
+    assert status == 200
+    size = len(whole)
+    # Shop A fetches it again in three ranges (a download manager): fetch 2, once.
+    pieces = [
+        served.request("GET", path_of(shop), {"Range": spec})
+        for spec in ("bytes=0-99", f"bytes=100-{size - 11}", f"bytes={size - 10}-")
+    ]
+    assert [p[0] for p in pieces] == [206, 206, 206]
+    assert b"".join(p[2] for p in pieces) == whole
+    # Marketplace B gets the first 50 bytes, then resumes from there (curl -C -): one fetch.
+    assert served.request("GET", path_of(market), {"Range": "bytes=0-49"})[0] == 206
+    assert served.request("GET", path_of(market), {"Range": "bytes=50-"})[0] == 206
+    rows = {r.log_id: r for r in service.list_history(export_id=export.export_id)}
+    ranged = [runs.by_log_id(p[1]["x-log-id"]) for p in pieces]
+    assert [r.partial for r in ranged] == [True, True, False]
+    assert all(rows[r.log_id].status == "success" for r in ranged)  # every piece is in history
+    activity = {a.link.name: a for a in service.link_activity(export.export_id)}
+    assert activity["Shop A"].fetches_7d == 2
+    assert activity["Shop A"].last_log_id == pieces[-1][1]["x-log-id"]
+    assert activity["Marketplace B"].fetches_7d == 1
+
+
 def test_a_rotated_link_refuses_its_old_token_at_once(served):
     export, (shop, market) = _links(served, "Shop A", "Marketplace B")
     assert served.request("GET", path_of(shop))[0] == 200

@@ -255,6 +255,10 @@ class Run(BaseModel):
     link_name = pw.CharField(default="")
     #: A served download: the run whose file it sent ("" for a run: it sent its own).
     source_log_id = pw.CharField(default="")
+    #: A served download that was a byte range ending before the file's last byte: a piece of a
+    #: download (resumed, or fetched in ranges), recorded but not counted as a fetch; the range
+    #: that delivers the last byte counts, so a download counts once however it was fetched.
+    partial = pw.BooleanField(default=False)
 
 
 class ApiKey(BaseModel):

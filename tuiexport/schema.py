@@ -11,7 +11,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta, ShareLink
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 12
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -217,6 +217,12 @@ def _migrate_9(db: pw.Database) -> None:
             db.execute_sql(f"ALTER TABLE run ADD COLUMN {column} {sql}")
 
 
+def _migrate_12(db: pw.Database) -> None:
+    """Version 12: ``run.partial`` (a served byte range that is a piece of a download)."""
+    if "partial" not in {c.name for c in db.get_columns("run")}:
+        db.execute_sql("ALTER TABLE run ADD COLUMN partial BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step
 #: above N, in order.
 MIGRATIONS = {
@@ -228,6 +234,7 @@ MIGRATIONS = {
     7: _migrate_7,
     8: _migrate_8,
     9: _migrate_9,
+    12: _migrate_12,
 }
 
 FTS_TABLE = "product_search"

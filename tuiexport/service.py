@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 import peewee
@@ -363,8 +364,22 @@ def api_key_valid(secret: str | None) -> bool:
     return _verify_key(secret) is not None
 
 
-def write_together(writes: Sequence[Callable[[], object]]) -> None:
-    """Run ``writes`` in one transaction on the calling thread's connection."""
+def write_together(
+    writes: Sequence[Callable[[], object]],
+    *,
+    locked: Callable[[], AbstractContextManager[object]] | None = None,
+) -> None:
+    """Run ``writes`` in one transaction on the calling thread's connection.
+
+    ``locked`` (SQLite): the transaction takes the database's write lock first (``BEGIN
+    IMMEDIATE``) and runs the writes inside this context, which is left before the ``COMMIT``:
+    while inside it, no other connection can commit anything."""
+    db = _database.obj
+    if locked is not None and db is not None and _is_sqlite(db):
+        with db.atomic("IMMEDIATE"), locked():
+            for write in writes:
+                write()
+        return
     with _database.atomic():
         for write in writes:
             write()

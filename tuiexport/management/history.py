@@ -253,23 +253,35 @@ class Served(NamedTuple):
     sent: int = 0
     pending: bool = False
     link: LinkView | None = None
+    #: a byte range that ends before the file's last byte (see models.Run.partial)
+    partial: bool = False
 
 
 def record_served_many(served: Sequence[Served]) -> None:
     """The history entries of many served downloads (:func:`record_served` each), written with
     a few multi-row INSERTs: a busy server records thousands a second."""
     now = utcnow()
-    runs.create_many([_served_fields(s, now) for s in served])
+    notes: dict[tuple[str, str], list[str]] = {}
+    runs.create_many([_served_fields(s, now, notes) for s in served])
 
 
-def _served_fields(served: Served, now: datetime) -> dict[str, Any]:
+def _served_fields(
+    served: Served, now: datetime, notes: dict[tuple[str, str], list[str]] | None = None
+) -> dict[str, Any]:
+    """The row of a served download. ``notes``: message lists already made in this batch, by
+    (source run, note): downloads of one file share one list (converted once)."""
     source = served.source
-    messages = [
-        served.note
-        or f"Served the artifact of run {source.log_id}; the definition and the "
-        "catalog had not changed, so nothing was run again."
-    ]
     status = "running" if served.pending else source.status
+    key = (source.log_id, served.note)
+    messages = notes.get(key) if notes is not None and served.complete else None
+    if messages is None:
+        messages = [
+            served.note
+            or f"Served the artifact of run {source.log_id}; the definition and the "
+            "catalog had not changed, so nothing was run again."
+        ]
+        if served.complete and notes is not None:
+            notes[key] = messages
     if not served.complete:
         status = "cancelled"
         messages.append(
@@ -302,6 +314,7 @@ def _served_fields(served: Served, now: datetime) -> dict[str, Any]:
         link_id=served.link.link_id if served.link is not None else None,
         link_name=served.link.name if served.link is not None else "",
         source_log_id=source.log_id,
+        partial=served.partial,
     )
 
 

@@ -168,7 +168,9 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
     A *fetch* is a history row of the link that went out whole (success or warning), of the
     export's file or of a delta (what it got then: "delta", from ``got_since`` up to the full
     run ``got_run``); a download the client broke off, a 304 (the consumer already had the
-    file) and a HEAD are not. The *usual interval* is the median gap between the link's last
+    file) and a HEAD are not, nor is a byte range that ends before the file's last byte
+    (``partial``: a piece of a resumed or ranged download, whose range with the last byte is
+    its fetch). The *usual interval* is the median gap between the link's last
     :data:`USUAL_OF` + 1 fetches, known once it has :data:`USUAL_NEEDS`; the median, so that
     one retry or one missed night does not move it. A link is *overdue* when its last fetch,
     and its last request of any kind (``last_seen``: a consumer that revalidates gets 304s
@@ -190,7 +192,7 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
                 Run.changed_count,
                 Run.removed_count,
             )
-            .where(Run.link_id == link.link_id, Run.status.in_(FETCHED))
+            .where(Run.link_id == link.link_id, Run.status.in_(FETCHED), ~Run.partial)
             .order_by(Run.started.desc(), Run.id.desc())
             .limit(USUAL_OF + 1)
         )
@@ -202,6 +204,7 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
             .where(
                 Run.link_id == link.link_id,
                 Run.status.in_(FETCHED),
+                ~Run.partial,
                 Run.started >= now - RECENT,
             )
             .count()

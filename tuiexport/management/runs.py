@@ -154,6 +154,9 @@ def create(**fields: Any) -> Run:
     return row
 
 
+_NOTHING = object()
+
+
 def create_many(rows: Sequence[dict[str, Any]]) -> None:
     """New rows (served downloads): one prepared INSERT, executed for every row.
 
@@ -172,15 +175,22 @@ def create_many(rows: Sequence[dict[str, Any]]) -> None:
     )
     defaults = {f.name: f.default for f in fields if f.name not in rows[0]}
     params = []
+    # Rows of one batch share most of their values (the same source run, the same moment):
+    # a value that is the very object of the row before is converted once (JSON columns too).
+    last: list[tuple[object, object]] = [(_NOTHING, None)] * len(fields)
     for row in rows:
         values = []
-        for f in fields:
+        for i, f in enumerate(fields):
             if f.name in row:
                 value = row[f.name]
             else:
                 default = defaults.get(f.name)
                 value = default() if callable(default) else default
-            values.append(f.db_value(value))
+            before, converted = last[i]
+            if value is not before:
+                converted = f.db_value(value)
+                last[i] = (value, converted)
+            values.append(converted)
         params.append(values)
     with database.atomic():
         db.cursor().executemany(sql, params)

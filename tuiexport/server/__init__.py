@@ -40,8 +40,8 @@ def _stderr_line(line: str) -> None:
 
 
 class _StderrLog:
-    """The default access log: lines to stderr, written together once per turn of the event
-    loop (HTTPServer calls :meth:`flush`), not one write per request."""
+    """The default access log: lines to stderr, written together at most 50 ms late
+    (HTTPServer calls :meth:`flush`), not one write per request."""
 
     def __init__(self) -> None:
         self._lines: list[str] = []
@@ -134,7 +134,7 @@ def start_server(
     """Listen on ``host:port`` (port 0: a free one) and serve in a background thread.
 
     ``access_log`` gets one redacted line per request (None: no log; the default writes them
-    to stderr, together once per turn of the event loop; the TUI passes its own sink, since
+    to stderr, together at most 50 ms late; the TUI passes its own sink, since
     stderr is its screen). Raises :class:`UserError` with one sentence when the port is taken,
     the address is unusable or the TLS files cannot be loaded."""
     if not service.database_is_open():

@@ -197,7 +197,10 @@ class FileResponses(Exchange):
                 return  # answered with a problem
             body = FileBody(f, offset, count, confirm=log_id is not None)
             if log_id is not None:
-                self._record_file(body, run, log_id, note, big=count >= HEARTBEAT_FROM)
+                partial = offset + count < size  # a piece of a download: not a fetch of its own
+                self._record_file(
+                    body, run, log_id, note, big=count >= HEARTBEAT_FROM, partial=partial
+                )
             self.response = Response(status, headers, body)
             handed_over = True
         finally:
@@ -274,7 +277,14 @@ class FileResponses(Exchange):
         return True
 
     def _record_file(
-        self, body: FileBody, run: RunView, log_id: str, note: str, *, big: bool
+        self,
+        body: FileBody,
+        run: RunView,
+        log_id: str,
+        note: str,
+        *,
+        big: bool,
+        partial: bool = False,
     ) -> None:
         recorder = self.recorder
         beat = liveness.Heartbeat(log_id) if big else None
@@ -282,7 +292,7 @@ class FileResponses(Exchange):
         written = threading.Event() if body.count >= RECORD_FIRST else None
 
         def start() -> None:
-            recorder.begin(run, log_id, note, written, self.share_link)
+            recorder.begin(run, log_id, note, written, self.share_link, partial=partial)
             if beat is not None:
                 beat.__enter__()
 

@@ -11,18 +11,22 @@ The thread's database connection is also the share cache's change detector
 (:meth:`Recorder.data_version`): SQLite's ``data_version`` changes for other connections'
 commits only, so recording downloads never empties the share cache, while anything anyone
 else writes (a rotated token, an edited definition, a finished run, a catalog import) still
-does.
+does. The event loop never waits for that connection: while a batch holds it, the loop gets
+the value the batch read right after it took SQLite's write lock (exact until its ``COMMIT``:
+no other connection can commit meanwhile), and once per turn of the loop is enough (the
+requests of one turn are answered from one look).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import queue
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from tuiexport import service
@@ -44,6 +48,7 @@ class _Begin:
     note: str
     written: threading.Event | None = None
     link: LinkView | None = None
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class Recorder:
         self._pending = 0
         self._open = 0  # downloads begun and not yet ended
         self._seen: dict[int, float] = {}  # share link -> when its last_seen was last queued
+        #: data_version while a batch holds SQLite's write lock (None: no batch holds it)
+        self._locked_version: int | None = None
+        #: data_version as the event loop saw it in this turn of the loop (None: not looked yet)
+        self._turn_version: int | None = None
         self._thread = threading.Thread(target=self._run, name="tuiexport-recorder", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -86,12 +95,15 @@ class Recorder:
         note: str = "",
         written: threading.Event | None = None,
         link: LinkView | None = None,
+        *,
+        partial: bool = False,
     ) -> str:
         """A download of ``source``'s artifact (through the share ``link``) began; returns its
         log ID. ``written`` is set once its row is in the database (for downloads that wait for
-        it before they start)."""
+        it before they start); ``partial``: a byte range that ends before the file's last byte
+        (recorded, not counted as a fetch)."""
         log_id = log_id or service.new_log_id()
-        self._put(_Begin(source, log_id, note, written, link))
+        self._put(_Begin(source, log_id, note, written, link, partial))
         return log_id
 
     def end(
@@ -150,7 +162,9 @@ class Recorder:
         the connection is busy writing and ``wait`` is false)."""
         if self._probe is None:
             return None
-        if wait and sqlite3.threadsafety == 3:
+        if not wait:
+            return self._loop_version()
+        if sqlite3.threadsafety == 3:
             # SQLite serialises calls on one connection itself: ask between (or within) the
             # recorder's statements instead of waiting for its whole batch. Its uncommitted
             # rows do not change data_version either. Not for the event loop (``wait`` false):
@@ -160,7 +174,7 @@ class Recorder:
                 return self._probe()
             except Exception:  # noqa: BLE001 - any database error: the caller does not cache
                 return None
-        if not (self._lock.acquire(timeout=0.05) if wait else self._lock.acquire(blocking=False)):
+        if not self._lock.acquire(timeout=0.05):
             return None
         try:
             return self._probe()
@@ -168,6 +182,42 @@ class Recorder:
             return None
         finally:
             self._lock.release()
+
+    def _loop_version(self) -> int | None:
+        """:meth:`data_version` for the event loop, which must never wait: looked up once per
+        turn of the loop; while a batch holds the connection, the value it read under SQLite's
+        write lock; None (unknown) while a batch takes or gives up that lock."""
+        if self._turn_version is not None:
+            return self._turn_version
+        assert self._probe is not None
+        if self._lock.acquire(blocking=False):
+            try:
+                version: int | None = self._probe()
+            except Exception:  # noqa: BLE001 - any database error: the caller does not cache
+                return None
+            finally:
+                self._lock.release()
+        else:
+            version = self._locked_version
+        if version is not None:
+            with contextlib.suppress(RuntimeError):  # not on an event loop: no turn to keep it for
+                asyncio.get_running_loop().call_soon(self._forget_turn)
+                self._turn_version = version
+        return version
+
+    def _forget_turn(self) -> None:
+        self._turn_version = None
+
+    @contextlib.contextmanager
+    def _holding_write_lock(self) -> Iterator[None]:
+        """Inside a batch's transaction, after it took SQLite's write lock: the data_version
+        read now stays exact until the COMMIT (left before it)."""
+        assert self._probe is not None
+        self._locked_version = self._probe()
+        try:
+            yield
+        finally:
+            self._locked_version = None
 
     # --- stop ---------------------------------------------------------------------------------
 
@@ -235,11 +285,12 @@ class Recorder:
                             event.complete,
                             event.sent,
                             link=start.link,
+                            partial=start.partial,
                         )
                     )
         # Downloads still going: "running" rows, finished by their ends in later batches.
         served[:0] = [
-            service.Served(b.source, b.log_id, b.note, pending=True, link=b.link)
+            service.Served(b.source, b.log_id, b.note, pending=True, link=b.link, partial=b.partial)
             for b in begun.values()
         ]
         rows: list[Callable[[], object]] = [_rows(served)] if served else []
@@ -248,7 +299,8 @@ class Recorder:
             later.append(lambda: service.link_seen(seen))
         try:
             with self._lock:
-                service.write_together([*rows, *later])
+                locked = self._holding_write_lock if self._probe is not None else None
+                service.write_together([*rows, *later], locked=locked)
         except Exception as exc:  # noqa: BLE001 - one by one, so one bad row loses only itself
             for write in [*(_rows([s]) for s in served), *later]:
                 try:

@@ -40,6 +40,8 @@ from urllib.parse import unquote_plus, urlsplit
 import msgspec
 
 SERVER_NAME = "tuiexport"
+#: Seconds an access log line may wait to be written with others (a sink with ``flush``).
+LOG_EVERY = 0.05
 #: Files up to this size are sent with one write; larger ones with loop.sendfile.
 SMALL_FILE = 256 * 1024
 SERVER_VERSION = f"{SERVER_NAME}/1.0"
@@ -73,10 +75,9 @@ class Limits:
 
 
 class Headers(dict[str, str]):
-    """Request headers, names lower-cased; a repeated header is joined with ", "."""
-
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]  # case-insensitive lookup with dict.get's signature
-        return super().get(name.lower(), default)
+    """Request headers, names lower-cased (look them up lower-cased: ``get("if-range")``); a
+    repeated header is joined with ", ". Read only once parsed: the heads a client repeats
+    share one parsed copy (see :meth:`Connection._parse`)."""
 
 
 _REDACT = [
@@ -323,6 +324,8 @@ class HTTPServer:
         self.connections: set[Connection] = set()
         #: downloads sent whose acknowledgement is awaited (see confirm)
         self.confirming: set[_Unconfirmed] = set()
+        #: request heads (bytes) and what they parsed to (see Connection._parse)
+        self.parsed: dict[bytes, _Head] = {}
         self.stopping = False
         self.pool = ThreadPoolExecutor(max(1, limits.workers), thread_name_prefix="tuiexport-http")
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -473,15 +476,23 @@ class HTTPServer:
         with contextlib.suppress(Exception):  # a broken log sink must not break serving
             sink(line)
         if not self._log_flush and hasattr(sink, "flush"):
-            # A sink that collects lines writes them once per turn of the loop.
+            # A sink that collects lines writes them together, at most LOG_EVERY seconds late
+            # (one write for many requests, not one per turn of the loop).
             self._log_flush = True
-            self.loop.call_soon(self._flush_log)
+            self.loop.call_later(LOG_EVERY, self._flush_log)
 
     def _flush_log(self) -> None:
         self._log_flush = False
         with contextlib.suppress(Exception):
             self.access_log.flush()  # type: ignore[union-attr]  # checked in log()
 
+
+#: A parsed request head: method, target, path, query, version, headers, request line, close.
+_Head = tuple[str, str, str, str, str, Headers, str, bool]
+#: Parsed request heads kept by their bytes per server (see Connection._parse), and the
+#: largest head kept.
+PARSED_HEADS = 512
+PARSED_BYTES = 4096
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -515,6 +526,8 @@ class Connection(asyncio.Protocol):
         #: files sent on this connection whose delivery is not confirmed yet
         self.unconfirmed = 0
         self.transport: asyncio.Transport | None = None
+        #: the socket, over plain TCP (not TLS): where _acked asks the kernel
+        self._tcp_socket: socket.socket | Any = None
         self.client = "-"
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
@@ -539,6 +552,10 @@ class Connection(asyncio.Protocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if transport.get_extra_info("sslcontext") is None:
+                self._tcp_socket = sock
+                if self._acked() is None:  # no TCP_INFO here
+                    self._tcp_socket = None
         server = self.server
         if server.stopping or len(server.connections) >= self.limits.max_connections:
             self._refuse()
@@ -757,6 +774,25 @@ class Connection(asyncio.Protocol):
         return request
 
     def _parse(self, raw: bytes) -> Request:
+        """The request whose head (without its blank line) is ``raw``; BadRequest when it is not
+        valid HTTP/1.1. A client repeats its heads byte for byte (a poller, a revalidating
+        consumer): what a head parsed to is kept by its bytes (only valid ones, at most
+        :data:`PARSED_HEADS` of them, each at most :data:`PARSED_BYTES`), so a repeated head
+        costs one dictionary look-up. The same bytes always parse the same way."""
+        parsed = self.server.parsed
+        head = parsed.get(raw)
+        if head is None:
+            head = self._parse_head(raw)
+            if len(raw) <= PARSED_BYTES:
+                if len(parsed) >= PARSED_HEADS:
+                    parsed.clear()
+                parsed[raw] = head
+        method, target, path, query, version, headers, requestline, close = head
+        return Request(
+            method, target, path, query, version, headers, b"", self.client, requestline, close
+        )
+
+    def _parse_head(self, raw: bytes) -> _Head:
         limits = self.limits
         # ISO-8859-1 maps each byte to one character: split and check as text, decoded once.
         lines = raw.decode("iso-8859-1").split("\n")
@@ -824,17 +860,15 @@ class Connection(asyncio.Protocol):
         path, _, query = path_query.partition("?")
         connection = (headers.get("connection") or "").lower()
         close = "close" in connection or (number == "1.0" and "keep-alive" not in connection)
-        return Request(
-            method=method,
-            target=target,
-            path=path,
-            query=query.partition("#")[0],
-            version=version,
-            headers=headers,
-            body=b"",
-            client=self.client,
-            requestline=requestline,
-            close=close,
+        return (
+            method,
+            target,
+            path,
+            query.partition("#")[0],
+            version,
+            headers,
+            requestline,
+            close,
         )
 
     async def _read_body(self, headers: Headers, deadline: float) -> bytes:
@@ -1032,7 +1066,7 @@ class Connection(asyncio.Protocol):
         return (
             body.count <= SMALL_FILE
             and body.before_send is None
-            and (not body.confirm or self._acked() is not None)
+            and (not body.confirm or self._tcp_socket is not None)
         )
 
     def _send_small_file(self, head: bytes, body: FileBody) -> int:
@@ -1153,10 +1187,7 @@ class Connection(asyncio.Protocol):
         ``tcpi_bytes_acked``); None over TLS (its records are not our bytes) or where unknown."""
         if self.final_acked is not None:
             return self.final_acked
-        transport = self.transport
-        if transport is None or transport.get_extra_info("sslcontext") is not None:
-            return None
-        sock = transport.get_extra_info("socket")
+        sock = self._tcp_socket
         if sock is None:
             return None
         try:
