@@ -11,7 +11,7 @@ import peewee as pw
 from tuiexport import db as dbmod
 from tuiexport.models import ALL_MODELS, NOTIFICATION_MODELS, Meta, ShareLink
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 11
 
 #: Suppliers with an id below this have a bit in the product's offer masks.
 MASK_BITS = 63
@@ -84,6 +84,46 @@ POSTGRES_TRIGGERS = [
 ]
 
 
+#: PostgreSQL's channel that tells share servers that what a share URL resolves to may have
+#: changed (server/cache.py listens): the triggers below notify it, whoever writes.
+CHANGES_CHANNEL = "tuiexport_changes"
+#: Not for what changes nothing a share URL serves: a share link's ``last_seen``, a run's
+#: heartbeat, the rows of served downloads (``source_log_id``), a run while it is unfinished.
+#: The columns are read inside the functions, not in the triggers' WHEN: a trigger's WHEN
+#: would stop a later migration from dropping a column it names.
+POSTGRES_CHANGE_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION tuiexport_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION tuiexport_link_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN IF (to_jsonb(OLD) - 'last_seen') IS DISTINCT FROM (to_jsonb(NEW) - 'last_seen') THEN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); END IF; RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION tuiexport_run_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN IF NEW.source_log_id = '' AND NEW.status NOT IN ('queued', 'running') THEN "
+    "IF TG_OP = 'INSERT' THEN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); "
+    "ELSIF OLD.status IS DISTINCT FROM NEW.status "
+    "OR OLD.artifact_kept IS DISTINCT FROM NEW.artifact_kept THEN "
+    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); "
+    "END IF; END IF; RETURN NULL; END $$",
+    *(
+        f"CREATE OR REPLACE TRIGGER tuiexport_changed AFTER INSERT OR UPDATE OR DELETE OR "
+        f"TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION tuiexport_changed()"
+        for table in ("meta", "selection", "export_definition")
+    ),
+    *(
+        f"CREATE OR REPLACE TRIGGER tuiexport_changed AFTER DELETE OR TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION tuiexport_changed()"
+        for table in ("share_link", "run")
+    ),
+    "CREATE OR REPLACE TRIGGER tuiexport_changed_new AFTER INSERT ON share_link "
+    "FOR EACH STATEMENT EXECUTE FUNCTION tuiexport_changed()",
+    "CREATE OR REPLACE TRIGGER tuiexport_changed_row AFTER UPDATE ON share_link "
+    "FOR EACH ROW EXECUTE FUNCTION tuiexport_link_changed()",
+    "CREATE OR REPLACE TRIGGER tuiexport_changed_row AFTER INSERT OR UPDATE ON run "
+    "FOR EACH ROW EXECUTE FUNCTION tuiexport_run_changed()",
+]
+
+
 def refresh_offer_summary() -> None:
     """Recompute every product's offer masks and price range from its supplier items (the
     triggers keep them current afterwards)."""
@@ -126,11 +166,14 @@ def _ensure_triggers(db: pw.Database) -> None:
     if dbmod.is_sqlite(db):
         for sql in SQLITE_TRIGGERS:
             db.execute_sql(sql)
-    elif not db.execute_sql(
+        return
+    if not db.execute_sql(
         "SELECT 1 FROM pg_trigger WHERE tgname = 'supplier_item_mask'"
     ).fetchone():
         for sql in POSTGRES_TRIGGERS:
             db.execute_sql(sql)
+    for sql in POSTGRES_CHANGE_TRIGGERS:
+        db.execute_sql(sql)
 
 
 def _migrate_2(db: pw.Database) -> None:
@@ -217,6 +260,12 @@ def _migrate_9(db: pw.Database) -> None:
             db.execute_sql(f"ALTER TABLE run ADD COLUMN {column} {sql}")
 
 
+def _migrate_11(db: pw.Database) -> None:
+    """Version 11 (issue 13): runs are a queue (the status ``queued``; no new column) and
+    PostgreSQL notifies share servers of changes (POSTGRES_CHANGE_TRIGGERS, made by
+    ``ensure_schema`` after the migrations, on a fresh database too)."""
+
+
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step
 #: above N, in order.
 MIGRATIONS = {
@@ -228,6 +277,7 @@ MIGRATIONS = {
     7: _migrate_7,
     8: _migrate_8,
     9: _migrate_9,
+    11: _migrate_11,
 }
 
 FTS_TABLE = "product_search"

@@ -162,11 +162,23 @@ from tuiexport.management.views import LinkActivity, LinkView
 # isort: on
 # --- end of named share links -----------------------------------------------------------------
 
+# --- runs as a queue, cluster-wide rules (issue 13) -------------------------------------------
+# isort: off
+from tuiexport.engine import Admission, admit_run
+from tuiexport.management.history import settle as settle_runs
+from tuiexport.management.runs import beat_queued
+from tuiexport.runqueue import Listener, Worker, cluster_database, listener
+from tuiexport.schema import CHANGES_CHANNEL
+
+# isort: on
+# --- end of runs as a queue -------------------------------------------------------------------
+
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
 
 #: The API, sorted (ruff keeps it so): a new function goes in its alphabetical place.
 __all__ = [
+    "CHANGES_CHANNEL",
     "EDITABLE",
     "LANGUAGES",
     "MAX_REPORTED_IMPORT_ERRORS",
@@ -178,6 +190,7 @@ __all__ = [
     "SWEEP_EVERY",
     "USUAL_NEEDS",
     "USUAL_OF",
+    "Admission",
     "ApiKeyView",
     "AttemptView",
     "CatalogStats",
@@ -190,6 +203,7 @@ __all__ = [
     "ImportReport",
     "LinkActivity",
     "LinkView",
+    "Listener",
     "NotificationView",
     "PreparedRun",
     "PreviewRow",
@@ -199,14 +213,18 @@ __all__ = [
     "SelectionView",
     "Served",
     "Sweeper",
+    "Worker",
     "Writer",
+    "admit_run",
     "api_key_valid",
     "approve_run",
     "auto_name",
+    "beat_queued",
     "begin_run",
     "catalog_stats",
     "check_options",
     "close_database",
+    "cluster_database",
     "count_history",
     "count_products",
     "create_definition",
@@ -249,6 +267,7 @@ __all__ = [
     "list_product_types",
     "list_selections",
     "list_suppliers",
+    "listener",
     "mark_interrupted",
     "match_link",
     "new_log_id",
@@ -278,6 +297,7 @@ __all__ = [
     "selection_impact",
     "served_complete",
     "served_incomplete",
+    "settle_runs",
     "share_path",
     "share_url",
     "update_definition",
