@@ -1,15 +1,19 @@
-"""The processes of a tuiexport cluster on one machine, for tests: ``tuiexport serve`` and
-``tuiexport worker`` processes on one database, sharing one artifacts folder (TUIEXPORT_HOME),
-each with its stderr in a file of its own (a pipe nobody reads would stop a chatty server)."""
+"""The processes of a tuiexport cluster on one machine, for tests and ``make cluster-demo``:
+``tuiexport serve`` and ``tuiexport worker`` processes on one database, sharing one artifacts
+folder (TUIEXPORT_HOME), each with its stderr in a file of its own (a pipe nobody reads would
+stop a chatty server), and nginx in front of the servers as a round-robin load balancer."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
 
 
 @dataclass
@@ -105,6 +112,82 @@ def processes(database: str, home: Path, **env: str) -> Iterator[Processes]:
         yield found
     finally:
         found.close()
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+{user}
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream tuiexport {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://tuiexport;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_read_timeout 600s;
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    found = shutil.which("nginx")
+    return found or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+@contextmanager
+def balancer(upstreams: list[str]) -> Iterator[str]:
+    """nginx on a loopback port as a round-robin load balancer over ``upstreams``
+    (``http://host:port`` each); yields its URL. Skips the test where nginx is missing."""
+    nginx = nginx_binary()
+    if nginx is None:
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    folder = Path(tempfile.mkdtemp(prefix="tuiexport-nginx-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    servers = "\n".join(f"        server {urlsplit(u).netloc};" for u in upstreams)
+    conf = folder / "nginx.conf"
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(dir=folder, port=port, servers=servers, user=user))
+    proc = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    log = folder / "error.log"
+                    raise AssertionError(
+                        f"nginx did not start: {log.read_text() if log.exists() else ''}"
+                    ) from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def request(

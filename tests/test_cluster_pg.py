@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import api, processes, request
+from tests.cluster import api, balancer, processes, request
 from tests.pg_cluster import Cluster, running_cluster
 from tests.shared_catalog import make_catalog, tx
 from tuiexport import db as dbmod
@@ -201,3 +201,50 @@ def test_the_share_cache_on_postgresql_hears_a_change_made_by_another_process(
         )
     finally:
         handle.stop(grace=0.5)
+
+
+def test_behind_a_balancer_two_servers_and_a_worker_answer_as_one(
+    pg: str, isolated_home: Path
+) -> None:
+    exports, key = _catalog(pg)
+    small, cat = exports["Small"], exports["Cat"]
+    share = service.share_path(small)
+    with processes(pg, isolated_home) as cluster:
+        servers = [cluster.serve("--no-exports"), cluster.serve("--no-exports")]
+        cluster.worker()
+        with balancer([s.url for s in servers]) as front:
+            downloads = [request(front + share) for _ in range(50)]
+            assert {d[0] for d in downloads} == {200}
+            assert len({d[2] for d in downloads}) == 1  # byte-identical
+            (etag,) = {d[1]["etag"] for d in downloads}  # one ETag, whichever server answered
+            for target in [front, front, *(s.url for s in servers)]:
+                status, _, body = request(target + share, headers={"If-None-Match": etag})
+                assert (status, body) == (304, b"")
+            # A trigger through the balancer; its status and file through it (round robin: the
+            # requests alternate between the servers).
+            status, _, started = api(f"{front}/api/v1/exports/{cat.export_id}/runs", key, "POST")
+            assert status == 202
+            log_id = started["logId"]
+            done = _wait(
+                "the run's end",
+                lambda: (
+                    (a := api(f"{front}/api/v1/runs/{log_id}", key))[2]["status"]
+                    not in ("queued", "running")
+                    and a
+                ),
+            )
+            assert done[2]["status"] in ("success", "warning"), done[2]["messages"]
+            files = [
+                request(
+                    f"{front}/api/v1/runs/{log_id}/file", headers={"Authorization": f"Bearer {key}"}
+                )
+                for _ in range(2)
+            ]
+            assert [f[0] for f in files] == [200, 200]
+            assert {hashlib.sha256(f[2]).hexdigest() for f in files} == {done[2]["sha256"]}
+    # Both servers answered downloads and the run's file.
+    served = Run.select().where(Run.export_id == small.export_id, Run.source_log_id != "")
+    assert {r.pid for r in served} == {s.pid for s in servers}
+    for server in servers:
+        assert f"/api/v1/runs/{log_id}/file" in server.output()
+    assert [r.log_id for r in _server_runs(cat.export_id)] == [log_id]
