@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -209,3 +210,54 @@ def request(
 def api(url: str, key: str, method: str = "GET") -> tuple[int, dict[str, str], Any]:
     status, head, body = request(url, method, {"Authorization": f"Bearer {key}"})
     return status, head, json.loads(body) if body else None
+
+
+def demo() -> int:
+    """``make cluster-demo``: a throw-away PostgreSQL, two ``tuiexport serve --no-exports``, one
+    ``tuiexport worker`` and nginx in front, on loopback, until Ctrl+C (everything is removed
+    then)."""
+    from tests.pg_cluster import running_cluster
+    from tests.shared_catalog import make_catalog
+    from tuiexport import db as dbmod
+    from tuiexport import service, setup
+    from tuiexport.management import apikeys
+
+    home = Path(tempfile.mkdtemp(prefix="tuiexport-cluster-"))
+    try:
+        with running_cluster() as pg:
+            print(f"PostgreSQL: {pg.url}; demo catalog of 2,000 products…", flush=True)
+            make_catalog(pg.url, 2000)
+            setup.prepare_database(pg.url, load_sample=False)
+            _, key = apikeys.create_key("demo")
+            exports = service.list_definitions()
+            dbmod.close_database()
+            with processes(pg.url, home) as cluster:
+                servers = [cluster.serve("--no-exports"), cluster.serve("--no-exports")]
+                worker = cluster.worker()
+                with balancer([s.url for s in servers]) as front:
+                    print(f"servers: {', '.join(s.url for s in servers)}; worker pid {worker.pid}")
+                    print(f"artifacts and logs: {home}")
+                    print(f"load balancer (nginx, round robin): {front}")
+                    for export in exports:
+                        print(f"  {export.name:<6} {front}{service.share_path(export)}")
+                    print(f"API key: {key}")
+                    print(
+                        f"  curl -X POST -H 'Authorization: Bearer {key}' "
+                        f"{front}/api/v1/exports/{exports[0].export_id}/runs"
+                    )
+                    print("Ctrl+C stops and removes everything.", flush=True)
+                    stop = threading.Event()
+                    for signum in (signal.SIGINT, signal.SIGTERM):
+                        signal.signal(signum, lambda *_: stop.set())
+                    while not stop.wait(0.5):
+                        pass
+    except pytest.skip.Exception as exc:
+        print(f"cluster-demo: {exc.msg}.", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(demo())

@@ -84,43 +84,47 @@ POSTGRES_TRIGGERS = [
 ]
 
 
-#: PostgreSQL's channel that tells share servers that what a share URL resolves to may have
-#: changed (server/cache.py listens): the triggers below notify it, whoever writes.
-CHANGES_CHANNEL = "tuiexport_changes"
+#: PostgreSQL: a counter of the changes to what a share URL resolves to (server/cache.py
+#: reads it before using what it cached), bumped by POSTGRES_CHANGE_TRIGGERS, whoever writes.
+CHANGE_COUNT_TABLE = "change_count"
+_BUMP = f"UPDATE {CHANGE_COUNT_TABLE} SET n = n + 1 WHERE id = 1"
 #: Not for what changes nothing a share URL serves: a share link's ``last_seen``, a run's
 #: heartbeat, the rows of served downloads (``source_log_id``), a run while it is unfinished.
-#: The columns are read inside the functions, not in the triggers' WHEN: a trigger's WHEN
-#: would stop a later migration from dropping a column it names.
+#: Deferred constraint triggers: the counter's row is locked at the very end of a transaction
+#: (for its commit only), so no transaction waits for it while holding locks others need. The
+#: columns are read inside the functions, not in the triggers' WHEN: a WHEN would stop a later
+#: migration from dropping a column it names.
 POSTGRES_CHANGE_TRIGGERS = [
-    "CREATE OR REPLACE FUNCTION tuiexport_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); RETURN NULL; END $$",
+    f"CREATE TABLE IF NOT EXISTS {CHANGE_COUNT_TABLE} (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)",
+    f"INSERT INTO {CHANGE_COUNT_TABLE} (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE OR REPLACE FUNCTION tuiexport_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN {_BUMP}; RETURN NULL; END $$",
     "CREATE OR REPLACE FUNCTION tuiexport_link_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN IF (to_jsonb(OLD) - 'last_seen') IS DISTINCT FROM (to_jsonb(NEW) - 'last_seen') THEN "
-    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); END IF; RETURN NULL; END $$",
+    "BEGIN IF TG_OP <> 'UPDATE' OR "
+    "(to_jsonb(OLD) - 'last_seen') IS DISTINCT FROM (to_jsonb(NEW) - 'last_seen') THEN "
+    f"{_BUMP}; END IF; RETURN NULL; END $$",
     "CREATE OR REPLACE FUNCTION tuiexport_run_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    "BEGIN IF NEW.source_log_id = '' AND NEW.status NOT IN ('queued', 'running') THEN "
-    "IF TG_OP = 'INSERT' THEN "
-    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); "
+    f"BEGIN IF TG_OP = 'DELETE' THEN {_BUMP}; "
+    "ELSIF NEW.source_log_id = '' AND NEW.status NOT IN ('queued', 'running') THEN "
+    f"IF TG_OP = 'INSERT' THEN {_BUMP}; "
     "ELSIF OLD.status IS DISTINCT FROM NEW.status "
-    "OR OLD.artifact_kept IS DISTINCT FROM NEW.artifact_kept THEN "
-    f"PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME); "
+    f"OR OLD.artifact_kept IS DISTINCT FROM NEW.artifact_kept THEN {_BUMP}; "
     "END IF; END IF; RETURN NULL; END $$",
     *(
-        f"CREATE OR REPLACE TRIGGER tuiexport_changed AFTER INSERT OR UPDATE OR DELETE OR "
-        f"TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION tuiexport_changed()"
-        for table in ("meta", "selection", "export_definition")
+        f"DROP TRIGGER IF EXISTS tuiexport_changed ON {table}"
+        for table in ("meta", "selection", "export_definition", "share_link", "run")
     ),
     *(
-        f"CREATE OR REPLACE TRIGGER tuiexport_changed AFTER DELETE OR TRUNCATE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION tuiexport_changed()"
-        for table in ("share_link", "run")
+        f"CREATE CONSTRAINT TRIGGER tuiexport_changed AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()"
+        for table, function in (
+            ("meta", "tuiexport_changed"),
+            ("selection", "tuiexport_changed"),
+            ("export_definition", "tuiexport_changed"),
+            ("share_link", "tuiexport_link_changed"),
+            ("run", "tuiexport_run_changed"),
+        )
     ),
-    "CREATE OR REPLACE TRIGGER tuiexport_changed_new AFTER INSERT ON share_link "
-    "FOR EACH STATEMENT EXECUTE FUNCTION tuiexport_changed()",
-    "CREATE OR REPLACE TRIGGER tuiexport_changed_row AFTER UPDATE ON share_link "
-    "FOR EACH ROW EXECUTE FUNCTION tuiexport_link_changed()",
-    "CREATE OR REPLACE TRIGGER tuiexport_changed_row AFTER INSERT OR UPDATE ON run "
-    "FOR EACH ROW EXECUTE FUNCTION tuiexport_run_changed()",
 ]
 
 
@@ -262,8 +266,8 @@ def _migrate_9(db: pw.Database) -> None:
 
 def _migrate_11(db: pw.Database) -> None:
     """Version 11 (issue 13): runs are a queue (the status ``queued``; no new column) and
-    PostgreSQL notifies share servers of changes (POSTGRES_CHANGE_TRIGGERS, made by
-    ``ensure_schema`` after the migrations, on a fresh database too)."""
+    PostgreSQL counts the changes share servers cache against (POSTGRES_CHANGE_TRIGGERS, made
+    by ``ensure_schema`` after the migrations, on a fresh database too)."""
 
 
 #: Migrations: the version they reach -> function(db). A schema at version N runs every step
@@ -353,6 +357,13 @@ def ensure_schema(db: pw.Database) -> None:
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
                 'text, tokenize="unicode61 remove_diacritics 2")'
             )
+
+
+def change_count() -> int:
+    """PostgreSQL's count of changes to what share URLs resolve to (see CHANGE_COUNT_TABLE),
+    on the calling thread's connection: one small query."""
+    row = dbmod.database.execute_sql(f"SELECT n FROM {CHANGE_COUNT_TABLE} WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
 
 
 def catalog_version() -> int:

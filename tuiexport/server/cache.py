@@ -8,8 +8,9 @@ connection committed. The cache asks the history recorder's connection (see
 changed anything (a rotated token, an edited definition, a catalog import, a finished run; in
 this process or another). The rows of served downloads are written through that very connection,
 so serving never empties the cache. A run ending in this server drops it too. On PostgreSQL
-the database's triggers notify every server of each such change (:class:`Changes`): a lookup
-then costs no query at all. An in-memory database is not cached.
+the database's triggers count each such change, whoever makes it (schema.CHANGE_COUNT_TABLE):
+a lookup costs that one small query instead of the handful of its state, and is exact (a change
+committed before the request is seen). An in-memory database is not cached.
 
 The cache holds at most :data:`MAX_ENTRIES` exports, least recently used first out: unknown
 export IDs (anyone can make up millions) are cached as "no such export" but cannot grow it.
@@ -48,6 +49,19 @@ class ShareState:
         return service.match_link(self.definition.links, token)
 
 
+def _change_count(wait: bool) -> int | None:
+    """The probe on PostgreSQL: its change counter (schema.CHANGE_COUNT_TABLE, kept by
+    triggers whoever writes), one small query on the calling thread's connection; never on the
+    event loop (``wait`` false: not cached, the request goes to a thread)."""
+    if not wait:
+        return None
+    try:
+        return service.change_count()
+    except Exception:  # noqa: BLE001 - the database is away: do not cache, reconnect next time
+        service.release_connection()
+        return None
+
+
 class Miss:
     """Not in the cache (see :meth:`ShareCache.peek`)."""
 
@@ -60,52 +74,14 @@ MAX_ENTRIES = 4096
 FILE_BYTES = 16 << 20
 
 
-class Changes:
-    """PostgreSQL's notifications of changes (schema.POSTGRES_CHANGE_TRIGGERS: whoever
-    writes, on any host), counted by a thread of their own: :meth:`version` is the probe of a
-    cache on PostgreSQL, and costs no query. None while the thread is not listening (at
-    start, and from a broken connection until it listens again): nothing is cached then,
-    since a change meanwhile would go unnoticed."""
-
-    def __init__(self, listener: service.Listener) -> None:
-        self._listener = listener
-        self._count = 0
-        self._listening = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tuiexport-changes", daemon=True)
-        self._thread.start()
-
-    def version(self, wait: bool = True) -> int | None:
-        return self._count if self._listening else None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            changed = self._listener.wait(1.0)
-            # Counted before it says it listens: what happened before it listened (again) is
-            # unknown, and forgets what was cached.
-            if changed:
-                self._count += 1
-            self._listening = self._listener.listening
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listening = False
-        self._thread.join(timeout=3.0)
-        self._listener.close()
-
-
 class ShareCache:
     def __init__(self, data_version: Callable[[bool], int | None] | None = None) -> None:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, ShareState | None] = OrderedDict()
         self._generation = 0
         self._probe = data_version
-        #: On PostgreSQL (no data_version), its notifications of changes.
-        self._changes: Changes | None = None
-        listener = service.listener(service.CHANGES_CHANNEL)
-        if listener is not None:
-            self._changes = Changes(listener)
-            self._probe = self._changes.version
+        if service.cluster_database():
+            self._probe = _change_count
         self._seen: int | None = None
         self._files: OrderedDict[Path, bytes] = OrderedDict()
         self._file_bytes = 0
@@ -122,8 +98,6 @@ class ShareCache:
         with self._lock:
             self._probe = None
             self._clear()
-        if self._changes is not None:
-            self._changes.close()
 
     def _clear(self) -> None:
         self._entries.clear()
