@@ -253,3 +253,21 @@ def test_behind_a_balancer_two_servers_and_a_worker_answer_as_one(
     for server in servers:
         assert f"/api/v1/runs/{log_id}/file" in server.output()
     assert [r.log_id for r in _server_runs(cat.export_id)] == [log_id]
+
+
+def test_a_server_that_runs_exports_claims_the_runs_another_server_queued(
+    pg: str, isolated_home: Path
+) -> None:
+    exports, key = _catalog(pg)
+    with processes(pg, isolated_home) as cluster:
+        queuing, running = cluster.serve("--no-exports"), cluster.serve()
+        status, _, body = api(
+            f"{queuing.url}/api/v1/exports/{exports['Big'].export_id}/runs", key, "POST"
+        )
+        assert status == 202
+        done = _wait(
+            "the run's end",
+            lambda: (r := service.get_run(body["logId"])).status not in ("queued", "running") and r,
+        )
+        assert done.status == "success", done.messages
+        assert Run.get(Run.log_id == body["logId"]).pid == running.pid

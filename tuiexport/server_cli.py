@@ -12,6 +12,7 @@ from tuiexport import config
 
 
 def serve(args: argparse.Namespace) -> int:
+    from tuiexport import service
     from tuiexport.server import start_server
 
     settings = config.settings()
@@ -23,6 +24,12 @@ def serve(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         run_exports=False if args.no_exports else None,
     )
+    # On PostgreSQL a server that runs exports also runs those other servers queued (one
+    # machine with SQLite has no other servers; the TUI's server never takes a cluster's runs).
+    work = None
+    if not args.no_exports and settings.run_exports and service.cluster_database():
+        work = service.Worker(settings.max_concurrent_runs, name="serve")
+        work.start()
     stop = threading.Event()
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -38,6 +45,8 @@ def serve(args: argparse.Namespace) -> int:
             pass
     finally:
         print("tuiexport: stopping (running exports are cancelled)…", file=sys.stderr, flush=True)
+        if work is not None:
+            work.stop()
         handle.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -89,8 +89,9 @@ WATCH_EVERY = 0.2
 class RunManager:
     """The runs of one server, by the cluster-wide rules (service.admit_run): one run per
     export and fingerprint at a time and ``max_concurrent_runs`` at once across every server on
-    the database. With ``run_exports`` (the default) the server runs the runs it admits, and on
-    PostgreSQL also claims runs other servers queued; without, it queues them for workers."""
+    the database. With ``run_exports`` (the default) the server runs the runs it admits;
+    without, it queues them for export processes (``tuiexport worker``; ``tuiexport serve``
+    on PostgreSQL claims queued runs too, see server_cli)."""
 
     def __init__(
         self, on_end: Callable[[ActiveRun], None] = lambda run: None, run_exports: bool = True
@@ -101,10 +102,6 @@ class RunManager:
         self._closing = False
         self._run_exports = run_exports
         self._watcher: threading.Thread | None = None
-        self._worker: service.Worker | None = None
-        if run_exports and service.cluster_database():
-            self._worker = service.Worker(config.settings().max_concurrent_runs, name="serve")
-            self._worker.start()
 
     def running(self) -> list[ActiveRun]:
         with self._lock:
@@ -212,8 +209,6 @@ class RunManager:
         with self._lock:
             self._closing = True
             runs = [a for a in self._active.values() if a.here]
-        if self._worker is not None:
-            self._worker.stop(timeout)
         for active in runs:
             active.cancel.set()
         for active in runs:
