@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format docs bench clean
+.PHONY: run test lint format docs bench clean cluster-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 	$(PY) bench/import_bench.py
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 80x24
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48
+
+# Issue 13 on one machine: a throw-away PostgreSQL, two share servers and a worker behind nginx
+# (docs/operations/deployment.md); Ctrl+C stops and removes it all.
+cluster-demo: $(STAMP)
+	$(PY) -m tests.cluster
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

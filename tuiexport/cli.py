@@ -48,6 +48,7 @@ COMMANDS = {
     "history": "tuiexport.management.cli",
     "links": "tuiexport.links_cli",
     "serve": "tuiexport.server_cli",
+    "worker": "tuiexport.server_cli",
     "apikey": "tuiexport.server_cli",
     "web": "tuiexport.web",
 }

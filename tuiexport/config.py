@@ -41,7 +41,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     server_host: str = "127.0.0.1"
     server_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8421
     base_url: str = ""
+    #: Exports the share servers run at once, counted across every server on the database.
     max_concurrent_runs: int = 4
+    #: ``tuiexport serve`` runs exports itself (false: it queues them for ``tuiexport worker``
+    #: processes, a server of a cluster with dedicated workers; ``serve --no-exports`` too).
+    run_exports: bool = True
     #: Folders; empty means the platform default (or under TUIEXPORT_HOME).
     artifacts_dir: str = ""
     downloads_dir: str = ""

@@ -450,15 +450,10 @@ def begin_run(
     delta: DeltaPlan | None = None,
     link: LinkView | None = None,
 ) -> PreparedRun:
-    """Validate the definition and open its history entry (naming the share ``link`` whose
-    request started it, if one did). Raises InvalidDefinition / NotFound (nothing recorded
-    then: a refused run is not a run)."""
-    row = definitions.get_row(ref)
-    reasons = definitions.reasons_for(row)
-    if reasons:
-        raise InvalidDefinition(row.name, reasons)
-    assert row.selection is not None  # reasons_for refuses a definition without one
-    criteria = criteria_from_json(row.selection.criteria)
+    """Validate the definition and open its history entry, claimed by this process (naming
+    the share ``link`` whose request started it, if one did). Raises InvalidDefinition /
+    NotFound (nothing recorded then: a refused run is not a run)."""
+    row = _checked_row(ref)
     writer = registry.get_writer(row.profile, row.output)
     log_id = history.new_log_id()
     started = utcnow()
@@ -475,11 +470,40 @@ def begin_run(
         key = None
     else:
         kind = ".delta" if delta is not None else ""
-        name = f"{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}{kind}.{writer.extension}"
-        key = f"{row.export_id}/{name}"
+        key = _artifact_key(row, started, log_id, kind)
         # In an object store, the local place of the part file (the spool validation reads).
         target = config.artifacts_dir() / key
-    run = runs.create(
+    where = artifacts.location(key) if key is not None else str(target)
+    fields = _run_fields(row, log_id, started, where, trigger, api_version, link)
+    fields.update(delta_since=delta.since if delta else "", delta_base=delta.base if delta else "")
+    run = runs.create(**fields, **_claimed_by())
+    return prepared_from(run, delta, row, target=target, key=key)
+
+
+def _checked_row(ref: str) -> ExportDefinition:
+    row = definitions.get_row(ref)
+    reasons = definitions.reasons_for(row)
+    if reasons:
+        raise InvalidDefinition(row.name, reasons)
+    return row
+
+
+def _artifact_key(row: ExportDefinition, started: datetime, log_id: str, kind: str) -> str:
+    """The run's file in the artifacts store: ``<export>/<name>_<started>_<logId><kind>.<ext>``."""
+    extension = registry.get_writer(row.profile, row.output).extension
+    return f"{row.export_id}/{_slug(row.name)}_{started:%Y%m%d-%H%M%S}_{log_id}{kind}.{extension}"
+
+
+def _run_fields(
+    row: ExportDefinition,
+    log_id: str,
+    started: datetime,
+    artifact_path: str,
+    trigger: str,
+    api_version: str,
+    link: LinkView | None,
+) -> dict[str, Any]:
+    return dict(
         log_id=log_id,
         export_id=row.export_id,
         export_name=row.name,
@@ -491,18 +515,94 @@ def begin_run(
         profile=row.profile,
         output=row.output,
         file_format=registry.file_format(row.profile, row.output),
-        artifact_path=artifacts.location(key) if key is not None else str(target),
+        artifact_path=artifact_path,
         fingerprint=definitions.fingerprint(row),
-        host=liveness.HOST,
-        pid=os.getpid(),
-        owner=liveness.owner(),
-        delta_since=delta.since if delta else "",
-        delta_base=delta.base if delta else "",
         link_id=link.link_id if link is not None else None,
         link_name=link.name if link is not None else "",
     )
+
+
+def _claimed_by() -> dict[str, Any]:
+    """Who runs a run: this process (see liveness.is_dead)."""
+    return dict(host=liveness.HOST, pid=os.getpid(), owner=liveness.owner())
+
+
+def prepared_from(
+    run: Run,
+    delta: DeltaPlan | None = None,
+    definition: ExportDefinition | None = None,
+    *,
+    target: Path | None = None,
+    key: str | None = None,
+) -> PreparedRun:
+    """The run of a history row (it need not run here: a server that waits for a run of
+    another process follows it through one of these). Without ``target``, a run of the
+    artifacts store (admitted by a server, claimed by a worker): its key from the row."""
+    row = definition or definitions.get_row(run.export_id)
+    assert row.selection is not None  # a run is admitted only for a valid definition
+    criteria = criteria_from_json(row.selection.criteria)
     limit = definitions.effective_limit(row.product_limit)
+    if target is None:
+        key = artifacts.key_of(run.artifact_path)
+        if key is None:  # the local folder: the path's place under it
+            path, root = Path(run.artifact_path or ""), config.artifacts_dir()
+            key = path.relative_to(root).as_posix() if _inside(path, root) else None
+        target = config.artifacts_dir() / key if key is not None else Path(run.artifact_path or "")
     return PreparedRun(row, run, target, limit, criteria, delta, key)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What :func:`admit_run` decided (see runs.admit): the run to follow or that was made
+    (None: the cluster runs ``active`` server runs, its limit), whether it was made now, and
+    whether this process is to execute it (else another process does, or will)."""
+
+    prepared: PreparedRun | None
+    created: bool
+    here: bool
+    active: int
+
+
+def admit_run(
+    ref: str,
+    *,
+    limit: int,
+    claim: bool,
+    api_version: str = "",
+    link: LinkView | None = None,
+) -> Admission:
+    """A share server's run (share URL, API trigger) by the cluster-wide rules: one run per
+    export and fingerprint at a time (a second request anywhere follows it) and at most
+    ``limit`` at once, across every host on the database. A new run is claimed by this
+    process (``claim``) or queued for an export process (``tuiexport worker``, or a server
+    that runs exports). Raises InvalidDefinition / NotFound."""
+    row = _checked_row(ref)
+    # A dead run of this export (a killed worker) must not be followed: marked first.
+    history.mark_interrupted(runs.server_runs_active(row.export_id))
+    log_id, started = history.new_log_id(), utcnow()
+    where = artifacts.location(_artifact_key(row, started, log_id, ""))
+    fields = _run_fields(row, log_id, started, where, "api", api_version, link)
+    if claim:
+        fields.update(_claimed_by())
+    else:
+        fields["status"] = runs.QUEUED
+    run, created, active = runs.admit(fields, limit)
+    if run is None:
+        return Admission(None, False, False, active)
+    return Admission(prepared_from(run, None, row), created, created and claim, active)
+
+
+def claim_next() -> PreparedRun | None:
+    """The oldest queued run, claimed by this process (None: nothing is queued). A run whose
+    definition became invalid since it was queued ends ``failed`` here, saying why."""
+    while (run := runs.claim(**_claimed_by())) is not None:
+        try:
+            _checked_row(run.export_id)
+        except UserError as exc:
+            runs.finish(run.id, "failed", [f"Not run: {exc}"])
+            continue
+        return prepared_from(run)
+    return None
 
 
 def run_delta(

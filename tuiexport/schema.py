@@ -84,6 +84,50 @@ POSTGRES_TRIGGERS = [
 ]
 
 
+#: PostgreSQL: a counter of the changes to what a share URL resolves to (server/cache.py
+#: reads it before using what it cached), bumped by POSTGRES_CHANGE_TRIGGERS, whoever writes.
+CHANGE_COUNT_TABLE = "change_count"
+_BUMP = f"UPDATE {CHANGE_COUNT_TABLE} SET n = n + 1 WHERE id = 1"
+#: Not for what changes nothing a share URL serves: a share link's ``last_seen``, a run's
+#: heartbeat, the rows of served downloads (``source_log_id``), a run while it is unfinished.
+#: Deferred constraint triggers: the counter's row is locked at the very end of a transaction
+#: (for its commit only), so no transaction waits for it while holding locks others need. The
+#: columns are read inside the functions, not in the triggers' WHEN: a WHEN would stop a later
+#: migration from dropping a column it names.
+POSTGRES_CHANGE_TRIGGERS = [
+    f"CREATE TABLE IF NOT EXISTS {CHANGE_COUNT_TABLE} (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)",
+    f"INSERT INTO {CHANGE_COUNT_TABLE} (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE OR REPLACE FUNCTION tuiexport_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN {_BUMP}; RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION tuiexport_link_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN IF TG_OP <> 'UPDATE' OR "
+    "(to_jsonb(OLD) - 'last_seen') IS DISTINCT FROM (to_jsonb(NEW) - 'last_seen') THEN "
+    f"{_BUMP}; END IF; RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION tuiexport_run_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN IF TG_OP = 'DELETE' THEN {_BUMP}; "
+    "ELSIF NEW.source_log_id = '' AND NEW.status NOT IN ('queued', 'running') THEN "
+    f"IF TG_OP = 'INSERT' THEN {_BUMP}; "
+    "ELSIF OLD.status IS DISTINCT FROM NEW.status "
+    f"OR OLD.artifact_kept IS DISTINCT FROM NEW.artifact_kept THEN {_BUMP}; "
+    "END IF; END IF; RETURN NULL; END $$",
+    *(
+        f"DROP TRIGGER IF EXISTS tuiexport_changed ON {table}"
+        for table in ("meta", "selection", "export_definition", "share_link", "run")
+    ),
+    *(
+        f"CREATE CONSTRAINT TRIGGER tuiexport_changed AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()"
+        for table, function in (
+            ("meta", "tuiexport_changed"),
+            ("selection", "tuiexport_changed"),
+            ("export_definition", "tuiexport_changed"),
+            ("share_link", "tuiexport_link_changed"),
+            ("run", "tuiexport_run_changed"),
+        )
+    ),
+]
+
+
 def refresh_offer_summary() -> None:
     """Recompute every product's offer masks and price range from its supplier items (the
     triggers keep them current afterwards)."""
@@ -126,11 +170,14 @@ def _ensure_triggers(db: pw.Database) -> None:
     if dbmod.is_sqlite(db):
         for sql in SQLITE_TRIGGERS:
             db.execute_sql(sql)
-    elif not db.execute_sql(
+        return
+    if not db.execute_sql(
         "SELECT 1 FROM pg_trigger WHERE tgname = 'supplier_item_mask'"
     ).fetchone():
         for sql in POSTGRES_TRIGGERS:
             db.execute_sql(sql)
+    for sql in POSTGRES_CHANGE_TRIGGERS:
+        db.execute_sql(sql)
 
 
 def _migrate_2(db: pw.Database) -> None:
@@ -217,6 +264,12 @@ def _migrate_9(db: pw.Database) -> None:
             db.execute_sql(f"ALTER TABLE run ADD COLUMN {column} {sql}")
 
 
+def _migrate_11(db: pw.Database) -> None:
+    """Version 11 (issue 13): runs are a queue (the status ``queued``; no new column) and
+    PostgreSQL counts the changes share servers cache against (POSTGRES_CHANGE_TRIGGERS, made
+    by ``ensure_schema`` after the migrations, on a fresh database too)."""
+
+
 def _migrate_12(db: pw.Database) -> None:
     """Version 12: ``run.partial`` (a served byte range that is a piece of a download)."""
     if "partial" not in {c.name for c in db.get_columns("run")}:
@@ -234,6 +287,7 @@ MIGRATIONS = {
     7: _migrate_7,
     8: _migrate_8,
     9: _migrate_9,
+    11: _migrate_11,
     12: _migrate_12,
 }
 
@@ -310,6 +364,13 @@ def ensure_schema(db: pw.Database) -> None:
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
                 'text, tokenize="unicode61 remove_diacritics 2")'
             )
+
+
+def change_count() -> int:
+    """PostgreSQL's count of changes to what share URLs resolve to (see CHANGE_COUNT_TABLE),
+    on the calling thread's connection: one small query."""
+    row = dbmod.database.execute_sql(f"SELECT n FROM {CHANGE_COUNT_TABLE} WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
 
 
 def catalog_version() -> int:

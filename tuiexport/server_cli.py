@@ -12,6 +12,7 @@ from tuiexport import config
 
 
 def serve(args: argparse.Namespace) -> int:
+    from tuiexport import service
     from tuiexport.server import start_server
 
     settings = config.settings()
@@ -21,7 +22,14 @@ def serve(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         base_url=args.base_url,
+        run_exports=False if args.no_exports else None,
     )
+    # On PostgreSQL a server that runs exports also runs those other servers queued (one
+    # machine with SQLite has no other servers; the TUI's server never takes a cluster's runs).
+    work = None
+    if not args.no_exports and settings.run_exports and service.cluster_database():
+        work = service.Worker(settings.max_concurrent_runs, name="serve")
+        work.start()
     stop = threading.Event()
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -37,7 +45,42 @@ def serve(args: argparse.Namespace) -> int:
             pass
     finally:
         print("tuiexport: stopping (running exports are cancelled)…", file=sys.stderr, flush=True)
+        if work is not None:
+            work.stop()
         handle.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print("tuiexport: stopped.", file=sys.stderr, flush=True)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Run queued exports until SIGINT/SIGTERM (runs still going then end as cancelled)."""
+    from tuiexport import service
+
+    jobs = args.jobs or config.settings().max_concurrent_runs
+    work = service.Worker(jobs)
+    stop = threading.Event()
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    sweeper = service.Sweeper(service.SWEEP_EVERY)
+    work.start()
+    sweeper.start()
+    wakes = "woken by PostgreSQL" if service.cluster_database() else "looking every second"
+    print(
+        f"tuiexport: worker running queued exports of {service.database_location()}, "
+        f"{jobs} at once ({wakes}); Ctrl+C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        print("tuiexport: stopping (running exports are cancelled)…", file=sys.stderr, flush=True)
+        sweeper.stop()
+        work.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print("tuiexport: stopped.", file=sys.stderr, flush=True)
@@ -121,7 +164,20 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--base-url", metavar="URL", help="public URL share links start with (behind a proxy)"
     )
+    p.add_argument(
+        "--no-exports",
+        action="store_true",
+        help="run no exports here: queue them for 'tuiexport worker' (run_exports in the config)",
+    )
     p.set_defaults(handler=serve)
+
+    p = sub.add_parser("worker", help="run queued exports for the share servers (a cluster)")
+    p.add_argument(
+        "--jobs",
+        type=whole_number(1, 1000),
+        help="exports run at once here (default: max_concurrent_runs in the config)",
+    )
+    p.set_defaults(handler=worker)
 
     keys = sub.add_parser("apikey", help="API keys for the management API").add_subparsers(
         dest="apikey_command", metavar="ACTION", required=True

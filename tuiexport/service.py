@@ -174,6 +174,17 @@ from tuiexport.storage import SeekableReader, StorageError
 # isort: on
 # --- end of artifacts in shared storage ---------------------------------------------------------
 
+# --- runs as a queue, cluster-wide rules (issue 13) -------------------------------------------
+# isort: off
+from tuiexport.engine import Admission, admit_run
+from tuiexport.management.history import settle as settle_runs
+from tuiexport.management.runs import beat_queued
+from tuiexport.runqueue import Worker, cluster_database
+from tuiexport.schema import change_count
+
+# isort: on
+# --- end of runs as a queue -------------------------------------------------------------------
+
 if TYPE_CHECKING:
     from tuiexport.catalog.demo import DemoStats
 
@@ -190,6 +201,7 @@ __all__ = [
     "SWEEP_EVERY",
     "USUAL_NEEDS",
     "USUAL_OF",
+    "Admission",
     "ApiKeyView",
     "AttemptView",
     "CatalogStats",
@@ -214,14 +226,19 @@ __all__ = [
     "StorageError",
     "StoredFile",
     "Sweeper",
+    "Worker",
     "Writer",
+    "admit_run",
     "api_key_valid",
     "approve_run",
     "auto_name",
+    "beat_queued",
     "begin_run",
     "catalog_stats",
+    "change_count",
     "check_options",
     "close_database",
+    "cluster_database",
     "count_history",
     "count_products",
     "create_definition",
@@ -296,6 +313,7 @@ __all__ = [
     "selection_impact",
     "served_complete",
     "served_incomplete",
+    "settle_runs",
     "share_path",
     "share_url",
     "update_definition",

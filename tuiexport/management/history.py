@@ -34,6 +34,7 @@ from tuiexport.storage import StorageError
 SWEEP_EVERY = 30.0
 
 STATUSES = (
+    "queued",
     "running",
     "success",
     "warning",
@@ -92,18 +93,29 @@ def get_run(log_id: str) -> RunView:
     return view(row)
 
 
-def mark_interrupted() -> int:
-    """Mark runs whose process died as ``interrupted`` and remove their partial files.
+def mark_interrupted(rows: Sequence[Run] | None = None) -> int:
+    """Mark runs whose process died as ``interrupted`` and remove their partial files (of
+    ``rows`` only, when given; every unfinished run otherwise).
 
-    Called at every start (CLI, server, TUI) and every SWEEP_EVERY by a running server; see
-    :func:`is_dead` for when a run's process is gone. A dead run whose file was complete (its
-    outcome recorded, the file in place with that size and SHA-256) gets that outcome instead:
-    it was killed between the final rename and the last update."""
-    dead = []
+    Called at every start (CLI, server, TUI), every SWEEP_EVERY by a running server, and by
+    whoever waits for a run or admits one; see :func:`is_dead` for when a run's process is
+    gone, on any host. A dead run whose file was complete (its outcome recorded, the file in
+    place with that size and SHA-256) gets that outcome instead: it was killed between the
+    final rename and the last update. A queued run that nobody waited for any more (its
+    heartbeat is stale: the server that queued it is gone) and no process claimed ends too."""
     stale = utcnow() - STALE_AFTER
-    for row in runs.running():
-        if is_dead(row, stale):
-            dead.append(row)
+    if rows is None:
+        rows = [*runs.running(), *runs.queued()]
+    abandoned = [r for r in rows if r.status == runs.QUEUED and r.heartbeat < stale]
+    for row in abandoned:
+        runs.end(
+            row,
+            "interrupted",
+            "No export process took this queued run and nobody waited for it any more; "
+            "start 'tuiexport worker' (or 'tuiexport serve' without --no-exports).",
+            Run.status == runs.QUEUED,
+        )
+    dead = [r for r in rows if r.status == "running" and is_dead(r, stale)]
     for row in dead:
         complete = bool(row.outcome) and _file_matches(row)
 
@@ -130,7 +142,16 @@ def mark_interrupted() -> int:
         runs.end_dead(row.id, decide)
         if row.artifact_path and not row.source_log_id:  # a download's path is its source's
             remove_partial(row.artifact_path, row.log_id, unpublished=not complete)
-    return len(dead)
+    return len(dead) + len(abandoned)
+
+
+def settle(log_ids: Sequence[str]) -> dict[str, RunView]:
+    """The runs of ``log_ids`` as they are now, the dead ones marked first (see
+    :func:`mark_interrupted`): what a server waiting for runs of other processes asks."""
+    rows = runs.by_log_ids(log_ids)
+    if mark_interrupted([r for r in rows if r.status in runs.ACTIVE]):
+        rows = runs.by_log_ids(log_ids)
+    return {r.log_id: view(r) for r in rows}
 
 
 def record_crash(log_id: str, error: BaseException) -> None:

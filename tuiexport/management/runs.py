@@ -143,6 +143,92 @@ def running() -> list[Run]:
     return list(Run.select().where(Run.status == "running"))
 
 
+def by_log_ids(log_ids: Iterable[str]) -> list[Run]:
+    return list(Run.select().where(Run.log_id.in_(list(log_ids))))
+
+
+#: A run that waits for an export process to claim it (issue 13: runs are a queue).
+QUEUED = "queued"
+#: The statuses of a run nobody has finished yet.
+ACTIVE = (QUEUED, "running")
+#: PostgreSQL's channel that wakes the export processes when a run is queued.
+QUEUE_CHANNEL = "tuiexport_runs"
+#: The advisory lock (any constant; "tuiexpo" in ASCII) admissions hold on PostgreSQL.
+_ADMISSION_LOCK = 0x7475696578706F
+
+#: The runs the share servers started (share URLs, API triggers), not the downloads they
+#: served: what the cluster-wide rules count and follow.
+_SERVER_RUNS = (Run.trigger == "api") & (Run.source_log_id == "") & FULL
+
+
+def queued() -> list[Run]:
+    return list(Run.select().where(Run.status == QUEUED))
+
+
+def server_runs_active(export_id: str | None = None) -> list[Run]:
+    """The unfinished runs the share servers started (of one export, or all), oldest first."""
+    query = Run.select().where(Run.status.in_(ACTIVE), _SERVER_RUNS)
+    if export_id is not None:
+        query = query.where(Run.export_id == export_id)
+    return list(query.order_by(Run.id))
+
+
+def admit(fields: dict[str, Any], limit: int) -> tuple[Run | None, bool, int]:
+    """A share server's run, by the cluster-wide rules, in one transaction that every host's
+    admissions take in turn (PostgreSQL: an advisory lock; SQLite: its one writer lock):
+
+    - an unfinished run of the same export and fingerprint: ``(that run, False, n)``;
+    - ``limit`` server runs unfinished already: ``(None, False, n)``;
+    - else the new row of ``fields``: ``(row, True, n)``.
+
+    ``n`` is how many server runs were unfinished. A queued row wakes the export processes
+    (the notification goes out when the transaction commits)."""
+    with database.atomic():
+        if not _is_sqlite():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADMISSION_LOCK,))
+        active = server_runs_active()
+        for row in active:
+            if row.export_id == fields["export_id"] and row.fingerprint == fields["fingerprint"]:
+                return row, False, len(active)
+        if len(active) >= limit:
+            return None, False, len(active)
+        fields.setdefault("heartbeat", fields.get("started") or utcnow())
+        created: Run = Run.create(**fields)
+        if created.status == QUEUED and not _is_sqlite():
+            database.execute_sql("SELECT pg_notify(%s, '')", (QUEUE_CHANNEL,))
+    return created, True, len(active)
+
+
+def claim(**fields: Any) -> Run | None:
+    """The oldest queued run, now ``running`` with ``fields`` (who runs it) and a fresh
+    heartbeat; None when nothing is queued. On PostgreSQL, ``FOR UPDATE SKIP LOCKED``: export
+    processes on several hosts claim at once without waiting for each other or taking one run
+    twice (SQLite: one writer at a time, the same outcome)."""
+    with database.atomic():
+        query = Run.select(Run.id).where(Run.status == QUEUED).order_by(Run.id).limit(1)
+        if not _is_sqlite():
+            query = query.for_update(skip_locked=True)
+        found = query.first()
+        if found is None:
+            return None
+        Run.update(status="running", heartbeat=utcnow(), **fields).where(
+            Run.id == found.id, Run.status == QUEUED
+        ).execute()
+        row: Run = Run.get_by_id(found.id)
+    return row if row.status == "running" else None
+
+
+def beat_queued(log_ids: Iterable[str]) -> None:
+    """Someone still waits for these queued runs (their heartbeat, until a process claims them)."""
+    Run.update(heartbeat=utcnow()).where(
+        Run.log_id.in_(list(log_ids)), Run.status == QUEUED
+    ).execute()
+
+
+def _is_sqlite() -> bool:
+    return isinstance(database.obj, pw.SqliteDatabase)
+
+
 # --- writes -----------------------------------------------------------------------------------
 
 

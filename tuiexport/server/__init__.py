@@ -130,13 +130,16 @@ def start_server(
     base_url: str | None = None,
     access_log: Callable[[str], None] | None = _stderr_line,
     limits: Limits | None = None,
+    run_exports: bool | None = None,
 ) -> ServerHandle:
     """Listen on ``host:port`` (port 0: a free one) and serve in a background thread.
 
     ``access_log`` gets one redacted line per request (None: no log; the default writes them
     to stderr, together at most 50 ms late; the TUI passes its own sink, since
-    stderr is its screen). Raises :class:`UserError` with one sentence when the port is taken,
-    the address is unusable or the TLS files cannot be loaded."""
+    stderr is its screen). ``run_exports`` false: the server queues the runs it admits for
+    ``tuiexport worker`` processes (default: the ``run_exports`` setting). Raises
+    :class:`UserError` with one sentence when the port is taken, the address is unusable or
+    the TLS files cannot be loaded."""
     if not service.database_is_open():
         service.prepare_database()
     context = _tls_context(tls_cert, tls_key)
@@ -162,7 +165,9 @@ def start_server(
         # Every address: share URLs name the primary address (the one the default route
         # leaves from), which other hosts can reach without resolving this machine's name.
         public = f"{scheme}://{_shown(primary_address(bound_host == '::'))}:{bound_port}"
-    app = App(public, msgspec.json.encode(openapi.document()))
+    if run_exports is None:
+        run_exports = config.settings().run_exports
+    app = App(public, msgspec.json.encode(openapi.document()), run_exports)
     handler.app = app
     handler.recorder = app.recorder
     handle = ServerHandle(server, app, url)

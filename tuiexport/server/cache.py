@@ -7,8 +7,10 @@ connection committed. The cache asks the history recorder's connection (see
 :mod:`tuiexport.server.recorder`) before every lookup, and drops everything when anyone else
 changed anything (a rotated token, an edited definition, a catalog import, a finished run; in
 this process or another). The rows of served downloads are written through that very connection,
-so serving never empties the cache. A run ending in this server drops it too. Databases other
-than an SQLite file are not cached.
+so serving never empties the cache. A run ending in this server drops it too. On PostgreSQL
+the database's triggers count each such change, whoever makes it (schema.CHANGE_COUNT_TABLE):
+a lookup costs that one small query instead of the handful of its state, and is exact (a change
+committed before the request is seen). An in-memory database is not cached.
 
 The cache holds at most :data:`MAX_ENTRIES` exports, least recently used first out: unknown
 export IDs (anyone can make up millions) are cached as "no such export" but cannot grow it.
@@ -47,6 +49,19 @@ class ShareState:
         return service.match_link(self.definition.links, token)
 
 
+def _change_count(wait: bool) -> int | None:
+    """The probe on PostgreSQL: its change counter (schema.CHANGE_COUNT_TABLE, kept by
+    triggers whoever writes), one small query on the calling thread's connection; never on the
+    event loop (``wait`` false: not cached, the request goes to a thread)."""
+    if not wait:
+        return None
+    try:
+        return service.change_count()
+    except Exception:  # noqa: BLE001 - the database is away: do not cache, reconnect next time
+        service.release_connection()
+        return None
+
+
 class Miss:
     """Not in the cache (see :meth:`ShareCache.peek`)."""
 
@@ -65,6 +80,8 @@ class ShareCache:
         self._entries: OrderedDict[str, ShareState | None] = OrderedDict()
         self._generation = 0
         self._probe = data_version
+        if service.cluster_database():
+            self._probe = _change_count
         self._seen: int | None = None
         self._files: OrderedDict[Path | service.StoredFile, bytes] = OrderedDict()
         self._file_bytes = 0

@@ -185,6 +185,7 @@ def document() -> dict[str, Any]:
                         "trigger": {"enum": ["tui", "cli", "api"]},
                         "status": {
                             "enum": [
+                                "queued",
                                 "running",
                                 "success",
                                 "warning",
@@ -442,7 +443,7 @@ def document() -> dict[str, Any]:
                                         "required": ["logId", "status", "statusUrl"],
                                         "properties": {
                                             "logId": {"type": "string"},
-                                            "status": {"const": "running"},
+                                            "status": {"enum": ["queued", "running"]},
                                             "statusUrl": {"type": "string"},
                                             "fileUrl": {"type": "string"},
                                         },

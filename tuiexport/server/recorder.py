@@ -289,10 +289,13 @@ class Recorder:
                         )
                     )
         # Downloads still going: "running" rows, finished by their ends in later batches.
-        served[:0] = [
+        served += [
             service.Served(b.source, b.log_id, b.note, pending=True, link=b.link, partial=b.partial)
             for b in begun.values()
         ]
+        # In the order the downloads began: the history's order is the requests' order.
+        began = {e.log_id: i for i, e in enumerate(events) if isinstance(e, _Begin)}
+        served.sort(key=lambda s: began[s.log_id])
         rows: list[Callable[[], object]] = [_rows(served)] if served else []
         seen = {e.link_id for e in events if isinstance(e, _Seen)}
         if seen:

@@ -64,12 +64,12 @@ NOT_SHARED = (
 class App:
     """What every request of one server shares."""
 
-    def __init__(self, base_url: str, openapi: bytes):
+    def __init__(self, base_url: str, openapi: bytes, run_exports: bool = True):
         self.base_url = base_url.rstrip("/")
         self.openapi = openapi
         self.recorder = Recorder()
         self.shares = ShareCache(self.recorder.data_version)
-        self.runs = RunManager(on_end=lambda run: self.shares.invalidate())
+        self.runs = RunManager(on_end=lambda run: self.shares.invalidate(), run_exports=run_exports)
         #: (when, problem) of the last database check of /healthz (problem None: it answered)
         self.health: tuple[float, str | None] | None = None
 
@@ -261,7 +261,7 @@ class ShareHandler(FileResponses):
             202,
             {
                 "logId": active.log_id,
-                "status": "running",
+                "status": active.prepared.run.status,  # queued: for an export process
                 "statusUrl": status_url,
                 "fileUrl": status_url + "/file",
             },

@@ -13,6 +13,7 @@ from rich.text import Text
 from tuiexport.units import file_size
 
 STATUS_STYLES = {
+    "queued": "cyan",
     "running": "bold cyan",
     "success": "green",
     "warning": "yellow",
@@ -23,6 +24,7 @@ STATUS_STYLES = {
     "discarded": "dim",
 }
 STATUS_MARKS = {
+    "queued": "…",
     "running": "…",
     "success": "✓",
     "warning": "!",
