@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from tuiexport import config
@@ -30,28 +31,31 @@ def serve(args: argparse.Namespace) -> int:
     if not args.no_exports and settings.run_exports and service.cluster_database():
         work = service.Worker(settings.max_concurrent_runs, name="serve")
         work.start()
+    _until_signal(
+        f"serving on {handle.url} (share URLs start with {handle.base_url})",
+        [*([work.stop] if work is not None else []), handle.stop],
+    )
+    return 0
+
+
+def _until_signal(doing: str, stops: list[Callable[[], object]]) -> None:
+    """Say what runs, wait for SIGINT/SIGTERM, then call ``stops`` in order (the signal
+    handlers are put back)."""
     stop = threading.Event()
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    print(
-        f"tuiexport: serving on {handle.url} (share URLs start with {handle.base_url}); "
-        "Ctrl+C stops.",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"tuiexport: {doing}; Ctrl+C stops.", file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
         print("tuiexport: stopping (running exports are cancelled)…", file=sys.stderr, flush=True)
-        if work is not None:
-            work.stop()
-        handle.stop()
+        for end in stops:
+            end()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print("tuiexport: stopped.", file=sys.stderr, flush=True)
-    return 0
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -60,30 +64,14 @@ def worker(args: argparse.Namespace) -> int:
 
     jobs = args.jobs or config.settings().max_concurrent_runs
     work = service.Worker(jobs)
-    stop = threading.Event()
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, lambda *_: stop.set())
     sweeper = service.Sweeper(service.SWEEP_EVERY)
     work.start()
     sweeper.start()
     wakes = "woken by PostgreSQL" if service.cluster_database() else "looking every second"
-    print(
-        f"tuiexport: worker running queued exports of {service.database_location()}, "
-        f"{jobs} at once ({wakes}); Ctrl+C stops.",
-        file=sys.stderr,
-        flush=True,
+    _until_signal(
+        f"worker running queued exports of {service.database_location()}, {jobs} at once ({wakes})",
+        [sweeper.stop, work.stop],
     )
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        print("tuiexport: stopping (running exports are cancelled)…", file=sys.stderr, flush=True)
-        sweeper.stop()
-        work.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    print("tuiexport: stopped.", file=sys.stderr, flush=True)
     return 0
 
 
