@@ -328,3 +328,62 @@ def test_a_workbook_with_a_product_row_fewer_is_a_count_mismatch(catalog, monkey
     d = define(catalog, "standard", "xlsx")
     breaking(monkeypatch, drop_last_row)
     failed_with(service.run_export(d.export_id), r"sheet product: the file holds [\d,]+ rows, but")
+
+
+# --- validation alongside writing (a follower process) ----------------------------------------
+
+#: Every run follows its file, however small.
+FOLLOW_ALL = '{"follow_min": 1}'
+FOLLOWED_PAIRS = [
+    ("standard", "jsonl"),
+    ("developer", "jsonl"),
+    ("standard", "json"),
+    ("standard", "xml"),
+    ("bmecat12", "xml"),
+]
+
+
+def verdicts(monkeypatch) -> list[object]:
+    """The verdicts of the runs' followers, as they come (a spy: the follower runs)."""
+    seen: list[object] = []
+    verdict = validate.Follower.verdict
+
+    def spy(self, size, expected):
+        seen.append(result := verdict(self, size, expected))
+        return result
+
+    monkeypatch.setattr(validate.Follower, "verdict", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("profile", "output"), FOLLOWED_PAIRS)
+def test_a_followed_file_is_validated_while_it_is_written(catalog, monkeypatch, profile, output):
+    monkeypatch.setenv("TUIEXPORT_TUNING", FOLLOW_ALL)
+    seen = verdicts(monkeypatch)
+    run = service.run_export(define(catalog, profile, output).export_id)
+    assert run.status in ("success", "warning"), run.messages
+    assert seen == [[]]
+
+
+@pytest.mark.parametrize(("profile", "output"), FOLLOWED_PAIRS)
+def test_a_follower_fails_a_broken_file_with_the_same_messages(
+    catalog, monkeypatch, profile, output
+):
+    # A writer that ends its file with a broken record, as it writes (no seam after it).
+    writer = registry.get_writer(profile, output)
+    write = writer.write
+
+    def broken(job, out):
+        stats = write(job, out)
+        out.write(b'{"puid": 1, \n' if output.startswith("json") else b"<product><puid>1</pu")
+        return stats
+
+    monkeypatch.setattr(writer, "write", broken)
+    export_id = define(catalog, profile, output).export_id
+    after = service.run_export(export_id)
+    monkeypatch.setenv("TUIEXPORT_TUNING", FOLLOW_ALL)
+    seen = verdicts(monkeypatch)
+    followed = service.run_export(export_id)
+    assert seen and seen[0], "the follower gave the verdict"
+    failed_with(followed)
+    assert followed.messages == after.messages

@@ -320,6 +320,8 @@ def _add_aligned(paths: list[Path], out: BinaryIO) -> bool:
     ``every``): whole columns added in C, no entry unpacked. False, with part of the sum
     written, as soon as two parts differ (the serial path: a child member has entries only
     for the products with lines)."""
+    if not paths:  # no product at all
+        return True
     size = paths[0].stat().st_size
     if any(path.stat().st_size != size for path in paths[1:]):
         return False
