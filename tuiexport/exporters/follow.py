@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 #: Bytes read at once: the validators' blocks are this size too (memory beside the export).
@@ -65,7 +66,6 @@ class Growing(io.RawIOBase):
 
 def main() -> int:
     from tuiexport.exporters import validate, worker
-    from tuiexport.exporters.base import ExportOptions
 
     spec = json.loads(sys.stdin.readline())
     complete = threading.Event()
@@ -80,7 +80,9 @@ def main() -> int:
 
     threading.Thread(target=wait_for_the_end, daemon=True).start()
     check: Any = worker.resolve(spec["validator"])
-    options = ExportOptions(**spec["options"])
+    # The followed validators read no option: a plain namespace of them, so that the follower
+    # never imports peewee (8 MB of its memory, beside the export's processes).
+    options = SimpleNamespace(**spec["options"])
     validate.BLOCK = READ  # one block of the file in memory, not eight
     with io.BufferedReader(Growing(Path(spec["path"]), complete, final), READ) as reader:
         problems = check(

@@ -35,11 +35,10 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from tuiexport.exporters.base import ExportOptions
 from tuiexport.exporters.profiles import PROFILES
 
 if TYPE_CHECKING:
-    from tuiexport.exporters.base import ExportJob, Writer, WriteStats
+    from tuiexport.exporters.base import ExportJob, ExportOptions, Writer, WriteStats
 
 #: At most this many problems are reported (a broken file usually breaks everywhere).
 MAX_PROBLEMS = 5
@@ -272,7 +271,7 @@ def _bmecat_error_line(path: Path, schema: Any) -> tuple[int, str]:
     (0, "") when no batch shows the error (one only the whole document has)."""
     from lxml import etree
 
-    from tuiexport.exporters.bmecat import NAMESPACE
+    from tuiexport.exporters.bmecat_mapping import NAMESPACE
 
     def q(tag: str) -> str:
         return f"{{{NAMESPACE}}}{tag}"
@@ -367,7 +366,7 @@ def bmecat(
     reader: IO[bytes] | None = None,
 ) -> list[str]:
     """The official BMEcat 1.2 schema, validated while parsing; ARTICLEs counted."""
-    from tuiexport.exporters.bmecat import NAMESPACE
+    from tuiexport.exporters.bmecat_mapping import NAMESPACE
     from tuiexport.formats import bmecat12_schema
 
     # ARTICLEs sit in T_NEW_CATALOG, not right under the root.
