@@ -28,6 +28,8 @@ import io
 import json
 import operator
 import re
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,9 +66,9 @@ class Validator(Protocol):
     ) -> list[str]: ...
 
 
-#: The validators that read their file as one stream from start to end, so they can follow
-#: it while it is written (:class:`Follower`); a ZIP is read from its end.
-FOLLOWED = ("json_lines", "json_document", "xml", "bmecat")
+#: The validators that can read their file as one stream from start to end, so they can follow
+#: it while it is written (:class:`Follower`); an XLSX workbook is read from its end.
+FOLLOWED = ("json_lines", "json_document", "xml", "bmecat", "csv_zip")
 
 
 def _expected(expected: Expected) -> int:
@@ -165,7 +167,7 @@ class Follower:
             "validator": validator,
             "path": str(path),
             "profile": profile,
-            "options": msgspec.to_builtins(options),
+            "options": msgspec.to_builtins(msgspec.structs.asdict(options)),
         }
         self._send(spec)
 
@@ -629,12 +631,20 @@ def csv_zip(
     number of fields; the main member has one row per product. Streams member by member.
 
     The rows' widths are counted in C (``Counter(map(len, reader))``); only a member with a
-    problem is read again row by row, for the line numbers and reasons."""
+    problem is read again row by row, for the line numbers and reasons. With a ``reader`` (a
+    follower's) the members are read as they are written (:func:`_zip_followed`); a file in
+    which that finds anything wrong is read again from its central directory, as without one,
+    for the same messages."""
     import zipfile  # here, not at the top: a --run of another format never imports it
 
     excel = options.csv_variant == "excel"
     delimiter = ";" if excel else ","
     main = f"{PROFILES[profile].main.name}.csv"
+    if reader is not None:
+        if _zip_followed(path, reader, main, delimiter, expected):
+            return []
+        while reader.read(CSV_CHUNK):  # to the end of the file, then as without a follower
+            pass
     problems: list[str] = []
     try:
         with zipfile.ZipFile(path) as zf:
@@ -654,8 +664,135 @@ def csv_zip(
     return problems
 
 
+#: A ZIP's local file header (after its signature), central directory header and data
+#: descriptor signatures.
+_LOCAL = struct.Struct("<HHHHHIIIHH")
+_LOCAL_SIG, _CENTRAL_SIG, _DD_SIG = b"PK\x03\x04", b"PK\x01\x02", b"PK\x07\x08"
+
+
+class _Pushback:
+    """A reader of bytes that can be given back (what follows a member's compressed data)."""
+
+    def __init__(self, reader: IO[bytes]):
+        self.reader, self.buffer = reader, b""
+
+    def some(self) -> bytes:
+        data, self.buffer = self.buffer, b""
+        return data or self.reader.read(CSV_CHUNK)
+
+    def exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            more = self.reader.read(CSV_CHUNK)
+            if not more:
+                raise EOFError("the file ends inside a ZIP header")
+            self.buffer += more
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+class _Inflated(io.RawIOBase):
+    """One deflated member as it comes, its CRC-32 and sizes counted."""
+
+    def __init__(self, source: _Pushback):
+        super().__init__()
+        self.source, self.inflate = source, zlib.decompressobj(-15)
+        self.crc = self.size = self.compressed = 0
+        self.tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def ended(self) -> bool:
+        return bool(self.inflate.eof)
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.ended():
+            data = self.tail or self.source.some()
+            if not data:
+                raise EOFError("the file ends inside a ZIP member")
+            before = len(data)
+            out = self.inflate.decompress(data, len(buffer))
+            self.tail = self.inflate.unconsumed_tail
+            self.compressed += before - len(self.tail) - len(self.inflate.unused_data)
+            if self.ended():
+                self.source.buffer = self.inflate.unused_data + self.source.buffer
+            if out:
+                buffer[: len(out)] = out
+                self.crc = zlib.crc32(out, self.crc)
+                self.size += len(out)
+                return len(out)
+        return 0
+
+
+def _zip_followed(
+    path: Path, reader: IO[bytes], main: str, delimiter: str, expected: Expected
+) -> bool:
+    """Whether the ZIP that ``reader`` follows passes :func:`csv_zip`'s checks, read member by
+    member from its local headers as it is written (a streamed ZIP: deflated, each member's
+    CRC-32 and sizes in a data descriptor after it), then its central directory checked against
+    what was read. False at the first doubt (``csv_zip`` then reads the complete file again)."""
+    import zipfile
+
+    source = _Pushback(reader)
+    seen: list[tuple[str, int, int]] = []
+    rows_of_main: int | None = None
+    try:
+        while (signature := source.exactly(4)) == _LOCAL_SIG:
+            _v, flags, method, _t, _d, _c, _cs, _us, n_name, n_extra = _LOCAL.unpack(
+                source.exactly(_LOCAL.size)
+            )
+            name = source.exactly(n_name).decode("utf-8" if flags & 0x800 else "cp437")
+            extra = source.exactly(n_extra)
+            if method != zipfile.ZIP_DEFLATED or not flags & 0x08:
+                return False  # not as the CSV writer streams its members
+            member = _Inflated(source)
+            if name.endswith(".csv"):
+                rows = _csv_text_rows(_csv_text(io.BufferedReader(member, CSV_CHUNK)), delimiter)
+                if rows is None:
+                    return False
+                if name == main:
+                    rows_of_main = rows
+            while member.read(CSV_CHUNK):
+                pass
+            zip64 = _has_zip64(extra)
+            descriptor = source.exactly(24 if zip64 else 16)
+            sig, crc, compressed, size = struct.unpack("<4sIQQ" if zip64 else "<4sIII", descriptor)
+            if (sig, crc, compressed, size) != (
+                _DD_SIG,
+                member.crc,
+                member.compressed,
+                member.size,
+            ):
+                return False
+            seen.append((name, crc, size))
+        if signature != _CENTRAL_SIG:
+            return False
+        while source.some():  # to the end of the file: the central directory is complete
+            pass
+        with zipfile.ZipFile(path) as zf:
+            listed = [(i.filename, i.CRC, i.file_size) for i in zf.infolist()]
+    except (EOFError, OSError, ValueError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile):
+        return False
+    return listed == seen and rows_of_main is not None and rows_of_main == _expected(expected)
+
+
+def _has_zip64(extra: bytes) -> bool:
+    """Whether a local header's extra field holds a ZIP64 record (then its data descriptor
+    has 8-byte sizes)."""
+    i = 0
+    while i + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, i)
+        if kind == 1:
+            return True
+        i += 4 + size
+    return False
+
+
 def _csv_member(zf: Any, name: str) -> Any:
-    member = zf.open(name)
+    return _csv_text(zf.open(name))
+
+
+def _csv_text(member: IO[bytes]) -> Any:
     text = io.TextIOWrapper(member, encoding="utf-8-sig", newline="")
     text._CHUNK_SIZE = CSV_CHUNK  # type: ignore[attr-defined]  # CPython's read size, settable
     return text
@@ -664,7 +801,11 @@ def _csv_member(zf: Any, name: str) -> Any:
 def _csv_rows(zf: Any, name: str, delimiter: str) -> int | None:
     """The member's rows below its header when every row has the header's width; None when
     anything is wrong with it (then :func:`_csv_problems` says what)."""
-    with _csv_member(zf, name) as text:
+    return _csv_text_rows(_csv_member(zf, name), delimiter)
+
+
+def _csv_text_rows(member: Any, delimiter: str) -> int | None:
+    with member as text:
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
