@@ -604,8 +604,12 @@ class ShareHandler(FileResponses):
         }
 
 
-#: An absolute file path in a message: POSIX (/a/b…) or Windows (C:\\a\\b…).
-_PATH = re.compile(r"(?<![\w.:/])(?:/(?:[^\s/'\"]+/)+|[A-Za-z]:\\(?:[^\s\\'\"]+\\)+)([^\s/\\'\"]*)")
+#: An absolute file path in a message: POSIX (/a/b…), Windows (C:\\a\\b…) or an object in the
+#: artifacts store (s3://bucket/key…).
+_PATH = re.compile(
+    r"(?<![\w.:/])(?:/(?:[^\s/'\"]+/)+|[A-Za-z]:\\(?:[^\s\\'\"]+\\)+|s3://(?:[^\s/'\"]+/)*)"
+    r"([^\s/\\'\"]*)"
+)
 
 
 def without_paths(message: str) -> str:
