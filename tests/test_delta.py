@@ -345,6 +345,8 @@ def test_share_url_answers_a_delta_by_cursor(served):
     change_catalog()
     status, head, body = served.request("GET", f"{share}&since={cursor}")
     assert status == 200 and head["content-type"] == "application/json"
+    assert head["content-disposition"].endswith('_delta.json"')  # never taken for the feed
+    assert "_delta" not in served.request("GET", share)[1]["content-disposition"]
     doc = json.loads(body)
     assert doc["removed"] == [1009] and 1021 in [p["puid"] for p in doc["product"]]
     assert doc["meta"]["logId"] == head["x-log-id"] and doc["meta"]["since"] == cursor

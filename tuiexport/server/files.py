@@ -154,7 +154,7 @@ class FileResponses(Exchange):
                 ("Content-Type", writer.media_type),
                 (
                     "Content-Disposition",
-                    disposition(run.export_name, _utc(run.started), writer.extension),
+                    disposition(run.export_name, _utc(run.started), writer.extension, run.is_delta),
                 ),
                 *common,
             ]
@@ -223,7 +223,7 @@ class FileResponses(Exchange):
         expires = config.settings().artifacts_redirect
         if not expires or self.command != "GET" or self.headers.get("range") is not None:
             return False
-        name = disposition(run.export_name, _utc(run.started), extension)
+        name = disposition(run.export_name, _utc(run.started), extension, run.is_delta)
         try:
             url = stored.presigned_url(expires, name)
         except service.StorageError:
@@ -579,10 +579,11 @@ def is_zip(writer: Writer) -> bool:
 
 
 @functools.lru_cache(maxsize=256)  # the same few artifacts again and again
-def disposition(name: str, when: datetime, extension: str) -> str:
-    """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*``."""
-    plain = service.download_name(name, when, extension, ascii_only=True)
-    full = service.download_name(name, when, extension)
+def disposition(name: str, when: datetime, extension: str, delta: bool = False) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*`` (a delta's
+    ends ``_delta.<ext>``, as the TUI names it, so it is never taken for the whole feed)."""
+    plain = service.download_name(name, when, extension, ascii_only=True, delta=delta)
+    full = service.download_name(name, when, extension, delta=delta)
     if plain == full:
         return f'attachment; filename="{plain}"'
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(full, safe='')}"
