@@ -49,6 +49,14 @@ OFFER_FIGURES = (
     "(SELECT CAST(total(IFNULL(fo.price, -1.0) * 7919.0 + IFNULL(fo.stock, -1) * 104729.0 "
     "+ fo.supplier_id * 15485863.0) AS INTEGER) FROM supplier_item fo WHERE fo.product_id = {puid})"
 )
+#: :data:`OFFER_FIGURES` in SQL that PostgreSQL speaks too (the generic path): the same number
+#: on SQLite (SUM of the same doubles in the same order, truncated), and on PostgreSQL a number
+#: of its own, compared only with the manifests of its own runs.
+PORTABLE_OFFER_FIGURES = (
+    "(SELECT CAST(COALESCE(SUM(COALESCE(fo.price, -1.0) * 7919.0 + COALESCE(fo.stock, -1) "
+    "* 104729.0 + fo.supplier_id * 15485863.0), 0) AS BIGINT) FROM supplier_item fo "
+    "WHERE fo.product_id = {puid})"
+)
 #: The worker handler of chunks whose SQL ends with :func:`chunk_columns`.
 HANDLER = f"{__name__}:noted"
 #: How many columns :func:`chunk_columns` adds.
