@@ -73,8 +73,11 @@ class Noter:
     The content hash is a SHA-256 of the part's key (none for part 0) and the product's bytes.
     ``sep`` separates the records in the chunk's bytes. With ``spans_chunks`` a product's records
     may go on in the next chunk (the serial CSV path reads lines, not products): the last product
-    of a chunk is finished by the next one. Either way the hash is over the same bytes, so every
-    path gives a product the same entry."""
+    of a chunk is finished by the next one. Either way the hash is over the same bytes, so the
+    serial path and the workers give a product the same entry; so does the generic path (records
+    built in Python, as on PostgreSQL), except in XML, where the fast path hashes SQLite's markup
+    before it becomes XML (switching ``generic_path`` on SQLite shows every XML product changed
+    once)."""
 
     __slots__ = ("key", "part", "pending", "sep", "spans_chunks")
 
