@@ -3,7 +3,7 @@
     python bench/run.py                 # 100k and 1M demo products (builds them once)
     python bench/run.py --quick         # 100k only
     python bench/run.py --products 250000 --formats standard/csv,standard/jsonl
-    python bench/run.py --validation --products 1000000 --repeat 3   # validation off vs on
+    python bench/run.py --validate both --products 1000000 --repeat 3   # validation off vs on
 
 Catalogs live in bench/out/ (git-ignored) and are reused. Every measurement runs in its own
 process: wall time is measured around the whole process (interpreter start included for ours);
@@ -178,7 +178,7 @@ def child_setup(db: str, products: int) -> dict:
                 name, selection_id=selection.id, profile=profile, output=output, language="de"
             ).export_id
         ids[fmt] = by_name[name]
-        # The same definition with validation off (issue 11): --validation compares the two.
+        # The same definition with validation off (issue 11): --validate both compares the two.
         off = f"{name} (validation off)"
         if off not in by_name:
             profile, output = fmt.split("/")
@@ -424,76 +424,22 @@ def _variant_label(variant: str) -> str:
     return " (validation off)" if variant else ""
 
 
-def bench_validation(products: int, formats: list[str], repeat: int, tuning: str = "") -> str:
-    """Validation's cost (issue 11): each format exported with validation off, then on, in
-    interleaved pairs; the table shows the medians and the ratio on/off."""
-    db, work, env = _workplace(products, "validate")
-    if tuning:
-        env["TUIEXPORT_TUNING"] = tuning
-    ids = spawn("setup", db, products, env=env)["ids"]
-    subprocess.run(f"cat {db} > /dev/null", shell=True, check=True)
-    pairs: dict[str, list[tuple[dict, dict]]] = {fmt: [] for fmt in formats}
-    for _ in range(repeat):
-        for fmt in formats:
-            profile, output = fmt.split("/")
-            target = work / f"{profile}.{'zip' if output == 'csv' else output}"
-            off = spawn("export", db, ids[f"{fmt} off"], target, env=env)
-            load_off = os.getloadavg()[0]
-            target.unlink(missing_ok=True)
-            on = spawn("export", db, ids[fmt], target, env=env)
-            target.unlink(missing_ok=True)
-            on["load"], off["load"] = os.getloadavg()[0], load_off
-            pairs[fmt].append((off, on))
-            print(
-                f"  {fmt:16s} off {off['wall_s']:7.2f} s  on {on['wall_s']:7.2f} s  "
-                f"{on['wall_s'] / off['wall_s']:5.2f}×  CPU {on['cpu_s'] / off['cpu_s']:5.2f}×  "
-                f"validation step {on['validate_s']:.2f} s (CPU {on['validate_cpu_s']:.2f} s)  "
-                f"tree {off['tree_mb']:.0f}/{on['tree_mb']:.0f} MB  {on['status']}  "
-                f"(load {on['load']:.1f})",
-                flush=True,
-            )
-    shutil.rmtree(work, ignore_errors=True)
-    lines = [
-        f"\n### Validation at {products:,} products\n",
-        "| Format | Off wall s | On wall s | On/off (wall) | Validation s | On/off (CPU) "
-        "| Validation step s (wall / CPU) | Step / off wall "
-        "| Tree peak RSS MB off/on | Output MB | Load average | Status |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
-    for fmt, done in pairs.items():
-        med = statistics.median
-        off_w, on_w = med(p[0]["wall_s"] for p in done), med(p[1]["wall_s"] for p in done)
-        ratio = med(p[1]["wall_s"] / p[0]["wall_s"] for p in done)
-        cpu = med(p[1]["cpu_s"] / p[0]["cpu_s"] for p in done)
-        loads = [p[i]["load"] for p in done for i in (0, 1)]
-        lines.append(
-            f"| {fmt} | {off_w:.2f} | {on_w:.2f} | {ratio:.2f}× | {on_w - off_w:.2f} | "
-            f"{cpu:.2f}× | {med(p[1]['validate_s'] for p in done):.2f} / "
-            f"{med(p[1]['validate_cpu_s'] for p in done):.2f} | "
-            f"{med(p[1]['validate_s'] / p[0]['wall_s'] for p in done):.2f} | "
-            f"{med(p[0]['tree_mb'] for p in done):.0f}/"
-            f"{med(p[1]['tree_mb'] for p in done):.0f} | {done[0][1]['size'] / 1e6:.0f} | "
-            f"{min(loads):.1f}–{max(loads):.1f} | {done[-1][1]['status']} |"
-        )
-    lines.append(f"\nMedians of {repeat} interleaved pair(s) (off, then on) per format.")
-    return "\n".join(lines)
-
-
 def report(results: dict[int, list[dict]]) -> str:
     lines = []
     for products, rows in results.items():
         lines.append(f"\n### {products:,} products\n")
         lines.append(
             "| What | Wall s | Ratio (wall) | Target | CPU s (tree) | Ratio (CPU) "
-            "| Tree peak RSS MB | Largest process MB | Output MB | Load average | Status |"
+            "| Validation wait s | Tree peak RSS MB | Largest process MB | Output MB "
+            "| Load average | Status |"
         )
-        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---|---|")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
         for r in rows:
             if r["what"].startswith("count"):
                 ok = "ok" if r["best_s"] <= COUNT_LIMIT_S else "MISSED"
                 lines.append(
                     f"| {r['what']} ({r['count']:,} products) | {r['best_s']:.3f} (first {r['first_s']:.3f}) "
-                    f"| | ≤ {COUNT_LIMIT_S} s: {ok} | | | | | | | |"
+                    f"| | ≤ {COUNT_LIMIT_S} s: {ok} | | | | | | | | |"
                 )
                 continue
             base = r.get("baseline", r.get("baseline_name", ""))
@@ -503,9 +449,10 @@ def report(results: dict[int, list[dict]]) -> str:
             if r.get("target"):
                 target = f"≤ {r['target']}×: {'ok' if r['ratio'] <= r['target'] else 'MISSED'}"
             size = f"{r['size'] / 1e6:.0f}" if r.get("size") else ""
+            wait = f"{r['validate_s']:.2f}" if r.get("validate_s") else ""
             lines.append(
                 f"| {r['what']} | {r['wall_s']:.2f} | {ratio} | {target} | {r['cpu_s']:.2f} | "
-                f"{cpu_ratio} | {r['tree_mb']:.0f} | {r['peak_mb']:.0f} | {size} | "
+                f"{cpu_ratio} | {wait} | {r['tree_mb']:.0f} | {r['peak_mb']:.0f} | {size} | "
                 f"{r.get('loads', '')} | {r.get('status', '')} |".replace(
                     "shell|gzip", "shell \\| gzip"
                 )
@@ -553,11 +500,6 @@ def main(argv: list[str] | None = None) -> int:
         help="writer tuning for the exports, as JSON (e.g. '{\"generic_path\": true}')",
     )
     parser.add_argument(
-        "--validation",
-        action="store_true",
-        help="measure validation's cost instead: each format with validation off vs on",
-    )
-    parser.add_argument(
         "--validate",
         choices=sorted(VALIDATE_CHOICES),
         default="both",
@@ -587,11 +529,6 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"command: python bench/run.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
     )
-    if args.validation:
-        for n in sizes:
-            print(f"\n{n:,} products: validation off vs on", flush=True)
-            print(bench_validation(n, formats, args.repeat, args.tuning))
-        return 0
     results = {}
     for n in sizes:
         print(f"\n{n:,} products", flush=True)

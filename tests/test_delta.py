@@ -195,7 +195,42 @@ def test_a_product_hashes_the_same_however_its_lines_fall_into_chunks():
     data = b"\r\n".join(line for _, line in lines) + b"\r\n"
     puids = ",".join(str(p) for p, _ in lines)
     lengths = ",".join(str(len(line)) for _, line in lines)
-    assert fingerprints.noted([(data, 1, b"\r\n", puids, lengths, None)]) == ((data,), whole)
+    assert fingerprints.noted([(data, 1, b"\r\n", puids, lengths, None, None)]) == (
+        (data,),
+        whole,
+    )
+    # With an entry for every product of the chunk: one without lines gets a zero entry.
+    _, every = fingerprints.noted([(data, 1, b"\r\n", puids, lengths, None, "[6,7,8,9,10]")])
+    entries = list(fingerprints.ENTRY.iter_unpack(every))
+    assert [e[0] for e in entries] == [6, 7, 8, 9, 10]
+    assert entries[0][1:] == entries[4][1:] == (0, 0)
+    assert b"".join(fingerprints.ENTRY.pack(*e) for e in entries[1:4]) == whole
+
+
+def test_members_summed_in_blocks_or_merged_give_the_same_manifest(tmp_path):
+    # The workers give a child member an entry for every product (zero for one without
+    # lines): its part is added up in blocks; the serial path's (entries only for products
+    # with lines) is merged. Both manifests are the same.
+    main = [(p, p * 7919, p % 5) for p in range(1, 100_001)]
+    child = {p: ((p * 104729) << 20 & fingerprints.MASK, p % 3) for p in range(1, 100_001, 3)}
+
+    def manifest(name: str, aligned: bool) -> bytes:
+        builder = fingerprints.Builder(tmp_path / name)
+        for puid, h, f in main:
+            builder.feed(0, fingerprints.ENTRY.pack(puid, h, f))
+        for puid, *_ in main:
+            if puid in child:
+                builder.feed(1, fingerprints.ENTRY.pack(puid, *child[puid]))
+            elif aligned:
+                builder.feed(1, fingerprints.ENTRY.pack(puid, 0, 0))
+        assert builder.finish() == len(main)
+        return (tmp_path / name).read_bytes()
+
+    blocks, merged = manifest("a", aligned=True), manifest("b", aligned=False)
+    assert blocks == merged
+    entries = list(fingerprints.read(tmp_path / "a"))
+    assert entries[0] == (1, (7919 + child[1][0]) & fingerprints.MASK, 1 + child[1][1])
+    assert entries[1] == main[1]
 
 
 def test_manifests_of_an_older_version_are_refused_with_a_sentence(catalog):

@@ -18,7 +18,7 @@ import pytest
 from tests import tiny_catalog
 from tests.server_helpers import served_fixture  # noqa: F401  (fixture)
 from tuiexport import service
-from tuiexport.exporters import registry, validate
+from tuiexport.exporters import csv_zip, registry, validate
 from tuiexport.exporters.base import ExportOptions
 from tuiexport.selection import Criteria
 
@@ -328,3 +328,106 @@ def test_a_workbook_with_a_product_row_fewer_is_a_count_mismatch(catalog, monkey
     d = define(catalog, "standard", "xlsx")
     breaking(monkeypatch, drop_last_row)
     failed_with(service.run_export(d.export_id), r"sheet product: the file holds [\d,]+ rows, but")
+
+
+# --- validation alongside writing (a follower process) ----------------------------------------
+
+#: Every run follows its file, however small.
+FOLLOW_ALL = '{"follow_min": 1}'
+FOLLOWED_PAIRS = [
+    ("standard", "csv"),
+    ("developer", "csv"),
+    ("standard", "jsonl"),
+    ("developer", "jsonl"),
+    ("standard", "json"),
+    ("standard", "xml"),
+    ("bmecat12", "xml"),
+]
+
+
+def verdicts(monkeypatch) -> list[object]:
+    """The verdicts of the runs' followers, as they come (a spy: the follower runs)."""
+    seen: list[object] = []
+    verdict = validate.Follower.verdict
+
+    def spy(self, size, expected):
+        seen.append(result := verdict(self, size, expected))
+        return result
+
+    monkeypatch.setattr(validate.Follower, "verdict", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("profile", "output"), FOLLOWED_PAIRS)
+def test_a_followed_file_is_validated_while_it_is_written(catalog, monkeypatch, profile, output):
+    monkeypatch.setenv("TUIEXPORT_TUNING", FOLLOW_ALL)
+    seen = verdicts(monkeypatch)
+    run = service.run_export(define(catalog, profile, output).export_id)
+    assert run.status in ("success", "warning"), run.messages
+    assert seen == [[]]
+
+
+@pytest.mark.parametrize(("profile", "output"), FOLLOWED_PAIRS)
+def test_a_follower_fails_a_broken_file_with_the_same_messages(
+    catalog, monkeypatch, profile, output
+):
+    # A writer that ends its file with a broken record, as it writes (no seam after it).
+    writer = registry.get_writer(profile, output)
+    write = writer.write
+
+    if output == "csv":  # the product member ends with a line whose quote never closes
+        end_member = csv_zip.ZipPump.end_member
+
+        def broken_end(pump):
+            if not getattr(pump, "broke", False):
+                pump.write(b'1,"unclosed\r\n')
+                pump.broke = True
+            end_member(pump)
+
+        monkeypatch.setattr(csv_zip.ZipPump, "end_member", broken_end)
+
+    def broken(job, out):
+        stats = write(job, out)
+        if output == "csv":
+            return stats
+        out.write(b'{"puid": 1, \n' if output.startswith("json") else b"<product><puid>1</pu")
+        return stats
+
+    monkeypatch.setattr(writer, "write", broken)
+    export_id = define(catalog, profile, output).export_id
+    after = service.run_export(export_id)
+    monkeypatch.setenv("TUIEXPORT_TUNING", FOLLOW_ALL)
+    seen = verdicts(monkeypatch)
+    followed = service.run_export(export_id)
+    assert seen and seen[0], "the follower gave the verdict"
+    failed_with(followed)
+    assert followed.messages == after.messages
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_a_streamed_zip_is_followed_member_by_member(tmp_path, zip64):
+    # What the CSV writer writes (deflated members, data descriptors; ZIP64 sizes past
+    # csv_zip.ZIP64_FROM products) is checked from its local headers; the central directory must
+    # list what was read, and a member that is not what its descriptor says is a doubt.
+    from datetime import datetime
+
+    from tuiexport.storage.local import LocalWriter
+
+    part = tmp_path / "f.zip.part"
+    out = LocalWriter(tmp_path / "f.zip", part=part)
+    pump = csv_zip.ZipPump(out, datetime(2026, 1, 1), zip64=zip64)
+    for name, data in (("product.csv", b"puid,name\r\n1,a\r\n2,b\r\n"), ("x.txt", b"note\r\n")):
+        pump.member(name)
+        pump.write(data)
+        pump.end_member()
+    pump.finish()
+    out.seal()
+    with open(part, "rb") as reader:
+        assert validate._zip_followed(part, reader, "product.csv", ",", 2)
+    with open(part, "rb") as reader:
+        assert not validate._zip_followed(part, reader, "product.csv", ",", 3)
+    damaged = bytearray(part.read_bytes())
+    damaged[damaged.index(b"PK\x07\x08") + 4] ^= 1  # the first member's CRC-32
+    part.write_bytes(bytes(damaged))
+    with open(part, "rb") as reader:
+        assert not validate._zip_followed(part, reader, "product.csv", ",", 2)

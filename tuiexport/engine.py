@@ -283,6 +283,10 @@ class PreparedRun:
                     out = self._output(job.options)
                     # Leaving without the commit below throws the file away (aborts an upload).
                     stack.callback(out.close)
+                    # A large file is validated while it is written, on the other core.
+                    follower = validate.follow(self.writer, part, job)
+                    if follower is not None:
+                        stack.callback(follower.stop)
                     # A binary file as far as writers go (write, flush, tell, seekable).
                     stats = self.writer.write(job, cast(BinaryIO, out))
                     # Complete (on disk; in the store: uploaded and verified), not published.
@@ -295,7 +299,7 @@ class PreparedRun:
                     _release(reader, own_reader)
                 # The part file (in the store's case its local spool) is complete: read it
                 # back before anything publishes it.
-                validate.artifact(self.writer, part, job, stats)
+                validate.artifact(self.writer, part, job, stats, follower, stored.size)
                 status, messages, fields = self._outcome(job, stats, selected, omitted)
                 fields.update(size=stored.size, sha256=stored.sha256)
                 if delta is not None:

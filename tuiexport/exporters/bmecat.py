@@ -28,6 +28,7 @@ from tuiexport.exporters.bmecat_mapping import (
     ARTICLE_TEXTS,
     COLUMNS,
     HANDLER,
+    NAMESPACE,
     SKU_MOST,
     Chunk,
     articles,
@@ -38,7 +39,6 @@ from tuiexport.exporters.parallel import PAR_SELECTION, parallel_workers, run_pa
 from tuiexport.exporters.sql import CHUNK, cross, languages, release_memory, text_joins, text_sql
 from tuiexport.exporters.summary import CHUNK_SHARES, generator, supplier_names, supplier_shares
 
-NAMESPACE = "http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog"
 LANGUAGES = {"de": "deu", "en": "eng", "fr": "fra", "it": "ita", "nl": "nld", "es": "spa"}
 CATALOG_CURRENCY = "EUR"
 #: Currencies of offers we may quote: those our catalog uses that BMEcat 1.2's list knows.

@@ -156,6 +156,8 @@ ARTICLE_ROWS = (
 MAPPING = (*HEADER, *STRUCTURE, *ARTICLE_ROWS)
 
 #: The handler the worker processes run (see tuiexport.exporters.worker).
+#: The BMEcat 1.2 T_NEW_CATALOG namespace (the writer declares it, the validator reads it).
+NAMESPACE = "http://www.bmecat.org/XMLSchema/1.2/bmecat_new_catalog"
 HANDLER = f"{__name__}:articles"
 
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 PAR_SELECTION = f"(SELECT value AS puid FROM json_each(?1)) AS {SELECTION_TABLE}"
 #: The directory holding the ``tuiexport`` package this process runs: the workers import theirs
 #: from it, so both sides always run the same code.
-_PACKAGE_ROOT = str(Path(tuiexport.__file__).resolve().parents[1])
+PACKAGE_ROOT = str(Path(tuiexport.__file__).resolve().parents[1])
 
 
 def parallel_workers(job: ExportJob) -> int:
@@ -75,7 +75,7 @@ class _ProcessLane:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
                 [sys.executable, "-E", "-s", "-m", worker.__name__, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
-                cwd=_PACKAGE_ROOT,
+                cwd=PACKAGE_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,

@@ -113,6 +113,11 @@ def supports_delta(profile: str, output: str) -> bool:
     return _PAIRS[(profile, output)].delta
 
 
+def validator_name(profile: str, output: str) -> str:
+    """The import path of this pair's validator (``""``: not validated)."""
+    return _PAIRS[(profile, output)].validator
+
+
 def get_validator(profile: str, output: str) -> Validator | None:
     """The function that validates this pair's files (None: not validated)."""
     entry = _PAIRS[(profile, output)]

@@ -28,6 +28,10 @@ class Tuning(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     parallel_chunk: int = msgspec.field(default=1000)
     #: Below this many products the start of the workers (~0.1 s) is not worth it.
     parallel_min: int = 20_000
+    #: From this many products the file is validated while it is written, by a process of its
+    #: own following it (``validate.Follower``), instead of after; below, its start (~0.2 s of
+    #: a core) is not worth it.
+    follow_min: int = 20_000
     #: Build records in Python even on SQLite (the path PostgreSQL always takes).
     generic_path: bool = False
     #: Workers are threads of the export process instead of processes.

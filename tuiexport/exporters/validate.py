@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import copy
 import csv
 import functools
@@ -27,23 +28,61 @@ import io
 import json
 import operator
 import re
-from collections.abc import Callable
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from tuiexport.exporters.base import ExportOptions
 from tuiexport.exporters.profiles import PROFILES
 
 if TYPE_CHECKING:
-    from tuiexport.exporters.base import ExportJob, Writer, WriteStats
+    from tuiexport.exporters.base import ExportJob, ExportOptions, Writer, WriteStats
 
 #: At most this many problems are reported (a broken file usually breaks everywhere).
 MAX_PROBLEMS = 5
 
-#: A validator: (file, profile, products the writer reported, options) -> problems.
-Validator = Callable[[Path, str, int, ExportOptions], list[str]]
+#: The products the writer reported: a number, or (a follower's) a function that gives it once
+#: the file is complete.
+Expected = int | Callable[[], int]
+
+
+class Validator(Protocol):
+    """(file, profile, products the writer reported, options) -> problems. ``reader``: read the
+    file from it instead of opening ``path`` (a follower's, while the file grows); only the
+    validators in :data:`FOLLOWED` take one."""
+
+    def __call__(
+        self,
+        path: Path,
+        profile: str,
+        expected: Expected,
+        options: ExportOptions,
+        *,
+        reader: IO[bytes] | None = None,
+    ) -> list[str]: ...
+
+
+#: The validators that can read their file as one stream from start to end, so they can follow
+#: it while it is written (:class:`Follower`); an XLSX workbook is read from its end.
+FOLLOWED = ("json_lines", "json_document", "xml", "bmecat", "csv_zip")
+
+
+def _expected(expected: Expected) -> int:
+    return expected if isinstance(expected, int) else expected()
+
+
+@contextmanager
+def _opened(path: Path, reader: IO[bytes] | None) -> Iterator[IO[bytes]]:
+    if reader is not None:
+        yield reader
+        return
+    with open(path, "rb") as f:
+        yield f
+
 
 #: Tests only: called with the part file after it is written and before it is validated, so a
 #: test can make a file go wrong the way a misbehaving writer would. Never set in the product.
@@ -74,8 +113,17 @@ class InvalidArtifact(Exception):
         ]
 
 
-def artifact(writer: Writer, path: Path, job: ExportJob, stats: WriteStats) -> None:
-    """Validate the part file ``path`` written by ``writer``; raise :class:`InvalidArtifact`.
+def artifact(
+    writer: Writer,
+    path: Path,
+    job: ExportJob,
+    stats: WriteStats,
+    follower: Follower | None = None,
+    size: int = 0,
+) -> None:
+    """Validate the part file ``path`` (``size`` bytes) written by ``writer``; raise
+    :class:`InvalidArtifact`. With a ``follower`` (:func:`follow`) that read the file while it
+    was written, only its verdict is waited for.
 
     Does nothing when the definition switched validation off (``ExportOptions.validate``)."""
     from tuiexport.exporters import registry
@@ -84,11 +132,93 @@ def artifact(writer: Writer, path: Path, job: ExportJob, stats: WriteStats) -> N
         before_validate(path)
     if not applies(writer, job.options):
         return
-    check = registry.get_validator(writer.profile, writer.output)
-    assert check is not None  # applies() says there is one
-    problems = check(path, writer.profile, stats.product_count, job.options)
+    problems = follower.verdict(size, stats.product_count) if follower is not None else None
+    if problems is None:  # no follower, or it failed itself: the file is read now
+        check = registry.get_validator(writer.profile, writer.output)
+        assert check is not None  # applies() says there is one
+        problems = check(path, writer.profile, stats.product_count, job.options)
     if problems:
         raise InvalidArtifact(problems[:MAX_PROBLEMS])
+
+
+class Follower:
+    """A validator reading the part file while the export writes it, in a process of its own
+    (:mod:`tuiexport.exporters.follow`): on two cores the check runs beside the writing
+    instead of after it. The file is still checked whole before it is published: the
+    verdict comes once the follower has read it to its last byte."""
+
+    def __init__(self, validator: str, path: Path, profile: str, options: ExportOptions):
+        import subprocess
+        import sys
+
+        import msgspec
+
+        from tuiexport.exporters import parallel
+
+        # By name: the follower's module imports this one.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-E", "-s", "-m", "tuiexport.exporters.follow"],
+            cwd=parallel.PACKAGE_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        spec = {
+            "validator": validator,
+            "path": str(path),
+            "profile": profile,
+            "options": msgspec.to_builtins(msgspec.structs.asdict(options)),
+        }
+        self._send(spec)
+
+    def _send(self, message: object) -> None:
+        assert self.proc.stdin is not None  # opened with stdin=PIPE
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def verdict(self, size: int, expected: int) -> list[str] | None:
+        """The problems the follower found in the complete file of ``size`` bytes and
+        ``expected`` products; None if it could not say (it is then read again)."""
+        try:
+            self._send({"size": size, "expected": expected})
+            assert self.proc.stdout is not None  # opened with stdout=PIPE
+            answer = self.proc.stdout.read()
+            code = self.proc.wait()
+            problems = json.loads(answer) if code == 0 and answer else None
+        except (OSError, ValueError):
+            problems = None
+        finally:
+            self.stop()
+        return problems if isinstance(problems, list) else None
+
+    def stop(self) -> None:
+        """End the follower (the run stopped, or its verdict is in)."""
+        if self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def follow(writer: Writer, path: Path, job: ExportJob) -> Follower | None:
+    """A :class:`Follower` of the part file ``path`` that ``writer`` is about to write, if its
+    file is validated, its validator can follow it (:data:`FOLLOWED`) and the run is large
+    enough to pay for one more process (``Tuning.follow_min`` products); else None."""
+    from tuiexport.exporters import registry
+
+    if before_validate is not None or not applies(writer, job.options):
+        return None  # (the test seam changes the file after it is written)
+    if job.total < job.tuning.follow_min:
+        return None
+    validator = registry.validator_name(writer.profile, writer.output)
+    if validator.rpartition(":")[2] not in FOLLOWED:
+        return None
+    try:
+        return Follower(validator, path, writer.profile, job.options)
+    except OSError:
+        return None  # validated after the run, as without a follower
 
 
 def applies(writer: Writer, options: ExportOptions) -> bool:
@@ -143,7 +273,7 @@ def _bmecat_error_line(path: Path, schema: Any) -> tuple[int, str]:
     (0, "") when no batch shows the error (one only the whole document has)."""
     from lxml import etree
 
-    from tuiexport.exporters.bmecat import NAMESPACE
+    from tuiexport.exporters.bmecat_mapping import NAMESPACE
 
     def q(tag: str) -> str:
         return f"{{{NAMESPACE}}}{tag}"
@@ -198,7 +328,13 @@ def _drop(elem: Any) -> None:
 
 
 def _iter_count(
-    path: Path, tag: str, schema: Any = None, *, top_level: bool = True, also: tuple[str, ...] = ()
+    path: Path,
+    tag: str,
+    schema: Any = None,
+    *,
+    top_level: bool = True,
+    also: tuple[str, ...] = (),
+    reader: IO[bytes] | None = None,
 ) -> tuple[int, str | None]:
     """Elements ``tag`` (with ``top_level``: only those right under the root) counted while
     lxml parses (and validates against ``schema``). Each is dropped once counted, and so are
@@ -211,7 +347,7 @@ def _iter_count(
     if schema is not None:
         kwargs["schema"] = schema
     try:
-        for _, elem in etree.iterparse(str(path), **kwargs):
+        for _, elem in etree.iterparse(reader if reader is not None else str(path), **kwargs):
             if elem.tag == tag:
                 parent = elem.getparent()
                 if not top_level or (parent is not None and parent.getparent() is None):
@@ -223,31 +359,47 @@ def _iter_count(
     return count, None
 
 
-def bmecat(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+def bmecat(
+    path: Path,
+    profile: str,
+    expected: Expected,
+    options: ExportOptions,
+    *,
+    reader: IO[bytes] | None = None,
+) -> list[str]:
     """The official BMEcat 1.2 schema, validated while parsing; ARTICLEs counted."""
-    from tuiexport.exporters.bmecat import NAMESPACE
+    from tuiexport.exporters.bmecat_mapping import NAMESPACE
     from tuiexport.formats import bmecat12_schema
 
     # ARTICLEs sit in T_NEW_CATALOG, not right under the root.
     tag = f"{{{NAMESPACE}}}ARTICLE"
     maps = f"{{{NAMESPACE}}}ARTICLE_TO_CATALOGGROUP_MAP"  # one per article, after them
-    count, problem = _iter_count(path, tag, bmecat12_schema(), top_level=False, also=(maps,))
+    count, problem = _iter_count(
+        path, tag, bmecat12_schema(), top_level=False, also=(maps,), reader=reader
+    )
     if problem:
         return [problem]
-    if count != expected:
-        return [_count_problem(count, expected, "ARTICLE")]
+    if count != (n := _expected(expected)):
+        return [_count_problem(count, n, "ARTICLE")]
     return []
 
 
-def xml(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+def xml(
+    path: Path,
+    profile: str,
+    expected: Expected,
+    options: ExportOptions,
+    *,
+    reader: IO[bytes] | None = None,
+) -> list[str]:
     """Well-formed XML; the root's ``product`` elements counted."""
     main = PROFILES[profile].main.name
     # The log's entries (one per product over the limit) are dropped as they end too.
-    count, problem = _iter_count(path, main, also=("entry",))
+    count, problem = _iter_count(path, main, also=("entry",), reader=reader)
     if problem:
         return [problem]
-    if count != expected:
-        return [_count_problem(count, expected, f"<{main}> element")]
+    if count != (n := _expected(expected)):
+        return [_count_problem(count, n, f"<{main}> element")]
     return []
 
 
@@ -258,7 +410,14 @@ class _JsonError(Exception):
     pass
 
 
-def json_document(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+def json_document(
+    path: Path,
+    profile: str,
+    expected: Expected,
+    options: ExportOptions,
+    *,
+    reader: IO[bytes] | None = None,
+) -> list[str]:
     """A JSON text, tokenized line by line (no JSON token spans a line): a complete value on a
     line is decoded whole (each record), an opening bracket that does not close on its line is
     followed token by token. Memory: one line. Counts the values of the top-level main array."""
@@ -281,7 +440,7 @@ def json_document(path: Path, profile: str, expected: int, options: ExportOption
         if len(stack) == 2 and parent[0] == "[" and parent[2] == main:
             count += 1
 
-    with open(path, "rb") as f:
+    with _opened(path, reader) as f:
         try:
             for lineno, data in enumerate(f, 1):  # noqa: B007 - lineno is read after the loop
                 try:
@@ -352,8 +511,8 @@ def json_document(path: Path, profile: str, expected: int, options: ExportOption
             if keys:
                 where += f', in "{keys[-1]}"'
             return [f"{where}: {exc}"]
-    if count != expected:
-        return [_count_problem(count, expected, f'record in "{main}"')]
+    if count != (n := _expected(expected)):
+        return [_count_problem(count, n, f'record in "{main}"')]
     return []
 
 
@@ -373,7 +532,14 @@ def _line_type(main: str | None) -> Any:
     return msgspec.defstruct("Line", fields)
 
 
-def json_lines(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+def json_lines(
+    path: Path,
+    profile: str,
+    expected: Expected,
+    options: ExportOptions,
+    *,
+    reader: IO[bytes] | None = None,
+) -> list[str]:
     """Every line one JSON object; products counted (wrapped as ``{"product": …}`` when the
     profile writes other entities too).
 
@@ -387,7 +553,7 @@ def json_lines(path: Path, profile: str, expected: int, options: ExportOptions) 
     count = 0
     first = 1  # the line number of the block's first line
     tail = b""
-    with open(path, "rb") as f:
+    with _opened(path, reader) as f:
         while block := f.read(BLOCK):
             if tail:
                 block = tail + block
@@ -416,8 +582,8 @@ def json_lines(path: Path, profile: str, expected: int, options: ExportOptions) 
             first += len(lines)
     if tail:
         problems.append(f"line {first}: the last line does not end (truncated)")
-    if not problems and count != expected:
-        problems.append(_count_problem(count, expected, "product line"))
+    if not problems and count != (n := _expected(expected)):
+        problems.append(_count_problem(count, n, "product line"))
     return problems
 
 
@@ -453,17 +619,32 @@ def _bad_lines(
 CSV_CHUNK = 1 << 20
 
 
-def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+def csv_zip(
+    path: Path,
+    profile: str,
+    expected: Expected,
+    options: ExportOptions,
+    *,
+    reader: IO[bytes] | None = None,
+) -> list[str]:
     """Every ``.csv`` member read by Python's csv module (strict): each row has the header's
     number of fields; the main member has one row per product. Streams member by member.
 
     The rows' widths are counted in C (``Counter(map(len, reader))``); only a member with a
-    problem is read again row by row, for the line numbers and reasons."""
+    problem is read again row by row, for the line numbers and reasons. With a ``reader`` (a
+    follower's) the members are read as they are written (:func:`_zip_followed`); a file in
+    which that finds anything wrong is read again from its central directory, as without one,
+    for the same messages."""
     import zipfile  # here, not at the top: a --run of another format never imports it
 
     excel = options.csv_variant == "excel"
     delimiter = ";" if excel else ","
     main = f"{PROFILES[profile].main.name}.csv"
+    if reader is not None:
+        if _zip_followed(path, reader, main, delimiter, expected):
+            return []
+        while reader.read(CSV_CHUNK):  # to the end of the file, then as without a follower
+            pass
     problems: list[str] = []
     try:
         with zipfile.ZipFile(path) as zf:
@@ -474,8 +655,8 @@ def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> 
                 rows = _csv_rows(zf, name, delimiter)
                 if rows is None:
                     problems += _csv_problems(zf, name, delimiter, MAX_PROBLEMS - len(problems))
-                elif name == main and not problems and rows != expected:
-                    problems.append(f"{name}: " + _count_problem(rows, expected, "row"))
+                elif name == main and not problems and rows != _expected(expected):
+                    problems.append(f"{name}: " + _count_problem(rows, _expected(expected), "row"))
                 if len(problems) >= MAX_PROBLEMS:
                     break
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
@@ -483,8 +664,135 @@ def csv_zip(path: Path, profile: str, expected: int, options: ExportOptions) -> 
     return problems
 
 
+#: A ZIP's local file header (after its signature), central directory header and data
+#: descriptor signatures.
+_LOCAL = struct.Struct("<HHHHHIIIHH")
+_LOCAL_SIG, _CENTRAL_SIG, _DD_SIG = b"PK\x03\x04", b"PK\x01\x02", b"PK\x07\x08"
+
+
+class _Pushback:
+    """A reader of bytes that can be given back (what follows a member's compressed data)."""
+
+    def __init__(self, reader: IO[bytes]):
+        self.reader, self.buffer = reader, b""
+
+    def some(self) -> bytes:
+        data, self.buffer = self.buffer, b""
+        return data or self.reader.read(CSV_CHUNK)
+
+    def exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            more = self.reader.read(CSV_CHUNK)
+            if not more:
+                raise EOFError("the file ends inside a ZIP header")
+            self.buffer += more
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+class _Inflated(io.RawIOBase):
+    """One deflated member as it comes, its CRC-32 and sizes counted."""
+
+    def __init__(self, source: _Pushback):
+        super().__init__()
+        self.source, self.inflate = source, zlib.decompressobj(-15)
+        self.crc = self.size = self.compressed = 0
+        self.tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def ended(self) -> bool:
+        return bool(self.inflate.eof)
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.ended():
+            data = self.tail or self.source.some()
+            if not data:
+                raise EOFError("the file ends inside a ZIP member")
+            before = len(data)
+            out = self.inflate.decompress(data, len(buffer))
+            self.tail = self.inflate.unconsumed_tail
+            self.compressed += before - len(self.tail) - len(self.inflate.unused_data)
+            if self.ended():
+                self.source.buffer = self.inflate.unused_data + self.source.buffer
+            if out:
+                buffer[: len(out)] = out
+                self.crc = zlib.crc32(out, self.crc)
+                self.size += len(out)
+                return len(out)
+        return 0
+
+
+def _zip_followed(
+    path: Path, reader: IO[bytes], main: str, delimiter: str, expected: Expected
+) -> bool:
+    """Whether the ZIP that ``reader`` follows passes :func:`csv_zip`'s checks, read member by
+    member from its local headers as it is written (a streamed ZIP: deflated, each member's
+    CRC-32 and sizes in a data descriptor after it), then its central directory checked against
+    what was read. False at the first doubt (``csv_zip`` then reads the complete file again)."""
+    import zipfile
+
+    source = _Pushback(reader)
+    seen: list[tuple[str, int, int]] = []
+    rows_of_main: int | None = None
+    try:
+        while (signature := source.exactly(4)) == _LOCAL_SIG:
+            _v, flags, method, _t, _d, _c, _cs, _us, n_name, n_extra = _LOCAL.unpack(
+                source.exactly(_LOCAL.size)
+            )
+            name = source.exactly(n_name).decode("utf-8" if flags & 0x800 else "cp437")
+            extra = source.exactly(n_extra)
+            if method != zipfile.ZIP_DEFLATED or not flags & 0x08:
+                return False  # not as the CSV writer streams its members
+            member = _Inflated(source)
+            if name.endswith(".csv"):
+                rows = _csv_text_rows(_csv_text(io.BufferedReader(member, CSV_CHUNK)), delimiter)
+                if rows is None:
+                    return False
+                if name == main:
+                    rows_of_main = rows
+            while member.read(CSV_CHUNK):
+                pass
+            zip64 = _has_zip64(extra)
+            descriptor = source.exactly(24 if zip64 else 16)
+            sig, crc, compressed, size = struct.unpack("<4sIQQ" if zip64 else "<4sIII", descriptor)
+            if (sig, crc, compressed, size) != (
+                _DD_SIG,
+                member.crc,
+                member.compressed,
+                member.size,
+            ):
+                return False
+            seen.append((name, crc, size))
+        if signature != _CENTRAL_SIG:
+            return False
+        while source.some():  # to the end of the file: the central directory is complete
+            pass
+        with zipfile.ZipFile(path) as zf:
+            listed = [(i.filename, i.CRC, i.file_size) for i in zf.infolist()]
+    except (EOFError, OSError, ValueError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile):
+        return False
+    return listed == seen and rows_of_main is not None and rows_of_main == _expected(expected)
+
+
+def _has_zip64(extra: bytes) -> bool:
+    """Whether a local header's extra field holds a ZIP64 record (then its data descriptor
+    has 8-byte sizes)."""
+    i = 0
+    while i + 4 <= len(extra):
+        kind, size = struct.unpack_from("<HH", extra, i)
+        if kind == 1:
+            return True
+        i += 4 + size
+    return False
+
+
 def _csv_member(zf: Any, name: str) -> Any:
-    member = zf.open(name)
+    return _csv_text(zf.open(name))
+
+
+def _csv_text(member: IO[bytes]) -> Any:
     text = io.TextIOWrapper(member, encoding="utf-8-sig", newline="")
     text._CHUNK_SIZE = CSV_CHUNK  # type: ignore[attr-defined]  # CPython's read size, settable
     return text
@@ -493,7 +801,11 @@ def _csv_member(zf: Any, name: str) -> Any:
 def _csv_rows(zf: Any, name: str, delimiter: str) -> int | None:
     """The member's rows below its header when every row has the header's width; None when
     anything is wrong with it (then :func:`_csv_problems` says what)."""
-    with _csv_member(zf, name) as text:
+    return _csv_text_rows(_csv_member(zf, name), delimiter)
+
+
+def _csv_text_rows(member: Any, delimiter: str) -> int | None:
+    with member as text:
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)
@@ -536,7 +848,14 @@ _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}
 _PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def xlsx(path: Path, profile: str, expected: int, options: ExportOptions) -> list[str]:
+def xlsx(
+    path: Path,
+    profile: str,
+    expected: Expected,
+    options: ExportOptions,
+    *,
+    reader: IO[bytes] | None = None,
+) -> list[str]:
     """The workbook read back as a spreadsheet program would open it: a readable ZIP whose
     workbook names its sheets, every sheet well-formed XML, and the main element's sheets (the
     first one and its continuations ``name (2)``…) holding one row per product below their
@@ -581,8 +900,10 @@ def xlsx(path: Path, profile: str, expected: int, options: ExportOptions) -> lis
                     continue
                 if name == main or (name or "").startswith(f"{main} ("):
                     rows_of_main += max(0, rows - 1)  # each sheet repeats the header
-            if not problems and rows_of_main != expected:
-                problems.append(f"sheet {main}: " + _count_problem(rows_of_main, expected, "row"))
+            if not problems and rows_of_main != _expected(expected):
+                problems.append(
+                    f"sheet {main}: " + _count_problem(rows_of_main, _expected(expected), "row")
+                )
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, KeyError) as exc:
         problems.append(f"not a readable workbook: {exc}")
     return problems[:MAX_PROBLEMS]
