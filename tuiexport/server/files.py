@@ -368,7 +368,15 @@ class FileResponses(Exchange):
             or prepared.in_store
             or not prepared.part_path.resolve().is_relative_to(config.artifacts_dir().resolve())
         ):
+            # While the run is queued, for queue_wait seconds at most: then the client is
+            # told to come back (the run stays queued, and the next request follows it).
+            give_up_queued = time.monotonic() + config.settings().queue_wait
             while not prepared.done.is_set():
+                if active.queued and time.monotonic() >= give_up_queued:
+                    self.still_queued(active)
+                    assert self.response is not None
+                    yield self.response
+                    return []
                 yield WAIT
             self.after_run(active, record=record)
             assert self.response is not None
@@ -484,6 +492,19 @@ class FileResponses(Exchange):
         finally:
             if f is not None:
                 f.close()
+
+    def still_queued(self, active: ActiveRun) -> None:
+        """503 for a download whose run no export process took within ``queue_wait``."""
+        wait = config.settings().queue_wait
+        self.send_problem(
+            503,
+            f"The run {active.log_id} of this export is queued and no export process took it "
+            f"within {wait:g} seconds (all busy, or no 'tuiexport worker' running); it stays "
+            f"queued: try again in {RETRY_AFTER} seconds.",
+            headers=[("Retry-After", str(RETRY_AFTER))],
+            type=PROBLEM_TYPE + "queued",
+            logId=active.log_id,
+        )
 
     def after_run(self, active: ActiveRun, *, record: bool) -> None:
         outcome = active.outcome()
