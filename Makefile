@@ -47,9 +47,10 @@ bench: $(STAMP)
 	$(PY) bench/tui_bench.py --products 1000000 --home bench/out/tui-home --size 160x48
 
 # Issue 13 on one machine: a throw-away PostgreSQL, two share servers and a worker behind nginx
-# (docs/operations/deployment.md); Ctrl+C stops and removes it all.
+# (docs/operations/deployment.md); S3=1: the artifacts in a throw-away radosgw instead of a
+# shared folder. Ctrl+C stops and removes it all.
 cluster-demo: $(STAMP)
-	$(PY) -m tests.cluster
+	$(PY) -m tests.cluster $(if $(filter 1,$(S3)),--s3)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +191,40 @@ def balancer(upstreams: list[str]) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def s3_env(store: Any, artifacts_url: str, config_dir: Path) -> dict[str, str]:
+    """The settings of a process whose artifacts live in the S3 store ``store``
+    (tests/s3_cluster.S3Server) under ``artifacts_url``: its endpoint and keys the boto3 way,
+    and no ``~/.aws`` of this machine (``config_dir`` holds the empty files instead)."""
+    return {
+        **store.env(),
+        "AWS_CONFIG_FILE": str(config_dir / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(config_dir / "aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "TUIEXPORT_ARTIFACTS_URL": artifacts_url,
+    }
+
+
+def s3_client(store: Any) -> Any:
+    """A boto3 client of the store (tests/s3_cluster.S3Server)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=store.endpoint,
+        aws_access_key_id=store.access_key,
+        aws_secret_access_key=store.secret_key,
+        region_name=store.region,
+    )
+
+
+def make_bucket(store: Any, bucket: str) -> Any:
+    """The bucket in the store (made if missing); returns a client."""
+    client = s3_client(store)
+    with suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=bucket)
+    return client
+
+
 def request(
     url: str, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 120
 ) -> tuple[int, dict[str, str], bytes]:
@@ -212,45 +246,67 @@ def api(url: str, key: str, method: str = "GET") -> tuple[int, dict[str, str], A
     return status, head, json.loads(body) if body else None
 
 
-def demo() -> int:
+def demo(argv: list[str] | None = None) -> int:
     """``make cluster-demo``: a throw-away PostgreSQL, two ``tuiexport serve --no-exports``, one
     ``tuiexport worker`` and nginx in front, on loopback, until Ctrl+C (everything is removed
-    then)."""
+    then). ``--s3`` (``make cluster-demo S3=1``): the artifacts in a throw-away S3 store (a
+    one-node Ceph radosgw, tests/s3_cluster.py) instead of the shared folder."""
+    import argparse
+
     from tests.pg_cluster import running_cluster
     from tests.shared_catalog import make_catalog
     from tuiexport import db as dbmod
     from tuiexport import service, setup
     from tuiexport.management import apikeys
 
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster")
+    parser.add_argument("--s3", action="store_true", help="artifacts in a throw-away S3 store")
+    parser.add_argument("--products", type=int, default=2000, help="demo catalog size")
+    args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="tuiexport-cluster-"))
     try:
-        with running_cluster() as pg:
-            print(f"PostgreSQL: {pg.url}; demo catalog of 2,000 products…", flush=True)
-            make_catalog(pg.url, 2000)
+        with ExitStack() as stack:
+            env: dict[str, str] = {}
+            if args.s3:
+                from tests.s3_cluster import running_store
+
+                print("S3: starting a one-node Ceph radosgw (about 20 s)…", flush=True)
+                store = stack.enter_context(running_store())
+                make_bucket(store, "tuiexport")
+                env = s3_env(store, "s3://tuiexport/runs", home)
+            pg = stack.enter_context(running_cluster())
+            print(f"PostgreSQL: {pg.url}; demo catalog of {args.products:,} products…", flush=True)
+            make_catalog(pg.url, args.products)
             setup.prepare_database(pg.url, load_sample=False)
             _, key = apikeys.create_key("demo")
             exports = service.list_definitions()
             dbmod.close_database()
-            with processes(pg.url, home) as cluster:
-                servers = [cluster.serve("--no-exports"), cluster.serve("--no-exports")]
-                worker = cluster.worker()
-                with balancer([s.url for s in servers]) as front:
-                    print(f"servers: {', '.join(s.url for s in servers)}; worker pid {worker.pid}")
-                    print(f"artifacts and logs: {home}")
-                    print(f"load balancer (nginx, round robin): {front}")
-                    for export in exports:
-                        print(f"  {export.name:<6} {front}{service.share_path(export)}")
-                    print(f"API key: {key}")
-                    print(
-                        f"  curl -X POST -H 'Authorization: Bearer {key}' "
-                        f"{front}/api/v1/exports/{exports[0].export_id}/runs"
-                    )
-                    print("Ctrl+C stops and removes everything.", flush=True)
-                    stop = threading.Event()
-                    for signum in (signal.SIGINT, signal.SIGTERM):
-                        signal.signal(signum, lambda *_: stop.set())
-                    while not stop.wait(0.5):
-                        pass
+            cluster = stack.enter_context(processes(pg.url, home, **env))
+            servers = [cluster.serve("--no-exports"), cluster.serve("--no-exports")]
+            worker = cluster.worker()
+            front = stack.enter_context(balancer([s.url for s in servers]))
+            print(f"servers: {', '.join(s.url for s in servers)}; worker pid {worker.pid}")
+            print(f"logs (and the artifacts folder without --s3): {home}")
+            if env:
+                print(
+                    f"artifacts: {env['TUIEXPORT_ARTIFACTS_URL']} on {env['AWS_ENDPOINT_URL']} "
+                    f"(AWS_ACCESS_KEY_ID={env['AWS_ACCESS_KEY_ID']} "
+                    f"AWS_SECRET_ACCESS_KEY={env['AWS_SECRET_ACCESS_KEY']})"
+                )
+            print(f"load balancer (nginx, round robin): {front}")
+            for export in exports:
+                print(f"  {export.name:<6} {front}{service.share_path(export)}")
+            print(f"API key: {key}")
+            print(
+                f"  curl -X POST -H 'Authorization: Bearer {key}' "
+                f"{front}/api/v1/exports/{exports[0].export_id}/runs"
+            )
+            print("Ctrl+C stops and removes everything.", flush=True)
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            while not stop.wait(0.5):
+                pass
     except pytest.skip.Exception as exc:
         print(f"cluster-demo: {exc.msg}.", file=sys.stderr)
         return 2

@@ -162,6 +162,16 @@ def test_the_serial_path_and_the_workers_note_the_same_fingerprints(catalog, fmt
     assert len(entries) == 20
     assert list(fingerprints.read(deltas.manifest_path(export_id, workers.log_id))) == entries
     assert workers.supplier_shares == serial.supplier_shares
+    # The generic path (records built in Python, as on PostgreSQL) notes the same entries,
+    # the offers' figures included (a run diff's "changed price or stock").
+    monkeypatch.setenv("TUIEXPORT_TUNING", '{"generic_path": true}')
+    bump_catalog_version()
+    generic = service.run_export(export_id)
+    noted = list(fingerprints.read(deltas.manifest_path(export_id, generic.log_id)))
+    # XML hashes differ: the fast path hashes SQLite's markup before it becomes XML.
+    same = (lambda e: e) if fmt != "standard/xml" else (lambda e: (e[0], e[2]))
+    assert list(map(same, noted)) == list(map(same, entries))
+    assert any(figures for _, _, figures in entries)
 
 
 def test_a_product_hashes_the_same_however_its_lines_fall_into_chunks():
@@ -380,6 +390,8 @@ def test_share_url_answers_a_delta_by_cursor(served):
     change_catalog()
     status, head, body = served.request("GET", f"{share}&since={cursor}")
     assert status == 200 and head["content-type"] == "application/json"
+    assert head["content-disposition"].endswith('_delta.json"')  # never taken for the feed
+    assert "_delta" not in served.request("GET", share)[1]["content-disposition"]
     doc = json.loads(body)
     assert doc["removed"] == [1009] and 1021 in [p["puid"] for p in doc["product"]]
     assert doc["meta"]["logId"] == head["x-log-id"] and doc["meta"]["since"] == cursor
@@ -507,5 +519,7 @@ def test_deltas_on_postgresql(fmt):
             full_old, _ = products(Path(old.artifact_path), fmt)
             assert removed == [gone] and {offer, text} <= set(got) and same not in got
             assert apply(full_old, got, removed) == products(Path(new.artifact_path), fmt)[0]
+            diff = service.run_diff(old.log_id, new.log_id)
+            assert (diff.removed, diff.changed_figures) == (1, 1)  # only the offer's price
         finally:
             dbmod.close_database()

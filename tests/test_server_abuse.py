@@ -293,7 +293,10 @@ def test_fuzz_the_routes(served, data):
     export = data.draw(st.sampled_from(exports))
     run_ids = [r.log_id for r in service.list_history(limit=5)] or ["NOSUCHRUN1"]
     path = template.replace("{export_id}", data.draw(st.one_of(st.just(export.export_id), SEGMENT)))
-    path = path.replace("{log_id}", data.draw(st.one_of(st.sampled_from(run_ids), SEGMENT)))
+    # An index, not sampled_from(run_ids): the history grows while the test runs, and a choice
+    # among a changing list makes Hypothesis report "inconsistent data generation" on replay.
+    known = run_ids[data.draw(st.integers(0, 4)) % len(run_ids)]
+    path = path.replace("{log_id}", data.draw(st.one_of(st.just(known), SEGMENT)))
     path = (
         "/".join([path, *data.draw(st.lists(SEGMENT, max_size=2))])
         if data.draw(st.booleans())

@@ -234,7 +234,14 @@ def test_a_clean_stop_in_the_middle_of_many_downloads_loses_no_row(empty_db):
     assert len(began) >= 400
     assert [log_id for log_id in began if log_id not in rows] == []
     assert {rows[log_id].status for log_id in began} <= {"success", "cancelled"}
-    assert len(rows) == len(began) + 1  # and no row beyond them (the first: the run)
+    # Beyond them: the run itself, and at most one download per connection that the stop cut
+    # off after the server wrote its answer but before the client read its head (the close
+    # resets a connection whose next request is already in; the kernel drops what the client
+    # had not read). The server cannot tell that one from a delivered one.
+    beyond = [r for log_id, r in rows.items() if log_id not in set(began)]
+    assert len([r for r in beyond if r.source_log_id == ""]) == 1  # the run
+    assert {r.status for r in beyond if r.source_log_id} <= {"success", "cancelled"}
+    assert len(beyond) <= 1 + len(clients)
 
 
 def test_a_broken_off_download_is_recorded_as_cancelled(served):

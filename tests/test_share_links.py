@@ -172,6 +172,23 @@ def test_fewer_than_three_fetches_have_no_usual_interval(empty_db):
     assert a.last_fetch is not None and a.usual_interval is None and not a.overdue
 
 
+def test_a_burst_of_fetches_is_no_schedule(empty_db):
+    """Four downloads a few seconds apart (someone trying the URL) say nothing about how the
+    consumer fetches: no usual interval, never overdue. Retries within a daily schedule do not
+    move its interval."""
+    export = feed()
+    tried = service.create_link("Feed", "Tried by hand")
+    daily = service.create_link("Feed", "Daily")
+    _fetches(export, tried, 1.0, 1.001, 1.002, 1.003)
+    _fetches(export, daily, 1, 1.01, 25, 49, 49.02, 73)
+    by_name = {a.link.name: a for a in service.link_activity("Feed")}
+    assert by_name["Tried by hand"].usual_interval is None
+    assert not by_name["Tried by hand"].overdue
+    assert by_name["Daily"].usual_interval is not None
+    assert abs(by_name["Daily"].usual_interval - 24 * 3600) < 120
+    assert not by_name["Daily"].overdue
+
+
 # --- existing databases -------------------------------------------------------------------------
 
 

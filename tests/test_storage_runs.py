@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -169,6 +170,10 @@ def test_an_api_run_and_its_file_from_the_object_store(bucket, served):
             break
         time.sleep(0.1)
     assert run["status"] == "success"
+    # The history names the object; the API shows its file name, never the bucket or key.
+    assert any("s3://" in m for m in service.get_run(log_id).messages)
+    assert run["messages"] and "s3://" not in json.dumps(run["messages"])
+    assert bucket.prefix not in json.dumps(run["messages"])
     status, head, body = served.api("GET", f"/api/v1/runs/{log_id}/file")
     assert status == 200
     assert list(bucket.objects().values()) == [body]

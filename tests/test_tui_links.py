@@ -81,6 +81,37 @@ async def test_each_link_shows_how_its_consumer_fetches_and_marks_the_overdue_on
         assert not isinstance(app.screen, LinksScreen)
 
 
+@sync
+async def test_ctrl_k_typed_in_the_filter_opens_the_links_of_the_match(tui_db):  # noqa: F811 - the imported fixture
+    """A name typed on the list goes into the filter; ctrl+k there is the screen's command (the
+    links of the highlighted match), not the field's delete-to-the-end."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await type_text(pilot, "shop")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        assert [v.name for v in app.screen.exports.definitions.views] == ["Shop feed"]
+        await type_keys(pilot, "ctrl+k")
+        assert await until(pilot, lambda: isinstance(pilot.app.screen, LinksScreen))
+        await settle(pilot)
+        assert "Shop feed" in screen_text(app)
+        await type_keys(pilot, "escape")
+        assert not isinstance(app.screen, LinksScreen)
+
+
+def test_the_filter_leaves_every_screen_command_key_to_the_screen():
+    from tuiexport.screens.main import BINDINGS
+    from tuiexport.widgets.exports_pane import FilterInput
+
+    screen_keys = {
+        key.strip() for b in BINDINGS for key in b.key.split(",") if key.startswith("ctrl+")
+    }
+    filter_keys = {key.strip() for b in FilterInput.BINDINGS for key in b.key.split(",")}
+    assert filter_keys & screen_keys == set()
+    assert {"left", "right", "backspace", "home", "end", "enter"} <= filter_keys
+
+
 def link_states(path) -> list[tuple[str, str, bool, bool]]:
     """Every link of every export: export name, link name, rotated, revoked."""
     with sqlite3.connect(path) as con:

@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: ``tuiexport serve`` runs exports itself (false: it queues them for ``tuiexport worker``
     #: processes, a server of a cluster with dedicated workers; ``serve --no-exports`` too).
     run_exports: bool = True
+    #: Seconds a share download waits for its run while the run is ``queued`` (no export
+    #: process took it yet); then 503 with Retry-After, and the run stays queued.
+    queue_wait: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     #: Folders; empty means the platform default (or under TUIEXPORT_HOME).
     artifacts_dir: str = ""
     downloads_dir: str = ""

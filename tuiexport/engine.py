@@ -434,6 +434,9 @@ class PreparedRun:
         return "held", held
 
     def _finish(self, status: str, messages: list[str], **fields: Any) -> RunView:
+        # What the row said before the run began (a queued run that was re-evaluated) stays.
+        messages = [*(m for m in self.run.messages or [] if m not in messages), *messages]
+
         def write() -> RunView:
             runs.finish(self.run.id, status, messages, **fields)
             return history.get_run(self.run.log_id)
@@ -590,22 +593,46 @@ def admit_run(
         fields.update(_claimed_by())
     else:
         fields["status"] = runs.QUEUED
-    run, created, active = runs.admit(fields, limit)
+    run, created, active = runs.admit(fields, limit, lambda queued: _reevaluated(row, queued))
     if run is None:
         return Admission(None, False, False, active)
     return Admission(prepared_from(run, None, row), created, created and claim, active)
 
 
+#: The message of a queued run whose definition or catalog changed before it ran.
+REEVALUATED = (
+    "The definition or the catalog changed while this run was queued; it ran them as they were "
+    "when an export process took it."
+)
+
+
+def _reevaluated(row: ExportDefinition, run: Run) -> dict[str, Any]:
+    """What a queued ``run`` becomes for the definition ``row`` and the catalog as they are now
+    (a queued run asks for the export, not for an older state of it: nothing of that state is
+    kept to run it from): its name, format, file key and fingerprint, and a message."""
+    where = artifacts.location(_artifact_key(row, run.started, run.log_id, ""))
+    fields = _run_fields(row, run.log_id, run.started, where, run.trigger, run.api_version, None)
+    names = ("export_name", "profile", "output", "file_format", "artifact_path", "fingerprint")
+    changed = {name: fields[name] for name in names}
+    messages = list(run.messages or [])
+    if REEVALUATED not in messages:
+        messages.append(REEVALUATED)
+    return {**changed, "messages": messages}
+
+
 def claim_next() -> PreparedRun | None:
     """The oldest queued run, claimed by this process (None: nothing is queued). A run whose
-    definition became invalid since it was queued ends ``failed`` here, saying why."""
+    definition became invalid since it was queued ends ``failed`` here, saying why; one whose
+    definition or catalog changed runs them as they are now (its row says so: _reevaluated)."""
     while (run := runs.claim(**_claimed_by())) is not None:
         try:
-            _checked_row(run.export_id)
+            row = _checked_row(run.export_id)
         except UserError as exc:
             runs.finish(run.id, "failed", [f"Not run: {exc}"])
             continue
-        return prepared_from(run)
+        if run.fingerprint != definitions.fingerprint(row):
+            run = runs.update_claimed(run, _reevaluated(row, run))
+        return prepared_from(run, None, row)
     return None
 
 

@@ -28,6 +28,8 @@ def serve(args: argparse.Namespace) -> int:
     # On PostgreSQL a server that runs exports also runs those other servers queued (one
     # machine with SQLite has no other servers; the TUI's server never takes a cluster's runs).
     work = None
+    if not args.no_exports and settings.run_exports:
+        service.remove_orphan_parts()  # what a run killed here left (another host marked it)
     if not args.no_exports and settings.run_exports and service.cluster_database():
         work = service.Worker(settings.max_concurrent_runs, name="serve")
         work.start()
@@ -63,6 +65,7 @@ def worker(args: argparse.Namespace) -> int:
     from tuiexport import service
 
     jobs = args.jobs or config.settings().max_concurrent_runs
+    service.remove_orphan_parts()  # what a worker killed here left (another host marked it)
     work = service.Worker(jobs)
     sweeper = service.Sweeper(service.SWEEP_EVERY)
     work.start()

@@ -83,6 +83,7 @@ from tuiexport.management.history import (
     record_crash,
     record_served,
     record_served_many,
+    remove_orphan_parts,
     served_complete,
     served_incomplete,
 )
@@ -297,6 +298,7 @@ __all__ = [
     "record_served",
     "record_served_many",
     "release_connection",
+    "remove_orphan_parts",
     "rename_link",
     "resolve_target",
     "retry_notifications",
@@ -375,6 +377,18 @@ def release_connection() -> None:
     """Close the calling thread's database connection, if it has one."""
     if _database.obj is not None and not _database.is_closed():
         _database.close()
+
+
+def database_lost(error: BaseException) -> str | None:
+    """When ``error`` says the connection to the database server broke or cannot be made (a
+    PostgreSQL restart, the server away): the reason in one line, and this thread's broken
+    connection is dropped (the next query connects anew). None for any other error."""
+    from tuiexport.management import liveness
+
+    if not liveness.lost_connection(error):
+        return None
+    liveness.drop_connection()
+    return liveness.first_line(error)
 
 
 def api_key_valid(secret: str | None) -> bool:

@@ -265,20 +265,21 @@ def csv_chunks(job: ExportJob, element: Element, fmt: CsvFormat) -> Iterator[Csv
     encode = None
     record_sql = fmt.record_sql(fields, job)
     figures = fingerprints.OFFER_FIGURES.format(puid=f"{SELECTION_TABLE}.puid")
-    tail = f", {figures}" if builder is not None and main else ""
     if use_fast_path(job):
         line = itemgetter(k)
         record = blob(record_sql)
     else:
         record = ", ".join(field_sql(f, job) for f in fields)
         encode = fmt.record_py(fields)
-        tail = ""  # the generic path notes no figures
+        figures = fingerprints.PORTABLE_OFFER_FIGURES.format(puid=f"{SELECTION_TABLE}.puid")
+    tail = f", {figures}" if builder is not None and main else ""
+    stop = -1 if tail else None
 
     def chunk(rows: list[tuple[Any, ...]]) -> CsvChunk:
         lines = (
             list(map(line, rows))
             if encode is None
-            else [join("", encode(row[k:])).encode() for row in rows]
+            else [join("", encode(row[k:stop])).encode() for row in rows]
         )
         data = nl.join(lines) + nl
         if builder is not None and noter is not None:

@@ -51,6 +51,14 @@ OFFER_FIGURES = (
     "(SELECT CAST(total(IFNULL(fo.price, -1.0) * 7919.0 + IFNULL(fo.stock, -1) * 104729.0 "
     "+ fo.supplier_id * 15485863.0) AS INTEGER) FROM supplier_item fo WHERE fo.product_id = {puid})"
 )
+#: :data:`OFFER_FIGURES` in SQL that PostgreSQL speaks too (the generic path): the same number
+#: on SQLite (SUM of the same doubles in the same order, truncated), and on PostgreSQL a number
+#: of its own, compared only with the manifests of its own runs.
+PORTABLE_OFFER_FIGURES = (
+    "(SELECT CAST(COALESCE(SUM(COALESCE(fo.price, -1.0) * 7919.0 + COALESCE(fo.stock, -1) "
+    "* 104729.0 + fo.supplier_id * 15485863.0), 0) AS BIGINT) FROM supplier_item fo "
+    "WHERE fo.product_id = {puid})"
+)
 #: The worker handler of chunks whose SQL ends with :func:`chunk_columns`.
 HANDLER = f"{__name__}:noted"
 #: How many columns :func:`chunk_columns` adds.
@@ -75,8 +83,11 @@ class Noter:
     The content hash is a SHA-256 of the part's key (none for part 0) and the product's bytes.
     ``sep`` separates the records in the chunk's bytes. With ``spans_chunks`` a product's records
     may go on in the next chunk (the serial CSV path reads lines, not products): the last product
-    of a chunk is finished by the next one. Either way the hash is over the same bytes, so every
-    path gives a product the same entry."""
+    of a chunk is finished by the next one. Either way the hash is over the same bytes, so the
+    serial path and the workers give a product the same entry; so does the generic path (records
+    built in Python, as on PostgreSQL), except in XML, where the fast path hashes SQLite's markup
+    before it becomes XML (switching ``generic_path`` on SQLite shows every XML product changed
+    once)."""
 
     __slots__ = ("key", "part", "pending", "sep", "spans_chunks")
 

@@ -161,6 +161,10 @@ def _product_chunks(
 
     # Generic path: the product cursor and one cursor per child, merged by puid.
     columns = ", ".join(field_sql(f, job) for f in fields)
+    # Fingerprinted: the offers' figures in the last column (the run diff's price or stock).
+    with_figures = noter is not None
+    if with_figures:
+        columns += ", " + fingerprints.PORTABLE_OFFER_FIGURES.format(puid="p.puid")
     cursor = job.db.execute_sql(
         f"SELECT p.puid, {columns} FROM {main_from(main, job)} ORDER BY {SELECTION_TABLE}.puid"
     )
@@ -176,6 +180,7 @@ def _product_chunks(
         kids.append((child, fmt.record_py(cf), Merge(ccur)))
     encode = fmt.record_py(fields)
     join = fmt.join
+    stop = -1 if with_figures else None
     for rows in chunks(cursor):
         out = []
         for row in rows:
@@ -183,9 +188,11 @@ def _product_chunks(
                 (child.name, [join(child.name, cenc(r[1:])) for r in merge.take(row[0])])
                 for child, cenc, merge in kids
             ]
-            out.append(head + join(main.name, encode(row[1:]), nested).encode() + tail)
+            out.append(head + join(main.name, encode(row[1:stop]), nested).encode() + tail)
         written += len(rows)
-        yield chunk(out, [row[0] for row in rows], None)
+        yield chunk(
+            out, [row[0] for row in rows], [row[-1] for row in rows] if with_figures else None
+        )
         job.check(written)
     return False
 

@@ -27,6 +27,10 @@ MAX_NAME = 80
 USUAL_OF = 10
 #: ... of which it needs at least this many (two gaps) before it calls anything usual.
 USUAL_NEEDS = 3
+#: Downloads closer together than this are one visit (a retry, a burst while someone wires the
+#: consumer up, a person clicking twice): their gap is no schedule, and the usual interval
+#: is the median of the longer gaps only.
+BURST = timedelta(minutes=10)
 #: A link is overdue once it has been silent for this many times its usual interval.
 OVERDUE_FACTOR = 1.5
 #: What "fetches in the last days" counts.
@@ -212,7 +216,8 @@ def activity(links: Sequence[LinkView], now: datetime | None = None) -> list[Lin
         last = recent[0]
         times = [r.started for r in recent]
         gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(times)]
-        usual = statistics.median(gaps) if len(recent) >= USUAL_NEEDS else None
+        gaps = [g for g in gaps if g >= BURST.total_seconds()]
+        usual = statistics.median(gaps) if len(gaps) >= USUAL_NEEDS - 1 else None
         seen = link.last_seen if link.last_seen and link.last_seen > last.started else None
         silent = (now - (seen or last.started)).total_seconds()
         overdue = bool(usual) and silent > OVERDUE_FACTOR * (usual or 0)

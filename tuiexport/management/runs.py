@@ -173,11 +173,18 @@ def server_runs_active(export_id: str | None = None) -> list[Run]:
     return list(query.order_by(Run.id))
 
 
-def admit(fields: dict[str, Any], limit: int) -> tuple[Run | None, bool, int]:
+def admit(
+    fields: dict[str, Any],
+    limit: int,
+    reevaluate: Callable[[Run], dict[str, Any]] | None = None,
+) -> tuple[Run | None, bool, int]:
     """A share server's run, by the cluster-wide rules, in one transaction that every host's
     admissions take in turn (PostgreSQL: an advisory lock; SQLite: its one writer lock):
 
     - an unfinished run of the same export and fingerprint: ``(that run, False, n)``;
+    - a queued run of the same export made from another state (the definition or catalog
+      changed since): that run, its row updated with ``reevaluate(row)`` (it runs the state
+      of now, which this request asks for), ``(that run, False, n)``;
     - ``limit`` server runs unfinished already: ``(None, False, n)``;
     - else the new row of ``fields``: ``(row, True, n)``.
 
@@ -188,8 +195,14 @@ def admit(fields: dict[str, Any], limit: int) -> tuple[Run | None, bool, int]:
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADMISSION_LOCK,))
         active = server_runs_active()
         for row in active:
-            if row.export_id == fields["export_id"] and row.fingerprint == fields["fingerprint"]:
+            if row.export_id != fields["export_id"]:
+                continue
+            if row.fingerprint == fields["fingerprint"]:
                 return row, False, len(active)
+            if row.status == QUEUED and reevaluate is not None:
+                fresh = update_queued(row, reevaluate(row))
+                if fresh is not None:
+                    return fresh, False, len(active)
         if len(active) >= limit:
             return None, False, len(active)
         fields.setdefault("heartbeat", fields.get("started") or utcnow())
@@ -216,6 +229,23 @@ def claim(**fields: Any) -> Run | None:
         ).execute()
         row: Run = Run.get_by_id(found.id)
     return row if row.status == "running" else None
+
+
+def update_queued(row: Run, fields: dict[str, Any]) -> Run | None:
+    """The queued run ``row`` with ``fields`` written; None when it is not queued any more
+    (an export process claimed it meanwhile)."""
+    with database.atomic():
+        changed = Run.update(**fields).where(Run.id == row.id, Run.status == QUEUED).execute()
+        fresh: Run | None = Run.get_by_id(row.id) if changed else None
+    return fresh
+
+
+def update_claimed(row: Run, fields: dict[str, Any]) -> Run:
+    """The run ``row`` this process claimed, with ``fields`` written."""
+    with database.atomic():
+        Run.update(**fields).where(Run.id == row.id).execute()
+        fresh: Run = Run.get_by_id(row.id)
+    return fresh
 
 
 def beat_queued(log_ids: Iterable[str]) -> None:

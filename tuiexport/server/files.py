@@ -154,7 +154,7 @@ class FileResponses(Exchange):
                 ("Content-Type", writer.media_type),
                 (
                     "Content-Disposition",
-                    disposition(run.export_name, _utc(run.started), writer.extension),
+                    disposition(run.export_name, _utc(run.started), writer.extension, run.is_delta),
                 ),
                 *common,
             ]
@@ -223,7 +223,7 @@ class FileResponses(Exchange):
         expires = config.settings().artifacts_redirect
         if not expires or self.command != "GET" or self.headers.get("range") is not None:
             return False
-        name = disposition(run.export_name, _utc(run.started), extension)
+        name = disposition(run.export_name, _utc(run.started), extension, run.is_delta)
         try:
             url = stored.presigned_url(expires, name)
         except service.StorageError:
@@ -368,7 +368,15 @@ class FileResponses(Exchange):
             or prepared.in_store
             or not prepared.part_path.resolve().is_relative_to(config.artifacts_dir().resolve())
         ):
+            # While the run is queued, for queue_wait seconds at most: then the client is
+            # told to come back (the run stays queued, and the next request follows it).
+            give_up_queued = time.monotonic() + config.settings().queue_wait
             while not prepared.done.is_set():
+                if active.queued and time.monotonic() >= give_up_queued:
+                    self.still_queued(active)
+                    assert self.response is not None
+                    yield self.response
+                    return []
                 yield WAIT
             self.after_run(active, record=record)
             assert self.response is not None
@@ -485,6 +493,19 @@ class FileResponses(Exchange):
             if f is not None:
                 f.close()
 
+    def still_queued(self, active: ActiveRun) -> None:
+        """503 for a download whose run no export process took within ``queue_wait``."""
+        wait = config.settings().queue_wait
+        self.send_problem(
+            503,
+            f"The run {active.log_id} of this export is queued and no export process took it "
+            f"within {wait:g} seconds (all busy, or no 'tuiexport worker' running); it stays "
+            f"queued: try again in {RETRY_AFTER} seconds.",
+            headers=[("Retry-After", str(RETRY_AFTER))],
+            type=PROBLEM_TYPE + "queued",
+            logId=active.log_id,
+        )
+
     def after_run(self, active: ActiveRun, *, record: bool) -> None:
         outcome = active.outcome()
         path = artifact_file(outcome) if outcome.status in ("success", "warning") else None
@@ -579,10 +600,11 @@ def is_zip(writer: Writer) -> bool:
 
 
 @functools.lru_cache(maxsize=256)  # the same few artifacts again and again
-def disposition(name: str, when: datetime, extension: str) -> str:
-    """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*``."""
-    plain = service.download_name(name, when, extension, ascii_only=True)
-    full = service.download_name(name, when, extension)
+def disposition(name: str, when: datetime, extension: str, delta: bool = False) -> str:
+    """RFC 6266: an ASCII ``filename`` for old clients beside the UTF-8 ``filename*`` (a delta's
+    ends ``_delta.<ext>``, as the TUI names it, so it is never taken for the whole feed)."""
+    plain = service.download_name(name, when, extension, ascii_only=True, delta=delta)
+    full = service.download_name(name, when, extension, delta=delta)
     if plain == full:
         return f'attachment; filename="{plain}"'
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(full, safe='')}"

@@ -143,7 +143,11 @@ _NAME_BODY = {
 _416 = _problem("The range lies outside the file; Content-Range says its length.")
 _401 = _problem("No API key, or one that is unknown or revoked.")
 _404 = _problem("Unknown export or run, or a wrong share token (indistinguishable on purpose).")
-_503 = _problem("More exports are running than the server allows; see Retry-After.")
+_503 = _problem(
+    "Try again after Retry-After: more exports are running than the server allows (busy), the "
+    "run is queued and no export process took it in time (queued), or the database does not "
+    "answer (database-unreachable)."
+)
 
 
 def document() -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from tuiexport.server.runs import (
     RunManager,
     artifact_file,
 )
-from tuiexport.server.transport import PROBLEM_TYPE, SMALL_FILE
+from tuiexport.server.transport import PROBLEM_TYPE, SMALL_FILE, redact
 
 _EXPORT_ID = (
     r"(?P<export_id>[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})"
@@ -120,7 +121,7 @@ class ShareHandler(FileResponses):
                 )
                 return
             try:
-                getattr(self, name)(**match.groupdict())
+                self.call(name, match.groupdict())
             except Busy as exc:
                 self.send_problem(
                     503,
@@ -138,8 +139,38 @@ class ShareHandler(FileResponses):
                     else "error"
                 )
                 self.send_problem(exc.http_status, str(exc), type=PROBLEM_TYPE + kind, **extra)
+            except Exception as exc:
+                reason = service.database_lost(exc)
+                if reason is None or self.headers_sent:
+                    raise
+                # The database server restarts or is away: the client comes back later; the
+                # operator gets one line, not a traceback (the next request reconnects).
+                sys.stderr.write(
+                    f"tuiexport serve: the database does not answer ({reason}); "
+                    f"answered 503 to {redact(self.request.requestline)}\n"
+                )
+                self.send_problem(
+                    503,
+                    f"The database does not answer at the moment; try again in {RETRY_AFTER} "
+                    "seconds.",
+                    headers=[("Retry-After", str(RETRY_AFTER))],
+                    type=PROBLEM_TYPE + "database-unreachable",
+                )
             return
         self.send_problem(404, "There is nothing at this address; see /api/v1/openapi.json.")
+
+    def call(self, name: str, args: dict[str, str]) -> None:
+        """The route's handler; once more when the database connection of this thread turns
+        out to be broken before any answer went out (a PostgreSQL restart: every pool thread's
+        connection from before it is dead, and the first query on it says so). Asking again is
+        safe: what a handler writes (an admission, a link change) is one transaction, and an
+        admission made twice follows the first by the cluster-wide rules."""
+        try:
+            getattr(self, name)(**args)
+        except Exception as exc:
+            if self.headers_sent or service.database_lost(exc) is None:
+                raise
+            getattr(self, name)(**args)
 
     def fast(self) -> bool:
         """On the event loop, when nothing blocks: ``/healthz`` from a check at most a second
@@ -604,8 +635,12 @@ class ShareHandler(FileResponses):
         }
 
 
-#: An absolute file path in a message: POSIX (/a/b…) or Windows (C:\\a\\b…).
-_PATH = re.compile(r"(?<![\w.:/])(?:/(?:[^\s/'\"]+/)+|[A-Za-z]:\\(?:[^\s\\'\"]+\\)+)([^\s/\\'\"]*)")
+#: An absolute file path in a message: POSIX (/a/b…), Windows (C:\\a\\b…) or an object in the
+#: artifacts store (s3://bucket/key…).
+_PATH = re.compile(
+    r"(?<![\w.:/])(?:/(?:[^\s/'\"]+/)+|[A-Za-z]:\\(?:[^\s\\'\"]+\\)+|s3://(?:[^\s/'\"]+/)*)"
+    r"([^\s/\\'\"]*)"
+)
 
 
 def without_paths(message: str) -> str:

@@ -41,6 +41,9 @@ class ActiveRun:
         self.thread = threading.Thread(
             target=self._run, name=f"tuiexport-run-{prepared.log_id}", daemon=True
         )
+        #: No export process has taken it yet (a run another process is to run; the watcher
+        #: clears it when the row says ``running``).
+        self.queued = prepared.run.status == "queued"
         if not here:
             # Its part file is another process's (maybe on another host): downloads wait for
             # the end and serve the published file.
@@ -154,6 +157,8 @@ class RunManager:
             )
         known = self._active.get(admitted.prepared.log_id)
         if known is not None:
+            # A queued run may have been re-evaluated for this state of the definition.
+            known.definition_updated = definition.updated
             return known, False
         active = ActiveRun(admitted.prepared, definition, on_end=self._ended, here=admitted.here)
         self._active[active.log_id] = active
@@ -190,6 +195,8 @@ class RunManager:
                     continue
                 for active in followed:
                     row = rows.get(active.log_id)
+                    if row is not None and row.status != "queued":
+                        active.queued = False
                     if row is None or row.status not in ("queued", "running"):
                         active.ended(row)
                 time.sleep(WATCH_EVERY)

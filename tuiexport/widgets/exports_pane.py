@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.timer import Timer
@@ -35,6 +36,30 @@ SORT_LABELS = {
     "created": "by created",
     "format": "by format",
 }
+
+
+#: The main screen's command keys that Textual's Input also binds (ctrl+d delete right, ctrl+e end,
+#: ctrl+k delete to the end, ctrl+u delete to the start, ctrl+w delete a word, ctrl+x cut). In the
+#: filter the command wins: a name typed, then ctrl+k, opens the links of the highlighted match.
+SCREEN_KEYS = frozenset({"ctrl+d", "ctrl+e", "ctrl+k", "ctrl+u", "ctrl+w", "ctrl+x"})
+
+
+def _without_screen_keys(bindings: list[BindingType]) -> list[BindingType]:
+    kept: list[BindingType] = []
+    for binding in bindings:
+        assert isinstance(binding, Binding)
+        keys = [k for k in binding.key.split(",") if k.strip() not in SCREEN_KEYS]
+        if keys:
+            kept.append(
+                Binding(",".join(keys), binding.action, binding.description, show=binding.show)
+            )
+    return kept
+
+
+class FilterInput(Input, inherit_bindings=False):
+    """The filter field: Input's editing keys, less those the screen uses for its commands."""
+
+    BINDINGS: ClassVar[list[BindingType]] = _without_screen_keys(Input.BINDINGS)
 
 
 class ExportsPane(Horizontal):
@@ -80,7 +105,7 @@ class ExportsPane(Horizontal):
                     id="sort",
                 )
                 # Typed into, never replaced: the key that started the filter stays in it.
-                yield Input(
+                yield FilterInput(
                     placeholder="type to filter…", compact=True, id="filter", select_on_focus=False
                 )
             yield self.definitions
