@@ -190,7 +190,9 @@ def chunk_columns(part: int, sep: bytes, figures: bool, every: bool = False) -> 
     instead of merging them. See :func:`noted`."""
     return (
         f", {part}, x'{sep.hex()}', group_concat(iif(r IS NULL, NULL, fp_puid)), "
-        f"group_concat(length(r)), {'group_concat(fp_fig)' if figures else 'NULL'}, "
+        f"group_concat(length(r)), "
+        # Skipped where the record is, like the puid: the three lists stay in line.
+        f"{'group_concat(iif(r IS NULL, NULL, fp_fig))' if figures else 'NULL'}, "
         f"{'?1' if every else 'NULL'}"
     )
 
