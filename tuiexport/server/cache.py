@@ -137,14 +137,24 @@ class ShareCache:
     def peek(self, export_id: str) -> ShareState | Miss | None:
         """The cached state of an export without waiting for anything (the event loop asks):
         :data:`MISS` when it is not cached or the probe is busy."""
+        return self.look(export_id)[0]
+
+    def look(self, export_id: str) -> tuple[ShareState | Miss | None, int]:
+        """:meth:`peek`, and the generation the state belongs to (-1 with :data:`MISS`): an
+        answer made from the state holds while :meth:`holds` of that generation is true."""
         generation = self._sync(wait=False)
         if generation is None:
-            return MISS
+            return MISS, -1
         with self._lock:
-            if export_id in self._entries:
+            if self._generation == generation and export_id in self._entries:
                 self._entries.move_to_end(export_id)
-                return self._entries[export_id]
-        return MISS
+                return self._entries[export_id], generation
+        return MISS, -1
+
+    def holds(self, generation: int) -> bool:
+        """Whether nothing changed since ``generation`` (from :meth:`look`), without waiting
+        (the event loop asks; False when that cannot be known now)."""
+        return generation >= 0 and self._sync(wait=False) == generation
 
     def _sync(self, wait: bool = True) -> int | None:
         """The generation to cache under (None: do not cache); a change anywhere invalidates."""
