@@ -234,7 +234,8 @@ def test_a_clean_stop_in_the_middle_of_many_downloads_loses_no_row(empty_db):
     assert len(began) >= 400
     assert [log_id for log_id in began if log_id not in rows] == []
     assert {rows[log_id].status for log_id in began} <= {"success", "cancelled"}
-    assert len(rows) == len(began) + 1  # and no row beyond them (the first: the run)
+    extra = [(r.status, r.messages[-1]) for k, r in rows.items() if k not in began]
+    assert len(rows) == len(began) + 1, extra  # and no row beyond them (the first: the run)
 
 
 def test_a_broken_off_download_is_recorded_as_cancelled(served):

@@ -311,7 +311,7 @@ class FileResponses(Exchange):
                 )
 
             first = delivery(log_id)
-            body.on_start = recorder.expect
+            body.on_start, body.on_abandon = recorder.expect, recorder.unexpect
             body.on_complete, body.on_incomplete = first.on_complete, first.on_incomplete
             if body.data is not None:
                 # The same file to the same request head again: the same answer but its log ID

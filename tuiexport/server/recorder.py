@@ -154,6 +154,12 @@ class Recorder:
         with self._idle:
             self._open += 1
 
+    def unexpect(self) -> None:
+        """An expected download did not happen after all (nothing of it went out): no row."""
+        with self._idle:
+            self._open -= 1
+            self._idle.notify_all()
+
     def seen(self, link: LinkView) -> None:
         """A request came through the share ``link`` (also one that gets no file: a 304, a
         HEAD): its consumer is alive. Written at most once per :data:`SEEN_EVERY` per link."""

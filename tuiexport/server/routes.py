@@ -15,7 +15,7 @@ import msgspec
 from tuiexport import config, service
 from tuiexport.errors import Busy, Gone, InvalidDefinition, NotFound, UserError
 from tuiexport.management.views import DefinitionView, LinkActivity, LinkView, RunView
-from tuiexport.server.cache import Miss, ShareCache
+from tuiexport.server.cache import BUSY, Miss, ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
 from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import (
@@ -177,6 +177,9 @@ class ShareHandler(FileResponses):
             return False
         shares = self.app.shares
         state, generation = shares.look(match.group("export_id").lower())
+        if state is BUSY:
+            self.later = True  # the loop asks again in a moment
+            return False
         if isinstance(state, Miss) or state is None or state.path is None:
             return False  # unknown exports take the pool's (equally slow) path: same timing
         self.query = parsed_query(query)

@@ -164,6 +164,8 @@ class FileBody:
     on_end: Callable[[], None] | None = None
     #: The whole file's bytes, when they are in memory (``file`` reads them).
     data: bytes | None = None
+    #: Called instead of ``on_incomplete`` when, after ``on_start``, nothing went out at all.
+    on_abandon: Callable[[], None] | None = None
 
 
 #: A stream yields this when it has nothing yet (the loop waits a moment and asks again).
@@ -225,6 +227,11 @@ class Memo:
     after: bytes = b""
 
 
+#: Seconds until the loop asks :meth:`Exchange.fast` again about a request it could not answer
+#: yet, and how many times in a row before the pool answers it.
+RETRY_AFTER = 0.001
+RETRIES = 20
+
 #: Request heads answered from a :class:`Memo`, per server, at most, and the bytes of their
 #: bodies together (the bodies of small files are those the share cache keeps anyway).
 MEMOS = 512
@@ -265,6 +272,9 @@ class Exchange:
         self.request_version = request.version
         self.close_connection = request.close
         self.response: Response | None = None
+        #: Set by :meth:`fast` when it could not answer only for a moment: the loop asks again
+        #: shortly instead of sending the request to the pool.
+        self.later = False
         #: Set by :meth:`fast` when its answer may be kept for this very request head (see
         #: :class:`Memo`): (whether it still holds, what to do on each reuse or None).
         self.memo: tuple[Callable[[], bool], Callable[[], None] | None] | None = None
@@ -453,8 +463,10 @@ class HTTPServer:
         )
 
     def cut_idle(self) -> None:
-        """Close connections that wait for their next request (stop: no grace needed)."""
-        self.call(lambda: _abort([c for c in self.connections if not c.busy]))
+        """Close connections that wait for their next request (stop: no grace needed): not
+        those whose last answer is not confirmed yet (a download still in flight), and with a
+        FIN, not a reset, so a client still reading an answer it was sent gets all of it."""
+        self.call(lambda: _close([c for c in self.connections if not c.busy and not c.pending]))
 
     def cut_all(self) -> None:
         """Close every connection now (stop, after the grace period)."""
@@ -512,7 +524,12 @@ class HTTPServer:
             finally:
                 if body.on_end is not None:
                     body.on_end()
-        if pending and connection._confirm_timer is None:
+        timer = connection._confirm_timer
+        if not pending:
+            if timer is not None:  # confirmed before its timer (at the next request, mostly)
+                timer.cancel()
+                connection._confirm_timer = None
+        elif timer is None:
             delay = connection._confirm_delay
             connection._confirm_delay = min(delay * 2, 0.05)
             connection._confirm_timer = self.loop.call_later(delay, self._confirm_later, connection)
@@ -617,6 +634,10 @@ class Connection(asyncio.Protocol):
         #: A request the loop parsed but could not answer at once, for the coroutine:
         #: (request, its exchange, the response fast() made or None).
         self._handoff: tuple[Request, Exchange, Response | None] | None = None
+        #: A request :meth:`Exchange.fast` could not answer *yet* (see Exchange.later) waits in
+        #: the buffer for this timer, which asks again (at most RETRIES times in a row).
+        self._retry: asyncio.TimerHandle | None = None
+        self._retries = 0
 
     # --- protocol callbacks ----------------------------------------------------------------
 
@@ -646,11 +667,26 @@ class Connection(asyncio.Protocol):
             self.server.check_delivered(self)
         if self._idle:
             self._answer_at_once()
-            if not self.buffer and self._handoff is None:
-                return  # answered: the coroutine goes on waiting for the next request
+            if (not self.buffer or self._retry is not None) and self._handoff is None:
+                return  # answered (or asked again soon): the coroutine goes on waiting
         if len(self.buffer) > self.limits.head_bytes + self.limits.body_bytes + 65536:
             assert self.transport is not None
             self.transport.pause_reading()  # resumed when the buffer is consumed
+        self._wake()
+
+    def _ask_again(self) -> None:
+        """The timer of a request that fast() could not answer yet: ask again on the loop;
+        after RETRIES times (or once the connection is no longer waiting), the coroutine takes
+        it (the pool answers)."""
+        self._retry = None
+        if not self.buffer or self._handoff is not None or self.lost:
+            return
+        if self._idle and self._retries < RETRIES:
+            self._retries += 1
+            self._answer_at_once()
+            if self._retry is not None or (not self.buffer and self._handoff is None):
+                return
+        self._retries = 0
         self._wake()
 
     def eof_received(self) -> bool:
@@ -1020,6 +1056,8 @@ class Connection(asyncio.Protocol):
         a full send buffer) is handed to the coroutine as it is, and everything after it waits
         for the coroutine: nothing is answered out of order. A malformed head is left in the
         buffer for the coroutine, which parses it again and refuses it."""
+        if self._retry is not None:
+            return  # the first request waits for its timer (see _ask_again)
         buffer = self.buffer
         server = self.server
         memos = server.memos
@@ -1072,13 +1110,20 @@ class Connection(asyncio.Protocol):
                 return
             if "content-length" in request.headers or "transfer-encoding" in request.headers:
                 return  # a body to read (with its deadline): the coroutine's
-            del buffer[: match.end()]
             request.started = time.monotonic()
             exchange = server.exchange(request, server)
             try:
                 done = exchange.fast()
             except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
                 done = False
+            if not done and exchange.later and self._retries < RETRIES:
+                # Answerable here in a moment (the share cache cannot tell for a millisecond
+                # whether the database changed): left in the buffer, asked again by a timer,
+                # rather than a trip to the pool.
+                self._retry = self.loop.call_later(RETRY_AFTER, self._ask_again)
+                return
+            self._retries = 0
+            del buffer[: match.end()]
             response = exchange.response if done else None
             if (
                 response is None
@@ -1237,23 +1282,36 @@ class Connection(asyncio.Protocol):
     def _send_small_file(self, head: bytes, body: FileBody) -> int:
         """A small file with its head in one write (loop.sendfile's hand-over costs more than
         the copy: measured about 170 ms per response under keep-alive load against 12 ms),
-        its delivery confirmed beside the connection. Returns the bytes sent."""
+        its delivery confirmed beside the connection. Returns the bytes sent. When nothing
+        went out (the file shrank; the connection was closing: then ``on_abandon``, where given,
+        instead of ``on_incomplete``), no download began."""
         sent = 0
         complete = False
+        began = False
         try:
-            if body.on_start is not None:
-                body.on_start()
             body.file.seek(body.offset)
             data = body.file.read(body.count)
             if len(data) != body.count:
                 raise ClientGone()  # the file shrank under us
-            self.write(head + data)  # counts head and data in self.written
+            if body.on_start is not None:
+                body.on_start()
+            began = True
+            try:
+                self.write(head + data)  # counts head and data in self.written
+            except ClientGone:
+                if body.on_abandon is not None:
+                    began = False
+                    body.on_abandon()
+                raise
             sent = len(data)
             complete = True
             self._watch(body, sent)
             return sent
         finally:
-            _closed(body, complete, sent)
+            if began:
+                _closed(body, complete, sent)
+            else:
+                body.file.close()
 
     def _watch(self, body: FileBody, sent: int) -> None:
         """After the last byte of ``body``: ``on_complete`` once the client acknowledged it (or at
@@ -1497,6 +1555,12 @@ def _next(chunks: Iterator[Any]) -> tuple[bool, Any]:
         return False, next(chunks)
     except StopIteration as stop:
         return True, stop.value
+
+
+def _close(connections: list[Connection]) -> None:
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
 
 
 def _abort(connections: list[Connection]) -> None:
