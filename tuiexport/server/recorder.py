@@ -2,9 +2,11 @@
 
 A download never waits for the database: the request hands its events (began, ended whole,
 broken off) to :class:`Recorder`, whose thread writes whatever has arrived in one transaction
-every few milliseconds. A download that began and ended within one batch is written once, with
-its final status; one still going is written as ``running`` and finished later (a server that
-dies meanwhile leaves it to the next start to mark ``interrupted``). :meth:`Recorder.close`
+every few milliseconds. A small download sent at once is one event, handed over once its
+delivery is known (:meth:`Recorder.expect`, then :meth:`Recorder.record`). A download that
+began and ended within one batch is written once, with its final status; one still going is
+written as ``running`` and finished later (a server that dies meanwhile leaves it to the next
+start to mark ``interrupted``). :meth:`Recorder.close`
 writes everything still queued: a clean stop loses no row.
 
 The thread's database connection is also the share cache's change detector
