@@ -241,7 +241,7 @@ def test_a_clean_stop_in_the_middle_of_many_downloads_loses_no_row(empty_db):
     beyond = [r for log_id, r in rows.items() if log_id not in set(began)]
     assert len([r for r in beyond if r.source_log_id == ""]) == 1  # the run
     assert {r.status for r in beyond if r.source_log_id} <= {"success", "cancelled"}
-    assert len(beyond) <= 1 + len(clients)
+    assert len(beyond) <= 1 + len(clients), [(r.status, r.messages[-1]) for r in beyond]
 
 
 def test_a_broken_off_download_is_recorded_as_cancelled(served):
@@ -385,3 +385,65 @@ def test_many_idle_connections_do_not_lock_out_a_client(empty_db):
             )
             == 200
         )
+
+
+def _keepalive(port: int, head: bytes, times: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """``head`` sent ``times`` times on one kept-alive connection, one answer after the other."""
+    import http.client
+
+    answers = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for _ in range(times):
+            sock.sendall(head)
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            body = resp.read()
+            answers.append((resp.status, {k.lower(): v for k, v in resp.getheaders()}, body))
+    return answers
+
+
+def test_a_repeated_head_gets_the_same_answer_until_the_state_changes(served):
+    """A head the server answered on its event loop is answered again from what it kept
+    (transport.Memo): the same status, headers and body, a current Date, a log line and a
+    ``last_seen`` each time, a history row with its own log ID per download; and nothing kept
+    outlives a change (a rotated token gets 404 at once)."""
+    name = "standard-csv"
+    path = served.share(name)
+    run, body = current_run(served, name)
+    served.handle.flush_history()
+    before = len(service.list_history(1000, export_id=run.export_id))
+    host = f"Host: 127.0.0.1:{served.port}\r\n"
+    revalidate = f'GET {path} HTTP/1.1\r\n{host}If-None-Match: "{run.sha256}"\r\n\r\n'.encode()
+    answers = _keepalive(served.port, revalidate, 6)
+    assert {a[0] for a in answers} == {304}
+    assert all(a[2] == b"" and a[1]["etag"] == f'"{run.sha256}"' and a[1]["date"] for a in answers)
+    assert (
+        len({tuple(sorted((k, v) for k, v in a[1].items() if k != "date")) for a in answers}) == 1
+    )
+
+    download = f"GET {path} HTTP/1.1\r\n{host}\r\n".encode()
+    answers = _keepalive(served.port, download, 6)
+    assert {a[0] for a in answers} == {200} and {a[2] for a in answers} == {body}
+    log_ids = [a[1]["x-log-id"] for a in answers]
+    assert len(set(log_ids)) == 6
+    memos = served.handle.server.memos.values()
+    assert any(m.again is not None for m in memos) and any(m.again is None for m in memos)
+    same = {k: v for k, v in answers[0][1].items() if k not in ("date", "x-log-id")}
+    assert all(
+        {k: v for k, v in a[1].items() if k not in ("date", "x-log-id")} == same for a in answers
+    )
+    assert served.handle.flush_history()
+    rows = {r.log_id: r for r in service.list_history(1000, export_id=run.export_id)}
+    assert len(rows) == before + 6
+    assert {rows[i].status for i in log_ids} == {run.status}
+    assert all(rows[i].link_name and rows[i].source_log_id == run.log_id for i in log_ids)
+    health = _keepalive(served.port, f"GET /healthz HTTP/1.1\r\n{host}\r\n".encode(), 4)
+    assert {(a[0], a[2]) for a in health} == {(200, health[0][2])}
+    assert json.loads(health[0][2])["status"] == "ok"
+    time.sleep(0.1)  # the access log: lines written together, a moment late
+    assert sum(f'"GET {path.split("?")[0]}' in line for line in served.log) >= 12
+
+    definition = service.get_definition(run.export_id)
+    service.rotate_link(run.export_id, definition.links[0].link_id)  # another connection
+    assert _keepalive(served.port, revalidate, 1)[0][0] == 404
+    assert _keepalive(served.port, download, 1)[0][0] == 404

@@ -311,7 +311,26 @@ def record_served_many(served: Sequence[Served]) -> None:
     a few multi-row INSERTs: a busy server records thousands a second."""
     now = utcnow()
     notes: dict[tuple[str, str], list[str]] = {}
-    runs.create_many([_served_fields(s, now, notes) for s in served])
+    # Downloads alike (the same file through the same link, whole) share one row but their log
+    # IDs, converted once; in their order (the history's order is the requests').
+    alike: dict[tuple[object, ...], dict[str, Any]] = {}
+    rows = []
+    for s in served:
+        key = (
+            s.source.log_id,
+            s.note,
+            s.complete,
+            s.sent,
+            s.pending,
+            s.link.link_id if s.link is not None else None,
+            s.link.name if s.link is not None else None,
+            s.partial,
+        )
+        row = alike.get(key)
+        if row is None:
+            row = alike[key] = _served_fields(s, now, notes)
+        rows.append(row)
+    runs.create_many(rows, [s.log_id for s in served])
 
 
 def _served_fields(

@@ -273,12 +273,16 @@ def create(**fields: Any) -> Run:
 _NOTHING = object()
 
 
-def create_many(rows: Sequence[dict[str, Any]]) -> None:
+def create_many(rows: Sequence[dict[str, Any]], log_ids: Sequence[str] | None = None) -> None:
     """New rows (served downloads): one prepared INSERT, executed for every row.
 
     peewee's own multi-row INSERT spends about 250 µs of Python per row generating its SQL
     (measured); here each value only goes through its field's ``db_value`` (fields a row does
-    not name get their defaults, as with ``Run.create``)."""
+    not name get their defaults, as with ``Run.create``).
+
+    ``log_ids`` (as many as ``rows``): each row is its dict with this log ID instead; rows that
+    are the very same dict (the downloads of one file in a batch) are converted once and
+    differ in their log ID only."""
     if not rows:
         return
     fields = [f for f in Run._meta.sorted_fields if not isinstance(f, pw.AutoField)]
@@ -294,19 +298,28 @@ def create_many(rows: Sequence[dict[str, Any]]) -> None:
     # Rows of one batch share most of their values (the same source run, the same moment):
     # a value that is the very object of the row before is converted once (JSON columns too).
     last: list[tuple[object, object]] = [(_NOTHING, None)] * len(fields)
-    for row in rows:
-        values = []
-        for i, f in enumerate(fields):
-            if f.name in row:
-                value = row[f.name]
-            else:
-                default = defaults.get(f.name)
-                value = default() if callable(default) else default
-            before, converted = last[i]
-            if value is not before:
-                converted = f.db_value(value)
-                last[i] = (value, converted)
-            values.append(converted)
+    done: dict[int, list[object]] = {}
+    at = next(i for i, f in enumerate(fields) if f.name == "log_id")
+    for n, row in enumerate(rows):
+        values = done.get(id(row)) if log_ids is not None else None
+        if values is None:
+            values = []
+            for i, f in enumerate(fields):
+                if f.name in row:
+                    value = row[f.name]
+                else:
+                    default = defaults.get(f.name)
+                    value = default() if callable(default) else default
+                before, converted = last[i]
+                if value is not before:
+                    converted = f.db_value(value)
+                    last[i] = (value, converted)
+                values.append(converted)
+            if log_ids is not None:
+                done[id(row)] = values
+        if log_ids is not None:
+            values = values.copy()
+            values[at] = log_ids[n]
         params.append(values)
     with database.atomic():
         db.cursor().executemany(sql, params)

@@ -67,6 +67,8 @@ class Miss:
 
 
 MISS = Miss()
+#: Not known for a moment (see :meth:`ShareCache.look`).
+BUSY = Miss()
 
 #: Exports the cache remembers at most (known and unknown ones together).
 MAX_ENTRIES = 4096
@@ -80,8 +82,12 @@ class ShareCache:
         self._entries: OrderedDict[str, ShareState | None] = OrderedDict()
         self._generation = 0
         self._probe = data_version
+        #: whether the event loop's look can be answered (SQLite's data_version, now or in a
+        #: moment); never on PostgreSQL
+        self._loop_probe = data_version is not None
         if service.cluster_database():
             self._probe = _change_count
+            self._loop_probe = False
         self._seen: int | None = None
         self._files: OrderedDict[Path | service.StoredFile, bytes] = OrderedDict()
         self._file_bytes = 0
@@ -137,14 +143,26 @@ class ShareCache:
     def peek(self, export_id: str) -> ShareState | Miss | None:
         """The cached state of an export without waiting for anything (the event loop asks):
         :data:`MISS` when it is not cached or the probe is busy."""
+        return self.look(export_id)[0]
+
+    def look(self, export_id: str) -> tuple[ShareState | Miss | None, int]:
+        """:meth:`peek`, and the generation the state belongs to (-1 with :data:`MISS`): an
+        answer made from the state holds while :meth:`holds` of that generation is true.
+        :data:`BUSY` (a MISS): whether the database changed cannot be told right now (the
+        recorder is taking or giving up SQLite's write lock), but can in a moment."""
         generation = self._sync(wait=False)
         if generation is None:
-            return MISS
+            return (BUSY if self._loop_probe and self._probe is not None else MISS), -1
         with self._lock:
-            if export_id in self._entries:
+            if self._generation == generation and export_id in self._entries:
                 self._entries.move_to_end(export_id)
-                return self._entries[export_id]
-        return MISS
+                return self._entries[export_id], generation
+        return MISS, -1
+
+    def holds(self, generation: int) -> bool:
+        """Whether nothing changed since ``generation`` (from :meth:`look`), without waiting
+        (the event loop asks; False when that cannot be known now)."""
+        return generation >= 0 and self._sync(wait=False) == generation
 
     def _sync(self, wait: bool = True) -> int | None:
         """The generation to cache under (None: do not cache); a change anywhere invalidates."""

@@ -31,6 +31,7 @@ from tuiexport.server.transport import (
     SMALL_FILE,
     WAIT,
     ClientGone,
+    Delivery,
     Exchange,
     FileBody,
     Head,
@@ -195,7 +196,8 @@ class FileResponses(Exchange):
             headers.append(("Content-Length", str(count)))
             if reader is not None and not self._start_stored(run, reader, offset):
                 return  # answered with a problem
-            body = FileBody(f, offset, count, confirm=log_id is not None)
+            whole = data if data is not None and status == 200 else None
+            body = FileBody(f, offset, count, confirm=log_id is not None, data=whole)
             if log_id is not None:
                 partial = offset + count < size  # a piece of a download: not a fetch of its own
                 self._record_file(
@@ -287,12 +289,46 @@ class FileResponses(Exchange):
         partial: bool = False,
     ) -> None:
         recorder = self.recorder
+        link = self.share_link
+        if body.count < RECORD_FIRST and not big:
+            # A small download is one event, once its delivery is known (no "running" row
+            # first: it is gone a moment after it began).
+            def delivery(log_id: str) -> Delivery:
+                return Delivery(
+                    lambda: recorder.record(
+                        run, log_id=log_id, note=note, link=link, partial=partial, expected=True
+                    ),
+                    lambda sent: recorder.record(
+                        run,
+                        log_id=log_id,
+                        complete=False,
+                        sent=sent,
+                        note=note,
+                        link=link,
+                        partial=partial,
+                        expected=True,
+                    ),
+                )
+
+            first = delivery(log_id)
+            body.on_start, body.on_abandon = recorder.expect, recorder.unexpect
+            body.on_complete, body.on_incomplete = first.on_complete, first.on_incomplete
+            if body.data is not None:
+                # The same file to the same request head again: the same answer but its log ID
+                # (see transport.Memo), recorded the same way.
+                def again() -> tuple[str, Delivery]:
+                    new = service.new_log_id()
+                    recorder.expect()
+                    return new, delivery(new)
+
+                self.memo_again = (log_id, again)
+            return
         beat = liveness.Heartbeat(log_id) if big else None
 
         written = threading.Event() if body.count >= RECORD_FIRST else None
 
         def start() -> None:
-            recorder.begin(run, log_id, note, written, self.share_link, partial=partial)
+            recorder.begin(run, log_id, note, written, link, partial=partial)
             if beat is not None:
                 beat.__enter__()
 

@@ -2,9 +2,11 @@
 
 A download never waits for the database: the request hands its events (began, ended whole,
 broken off) to :class:`Recorder`, whose thread writes whatever has arrived in one transaction
-every few milliseconds. A download that began and ended within one batch is written once, with
-its final status; one still going is written as ``running`` and finished later (a server that
-dies meanwhile leaves it to the next start to mark ``interrupted``). :meth:`Recorder.close`
+every few milliseconds. A small download sent at once is one event, handed over once its
+delivery is known (:meth:`Recorder.expect`, then :meth:`Recorder.record`). A download that
+began and ended within one batch is written once, with its final status; one still going is
+written as ``running`` and finished later (a server that dies meanwhile leaves it to the next
+start to mark ``interrupted``). :meth:`Recorder.close`
 writes everything still queued: a clean stop loses no row.
 
 The thread's database connection is also the share cache's change detector
@@ -58,6 +60,13 @@ class _End:
     status: str
     sent: int
     size: int | None
+
+
+@dataclass(frozen=True)
+class _Once:
+    """A download that began and ended (one row)."""
+
+    served: service.Served
 
 
 @dataclass(frozen=True)
@@ -126,11 +135,32 @@ class Recorder:
         sent: int = 0,
         note: str = "",
         link: LinkView | None = None,
+        log_id: str | None = None,
+        partial: bool = False,
+        expected: bool = False,
     ) -> str:
-        """A download that began and ended: one row."""
-        log_id = self.begin(source, note=note, link=link)
-        self.end(log_id, complete=complete, status=source.status, sent=sent, size=source.size)
+        """A download that began and ended: one row, one event. ``expected``: announced by
+        :meth:`expect` when it began."""
+        log_id = log_id or service.new_log_id()
+        served = service.Served(source, log_id, note, complete, sent, link=link, partial=partial)
+        with self._idle:
+            self._pending += 1
+            if expected:
+                self._open -= 1
+        self._queue.put(_Once(served))
         return log_id
+
+    def expect(self) -> None:
+        """A download began that :meth:`record` will record, with ``expected``, once it ended
+        (:meth:`flush` waits for it meanwhile)."""
+        with self._idle:
+            self._open += 1
+
+    def unexpect(self) -> None:
+        """An expected download did not happen after all (nothing of it went out): no row."""
+        with self._idle:
+            self._open -= 1
+            self._idle.notify_all()
 
     def seen(self, link: LinkView) -> None:
         """A request came through the share ``link`` (also one that gets no file: a 304, a
@@ -270,7 +300,9 @@ class Recorder:
         later: list[Callable[[], object]] = []
         begun: dict[str, _Begin] = {}
         for event in events:
-            if isinstance(event, _Begin):
+            if isinstance(event, _Once):
+                served.append(event.served)
+            elif isinstance(event, _Begin):
                 begun[event.log_id] = event
             elif isinstance(event, _End):
                 start = begun.pop(event.log_id, None)
@@ -295,6 +327,7 @@ class Recorder:
         ]
         # In the order the downloads began: the history's order is the requests' order.
         began = {e.log_id: i for i, e in enumerate(events) if isinstance(e, _Begin)}
+        began |= {e.served.log_id: i for i, e in enumerate(events) if isinstance(e, _Once)}
         served.sort(key=lambda s: began[s.log_id])
         rows: list[Callable[[], object]] = [_rows(served)] if served else []
         seen = {e.link_id for e in events if isinstance(e, _Seen)}

@@ -16,7 +16,7 @@ import msgspec
 from tuiexport import config, service
 from tuiexport.errors import Busy, Gone, InvalidDefinition, NotFound, UserError
 from tuiexport.management.views import DefinitionView, LinkActivity, LinkView, RunView
-from tuiexport.server.cache import Miss, ShareCache
+from tuiexport.server.cache import BUSY, Miss, ShareCache
 from tuiexport.server.files import FileResponses, _utc, disposition
 from tuiexport.server.recorder import Recorder
 from tuiexport.server.runs import (
@@ -190,13 +190,27 @@ class ShareHandler(FileResponses):
                 or checked[1]
             ):
                 return False
-            self.send_health()
+            app, running = self.app, self.app.runs.count()
+            self.send_health(running)
+            # The same answer while this check is fresh and as many runs are under way.
+            self.memo = (
+                lambda: (
+                    app.health is checked
+                    and time.monotonic() - checked[0] <= HEALTH_FRESH
+                    and app.runs.count() == running
+                ),
+                None,
+            )
             return True
         match = _SHARE.fullmatch(path)
         query = self.request.query
         if match is None or "%" in query or "+" in query:
             return False
-        state = self.app.shares.peek(match.group("export_id").lower())
+        shares = self.app.shares
+        state, generation = shares.look(match.group("export_id").lower())
+        if state is BUSY:
+            self.later = True  # the loop asks again in a moment
+            return False
         if isinstance(state, Miss) or state is None or state.path is None:
             return False  # unknown exports take the pool's (equally slow) path: same timing
         self.query = parsed_query(query)
@@ -209,7 +223,11 @@ class ShareHandler(FileResponses):
         if current is None:
             return False
         self.share_link = link
-        self.recorder.seen(link)
+        recorder = self.recorder
+        recorder.seen(link)
+        # An answer without a file (304, HEAD, 416) depends on the head and the cached state
+        # only: the same while nothing changed (a request through the link is still seen).
+        self.memo = (lambda: shares.holds(generation), lambda: recorder.seen(link))
         if not isinstance(state.path, Path) and not self.not_modified(
             current.sha256, current.finished or current.started
         ):
@@ -256,13 +274,13 @@ class ShareHandler(FileResponses):
             return
         self.send_health()
 
-    def send_health(self) -> None:
+    def send_health(self, running: int | None = None) -> None:
         self.send_json(
             200,
             {
                 "status": "ok",
                 "apiVersion": config.API_VERSION,
-                "runningExports": len(self.app.runs.running()),
+                "runningExports": self.app.runs.count() if running is None else running,
             },
         )
 

@@ -110,6 +110,10 @@ class RunManager:
         with self._lock:
             return list(self._active.values())
 
+    def count(self) -> int:
+        """How many runs this server has under way (without the lock: one len())."""
+        return len(self._active)
+
     def follow_or_start(
         self, definition: DefinitionView, link: LinkView | None = None
     ) -> tuple[ActiveRun | None, RunView | None, bool]:

@@ -16,6 +16,7 @@ redacts secrets.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import email.utils
 import fcntl
@@ -158,9 +159,13 @@ class FileBody:
     on_start: Callable[[], None] | None = None
     #: Blocking work to finish (on the pool) before the head goes out.
     before_send: Callable[[], object] | None = None
-    on_complete: Callable[[], None] | None = None
-    on_incomplete: Callable[[int], None] | None = None
+    on_complete: Callable[[], object] | None = None
+    on_incomplete: Callable[[int], object] | None = None
     on_end: Callable[[], None] | None = None
+    #: The whole file's bytes, when they are in memory (``file`` reads them).
+    data: bytes | None = None
+    #: Called instead of ``on_incomplete`` when, after ``on_start``, nothing went out at all.
+    on_abandon: Callable[[], None] | None = None
 
 
 #: A stream yields this when it has nothing yet (the loop waits a moment and asks again).
@@ -197,6 +202,42 @@ class Response:
     bodiless: bool = False
 
 
+@dataclass(eq=False, slots=True)
+class Memo:
+    """An answer kept for a request head that clients repeat byte for byte (a poller, a
+    consumer revalidating, a health check): while :attr:`holds` says so, the loop answers the
+    same head with the same bytes straight from here (no parsing, routing or handler), with the
+    current ``Date``. Only answers made by :meth:`Exchange.fast` that depend on nothing but the
+    head and what :attr:`holds` checks (the share cache's generation, the health check's age)
+    are kept, only bodies in bytes (never a file or a stream), never a closing one. The same
+    bytes parse the same way, so the head is as valid as when it was first answered."""
+
+    holds: Callable[[], bool]
+    on_hit: Callable[[], None] | None
+    #: the status line with its CRLF
+    start: bytes
+    #: the header lines after Server and Date, and the blank line
+    rest: bytes
+    body: bytes
+    #: what the access log says after the client and the time: '"request line" status size '
+    log_tail: str
+    #: A download recorded per request: makes its log ID (the value between :attr:`rest` and
+    #: :attr:`after` in the head) and what to call once it was delivered, or not.
+    again: Callable[[], tuple[str, Delivery]] | None = None
+    after: bytes = b""
+
+
+#: Seconds until the loop asks :meth:`Exchange.fast` again about a request it could not answer
+#: yet, and how many times in a row before the pool answers it.
+RETRY_AFTER = 0.001
+RETRIES = 20
+
+#: Request heads answered from a :class:`Memo`, per server, at most, and the bytes of their
+#: bodies together (the bodies of small files are those the share cache keeps anyway).
+MEMOS = 512
+MEMO_BYTES = 16 << 20
+
+
 # --- the exchange: one request, handled on the pool -----------------------------------------
 
 
@@ -231,6 +272,15 @@ class Exchange:
         self.request_version = request.version
         self.close_connection = request.close
         self.response: Response | None = None
+        #: Set by :meth:`fast` when it could not answer only for a moment: the loop asks again
+        #: shortly instead of sending the request to the pool.
+        self.later = False
+        #: Set by :meth:`fast` when its answer may be kept for this very request head (see
+        #: :class:`Memo`): (whether it still holds, what to do on each reuse or None).
+        self.memo: tuple[Callable[[], bool], Callable[[], None] | None] | None = None
+        #: A small file recorded per download may be kept too: (the value of its head that
+        #: differs per download, what makes the next value and its delivery; see Memo.again).
+        self.memo_again: tuple[str, Callable[[], tuple[str, Delivery]]] | None = None
 
     @property
     def headers_sent(self) -> bool:
@@ -326,6 +376,9 @@ class HTTPServer:
         self.confirming: set[_Unconfirmed] = set()
         #: request heads (bytes) and what they parsed to (see Connection._parse)
         self.parsed: dict[bytes, _Head] = {}
+        #: request heads (bytes) and the answers kept for them (see Memo)
+        self.memos: dict[bytes, Memo] = {}
+        self.memo_bytes = 0
         self.stopping = False
         self.pool = ThreadPoolExecutor(max(1, limits.workers), thread_name_prefix="tuiexport-http")
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -410,8 +463,10 @@ class HTTPServer:
         )
 
     def cut_idle(self) -> None:
-        """Close connections that wait for their next request (stop: no grace needed)."""
-        self.call(lambda: _abort([c for c in self.connections if not c.busy]))
+        """Close connections that wait for their next request (stop: no grace needed): not
+        those whose last answer is not confirmed yet (a download still in flight), and with a
+        FIN, not a reset, so a client still reading an answer it was sent gets all of it."""
+        self.call(lambda: _close([c for c in self.connections if not c.busy and not c.pending]))
 
     def cut_all(self) -> None:
         """Close every connection now (stop, after the grace period)."""
@@ -432,33 +487,56 @@ class HTTPServer:
 
     def confirm(self, item: _Unconfirmed) -> None:
         """Call ``on_complete`` of a sent file once its client acknowledged every byte of it,
-        ``on_incomplete`` when it went away (or stalled past the send deadline) first: looked
-        at now, after 1 ms, then less and less often (a timer, not a task, per download)."""
+        ``on_incomplete`` when it went away (or stalled past the send deadline) first. The files
+        of one connection wait in a queue, confirmed in the order they were sent: looked at now
+        when nothing is waiting before it, at the connection's next request (a client that asks
+        again has what it got before), and by one timer per connection, after 1 ms, then less
+        and less often."""
         self.confirming.add(item)
-        item.connection.unconfirmed += 1
-        # At once first: on loopback the acknowledgement is often in before send() returned.
-        self._check_confirmed(item)
+        connection = item.connection
+        connection.pending.append(item)
+        if len(connection.pending) == 1:
+            # At once first: on loopback the acknowledgement is often in before send() returned.
+            self.check_delivered(connection)
 
-    def _check_confirmed(self, item: _Unconfirmed) -> None:
-        connection, body = item.connection, item.body
+    def check_delivered(self, connection: Connection) -> None:
+        """Confirm what the client of ``connection`` acknowledged (see :meth:`confirm`), in
+        order; the rest waits for the connection's timer."""
+        pending = connection.pending
         acked = connection._acked()
-        whole = acked is None or acked >= item.target
-        if not whole and not connection.lost and self.loop.time() <= item.deadline:
-            self.loop.call_later(item.delay, self._check_confirmed, item)
-            item.delay = min(item.delay * 2, 0.05)
-            return
-        self.confirming.discard(item)
-        connection.unconfirmed -= 1
-        try:
-            if whole:
-                if body.on_complete is not None:
-                    body.on_complete()
-            elif body.on_incomplete is not None:
-                assert acked is not None
-                body.on_incomplete(max(0, item.sent - (item.target - acked)))
-        finally:
-            if body.on_end is not None:
-                body.on_end()
+        now = self.loop.time()
+        while pending:
+            item = pending[0]
+            whole = acked is None or acked >= item.target
+            if not whole and not connection.lost and now <= item.deadline:
+                break
+            pending.popleft()
+            self.confirming.discard(item)
+            connection._confirm_delay = 0.001
+            body = item.body
+            try:
+                if whole:
+                    if body.on_complete is not None:
+                        body.on_complete()
+                elif body.on_incomplete is not None:
+                    assert acked is not None
+                    body.on_incomplete(max(0, item.sent - (item.target - acked)))
+            finally:
+                if body.on_end is not None:
+                    body.on_end()
+        timer = connection._confirm_timer
+        if not pending:
+            if timer is not None:  # confirmed before its timer (at the next request, mostly)
+                timer.cancel()
+                connection._confirm_timer = None
+        elif timer is None:
+            delay = connection._confirm_delay
+            connection._confirm_delay = min(delay * 2, 0.05)
+            connection._confirm_timer = self.loop.call_later(delay, self._confirm_later, connection)
+
+    def _confirm_later(self, connection: Connection) -> None:
+        connection._confirm_timer = None
+        self.check_delivered(connection)
 
     # --- the log ---------------------------------------------------------------------------
 
@@ -478,6 +556,20 @@ class HTTPServer:
         if not self._log_flush and hasattr(sink, "flush"):
             # A sink that collects lines writes them together, at most LOG_EVERY seconds late
             # (one write for many requests, not one per turn of the loop).
+            self._log_flush = True
+            self.loop.call_later(LOG_EVERY, self._flush_log)
+
+    def log_memo(self, client: str, memo: Memo, took: float) -> None:
+        """:meth:`log` of an answer from a :class:`Memo` (the same line, less to format)."""
+        sink = self.access_log
+        if sink is None:
+            return
+        second = int(time.time())
+        if self._log_second[0] != second:
+            self._log_second = (second, time.strftime("%d/%b/%Y %H:%M:%S"))
+        with contextlib.suppress(Exception):  # a broken log sink must not break serving
+            sink(f"{client} - [{self._log_second[1]}] {memo.log_tail}{took * 1000:.1f}ms")
+        if not self._log_flush and hasattr(sink, "flush"):
             self._log_flush = True
             self.loop.call_later(LOG_EVERY, self._flush_log)
 
@@ -523,8 +615,10 @@ class Connection(asyncio.Protocol):
         #: acknowledged when it went away
         self.written = 0
         self.final_acked: int | None = None
-        #: files sent on this connection whose delivery is not confirmed yet
-        self.unconfirmed = 0
+        #: files sent on this connection whose delivery is not confirmed yet, in order
+        self.pending: collections.deque[_Unconfirmed] = collections.deque()
+        self._confirm_timer: asyncio.TimerHandle | None = None
+        self._confirm_delay = 0.001
         self.transport: asyncio.Transport | None = None
         #: the socket, over plain TCP (not TLS): where _acked asks the kernel
         self._tcp_socket: socket.socket | Any = None
@@ -540,6 +634,10 @@ class Connection(asyncio.Protocol):
         #: A request the loop parsed but could not answer at once, for the coroutine:
         #: (request, its exchange, the response fast() made or None).
         self._handoff: tuple[Request, Exchange, Response | None] | None = None
+        #: A request :meth:`Exchange.fast` could not answer *yet* (see Exchange.later) waits in
+        #: the buffer for this timer, which asks again (at most RETRIES times in a row).
+        self._retry: asyncio.TimerHandle | None = None
+        self._retries = 0
 
     # --- protocol callbacks ----------------------------------------------------------------
 
@@ -565,13 +663,30 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if self.pending:
+            self.server.check_delivered(self)
         if self._idle:
             self._answer_at_once()
-            if not self.buffer and self._handoff is None:
-                return  # answered: the coroutine goes on waiting for the next request
+            if (not self.buffer or self._retry is not None) and self._handoff is None:
+                return  # answered (or asked again soon): the coroutine goes on waiting
         if len(self.buffer) > self.limits.head_bytes + self.limits.body_bytes + 65536:
             assert self.transport is not None
             self.transport.pause_reading()  # resumed when the buffer is consumed
+        self._wake()
+
+    def _ask_again(self) -> None:
+        """The timer of a request that fast() could not answer yet: ask again on the loop;
+        after RETRIES times (or once the connection is no longer waiting), the coroutine takes
+        it (the pool answers)."""
+        self._retry = None
+        if not self.buffer or self._handoff is not None or self.lost:
+            return
+        if self._idle and self._retries < RETRIES:
+            self._retries += 1
+            self._answer_at_once()
+            if self._retry is not None or (not self.buffer and self._handoff is None):
+                return
+        self._retries = 0
         self._wake()
 
     def eof_received(self) -> bool:
@@ -588,6 +703,8 @@ class Connection(asyncio.Protocol):
         self._wake()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
+        if self.pending:
+            self.server.check_delivered(self)  # what it acknowledged is whole, the rest not
 
     def pause_writing(self) -> None:
         self.paused_writing = True
@@ -686,7 +803,7 @@ class Connection(asyncio.Protocol):
             traceback.print_exc(file=sys.stderr)
         finally:
             self.busy = False
-            if self.unconfirmed and not self.lost:
+            if self.pending and not self.lost:
                 with contextlib.suppress(Exception):
                     await self._acknowledged()
             if self.transport is not None and not self.transport.is_closing():
@@ -933,13 +1050,17 @@ class Connection(asyncio.Protocol):
         """The hot path, in ``data_received`` while the coroutine waits for the next request:
         complete bodiless requests whose answer needs nothing but the loop (``/healthz``, a 304,
         a small file the share cache knows) are parsed, answered and logged right here, without
-        waking the coroutine (no future, no timer, no task step per request). The first request
-        that needs more (a body, the pool, a stream, a refusal, a closing answer, a full send
-        buffer) is handed to the coroutine as it is, and everything after it waits for the
-        coroutine: nothing is answered out of order. A malformed head is left in the buffer for
-        the coroutine, which parses it again and refuses it."""
+        waking the coroutine (no future, no timer, no task step per request). A head answered
+        before whose :class:`Memo` still holds costs a dictionary look-up and one write. The
+        first request that needs more (a body, the pool, a stream, a refusal, a closing answer,
+        a full send buffer) is handed to the coroutine as it is, and everything after it waits
+        for the coroutine: nothing is answered out of order. A malformed head is left in the
+        buffer for the coroutine, which parses it again and refuses it."""
+        if self._retry is not None:
+            return  # the first request waits for its timer (see _ask_again)
         buffer = self.buffer
         server = self.server
+        memos = server.memos
         transport = self.transport
         while buffer and self._handoff is None:
             if (
@@ -950,27 +1071,64 @@ class Connection(asyncio.Protocol):
                 or buffer[0] in b"\r\n"  # blank lines before a request: the coroutine's
             ):
                 return
+            if memos:
+                # A kept head has no line break of its own at its end and no blank line inside
+                # (it was cut at the first one), so the first CRLF CRLF ends it exactly where
+                # the parser's search would.
+                end = buffer.find(b"\r\n\r\n")
+                memo = memos.get(bytes(buffer[:end])) if end > 0 else None
+                if memo is not None and memo.holds():
+                    del buffer[: end + 4]
+                    started = time.monotonic()
+                    if memo.again is None:
+                        self.write(memo.start + _date_block() + memo.rest + memo.body)
+                    else:
+                        value, delivery = memo.again()
+                        self.write(
+                            memo.start
+                            + _date_block()
+                            + memo.rest
+                            + value.encode("latin-1")
+                            + memo.after
+                            + memo.body
+                        )
+                        deadline = self.loop.time() + self.limits.send_timeout
+                        item = _Unconfirmed(self, self.written, delivery, len(memo.body), deadline)
+                        server.confirm(item)
+                    if memo.on_hit is not None:
+                        memo.on_hit()
+                    self._idle_until = self.loop.time() + self.limits.idle_timeout
+                    server.log_memo(self.client, memo, time.monotonic() - started)
+                    continue
             match = _HEAD_END.search(buffer)
             if match is None or match.end() > self.limits.head_bytes:
                 return
+            raw = bytes(buffer[: match.start()])
             try:
-                request = self._parse(bytes(buffer[: match.start()]))
+                request = self._parse(raw)
             except BadRequest:
                 return
             if "content-length" in request.headers or "transfer-encoding" in request.headers:
                 return  # a body to read (with its deadline): the coroutine's
-            del buffer[: match.end()]
             request.started = time.monotonic()
             exchange = server.exchange(request, server)
             try:
                 done = exchange.fast()
             except Exception:  # noqa: BLE001 - the fast path is an optimisation: the pool decides
                 done = False
+            if not done and exchange.later and self._retries < RETRIES:
+                # Answerable here in a moment (the share cache cannot tell for a millisecond
+                # whether the database changed): left in the buffer, asked again by a timer,
+                # rather than a trip to the pool.
+                self._retry = self.loop.call_later(RETRY_AFTER, self._ask_again)
+                return
+            self._retries = 0
+            del buffer[: match.end()]
             response = exchange.response if done else None
             if (
                 response is None
                 or exchange.close_connection
-                or not self._send_at_once(request, response)
+                or not self._send_at_once(request, response, exchange, raw)
             ):
                 exchange.response = response
                 self._handoff = (request, exchange, response)
@@ -978,19 +1136,49 @@ class Connection(asyncio.Protocol):
                 return
             self._idle_until = self.loop.time() + self.limits.idle_timeout
 
-    def _send_at_once(self, request: Request, response: Response) -> bool:
+    def _send_at_once(
+        self, request: Request, response: Response, exchange: Exchange, raw: bytes
+    ) -> bool:
         """Send a response that needs no waiting (bytes, or a small file whose delivery is
-        confirmed beside the connection) and log it; False (nothing done) for any other."""
+        confirmed beside the connection) and log it; False (nothing done) for any other. An
+        answer in bytes that :meth:`Exchange.fast` allowed to be kept is kept for ``raw``."""
         body = response.body
+        memo = exchange.memo if len(raw) <= PARSED_BYTES else None
         if isinstance(body, FileBody):
             if not self._small_file(body):
                 return False
-            head = self._head(response, request.version, close=False)
-            sent = self._send_small_file(head, body)
+            start = _status_bytes(response.status)
+            rest = self._head_rest(response, request.version, close=False)
+            sent = self._send_small_file(start + _date_block() + rest, body)
+            again = exchange.memo_again
+            if memo is not None and again is not None and body.data is not None:
+                # A whole small file in memory, recorded per download: kept with a hole for
+                # the value that differs per download (its log ID).
+                hole = f": {again[0]}\r\n".encode("latin-1")
+                at = rest.find(hole)
+                if at >= 0 and rest.find(hole, at + 1) < 0:
+                    self._keep(
+                        raw,
+                        request,
+                        response.status,
+                        Memo(
+                            memo[0],
+                            memo[1],
+                            start,
+                            rest[: at + 2],
+                            body.data,
+                            "",
+                            again[1],
+                            rest[at + len(hole) - 2 :],
+                        ),
+                    )
         elif isinstance(body, bytes):
-            head = self._head(response, request.version, close=False)
-            self.write(head + body if body else head)
+            start = _status_bytes(response.status)
+            rest = self._head_rest(response, request.version, close=False)
+            self.write(start + _date_block() + rest + body)
             sent = len(body)
+            if memo is not None:
+                self._keep(raw, request, response.status, Memo(*memo, start, rest, body, ""))
         else:
             return False
         self.server.log(
@@ -1002,15 +1190,37 @@ class Connection(asyncio.Protocol):
         )
         return True
 
+    def _keep(self, raw: bytes, request: Request, status: int, memo: Memo) -> None:
+        """Keep ``memo`` for the request head ``raw`` (see :class:`Memo`)."""
+        server = self.server
+        memos = server.memos
+        old = memos.pop(raw, None)
+        if old is not None:
+            server.memo_bytes -= len(old.body)
+        if len(memos) >= MEMOS or server.memo_bytes + len(memo.body) > MEMO_BYTES:
+            memos.clear()
+            server.memo_bytes = 0
+        memo.log_tail = f'"{_redacted(request.requestline)}" {status} {len(memo.body)} '
+        memos[raw] = memo
+        server.memo_bytes += len(memo.body)
+
     def _head(self, response: Response, version: str, *, close: bool) -> bytes:
-        lines = [_status_line(response.status), _server_and_date()]
-        lines.extend([f"{name}: {value}" for name, value in response.headers])
+        return (
+            _status_bytes(response.status)
+            + _date_block()
+            + self._head_rest(response, version, close=close)
+        )
+
+    @staticmethod
+    def _head_rest(response: Response, version: str, *, close: bool) -> bytes:
+        """The head's lines after ``Server`` and ``Date``, and its blank line."""
+        lines = [f"{name}: {value}\r\n" for name, value in response.headers]
         if close:
-            lines.append("Connection: close")
+            lines.append("Connection: close\r\n")
         elif version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
+            lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        return "".join(lines).encode("latin-1")
 
     async def _answer(
         self,
@@ -1072,23 +1282,36 @@ class Connection(asyncio.Protocol):
     def _send_small_file(self, head: bytes, body: FileBody) -> int:
         """A small file with its head in one write (loop.sendfile's hand-over costs more than
         the copy: measured about 170 ms per response under keep-alive load against 12 ms),
-        its delivery confirmed beside the connection. Returns the bytes sent."""
+        its delivery confirmed beside the connection. Returns the bytes sent. When nothing
+        went out (the file shrank; the connection was closing: then ``on_abandon``, where given,
+        instead of ``on_incomplete``), no download began."""
         sent = 0
         complete = False
+        began = False
         try:
-            if body.on_start is not None:
-                body.on_start()
             body.file.seek(body.offset)
             data = body.file.read(body.count)
             if len(data) != body.count:
                 raise ClientGone()  # the file shrank under us
-            self.write(head + data)  # counts head and data in self.written
+            if body.on_start is not None:
+                body.on_start()
+            began = True
+            try:
+                self.write(head + data)  # counts head and data in self.written
+            except ClientGone:
+                if body.on_abandon is not None:
+                    began = False
+                    body.on_abandon()
+                raise
             sent = len(data)
             complete = True
             self._watch(body, sent)
             return sent
         finally:
-            _closed(body, complete, sent)
+            if began:
+                _closed(body, complete, sent)
+            else:
+                body.file.close()
 
     def _watch(self, body: FileBody, sent: int) -> None:
         """After the last byte of ``body``: ``on_complete`` once the client acknowledged it (or at
@@ -1297,18 +1520,26 @@ class Connection(asyncio.Protocol):
             return status, sent
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
+class Delivery:
+    """What to call once a response's bytes reached the client or did not (see
+    :meth:`HTTPServer.confirm`; a :class:`FileBody` has the same three)."""
+
+    on_complete: Callable[[], object] | None = None
+    on_incomplete: Callable[[int], object] | None = None
+    on_end: Callable[[], None] | None = None
+
+
+@dataclass(eq=False, slots=True)
 class _Unconfirmed:
     """A file sent on ``connection`` whose bytes up to ``target`` (of everything written to it)
     the client has not acknowledged yet."""
 
     connection: Connection
     target: int
-    body: FileBody
+    body: FileBody | Delivery
     sent: int
     deadline: float
-    #: seconds until the next look
-    delay: float = 0.001
 
 
 class _Finished(Exception):
@@ -1324,6 +1555,12 @@ def _next(chunks: Iterator[Any]) -> tuple[bool, Any]:
         return False, next(chunks)
     except StopIteration as stop:
         return True, stop.value
+
+
+def _close(connections: list[Connection]) -> None:
+    for connection in connections:
+        if connection.transport is not None:
+            connection.transport.close()
 
 
 def _abort(connections: list[Connection]) -> None:
@@ -1346,17 +1583,22 @@ def _status_line(status: int) -> str:
     return f"HTTP/1.1 {status} {_title(status)}"
 
 
-_DATE_CACHE: list[Any] = [0, ""]
+@functools.cache  # statuses come from the code: a bounded set
+def _status_bytes(status: int) -> bytes:
+    return f"{_status_line(status)}\r\n".encode("latin-1")
 
 
-def _server_and_date() -> str:
+_DATE_CACHE: list[Any] = [0, b""]
+
+
+def _date_block() -> bytes:
     """The ``Server`` and ``Date`` lines of a head (the date changes once a second)."""
     second = int(time.time())
     if _DATE_CACHE[0] != second:
-        _DATE_CACHE[0] = second
         when = http_date(datetime.fromtimestamp(second, UTC))
-        _DATE_CACHE[1] = f"Server: {SERVER_VERSION}\r\nDate: {when}"
-    return str(_DATE_CACHE[1])
+        _DATE_CACHE[1] = f"Server: {SERVER_VERSION}\r\nDate: {when}\r\n".encode("latin-1")
+        _DATE_CACHE[0] = second
+    return bytes(_DATE_CACHE[1])
 
 
 def _has_fd(file: BinaryIO) -> bool:
