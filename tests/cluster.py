@@ -18,11 +18,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -244,6 +244,45 @@ def request(
 def api(url: str, key: str, method: str = "GET") -> tuple[int, dict[str, str], Any]:
     status, head, body = request(url, method, {"Authorization": f"Bearer {key}"})
     return status, head, json.loads(body) if body else None
+
+
+T = TypeVar("T")
+
+
+def wait(what: str, check: Callable[[], T | None], timeout: float = 120) -> T:
+    """What ``check`` returns once it is truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def trigger_and_fetch(
+    front: str, export_id: str, key: str
+) -> tuple[dict[str, Any], list[tuple[int, dict[str, str], bytes]]]:
+    """An API trigger through ``front``, its status until the run ended and its file twice,
+    all through ``front`` (round robin: the requests go to every server): the run's JSON and
+    the two file answers."""
+    status, _, started = api(f"{front}/api/v1/exports/{export_id}/runs", key, "POST")
+    assert status == 202, started
+    log_id = started["logId"]
+    done = wait(
+        "the run's end through the balancer",
+        lambda: (
+            (a := api(f"{front}/api/v1/runs/{log_id}", key))[2]["status"]
+            not in ("queued", "running")
+            and a
+        ),
+    )
+    run: dict[str, Any] = done[2]
+    files = [
+        request(f"{front}/api/v1/runs/{log_id}/file", headers={"Authorization": f"Bearer {key}"})
+        for _ in range(2)
+    ]
+    return run, files
 
 
 def demo(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import api, balancer, processes, request
+from tests.cluster import api, balancer, processes, request, trigger_and_fetch, wait
 from tests.pg_cluster import Cluster, running_cluster
 from tests.shared_catalog import make_catalog, tx
 from tuiexport import db as dbmod
@@ -65,16 +65,6 @@ def _server_runs(export_id: str) -> list[service.RunView]:
     return [r for r in reversed(service.list_history(export_id=export_id)) if not r.source_log_id]
 
 
-def _wait(what: str, check, timeout: float = 120):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sixteen_triggers_from_two_servers_make_one_run_that_a_worker_claims(
     pg: str, isolated_home: Path
 ) -> None:
@@ -102,7 +92,7 @@ def test_sixteen_triggers_from_two_servers_make_one_run_that_a_worker_claims(
         (log_id,) = log_ids
         assert {a[2]["status"] for a in answers} == {"queued"}  # type: ignore[index]
         worker = cluster.worker()  # only now: nothing ran while the triggers came
-        done = _wait(
+        done = wait(
             "the run's end",
             lambda: (r := service.get_run(log_id)).status not in ("queued", "running") and r,
         )
@@ -139,7 +129,7 @@ def test_max_concurrent_runs_is_counted_across_servers(pg: str, isolated_home: P
         assert status == 202 and again["logId"] == body["logId"]
         # Once a worker ran it, the slot is free again.
         cluster.worker()
-        _wait("the run's end", lambda: service.get_run(body["logId"]).status == "success")
+        wait("the run's end", lambda: service.get_run(body["logId"]).status == "success")
         status, _, _ = api(
             f"{second.url}/api/v1/exports/{exports['Cat'].export_id}/runs", key, "POST"
         )
@@ -158,7 +148,7 @@ def test_a_killed_workers_run_becomes_interrupted_and_the_next_request_runs_agai
         status, _, body = api(f"{server.url}/api/v1/exports/{big.export_id}/runs", key, "POST")
         assert status == 202
         first = body["logId"]
-        _wait("the part file", lambda: list(isolated_home.glob("artifacts/*/.*.part")), 60)
+        wait("the part file", lambda: list(isolated_home.glob("artifacts/*/.*.part")), 60)
         os.kill(worker.pid, signal.SIGKILL)
         worker.popen.wait(10)
         assert service.get_run(first).status == "running"  # nobody noticed yet
@@ -227,26 +217,11 @@ def test_behind_a_balancer_two_servers_and_a_worker_answer_as_one(
                 assert (status, body) == (304, b"")
             # A trigger through the balancer; its status and file through it (round robin: the
             # requests alternate between the servers).
-            status, _, started = api(f"{front}/api/v1/exports/{cat.export_id}/runs", key, "POST")
-            assert status == 202
-            log_id = started["logId"]
-            done = _wait(
-                "the run's end",
-                lambda: (
-                    (a := api(f"{front}/api/v1/runs/{log_id}", key))[2]["status"]
-                    not in ("queued", "running")
-                    and a
-                ),
-            )
-            assert done[2]["status"] in ("success", "warning"), done[2]["messages"]
-            files = [
-                request(
-                    f"{front}/api/v1/runs/{log_id}/file", headers={"Authorization": f"Bearer {key}"}
-                )
-                for _ in range(2)
-            ]
+            done, files = trigger_and_fetch(front, cat.export_id, key)
+            log_id = done["logId"]
+            assert done["status"] in ("success", "warning"), done["messages"]
             assert [f[0] for f in files] == [200, 200]
-            assert {hashlib.sha256(f[2]).hexdigest() for f in files} == {done[2]["sha256"]}
+            assert {hashlib.sha256(f[2]).hexdigest() for f in files} == {done["sha256"]}
     # Both servers answered downloads and the run's file.
     served = Run.select().where(Run.export_id == small.export_id, Run.source_log_id != "")
     assert {r.pid for r in served} == {s.pid for s in servers}
@@ -265,7 +240,7 @@ def test_a_server_that_runs_exports_claims_the_runs_another_server_queued(
             f"{queuing.url}/api/v1/exports/{exports['Big'].export_id}/runs", key, "POST"
         )
         assert status == 202
-        done = _wait(
+        done = wait(
             "the run's end",
             lambda: (r := service.get_run(body["logId"])).status not in ("queued", "running") and r,
         )

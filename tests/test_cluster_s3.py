@@ -14,12 +14,11 @@ import json
 import os
 import signal
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -32,6 +31,8 @@ from tests.cluster import (
     processes,
     request,
     s3_env,
+    trigger_and_fetch,
+    wait,
 )
 from tests.pg_cluster import Cluster, running_cluster
 from tests.shared_catalog import make_catalog
@@ -44,17 +45,6 @@ from tuiexport.models import Run
 pytestmark = pytest.mark.slow
 
 BUCKET = "tuiexport-cluster"
-T = TypeVar("T")
-
-
-def _wait(what: str, check: Callable[[], T | None], timeout: float = 120) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @dataclass
@@ -127,7 +117,7 @@ class S3Cluster:
         return [r for r in reversed(every) if not r.source_log_id]
 
     def ended(self, log_id: str, timeout: float = 120) -> service.RunView:
-        return _wait(
+        return wait(
             f"the end of run {log_id}",
             lambda: (r := service.get_run(log_id)).status not in ("queued", "running") and r,
             timeout,
@@ -225,31 +215,14 @@ def test_fifty_downloads_from_the_store_through_the_balancer_one_etag_and_304s(
 
     # A trigger through the balancer; its status and file through it: round robin sends the
     # requests to both servers, neither of which ran it.
-    status, _, started = api(
-        f"{c.front}/api/v1/exports/{c.exports['Cat'].export_id}/runs", c.key, "POST"
-    )
-    assert status == 202, started
-    log_id = started["logId"]
-    done = _wait(
-        "the run's end through the balancer",
-        lambda: (
-            (a := api(f"{c.front}/api/v1/runs/{log_id}", c.key))[2]["status"]
-            not in ("queued", "running")
-            and a
-        ),
-    )
-    assert done[2]["status"] in ("success", "warning"), done[2]["messages"]
-    files = [
-        request(
-            f"{c.front}/api/v1/runs/{log_id}/file", headers={"Authorization": f"Bearer {c.key}"}
-        )
-        for _ in range(2)
-    ]
+    done, files = trigger_and_fetch(c.front, c.exports["Cat"].export_id, c.key)
+    log_id = done["logId"]
+    assert done["status"] in ("success", "warning"), done["messages"]
     assert [f[0] for f in files] == [200, 200]
-    assert {hashlib.sha256(f[2]).hexdigest() for f in files} == {done[2]["sha256"]}
-    assert {f[1]["etag"] for f in files} == {f'"{done[2]["sha256"]}"'}
+    assert {hashlib.sha256(f[2]).hexdigest() for f in files} == {done["sha256"]}
+    assert {f[1]["etag"] for f in files} == {f'"{done["sha256"]}"'}
     for server in c.servers:  # (the access log is written a moment late)
-        _wait(
+        wait(
             "the file request in each server's log",
             lambda s=server: f"/api/v1/runs/{log_id}/file" in s.output(),
             10,
@@ -358,7 +331,7 @@ def test_kill_9_of_the_worker_mid_upload_publishes_nothing_and_the_next_request_
     assert status == 202, started
     killed_id = started["logId"]
     killed_key = c.key_of(service.get_run(killed_id))
-    _wait("the run's multipart upload", lambda: killed_key in c.uploads(), 90)
+    wait("the run's multipart upload", lambda: killed_key in c.uploads(), 90)
     assert c.worker is not None
     os.kill(c.worker.pid, signal.SIGKILL)
     c.worker.popen.wait(10)
@@ -423,7 +396,7 @@ def test_a_postgresql_restart_while_serving_is_503_then_recovers_without_restart
         c.pg.start()
     assert "Traceback" not in c.logs()
     # Back: the same processes answer and run exports again.
-    _wait("a share download after the restart", lambda: request(c.share("Small"))[0] == 200, 60)
+    wait("a share download after the restart", lambda: request(c.share("Small"))[0] == 200, 60)
     setup.prepare_database(c.pg.url, load_sample=False)
     status, _, started = api(
         f"{c.front}/api/v1/exports/{c.exports['Cat'].export_id}/runs", c.key, "POST"
