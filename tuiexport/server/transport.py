@@ -541,35 +541,26 @@ class HTTPServer:
     # --- the log ---------------------------------------------------------------------------
 
     def log(self, client: str, requestline: str, status: int, size: int, took: float) -> None:
+        if self.access_log is not None:
+            self._log_line(client, f'"{_redacted(requestline)}" {status} {size} ', took)
+
+    def log_memo(self, client: str, memo: Memo, took: float) -> None:
+        """:meth:`log` of an answer from a :class:`Memo` (its line's middle made once)."""
+        if self.access_log is not None:
+            self._log_line(client, memo.log_tail, took)
+
+    def _log_line(self, client: str, middle: str, took: float) -> None:
+        """``middle``: '"request line" status size ' of the access log's line."""
         sink = self.access_log
-        if sink is None:
-            return
+        assert sink is not None
         second = int(time.time())
         if self._log_second[0] != second:
             self._log_second = (second, time.strftime("%d/%b/%Y %H:%M:%S"))
-        line = (
-            f'{client} - [{self._log_second[1]}] "{_redacted(requestline)}" '
-            f"{status} {size} {took * 1000:.1f}ms"
-        )
         with contextlib.suppress(Exception):  # a broken log sink must not break serving
-            sink(line)
+            sink(f"{client} - [{self._log_second[1]}] {middle}{took * 1000:.1f}ms")
         if not self._log_flush and hasattr(sink, "flush"):
             # A sink that collects lines writes them together, at most LOG_EVERY seconds late
             # (one write for many requests, not one per turn of the loop).
-            self._log_flush = True
-            self.loop.call_later(LOG_EVERY, self._flush_log)
-
-    def log_memo(self, client: str, memo: Memo, took: float) -> None:
-        """:meth:`log` of an answer from a :class:`Memo` (the same line, less to format)."""
-        sink = self.access_log
-        if sink is None:
-            return
-        second = int(time.time())
-        if self._log_second[0] != second:
-            self._log_second = (second, time.strftime("%d/%b/%Y %H:%M:%S"))
-        with contextlib.suppress(Exception):  # a broken log sink must not break serving
-            sink(f"{client} - [{self._log_second[1]}] {memo.log_tail}{took * 1000:.1f}ms")
-        if not self._log_flush and hasattr(sink, "flush"):
             self._log_flush = True
             self.loop.call_later(LOG_EVERY, self._flush_log)
 
