@@ -83,7 +83,6 @@ from tuiexport.management.history import (
     record_crash,
     record_served,
     record_served_many,
-    remove_orphan_parts,
     served_complete,
     served_incomplete,
 )
@@ -171,6 +170,7 @@ from tuiexport.management.views import LinkActivity, LinkView
 from tuiexport.management.artifacts import StoredFile
 from tuiexport.management.artifacts import find as find_artifact
 from tuiexport.management.artifacts import why_missing as why_artifact_missing
+from tuiexport.management.artifacts import remove_orphan_parts
 from tuiexport.storage import SeekableReader, StorageError
 # isort: on
 # --- end of artifacts in shared storage ---------------------------------------------------------

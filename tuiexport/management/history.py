@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -240,33 +239,6 @@ def remove_partial(artifact_path: str, log_id: str, *, unpublished: bool = True)
         artifacts.discard_partial(artifact_path, part_path(target, log_id))
         if key is not None and unpublished:
             artifacts.delete(artifact_path)
-
-
-def remove_orphan_parts() -> int:
-    """Remove the part files in this host's artifacts folder (a run's part file or local spool,
-    a fingerprint manifest's parts) of runs that are over: what a process killed here left when
-    another host marked its run (that host cannot reach this disk). A part file whose name
-    names no run, or a run still queued or running (the folder may be shared), stays. Called by
-    the long-running processes (``tuiexport worker``, ``tuiexport serve``) when they start."""
-    root = config.artifacts_dir()
-    if not root.is_dir():
-        return 0
-    parts: dict[Path, set[str]] = {}
-    for path in root.glob("*/*.part"):
-        names = {t for t in re.split(r"[._]", path.name) if len(t) == 10 and t.isalnum()}
-        if names:
-            parts[path] = names
-    if not parts:
-        return 0
-    known = {r.log_id: r.status for r in runs.by_log_ids(set().union(*parts.values()))}
-    removed = 0
-    for path, names in parts.items():
-        statuses = [known[n] for n in names if n in known]
-        if statuses and not any(s in runs.ACTIVE for s in statuses):
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed += 1
-    return removed
 
 
 def record_served(
