@@ -1071,17 +1071,22 @@ class Connection(asyncio.Protocol):
                 if memo is not None and memo.holds():
                     del buffer[: end + 4]
                     started = time.monotonic()
+                    # One join: a chain of + copies a small file's body once per piece.
                     if memo.again is None:
-                        self.write(memo.start + _date_block() + memo.rest + memo.body)
+                        self.write(b"".join((memo.start, _date_block(), memo.rest, memo.body)))
                     else:
                         value, delivery = memo.again()
                         self.write(
-                            memo.start
-                            + _date_block()
-                            + memo.rest
-                            + value.encode("latin-1")
-                            + memo.after
-                            + memo.body
+                            b"".join(
+                                (
+                                    memo.start,
+                                    _date_block(),
+                                    memo.rest,
+                                    value.encode("latin-1"),
+                                    memo.after,
+                                    memo.body,
+                                )
+                            )
                         )
                         deadline = self.loop.time() + self.limits.send_timeout
                         item = _Unconfirmed(self, self.written, delivery, len(memo.body), deadline)
