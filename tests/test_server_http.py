@@ -447,3 +447,61 @@ def test_a_repeated_head_gets_the_same_answer_until_the_state_changes(served):
     service.rotate_link(run.export_id, definition.links[0].link_id)  # another connection
     assert _keepalive(served.port, revalidate, 1)[0][0] == 404
     assert _keepalive(served.port, download, 1)[0][0] == 404
+
+
+def test_a_large_batch_of_served_rows_is_what_record_served_writes_one_by_one(empty_db):
+    """The recorder's batch (history.record_served_many, runs.create_many: multi-row INSERTs of
+    up to ROWS_PER_INSERT rows, the rest in smaller statements) writes each download's row as
+    ``record_served`` writes it alone, in the order given, across every statement boundary."""
+    from tuiexport.management import history, runs
+    from tuiexport.models import Run
+
+    source = runs.view(
+        runs.create(
+            log_id="SOURCE0001",
+            export_id="e-1",
+            export_name="batch",
+            trigger="cli",
+            status="warning",
+            profile="standard",
+            output="jsonl",
+            file_format="standard JSON Lines",
+            product_count=28,
+            omitted_count=2,
+            size=30_105,
+            sha256="ab" * 32,
+            artifact_path="/tmp/x.jsonl",
+            artifact_kept=True,
+            messages=["made"],
+            supplier_shares={"A": 20, "B": 8},
+        )
+    )
+    count = runs.ROWS_PER_INSERT + 219  # one full statement, then 128 + 64 + 16 + 8 + 2 + 1
+    kinds = [
+        {},
+        {"complete": False, "sent": 1_000},
+        {"note": "a note"},
+        {"pending": True},
+        {"partial": True},
+    ]
+    batch = [history.Served(source, f"B{n:09d}", **kinds[n % len(kinds)]) for n in range(count)]
+    history.record_served_many(batch)
+    for n, kind in enumerate(kinds):
+        alone = {k: v for k, v in kind.items() if k != "partial"}
+        history.record_served(source, log_id=f"S{n:09d}", **alone)
+        if kind.get("partial"):  # record_served takes no partial: the row says it
+            Run.update(partial=True).where(Run.log_id == f"S{n:09d}").execute()
+
+    def columns(row: Run) -> dict[str, object]:
+        return {
+            k: v
+            for k, v in row.__data__.items()
+            if k not in ("id", "log_id", "started", "finished", "heartbeat")
+        }
+
+    rows = list(Run.select().where(Run.log_id.startswith("B")).order_by(Run.id))
+    assert [r.log_id for r in rows] == [s.log_id for s in batch]
+    alone = {r.log_id: columns(r) for r in Run.select().where(Run.log_id.startswith("S"))}
+    for n, row in enumerate(rows):
+        assert columns(row) == alone[f"S{n % len(kinds):09d}"], n
+        assert row.started == row.finished == row.heartbeat == rows[0].started

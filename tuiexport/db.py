@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,32 @@ def _sqlite_database(path: str) -> peewee.SqliteDatabase:
         lock_type="IMMEDIATE",
         check_same_thread=False,
     )
+
+
+class Checkpoints:
+    """WAL checkpoints apart from the commits of one busy writer's connection.
+
+    SQLite checkpoints the WAL inside the COMMIT that takes it past 1,000 pages, on the
+    committing connection: copying the pages back and syncing the disk (tens of ms) while that
+    connection is busy. Made on the writer's thread for its ``connection``, this turns that off
+    for it alone (every other connection keeps its automatic checkpoints) and :meth:`run`
+    checkpoints on a connection of its own (PASSIVE: it never waits for readers or writers),
+    when the writer says so."""
+
+    def __init__(self, path: str, connection: sqlite3.Connection) -> None:
+        self._path = path
+        self._side: sqlite3.Connection | None = None
+        connection.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def run(self) -> None:
+        if self._side is None:
+            self._side = sqlite3.connect(self._path, isolation_level=None, timeout=60)
+        self._side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        if self._side is not None:
+            self._side.close()
+            self._side = None
 
 
 def is_in_memory(db: peewee.Database) -> bool:

@@ -19,7 +19,7 @@ import peewee
 from tuiexport.catalog.records import MAX_REPORTED_ERRORS as MAX_REPORTED_IMPORT_ERRORS
 from tuiexport.catalog.records import ImportReport
 from tuiexport.catalog.stats import CatalogStats, catalog_stats
-from tuiexport.db import DatabaseError, close_database, open_database, resolve_target
+from tuiexport.db import Checkpoints, DatabaseError, close_database, open_database, resolve_target
 from tuiexport.db import database as _database
 from tuiexport.db import describe as database_location
 from tuiexport.db import is_in_memory as _is_in_memory
@@ -206,6 +206,7 @@ __all__ = [
     "ApiKeyView",
     "AttemptView",
     "CatalogStats",
+    "Checkpoints",
     "Criteria",
     "CriteriaError",
     "DatabaseError",
@@ -323,6 +324,7 @@ __all__ = [
     "valid_pairs",
     "validate_criteria",
     "validate_definition",
+    "wal_checkpoints",
     "why_artifact_missing",
     "write_together",
 ]
@@ -434,6 +436,17 @@ def data_version_probe() -> Callable[[], int] | None:
         return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
     return probe
+
+
+def wal_checkpoints() -> Checkpoints | None:
+    """For the thread that writes most often (the share server's history recorder): its
+    connection no longer checkpoints the WAL inside its own commits; the returned
+    :class:`Checkpoints` does, apart, when asked (None for PostgreSQL or an in-memory
+    database)."""
+    db = _database.obj
+    if db is None or not _is_sqlite(db) or _is_in_memory(db):
+        return None
+    return Checkpoints(str(db.database), _database.connection())
 
 
 def open_run_file(run: RunView) -> BinaryIO:

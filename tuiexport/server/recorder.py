@@ -38,6 +38,10 @@ from tuiexport.management.views import LinkView, RunView
 BATCH_WAIT = 0.02
 #: Events per transaction at most.
 BATCH_MAX = 4096
+#: Rows written between two checkpoints of the WAL (SQLite file): its own threshold is 1,000
+#: pages, and a served row with its index entries takes 1.6-3.6 KiB of WAL (large batches to
+#: small ones, measured).
+CHECKPOINT_ROWS = 1000
 #: Seconds between two writes of one share link's ``last_seen`` (a consumer revalidating many
 #: times a second costs one row update a minute).
 SEEN_EVERY = 60.0
@@ -82,6 +86,7 @@ class Recorder:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()  # the connection: batches and data_version probes
         self._probe: Callable[[], int] | None = None
+        self._checkpoints: service.Checkpoints | None = None
         self._ready = threading.Event()
         self._idle = threading.Condition()
         self._pending = 0
@@ -271,8 +276,11 @@ class Recorder:
                 self._probe = service.data_version_probe()
             except Exception:  # noqa: BLE001 - no probe: the share cache does not cache
                 self._probe = None
+            with contextlib.suppress(Exception):  # none: SQLite checkpoints inside the commits
+                self._checkpoints = service.wal_checkpoints()
             self._ready.set()
             stop = False
+            unchecked = 0  # rows written since the last checkpoint
             while not stop:
                 events = [self._queue.get()]
                 # Then sleep once and take what came meanwhile: waiting on the queue for each
@@ -287,15 +295,33 @@ class Recorder:
                     with contextlib.suppress(queue.Empty):
                         while True:
                             events.append(self._queue.get_nowait())
-                self._write([e for e in events if e is not _STOP])
+                unchecked += self._write([e for e in events if e is not _STOP])
+                if unchecked >= CHECKPOINT_ROWS and self._checkpoints is not None:
+                    # Apart from the batch's COMMIT, on another connection: while the loop
+                    # cannot tell whether the database changed (the batch takes or gives up
+                    # SQLite's write lock), the answers it keeps wait; a checkpoint inside the
+                    # COMMIT (syncing the disk) made them wait for it too.
+                    unchecked = 0
+                    try:
+                        self._checkpoints.run()
+                    except Exception as exc:  # noqa: BLE001 - reported; the next batch tries again
+                        print(
+                            f"tuiexport serve: checkpointing the database's WAL failed: {exc}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
         finally:
             self._ready.set()
+            if self._checkpoints is not None:
+                with contextlib.suppress(Exception):
+                    self._checkpoints.close()
             with contextlib.suppress(Exception):
                 service.release_connection()
 
-    def _write(self, events: list[object]) -> None:
+    def _write(self, events: list[object]) -> int:
+        """Write ``events``; returns the rows it wrote or changed (about)."""
         if not events:
-            return
+            return 0
         served: list[service.Served] = []
         later: list[Callable[[], object]] = []
         begun: dict[str, _Begin] = {}
@@ -355,6 +381,7 @@ class Recorder:
             with self._idle:
                 self._pending -= len(events)
                 self._idle.notify_all()
+        return len(events)
 
 
 def _rows(served: list[service.Served]) -> Callable[[], object]:
